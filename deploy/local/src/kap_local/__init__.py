@@ -1,0 +1,1 @@
+"""Local runtime for development and tests (Kafka from Maven jars, PostgreSQL, supervisor)."""

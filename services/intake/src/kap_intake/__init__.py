@@ -1,0 +1,1 @@
+"""Intake service: referrals, screening, baseline measures, consent."""

@@ -1,0 +1,27 @@
+"""Composition root: settings, runtime, routers and handlers wired together."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from kap_shared.service.runtime import ServiceRuntime
+
+from .adapters.tables import REGISTRY
+from .config import IntakeSettings
+from .entrypoints.http import router
+
+VERSION = "0.1.0"
+
+
+def build(settings: IntakeSettings | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+    runtime = ServiceRuntime(
+        settings,
+        [REGISTRY.metadata],
+        version=VERSION,
+        publishes=("PatientReferred", "PatientScreened", "ConsentRecorded"),
+    )
+    return runtime.http_app(
+        [router],
+        title="KAP intake",
+        description="Referrals, screening, baseline measures and consent.",
+    )

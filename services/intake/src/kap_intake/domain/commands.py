@@ -1,0 +1,96 @@
+"""What intake is asked to do. These are also the HTTP request bodies, so
+FastAPI's validation (422 naming the field) is the commands' own."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal, Self
+
+from kap_shared.events.enums import ConsentScope, Route
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from .rules import CONTRAINDICATIONS
+
+Indication = Literal["trd", "mdd_si", "ptsd", "gad", "chronic_pain", "ocd", "bipolar_depression"]
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Contact(Command):
+    phone: str | None = Field(default=None, min_length=5, max_length=32)
+    email: EmailStr | None = None
+
+
+class RegisterPatient(Command):
+    """A referral. Name, date of birth and contact are PHI and stay in intake."""
+
+    given_name: str = Field(min_length=1, max_length=100)
+    family_name: str = Field(min_length=1, max_length=100)
+    date_of_birth: date
+    contact: Contact = Field(default_factory=Contact)
+    site_id: str = Field(min_length=1, max_length=64)
+    indications: list[Indication] = Field(min_length=1)
+    referral_source: str | None = Field(default=None, max_length=64)
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _not_in_future(cls, value: date) -> date:
+        if value > date.today():
+            raise ValueError("date_of_birth is in the future")
+        return value
+
+
+class BaselineVitals(Command):
+    bp_systolic: int = Field(ge=50, le=300)
+    bp_diastolic: int = Field(ge=20, le=200)
+    heart_rate: int = Field(ge=20, le=250)
+
+    @model_validator(mode="after")
+    def _systolic_above_diastolic(self) -> Self:
+        if self.bp_systolic <= self.bp_diastolic:
+            raise ValueError("bp_systolic must be greater than bp_diastolic")
+        return self
+
+
+class ScreenPatient(Command):
+    route: Route
+    contraindications: list[str] = Field(default_factory=list)
+    # Item answers; PHQ-9 tolerates up to 2 unanswered (null) items.
+    phq9: list[int | None] = Field(min_length=9, max_length=9)
+    gad7: list[int] = Field(min_length=7, max_length=7)
+    pcl5: list[int] | None = Field(default=None, min_length=20, max_length=20)
+    vitals: BaselineVitals
+
+    @field_validator("contraindications")
+    @classmethod
+    def _known_codes(cls, codes: list[str]) -> list[str]:
+        unknown = sorted(set(codes) - CONTRAINDICATIONS.keys())
+        if unknown:
+            raise ValueError(f"unknown contraindication codes: {', '.join(unknown)}")
+        return sorted(set(codes))
+
+
+# Coded so that the PatientScreened event can carry it without free text (PHI rule);
+# the prescriber's own words go in `note`, which stays in intake.
+ReviewReason = Literal[
+    "benefit_outweighs_risk",
+    "risk_mitigated",
+    "bp_controlled_on_recheck",
+    "risk_outweighs_benefit",
+    "needs_specialist_clearance",
+    "patient_declined",
+    "other",
+]
+
+
+class ReviewScreening(Command):
+    decision: Literal["approve", "decline"]
+    reason: ReviewReason
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RecordConsent(Command):
+    scope: ConsentScope
+    granted: bool

@@ -1,0 +1,1 @@
+"""Intake's entrypoints: the HTTP API (intake consumes no events yet)."""

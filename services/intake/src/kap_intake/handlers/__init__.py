@@ -1,0 +1,1 @@
+"""Intake's use cases: each one changes state and queues its events in one unit of work."""

@@ -1,0 +1,1 @@
+"""Monitoring service: vitals, safety rules, discharge clearance, outcome measures."""

@@ -1,0 +1,1 @@
+"""Monitoring's adapters: its tables."""

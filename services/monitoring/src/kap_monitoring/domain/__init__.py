@@ -1,0 +1,1 @@
+"""Monitoring's domain: monitoring windows and safety rules. No I/O."""

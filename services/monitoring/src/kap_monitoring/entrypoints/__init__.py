@@ -1,0 +1,1 @@
+"""Monitoring's entrypoints: HTTP API and event subscriptions."""

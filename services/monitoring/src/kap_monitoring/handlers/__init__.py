@@ -1,0 +1,1 @@
+"""Monitoring's event handlers and use cases."""

@@ -1,0 +1,1 @@
+"""Notifications service: routes platform events to clinicians on the right channel."""

@@ -1,0 +1,1 @@
+"""Notifications' domain: the routing table and message texts. No I/O."""

@@ -1,0 +1,1 @@
+"""Notifications' entrypoints: HTTP API (inbox) and event subscriptions."""

@@ -1,0 +1,1 @@
+"""Scheduling service: treatment plans, sessions, rooms and clinicians, gating rules."""

@@ -1,0 +1,1 @@
+"""Scheduling's adapters: its database tables."""

@@ -1,0 +1,1 @@
+"""Scheduling's domain: protocols, care teams and plan phases. No I/O."""

@@ -1,0 +1,39 @@
+"""Treatment protocols by route (clinical rulebook sections 1.6, 2.2, 4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kap_shared.events.enums import Route
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    planned_dosing_sessions: int
+    description: str
+
+
+KETAMINE_IV_INDUCTION = Protocol(
+    "ketamine_iv_induction", 6, "6 infusions over 2-3 weeks (KET-SER-1)"
+)
+ESKETAMINE_TRD = Protocol(
+    "esketamine_trd",
+    12,
+    "twice weekly in weeks 1-4, weekly in weeks 5-8; day 1 dose 56 mg (SPR-SCH-1/2, SPR-ADM-3)",
+)
+KAP_SUBLINGUAL = Protocol(
+    "kap_sublingual", 6, "preparation, then dosing and integration sessions alternating (KAP-1/2)"
+)
+
+PROTOCOL_BY_ROUTE: dict[Route, Protocol] = {
+    Route.IV: KETAMINE_IV_INDUCTION,
+    Route.IM: KETAMINE_IV_INDUCTION,
+    Route.INTRANASAL_ESKETAMINE: ESKETAMINE_TRD,
+    Route.SUBLINGUAL: KAP_SUBLINGUAL,
+    Route.ORAL: KAP_SUBLINGUAL,
+}
+
+
+def protocol_for(route: Route) -> Protocol:
+    return PROTOCOL_BY_ROUTE[route]

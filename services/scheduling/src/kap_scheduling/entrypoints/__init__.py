@@ -1,0 +1,1 @@
+"""Scheduling's entrypoints: HTTP API and event subscriptions."""

@@ -1,0 +1,1 @@
+"""Scheduling's use cases and event handlers."""

@@ -1,0 +1,1 @@
+"""The KAP platform library shared by every service."""

@@ -1,0 +1,93 @@
+"""JWT bearer tokens (CONTRACT section 4): claims `sub`, `role`, `sites`.
+
+Development signs with HS256 and KAP_JWT_SECRET; production verifies RS256
+against the identity provider's JWKS (KAP_JWT_JWKS_URL), which also makes key
+rotation a matter of publishing a new key id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import jwt
+from pydantic import BaseModel, Field, ValidationError
+
+from ..events.enums import Role
+from ..events.envelope import utc_now
+
+ISSUER = "kap-platform"
+
+
+class Principal(BaseModel):
+    """Who is calling: a clinician or device id, their role and their sites."""
+
+    sub: str = Field(min_length=1)
+    role: Role
+    sites: list[str] = Field(default_factory=list)
+
+    def can_access_site(self, site_id: str) -> bool:
+        return site_id in self.sites or "*" in self.sites
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    hs256_secret: str | None = None
+    jwks_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.hs256_secret and not self.jwks_url:
+            raise ValueError("set KAP_JWT_SECRET (development) or KAP_JWT_JWKS_URL (production)")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            if self.jwks_url:
+                key = _jwks_client(self.jwks_url).get_signing_key_from_jwt(token).key
+                claims = jwt.decode(
+                    token, key, algorithms=["RS256"], options={"require": ["sub", "exp"]}
+                )
+            else:
+                claims = jwt.decode(
+                    token,
+                    self.hs256_secret or "",
+                    algorithms=["HS256"],
+                    options={"require": ["sub", "exp"]},
+                )
+            return Principal.model_validate(claims)
+        except (jwt.PyJWTError, ValidationError) as exc:
+            raise InvalidToken(str(exc).splitlines()[0]) from exc
+
+
+_clients: dict[str, jwt.PyJWKClient] = {}
+
+
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    # PyJWKClient caches keys; one per URL for the life of the process.
+    if url not in _clients:
+        _clients[url] = jwt.PyJWKClient(url, cache_keys=True, lifespan=300)
+    return _clients[url]
+
+
+def mint_token(
+    secret: str,
+    *,
+    sub: str,
+    role: Role | str,
+    sites: list[str],
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
+    """A development token (HS256). Production tokens come from the identity provider."""
+    now = utc_now()
+    claims = {
+        "sub": sub,
+        "role": str(Role(role)),
+        "sites": sites,
+        "iss": ISSUER,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")

@@ -1,0 +1,1 @@
+"""Clinical knowledge shared by several services (scoring instruments)."""

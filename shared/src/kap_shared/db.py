@@ -1,0 +1,59 @@
+"""Database engine and sessions (SQLModel on SQLAlchemy's asyncio API).
+
+Each service owns one database. Its tables live on a registry of its own
+(`service_registry()`), so two services' models never collide in one process;
+the outbox and inbox tables live on `PLATFORM_REGISTRY` and exist in every
+service's database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import registry
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+PLATFORM_REGISTRY = registry()
+
+
+def service_registry() -> registry:
+    return registry()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            # WAL lets the outbox relay read while a handler writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def create_tables(engine: AsyncEngine, metadatas: Sequence[MetaData]) -> None:
+    """Create missing tables (development and tests; migrations own production)."""
+    async with engine.begin() as conn:
+        for metadata in (PLATFORM_REGISTRY.metadata, *metadatas):
+            await conn.run_sync(metadata.create_all)
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,77 @@
+"""The event envelope of CONTRACT section 1, shared by every topic.
+
+Each concrete event is an `Envelope` subclass that pins `event_type` to a
+literal and types `data`; per-topic discriminated unions live in `catalog`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+
+SCHEMA_VERSION = 1
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Payload(BaseModel):
+    """Base of every `data` object.
+
+    Unknown fields are ignored, so a producer may add optional fields (the
+    contract allows it) without breaking consumers still on the old model.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # The topic an event type is published on; set on each concrete class.
+    topic: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_type: str
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    producer: str = Field(min_length=1)
+    site_id: str = Field(min_length=1)
+    patient_id: str = Field(min_length=1)
+    correlation_id: str = Field(min_length=1)
+    causation_id: str | None = None
+    data: Payload
+
+    @field_serializer("occurred_at")
+    def _rfc3339_utc(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    @classmethod
+    def caused_by(cls, cause: Envelope, *, producer: str, data: Any, **overrides: Any) -> Self:
+        """A follow-up event in the same chain: same patient, site, correlation."""
+        fields: dict[str, Any] = {
+            "producer": producer,
+            "site_id": cause.site_id,
+            "patient_id": cause.patient_id,
+            "correlation_id": cause.correlation_id,
+            "causation_id": str(cause.event_id),
+            "data": data,
+        }
+        fields.update(overrides)
+        return cls(**fields)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @property
+    def key(self) -> bytes:
+        """Kafka record key: every fact about one patient stays in order."""
+        return self.patient_id.encode()

@@ -1,0 +1,148 @@
+"""Events on `kap.monitoring.vitals.v1` (device gateways, monitoring's ingest)
+and `kap.monitoring.events.v1` (monitoring)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from .enums import Agent, Instrument, Route, Severity
+from .envelope import Envelope, Payload
+from .topics import MONITORING_EVENTS, MONITORING_VITALS
+
+VITAL_METRICS = (
+    "bp_systolic",
+    "bp_diastolic",
+    "heart_rate",
+    "spo2",
+    "respiratory_rate",
+    "sedation_moaas",
+)
+
+
+class VitalsReading(Payload):
+    """The measured values of one reading; at least one metric is required."""
+
+    bp_systolic: int | None = Field(default=None, gt=0, lt=400)
+    bp_diastolic: int | None = Field(default=None, gt=0, lt=300)
+    heart_rate: int | None = Field(default=None, gt=0, lt=400)
+    spo2: float | None = Field(default=None, ge=0, le=100)
+    respiratory_rate: int | None = Field(default=None, ge=0, lt=100)
+    sedation_moaas: int | None = Field(default=None, ge=0, le=5)
+    symptoms: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _at_least_one_metric(self) -> Self:
+        if all(getattr(self, metric) is None for metric in VITAL_METRICS):
+            raise ValueError(f"at least one of {', '.join(VITAL_METRICS)} is required")
+        return self
+
+
+class VitalsRecordedData(VitalsReading):
+    session_id: str
+    reading_id: str
+    recorded_at: AwareDatetime
+
+
+class DoseAdministeredData(Payload):
+    session_id: str
+    administered_at: AwareDatetime
+    route: Route
+    agent: Agent
+    dose_mg: float = Field(gt=0)
+    device_number: int | None = Field(default=None, ge=1, le=3)
+
+
+class VitalsAlertData(Payload):
+    alert_id: str
+    session_id: str
+    severity: Severity
+    rule_id: str
+    metric: str
+    value: float
+    threshold: float
+    message: str
+
+
+class VitalsAlertResolvedData(Payload):
+    alert_id: str
+    session_id: str
+    resolved_at: AwareDatetime
+
+
+class ObservationDueData(Payload):
+    session_id: str
+    kind: str
+    due_at: AwareDatetime
+
+
+class DischargeClearedData(Payload):
+    session_id: str
+    first_dose_at: AwareDatetime
+    cleared_at: AwareDatetime
+    observed_minutes: float = Field(ge=0)
+
+
+class OutcomeRecordedData(Payload):
+    instrument: Instrument
+    total: float = Field(ge=0)
+    band: str
+    baseline_total: float | None = None
+    change_pct: float | None = None
+    response: bool
+    remission: bool
+
+
+class SafetyConcernRaisedData(Payload):
+    source: str
+    value: float
+    severity: Severity
+
+
+class VitalsRecorded(Envelope):
+    topic: ClassVar[str] = MONITORING_VITALS
+    event_type: Literal["VitalsRecorded"] = "VitalsRecorded"
+    data: VitalsRecordedData
+
+
+class DoseAdministered(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["DoseAdministered"] = "DoseAdministered"
+    data: DoseAdministeredData
+
+
+class VitalsAlert(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["VitalsAlert"] = "VitalsAlert"
+    data: VitalsAlertData
+
+
+class VitalsAlertResolved(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["VitalsAlertResolved"] = "VitalsAlertResolved"
+    data: VitalsAlertResolvedData
+
+
+class ObservationDue(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["ObservationDue"] = "ObservationDue"
+    data: ObservationDueData
+
+
+class DischargeCleared(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["DischargeCleared"] = "DischargeCleared"
+    data: DischargeClearedData
+
+
+class OutcomeRecorded(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["OutcomeRecorded"] = "OutcomeRecorded"
+    data: OutcomeRecordedData
+
+
+class SafetyConcernRaised(Envelope):
+    topic: ClassVar[str] = MONITORING_EVENTS
+    event_type: Literal["SafetyConcernRaised"] = "SafetyConcernRaised"
+    data: SafetyConcernRaisedData

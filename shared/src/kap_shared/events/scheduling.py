@@ -1,0 +1,124 @@
+"""Events scheduling publishes on `kap.scheduling.events.v1`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from .enums import Phase, Route
+from .envelope import Envelope, Payload
+from .topics import SCHEDULING_EVENTS
+
+
+class TreatmentPlanCreatedData(Payload):
+    plan_id: str
+    route: Route
+    protocol: str
+    prescriber_id: str
+    therapist_id: str
+    planned_dosing_sessions: int = Field(ge=1)
+
+
+class SessionScheduledData(Payload):
+    session_id: str
+    plan_id: str
+    phase: Phase
+    sequence: int = Field(ge=1)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    room_id: str
+    prescriber_id: str | None = None
+    therapist_id: str
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Self:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class SessionRescheduledData(Payload):
+    session_id: str
+    phase: Phase
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    previous_starts_at: AwareDatetime
+
+
+class SessionCancelledData(Payload):
+    session_id: str
+    phase: Phase
+    reason: str
+
+
+class SessionCheckedInData(Payload):
+    session_id: str
+    phase: Phase
+    checked_in_at: AwareDatetime
+
+
+class SessionCompletedData(Payload):
+    session_id: str
+    phase: Phase
+    completed_at: AwareDatetime
+
+
+class PhaseAdvancedData(Payload):
+    plan_id: str
+    from_phase: Phase | None = None
+    to_phase: Phase
+
+
+class IntegrationOverdueData(Payload):
+    dosing_session_id: str
+    due_by: AwareDatetime
+    therapist_id: str
+
+
+class TreatmentPlanCreated(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["TreatmentPlanCreated"] = "TreatmentPlanCreated"
+    data: TreatmentPlanCreatedData
+
+
+class SessionScheduled(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["SessionScheduled"] = "SessionScheduled"
+    data: SessionScheduledData
+
+
+class SessionRescheduled(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["SessionRescheduled"] = "SessionRescheduled"
+    data: SessionRescheduledData
+
+
+class SessionCancelled(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["SessionCancelled"] = "SessionCancelled"
+    data: SessionCancelledData
+
+
+class SessionCheckedIn(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["SessionCheckedIn"] = "SessionCheckedIn"
+    data: SessionCheckedInData
+
+
+class SessionCompleted(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["SessionCompleted"] = "SessionCompleted"
+    data: SessionCompletedData
+
+
+class PhaseAdvanced(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["PhaseAdvanced"] = "PhaseAdvanced"
+    data: PhaseAdvancedData
+
+
+class IntegrationOverdue(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["IntegrationOverdue"] = "IntegrationOverdue"
+    data: IntegrationOverdueData

@@ -1,0 +1,182 @@
+"""Kafka plumbing on faststream: the broker factory, the dead-letter
+middleware, and the sender the outbox relay uses.
+
+Consumers commit only after the handler finished (never the auto-commit
+default, which loses messages): `AckPolicy.NACK_ON_ERROR` commits on success
+and seeks back on error. The dead-letter middleware turns "error after
+bounded retries" into "published to <topic>.dlq, then success", so the
+partition keeps flowing; if even the dead-letter publish fails, the error
+propagates and the message is redelivered rather than lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from faststream import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
+from pydantic import ValidationError
+
+from ..events.topics import dead_letter_topic
+from ..logging import get_logger
+from ..settings import KafkaSettings
+from .errors import PermanentError
+from .outbox import OutboxMessage
+
+log = get_logger(__name__)
+
+# Errors no retry can fix: the message itself is bad.
+NON_RETRYABLE: tuple[type[BaseException], ...] = (
+    ValidationError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    PermanentError,
+)
+
+# Header names on dead letters (CONTRACT section 2).
+DLQ_ERROR = "x-dlq-error"
+DLQ_ERROR_TYPE = "x-dlq-error-type"
+DLQ_GROUP = "x-dlq-consumer-group"
+DLQ_TOPIC = "x-dlq-original-topic"
+DLQ_PARTITION = "x-dlq-original-partition"
+DLQ_OFFSET = "x-dlq-original-offset"
+DLQ_ATTEMPTS = "x-dlq-attempts"
+
+
+def kafka_security(settings: KafkaSettings) -> BaseSecurity | None:
+    """faststream security object from KAFKA_SECURITY_PROTOCOL / KAFKA_SASL_*."""
+    protocol = settings.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context: ssl.SSLContext | None = None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    if use_ssl:
+        context = ssl.create_default_context(
+            cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None
+        )
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    if not settings.sasl_username or settings.sasl_password is None:
+        raise ValueError(f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required for {protocol}")
+    mechanisms: dict[str | None, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        None: SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    cls = mechanisms[settings.sasl_mechanism]
+    return cls(
+        settings.sasl_username,
+        settings.sasl_password.get_secret_value(),
+        ssl_context=context,
+        use_ssl=use_ssl,
+    )
+
+
+def create_broker(
+    settings: KafkaSettings,
+    *,
+    client_id: str,
+    middlewares: tuple[Any, ...] = (),
+) -> KafkaBroker:
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=client_id,
+        security=kafka_security(settings),
+        # Idempotent producer: retries never duplicate or reorder within a partition.
+        enable_idempotence=True,
+        middlewares=middlewares,
+        graceful_timeout=15.0,
+        logger=None,
+    )
+
+
+def dead_letter_middleware(
+    consumer_group: str,
+    *,
+    max_attempts: int = 3,
+    backoff_seconds: float = 0.2,
+    on_dead_letter: Callable[[str, str], None] = lambda topic, error: None,
+) -> type[BaseMiddleware]:
+    """A broker middleware: bounded retries, then `<topic>.dlq` with provenance headers."""
+
+    class DeadLetterMiddleware(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return await call_next(msg)
+                except NON_RETRYABLE as exc:
+                    error: BaseException = exc
+                    break
+                except Exception as exc:
+                    if attempt >= max_attempts:
+                        error = exc
+                        break
+                    log.warning("consumer.retry", attempt=attempt, error=repr(exc)[:300])
+                    await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
+            await self._dead_letter(msg, error, attempt)
+            return None
+
+        async def _dead_letter(
+            self, msg: StreamMessage[Any], error: BaseException, attempts: int
+        ) -> None:
+            record = msg.raw_message
+            broker: KafkaBroker = self.context.get_local("broker") or self.context.get("broker")
+            headers = {k: str(v) for k, v in (msg.headers or {}).items()}
+            headers.update(
+                {
+                    DLQ_ERROR: str(error)[:1000],
+                    DLQ_ERROR_TYPE: type(error).__name__,
+                    DLQ_GROUP: consumer_group,
+                    DLQ_TOPIC: record.topic,
+                    DLQ_PARTITION: str(record.partition),
+                    DLQ_OFFSET: str(record.offset),
+                    DLQ_ATTEMPTS: str(attempts),
+                }
+            )
+            await broker.publish(
+                msg.body, dead_letter_topic(record.topic), key=record.key, headers=headers
+            )
+            on_dead_letter(record.topic, type(error).__name__)
+            log.error(
+                "consumer.dead_lettered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_type=type(error).__name__,
+                error=str(error)[:300],
+            )
+
+    return DeadLetterMiddleware
+
+
+def outbox_sender(broker: KafkaBroker) -> Callable[[list[OutboxMessage]], Any]:
+    """Send a batch in order and wait for every ack (pipelined, not one by one)."""
+
+    async def send(rows: list[OutboxMessage]) -> None:
+        futures = [
+            await broker.publish(
+                json.dumps(row.payload, separators=(",", ":")).encode(),
+                row.topic,
+                key=row.key.encode(),
+                headers=row.headers,
+                no_confirm=True,
+            )
+            for row in rows
+        ]
+        await asyncio.gather(*futures)
+
+    return send

@@ -1,0 +1,43 @@
+"""Idempotent consumer: a processed `event_id` is recorded in the same
+transaction as the handler's effects, so a redelivered event has no second
+effect (the eventuate-tram pattern)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..db import PLATFORM_REGISTRY
+from ..events.envelope import utc_now
+
+
+class InboxMessage(SQLModel, table=True, registry=PLATFORM_REGISTRY):
+    __tablename__ = "inbox_messages"
+
+    consumer_group: str = Field(primary_key=True, max_length=128)
+    event_id: str = Field(primary_key=True, max_length=36)
+    event_type: str = Field(max_length=64)
+    processed_at: datetime = Field(default_factory=utc_now)
+
+
+async def claim(session: AsyncSession, consumer_group: str, event_id: str, event_type: str) -> bool:
+    """Record the event as processed; False when it already was.
+
+    Runs inside the handler's transaction: if the handler fails, the claim
+    rolls back with it and the redelivery is processed again.
+    """
+    values = {
+        "consumer_group": consumer_group,
+        "event_id": event_id,
+        "event_type": event_type,
+        "processed_at": utc_now(),
+    }
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]

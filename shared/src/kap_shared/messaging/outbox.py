@@ -1,0 +1,177 @@
+"""Transactional outbox: events are rows written in the same transaction as
+the state change, and a relay publishes them to Kafka afterwards.
+
+A crash between commit and publish loses nothing: the row stays unsent and
+the relay (in this process after a restart, or in another instance) sends
+it. Delivery is at-least-once, so every consumer deduplicates on `event_id`
+(see `inbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, func, text, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..db import PLATFORM_REGISTRY, is_postgres
+from ..events.envelope import Envelope, utc_now
+from ..logging import get_logger
+
+log = get_logger(__name__)
+
+# Postgres advisory-lock key: one relay per database publishes at a time, so
+# per-patient order holds even with several instances of a service.
+_RELAY_LOCK_KEY = 0x4B4150_0B0
+
+
+class OutboxMessage(SQLModel, table=True, registry=PLATFORM_REGISTRY):
+    __tablename__ = "outbox_messages"
+
+    # Monotonic sequence: publishing in `seq` order keeps each patient's events in order.
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=36)
+    event_type: str = Field(max_length=64)
+    topic: str = Field(max_length=128)
+    key: str = Field(max_length=128)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now, index=True)
+    published_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def outbox_row(event: Envelope, headers: dict[str, str] | None = None) -> OutboxMessage:
+    return OutboxMessage(
+        event_id=str(event.event_id),
+        event_type=event.event_type,
+        topic=event.topic,
+        key=event.patient_id,
+        payload=event.model_dump(mode="json"),
+        headers={
+            "event_type": event.event_type,
+            "content-type": "application/json",
+            **(headers or {}),
+        },
+    )
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows in order, then marks them sent."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        send: Callable[[list[OutboxMessage]], Awaitable[None]],
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self._engine = engine
+        self._sessions = sessions
+        self._send = send
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Called after a commit that wrote outbox rows, so they go out at once."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, flush_timeout: float = 10.0) -> None:
+        """Flush what is pending (bounded), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(self._task, timeout=flush_timeout)
+        except TimeoutError:
+            self._task.cancel()
+        self._task = None
+
+    async def _run(self) -> None:
+        backoff = self._poll_seconds
+        while True:
+            try:
+                sent = await self.publish_pending()
+                backoff = self._poll_seconds
+            except Exception as exc:
+                sent = 0
+                log.warning("outbox.publish_failed", error=repr(exc)[:300])
+                backoff = min(backoff * 2, 10.0)
+            if self._stopping and sent == 0:
+                return
+            if sent >= self._batch_size:
+                continue  # more is waiting
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+
+    async def publish_pending(self) -> int:
+        """One batch: returns how many rows were published."""
+        error: Exception | None = None
+        async with self._sessions() as session, session.begin():
+            if is_postgres(self._engine):
+                locked = await session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _RELAY_LOCK_KEY}
+                )
+                if not locked:
+                    return 0
+            rows = list(
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.published_at).is_(None))
+                    .order_by(col(OutboxMessage.seq))
+                    .limit(self._batch_size)
+                )
+            )
+            if not rows:
+                return 0
+            seqs = [row.seq for row in rows]
+            try:
+                await self._send(rows)
+            except Exception as exc:
+                # Nothing is marked sent; the whole batch is retried (consumers dedupe).
+                error = exc
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.seq).in_(seqs))
+                    .values(attempts=OutboxMessage.attempts + 1, last_error=repr(exc)[:500])
+                )
+            else:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.seq).in_(seqs))
+                    .values(published_at=utc_now(), attempts=OutboxMessage.attempts + 1)
+                )
+        if error is not None:
+            raise error
+        log.debug("outbox.published", count=len(rows))
+        return len(rows)
+
+
+async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, datetime | None]:
+    """Unsent count and the creation time of the oldest unsent event (for metrics)."""
+    async with sessions() as session:
+        result = await session.execute(
+            sa_select(func.count(), func.min(OutboxMessage.created_at)).where(
+                col(OutboxMessage.published_at).is_(None)
+            )
+        )
+        count, oldest = result.one()
+        return int(count), oldest

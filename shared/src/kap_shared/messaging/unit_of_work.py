@@ -1,0 +1,64 @@
+"""Unit of work: one database transaction holding a state change and the
+events it produces (written to the outbox), committed together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..events.envelope import Envelope
+from ..tracing import current_traceparent
+from .outbox import outbox_row
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._on_commit = on_commit
+        self._events: list[Envelope] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside 'async with'")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        self._events = []
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Anything not committed explicitly is rolled back.
+        await self.session.rollback()
+        await self.session.close()
+        self._session = None
+
+    def publish(self, event: Envelope) -> None:
+        """Queue an event; it is stored with the transaction and sent after commit."""
+        headers = {"traceparent": tp} if (tp := current_traceparent()) else {}
+        self.session.add(outbox_row(event, headers))
+        self._events.append(event)
+
+    @property
+    def published(self) -> list[Envelope]:
+        return list(self._events)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self._events:
+            self._on_commit()

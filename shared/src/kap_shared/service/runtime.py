@@ -1,0 +1,244 @@
+"""The runtime every service is built on: database, broker, outbox relay,
+consumer and HTTP app, wired the same way in all four services.
+
+A service's `bootstrap.py` (its composition root) builds a `ServiceRuntime`
+from its settings and table metadata, registers its event handlers and HTTP
+routers, and hands the result to uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData, text
+
+from ..auth.tokens import TokenVerifier
+from ..db import create_engine, create_tables, session_factory
+from ..events.catalog import EVENT_TYPES
+from ..events.envelope import utc_now
+from ..http.errors import install_error_handlers
+from ..logging import configure_logging, get_logger
+from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
+from ..messaging.consumer import EventConsumer, EventHandler
+from ..messaging.outbox import OutboxRelay, outbox_backlog
+from ..messaging.topics_admin import ensure_topics
+from ..messaging.unit_of_work import UnitOfWork
+from ..settings import ServiceSettings
+from ..tracing import continue_trace, trace_id_of
+from .metrics import ServiceMetrics
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    metadatas: Sequence[MetaData]
+    version: str = "0.0.0"
+    # Event types this service publishes (documented in its AsyncAPI).
+    publishes: Sequence[str] = ()
+    metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
+
+    def __post_init__(self) -> None:
+        self.engine = create_engine(self.settings.resolved_database_url)
+        self.sessions = session_factory(self.engine)
+        self.broker: KafkaBroker = create_broker(
+            self.settings.kafka,
+            client_id=self.settings.service_name,
+            middlewares=(
+                dead_letter_middleware(
+                    self.settings.service_name,
+                    max_attempts=self.settings.consumer_max_attempts,
+                    backoff_seconds=self.settings.consumer_retry_backoff_seconds,
+                    on_dead_letter=lambda topic, err: self.metrics.dead_letters.labels(
+                        topic, err
+                    ).inc(),
+                ),
+            ),
+        )
+        self.relay = OutboxRelay(
+            self.engine,
+            self.sessions,
+            outbox_sender(self.broker),
+            batch_size=self.settings.outbox_batch_size,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self.broker_connected = False
+        self._consumer: EventConsumer | None = None
+        for event_type in self.publishes:
+            cls = EVENT_TYPES[event_type]
+            self.broker.publisher(cls.topic, title=event_type, schema=cls)
+
+    # -- composition -------------------------------------------------------
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions, self.relay.notify)
+
+    def consume(self, handlers: dict[Any, EventHandler]) -> EventConsumer:
+        """Register the service's event handlers in its consumer group."""
+        self._consumer = EventConsumer(
+            group_id=self.settings.service_name,
+            sessions=self.sessions,
+            handlers=handlers,
+            on_commit=self.relay.notify,
+        )
+        self._consumer.subscribe(self.broker)
+        return self._consumer
+
+    def token_verifier(self) -> TokenVerifier:
+        secret = self.settings.kap_jwt_secret
+        return TokenVerifier(
+            hs256_secret=secret.get_secret_value() if secret else None,
+            jwks_url=self.settings.kap_jwt_jwks_url,
+        )
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        await create_tables(self.engine, self.metadatas)
+        self._connect_task = asyncio.create_task(self._connect_broker(), name="broker-connect")
+
+    async def _connect_broker(self) -> None:
+        """Connect with backoff: start-up order of Kafka and services does not matter."""
+        delay = 0.5
+        while True:
+            try:
+                await ensure_topics(
+                    self.settings.kafka,
+                    partitions=self.settings.kafka_topic_partitions,
+                    replication=self.settings.kafka_topic_replication,
+                )
+                await self.broker.start()
+                break
+            except Exception as exc:
+                log.warning("broker.unavailable", error=repr(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.broker_connected = True
+        if self.settings.outbox_relay_enabled:
+            self.relay.start()
+        log.info("broker.connected", bootstrap=self.settings.kafka.bootstrap_servers)
+
+    async def stop(self) -> None:
+        """Graceful: stop consuming, finish in-flight handlers, flush the outbox, exit."""
+        if not self._connect_task.done():
+            self._connect_task.cancel()
+        if self.broker_connected:
+            for subscriber in self.broker.subscribers:
+                await subscriber.stop()
+            await self.relay.stop(flush_timeout=10.0)
+            await self.broker.stop()
+        await self.engine.dispose()
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"broker": False, "database": False}
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = True
+        except Exception as exc:
+            log.warning("readyz.database_failed", error=repr(exc)[:200])
+        if self.broker_connected:
+            try:
+                checks["broker"] = bool(await self.broker.ping(timeout=2.0))
+            except Exception:
+                checks["broker"] = False
+        return checks
+
+    def asyncapi(self) -> dict[str, Any]:
+        spec = AsyncAPI(
+            self.broker,
+            title=f"kap-{self.settings.service_name}",
+            version=self.version,
+            description=f"Kafka channels of the {self.settings.service_name} service",
+        ).to_specification()
+        document: dict[str, Any] = spec.to_jsonable()
+        return document
+
+    # -- HTTP ----------------------------------------------------------------
+
+    def http_app(self, routers: Sequence[APIRouter], *, title: str, description: str) -> FastAPI:
+        runtime = self
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await runtime.start()
+            try:
+                yield
+            finally:
+                await runtime.stop()
+
+        app = FastAPI(title=title, version=self.version, description=description, lifespan=lifespan)
+        app.state.runtime = self
+        app.state.token_verifier = self.token_verifier()
+        install_error_handlers(app)
+        _install_request_context(app, self.metrics)
+
+        @app.get("/healthz", tags=["operations"], summary="Process is up")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz", tags=["operations"], summary="Broker and database reachable")
+        async def readyz() -> JSONResponse:
+            checks = await runtime.ready()
+            ok = all(checks.values())
+            return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+        @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        async def metrics() -> Response:
+            count, oldest = await outbox_backlog(runtime.sessions)
+            runtime.metrics.outbox_backlog.set(count)
+            runtime.metrics.outbox_oldest_age.set(
+                (utc_now() - _aware(oldest)).total_seconds() if oldest else 0
+            )
+            return Response(
+                generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
+            )
+
+        @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document of this service")
+        async def asyncapi() -> dict[str, Any]:
+            return runtime.asyncapi()
+
+        for router in routers:
+            app.include_router(router)
+        return app
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; they were written as UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[..., Any]) -> Response:
+        traceparent = continue_trace(request.headers.get("traceparent"))
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            trace_id=trace_id_of(traceparent),
+            correlation_id=request.headers.get("x-correlation-id"),
+        )
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
+        response.headers["traceparent"] = traceparent
+        return response
+
+
+def configure_service_logging(settings: ServiceSettings) -> None:
+    configure_logging(settings.log_level, settings.log_format, settings.service_name)

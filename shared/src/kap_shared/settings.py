@@ -1,0 +1,70 @@
+"""Settings read from the environment (CONTRACT section 5), in one place.
+
+Each service subclasses `ServiceSettings` to add its own knobs and defaults;
+nothing else in the code reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "localhost:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # CA bundle for SSL/SASL_SSL; the system trust store is used when unset.
+    ssl_cafile: Path | None = None
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; subclass it and set `service_name`/`http_port`."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file=".env", env_file_encoding="utf-8")
+
+    service_name: str = "kap"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    database_url: str = ""
+    var_dir: Path = Path("var")
+
+    kap_jwt_secret: SecretStr | None = None
+    kap_jwt_jwks_url: str | None = None
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    # Outbox relay: how often it looks for unsent events when nothing woke it.
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    # Operators may pause publishing (e.g. during a broker migration); events
+    # keep accumulating safely in the outbox and go out once resumed.
+    outbox_relay_enabled: bool = True
+
+    # Bounded in-process retries before a message is dead-lettered.
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    consumer_retry_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # Used when this service creates missing topics at start-up.
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_topic_replication: int = Field(default=1, ge=1)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """An async SQLAlchemy URL: SQLite under `var/` unless DATABASE_URL says otherwise."""
+        url = self.database_url or f"sqlite:///{self.var_dir / f'{self.service_name}.db'}"
+        if url.startswith("sqlite:///"):
+            return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+asyncpg://" + url[len(prefix) :]
+        return url
