@@ -15,9 +15,14 @@ from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 PLATFORM_REGISTRY = registry()
+
+
+class PlatformTable(SQLModel, registry=PLATFORM_REGISTRY):
+    """Base of the tables every service has (outbox, inbox)."""
 
 
 def service_registry() -> registry:

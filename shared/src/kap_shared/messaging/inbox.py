@@ -8,14 +8,14 @@ from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import PLATFORM_REGISTRY
+from ..db import PlatformTable
 from ..events.envelope import utc_now
 
 
-class InboxMessage(SQLModel, table=True, registry=PLATFORM_REGISTRY):
+class InboxMessage(PlatformTable, table=True):
     __tablename__ = "inbox_messages"
 
     consumer_group: str = Field(primary_key=True, max_length=128)

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import JSON, Column, func, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import PLATFORM_REGISTRY, is_postgres
+from ..db import PlatformTable, is_postgres
 from ..events.envelope import Envelope, utc_now
 from ..logging import get_logger
 
@@ -32,7 +32,7 @@ log = get_logger(__name__)
 _RELAY_LOCK_KEY = 0x4B4150_0B0
 
 
-class OutboxMessage(SQLModel, table=True, registry=PLATFORM_REGISTRY):
+class OutboxMessage(PlatformTable, table=True):
     __tablename__ = "outbox_messages"
 
     # Monotonic sequence: publishing in `seq` order keeps each patient's events in order.

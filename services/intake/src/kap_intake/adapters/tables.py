@@ -12,10 +12,14 @@ from sqlmodel import Field, SQLModel, select
 
 REGISTRY = service_registry()
 
+
+class IntakeTable(SQLModel, registry=REGISTRY):
+    """Base of intake's tables: they live on intake's own metadata."""
+
 __all__ = ["REGISTRY", "Consent", "Patient", "Screening", "select"]
 
 
-class Patient(SQLModel, table=True, registry=REGISTRY):
+class Patient(IntakeTable, table=True):
     __tablename__ = "patients"
 
     patient_id: str = Field(primary_key=True, max_length=36)
@@ -31,7 +35,7 @@ class Patient(SQLModel, table=True, registry=REGISTRY):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-class Screening(SQLModel, table=True, registry=REGISTRY):
+class Screening(IntakeTable, table=True):
     __tablename__ = "screenings"
 
     screening_id: str = Field(primary_key=True, max_length=36)
@@ -50,7 +54,7 @@ class Screening(SQLModel, table=True, registry=REGISTRY):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-class Consent(SQLModel, table=True, registry=REGISTRY):
+class Consent(IntakeTable, table=True):
     __tablename__ = "consents"
 
     consent_id: str = Field(primary_key=True, max_length=36)

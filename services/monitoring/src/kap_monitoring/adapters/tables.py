@@ -10,10 +10,14 @@ from sqlmodel import Field, SQLModel, select
 
 REGISTRY = service_registry()
 
+
+class MonitoringTable(SQLModel, registry=REGISTRY):
+    """Base of monitoring's tables: they live on monitoring's own metadata."""
+
 __all__ = ["REGISTRY", "Baseline", "MonitoredSession", "select"]
 
 
-class Baseline(SQLModel, table=True, registry=REGISTRY):
+class Baseline(MonitoringTable, table=True):
     """The latest screening baseline per patient: the reference for safety rules."""
 
     __tablename__ = "baselines"
@@ -31,7 +35,7 @@ class Baseline(SQLModel, table=True, registry=REGISTRY):
     updated_at: datetime = Field(default_factory=utc_now)
 
 
-class MonitoredSession(SQLModel, table=True, registry=REGISTRY):
+class MonitoredSession(MonitoringTable, table=True):
     """A session scheduling booked; dosing sessions open a monitoring window."""
 
     __tablename__ = "monitored_sessions"

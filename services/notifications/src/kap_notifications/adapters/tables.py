@@ -11,10 +11,14 @@ from sqlmodel import Field, SQLModel, select
 
 REGISTRY = service_registry()
 
+
+class NotificationsTable(SQLModel, registry=REGISTRY):
+    """Base of notifications's tables: they live on notifications's own metadata."""
+
 __all__ = ["REGISTRY", "Notification", "select"]
 
 
-class Notification(SQLModel, table=True, registry=REGISTRY):
+class Notification(NotificationsTable, table=True):
     __tablename__ = "notifications"
     # Exactly one notification per (source event, recipient, channel).
     __table_args__ = (UniqueConstraint("source_event_id", "recipient_id", "channel"),)

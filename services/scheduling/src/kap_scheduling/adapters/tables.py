@@ -12,10 +12,14 @@ from sqlmodel import Field, SQLModel, select
 
 REGISTRY = service_registry()
 
+
+class SchedulingTable(SQLModel, registry=REGISTRY):
+    """Base of scheduling's tables: they live on scheduling's own metadata."""
+
 __all__ = ["REGISTRY", "Clinician", "Plan", "Room", "Site", "select"]
 
 
-class Site(SQLModel, table=True, registry=REGISTRY):
+class Site(SchedulingTable, table=True):
     __tablename__ = "sites"
 
     site_id: str = Field(primary_key=True, max_length=64)
@@ -25,7 +29,7 @@ class Site(SQLModel, table=True, registry=REGISTRY):
     rems_certified_until: date | None = None
 
 
-class Room(SQLModel, table=True, registry=REGISTRY):
+class Room(SchedulingTable, table=True):
     __tablename__ = "rooms"
 
     room_id: str = Field(primary_key=True, max_length=64)
@@ -33,7 +37,7 @@ class Room(SQLModel, table=True, registry=REGISTRY):
     name: str
 
 
-class Clinician(SQLModel, table=True, registry=REGISTRY):
+class Clinician(SchedulingTable, table=True):
     __tablename__ = "clinicians"
 
     clinician_id: str = Field(primary_key=True, max_length=64)
@@ -43,7 +47,7 @@ class Clinician(SQLModel, table=True, registry=REGISTRY):
     working_hours: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
-class Plan(SQLModel, table=True, registry=REGISTRY):
+class Plan(SchedulingTable, table=True):
     __tablename__ = "plans"
     __table_args__ = (UniqueConstraint("patient_id", "screening_id"),)
 
