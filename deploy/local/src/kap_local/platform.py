@@ -1,0 +1,166 @@
+"""Run the four services as separate OS processes (for `make run` and the
+end-to-end tests): start, wait until ready, kill -9, restart, stop.
+
+Each service gets its own port, database and log file; they share only the
+Kafka bootstrap address and the development JWT secret.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+DEFAULT_PORTS: dict[str, int] = {
+    "intake": 8001,
+    "scheduling": 8002,
+    "monitoring": 8003,
+    "notifications": 8004,
+}
+SERVICES = tuple(DEFAULT_PORTS)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log_file: object = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self._log_file = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", f"kap_{self.name}"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Own process group: Ctrl-C in `make run` reaches the supervisor, which
+            # then stops each service in order.
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until /readyz says broker and database are reachable."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=2.0)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}):\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` (default: SIGKILL, a crash) and wait for the process to end."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Graceful stop (SIGTERM); SIGKILL if it does not exit in time."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()  # type: ignore[attr-defined]
+            self._log_file = None
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.start()
+        self.wait_ready(timeout)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+class Platform:
+    """The four services on one Kafka cluster, each with its own database."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        work_dir: Path,
+        jwt_secret: str,
+        ports: Mapping[str, int] | None = None,
+        database_urls: Mapping[str, str] | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_format: str = "json",
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.work_dir = work_dir
+        self.jwt_secret = jwt_secret
+        ports = dict(ports or {name: free_port() for name in SERVICES})
+        self.services: dict[str, ServiceProcess] = {}
+        for name in SERVICES:
+            env = {
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "KAP_JWT_SECRET": jwt_secret,
+                "HTTP_PORT": str(ports[name]),
+                "VAR_DIR": str(work_dir / name),
+                "LOG_FORMAT": log_format,
+                "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+                "PYTHONUNBUFFERED": "1",
+                **(extra_env or {}),
+            }
+            if database_urls and name in database_urls:
+                env["DATABASE_URL"] = database_urls[name]
+            self.services[name] = ServiceProcess(
+                name, ports[name], env, work_dir / "logs" / f"{name}.log"
+            )
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def start(self, names: Iterable[str] = SERVICES, timeout: float = 90.0) -> None:
+        chosen = list(names)
+        for name in chosen:
+            self.services[name].start()
+        for name in chosen:
+            self.services[name].wait_ready(timeout)
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()

@@ -1,0 +1,99 @@
+"""Reusable steps of the care pathway, driven over HTTP only."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kap_local.platform import Platform
+from support import Api
+
+ADMIN = ("admin-1", "admin", ["*"])
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Clinic:
+    site_id: str
+    prescriber: str
+    therapist: str
+    nurse: str
+
+    def as_(self, who: str) -> tuple[str, str, list[str]]:
+        role = {"prescriber": "prescriber", "therapist": "therapist", "nurse": "nurse"}[who]
+        return (getattr(self, who), role, [self.site_id])
+
+
+def apis(platform: Platform) -> dict[str, Api]:
+    return {name: Api(platform.url(name), platform.jwt_secret) for name in platform.services}
+
+
+async def create_clinic(platform: Platform) -> Clinic:
+    api = apis(platform)["scheduling"]
+    clinic = Clinic(unique("site"), unique("dr"), unique("th"), unique("rn"))
+    response = await api.request(
+        "POST", "/sites", as_=ADMIN, json_body={"site_id": clinic.site_id, "name": "Test clinic"}
+    )
+    assert response.status_code == 201, response.text
+    response = await api.request(
+        "POST",
+        f"/sites/{clinic.site_id}/rooms",
+        as_=ADMIN,
+        json_body={"room_id": unique("room"), "name": "Room 1"},
+    )
+    assert response.status_code == 201, response.text
+    for clinician_id, role in (
+        (clinic.prescriber, "prescriber"),
+        (clinic.therapist, "therapist"),
+        (clinic.nurse, "nurse"),
+    ):
+        response = await api.request(
+            "POST",
+            "/clinicians",
+            as_=ADMIN,
+            json_body={"clinician_id": clinician_id, "role": role, "sites": [clinic.site_id]},
+        )
+        assert response.status_code == 201, response.text
+    return clinic
+
+
+REFERRAL = {
+    "given_name": "Zelphine",
+    "family_name": "Quorrowitz",
+    "date_of_birth": "1985-04-12",
+    "contact": {"phone": "+15550100", "email": "zq@clinic-mail.example"},
+    "indications": ["trd"],
+}
+
+ELIGIBLE_SCREENING: dict[str, Any] = {
+    "route": "iv",
+    "contraindications": [],
+    "phq9": [2, 2, 2, 2, 2, 2, 2, 2, 0],
+    "gad7": [1, 1, 1, 1, 1, 1, 1],
+    "vitals": {"bp_systolic": 124, "bp_diastolic": 78, "heart_rate": 72},
+}
+
+
+async def refer_and_screen(platform: Platform, clinic: Clinic) -> str:
+    intake = apis(platform)["intake"]
+    response = await intake.request(
+        "POST",
+        "/patients",
+        as_=clinic.as_("nurse"),
+        json_body={**REFERRAL, "site_id": clinic.site_id},
+    )
+    assert response.status_code == 201, response.text
+    patient_id: str = response.json()["patient_id"]
+    response = await intake.request(
+        "POST",
+        f"/patients/{patient_id}/screenings",
+        as_=clinic.as_("nurse"),
+        json_body=ELIGIBLE_SCREENING,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["outcome"] == "eligible"
+    return patient_id

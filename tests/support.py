@@ -1,0 +1,132 @@
+"""Helpers for tests that drive the platform over HTTP and read its topics
+with a plain aiokafka consumer (no consumer group, nothing committed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kap_shared.auth import mint_token
+
+Event = dict[str, Any]
+
+
+@dataclass
+class TopicReader:
+    """Reads a topic from the beginning, remembering what it has seen."""
+
+    bootstrap: str
+    topic: str
+
+    def __post_init__(self) -> None:
+        self.events: list[Event] = []
+        self.raw: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _ensure(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+            )
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(self.topic)
+            for _ in range(50):
+                if partitions:
+                    break
+                await asyncio.sleep(0.1)
+                await consumer._client.force_metadata_update()
+                partitions = consumer.partitions_for_topic(self.topic)
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions or [])]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            self._consumer = consumer
+        return self._consumer
+
+    async def poll(self, timeout: float = 0.5) -> None:
+        consumer = await self._ensure()
+        batches = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=5000)
+        for records in batches.values():
+            for record in records:
+                headers = dict(record.headers or ())
+                self.raw.append((record.key, record.value, headers))
+                # Poison messages are kept in `raw` only.
+                with contextlib.suppress(ValueError, TypeError):
+                    self.events.append(json.loads(record.value))
+
+    async def wait_for(
+        self, predicate: Callable[[list[Event]], bool], timeout: float = 30.0
+    ) -> list[Event]:
+        deadline = time.monotonic() + timeout
+        while True:
+            await self.poll()
+            if predicate(self.events):
+                return self.events
+            if time.monotonic() > deadline:
+                types = [(e.get("event_type"), e.get("patient_id")) for e in self.events[-10:]]
+                raise AssertionError(f"timed out on {self.topic}; last events: {types}")
+
+    def of_patient(self, patient_id: str) -> list[Event]:
+        return [e for e in self.events if e.get("patient_id") == patient_id]
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send(
+                topic, value, key=key, headers=[("content-type", b"application/json")]
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+class Api:
+    """A tiny HTTP client per service, with a token per caller."""
+
+    def __init__(self, base_url: str, secret: str) -> None:
+        self.base_url = base_url
+        self.secret = secret
+
+    def headers(self, sub: str, role: str, sites: list[str]) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {mint_token(self.secret, sub=sub, role=role, sites=sites)}"
+        }
+
+    async def request(
+        self, method: str, path: str, *, as_: tuple[str, str, list[str]], json_body: Any = None
+    ) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30.0) as client:
+            return await client.request(method, path, json=json_body, headers=self.headers(*as_))
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.3) -> Any:
+    """Await `check()` until it returns a truthy value (or raise its last failure)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(interval)
+    if last:
+        raise last
+    raise AssertionError("condition not met in time")
