@@ -4,6 +4,7 @@ referral -> eligible screening -> treatment plan -> therapist's inbox."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from flows import REFERRAL, apis, create_clinic, refer_and_screen
@@ -79,11 +80,14 @@ async def test_referral_to_therapist_inbox_with_followable_chain(platform: Platf
 
         # No PHI on the wire: the referral's name, birth date and contacts never leave intake.
         for reader in (intake_topic, scheduling_topic, notifications_topic):
-            for _key, value, headers in reader.raw:
+            for key, value, headers in reader.raw:
                 for phi in ("Zelphine", "Quorrowitz", REFERRAL["date_of_birth"], "+15550100"):
                     assert phi.encode() not in value
-                assert headers.get("event_type")
-                assert headers.get("content-type") == b"application/json"
+                if key == patient_id.encode():
+                    # CONTRACT section 1: key = patient_id, event_type and content-type headers.
+                    assert headers["event_type"] == json.loads(value)["event_type"].encode()
+                    assert headers["content-type"] == b"application/json"
+                    assert headers["traceparent"].startswith(b"00-")
     finally:
         for reader in (intake_topic, scheduling_topic, notifications_topic):
             await reader.close()
