@@ -13,7 +13,7 @@ from datetime import timedelta
 from ..events.enums import Role
 from .tokens import mint_token
 
-DEV_SECRET = "dev-only-secret-change-me"  # noqa: S105 - development default, documented
+DEV_SECRET = "kap-development-only-secret-change-me-in-production"  # noqa: S105 - development default, documented
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ REGISTRY = service_registry()
 class IntakeTable(SQLModel, registry=REGISTRY):
     """Base of intake's tables: they live on intake's own metadata."""
 
+
 __all__ = ["REGISTRY", "Consent", "Patient", "Screening", "select"]
 
 

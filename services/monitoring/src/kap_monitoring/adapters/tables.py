@@ -14,6 +14,7 @@ REGISTRY = service_registry()
 class MonitoringTable(SQLModel, registry=REGISTRY):
     """Base of monitoring's tables: they live on monitoring's own metadata."""
 
+
 __all__ = ["REGISTRY", "Baseline", "MonitoredSession", "select"]
 
 

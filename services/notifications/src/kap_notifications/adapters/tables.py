@@ -15,6 +15,7 @@ REGISTRY = service_registry()
 class NotificationsTable(SQLModel, registry=REGISTRY):
     """Base of notifications's tables: they live on notifications's own metadata."""
 
+
 __all__ = ["REGISTRY", "Notification", "select"]
 
 

@@ -16,6 +16,7 @@ REGISTRY = service_registry()
 class SchedulingTable(SQLModel, registry=REGISTRY):
     """Base of scheduling's tables: they live on scheduling's own metadata."""
 
+
 __all__ = ["REGISTRY", "Clinician", "Plan", "Room", "Site", "select"]
 
 

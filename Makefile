@@ -1,0 +1,57 @@
+# The two commands that matter:  make run   |   make test
+# Everything else is a step they use, or a narrower target for one service.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SERVICES := intake scheduling monitoring notifications
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-22s %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv: ## Install uv (from PyPI) when it is missing
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages uv
+
+.PHONY: deps
+deps: uv ## Install the locked Python dependencies of every workspace member
+	$(UV) sync --all-packages --frozen
+
+.PHONY: kafka-jars
+kafka-jars: deps ## Fetch the Apache Kafka broker jars from Maven Central (once)
+	$(UV) run python -m kap_local.kafka fetch
+
+.PHONY: run
+run: deps kafka-jars ## Run Kafka, the four services and a demo clinic network (Ctrl-C stops)
+	$(UV) run python -m kap_local.run
+
+.PHONY: kafka
+kafka: deps kafka-jars ## Only Kafka, on 127.0.0.1:9092 (foreground)
+	$(UV) run python -m kap_local.kafka start --port 9092 --work-dir var/kafka
+
+.PHONY: lint
+lint: deps ## ruff (lint and format check) and strict mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy shared/src deploy/local/src $(foreach s,$(SERVICES),services/$(s)/src)
+
+.PHONY: test
+test: lint kafka-jars ## The whole suite: lint, unit tests, real-Kafka integration and end-to-end tests
+	$(UV) run pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests only (no broker)
+	$(UV) run pytest shared/tests $(foreach s,$(SERVICES),services/$(s)/tests) $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: deps kafka-jars ## End-to-end tests (real Kafka, services as processes)
+	$(UV) run pytest tests $(PYTEST_ARGS)
+
+test-%: deps ## One service's own tests, in its own dependency set (e.g. make test-intake)
+	$(UV) run --package kap-$* --group dev pytest services/$*/tests $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove local state (databases, Kafka data, logs)
+	rm -rf var

@@ -1,0 +1,44 @@
+"""A throw-away service table and helpers for the messaging tests (real SQLite files)."""
+
+from __future__ import annotations
+
+from kap_shared.db import service_registry
+from kap_shared.messaging.inbox import InboxMessage
+from kap_shared.messaging.outbox import OutboxMessage
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+TEST_REGISTRY = service_registry()
+
+
+class ServiceTable(SQLModel, registry=TEST_REGISTRY):
+    """Base of this test service's own tables."""
+
+
+class CareTask(ServiceTable, table=True):
+    """State a handler or command writes in the same transaction as its events."""
+
+    __tablename__ = "care_tasks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: str
+    kind: str
+
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def outbox_rows(sessions: Sessions) -> list[OutboxMessage]:
+    async with sessions() as session:
+        return list(await session.exec(select(OutboxMessage).order_by(col(OutboxMessage.seq))))
+
+
+async def inbox_rows(sessions: Sessions) -> list[InboxMessage]:
+    async with sessions() as session:
+        return list(await session.exec(select(InboxMessage)))
+
+
+async def care_tasks(sessions: Sessions) -> list[CareTask]:
+    async with sessions() as session:
+        return list(await session.exec(select(CareTask).order_by(col(CareTask.id))))
