@@ -226,11 +226,6 @@ async def test_invalid_field_raised_by_a_handler_is_422_with_details(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: http/errors.py _field_path drops 'body'/'query'/'path'/'header' anywhere in "
-    "loc, not only the leading location, so a parameter named 'query' is reported as 'body'",
-)
 async def test_422_names_a_parameter_called_query(client: httpx.AsyncClient) -> None:
     response = await client.get("/patients/search", params={"query": "ab"}, headers=bearer())
     error = assert_error_shape(response, 422, "validation_error")

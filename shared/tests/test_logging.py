@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 import structlog
 from kap_shared.logging import PHI_KEYS, drop_phi
 
@@ -55,11 +54,6 @@ def test_rendered_log_line_contains_no_phi_values() -> None:
     assert json.loads(line)["patient_id"] == "pt-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: logging.py drop_phi only inspects top-level keys; PHI inside a nested dict "
-    "(e.g. payload=body.model_dump()) is logged verbatim",
-)
 def test_phi_nested_in_a_logged_dict_is_redacted() -> None:
     logger = structlog.wrap_logger(
         structlog.ReturnLogger(), processors=[drop_phi, structlog.processors.JSONRenderer()]

@@ -315,11 +315,6 @@ async def test_running_relay_is_woken_by_notify_after_commit(
         await relay.stop(flush_timeout=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: outbox.py OutboxRelay._run clears the wake event after publish_pending, so a "
-    "notify() arriving while a batch is in flight is lost; the new event waits poll_seconds",
-)
 async def test_notify_during_an_in_flight_batch_is_not_lost(
     engine: AsyncEngine, sessions: Sessions
 ) -> None:

@@ -88,11 +88,6 @@ def test_async_urls_are_left_alone(url: str) -> None:
     assert settings(database_url=url).resolved_database_url == url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: settings.py resolved_database_url keeps libpq's ?sslmode=... when switching to "
-    "asyncpg; SQLAlchemy passes it to asyncpg.connect(), which raises TypeError",
-)
 def test_postgres_url_with_sslmode_gives_arguments_asyncpg_accepts() -> None:
     # The usual managed-PostgreSQL URL form. No network: inspect the connect arguments.
     url = settings(

@@ -57,11 +57,6 @@ def test_invalid_traceparent_starts_a_new_trace(incoming: str | None) -> None:
     assert trace_id_of(first) != trace_id_of(second), "new traces get random ids"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: tracing.py _TRACEPARENT accepts all-zero trace-id/parent-id, which W3C Trace "
-    "Context declares invalid; such a header must start a new trace",
-)
 @pytest.mark.parametrize(
     "incoming",
     [

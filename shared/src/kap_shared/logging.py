@@ -32,9 +32,18 @@ PHI_KEYS = frozenset(
 )
 
 
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[redacted]" if k in PHI_KEYS else _redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
 def drop_phi(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in PHI_KEYS.intersection(event_dict):
-        event_dict[key] = "[redacted]"
+    """Redact PHI keys at any depth, in case someone logs a whole payload."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = "[redacted]" if key in PHI_KEYS else _redact(value)
     return event_dict
 
 

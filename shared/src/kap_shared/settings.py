@@ -38,6 +38,7 @@ class ServiceSettings(BaseSettings):
 
     kap_jwt_secret: SecretStr | None = None
     kap_jwt_jwks_url: str | None = None
+    kap_jwt_audience: str | None = None
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -66,5 +67,34 @@ class ServiceSettings(BaseSettings):
             return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
         for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix) :]
+                return _asyncpg_url("postgresql+asyncpg://" + url[len(prefix) :])
         return url
+
+
+# libpq query parameters asyncpg does not take; `sslmode` is renamed to `ssl`.
+_LIBPQ_ONLY = frozenset(
+    {
+        "sslcert",
+        "sslkey",
+        "sslrootcert",
+        "sslcrl",
+        "target_session_attrs",
+        "channel_binding",
+        "gssencmode",
+    }
+)
+
+
+def _asyncpg_url(url: str) -> str:
+    """Managed PostgreSQL URLs say `?sslmode=require`; asyncpg calls it `ssl`."""
+    base, _, query = url.partition("?")
+    if not query:
+        return url
+    params = []
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name == "sslmode":
+            params.append(f"ssl={value}")
+        elif name not in _LIBPQ_ONLY:
+            params.append(pair)
+    return base + ("?" + "&".join(params) if params else "")

@@ -19,7 +19,9 @@ def current_traceparent() -> str | None:
 def continue_trace(incoming: str | None) -> str:
     """Start a child span of `incoming` (or a new trace) and make it current."""
     match = _TRACEPARENT.match(incoming or "")
-    trace_id = match.group(1) if match else secrets.token_hex(16)
+    # All-zero ids are invalid per W3C Trace Context: start a new trace instead.
+    valid = match and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
+    trace_id = match.group(1) if match and valid else secrets.token_hex(16)
     value = f"00-{trace_id}-{secrets.token_hex(8)}-01"
     _current.set(value)
     return value

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import jwt
+from jwt.types import Options
 from pydantic import BaseModel, Field, ValidationError
 
 from ..events.enums import Role
@@ -38,28 +39,37 @@ class InvalidToken(Exception):
 class TokenVerifier:
     hs256_secret: str | None = None
     jwks_url: str | None = None
+    # Identity providers put an `aud` claim in their tokens; when set, it must match.
+    audience: str | None = None
 
     def __post_init__(self) -> None:
         if not self.hs256_secret and not self.jwks_url:
             raise ValueError("set KAP_JWT_SECRET (development) or KAP_JWT_JWKS_URL (production)")
 
     def verify(self, token: str) -> Principal:
+        options: Options = {"require": ["sub", "exp"], "verify_aud": bool(self.audience)}
         try:
             if self.jwks_url:
                 key = _jwks_client(self.jwks_url).get_signing_key_from_jwt(token).key
                 claims = jwt.decode(
-                    token, key, algorithms=["RS256"], options={"require": ["sub", "exp"]}
+                    token, key, algorithms=["RS256"], audience=self.audience, options=options
                 )
             else:
                 claims = jwt.decode(
                     token,
                     self.hs256_secret or "",
                     algorithms=["HS256"],
-                    options={"require": ["sub", "exp"]},
+                    audience=self.audience,
+                    options=options,
                 )
-            return Principal.model_validate(claims)
-        except (jwt.PyJWTError, ValidationError) as exc:
+        except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc).splitlines()[0]) from exc
+        try:
+            return Principal.model_validate(claims)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            claim = ".".join(str(p) for p in first["loc"]) or "claims"
+            raise InvalidToken(f"claim {claim}: {first['msg']}") from exc
 
 
 _clients: dict[str, jwt.PyJWKClient] = {}

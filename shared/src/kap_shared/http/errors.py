@@ -54,9 +54,14 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    # Drop the "body"/"query"/"path" prefix: integrators name fields, not FastAPI locations.
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    """`phq9[3]`, `vitals.bp_systolic`: integrators name fields, not FastAPI locations."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header") and len(parts) > 1:
+        parts = parts[1:]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -107,6 +107,8 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = self._poll_seconds
         while True:
+            # Clear before publishing: a notify() arriving mid-batch must not be lost.
+            self._wake.clear()
             try:
                 sent = await self.publish_pending()
                 backoff = self._poll_seconds
@@ -114,11 +116,12 @@ class OutboxRelay:
                 sent = 0
                 log.warning("outbox.publish_failed", error=repr(exc)[:300])
                 backoff = min(backoff * 2, 10.0)
-            if self._stopping and sent == 0:
-                return
+            if self._stopping:
+                if sent == 0:
+                    return
+                continue  # flushing: no waiting between batches
             if sent >= self._batch_size:
                 continue  # more is waiting
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 

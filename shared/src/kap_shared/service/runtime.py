@@ -102,6 +102,7 @@ class ServiceRuntime:
         return TokenVerifier(
             hs256_secret=secret.get_secret_value() if secret else None,
             jwks_url=self.settings.kap_jwt_jwks_url,
+            audience=self.settings.kap_jwt_audience,
         )
 
     # -- lifecycle -----------------------------------------------------------
