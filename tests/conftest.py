@@ -1,32 +1,45 @@
 """Fixtures for the end-to-end suite: a real Kafka broker (from the kap_local
 pytest plugin: KAFKA_BOOTSTRAP_SERVERS, testcontainers, or Kafka from Maven
-jars; never skipped) and the four services as separate OS processes."""
+jars; never skipped) and the four services as separate OS processes.
+
+The platform runs twice: on SQLite (the embedded default) and on PostgreSQL
+(one database per service, from Debian's package via kap_local.postgres).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from kap_local.platform import Platform
+
+from kap_local.platform import SERVICES, Platform
+from kap_local.postgres import LocalPostgres
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 SECRET = "e2e-secret-that-is-long-enough-for-hs256!"  # test-only key
 
 
-@pytest.fixture(scope="session")
-def platform(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    work = tmp_path_factory.mktemp("platform")
-    running = Platform(
-        bootstrap=kafka_bootstrap,
-        work_dir=work,
-        jwt_secret=SECRET,
-        extra_env={"OUTBOX_POLL_SECONDS": "0.2", "CONSUMER_RETRY_BACKOFF_SECONDS": "0.05"},
-    )
-    try:
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def platform(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    work = tmp_path_factory.mktemp(f"platform-{request.param}")
+    with ExitStack() as stack:
+        database_urls = None
+        if request.param == "postgres":
+            postgres = stack.enter_context(LocalPostgres())
+            database_urls = {name: postgres.create_database(f"kap_{name}") for name in SERVICES}
+        running = Platform(
+            bootstrap=kafka_bootstrap,
+            work_dir=work,
+            jwt_secret=SECRET,
+            database_urls=database_urls,
+            extra_env={"OUTBOX_POLL_SECONDS": "0.2", "CONSUMER_RETRY_BACKOFF_SECONDS": "0.05"},
+        )
+        stack.callback(running.stop)
         running.start()
         yield running
-    finally:
-        running.stop()

@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kap_local.platform import Platform
 from support import Api
+
+from kap_local.platform import Platform
 
 ADMIN = ("admin-1", "admin", ["*"])
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
 from kap_shared.auth import mint_token
 
 Event = dict[str, Any]

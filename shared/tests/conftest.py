@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kap_shared.db import create_engine, create_tables, session_factory
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kap_shared.db import create_engine, create_tables, session_factory
 
 from .dbsupport import TEST_REGISTRY, Sessions
 

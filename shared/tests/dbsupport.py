@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from kap_shared.db import service_registry
-from kap_shared.messaging.inbox import InboxMessage
-from kap_shared.messaging.outbox import OutboxMessage
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from kap_shared.db import service_registry
+from kap_shared.messaging.inbox import InboxMessage
+from kap_shared.messaging.outbox import OutboxMessage
 
 TEST_REGISTRY = service_registry()
 

@@ -13,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
 from kap_shared.auth import InvalidToken, Principal, TokenVerifier, mint_token
 from kap_shared.events.enums import Role
 

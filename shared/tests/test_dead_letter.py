@@ -12,6 +12,7 @@ import pytest
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+
 from kap_shared.events import OutcomeRecorded, decode
 from kap_shared.messaging.broker import dead_letter_middleware
 from kap_shared.messaging.consumer import EventConsumer

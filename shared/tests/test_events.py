@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
 from kap_shared.events import (
     EVENT_TYPES,
     EVENTS_BY_TOPIC,
@@ -20,7 +22,6 @@ from kap_shared.events import (
 )
 from kap_shared.events.catalog import UnknownTopicError
 from kap_shared.events.topics import ALL_TOPICS, dead_letter_topic
-from pydantic import ValidationError
 
 from .examples import CORRELATION, EXAMPLE_DATA, EXAMPLES, PATIENT, SITE, example, example_data
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, Query
+from pydantic import BaseModel, Field
+
 from kap_shared.auth import (
     Principal,
     TokenVerifier,
@@ -19,7 +21,6 @@ from kap_shared.auth import (
 )
 from kap_shared.events.enums import Role, Route
 from kap_shared.http.errors import InvalidField, NotFound, RuleViolation, install_error_handlers
-from pydantic import BaseModel, Field
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+
 from kap_shared.events import (
     EVENT_TYPES,
     Envelope,

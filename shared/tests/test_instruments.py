@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kap_shared.clinical.instruments import Score, ScoringError, score
 from kap_shared.events.enums import Instrument
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import structlog
+
 from kap_shared.logging import PHI_KEYS, drop_phi
 
 PHI = {

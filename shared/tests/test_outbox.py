@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from kap_shared.events import EVENT_TYPES, Envelope, decode
 from kap_shared.messaging.outbox import OutboxMessage, OutboxRelay, outbox_backlog
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.tracing import continue_trace, trace_id_of
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .dbsupport import CareTask, Sessions, care_tasks, outbox_rows
 from .examples import example

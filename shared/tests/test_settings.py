@@ -8,11 +8,12 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from kap_shared.db import create_engine, create_tables
-from kap_shared.settings import ServiceSettings
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from kap_shared.db import create_engine, create_tables
+from kap_shared.settings import ServiceSettings
 
 ENV = (
     "DATABASE_URL",

@@ -6,6 +6,7 @@ import contextvars
 import re
 
 import pytest
+
 from kap_shared.tracing import continue_trace, current_traceparent, trace_id_of
 
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from flows import ELIGIBLE_SCREENING, REFERRAL, Clinic, apis, create_clinic
+from support import TopicReader, eventually
+
 from kap_local.platform import Platform
 from kap_shared.events import topics
-from support import TopicReader, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 

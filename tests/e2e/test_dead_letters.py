@@ -7,9 +7,10 @@ import json
 
 import pytest
 from flows import apis, create_clinic, unique
+from support import TopicReader, eventually, produce
+
 from kap_local.platform import Platform
 from kap_shared.events import PatientScreened, topics
-from support import TopicReader, eventually, produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 

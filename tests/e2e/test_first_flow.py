@@ -8,9 +8,10 @@ import json
 
 import pytest
 from flows import REFERRAL, apis, create_clinic, refer_and_screen
+from support import TopicReader, eventually
+
 from kap_local.platform import Platform
 from kap_shared.events import topics
-from support import TopicReader, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
 from kap_local.postgres import LocalPostgres, find_pg_bin
 
 

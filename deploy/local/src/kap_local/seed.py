@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import httpx
+
 from kap_shared.auth import mint_token
 
 WEEKDAYS = {day: {"start": "08:00", "end": "18:00"} for day in ("mon", "tue", "wed", "thu", "fri")}

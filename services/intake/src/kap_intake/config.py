@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from kap_shared.settings import ServiceSettings
 from pydantic import Field
+
+from kap_shared.settings import ServiceSettings
 
 from .domain.rules import ScreeningRules
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.tables import REGISTRY

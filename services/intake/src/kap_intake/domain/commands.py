@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Self
 
-from kap_shared.events.enums import ConsentScope, Route
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from kap_shared.events.enums import ConsentScope, Route
 
 from .rules import CONTRAINDICATIONS
 

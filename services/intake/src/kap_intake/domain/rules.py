@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kap_shared.events.enums import ContraindicationClass, ScreeningOutcome
 from pydantic import BaseModel, Field
+
+from kap_shared.events.enums import ContraindicationClass, ScreeningOutcome
 
 ABSOLUTE = ContraindicationClass.ABSOLUTE
 RELATIVE = ContraindicationClass.RELATIVE

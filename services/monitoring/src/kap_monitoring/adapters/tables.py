@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlmodel import Field, SQLModel, select
+
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
-from sqlmodel import Field, SQLModel, select
 
 REGISTRY = service_registry()
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kap_shared.db import service_registry
-from kap_shared.events.envelope import utc_now
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel, select
+
+from kap_shared.db import service_registry
+from kap_shared.events.envelope import utc_now
 
 REGISTRY = service_registry()
 

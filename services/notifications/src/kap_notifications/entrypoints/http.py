@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel
+from sqlmodel import col
+
 from kap_shared.auth import Principal, current_principal
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
-from pydantic import BaseModel
-from sqlmodel import col
 
 from ..adapters.tables import Notification, select
 

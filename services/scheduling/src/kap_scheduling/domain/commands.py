@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Literal, Self
 
-from kap_shared.events.enums import Role
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kap_shared.events.enums import Role
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Identifier = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")

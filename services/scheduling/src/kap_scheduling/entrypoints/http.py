@@ -6,12 +6,13 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
-from pydantic import BaseModel
 
 from ..adapters.tables import Plan, select
 from ..domain.commands import AddRoom, CreateClinician, CreateSite

@@ -3,13 +3,14 @@ with a care team from the site's directory."""
 
 from __future__ import annotations
 
+from sqlalchemy import func
+from sqlmodel import col
+
 from kap_shared.events import PatientScreened, PhaseAdvanced, TreatmentPlanCreated, new_id
 from kap_shared.events.enums import Phase, Role, Route, ScreeningOutcome
 from kap_shared.events.scheduling import PhaseAdvancedData, TreatmentPlanCreatedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
-from sqlalchemy import func
-from sqlmodel import col
 
 from ..adapters.tables import Clinician, Plan, select
 from ..domain.care_team import Candidate, choose_care_team
