@@ -36,6 +36,7 @@ lint: deps ## ruff (lint and format check) and strict mypy
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy shared/src deploy/local/src $(foreach s,$(SERVICES),services/$(s)/src)
+	$(UV) run mypy shared/tests deploy/local/tests tests $(foreach s,$(SERVICES),services/$(s)/tests)
 
 .PHONY: test
 test: lint kafka-jars ## The whole suite: lint, unit tests, real-Kafka integration and end-to-end tests

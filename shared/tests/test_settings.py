@@ -6,7 +6,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 import pytest
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import make_url

@@ -72,7 +72,10 @@ async def test_poison_and_invalid_messages_are_dead_lettered_and_the_next_is_pro
 
     dlq = TopicReader(platform.bootstrap, topics.dead_letter_topic(topics.INTAKE_EVENTS))
     try:
-        mine = lambda: [(v, h) for k, v, h in dlq.raw if k == key]  # noqa: E731
+
+        def mine() -> list[tuple[bytes, dict[str, bytes]]]:
+            return [(v, h) for k, v, h in dlq.raw if k == key]
+
         await dlq.wait_for(lambda _: len(mine()) >= 4, timeout=60)  # 2 messages x 2 groups
         by_group: dict[str, list[dict[str, bytes]]] = {}
         for _value, headers in mine():

@@ -82,7 +82,7 @@ async def test_referral_to_therapist_inbox_with_followable_chain(platform: Platf
         # No PHI on the wire: the referral's name, birth date and contacts never leave intake.
         for reader in (intake_topic, scheduling_topic, notifications_topic):
             for key, value, headers in reader.raw:
-                for phi in ("Zelphine", "Quorrowitz", REFERRAL["date_of_birth"], "+15550100"):
+                for phi in ("Zelphine", "Quorrowitz", str(REFERRAL["date_of_birth"]), "+15550100"):
                     assert phi.encode() not in value
                 if key == patient_id.encode():
                     # CONTRACT section 1: key = patient_id, event_type and content-type headers.

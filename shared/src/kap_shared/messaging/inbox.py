@@ -39,5 +39,5 @@ async def claim(session: AsyncSession, consumer_group: str, event_id: str, event
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
-    result = await session.execute(stmt)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    result = await session.exec(stmt)
+    return bool(result.rowcount)

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, func, text, update
-from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -151,13 +150,13 @@ class OutboxRelay:
             except Exception as exc:
                 # Nothing is marked sent; the whole batch is retried (consumers dedupe).
                 error = exc
-                await session.execute(
+                await session.exec(
                     update(OutboxMessage)
                     .where(col(OutboxMessage.seq).in_(seqs))
                     .values(attempts=OutboxMessage.attempts + 1, last_error=repr(exc)[:500])
                 )
             else:
-                await session.execute(
+                await session.exec(
                     update(OutboxMessage)
                     .where(col(OutboxMessage.seq).in_(seqs))
                     .values(published_at=utc_now(), attempts=OutboxMessage.attempts + 1)
@@ -171,8 +170,8 @@ class OutboxRelay:
 async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, datetime | None]:
     """Unsent count and the creation time of the oldest unsent event (for metrics)."""
     async with sessions() as session:
-        result = await session.execute(
-            sa_select(func.count(), func.min(OutboxMessage.created_at)).where(
+        result = await session.exec(
+            select(func.count(), func.min(OutboxMessage.created_at)).where(
                 col(OutboxMessage.published_at).is_(None)
             )
         )

@@ -6,12 +6,23 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from kap_shared.events.enums import ConsentScope, Route
 
 from .rules import CONTRAINDICATIONS
 
+ReferralSource = Literal[
+    "primary_care", "psychiatrist", "psychologist", "therapist", "self", "hospital", "other"
+]
 Indication = Literal["trd", "mdd_si", "ptsd", "gad", "chronic_pain", "ocd", "bipolar_depression"]
 
 
@@ -31,15 +42,18 @@ class RegisterPatient(Command):
     family_name: str = Field(min_length=1, max_length=100)
     date_of_birth: date
     contact: Contact = Field(default_factory=Contact)
-    site_id: str = Field(min_length=1, max_length=64)
+    site_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
     indications: list[Indication] = Field(min_length=1)
-    referral_source: str | None = Field(default=None, max_length=64)
+    # Coded, because it travels in PatientReferred: no free text may carry PHI.
+    referral_source: ReferralSource | None = None
 
     @field_validator("date_of_birth")
     @classmethod
-    def _not_in_future(cls, value: date) -> date:
+    def _plausible(cls, value: date) -> date:
         if value > date.today():
             raise ValueError("date_of_birth is in the future")
+        if value.year < 1900:
+            raise ValueError("date_of_birth is before 1900")
         return value
 
 
@@ -59,9 +73,10 @@ class ScreenPatient(Command):
     route: Route
     contraindications: list[str] = Field(default_factory=list)
     # Item answers; PHQ-9 tolerates up to 2 unanswered (null) items.
-    phq9: list[int | None] = Field(min_length=9, max_length=9)
-    gad7: list[int] = Field(min_length=7, max_length=7)
-    pcl5: list[int] | None = Field(default=None, min_length=20, max_length=20)
+    # Strict ints: `true` is not an answer to "thoughts that you would be better off dead".
+    phq9: list[StrictInt | None] = Field(min_length=9, max_length=9)
+    gad7: list[StrictInt] = Field(min_length=7, max_length=7)
+    pcl5: list[StrictInt] | None = Field(default=None, min_length=20, max_length=20)
     vitals: BaselineVitals
 
     @field_validator("contraindications")

@@ -1,0 +1,88 @@
+"""Fixtures for intake's unit tests: the app in-process on a throw-away SQLite DB."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kap_intake.bootstrap import build
+from kap_intake.config import IntakeSettings
+from kap_shared.testing import rows, service_client, token
+
+SITE_A = "site-a"
+
+REFERRAL: dict[str, Any] = {
+    "given_name": "Marguerite",
+    "family_name": "Okonkwo-Villanueva",
+    "date_of_birth": "1984-03-17",
+    "contact": {"phone": "+1 555 010 7788", "email": "m.okonkwo@example.org"},
+    "site_id": SITE_A,
+    "indications": ["trd", "ptsd"],
+    "referral_source": "primary_care",
+}
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with service_client(IntakeSettings, build, tmp_path) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "intake.db"
+
+
+@pytest.fixture
+def therapist() -> dict[str, str]:
+    return token("th-ana", "therapist", [SITE_A])
+
+
+@pytest.fixture
+def prescriber() -> dict[str, str]:
+    return token("rx-bo", "prescriber", [SITE_A])
+
+
+@pytest.fixture
+def referral() -> dict[str, Any]:
+    """A referral body with PHI that must never leave intake."""
+    return copy.deepcopy(REFERRAL)
+
+
+@pytest.fixture
+def patient_id(client: TestClient, therapist: dict[str, str], referral: dict[str, Any]) -> str:
+    response = client.post("/patients", json=referral, headers=therapist)
+    assert response.status_code == 201, response.text
+    patient: str = response.json()["patient_id"]
+    return patient
+
+
+@pytest.fixture
+def outbox(db: Path) -> Callable[[], list[dict[str, Any]]]:
+    """The outbox's event payloads, in publishing order."""
+
+    def read() -> list[dict[str, Any]]:
+        return [
+            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
+        ]
+
+    return read
+
+
+@pytest.fixture
+def counts(db: Path) -> Callable[[], dict[str, int]]:
+    """Row counts of every table a request could write to."""
+
+    def read() -> dict[str, int]:
+        return {
+            table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
+            for table in ("patients", "screenings", "consents", "outbox_messages")
+        }
+
+    return read
