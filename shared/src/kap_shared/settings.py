@@ -40,6 +40,11 @@ class ServiceSettings(BaseSettings):
     kap_jwt_jwks_url: str | None = None
     kap_jwt_audience: str | None = None
 
+    # Optional JSON file overriding rule defaults for the network and per site.
+    rules_file: Path | None = None
+    # How the schema is made: Alembic migrations (deployments) or create_all (unit tests).
+    db_schema: Literal["migrate", "create_all"] = "migrate"
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
@@ -49,6 +54,9 @@ class ServiceSettings(BaseSettings):
     # Operators may pause publishing (e.g. during a broker migration); events
     # keep accumulating safely in the outbox and go out once resumed.
     outbox_relay_enabled: bool = True
+
+    # How often the durable-timer worker looks for due timers.
+    timer_poll_seconds: float = Field(default=1.0, gt=0)
 
     # Bounded in-process retries before a message is dead-lettered.
     consumer_max_attempts: int = Field(default=3, ge=1)

@@ -38,6 +38,7 @@ def service_client(
     settings = settings_cls(
         var_dir=tmp_path,
         kap_jwt_secret=TEST_SECRET,
+        db_schema="create_all",  # fast; tests/test_migrations.py checks the migrations
         **{"kafka": {"bootstrap_servers": UNREACHABLE_BROKER}, **overrides},
     )
     with TestClient(build(settings), raise_server_exceptions=True) as client:

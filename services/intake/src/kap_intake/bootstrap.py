@@ -20,6 +20,7 @@ def build(settings: IntakeSettings | None = None) -> FastAPI:
         [REGISTRY.metadata],
         version=VERSION,
         publishes=("PatientReferred", "PatientScreened", "ConsentRecorded"),
+        migrations_package="kap_intake",
     )
     return runtime.http_app(
         [router],

@@ -33,8 +33,10 @@ from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
 from ..messaging.outbox import OutboxRelay, outbox_backlog
+from ..messaging.timers import TimerHandler, TimerWorker
 from ..messaging.topics_admin import ensure_topics
 from ..messaging.unit_of_work import UnitOfWork
+from ..migrations import migrations_dir, upgrade
 from ..settings import ServiceSettings
 from ..tracing import continue_trace, trace_id_of
 from .metrics import ServiceMetrics
@@ -49,6 +51,8 @@ class ServiceRuntime:
     version: str = "0.0.0"
     # Event types this service publishes (documented in its AsyncAPI).
     publishes: Sequence[str] = ()
+    # The package whose `migrations/` folder holds this service's Alembic revisions.
+    migrations_package: str | None = None
     metrics: ServiceMetrics = field(default_factory=ServiceMetrics)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class ServiceRuntime:
         )
         self.broker_connected = False
         self._consumer: EventConsumer | None = None
+        self._timers: TimerWorker | None = None
         for event_type in self.publishes:
             cls = EVENT_TYPES[event_type]
             self.broker.publisher(cls.topic, title=event_type, schema=cls)
@@ -97,6 +102,16 @@ class ServiceRuntime:
         self._consumer.subscribe(self.broker)
         return self._consumer
 
+    def timers(self, handlers: dict[str, TimerHandler]) -> TimerWorker:
+        """Register handlers for this service's durable timers (by kind)."""
+        self._timers = TimerWorker(
+            self.sessions,
+            handlers,
+            on_commit=self.relay.notify,
+            poll_seconds=self.settings.timer_poll_seconds,
+        )
+        return self._timers
+
     def token_verifier(self) -> TokenVerifier:
         secret = self.settings.kap_jwt_secret
         return TokenVerifier(
@@ -108,7 +123,17 @@ class ServiceRuntime:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
-        await create_tables(self.engine, self.metadatas)
+        if self.settings.db_schema == "migrate" and self.migrations_package:
+            await asyncio.to_thread(
+                upgrade,
+                self.settings.resolved_database_url,
+                migrations_dir(self.migrations_package),
+            )
+        else:
+            await create_tables(self.engine, self.metadatas)
+        if self._timers is not None:
+            # Timers only write to the database (and outbox): they need no broker.
+            self._timers.start()
         self._connect_task = asyncio.create_task(self._connect_broker(), name="broker-connect")
 
     async def _connect_broker(self) -> None:
@@ -136,6 +161,8 @@ class ServiceRuntime:
         """Graceful: stop consuming, finish in-flight handlers, flush the outbox, exit."""
         if not self._connect_task.done():
             self._connect_task.cancel()
+        if self._timers is not None:
+            await self._timers.stop()
         if self.broker_connected:
             for subscriber in self.broker.subscribers:
                 await subscriber.stop()

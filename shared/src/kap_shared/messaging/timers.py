@@ -1,0 +1,174 @@
+"""Durable timers: deadlines that survive restarts and fire exactly once.
+
+A timer is a row in `scheduled_jobs`, written in the same transaction as the
+state change that set it (e.g. "integration due 72 h after this dosing
+session"). A worker fires due rows: the handler's effects, the events it
+publishes (outbox) and the row's `fired` mark commit together, so a crash
+neither loses a deadline nor fires it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Field, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from ..db import PlatformTable
+from ..events.envelope import new_id, utc_now
+from ..logging import get_logger
+from .unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
+
+PENDING, FIRED, CANCELLED = "pending", "fired", "cancelled"
+
+
+class ScheduledJob(PlatformTable, table=True):
+    __tablename__ = "scheduled_jobs"
+
+    job_id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    # One live timer per key (e.g. "integration-due:<session_id>"): re-scheduling moves it.
+    key: str = Field(unique=True, max_length=200)
+    kind: str = Field(index=True, max_length=64)
+    due_at: datetime = Field(index=True)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=PENDING, index=True, max_length=16)
+    created_at: datetime = Field(default_factory=utc_now)
+    fired_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+
+
+def aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything is stored in UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+async def schedule(
+    session: AsyncSession, *, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
+) -> ScheduledJob:
+    """Set (or move) the timer `key`; part of the caller's transaction."""
+    job = (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
+    if job is None:
+        job = ScheduledJob(key=key, kind=kind, due_at=due_at, payload=dict(payload))
+    else:
+        job.kind, job.due_at, job.payload = kind, due_at, dict(payload)
+        job.status, job.fired_at, job.attempts, job.last_error = PENDING, None, 0, None
+    session.add(job)
+    return job
+
+
+async def cancel(session: AsyncSession, key: str) -> bool:
+    """Cancel a pending timer; False when there was none. Part of the caller's transaction."""
+    job = (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
+    if job is None or job.status != PENDING:
+        return False
+    job.status = CANCELLED
+    session.add(job)
+    return True
+
+
+async def pending_job(session: AsyncSession, key: str) -> ScheduledJob | None:
+    job = (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
+    return job if job is not None and job.status == PENDING else None
+
+
+TimerHandler = Callable[[ScheduledJob, UnitOfWork], Awaitable[None]]
+
+
+class TimerWorker:
+    """Fires due timers with their registered handler, one transaction each."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Mapping[str, TimerHandler],
+        *,
+        on_commit: Callable[[], None] = lambda: None,
+        poll_seconds: float = 1.0,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._handlers = dict(handlers)
+        self._on_commit = on_commit
+        self._poll_seconds = poll_seconds
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="timer-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.fire_due()
+            except Exception as exc:
+                log.warning("timers.failed", error=repr(exc)[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+
+    async def fire_due(self, limit: int = 100) -> int:
+        """Fire every timer due now; returns how many fired."""
+        now = self._clock()
+        async with self._sessions() as session:
+            due = list(
+                await session.exec(
+                    select(ScheduledJob.job_id)
+                    .where(ScheduledJob.status == PENDING)
+                    .where(col(ScheduledJob.kind).in_(list(self._handlers)))
+                    .where(ScheduledJob.due_at <= now)
+                    .order_by(col(ScheduledJob.due_at))
+                    .limit(limit)
+                )
+            )
+        fired = 0
+        for job_id in due:
+            fired += await self._fire(job_id, now)
+        return fired
+
+    async def _fire(self, job_id: str, now: datetime) -> bool:
+        try:
+            async with UnitOfWork(self._sessions, self._on_commit) as uow:
+                query = select(ScheduledJob).where(ScheduledJob.job_id == job_id)
+                if uow.session.bind is not None and uow.session.bind.dialect.name == "postgresql":
+                    query = query.with_for_update(skip_locked=True)  # another instance has it
+                job = (await uow.session.exec(query)).first()
+                if job is None or job.status != PENDING or aware(job.due_at) > now:
+                    return False  # cancelled, moved or fired meanwhile
+                await self._handlers[job.kind](job, uow)
+                job.status, job.fired_at = FIRED, now
+                uow.session.add(job)
+                await uow.commit()
+                log.info("timer.fired", kind=job.kind, key=job.key)
+                return True
+        except Exception as exc:
+            log.warning("timer.handler_failed", job_id=job_id, error=repr(exc)[:300])
+            async with self._sessions() as session, session.begin():
+                job = await session.get(ScheduledJob, job_id)
+                if job is not None and job.status == PENDING:
+                    job.attempts += 1
+                    job.last_error = repr(exc)[:500]
+                    job.due_at = now + timedelta(seconds=self._retry_seconds * job.attempts)
+                    session.add(job)
+            return False

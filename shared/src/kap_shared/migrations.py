@@ -1,0 +1,110 @@
+"""Alembic, the same way in every service.
+
+Each service keeps its revisions in `kap_<service>/migrations/` with a
+three-line `env.py` that calls `run_env`. The runtime upgrades to head at
+start-up (DB_SCHEMA=migrate, the default). Developers add a revision with
+
+    uv run python -m kap_shared.migrations revision kap_scheduling "add holds"
+
+which autogenerates the difference between the models and the migrated schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import MetaData, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# The platform tables must be registered before their metadata is read.
+from .messaging import inbox, outbox, timers  # noqa: F401
+
+
+def migrations_dir(package: str) -> Path:
+    module = importlib.import_module(package)
+    return Path(module.__file__ or "").parent / "migrations"
+
+
+def alembic_config(url: str, script_location: Path) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, script_location: Path) -> None:
+    """Bring the database at `url` to the newest revision (blocking; run in a thread)."""
+    command.upgrade(alembic_config(url, script_location), "head")
+
+
+def run_env(metadatas: Sequence[MetaData]) -> None:
+    """The body of every service's migrations/env.py."""
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+
+    def configure(connection: Connection | None = None) -> None:
+        context.configure(
+            connection=connection,
+            url=None if connection else url,
+            target_metadata=list(metadatas),
+            render_as_batch=True,  # SQLite can only ALTER through table copies
+            compare_type=True,
+            literal_binds=connection is None,
+        )
+
+    if context.is_offline_mode():
+        configure()
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def migrate(connection: Connection) -> None:
+        configure(connection)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def online() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(migrate)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(online())
+
+
+def revision(package: str, message: str) -> None:
+    """Autogenerate a revision from the models against a scratch SQLite database."""
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite+aiosqlite:///{scratch}/scratch.db"
+        config = alembic_config(url, migrations_dir(package))
+        command.upgrade(config, "head")
+        command.revision(config, message=message, autogenerate=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Alembic for KAP services")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rev = sub.add_parser("revision", help="autogenerate a revision for a service")
+    rev.add_argument("package", help="e.g. kap_scheduling")
+    rev.add_argument("message")
+    up = sub.add_parser("upgrade", help="upgrade a database to head")
+    up.add_argument("package")
+    up.add_argument("url", help="async SQLAlchemy URL")
+    args = parser.parse_args(argv)
+    if args.command == "revision":
+        revision(args.package, args.message)
+    else:
+        upgrade(args.url, migrations_dir(args.package))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""Durable timers fire once, at or after their due time, with their effects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+
+from kap_shared.events import IntegrationOverdue
+from kap_shared.events.envelope import utc_now
+from kap_shared.messaging import timers
+from kap_shared.messaging.outbox import OutboxMessage
+from kap_shared.messaging.unit_of_work import UnitOfWork
+
+from .dbsupport import Sessions
+from .examples import example
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc_now()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _set(sessions: Sessions, key: str, due_in: timedelta, clock: Clock) -> None:
+    async with UnitOfWork(sessions) as uow:
+        await timers.schedule(
+            uow.session, kind="ping", key=key, due_at=clock.now + due_in, payload={"n": 1}
+        )
+        await uow.commit()
+
+
+def _worker(sessions: Sessions, clock: Clock, fired: list[str]) -> timers.TimerWorker:
+    async def ping(job: timers.ScheduledJob, uow: UnitOfWork) -> None:
+        fired.append(job.key)
+        uow.publish(timers_example_event())
+
+    return timers.TimerWorker(sessions, {"ping": ping}, clock=clock, retry_seconds=1)
+
+
+def timers_example_event() -> IntegrationOverdue:
+    return IntegrationOverdue.model_validate(example("IntegrationOverdue"))
+
+
+async def test_timer_fires_at_due_time_not_before_and_only_once(sessions: Sessions) -> None:
+    clock, fired = Clock(), list[str]()
+    await _set(sessions, "a", timedelta(hours=72), clock)
+    worker = _worker(sessions, clock, fired)
+
+    clock.now += timedelta(hours=72) - timedelta(seconds=1)
+    assert await worker.fire_due() == 0
+    clock.now += timedelta(seconds=1)
+    assert await worker.fire_due() == 1
+    assert await worker.fire_due() == 0  # a second pass (or a restarted worker) fires nothing
+    assert fired == ["a"]
+    async with sessions() as session:
+        assert len(list(await session.exec(select(OutboxMessage)))) == 1
+
+
+async def test_cancelled_timer_never_fires(sessions: Sessions) -> None:
+    clock, fired = Clock(), list[str]()
+    await _set(sessions, "b", timedelta(minutes=1), clock)
+    async with UnitOfWork(sessions) as uow:
+        assert await timers.cancel(uow.session, "b")
+        await uow.commit()
+    clock.now += timedelta(hours=1)
+    assert await _worker(sessions, clock, fired).fire_due() == 0
+    assert fired == []
+
+
+async def test_rescheduling_moves_the_timer(sessions: Sessions) -> None:
+    clock, fired = Clock(), list[str]()
+    await _set(sessions, "c", timedelta(minutes=1), clock)
+    await _set(sessions, "c", timedelta(minutes=10), clock)
+    worker = _worker(sessions, clock, fired)
+    clock.now += timedelta(minutes=5)
+    assert await worker.fire_due() == 0
+    clock.now += timedelta(minutes=5)
+    assert await worker.fire_due() == 1
+
+
+async def test_failing_handler_rolls_back_and_retries_later(sessions: Sessions) -> None:
+    clock, calls = Clock(), list[str]()
+    await _set(sessions, "d", timedelta(0), clock)
+
+    async def flaky(job: timers.ScheduledJob, uow: UnitOfWork) -> None:
+        calls.append(job.key)
+        uow.publish(timers_example_event())
+        if len(calls) == 1:
+            raise RuntimeError("channel down")
+
+    worker = timers.TimerWorker(sessions, {"ping": flaky}, clock=clock, retry_seconds=30)
+    assert await worker.fire_due() == 0
+    async with sessions() as session:
+        assert list(await session.exec(select(OutboxMessage))) == []  # rolled back
+    assert await worker.fire_due() == 0  # backing off
+    clock.now += timedelta(seconds=30)
+    assert await worker.fire_due() == 1
+    assert calls == ["d", "d"]
