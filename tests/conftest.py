@@ -21,6 +21,16 @@ from kap_local.postgres import LocalPostgres
 sys.path.insert(0, str(Path(__file__).parent))
 
 SECRET = "e2e-secret-that-is-long-enough-for-hs256!"  # test-only key
+# Per-service rule overrides for test sites (RULES_FILE), e.g. tests/rules/scheduling.json.
+RULES = Path(__file__).parent / "rules"
+
+
+def _service_env() -> dict[str, dict[str, str]]:
+    return {
+        name: {"RULES_FILE": str(RULES / f"{name}.json")}
+        for name in SERVICES
+        if (RULES / f"{name}.json").exists()
+    }
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -38,6 +48,7 @@ def platform(
             work_dir=work,
             jwt_secret=SECRET,
             database_urls=database_urls,
+            service_env=_service_env(),
             extra_env={"OUTBOX_POLL_SECONDS": "0.2", "CONSUMER_RETRY_BACKOFF_SECONDS": "0.05"},
         )
         stack.callback(running.stop)

@@ -123,6 +123,7 @@ class Platform:
         ports: Mapping[str, int] | None = None,
         database_urls: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
         log_format: str = "json",
     ) -> None:
         self.bootstrap = bootstrap
@@ -141,6 +142,7 @@ class Platform:
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
                 "PYTHONUNBUFFERED": "1",
                 **(extra_env or {}),
+                **((service_env or {}).get(name, {})),
             }
             if database_urls and name in database_urls:
                 env["DATABASE_URL"] = database_urls[name]
