@@ -120,7 +120,7 @@ async def screen_patient(
     async with uow:
         patient = await _patient_for(uow, patient_id, principal)
         screening = await commands.screen_patient(
-            uow, patient, cmd, settings.screening_rules, principal
+            uow, patient, cmd, settings.screening_rules.for_site(patient.site_id), principal
         )
     return ScreeningView(**screening.model_dump())
 
