@@ -9,6 +9,7 @@ event finds its id there and has no second effect.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -22,13 +23,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..events.catalog import EVENTS_BY_TOPIC, decode
 from ..events.envelope import Envelope
 from ..logging import get_logger
-from ..tracing import continue_trace
+from ..tracing import continue_trace, trace_id_of
 from . import inbox
 from .unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+# (topic, event_type, outcome: processed | duplicate | ignored, seconds) -> None
+ConsumeObserver = Callable[[str, str, str, float], None]
 
 
 class EventConsumer:
@@ -39,8 +42,10 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         handlers: Mapping[type[Envelope], EventHandler],
         on_commit: Callable[[], None] = lambda: None,
+        observe: ConsumeObserver = lambda topic, event_type, outcome, seconds: None,
     ) -> None:
         self.group_id = group_id
+        self._observe = observe
         self._sessions = sessions
         self._handlers = {cls.model_fields["event_type"].default: h for cls, h in handlers.items()}
         self._on_commit = on_commit
@@ -67,15 +72,23 @@ class EventConsumer:
             title=f"{self.group_id}:{topic}",
         )
         async def on_message(message: KafkaMessage) -> None:
-            continue_trace((message.headers or {}).get("traceparent"))
+            started = time.perf_counter()
+            traceparent = continue_trace((message.headers or {}).get("traceparent"))
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(trace_id=trace_id_of(traceparent))
             event = decode(topic, message.body)
-            await self.handle(event)
+            outcome = await self.process(event)
+            self._observe(topic, event.event_type, outcome, time.perf_counter() - started)
 
     async def handle(self, event: Envelope) -> bool:
         """Process one event; False when it was ignored or already processed."""
+        return await self.process(event) == "processed"
+
+    async def process(self, event: Envelope) -> str:
+        """Process one event: "processed", "duplicate" or "ignored" (no handler)."""
         handler = self._handlers.get(event.event_type)
         if handler is None:
-            return False
+            return "ignored"
         with structlog.contextvars.bound_contextvars(
             event_id=str(event.event_id),
             event_type=event.event_type,
@@ -88,8 +101,8 @@ class EventConsumer:
                     uow.session, self.group_id, str(event.event_id), event.event_type
                 ):
                     log.info("consumer.duplicate_skipped")
-                    return False
+                    return "duplicate"
                 await handler(event, uow)
                 await uow.commit()
             log.info("consumer.processed")
-            return True
+            return "processed"

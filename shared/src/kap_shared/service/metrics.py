@@ -38,6 +38,12 @@ class ServiceMetrics:
             ["topic", "error_type"],
             registry=self.registry,
         )
+        self.consumer_lag = Gauge(
+            "kap_consumer_lag",
+            "Messages behind the partition's end, for this service's consumer group",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
         self.outbox_backlog = Gauge(
             "kap_outbox_backlog", "Events written but not yet published", registry=self.registry
         )

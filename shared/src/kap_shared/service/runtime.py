@@ -98,9 +98,29 @@ class ServiceRuntime:
             sessions=self.sessions,
             handlers=handlers,
             on_commit=self.relay.notify,
+            observe=self._observe_consumed,
         )
         self._consumer.subscribe(self.broker)
         return self._consumer
+
+    def _observe_consumed(self, topic: str, event_type: str, outcome: str, seconds: float) -> None:
+        self.metrics.events_consumed.labels(topic, event_type, outcome).inc()
+        self.metrics.handler_latency.labels(topic).observe(seconds)
+
+    async def consumer_lag(self) -> dict[tuple[str, int], int]:
+        """Messages behind the end of each assigned partition, per subscriber."""
+        lag: dict[tuple[str, int], int] = {}
+        for subscriber in self.broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            for partition in consumer.assignment():
+                highwater = consumer.highwater(partition)
+                if highwater is None:
+                    continue
+                position = await consumer.position(partition)
+                lag[(partition.topic, partition.partition)] = max(0, highwater - position)
+        return lag
 
     def timers(self, handlers: dict[str, TimerHandler]) -> TimerWorker:
         """Register handlers for this service's durable timers (by kind)."""
