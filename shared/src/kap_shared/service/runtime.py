@@ -9,6 +9,7 @@ routers, and hands the result to uvicorn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -28,7 +29,7 @@ from ..auth.tokens import TokenVerifier
 from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import utc_now
-from ..http.errors import install_error_handlers
+from ..http.errors import error_body, install_error_handlers
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
@@ -80,6 +81,7 @@ class ServiceRuntime:
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         self.broker_connected = False
+        self.database_ready = False
         self._consumer: EventConsumer | None = None
         self._timers: TimerWorker | None = None
         for event_type in self.publishes:
@@ -143,6 +145,17 @@ class ServiceRuntime:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        """Prepare the schema, then connect to Kafka, each with backoff in the
+        background: start-up order of database, Kafka and services does not
+        matter; /readyz answers 503 until both are reachable."""
+        self.database_ready = False
+        try:
+            await self._prepare_schema()
+        except Exception as exc:
+            log.warning("database.unavailable", error=repr(exc)[:300])
+        self._connect_task = asyncio.create_task(self._connect(), name="connect")
+
+    async def _prepare_schema(self) -> None:
         if self.settings.db_schema == "migrate" and self.migrations_package:
             await asyncio.to_thread(
                 upgrade,
@@ -151,10 +164,21 @@ class ServiceRuntime:
             )
         else:
             await create_tables(self.engine, self.metadatas)
+        self.database_ready = True
         if self._timers is not None:
             # Timers only write to the database (and outbox): they need no broker.
             self._timers.start()
-        self._connect_task = asyncio.create_task(self._connect_broker(), name="broker-connect")
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while not self.database_ready:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            try:
+                await self._prepare_schema()
+            except Exception as exc:
+                log.warning("database.unavailable", error=repr(exc)[:300], retry_in=delay)
+        await self._connect_broker()
 
     async def _connect_broker(self) -> None:
         """Connect with backoff: start-up order of Kafka and services does not matter."""
@@ -192,6 +216,8 @@ class ServiceRuntime:
 
     async def ready(self) -> dict[str, bool]:
         checks = {"broker": False, "database": False}
+        if not self.database_ready:
+            return checks  # schema not prepared yet
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -246,11 +272,12 @@ class ServiceRuntime:
 
         @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
         async def metrics() -> Response:
-            count, oldest = await outbox_backlog(runtime.sessions)
-            runtime.metrics.outbox_backlog.set(count)
-            runtime.metrics.outbox_oldest_age.set(
-                (utc_now() - _aware(oldest)).total_seconds() if oldest else 0
-            )
+            with contextlib.suppress(Exception):  # metrics must answer while the DB is down
+                count, oldest = await outbox_backlog(runtime.sessions)
+                runtime.metrics.outbox_backlog.set(count)
+                runtime.metrics.outbox_oldest_age.set(
+                    (utc_now() - _aware(oldest)).total_seconds() if oldest else 0
+                )
             return Response(
                 generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
             )
@@ -269,6 +296,11 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+OPERATIONS_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/asyncapi", "/docs", "/openapi.json"}
+)
+
+
 def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[..., Any]) -> Response:
@@ -279,7 +311,15 @@ def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
             correlation_id=request.headers.get("x-correlation-id"),
         )
         started = time.perf_counter()
-        response: Response = await call_next(request)
+        runtime: ServiceRuntime = request.app.state.runtime
+        if not runtime.database_ready and request.url.path not in OPERATIONS_PATHS:
+            response: Response = JSONResponse(
+                error_body("not_ready", "the service is starting: its database is not reachable"),
+                status_code=503,
+                headers={"Retry-After": "5"},
+            )
+        else:
+            response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
         metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
