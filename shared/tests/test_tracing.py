@@ -9,7 +9,8 @@ import pytest
 
 from kap_shared.tracing import continue_trace, current_traceparent, trace_id_of
 
-TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
+# Sampled; W3C Trace Context level 2 may add the "random trace id" flag (0x02).
+TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[13]$")
 INCOMING = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 

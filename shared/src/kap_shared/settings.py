@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     # How the schema is made: Alembic migrations (deployments) or create_all (unit tests).
     db_schema: Literal["migrate", "create_all"] = "migrate"
 
+    # OTLP/HTTP collector for trace spans (e.g. http://otel-collector:4318); none = not exported.
+    otel_exporter_otlp_endpoint: str | None = None
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -1,30 +1,95 @@
-"""W3C trace context carried across HTTP and Kafka hops (CONTRACT: the
-`traceparent` header). The active value lives in a contextvar; the HTTP
-middleware and the Kafka consumer set it, the outbox copies it onto events."""
+"""OpenTelemetry tracing with W3C trace context (CONTRACT: the `traceparent`
+header), carried from the HTTP request through every Kafka hop.
+
+- The HTTP middleware opens a SERVER span, child of the caller's `traceparent`.
+- The consumer opens a CONSUMER span, child of the message's `traceparent`.
+- The unit of work copies the current `traceparent` onto every outgoing event
+  (outbox headers), so the next service's span joins the same trace.
+
+Spans go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set; without
+one they are still created, so ids propagate and logs carry the trace id.
+Incoming headers are validated strictly (lowercase hex, no all-zero ids,
+version 00); anything else starts a new trace.
+"""
 
 from __future__ import annotations
 
 import re
-import secrets
-from contextvars import ContextVar
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-_current: ContextVar[str | None] = ContextVar("traceparent", default=None)
+
+# The platform's own provider (not the global one), so libraries cannot swap it.
+_provider = TracerProvider(resource=Resource.create({"service.name": "kap"}))
+_tracer = _provider.get_tracer("kap_shared")
 
 
-def current_traceparent() -> str | None:
-    return _current.get()
+def configure_tracing(
+    service_name: str, otlp_endpoint: str | None = None, processor: SpanProcessor | None = None
+) -> None:
+    """Name this process's spans and, when asked, export them."""
+    global _provider, _tracer
+    _provider = TracerProvider(resource=Resource.create({"service.name": f"kap-{service_name}"}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = otlp_endpoint.rstrip("/") + "/v1/traces"
+        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    if processor is not None:
+        _provider.add_span_processor(processor)
+    _tracer = _provider.get_tracer("kap_shared")
+
+
+def _parent(incoming: str | None) -> otel_context.Context:
+    match = _TRACEPARENT.match(incoming or "")
+    if not match or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
+        return otel_context.Context()  # a new trace
+    remote = SpanContext(
+        trace_id=int(match.group(1), 16),
+        span_id=int(match.group(2), 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(match.group(3), 16)),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote))
+
+
+def _format(span_context: SpanContext) -> str:
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{int(span_context.trace_flags):02x}"
+    )
+
+
+@contextmanager
+def traced(name: str, incoming: str | None, kind: SpanKind) -> Iterator[trace.Span]:
+    """A span, child of `incoming` (or a new trace), current for the block."""
+    with _tracer.start_as_current_span(name, context=_parent(incoming), kind=kind) as span:
+        yield span
+
+
+def traceparent_of(span: trace.Span) -> str:
+    return _format(span.get_span_context())
 
 
 def continue_trace(incoming: str | None) -> str:
-    """Start a child span of `incoming` (or a new trace) and make it current."""
-    match = _TRACEPARENT.match(incoming or "")
-    # All-zero ids are invalid per W3C Trace Context: start a new trace instead.
-    valid = match and set(match.group(1)) != {"0"} and set(match.group(2)) != {"0"}
-    trace_id = match.group(1) if match and valid else secrets.token_hex(16)
-    value = f"00-{trace_id}-{secrets.token_hex(8)}-01"
-    _current.set(value)
-    return value
+    """Make a child span of `incoming` current (for code without a span block)."""
+    span = _tracer.start_span("continue", context=_parent(incoming))
+    span.end()
+    otel_context.attach(trace.set_span_in_context(span))
+    return _format(span.get_span_context())
+
+
+def current_traceparent() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return _format(span_context) if span_context.is_valid else None
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

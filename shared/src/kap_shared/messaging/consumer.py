@@ -17,13 +17,14 @@ import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..events.catalog import EVENTS_BY_TOPIC, decode
 from ..events.envelope import Envelope
 from ..logging import get_logger
-from ..tracing import continue_trace, trace_id_of
+from ..tracing import trace_id_of, traced, traceparent_of
 from . import inbox
 from .unit_of_work import UnitOfWork
 
@@ -73,11 +74,16 @@ class EventConsumer:
         )
         async def on_message(message: KafkaMessage) -> None:
             started = time.perf_counter()
-            traceparent = continue_trace((message.headers or {}).get("traceparent"))
-            structlog.contextvars.clear_contextvars()
-            structlog.contextvars.bind_contextvars(trace_id=trace_id_of(traceparent))
-            event = decode(topic, message.body)
-            outcome = await self.process(event)
+            incoming = (message.headers or {}).get("traceparent")
+            with traced(f"{topic} process", incoming, SpanKind.CONSUMER) as span:
+                structlog.contextvars.clear_contextvars()
+                structlog.contextvars.bind_contextvars(trace_id=trace_id_of(traceparent_of(span)))
+                span.set_attribute("messaging.destination.name", topic)
+                span.set_attribute("messaging.consumer.group.name", self.group_id)
+                event = decode(topic, message.body)
+                span.set_attribute("kap.event_type", event.event_type)
+                outcome = await self.process(event)
+                span.set_attribute("kap.outcome", outcome)
             self._observe(topic, event.event_type, outcome, time.perf_counter() - started)
 
     async def handle(self, event: Envelope) -> bool:

@@ -22,6 +22,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData, text
 
@@ -39,7 +40,7 @@ from ..messaging.topics_admin import ensure_topics
 from ..messaging.unit_of_work import UnitOfWork
 from ..migrations import migrations_dir, upgrade
 from ..settings import ServiceSettings
-from ..tracing import continue_trace, trace_id_of
+from ..tracing import configure_tracing, trace_id_of, traced, traceparent_of
 from .metrics import ServiceMetrics
 
 log = get_logger(__name__)
@@ -304,29 +305,37 @@ OPERATIONS_PATHS = frozenset(
 def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.middleware("http")
     async def request_context(request: Request, call_next: Callable[..., Any]) -> Response:
-        traceparent = continue_trace(request.headers.get("traceparent"))
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(
-            trace_id=trace_id_of(traceparent),
-            correlation_id=request.headers.get("x-correlation-id"),
-        )
-        started = time.perf_counter()
-        runtime: ServiceRuntime = request.app.state.runtime
-        if not runtime.database_ready and request.url.path not in OPERATIONS_PATHS:
-            response: Response = JSONResponse(
-                error_body("not_ready", "the service is starting: its database is not reachable"),
-                status_code=503,
-                headers={"Retry-After": "5"},
+        incoming = request.headers.get("traceparent")
+        with traced(f"{request.method} {request.url.path}", incoming, SpanKind.SERVER) as span:
+            traceparent = traceparent_of(span)
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(
+                trace_id=trace_id_of(traceparent),
+                correlation_id=request.headers.get("x-correlation-id"),
             )
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
-        metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
-        response.headers["traceparent"] = traceparent
-        return response
+            started = time.perf_counter()
+            runtime: ServiceRuntime = request.app.state.runtime
+            if not runtime.database_ready and request.url.path not in OPERATIONS_PATHS:
+                response: Response = JSONResponse(
+                    error_body(
+                        "not_ready", "the service is starting: its database is not reachable"
+                    ),
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+            else:
+                response = await call_next(request)
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            span.update_name(f"{request.method} {path}")
+            span.set_attribute("http.route", path)
+            span.set_attribute("http.response.status_code", response.status_code)
+            metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+            metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
+            response.headers["traceparent"] = traceparent
+            return response
 
 
 def configure_service_logging(settings: ServiceSettings) -> None:
     configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)

@@ -8,14 +8,14 @@ from typing import TypeVar
 import uvicorn
 from fastapi import FastAPI
 
-from ..logging import configure_logging
 from ..settings import ServiceSettings
+from .runtime import configure_service_logging
 
 S = TypeVar("S", bound=ServiceSettings)
 
 
 def serve(settings: S, build: Callable[[S], FastAPI]) -> None:
-    configure_logging(settings.log_level, settings.log_format, settings.service_name)
+    configure_service_logging(settings)
     app = build(settings)
     uvicorn.run(
         app,
