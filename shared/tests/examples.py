@@ -42,7 +42,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
             "heart_rate": 78,
         },
         "reviewed_by": "dr-ada",
-        "review_reason": "BP re-measured 132/84 after rest; item 9 assessed, low risk",
+        "review_reason": "bp_controlled_on_recheck",
     },
     "ConsentRecorded": {
         "consent_id": "cons-0001",

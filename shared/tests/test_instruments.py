@@ -51,7 +51,7 @@ def test_phq9_band_boundaries(total: int, band: str) -> None:
     assert result == Score(PHQ9, total, band, imputed_items=0)
 
 
-def test_phq9_positive_item9_does_not_change_the_total_or_band_MBC_1() -> None:  # noqa: N802 - rule id
+def test_phq9_positive_item9_does_not_change_the_total_or_band_MBC_1() -> None:
     # Item 9 counts towards the total like any item; the alert is a separate rule (MBC-1).
     result = score(PHQ9, phq9_answers(4, item9=1))
     assert (result.total, result.band) == (4, "none_minimal")
@@ -97,7 +97,7 @@ def test_phq9_three_missing_items_are_rejected() -> None:
     assert "3 unanswered" in exc.value.message
 
 
-def test_phq9_item9_never_imputed_MBC_1() -> None:  # noqa: N802 - rule id
+def test_phq9_item9_never_imputed_MBC_1() -> None:
     # Everything else answered: imputation would be allowed, but item 9 needs the real answer.
     with pytest.raises(ScoringError) as exc:
         score(PHQ9, [1, 1, 1, 1, 1, 1, 1, 1, None], field="phq9")
@@ -106,7 +106,7 @@ def test_phq9_item9_never_imputed_MBC_1() -> None:  # noqa: N802 - rule id
     assert str(exc.value).startswith("phq9[8]:")
 
 
-def test_phq9_item9_missing_with_another_missing_item_is_still_rejected_MBC_1() -> None:  # noqa: N802 - rule id
+def test_phq9_item9_missing_with_another_missing_item_is_still_rejected_MBC_1() -> None:
     with pytest.raises(ScoringError) as exc:
         score(PHQ9, [1, None, 1, 1, 1, 1, 1, 1, None], field="phq9")
     assert exc.value.field == "phq9[8]"
