@@ -89,6 +89,38 @@ def test_admin_cannot_create_a_site_outside_their_token(client: TestClient, db: 
     assert counts(db)["sites"] == 0
 
 
+def test_update_site_renews_the_rems_certification(
+    client: TestClient, admin: Headers, site: str, db: Path
+) -> None:
+    response = client.patch(
+        f"/sites/{site}", json={"rems_certified_until": "2028-01-31"}, headers=admin
+    )
+
+    assert response.status_code == 200
+    assert response.json() == {**SITE, "rems_certified_until": "2028-01-31"}
+    assert rows(db, "SELECT rems_certified_until FROM sites") == [("2028-01-31",)]
+
+
+def test_update_site_changes_only_what_was_sent_and_null_withdraws_a_certification(
+    client: TestClient, admin: Headers, db: Path
+) -> None:
+    body = {**SITE, "rems_certified_until": "2027-06-30"}
+    assert client.post("/sites", json=body, headers=admin).status_code == 201
+
+    renamed = client.patch("/sites/site-a", json={"name": "North"}, headers=admin)
+    assert renamed.json()["rems_certified_until"] == "2027-06-30"
+    withdrawn = client.patch("/sites/site-a", json={"rems_certified_until": None}, headers=admin)
+
+    assert withdrawn.json() == {**SITE, "name": "North", "rems_certified_until": None}
+
+
+def test_update_site_outside_the_token_is_403(client: TestClient, site: str) -> None:
+    response = client.patch(
+        f"/sites/{site}", json={"name": "X"}, headers=token("co-b", "coordinator", ["site-b"])
+    )
+    assert response.status_code == 403
+
+
 # -- rooms --------------------------------------------------------------------------------
 
 
@@ -200,7 +232,7 @@ def test_create_clinician_422_names_the_field(
     assert counts(db)["clinicians"] == 0
 
 
-# -- role matrix ---------------------------------------------------------------------------------
+# -- role matrix -------------------------------------------------------------------------------
 
 
 def _directory_calls(site: str) -> list[tuple[str, dict[str, Any]]]:

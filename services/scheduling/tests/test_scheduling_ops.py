@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from kap_shared.events import Envelope, PatientScreened
 from kap_shared.events.enums import Route, ScreeningOutcome
 from kap_shared.events.intake import Baseline, PatientScreenedData
-from kap_shared.events.topics import INTAKE_EVENTS, SCHEDULING_EVENTS
+from kap_shared.events.topics import INTAKE_EVENTS, MONITORING_EVENTS, SCHEDULING_EVENTS
 
 PUBLISHES = {
     "TreatmentPlanCreated",
@@ -82,6 +82,23 @@ def test_asyncapi_documents_published_and_consumed_topics(client: TestClient) ->
 def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/sites", "/sites/{site_id}/rooms", "/clinicians", "/patients/{patient_id}/plan"} <= (
-        set(paths)
-    )
+    assert {
+        "/sites",
+        "/sites/{site_id}",
+        "/sites/{site_id}/rooms",
+        "/clinicians",
+        "/patients/{patient_id}/plan",
+        "/patients/{patient_id}/holds/{hold_id}/clear",
+        "/sessions",
+        "/sessions/{session_id}",
+        "/sessions/{session_id}/reschedule",
+        "/sessions/{session_id}/cancel",
+        "/sessions/{session_id}/check-in",
+        "/sessions/{session_id}/complete",
+    } <= set(paths)
+
+
+def test_asyncapi_documents_the_monitoring_events_scheduling_consumes(client: TestClient) -> None:
+    document: dict[str, Any] = client.get("/asyncapi").json()
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert MONITORING_EVENTS in addresses

@@ -11,9 +11,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kap_shared.events import Envelope, PatientReferred, PatientScreened, decode, new_id
-from kap_shared.events.enums import Route, ScreeningOutcome
-from kap_shared.events.intake import Baseline, PatientReferredData, PatientScreenedData
+from kap_shared.events import (
+    ConsentRecorded,
+    Envelope,
+    PatientReferred,
+    PatientScreened,
+    decode,
+    new_id,
+)
+from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome
+from kap_shared.events.intake import (
+    Baseline,
+    ConsentRecordedData,
+    PatientReferredData,
+    PatientScreenedData,
+)
 from kap_shared.events.topics import SCHEDULING_EVENTS
 from kap_shared.testing import rows, token
 
@@ -359,6 +371,15 @@ def test_get_plan_returns_phase_and_next_action(
     client: TestClient, deliver: Deliver, outbox: Outbox
 ) -> None:
     deliver(screened())
+    deliver(
+        ConsentRecorded(
+            producer="intake",
+            site_id="site-a",
+            patient_id="pt-001",
+            correlation_id="episode-001",
+            data=ConsentRecordedData(consent_id="c-1", scope=ConsentScope.TREATMENT, granted=True),
+        )
+    )
 
     response = client.get("/patients/pt-001/plan", headers=token("th-ben", "therapist", ["site-a"]))
 
@@ -369,7 +390,18 @@ def test_get_plan_returns_phase_and_next_action(
     assert (body["prescriber_id"], body["therapist_id"]) == ("rx-ada", "th-ben")
     assert body["protocol"] == "ketamine_iv_induction"
     assert body["sessions"] == []
-    assert "preparation session" in body["next_action"]
+    assert body["next_action"] == "Book preparation session 1 of 2 with th-ben."
+
+
+@pytest.mark.usefixtures("staffed")
+def test_get_plan_without_treatment_consent_says_to_record_it(
+    client: TestClient, deliver: Deliver
+) -> None:
+    deliver(screened())
+    body = client.get("/patients/pt-001/plan", headers=token("th-ben", "therapist", ["site-a"]))
+    assert body.json()["next_action"] == (
+        "The patient has no treatment consent on file; record it at intake first."
+    )
 
 
 @pytest.mark.usefixtures("sites")

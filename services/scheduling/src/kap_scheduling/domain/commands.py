@@ -1,27 +1,84 @@
-"""What scheduling is asked to do; also the HTTP request bodies."""
+"""What scheduling is asked to do; also the HTTP request bodies, so FastAPI's
+validation (422 naming the field) is the commands' own."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from kap_shared.events.enums import Role
+from kap_shared.events.enums import Phase, Role
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-Identifier = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]+$"
+Identifier = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+
+# Coded, because SessionCancelled carries it: no free text (and so no PHI) on the wire.
+# `plan_suspended` is scheduling's own, used when an ineligible screening suspends a plan.
+CancelReason = Literal[
+    "patient_request",
+    "patient_unwell",
+    "patient_no_show",
+    "clinician_unavailable",
+    "room_unavailable",
+    "safety_hold",
+    "clinical_decision",
+    "rebooked",
+    "other",
+]
+PLAN_SUSPENDED = "plan_suspended"
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+        ) from exc
+    return value
+
+
 class CreateSite(Command):
     site_id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
     timezone: str = Field(default="UTC", max_length=64)
+    # Spravato REMS certification of the setting (SPR-CERT-1): valid through this day.
     rems_certified_until: date | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _known_timezone(value)
+
+
+class UpdateSite(Command):
+    """Renew (or withdraw) a REMS certification, rename, move time zone."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+    rems_certified_until: date | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else _known_timezone(value)
 
 
 class AddRoom(Command):
@@ -44,4 +101,61 @@ class CreateClinician(Command):
     clinician_id: str = Identifier
     role: Role
     sites: list[str] = Field(min_length=1)
+    # In each site's local time; none at all means "not restricted" (SCH-HOURS-1).
     working_hours: dict[Weekday, WorkingHours] = Field(default_factory=dict)
+
+
+def _ends_after_starts(value: datetime, info: ValidationInfo) -> datetime:
+    starts_at = info.data.get("starts_at")
+    if isinstance(starts_at, datetime) and value <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    return value
+
+
+class BookSession(Command):
+    patient_id: str = Identifier
+    phase: Phase
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    room_id: str = Identifier
+    therapist_id: str = Identifier
+    # Required for dosing (KAP-3); optional for preparation and integration.
+    prescriber_id: str | None = OptionalIdentifier
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _ends_after_starts(value, info)
+
+
+class RescheduleSession(Command):
+    """New times for a scheduled session; room and clinicians stay (cancel and book
+    again to change them)."""
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends(cls, value: datetime, info: ValidationInfo) -> datetime:
+        return _ends_after_starts(value, info)
+
+
+class CancelSession(Command):
+    reason: CancelReason
+    # Free text for the clinic's own record; it never leaves scheduling.
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CheckIn(Command):
+    """The patient's attestations; all three are required for a dosing session
+    (fasting: SPR-PRE-1/2, KET-PRE-1; transport or escort: SPR-PRE-8, KET-PRE-3)."""
+
+    last_food_at: AwareDatetime | None = None
+    last_liquid_at: AwareDatetime | None = None
+    transport_arranged: StrictBool | None = None
+
+
+class ClearHold(Command):
+    # The prescriber's risk assessment in their words; it never leaves scheduling.
+    reason: str = Field(min_length=1, max_length=2000)

@@ -15,15 +15,21 @@ class Protocol:
 
 
 KETAMINE_IV_INDUCTION = Protocol(
-    "ketamine_iv_induction", 6, "6 infusions over 2-3 weeks (KET-SER-1)"
+    "ketamine_iv_induction",
+    6,
+    "6 dosing sessions over 2-3 weeks, at most 3 a week (KET-SER-1); "
+    "an integration session within 72 h of each (KAP-2)",
 )
 ESKETAMINE_TRD = Protocol(
     "esketamine_trd",
     12,
-    "twice weekly in weeks 1-4, weekly in weeks 5-8; day 1 dose 56 mg (SPR-SCH-1/2, SPR-ADM-3)",
+    "twice weekly in weeks 1-4, weekly in weeks 5-8; day 1 dose 56 mg "
+    "(SPR-SCH-1/2, SPR-ADM-3); at least 2 h chair time per dosing session (SPR-SCH-4)",
 )
 KAP_SUBLINGUAL = Protocol(
-    "kap_sublingual", 6, "preparation, then dosing and integration sessions alternating (KAP-1/2)"
+    "kap_sublingual",
+    6,
+    "preparation, then dosing and integration sessions alternating (KAP-1, KAP-2, SCH-ALT-1)",
 )
 
 PROTOCOL_BY_ROUTE: dict[Route, Protocol] = {
@@ -33,6 +39,7 @@ PROTOCOL_BY_ROUTE: dict[Route, Protocol] = {
     Route.SUBLINGUAL: KAP_SUBLINGUAL,
     Route.ORAL: KAP_SUBLINGUAL,
 }
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in PROTOCOL_BY_ROUTE.values()}
 
 
 def protocol_for(route: Route) -> Protocol:

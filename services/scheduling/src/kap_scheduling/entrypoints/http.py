@@ -1,32 +1,59 @@
-"""HTTP API (CONTRACT section 4). Thin: authorize, translate, call a use case."""
+"""HTTP API (CONTRACT section 4). Thin: authorize, translate, call a use case.
+
+Who may do what (any other role: 403; a site not in the token: 403):
+
+| endpoint | roles |
+|---|---|
+| `POST /sites`, `PATCH /sites/{id}`, `POST /sites/{id}/rooms`, `POST /clinicians` | admin, coordinator |
+| `GET /patients/{id}/plan`, `GET /sessions/{id}` | prescriber, therapist, nurse, coordinator, admin |
+| `POST /sessions`, `/sessions/{id}/reschedule` | coordinator, prescriber, therapist |
+| `POST /sessions/{id}/cancel` | coordinator, prescriber, therapist, nurse |
+| `POST /sessions/{id}/check-in`, `/complete` | nurse, prescriber, therapist |
+| `POST /patients/{id}/holds/{hold_id}/clear` | prescriber |
+"""  # noqa: E501 - a table
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any
+import asyncio
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Depends, Request
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
 
-from ..adapters.tables import Plan, select
-from ..domain.commands import AddRoom, CreateClinician, CreateSite
-from ..handlers import directory
+from ..adapters import repository as repo
+from ..adapters.tables import Plan, TreatmentSession
+from ..domain.commands import (
+    AddRoom,
+    BookSession,
+    CancelSession,
+    CheckIn,
+    ClearHold,
+    CreateClinician,
+    CreateSite,
+    RescheduleSession,
+    UpdateSite,
+)
+from ..domain.model import Clock
+from ..domain.rules import SchedulingRules
+from ..handlers import directory, holds, sessions, views
+from .schemas import ClinicianView, HoldView, PlanView, RoomView, SessionView, SiteView
 
-router = APIRouter(tags=["scheduling"])
+router = APIRouter()
 
-Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.COORDINATOR))]
-Clinician = Annotated[
-    Principal,
-    Depends(
-        require_roles(Role.PRESCRIBER, Role.THERAPIST, Role.NURSE, Role.COORDINATOR, Role.ADMIN)
-    ),
-]
+P, T, N, C, A = Role.PRESCRIBER, Role.THERAPIST, Role.NURSE, Role.COORDINATOR, Role.ADMIN
+DirectoryEditor = Annotated[Principal, Depends(require_roles(A, C))]
+Viewer = Annotated[Principal, Depends(require_roles(P, T, N, C, A))]
+Booker = Annotated[Principal, Depends(require_roles(C, P, T))]
+Canceller = Annotated[Principal, Depends(require_roles(C, P, T, N))]
+Bedside = Annotated[Principal, Depends(require_roles(N, P, T))]
+Prescriber = Annotated[Principal, Depends(require_roles(P))]
 
 
 def _uow(request: Request) -> UnitOfWork:
@@ -34,87 +61,198 @@ def _uow(request: Request) -> UnitOfWork:
     return runtime.unit_of_work()
 
 
+def _now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
+def _rules(request: Request) -> SiteRules[SchedulingRules]:
+    rules: SiteRules[SchedulingRules] = request.app.state.rules
+    return rules
+
+
+def _lock(request: Request) -> asyncio.Lock:
+    lock: asyncio.Lock = request.app.state.write_lock
+    return lock
+
+
 Uow = Annotated[UnitOfWork, Depends(_uow)]
+Now = Annotated[datetime, Depends(_now)]
+Rules = Annotated[SiteRules[SchedulingRules], Depends(_rules)]
+WriteLock = Annotated[asyncio.Lock, Depends(_lock)]
 
 
-class SiteView(BaseModel):
-    site_id: str
-    name: str
-    timezone: str
-    rems_certified_until: date | None
+# -- directory ------------------------------------------------------------------------------
 
 
-class RoomView(BaseModel):
-    room_id: str
-    site_id: str
-    name: str
-
-
-class ClinicianView(BaseModel):
-    clinician_id: str
-    role: str
-    sites: list[str]
-    working_hours: dict[str, Any]
-
-
-class PlanView(BaseModel):
-    plan_id: str
-    patient_id: str
-    site_id: str
-    status: str
-    phase: str | None
-    route: str
-    protocol: str
-    planned_dosing_sessions: int
-    prescriber_id: str | None
-    therapist_id: str | None
-    created_at: datetime
-    sessions: list[dict[str, Any]]
-    holds: list[dict[str, Any]]
-    next_action: str
-
-
-@router.post("/sites", status_code=201, response_model=SiteView)
-async def create_site(cmd: CreateSite, principal: Admin, uow: Uow) -> SiteView:
+@router.post("/sites", status_code=201, response_model=SiteView, tags=["directory"])
+async def create_site(cmd: CreateSite, principal: DirectoryEditor, uow: Uow) -> SiteView:
     ensure_site(principal, cmd.site_id)
     async with uow:
-        site = await directory.create_site(uow, cmd)
-    return SiteView(**site.model_dump())
+        return SiteView.of(await directory.create_site(uow, cmd))
 
 
-@router.post("/sites/{site_id}/rooms", status_code=201, response_model=RoomView)
-async def add_room(site_id: str, cmd: AddRoom, principal: Admin, uow: Uow) -> RoomView:
+@router.patch("/sites/{site_id}", response_model=SiteView, tags=["directory"])
+async def update_site(
+    site_id: str, cmd: UpdateSite, principal: DirectoryEditor, uow: Uow
+) -> SiteView:
+    """Renew or withdraw the site's esketamine REMS certification (SPR-CERT-1), rename it
+    or change its time zone. Only the fields sent change."""
     ensure_site(principal, site_id)
     async with uow:
-        room = await directory.add_room(uow, site_id, cmd)
-    return RoomView(**room.model_dump())
+        return SiteView.of(await directory.update_site(uow, site_id, cmd))
 
 
-@router.post("/clinicians", status_code=201, response_model=ClinicianView)
-async def create_clinician(cmd: CreateClinician, principal: Admin, uow: Uow) -> ClinicianView:
+@router.post("/sites/{site_id}/rooms", status_code=201, response_model=RoomView, tags=["directory"])
+async def add_room(site_id: str, cmd: AddRoom, principal: DirectoryEditor, uow: Uow) -> RoomView:
+    ensure_site(principal, site_id)
+    async with uow:
+        return RoomView.of(await directory.add_room(uow, site_id, cmd))
+
+
+@router.post("/clinicians", status_code=201, response_model=ClinicianView, tags=["directory"])
+async def create_clinician(
+    cmd: CreateClinician, principal: DirectoryEditor, uow: Uow
+) -> ClinicianView:
     for site_id in cmd.sites:
         ensure_site(principal, site_id)
     async with uow:
-        clinician = await directory.create_clinician(uow, cmd)
-    return ClinicianView(**clinician.model_dump())
+        return ClinicianView.of(await directory.create_clinician(uow, cmd))
 
 
-def _next_action(plan: Plan) -> str:
-    if plan.status == "awaiting_care_team":
-        return "Add a prescriber and a therapist at this site so the plan can start."
-    if plan.status == "suspended":
-        return "Plan suspended after an ineligible screening; a prescriber must re-screen."
-    return "Book the first preparation session with the therapist."
+# -- plans and holds -----------------------------------------------------------------------
 
 
-@router.get("/patients/{patient_id}/plan", response_model=PlanView)
-async def get_plan(patient_id: str, principal: Clinician, uow: Uow) -> PlanView:
+@router.get("/patients/{patient_id}/plan", response_model=PlanView, tags=["plans"])
+async def get_plan(
+    patient_id: str, principal: Viewer, uow: Uow, rules: Rules, now: Now
+) -> PlanView:
+    """The patient's current plan: phase, status, sessions (past and booked), consents,
+    open holds, integration deadlines and the coordinator's next action."""
     async with uow:
-        plans = await uow.session.exec(
-            select(Plan).where(Plan.patient_id == patient_id).order_by(Plan.created_at.desc())  # type: ignore[attr-defined]
-        )
-        plan = plans.first()
+        plan = await repo.latest_plan(uow.session, patient_id)
         if plan is None:
             raise NotFound("plan for patient", patient_id)
         ensure_site(principal, plan.site_id)
-        return PlanView(**plan.model_dump(), sessions=[], holds=[], next_action=_next_action(plan))
+        return PlanView.of(await views.plan_snapshot(uow, plan, rules, now))
+
+
+@router.post(
+    "/patients/{patient_id}/holds/{hold_id}/clear", response_model=HoldView, tags=["plans"]
+)
+async def clear_hold(
+    patient_id: str,
+    hold_id: str,
+    cmd: ClearHold,
+    principal: Prescriber,
+    uow: Uow,
+    now: Now,
+    lock: WriteLock,
+) -> HoldView:
+    """A prescriber's risk assessment clears a safety hold (SCH-HOLD-1); dosing can be
+    booked again once no hold is open. The reason stays in scheduling."""
+    async with lock, uow:
+        patient = await sessions.patient_or_404(uow, patient_id)
+        ensure_site(principal, patient.site_id)
+        return HoldView.of(await holds.clear_hold(uow, patient, hold_id, cmd, principal, now))
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+
+async def _view(uow: UnitOfWork, row: TreatmentSession, rules: Rules) -> SessionView:
+    plan = await uow.session.get(Plan, row.plan_id)
+    if plan is None:
+        raise NotFound("plan", row.plan_id)
+    return SessionView.of(row, plan, rules.for_site(row.site_id))
+
+
+@router.post("/sessions", status_code=201, response_model=SessionView, tags=["sessions"])
+async def book_session(
+    cmd: BookSession, principal: Booker, uow: Uow, rules: Rules, now: Now, lock: WriteLock
+) -> SessionView:
+    """Book a session; 409 naming the rule that forbids it. Emits SessionScheduled."""
+    async with lock, uow:
+        patient = await sessions.known_patient(uow, cmd.patient_id)
+        ensure_site(principal, patient.site_id)
+        row = await sessions.book_session(uow, patient, cmd, principal, rules, now)
+        return await _view(uow, row, rules)
+
+
+@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
+async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules) -> SessionView:
+    async with uow:
+        row = await sessions.get_session(uow, session_id, for_update=False)
+        ensure_site(principal, row.site_id)
+        return await _view(uow, row, rules)
+
+
+@router.post("/sessions/{session_id}/reschedule", response_model=SessionView, tags=["sessions"])
+async def reschedule_session(
+    session_id: str,
+    cmd: RescheduleSession,
+    principal: Booker,
+    uow: Uow,
+    rules: Rules,
+    now: Now,
+    lock: WriteLock,
+) -> SessionView:
+    """New times for a scheduled session; every booking rule is checked again. Emits
+    SessionRescheduled with previous_starts_at."""
+    async with lock, uow:
+        row = await sessions.get_session(uow, session_id)
+        ensure_site(principal, row.site_id)
+        row = await sessions.reschedule_session(uow, row, cmd, rules, now)
+        return await _view(uow, row, rules)
+
+
+@router.post("/sessions/{session_id}/cancel", response_model=SessionView, tags=["sessions"])
+async def cancel_session(
+    session_id: str,
+    cmd: CancelSession,
+    principal: Canceller,
+    uow: Uow,
+    rules: Rules,
+    now: Now,
+    lock: WriteLock,
+) -> SessionView:
+    """Cancel with a coded reason (the optional note stays here). Emits SessionCancelled."""
+    async with lock, uow:
+        row = await sessions.get_session(uow, session_id)
+        ensure_site(principal, row.site_id)
+        row = await sessions.cancel_session(uow, row, cmd, principal, now)
+        return await _view(uow, row, rules)
+
+
+@router.post("/sessions/{session_id}/check-in", response_model=SessionView, tags=["sessions"])
+async def check_in(
+    session_id: str,
+    principal: Bedside,
+    uow: Uow,
+    rules: Rules,
+    now: Now,
+    lock: WriteLock,
+    cmd: Annotated[CheckIn | None, Body()] = None,
+) -> SessionView:
+    """Check the patient in. Dosing sessions need `last_food_at`, `last_liquid_at` and
+    `transport_arranged` (fasting and transport gates). Emits SessionCheckedIn, and
+    PhaseAdvanced (preparation -> dosing) at the first dosing check-in."""
+    async with lock, uow:
+        row = await sessions.get_session(uow, session_id)
+        ensure_site(principal, row.site_id)
+        row = await sessions.check_in(uow, row, cmd or CheckIn(), principal, rules, now)
+        return await _view(uow, row, rules)
+
+
+@router.post("/sessions/{session_id}/complete", response_model=SessionView, tags=["sessions"])
+async def complete_session(
+    session_id: str, principal: Bedside, uow: Uow, rules: Rules, now: Now, lock: WriteLock
+) -> SessionView:
+    """Complete a checked-in session (dosing: once monitoring has cleared discharge).
+    Emits SessionCompleted; a dosing session starts its integration deadline (KAP-2),
+    the last planned one advances the plan to integration."""
+    async with lock, uow:
+        row = await sessions.get_session(uow, session_id)
+        ensure_site(principal, row.site_id)
+        row = await sessions.complete_session(uow, row, principal, rules, now)
+        return await _view(uow, row, rules)

@@ -1,12 +1,32 @@
-"""Events scheduling reacts to (its consumer group is `scheduling`)."""
+"""Events scheduling reacts to (its consumer group is `scheduling`), and its
+durable timers."""
 
 from __future__ import annotations
 
-from kap_shared.events import PatientScreened
+from kap_shared.events import (
+    ConsentRecorded,
+    DischargeCleared,
+    PatientScreened,
+    SafetyConcernRaised,
+)
 from kap_shared.messaging.consumer import EventHandler
+from kap_shared.messaging.timers import TimerHandler
+from kap_shared.rules import SiteRules
 
+from ..domain.rules import SchedulingRules
+from ..handlers.deadlines import TIMERS as _TIMERS
 from ..handlers.plans import on_patient_screened
+from ..handlers.reactions import on_consent_recorded, on_discharge_cleared, on_safety_concern
 
-HANDLERS: dict[type, EventHandler] = {
-    PatientScreened: on_patient_screened,
-}
+TIMERS: dict[str, TimerHandler] = dict(_TIMERS)
+
+
+def handlers(rules: SiteRules[SchedulingRules]) -> dict[type, EventHandler]:
+    return {
+        # kap.intake.events.v1
+        PatientScreened: on_patient_screened,
+        ConsentRecorded: on_consent_recorded,
+        # kap.monitoring.events.v1
+        SafetyConcernRaised: on_safety_concern(rules),
+        DischargeCleared: on_discharge_cleared,
+    }

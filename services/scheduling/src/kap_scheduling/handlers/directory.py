@@ -6,7 +6,7 @@ from kap_shared.http.errors import ApiError, InvalidField, NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters.tables import Clinician, Room, Site
-from ..domain.commands import AddRoom, CreateClinician, CreateSite
+from ..domain.commands import AddRoom, CreateClinician, CreateSite, UpdateSite
 from .plans import staff_waiting_plans
 
 
@@ -19,6 +19,22 @@ async def create_site(uow: UnitOfWork, cmd: CreateSite) -> Site:
     if await uow.session.get(Site, cmd.site_id):
         raise AlreadyExists("site", cmd.site_id)
     site = Site(**cmd.model_dump())
+    uow.session.add(site)
+    await uow.commit()
+    return site
+
+
+async def update_site(uow: UnitOfWork, site_id: str, cmd: UpdateSite) -> Site:
+    """Change what was sent: e.g. renew a REMS certification (SPR-CERT-1), or withdraw
+    it with `"rems_certified_until": null`."""
+    site = await uow.session.get(Site, site_id)
+    if site is None:
+        raise NotFound("site", site_id)
+    for field in cmd.model_fields_set:
+        value = getattr(cmd, field)
+        if value is None and field in ("name", "timezone"):
+            raise InvalidField(field, "may not be null")
+        setattr(site, field, value)
     uow.session.add(site)
     await uow.commit()
     return site

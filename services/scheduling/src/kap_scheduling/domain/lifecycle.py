@@ -1,0 +1,214 @@
+"""A session's life after booking: check-in gates, completion, the plan's phase
+and the integration deadline each dosing session starts. Pure.
+
+Status: scheduled -> checked_in -> completed, and scheduled | checked_in ->
+cancelled. Only a scheduled session can be rescheduled.
+
+Phases (PhaseAdvanced):
+- none -> preparation when the plan gets its care team;
+- preparation -> dosing when the patient is checked in for the first dosing
+  session: from then on the patient is in dosing, even if that session is
+  later cancelled (booking a dosing session does not change the phase: it may
+  be cancelled before it happens);
+- dosing -> integration when the last planned dosing session is completed: the
+  course's dosing is over and what remains is integration. Integration
+  sessions can still be booked afterwards; more dosing cannot (SCH-COURSE-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from kap_shared.events.enums import Phase, Route
+
+from . import rules as r
+from .booking import dosing_hold, rems_certification, rems_enrollment, treatment_consent
+from .model import (
+    UNMET_DEADLINES,
+    Attestation,
+    Consents,
+    Deadline,
+    Hold,
+    PlanInfo,
+    PlanStatus,
+    SessionStatus,
+    SiteInfo,
+    Slot,
+    Violation,
+    format_minutes,
+    minutes,
+)
+from .rules import SchedulingRules
+
+STATUS_WORD = {
+    SessionStatus.SCHEDULED: "scheduled",
+    SessionStatus.CHECKED_IN: "checked in",
+    SessionStatus.COMPLETED: "completed",
+    SessionStatus.CANCELLED: "cancelled",
+}
+
+
+def state_violation(
+    session: Slot, action: str, allowed: Sequence[SessionStatus]
+) -> Violation | None:
+    if session.status in allowed:
+        return None
+    return Violation(
+        r.STATE, f"the session is {STATUS_WORD[session.status]}; it cannot be {action}"
+    )
+
+
+def check_in_window(
+    session: Slot, now: datetime, rules: SchedulingRules, site: SiteInfo
+) -> Violation | None:
+    opens = session.starts_at - timedelta(minutes=rules.check_in_opens_minutes_before)
+    closes = session.starts_at + timedelta(minutes=rules.check_in_closes_minutes_after)
+    if opens <= now <= closes:
+        return None
+    when = "opens" if now < opens else "closed"
+    moment = opens if now < opens else closes
+    return Violation(
+        r.CHECK_IN_WINDOW,
+        f"check-in {when} at {site.describe(moment)} "
+        f"({format_minutes(rules.check_in_opens_minutes_before)} before to "
+        f"{format_minutes(rules.check_in_closes_minutes_after)} after the session starts)",
+    )
+
+
+def check_check_in(
+    session: Slot,
+    *,
+    plan: PlanInfo,
+    site: SiteInfo,
+    consents: Consents,
+    holds: Sequence[Hold],
+    attestation: Attestation,
+    now: datetime,
+    rules: SchedulingRules,
+) -> Violation | None:
+    """The first gate that keeps the patient from being checked in, or None.
+
+    Dosing sessions re-check the booking gates that can change after booking (plan
+    suspended, consent withdrawn, safety hold, REMS), then fasting and transport.
+    The attestation's fields are required for dosing (the handler answers 422).
+    """
+    violation = state_violation(session, "checked in", (SessionStatus.SCHEDULED,))
+    violation = violation or check_in_window(session, now, rules, site)
+    violation = violation or treatment_consent(consents)
+    if violation or session.phase is not Phase.DOSING:
+        return violation
+    if plan.status is not PlanStatus.ACTIVE:
+        return Violation(
+            r.PLAN, "the treatment plan is not active (suspended); dosing cannot start"
+        )
+    violation = dosing_hold(holds, site)
+    if violation:
+        return violation
+    if plan.esketamine:
+        violation = rems_enrollment(consents) or rems_certification(
+            site, site.local(session.starts_at).date()
+        )
+        return violation or esketamine_pre_dose(attestation, now, rules)
+    return ketamine_pre_dose(attestation, now, rules)
+
+
+def _since(moment: datetime | None, now: datetime) -> float:
+    return minutes(now - moment) if moment is not None else float("inf")
+
+
+def esketamine_pre_dose(
+    attestation: Attestation, now: datetime, rules: SchedulingRules
+) -> Violation | None:
+    food = _since(attestation.last_food_at, now)
+    if food < rules.esketamine_food_fast_minutes:
+        return Violation(
+            r.ESKETAMINE_FOOD,
+            f"no food for at least {format_minutes(rules.esketamine_food_fast_minutes)} "
+            f"before esketamine; the patient last ate {format_minutes(food)} ago",
+        )
+    liquid = _since(attestation.last_liquid_at, now)
+    if liquid < rules.esketamine_liquid_fast_minutes:
+        return Violation(
+            r.ESKETAMINE_LIQUIDS,
+            f"no liquids for at least {format_minutes(rules.esketamine_liquid_fast_minutes)} "
+            f"before esketamine; the patient last drank {format_minutes(liquid)} ago",
+        )
+    if not attestation.transport_arranged:
+        return Violation(
+            r.ESKETAMINE_TRANSPORT,
+            "the patient must not drive until the next day; arrange transport home before check-in",
+        )
+    return None
+
+
+def ketamine_pre_dose(
+    attestation: Attestation, now: datetime, rules: SchedulingRules
+) -> Violation | None:
+    food = _since(attestation.last_food_at, now)
+    liquid = _since(attestation.last_liquid_at, now)
+    if food < rules.ketamine_solids_fast_minutes:
+        return Violation(
+            r.KETAMINE_FASTING,
+            f"no solid food for at least {format_minutes(rules.ketamine_solids_fast_minutes)} "
+            f"before ketamine; the patient last ate {format_minutes(food)} ago",
+        )
+    if liquid < rules.ketamine_clear_liquids_fast_minutes:
+        return Violation(
+            r.KETAMINE_FASTING,
+            "no clear liquids for at least "
+            f"{format_minutes(rules.ketamine_clear_liquids_fast_minutes)} before ketamine; "
+            f"the patient last drank {format_minutes(liquid)} ago",
+        )
+    if not attestation.transport_arranged:
+        return Violation(
+            r.KETAMINE_ESCORT,
+            "a responsible adult must take the patient home; arrange an escort before check-in",
+        )
+    return None
+
+
+def check_complete(session: Slot) -> Violation | None:
+    if session.status is not SessionStatus.CHECKED_IN:
+        action = (
+            "completed before the patient is checked in"
+            if session.status is SessionStatus.SCHEDULED
+            else "completed"
+        )
+        return state_violation(session, action, (SessionStatus.CHECKED_IN,))
+    if session.phase is Phase.DOSING and session.discharge_cleared_at is None:
+        return Violation(
+            r.DISCHARGE,
+            "monitoring has not cleared the patient for discharge yet; the dosing session "
+            "can be completed once discharge is cleared",
+        )
+    return None
+
+
+def phase_after_check_in(plan: PlanInfo, session: Slot) -> Phase | None:
+    if session.phase is Phase.DOSING and plan.phase is Phase.PREPARATION:
+        return Phase.DOSING
+    return None
+
+
+def phase_after_completion(plan: PlanInfo, session: Slot, completed_dosing: int) -> Phase | None:
+    """`completed_dosing` counts the plan's completed dosing sessions, this one included."""
+    if (
+        session.phase is Phase.DOSING
+        and plan.phase is Phase.DOSING
+        and completed_dosing >= plan.planned_dosing_sessions
+    ):
+        return Phase.INTEGRATION
+    return None
+
+
+def integration_due_by(route: Route, completed_at: datetime, rules: SchedulingRules) -> datetime:
+    """KAP-2: integration with the same therapist within 72 h (7 days for oral)."""
+    return completed_at + timedelta(hours=rules.integration_due_after_hours(route))
+
+
+def deadline_met_by(deadlines: Sequence[Deadline], therapist_id: str) -> Deadline | None:
+    """The deadline a completed integration session satisfies: the oldest one still
+    unmet (open, or already reported overdue) with the same therapist."""
+    unmet = [d for d in deadlines if d.status in UNMET_DEADLINES and d.therapist_id == therapist_id]
+    return min(unmet, key=lambda d: d.due_by, default=None)

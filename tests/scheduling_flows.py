@@ -1,0 +1,312 @@
+"""Steps of the care pathway through scheduling, driven over HTTP only (plus the
+DischargeCleared events a test produces in monitoring's place).
+
+Sites here have fixed ids so that tests/rules/scheduling.json can give them their
+own rules; each platform run (SQLite, then PostgreSQL) has fresh databases, so a
+fixed id is unique per run, while patient ids (from intake) are unique everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flows import ADMIN, ELIGIBLE_SCREENING, REFERRAL, apis
+from support import Api, eventually, produce
+
+from kap_local.platform import Platform
+from kap_shared.events import DischargeCleared
+from kap_shared.events.monitoring import DischargeClearedData
+from kap_shared.events.topics import MONITORING_EVENTS
+
+Caller = tuple[str, str, list[str]]
+WEEKDAY_HOURS = {d: {"start": "07:00", "end": "19:00"} for d in ("mon", "tue", "wed", "thu", "fri")}
+SESSION_MINUTES = {"preparation": 60, "integration": 60}
+DOSING_MINUTES = {"intranasal_esketamine": 120, "iv": 180, "im": 180}
+
+
+@dataclass
+class SchedulingSite:
+    site_id: str
+    timezone: str
+    rooms: list[str]
+    prescribers: list[str]
+    therapists: list[str]
+    nurse: str
+    coordinator: str
+    monday: date  # a Monday at least a week ahead: every session is booked in the future
+
+    def as_(self, who: str) -> Caller:
+        role = {"rn": "nurse", "co": "coordinator", "rx": "prescriber", "th": "therapist"}[
+            who.split("-")[0]
+        ]
+        return (who, role, [self.site_id])
+
+    @property
+    def nurse_(self) -> Caller:
+        return self.as_(self.nurse)
+
+    @property
+    def coordinator_(self) -> Caller:
+        return self.as_(self.coordinator)
+
+    def at(self, day: int, hhmm: str, *, week: int = 0) -> datetime:
+        """Local time at the site on `day` (0 = Monday) of week `week`."""
+        local = datetime.combine(
+            self.monday + timedelta(days=day + 7 * week),
+            time.fromisoformat(hhmm),
+            ZoneInfo(self.timezone),
+        )
+        return local.astimezone(UTC)
+
+
+def next_monday(after_days: int = 7) -> date:
+    start = datetime.now(UTC).date() + timedelta(days=after_days)
+    return start + timedelta(days=(7 - start.weekday()) % 7)
+
+
+async def create_site(
+    platform: Platform,
+    site_id: str,
+    *,
+    timezone: str = "America/New_York",
+    rooms: int = 2,
+    prescribers: int = 1,
+    therapists: int = 1,
+    rems_certified: bool = True,
+) -> SchedulingSite:
+    """A site with rooms, prescribers, therapists, a nurse and a coordinator, all
+    working weekdays 07:00-19:00 site time (idempotent within one platform run)."""
+    api = apis(platform)["scheduling"]
+    site = SchedulingSite(
+        site_id=site_id,
+        timezone=timezone,
+        rooms=[f"{site_id}-room-{n}" for n in range(1, rooms + 1)],
+        prescribers=[f"rx-{site_id}-{n}" for n in range(1, prescribers + 1)],
+        therapists=[f"th-{site_id}-{n}" for n in range(1, therapists + 1)],
+        nurse=f"rn-{site_id}",
+        coordinator=f"co-{site_id}",
+        monday=next_monday(),
+    )
+    body: dict[str, Any] = {"site_id": site_id, "name": f"Clinic {site_id}", "timezone": timezone}
+    if rems_certified:
+        body["rems_certified_until"] = (date.today() + timedelta(days=365)).isoformat()
+    await _created(api.request("POST", "/sites", as_=ADMIN, json_body=body))
+    for room_id in site.rooms:
+        await _created(
+            api.request(
+                "POST",
+                f"/sites/{site_id}/rooms",
+                as_=ADMIN,
+                json_body={"room_id": room_id, "name": room_id},
+            )
+        )
+    staff = [(c, "prescriber") for c in site.prescribers] + [
+        (c, "therapist") for c in site.therapists
+    ]
+    staff += [(site.nurse, "nurse"), (site.coordinator, "coordinator")]
+    for clinician_id, role in staff:
+        await _created(
+            api.request(
+                "POST",
+                "/clinicians",
+                as_=ADMIN,
+                json_body={
+                    "clinician_id": clinician_id,
+                    "role": role,
+                    "sites": [site_id],
+                    "working_hours": WEEKDAY_HOURS,
+                },
+            )
+        )
+    return site
+
+
+async def _created(request: Any) -> None:
+    response = await request
+    assert response.status_code in (201, 409), response.text  # 409: already there
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+async def refer(platform: Platform, site: SchedulingSite) -> str:
+    response = await apis(platform)["intake"].request(
+        "POST", "/patients", as_=site.nurse_, json_body={**REFERRAL, "site_id": site.site_id}
+    )
+    assert response.status_code == 201, response.text
+    patient_id: str = response.json()["patient_id"]
+    return patient_id
+
+
+async def screen(
+    platform: Platform, site: SchedulingSite, patient_id: str, **changes: Any
+) -> dict[str, Any]:
+    response = await apis(platform)["intake"].request(
+        "POST",
+        f"/patients/{patient_id}/screenings",
+        as_=site.nurse_,
+        json_body={**ELIGIBLE_SCREENING, **changes},
+    )
+    assert response.status_code == 201, response.text
+    screening: dict[str, Any] = response.json()
+    return screening
+
+
+async def approve(
+    platform: Platform, site: SchedulingSite, patient_id: str, screening_id: str
+) -> dict[str, Any]:
+    response = await apis(platform)["intake"].request(
+        "POST",
+        f"/patients/{patient_id}/screenings/{screening_id}/review",
+        as_=site.as_(site.prescribers[0]),
+        json_body={"decision": "approve", "reason": "bp_controlled_on_recheck"},
+    )
+    assert response.status_code == 200, response.text
+    review: dict[str, Any] = response.json()
+    return review
+
+
+async def consent(platform: Platform, site: SchedulingSite, patient_id: str, scope: str) -> None:
+    response = await apis(platform)["intake"].request(
+        "POST",
+        f"/patients/{patient_id}/consents",
+        as_=site.as_(site.prescribers[0]),
+        json_body={"scope": scope, "granted": True},
+    )
+    assert response.status_code == 201, response.text
+
+
+# -- scheduling ----------------------------------------------------------------------------------
+
+
+def scheduling(platform: Platform) -> Api:
+    return apis(platform)["scheduling"]
+
+
+async def plan_when(
+    platform: Platform,
+    site: SchedulingSite,
+    patient_id: str,
+    *,
+    consents: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """The patient's active plan, once scheduling has consumed the screening (and the
+    named consents)."""
+
+    async def check() -> dict[str, Any] | None:
+        response = await scheduling(platform).request(
+            "GET", f"/patients/{patient_id}/plan", as_=site.coordinator_
+        )
+        if response.status_code == 404:
+            return None
+        assert response.status_code == 200, response.text
+        plan: dict[str, Any] = response.json()
+        granted = {s for s, c in plan["consents"].items() if c["granted"]}
+        if plan["status"] == "active" and set(consents) <= granted:
+            return plan
+        return None
+
+    plan: dict[str, Any] = await eventually(check, timeout=timeout)
+    return plan
+
+
+async def book(
+    platform: Platform,
+    site: SchedulingSite,
+    plan: dict[str, Any],
+    phase: str,
+    starts_at: datetime,
+    *,
+    room_id: str,
+) -> dict[str, Any]:
+    minutes = DOSING_MINUTES[plan["route"]] if phase == "dosing" else SESSION_MINUTES[phase]
+    body = {
+        "patient_id": plan["patient_id"],
+        "phase": phase,
+        "starts_at": starts_at.isoformat(),
+        "ends_at": (starts_at + timedelta(minutes=minutes)).isoformat(),
+        "room_id": room_id,
+        "therapist_id": plan["therapist_id"],
+    }
+    if phase == "dosing":
+        body["prescriber_id"] = plan["prescriber_id"]
+    response = await scheduling(platform).request(
+        "POST", "/sessions", as_=site.coordinator_, json_body=body
+    )
+    assert response.status_code == 201, response.text
+    session: dict[str, Any] = response.json()
+    return session
+
+
+def attestation() -> dict[str, Any]:
+    """Fasted (solids 8 h, liquids 3 h), with a lift home arranged."""
+    now = datetime.now(UTC)
+    return {
+        "last_food_at": (now - timedelta(hours=8)).isoformat(),
+        "last_liquid_at": (now - timedelta(hours=3)).isoformat(),
+        "transport_arranged": True,
+    }
+
+
+async def discharge(
+    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
+) -> None:
+    """What monitoring publishes when it clears the patient (produced by the test,
+    in monitoring's place)."""
+    now = datetime.now(UTC)
+    event = DischargeCleared(
+        producer="monitoring",
+        site_id=site.site_id,
+        patient_id=plan["patient_id"],
+        correlation_id=plan["correlation_id"],
+        data=DischargeClearedData(
+            session_id=session_id,
+            first_dose_at=now - timedelta(minutes=125),
+            cleared_at=now,
+            observed_minutes=125,
+        ),
+    )
+    await produce(platform.bootstrap, MONITORING_EVENTS, [(event.key, event.to_json())])
+
+
+async def run_session(
+    platform: Platform,
+    site: SchedulingSite,
+    plan: dict[str, Any],
+    phase: str,
+    starts_at: datetime,
+    *,
+    room_id: str,
+) -> dict[str, Any]:
+    """Book, check in and complete one session; a dosing session completes once
+    scheduling has consumed monitoring's DischargeCleared for it."""
+    api = scheduling(platform)
+    session = await book(platform, site, plan, phase, starts_at, room_id=room_id)
+    sid = session["session_id"]
+    body = attestation() if phase == "dosing" else {}
+    response = await api.request(
+        "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=body
+    )
+    assert response.status_code == 200, response.text
+    if phase == "dosing":
+        await discharge(platform, site, plan, sid)
+
+    async def complete() -> dict[str, Any] | None:
+        response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
+        if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
+            return None  # DischargeCleared not consumed yet
+        assert response.status_code == 200, response.text
+        done: dict[str, Any] = response.json()
+        return done
+
+    done: dict[str, Any] = await eventually(complete, timeout=60, interval=0.2)
+    return done
+
+
+async def gather(*steps: Any) -> list[Any]:
+    return list(await asyncio.gather(*steps))
