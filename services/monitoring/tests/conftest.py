@@ -1,10 +1,15 @@
 """Fixtures for monitoring's unit tests: the app in-process on a throw-away
-SQLite DB, and a way to feed it events through its own consumer path."""
+SQLite DB, a way to feed it events through its own consumer path, open
+monitoring windows, tokens, and readers of what was stored and published."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -13,10 +18,19 @@ from fastapi.testclient import TestClient
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
 from kap_monitoring.entrypoints.stream import HANDLERS
-from kap_shared.events import Envelope, decode
+from kap_shared.events import Envelope, PatientScreened, SessionCheckedIn, SessionScheduled, decode
+from kap_shared.events.enums import Phase, Route, ScreeningOutcome
+from kap_shared.events.intake import Baseline, PatientScreenedData
+from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import service_client
+from kap_shared.testing import rows, service_client, token
+
+SITE = "site-a"
+OTHER_SITE = "site-b"
+PATIENT = "pt-1"
+Headers = dict[str, str]
+Deliver = Callable[[Envelope], bool]
 
 
 @pytest.fixture
@@ -30,7 +44,7 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "monitoring.db"
 
 
-def _runtime(client: TestClient) -> ServiceRuntime:
+def runtime_of(client: TestClient) -> ServiceRuntime:
     app = client.app
     assert isinstance(app, FastAPI)
     runtime: ServiceRuntime = app.state.runtime
@@ -38,12 +52,12 @@ def _runtime(client: TestClient) -> ServiceRuntime:
 
 
 @pytest.fixture
-def deliver(client: TestClient) -> Callable[[Envelope], bool]:
+def deliver(client: TestClient) -> Deliver:
     """Hand an event to monitoring's consumer as Kafka would: serialized, decoded
     against the contract, handled in the app's loop and database. Exceptions the
     handler raises propagate (the broker middleware turns them into dead letters)."""
     consumer = EventConsumer(
-        group_id="monitoring", sessions=_runtime(client).sessions, handlers=HANDLERS
+        group_id="monitoring", sessions=runtime_of(client).sessions, handlers=HANDLERS
     )
 
     def run(event: Envelope) -> bool:
@@ -52,3 +66,257 @@ def deliver(client: TestClient) -> Callable[[Envelope], bool]:
         return client.portal.call(consumer.handle, decoded)
 
     return run
+
+
+# -- events from the other services --------------------------------------------------------
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def screened(
+    patient_id: str = PATIENT,
+    *,
+    site_id: str = SITE,
+    phq9_total: int = 20,
+    gad7_total: int = 12,
+    pcl5_total: int | None = 40,
+    bp: tuple[int, int] = (124, 78),
+    heart_rate: int = 72,
+) -> PatientScreened:
+    return PatientScreened(
+        producer="intake",
+        site_id=site_id,
+        patient_id=patient_id,
+        correlation_id=f"episode-{patient_id}",
+        data=PatientScreenedData(
+            screening_id=f"scr-{patient_id}",
+            outcome=ScreeningOutcome.ELIGIBLE,
+            route=Route.INTRANASAL_ESKETAMINE,
+            indications=["trd"],
+            baseline=Baseline(
+                phq9_total=phq9_total,
+                phq9_item9=0,
+                gad7_total=gad7_total,
+                pcl5_total=pcl5_total,
+                bp_systolic=bp[0],
+                bp_diastolic=bp[1],
+                heart_rate=heart_rate,
+            ),
+        ),
+    )
+
+
+def scheduled(
+    session_id: str,
+    *,
+    patient_id: str = PATIENT,
+    site_id: str = SITE,
+    phase: Phase = Phase.DOSING,
+) -> SessionScheduled:
+    starts = now() - timedelta(hours=3)
+    return SessionScheduled(
+        producer="scheduling",
+        site_id=site_id,
+        patient_id=patient_id,
+        correlation_id=f"episode-{patient_id}",
+        data=SessionScheduledData(
+            session_id=session_id,
+            plan_id="plan-1",
+            phase=phase,
+            sequence=1,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=4),
+            room_id="room-1",
+            prescriber_id="rx-ada",
+            therapist_id="th-ben",
+        ),
+    )
+
+
+def checked_in(
+    session_id: str,
+    *,
+    patient_id: str = PATIENT,
+    site_id: str = SITE,
+    phase: Phase = Phase.DOSING,
+) -> SessionCheckedIn:
+    return SessionCheckedIn(
+        producer="scheduling",
+        site_id=site_id,
+        patient_id=patient_id,
+        correlation_id=f"episode-{patient_id}",
+        data=SessionCheckedInData(
+            session_id=session_id, phase=phase, checked_in_at=now() - timedelta(hours=3)
+        ),
+    )
+
+
+@pytest.fixture
+def open_session(deliver: Deliver) -> Callable[..., str]:
+    """A checked-in dosing session (a monitoring window), with the patient's baseline."""
+    screened_patients: set[str] = set()
+
+    def make(
+        session_id: str = "ses-1",
+        *,
+        patient_id: str = PATIENT,
+        site_id: str = SITE,
+        baseline: bool = True,
+        check_in: bool = True,
+        phase: Phase = Phase.DOSING,
+    ) -> str:
+        if baseline and patient_id not in screened_patients:
+            deliver(screened(patient_id, site_id=site_id))
+            screened_patients.add(patient_id)
+        deliver(scheduled(session_id, patient_id=patient_id, site_id=site_id, phase=phase))
+        if check_in:
+            deliver(checked_in(session_id, patient_id=patient_id, site_id=site_id, phase=phase))
+        return session_id
+
+    return make
+
+
+# -- callers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nurse() -> Headers:
+    return token("rn-cleo", "nurse", [SITE])
+
+
+@pytest.fixture
+def prescriber() -> Headers:
+    return token("rx-ada", "prescriber", [SITE])
+
+
+@pytest.fixture
+def device() -> Headers:
+    return token("gw-bed-7", "device", [SITE])
+
+
+@pytest.fixture
+def therapist() -> Headers:
+    return token("th-ben", "therapist", [SITE])
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def ago(**delta: float) -> str:
+    return iso(now() - timedelta(**delta))
+
+
+ESKETAMINE: dict[str, Any] = {
+    "route": "intranasal_esketamine",
+    "agent": "esketamine",
+    "dose_mg": 28,
+}
+IV_KETAMINE: dict[str, Any] = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+
+
+@dataclass
+class Monitoring:
+    """Drives one session over HTTP."""
+
+    client: TestClient
+    headers: Headers
+    prescriber: Headers
+
+    def vitals(self, session_id: str = "ses-1", **body: Any) -> Any:
+        return self.client.post(f"/sessions/{session_id}/vitals", json=body, headers=self.headers)
+
+    def ok_vitals(self, session_id: str = "ses-1", **body: Any) -> dict[str, Any]:
+        response = self.vitals(session_id, **body)
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def dose(self, session_id: str = "ses-1", **body: Any) -> Any:
+        return self.client.post(f"/sessions/{session_id}/doses", json=body, headers=self.headers)
+
+    def discharge(self, session_id: str = "ses-1") -> Any:
+        return self.client.post(f"/sessions/{session_id}/discharge", headers=self.headers)
+
+    def decide(self, session_id: str = "ses-1", **body: Any) -> Any:
+        return self.client.post(
+            f"/sessions/{session_id}/predose-decision", json=body, headers=self.prescriber
+        )
+
+    def session(self, session_id: str = "ses-1") -> dict[str, Any]:
+        response = self.client.get(f"/sessions/{session_id}", headers=self.headers)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+
+@pytest.fixture
+def mon(client: TestClient, nurse: Headers, prescriber: Headers) -> Monitoring:
+    return Monitoring(client, nurse, prescriber)
+
+
+@pytest.fixture
+def dosed_session(open_session: Callable[..., str], mon: Monitoring) -> Callable[..., str]:
+    """An open window with an IV ketamine dose given 30 minutes ago: readings from
+    now on are intra-session (not pre-dose)."""
+
+    def make(session_id: str = "ses-1", **kwargs: Any) -> str:
+        open_session(session_id, **kwargs)
+        response = mon.dose(session_id, **IV_KETAMINE, administered_at=ago(minutes=30))
+        assert response.status_code == 201, response.text
+        return session_id
+
+    return make
+
+
+# -- what was stored and published --------------------------------------------------------------
+
+
+@pytest.fixture
+def outbox(db: Path) -> Callable[..., list[dict[str, Any]]]:
+    """The outbox's event payloads in publishing order, optionally of some types."""
+
+    def read(*event_types: str) -> list[dict[str, Any]]:
+        events = [
+            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
+        ]
+        return [e for e in events if not event_types or e["event_type"] in event_types]
+
+    return read
+
+
+TABLES = (
+    "readings",
+    "doses",
+    "alerts",
+    "predose_decisions",
+    "measures",
+    "outbox_messages",
+    "scheduled_jobs",
+)
+
+
+@pytest.fixture
+def counts(db: Path) -> Callable[[], dict[str, int]]:
+    """Row counts of every table a request could write to."""
+
+    def read() -> dict[str, int]:
+        return {
+            table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
+            for table in TABLES
+        }
+
+    return read
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    return error

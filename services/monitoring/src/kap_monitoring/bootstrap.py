@@ -1,6 +1,9 @@
-"""Composition root: settings, runtime, routers and handlers wired together."""
+"""Composition root: settings, runtime, routers, event handlers, the vitals batch
+consumer and the durable timers wired together."""
 
 from __future__ import annotations
+
+from importlib.metadata import version
 
 from fastapi import FastAPI
 
@@ -10,8 +13,12 @@ from .adapters.tables import REGISTRY
 from .config import MonitoringSettings
 from .entrypoints.http import router
 from .entrypoints.stream import HANDLERS
+from .entrypoints.vitals_batch import VitalsBatchConsumer
+from .handlers.observations import timer_handlers
+from .handlers.vitals import VitalsIngest
 
-VERSION = "0.1.0"
+# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
+VERSION = version("kap-monitoring")
 
 
 def build(settings: MonitoringSettings | None = None) -> FastAPI:
@@ -30,10 +37,23 @@ def build(settings: MonitoringSettings | None = None) -> FastAPI:
             "SafetyConcernRaised",
             "VitalsRecorded",
         ),
+        migrations_package="kap_monitoring",
     )
+    rules = settings.monitoring_rules
+    ingest = VitalsIngest(rules)
     runtime.consume(HANDLERS)
-    return runtime.http_app(
+    vitals = VitalsBatchConsumer(runtime, ingest, settings)
+    if settings.vitals_consumer_enabled:
+        vitals.subscribe(runtime.broker)
+    runtime.timers(timer_handlers(rules))
+    app = runtime.http_app(
         [router],
         title="KAP monitoring",
-        description="Vitals during and after dosing, safety rules, discharge, outcome measures.",
+        description=(
+            "Vitals during and after dosing, safety rules, discharge, outcome measures. "
+            "Rule ids in alerts and 409 responses are the clinical rulebook's."
+        ),
     )
+    app.state.ingest = ingest
+    app.state.vitals_consumer = vitals
+    return app

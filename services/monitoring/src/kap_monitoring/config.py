@@ -1,10 +1,37 @@
-"""Monitoring settings."""
+"""Monitoring settings: the platform's, the clinical rules (RULES_FILE) and the
+vitals batch consumer's tuning."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
+from pydantic import Field
+
+from kap_shared.rules import SiteRules
 from kap_shared.settings import ServiceSettings
+
+from .domain.rules import MonitoringRules
 
 
 class MonitoringSettings(ServiceSettings):
     service_name: str = "monitoring"
     http_port: int = 8003
+
+    # The kap.monitoring.vitals.v1 consumer takes readings in batches: one database
+    # transaction and one offset commit per batch (see entrypoints.vitals_batch).
+    vitals_consumer_enabled: bool = True
+    # A group of its own: in one group with the event subscribers, each of their joins
+    # and leaves would stop and rebalance the high-volume vitals stream too.
+    vitals_consumer_group: str = "monitoring-vitals"
+    vitals_batch_max_records: int = Field(default=5000, ge=1, le=50_000)
+    # How long a batch may wait to fill up before it is processed anyway.
+    vitals_batch_timeout_ms: int = Field(default=100, ge=1)
+    vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Retries of a batch after a transient (database) error, before it is rewound and
+    # redelivered; readings are never dead-lettered for a database outage.
+    vitals_batch_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+
+    @cached_property
+    def monitoring_rules(self) -> SiteRules[MonitoringRules]:
+        """Rulebook defaults, overridden for the network and per site by RULES_FILE."""
+        return SiteRules.load(MonitoringRules, self.rules_file)

@@ -1,9 +1,17 @@
-"""Monitoring's tables: what it knows of patients' baselines and sessions."""
+"""Monitoring's tables: baselines and sessions (kept current from events), doses,
+readings, alerts, pre-dose decisions and outcome measures.
+
+Everything here is keyed by pseudonymous ids; monitoring holds no names, dates of
+birth or contacts (PHI stays in intake). Free-text notes (a prescriber's reason
+in their own words) are stored here and never put in an event.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
@@ -16,7 +24,22 @@ class MonitoringTable(SQLModel, registry=REGISTRY):
     """Base of monitoring's tables: they live on monitoring's own metadata."""
 
 
-__all__ = ["REGISTRY", "Baseline", "MonitoredSession", "select"]
+__all__ = [
+    "REGISTRY",
+    "Alert",
+    "Baseline",
+    "Dose",
+    "Measure",
+    "MonitoredSession",
+    "PredoseDecision",
+    "Reading",
+    "select",
+]
+
+# Session status: scheduled -> checked_in (window open) -> discharged | cancelled.
+SCHEDULED, CHECKED_IN, DISCHARGED, CANCELLED = "scheduled", "checked_in", "discharged", "cancelled"
+# Alert status.
+OPEN, RESOLVED = "open", "resolved"
 
 
 class Baseline(MonitoringTable, table=True):
@@ -26,6 +49,7 @@ class Baseline(MonitoringTable, table=True):
 
     patient_id: str = Field(primary_key=True, max_length=64)
     site_id: str = Field(max_length=64)
+    correlation_id: str = Field(default="", max_length=64)
     screening_id: str
     route: str
     phq9_total: int
@@ -38,18 +62,161 @@ class Baseline(MonitoringTable, table=True):
 
 
 class MonitoredSession(MonitoringTable, table=True):
-    """A session scheduling booked; dosing sessions open a monitoring window."""
+    """A session scheduling booked; a checked-in dosing session is a monitoring window."""
 
     __tablename__ = "monitored_sessions"
 
     session_id: str = Field(primary_key=True, max_length=64)
     patient_id: str = Field(index=True, max_length=64)
     site_id: str = Field(max_length=64)
+    correlation_id: str = Field(default="", max_length=64)
     plan_id: str
     phase: str
     starts_at: datetime
     ends_at: datetime
     therapist_id: str
     prescriber_id: str | None = None
-    status: str = "scheduled"  # scheduled -> checked_in -> (cleared | cancelled)
+    status: str = SCHEDULED
     checked_in_at: datetime | None = None
+    # Screening baseline copied when the window opens (KET-DIS-3 compares with it).
+    baseline_bp_systolic: int | None = None
+    baseline_bp_diastolic: int | None = None
+    baseline_heart_rate: int | None = None
+    # Dosing: one agent and route per session; the clocks discharge counts from.
+    agent: str | None = None
+    route: str | None = None
+    first_dose_at: datetime | None = None
+    dosing_end_at: datetime | None = None
+    # SPR-PRE-5: an elevated pre-dose BP awaits a prescriber decision; the latest one.
+    predose_decision_pending: bool = False
+    predose_decision: str | None = None
+    # SPR-MON-1: a BP reading landed in the 40-minute window.
+    bp_check_done: bool = False
+    discharged_at: datetime | None = None
+    discharged_by: str | None = None
+    observed_minutes: float | None = None
+    # The rules' memory per metric group (domain.vitals.VitalsState).
+    rule_state: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False, default=dict)
+    )
+    reading_count: int = 0
+    # Bumped by every change: taking this row's lock serializes work on one session.
+    version: int = 0
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class Dose(MonitoringTable, table=True):
+    __tablename__ = "doses"
+    # SPR-ADM-1: each esketamine device once per session (NULLs never collide).
+    __table_args__ = (UniqueConstraint("session_id", "device_number"),)
+
+    dose_id: str = Field(primary_key=True, max_length=36)
+    session_id: str = Field(foreign_key="monitored_sessions.session_id", index=True, max_length=64)
+    agent: str = Field(max_length=16)
+    route: str = Field(max_length=32)
+    dose_mg: float
+    device_number: int | None = None
+    administered_at: datetime
+    ends_at: datetime
+    recorded_by: str = Field(max_length=64)
+    event_id: str = Field(max_length=36)
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class Reading(MonitoringTable, table=True):
+    """Every accepted reading, once: `reading_id` is the key that makes a repeated
+    reading (device retry, or the topic echo of an HTTP reading) a no-op."""
+
+    __tablename__ = "readings"
+    __table_args__ = (Index("ix_readings_session_recorded", "session_id", "recorded_at"),)
+
+    reading_id: str = Field(primary_key=True, max_length=100)
+    session_id: str = Field(max_length=64)
+    recorded_at: datetime
+    bp_systolic: int | None = None
+    bp_diastolic: int | None = None
+    heart_rate: int | None = None
+    spo2: float | None = None
+    respiratory_rate: int | None = None
+    sedation_moaas: int | None = None
+    symptoms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = Field(max_length=16)  # "http" or "device"
+    event_id: str | None = Field(default=None, max_length=36)
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+class Alert(MonitoringTable, table=True):
+    """A VitalsAlert. At most one open alert per rule and session (the partial
+    unique index is the database's guarantee of "no storm of duplicates")."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_one_open_per_rule",
+            "session_id",
+            "rule_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    alert_id: str = Field(primary_key=True, max_length=36)
+    session_id: str = Field(index=True, max_length=64)
+    patient_id: str = Field(max_length=64)
+    site_id: str = Field(max_length=64)
+    rule_id: str = Field(max_length=32)
+    severity: str = Field(max_length=16)
+    metric: str = Field(max_length=32)
+    value: float
+    threshold: float
+    message: str
+    status: str = Field(default=OPEN, max_length=16)
+    raised_at: datetime = Field(default_factory=utc_now)
+    # The episode, in reading time: from the reading that met the condition to the
+    # reading that was back in range (None while it lasts).
+    triggered_at: datetime
+    triggering_reading_id: str | None = Field(default=None, max_length=100)
+    episode_end_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=64)
+    resolution_note: str | None = None  # free text: never leaves monitoring
+    event_id: str = Field(max_length=36)
+
+
+class PredoseDecision(MonitoringTable, table=True):
+    """SPR-PRE-5: a prescriber's documented proceed/defer on an elevated pre-dose BP."""
+
+    __tablename__ = "predose_decisions"
+
+    decision_id: str = Field(primary_key=True, max_length=36)
+    session_id: str = Field(foreign_key="monitored_sessions.session_id", index=True, max_length=64)
+    decision: str = Field(max_length=16)
+    reason: str = Field(max_length=64)
+    note: str | None = None  # free text: never leaves monitoring
+    decided_by: str = Field(max_length=64)
+    decided_at: datetime = Field(default_factory=utc_now)
+
+
+class Measure(MonitoringTable, table=True):
+    """An outcome measure (PHQ-9, GAD-7, PCL-5) with its scoring."""
+
+    __tablename__ = "measures"
+
+    measure_id: str = Field(primary_key=True, max_length=36)
+    patient_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(max_length=64)
+    session_id: str | None = Field(default=None, max_length=64)
+    instrument: str = Field(max_length=16)
+    items: list[int | None] = Field(sa_column=Column(JSON, nullable=False))
+    total: int
+    band: str = Field(max_length=32)
+    baseline_total: int | None = None
+    change_pct: float | None = None
+    response: bool
+    remission: bool
+    recorded_by: str = Field(max_length=64)
+    administered_at: datetime
+    recorded_at: datetime = Field(default_factory=utc_now)
+    event_id: str = Field(max_length=36)

@@ -1,14 +1,33 @@
-"""Events monitoring reacts to (its consumer group is `monitoring`)."""
+"""Events monitoring reacts to (its consumer group is `monitoring`).
+
+One event at a time, through the platform's inbox-guarded consumer: baselines from
+intake, sessions from scheduling. The high-volume vitals topic has its own batch
+consumer (`vitals_batch`).
+"""
 
 from __future__ import annotations
 
-from kap_shared.events import PatientScreened, SessionCheckedIn, SessionScheduled
+from kap_shared.events import (
+    PatientScreened,
+    SessionCancelled,
+    SessionCheckedIn,
+    SessionRescheduled,
+    SessionScheduled,
+)
 from kap_shared.messaging.consumer import EventHandler
 
-from ..handlers.sessions import on_patient_screened, on_session_checked_in, on_session_scheduled
+from ..handlers.sessions import (
+    on_patient_screened,
+    on_session_cancelled,
+    on_session_checked_in,
+    on_session_rescheduled,
+    on_session_scheduled,
+)
 
 HANDLERS: dict[type, EventHandler] = {
     PatientScreened: on_patient_screened,
     SessionScheduled: on_session_scheduled,
+    SessionRescheduled: on_session_rescheduled,
     SessionCheckedIn: on_session_checked_in,
+    SessionCancelled: on_session_cancelled,
 }

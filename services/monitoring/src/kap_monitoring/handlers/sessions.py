@@ -1,12 +1,25 @@
-"""Keep monitoring's view of baselines and sessions current from events."""
+"""Keep monitoring's view of baselines and sessions current from events.
+
+A dosing session's monitoring window opens at `SessionCheckedIn` (with the
+patient's screening baseline copied in) and closes at discharge or
+`SessionCancelled`.
+"""
 
 from __future__ import annotations
 
-from kap_shared.events import PatientScreened, SessionCheckedIn, SessionScheduled
+from kap_shared.events import (
+    PatientScreened,
+    SessionCancelled,
+    SessionCheckedIn,
+    SessionRescheduled,
+    SessionScheduled,
+)
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
-from ..adapters.tables import Baseline, MonitoredSession
+from ..adapters import store
+from ..adapters.tables import CANCELLED, CHECKED_IN, DISCHARGED, Baseline, MonitoredSession
+from .observations import cancel_bp_check
 
 
 async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
@@ -25,6 +38,7 @@ async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
     baseline.sqlmodel_update(
         {
             "site_id": event.site_id,
+            "correlation_id": event.correlation_id,
             "screening_id": data.screening_id,
             "route": data.route.value,
             **data.baseline.model_dump(exclude={"phq9_item9"}),
@@ -34,28 +48,64 @@ async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
     uow.session.add(baseline)
 
 
+async def _locked(uow: UnitOfWork, session_id: str) -> MonitoredSession | None:
+    await store.lock_sessions(uow.session, [session_id])
+    return await uow.session.get(MonitoredSession, session_id, populate_existing=True)
+
+
 async def on_session_scheduled(event: SessionScheduled, uow: UnitOfWork) -> None:
     data = event.data
-    session = await uow.session.get(MonitoredSession, data.session_id) or MonitoredSession(
-        session_id=data.session_id,
-        patient_id=event.patient_id,
-        site_id=event.site_id,
-        plan_id=data.plan_id,
-        phase=data.phase.value,
-        starts_at=data.starts_at,
-        ends_at=data.ends_at,
-        therapist_id=data.therapist_id,
-        prescriber_id=data.prescriber_id,
+    session = await _locked(uow, data.session_id)
+    if session is not None:
+        return  # a repeated SessionScheduled for the same session changes nothing
+    uow.session.add(
+        MonitoredSession(
+            session_id=data.session_id,
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            correlation_id=event.correlation_id,
+            plan_id=data.plan_id,
+            phase=data.phase.value,
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+            therapist_id=data.therapist_id,
+            prescriber_id=data.prescriber_id,
+        )
     )
+
+
+async def on_session_rescheduled(event: SessionRescheduled, uow: UnitOfWork) -> None:
+    session = await _locked(uow, event.data.session_id)
+    if session is None:
+        raise PermanentError(f"reschedule of unknown session {event.data.session_id}")
+    session.starts_at, session.ends_at = event.data.starts_at, event.data.ends_at
     uow.session.add(session)
 
 
 async def on_session_checked_in(event: SessionCheckedIn, uow: UnitOfWork) -> None:
-    session = await uow.session.get(MonitoredSession, event.data.session_id)
+    session = await _locked(uow, event.data.session_id)
     if session is None:
         # Scheduling always emits SessionScheduled first, keyed by patient, so this
         # is an inconsistency worth a dead letter, not a silent drop.
         raise PermanentError(f"check-in for unknown session {event.data.session_id}")
-    session.status = "checked_in"
+    if session.status in (DISCHARGED, CANCELLED):
+        return  # a late check-in never reopens a closed window
+    session.status = CHECKED_IN
     session.checked_in_at = event.data.checked_in_at
+    baseline = await uow.session.get(Baseline, session.patient_id)
+    if baseline is not None:
+        session.baseline_bp_systolic = baseline.bp_systolic
+        session.baseline_bp_diastolic = baseline.bp_diastolic
+        session.baseline_heart_rate = baseline.heart_rate
     uow.session.add(session)
+
+
+async def on_session_cancelled(event: SessionCancelled, uow: UnitOfWork) -> None:
+    session = await _locked(uow, event.data.session_id)
+    if session is None:
+        raise PermanentError(f"cancellation of unknown session {event.data.session_id}")
+    if session.status == DISCHARGED:
+        return  # the record of a completed session stays as it is
+    session.status = CANCELLED
+    uow.session.add(session)
+    await cancel_bp_check(uow, session.session_id)

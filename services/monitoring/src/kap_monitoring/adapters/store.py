@@ -1,0 +1,403 @@
+"""Set-based database operations for the vitals hot path (Core statements, not
+the ORM: one statement per batch instead of one object per reading).
+
+Every use case that changes a session first *locks* it with `lock_sessions`: an
+UPDATE that bumps its version. On PostgreSQL that takes the row locks; on SQLite
+it takes the database's write lock before anything is read (SQLite's driver only
+opens the transaction at the first write, so a read-then-write would otherwise
+race). Either way two writers never interleave on one session, whichever path
+(HTTP, topic batch, event handler, timer) they come from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar, cast
+
+from sqlalchemy import insert
+from sqlalchemy import select as sa_select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from kap_shared.messaging.timers import aware
+
+from ..domain.vitals import Reading as DomainReading
+from ..domain.vitals import micros
+from .tables import OPEN, Alert, MonitoredSession, Reading
+
+T = TypeVar("T")
+# Bound parameters per statement stay well below SQLite's and asyncpg's limits.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def lock_sessions(session: AsyncSession, session_ids: Iterable[str]) -> None:
+    ids = sorted(set(session_ids))  # a fixed order: no lock-order deadlocks
+    connection = await session.connection()
+    paramstyle = connection.dialect.paramstyle
+    for part in chunks(ids):
+        statement = (
+            f"UPDATE {MonitoredSession.__tablename__} SET version = version + 1 "  # noqa: S608
+            f"WHERE session_id IN ({_placeholders(paramstyle, len(part))})"
+        )
+        await connection.exec_driver_sql(statement, tuple(part))
+
+
+@dataclass(slots=True)
+class SessionRow:
+    """The columns of monitored_sessions the vitals path reads (a plain object: the
+    ORM would cost more per row than the rules themselves)."""
+
+    session_id: str
+    patient_id: str
+    site_id: str
+    correlation_id: str
+    phase: str
+    status: str
+    first_dose_at: datetime | None
+    predose_decision_pending: bool
+    predose_decision: str | None
+    bp_check_done: bool
+    rule_state: dict[str, Any]
+
+
+SESSION_ROW_COLUMNS = (
+    "session_id",
+    "patient_id",
+    "site_id",
+    "correlation_id",
+    "phase",
+    "status",
+    "first_dose_at",
+    "predose_decision_pending",
+    "predose_decision",
+    "bp_check_done",
+    "rule_state",
+)
+
+
+async def load_sessions(session: AsyncSession, session_ids: Iterable[str]) -> dict[str, SessionRow]:
+    ids = sorted(set(session_ids))
+    connection = await session.connection()
+    dialect = connection.dialect
+    sqlite = dialect.name == "sqlite"
+    found: dict[str, SessionRow] = {}
+    for part in chunks(ids):
+        statement = (
+            f"SELECT {', '.join(SESSION_ROW_COLUMNS)} "  # noqa: S608 - fixed names
+            f"FROM {MonitoredSession.__tablename__} "
+            f"WHERE session_id IN ({_placeholders(dialect.paramstyle, len(part))})"
+        )
+        result = await connection.exec_driver_sql(statement, tuple(part))
+        for values in result:
+            row = SessionRow(*list(values))
+            row.predose_decision_pending = bool(row.predose_decision_pending)
+            row.bp_check_done = bool(row.bp_check_done)
+            if sqlite:  # the driver hands back SQLite's storage types
+                if row.first_dose_at is not None:
+                    row.first_dose_at = _sqlite_parse(row.first_dose_at)
+                if isinstance(row.rule_state, str):
+                    row.rule_state = json.loads(row.rule_state)
+            elif row.first_dose_at is not None:
+                row.first_dose_at = aware(row.first_dose_at)
+            found[row.session_id] = row
+    return found
+
+
+def _sqlite_parse(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return aware(value)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -> dict[str, str]:
+    """reading_id -> session_id of the readings already stored (plain SQL: thousands of
+    ids per batch, nothing to convert)."""
+    found: dict[str, str] = {}
+    connection = await session.connection()
+    paramstyle = connection.dialect.paramstyle
+    for part in chunks(reading_ids, 1000):
+        statement = (
+            f"SELECT reading_id, session_id FROM {Reading.__tablename__} "  # noqa: S608
+            f"WHERE reading_id IN ({_placeholders(paramstyle, len(part))})"
+        )
+        result = await connection.exec_driver_sql(statement, tuple(part))
+        pairs = cast("list[tuple[str, str]]", result.all())
+        found.update(dict(pairs))
+    return found
+
+
+async def open_alerts(session: AsyncSession, session_ids: Iterable[str]) -> list[Alert]:
+    """The sessions' open alerts (few): their ids in plain SQL, then the ORM rows."""
+    ids = sorted(set(session_ids))
+    connection = await session.connection()
+    paramstyle = connection.dialect.paramstyle
+    alert_ids: list[str] = []
+    for part in chunks(ids):
+        marks = _placeholders(paramstyle, len(part) + 1).split(", ")
+        statement = (
+            f"SELECT alert_id FROM {Alert.__tablename__} "  # noqa: S608
+            f"WHERE status = {marks[0]} AND session_id IN ({', '.join(marks[1:])})"
+        )
+        result = await connection.exec_driver_sql(statement, (OPEN, *part))
+        alert_ids.extend(alert_id for (alert_id,) in result)
+    if not alert_ids:
+        return []
+    found = await session.exec(select(Alert).where(col(Alert.alert_id).in_(alert_ids)))
+    return list(found)
+
+
+async def session_alerts(
+    session: AsyncSession, session_id: str, rules: Sequence[str]
+) -> list[Alert]:
+    result = await session.exec(
+        select(Alert)
+        .where(Alert.session_id == session_id)
+        .where(col(Alert.rule_id).in_(list(rules)))
+        .order_by(col(Alert.triggered_at))
+    )
+    return list(result)
+
+
+class NewReading(Protocol):
+    """What a reading to store carries (handlers.vitals.Incoming)."""
+
+    @property
+    def reading(self) -> DomainReading: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def recorded_at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def event_id(self) -> str | None: ...
+
+
+INSERT_COLUMNS = (
+    "reading_id",
+    "session_id",
+    "recorded_at",
+    "bp_systolic",
+    "bp_diastolic",
+    "heart_rate",
+    "spo2",
+    "respiratory_rate",
+    "sedation_moaas",
+    "symptoms",
+    "source",
+    "event_id",
+    "received_at",
+)
+
+
+_PG_TYPES = (
+    "varchar",
+    "varchar",
+    "timestamptz",
+    "int",
+    "int",
+    "int",
+    "float8",
+    "int",
+    "int",
+    "text",
+    "varchar",
+    "varchar",
+    "timestamptz",
+)
+_PG_SELECT = ", ".join(f"c{n}::json" if t == "text" else f"c{n}" for n, t in enumerate(_PG_TYPES))
+_PG_ARRAYS = ", ".join(f"${n + 1}::{t}[]" for n, t in enumerate(_PG_TYPES))
+_PG_NAMES = ", ".join(f"c{n}" for n in range(len(_PG_TYPES)))
+_PG_UNNEST_INSERT = (
+    f"INSERT INTO readings ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"SELECT {_PG_SELECT} FROM unnest({_PG_ARRAYS}) AS u({_PG_NAMES})"
+)
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """SQLAlchemy's SQLite storage format for UTC datetimes (always 6 fractional digits),
+    so rows written here compare and read back exactly like the ORM's."""
+    text = value.isoformat(" ", "microseconds")
+    if text.endswith("+00:00"):  # already UTC (what the contract's timestamps are)
+        return text[:-6]
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _placeholders(paramstyle: str, count: int) -> str:
+    if paramstyle == "qmark":
+        return ", ".join("?" * count)
+    if paramstyle == "numeric_dollar":
+        return ", ".join(f"${n}" for n in range(1, count + 1))
+    if paramstyle == "numeric":
+        return ", ".join(f":{n}" for n in range(1, count + 1))
+    return ", ".join(["%s"] * count)
+
+
+async def insert_readings(
+    session: AsyncSession, readings: Sequence[NewReading], received_at: datetime
+) -> None:
+    """One executemany of prepared tuples. The hot path: this skips SQLAlchemy's
+    per-row parameter processing (several times the cost of the insert itself) by
+    formatting the only non-trivial types (datetimes, the JSON list) here."""
+    if not readings:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name not in ("sqlite", "postgresql"):  # pragma: no cover - other databases
+        await _insert_readings_core(session, readings, received_at)
+        return
+    when: Callable[[datetime], Any] = sqlite_datetime if dialect.name == "sqlite" else _utc
+    received = when(received_at)
+    dumps = json.dumps
+    rows = [
+        (
+            r.reading_id,
+            n.session_id,
+            when(n.recorded_at),
+            r.bp_systolic,
+            r.bp_diastolic,
+            r.heart_rate,
+            r.spo2,
+            r.respiratory_rate,
+            r.sedation_moaas,
+            dumps(list(r.symptoms)) if r.symptoms else "[]",
+            n.source,
+            n.event_id,
+            received,
+        )
+        for n in readings
+        for r in (n.reading,)
+    ]
+    table = Reading.__tablename__
+    if dialect.name == "postgresql":
+        # One statement with one array per column: asyncpg's executemany would send a
+        # round of protocol messages per row, several times slower.
+        columns = list(zip(*rows, strict=True))
+        await connection.exec_driver_sql(_PG_UNNEST_INSERT, tuple(list(c) for c in columns))
+        return
+    statement = (
+        f"INSERT INTO {table} ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+        f"VALUES ({_placeholders(dialect.paramstyle, len(INSERT_COLUMNS))})"
+    )
+    for part in chunks(rows, 5000):
+        await connection.exec_driver_sql(statement, list(part))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+async def _insert_readings_core(
+    session: AsyncSession, readings: Sequence[NewReading], received_at: datetime
+) -> None:  # pragma: no cover - databases other than SQLite and PostgreSQL
+    table = Reading.__table__  # type: ignore[attr-defined]
+    rows = [
+        {
+            "reading_id": n.reading.reading_id,
+            "session_id": n.session_id,
+            "recorded_at": n.recorded_at,
+            "bp_systolic": n.reading.bp_systolic,
+            "bp_diastolic": n.reading.bp_diastolic,
+            "heart_rate": n.reading.heart_rate,
+            "spo2": n.reading.spo2,
+            "respiratory_rate": n.reading.respiratory_rate,
+            "sedation_moaas": n.reading.sedation_moaas,
+            "symptoms": list(n.reading.symptoms),
+            "source": n.source,
+            "event_id": n.event_id,
+            "received_at": received_at,
+        }
+        for n in readings
+    ]
+    for part in chunks(rows, 2000):
+        await session.exec(insert(table), params=part)
+
+
+READING_COLUMNS = (
+    "reading_id",
+    "recorded_at",
+    "bp_systolic",
+    "bp_diastolic",
+    "heart_rate",
+    "spo2",
+    "respiratory_rate",
+    "sedation_moaas",
+)
+
+
+async def session_readings(session: AsyncSession, session_id: str) -> list[DomainReading]:
+    """All of a session's readings (for re-deriving rules after a late reading)."""
+    table = Reading.__table__  # type: ignore[attr-defined]
+    columns = [table.c[name] for name in READING_COLUMNS]
+    result = await session.exec(
+        sa_select(*columns).where(table.c.session_id == session_id)  # type: ignore[call-overload]
+    )
+    return [
+        DomainReading(rid, micros(aware(at)), sys_, dia, hr, spo2, rr, sed)
+        for rid, at, sys_, dia, hr, spo2, rr, sed in result
+    ]
+
+
+async def bp_recorded_between(
+    session: AsyncSession, session_id: str, start: datetime, end: datetime
+) -> bool:
+    result = await session.exec(
+        select(Reading.reading_id)
+        .where(Reading.session_id == session_id)
+        .where(col(Reading.bp_systolic).is_not(None))
+        .where(col(Reading.recorded_at) >= start)
+        .where(col(Reading.recorded_at) <= end)
+        .limit(1)
+    )
+    return result.first() is not None
+
+
+async def save_session_states(session: AsyncSession, changes: Sequence[StateChange]) -> None:
+    """Write each session's rule state and flags in one executemany (prepared tuples,
+    as for the readings)."""
+    if not changes:
+        return
+    connection = await session.connection()
+    dialect = connection.dialect
+    sqlite = dialect.name == "sqlite"
+    when: Callable[[datetime], Any] = sqlite_datetime if sqlite else _utc
+    dumps = json.dumps
+    rows = [
+        (
+            dumps(c.rule_state),
+            int(c.pending) if sqlite else c.pending,
+            c.decision,
+            int(c.bp_check_done) if sqlite else c.bp_check_done,
+            c.new_readings,
+            when(c.updated_at),
+            c.session_id,
+        )
+        for c in changes
+    ]
+    marks = _placeholders(dialect.paramstyle, 7).split(", ")
+    statement = (
+        f"UPDATE {MonitoredSession.__tablename__} SET rule_state = {marks[0]}, "  # noqa: S608
+        f"predose_decision_pending = {marks[1]}, predose_decision = {marks[2]}, "
+        f"bp_check_done = {marks[3]}, reading_count = reading_count + {marks[4]}, "
+        f"updated_at = {marks[5]} WHERE session_id = {marks[6]}"
+    )
+    await connection.exec_driver_sql(statement, rows)
+
+
+@dataclass(slots=True)
+class StateChange:
+    session_id: str
+    rule_state: dict[str, Any]
+    pending: bool
+    decision: str | None
+    bp_check_done: bool
+    new_readings: int
+    updated_at: datetime

@@ -1,0 +1,567 @@
+"""Intra-session vital-sign rules as pure state machines (no I/O).
+
+Readings are evaluated by their `recorded_at` (not by arrival). Each metric group
+(BP, HR, SpO2, RR, sedation) has a small state machine; `step` feeds it one
+reading and returns what changed:
+
+- `Trigger`: a rule's condition became true: an *episode* starts, raise an alert;
+- `Clear`: the values are back in range: the episode ends, resolve the alert;
+- `Prompt`: ask the nurse for a measurement (the BP recheck of KET-MON-BP).
+
+The compact `VitalsState` (persisted per session, a few numbers per group) makes
+in-order evaluation O(1) per reading. A reading older than the newest one already
+seen for its group is *late*: the group is then re-derived with `replay` over the
+session's readings sorted by time, and the episodes it finds are reconciled with
+the alerts already raised (see `handlers.vitals`).
+
+Times are integer microseconds since the epoch, so boundaries such as "exactly
+300 s" compare exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from kap_shared.events.enums import Severity
+
+from .rules import (
+    KET_MON_BP,
+    KET_MON_HR,
+    KET_MON_RR,
+    KET_MON_RR_SOFT,
+    KET_MON_SED,
+    KET_MON_SED_SOFT,
+    KET_MON_SPO2,
+    MonitoringRules,
+)
+
+US = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def micros(value: datetime) -> int:
+    """Exact microseconds since the epoch (a float timestamp would round)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // _ONE_US
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class Group(StrEnum):
+    """Metrics evaluated together; each has its own clock for late readings."""
+
+    BP = "bp"
+    HR = "heart_rate"
+    SPO2 = "spo2"
+    RR = "respiratory_rate"
+    SED = "sedation_moaas"
+
+
+GROUP_METRICS: dict[Group, tuple[str, ...]] = {
+    Group.BP: ("bp_systolic", "bp_diastolic"),
+    Group.HR: ("heart_rate",),
+    Group.SPO2: ("spo2",),
+    Group.RR: ("respiratory_rate",),
+    Group.SED: ("sedation_moaas",),
+}
+GROUP_RULES: dict[Group, tuple[str, ...]] = {
+    Group.BP: (KET_MON_BP,),
+    Group.HR: (KET_MON_HR,),
+    Group.SPO2: (KET_MON_SPO2,),
+    Group.RR: (KET_MON_RR, KET_MON_RR_SOFT),
+    Group.SED: (KET_MON_SED, KET_MON_SED_SOFT),
+}
+RULE_GROUP: dict[str, Group] = {rule: g for g, rules in GROUP_RULES.items() for rule in rules}
+# Reading.groups() for each combination of present metric groups (bit i = i-th group).
+_GROUPS_BY_MASK = tuple(
+    tuple(g for i, g in enumerate(Group) if mask & (1 << i)) for mask in range(1 << len(Group))
+)
+
+
+@dataclass(slots=True)
+class Reading:
+    """One reading's values, as the rules see them (treated as immutable)."""
+
+    reading_id: str
+    t: int  # recorded_at, microseconds since the epoch
+    bp_systolic: int | None = None
+    bp_diastolic: int | None = None
+    heart_rate: int | None = None
+    spo2: float | None = None
+    respiratory_rate: int | None = None
+    sedation_moaas: int | None = None
+    symptoms: tuple[str, ...] = ()
+
+    def groups(self) -> tuple[Group, ...]:
+        """The metric groups this reading has values for."""
+        mask = (
+            (1 if self.bp_systolic is not None or self.bp_diastolic is not None else 0)
+            | (2 if self.heart_rate is not None else 0)
+            | (4 if self.spo2 is not None else 0)
+            | (8 if self.respiratory_rate is not None else 0)
+            | (16 if self.sedation_moaas is not None else 0)
+        )
+        return _GROUPS_BY_MASK[mask]
+
+    @property
+    def recorded_at(self) -> datetime:
+        return from_micros(self.t)
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    rule_id: str
+    severity: Severity
+    metric: str
+    value: float
+    threshold: float
+    message: str
+    t: int
+    reading_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    rule_id: str
+    t: int
+    reading_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    kind: str
+    t: int
+    due_t: int
+    reading_id: str
+
+
+Finding = Trigger | Clear | Prompt
+
+BP_RECHECK = "bp_recheck"
+
+
+@dataclass(slots=True)
+class VitalsState:
+    """What the rules remember about one session, per metric group."""
+
+    # Newest recorded_at and its value, per metric (the "latest vitals").
+    last_t: dict[str, int] = field(default_factory=dict)
+    latest: dict[str, float] = field(default_factory=dict)
+    # KET-MON-BP: time of the newest reading above the critical limit, and until when
+    # a recheck prompt is pending (no second prompt meanwhile).
+    bp_above_t: int | None = None
+    bp_recheck_until: int | None = None
+    # KET-MON-HR / KET-MON-SPO2: start of the current run above/below the limit.
+    hr_run_t: int | None = None
+    spo2_run_t: int | None = None
+    # Rules whose episode is in progress (their condition held and has not cleared).
+    active: set[str] = field(default_factory=set)
+
+    # -- persistence (a JSON column) -------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "last_t": self.last_t,
+            "latest": self.latest,
+            "bp_above_t": self.bp_above_t,
+            "bp_recheck_until": self.bp_recheck_until,
+            "hr_run_t": self.hr_run_t,
+            "spo2_run_t": self.spo2_run_t,
+            "active": sorted(self.active),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> VitalsState:
+        if not data:
+            return cls()
+        return cls(
+            last_t=dict(data.get("last_t", {})),
+            latest=dict(data.get("latest", {})),
+            bp_above_t=data.get("bp_above_t"),
+            bp_recheck_until=data.get("bp_recheck_until"),
+            hr_run_t=data.get("hr_run_t"),
+            spo2_run_t=data.get("spo2_run_t"),
+            active=set(data.get("active", ())),
+        )
+
+    def newest(self, group: Group) -> int | None:
+        times = [self.last_t[m] for m in GROUP_METRICS[group] if m in self.last_t]
+        return max(times) if times else None
+
+    def is_late(self, reading: Reading, group: Group) -> bool:
+        """Older than a reading of the same group already evaluated."""
+        newest = self.newest(group)
+        return newest is not None and reading.t < newest
+
+    def adopt(self, other: VitalsState, group: Group) -> None:
+        """Take `group`'s part of `other` (the result of a replay)."""
+        for metric in GROUP_METRICS[group]:
+            self.last_t.pop(metric, None)
+            self.latest.pop(metric, None)
+            if metric in other.last_t:
+                self.last_t[metric] = other.last_t[metric]
+                self.latest[metric] = other.latest[metric]
+        if group is Group.BP:
+            self.bp_above_t, self.bp_recheck_until = other.bp_above_t, other.bp_recheck_until
+        elif group is Group.HR:
+            self.hr_run_t = other.hr_run_t
+        elif group is Group.SPO2:
+            self.spo2_run_t = other.spo2_run_t
+        rules = GROUP_RULES[group]
+        self.active = {r for r in self.active if r not in rules} | (other.active & set(rules))
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _bp(systolic: int | None, diastolic: int | None) -> str:
+    return (
+        f"{systolic if systolic is not None else '-'}/{diastolic if diastolic is not None else '-'}"
+    )
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+# -- the state machines -----------------------------------------------------------------
+
+
+def step(
+    state: VitalsState,
+    reading: Reading,
+    group: Group,
+    rules: MonitoringRules,
+    *,
+    prompts: bool = True,
+) -> list[Finding]:
+    """Evaluate `reading` for `group`; the reading must not be older than the state."""
+    return STEPS[group](state, reading, rules, prompts)
+
+
+def _step_bp(
+    state: VitalsState, r: Reading, rules: MonitoringRules, prompts: bool
+) -> list[Finding]:
+    out: list[Finding] = []
+    sys_, dia = r.bp_systolic, r.bp_diastolic
+    if sys_ is not None:
+        state.last_t["bp_systolic"], state.latest["bp_systolic"] = r.t, sys_
+    if dia is not None:
+        state.last_t["bp_diastolic"], state.latest["bp_diastolic"] = r.t, dia
+    sys_above = sys_ is not None and sys_ > rules.bp_critical_systolic_above
+    dia_above = dia is not None and dia > rules.bp_critical_diastolic_above
+    if sys_above or dia_above:
+        previous = state.bp_above_t
+        state.bp_above_t = r.t
+        if KET_MON_BP not in state.active:
+            crisis_sys = sys_ is not None and sys_ > rules.bp_crisis_systolic_above
+            crisis_dia = dia is not None and dia > rules.bp_crisis_diastolic_above
+            window = rules.bp_critical_pair_within_seconds
+            if crisis_sys or crisis_dia:
+                limit = f"{rules.bp_crisis_systolic_above}/{rules.bp_crisis_diastolic_above}"
+                metric, value, threshold = (
+                    ("bp_systolic", sys_, rules.bp_crisis_systolic_above)
+                    if crisis_sys
+                    else ("bp_diastolic", dia, rules.bp_crisis_diastolic_above)
+                )
+                why = f"above {limit}"
+            elif previous is not None and r.t - previous <= window * US:
+                limit = f"{rules.bp_critical_systolic_above}/{rules.bp_critical_diastolic_above}"
+                metric, value, threshold = (
+                    ("bp_systolic", sys_, rules.bp_critical_systolic_above)
+                    if sys_above
+                    else ("bp_diastolic", dia, rules.bp_critical_diastolic_above)
+                )
+                why = f"above {limit} on two readings within {_minutes(window)}"
+            else:
+                metric = ""
+            if metric:
+                assert value is not None
+                state.active.add(KET_MON_BP)
+                out.append(
+                    Trigger(
+                        KET_MON_BP,
+                        Severity.CRITICAL,
+                        metric,
+                        float(value),
+                        float(threshold),
+                        f"Blood pressure {_bp(sys_, dia)} mmHg {why} (KET-MON-BP). Pause "
+                        "dosing and notify the prescriber now; emergency care if chest pain, "
+                        "severe headache, vision or neurological change.",
+                        r.t,
+                        r.reading_id,
+                    )
+                )
+    elif KET_MON_BP in state.active:
+        state.active.discard(KET_MON_BP)
+        out.append(Clear(KET_MON_BP, r.t, r.reading_id))
+    recheck = (sys_ is not None and sys_ > rules.bp_recheck_systolic_above) or (
+        dia is not None and dia > rules.bp_recheck_diastolic_above
+    )
+    if recheck and KET_MON_BP not in state.active:
+        pending = state.bp_recheck_until
+        if pending is None or r.t >= pending:
+            due = r.t + rules.bp_recheck_after_seconds * US
+            state.bp_recheck_until = due
+            if prompts:
+                out.append(Prompt(BP_RECHECK, r.t, due, r.reading_id))
+    return out
+
+
+def _step_hr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
+    hr = r.heart_rate
+    assert hr is not None
+    state.last_t["heart_rate"], state.latest["heart_rate"] = r.t, hr
+    limit = rules.hr_critical_above
+    if hr > limit:
+        if state.hr_run_t is None:
+            state.hr_run_t = r.t
+        sustained = rules.hr_sustained_seconds
+        if KET_MON_HR not in state.active and r.t - state.hr_run_t >= sustained * US:
+            state.active.add(KET_MON_HR)
+            return [
+                Trigger(
+                    KET_MON_HR,
+                    Severity.CRITICAL,
+                    "heart_rate",
+                    float(hr),
+                    float(limit),
+                    f"Heart rate above {limit}/min for {_minutes(sustained)} (now {hr}/min) "
+                    "(KET-MON-HR). Assess the patient and notify the prescriber now.",
+                    r.t,
+                    r.reading_id,
+                )
+            ]
+        return []
+    state.hr_run_t = None
+    if KET_MON_HR in state.active:
+        state.active.discard(KET_MON_HR)
+        return [Clear(KET_MON_HR, r.t, r.reading_id)]
+    return []
+
+
+def _step_spo2(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
+    spo2 = r.spo2
+    assert spo2 is not None
+    state.last_t["spo2"], state.latest["spo2"] = r.t, spo2
+    if spo2 < rules.spo2_sustained_below:
+        if state.spo2_run_t is None:
+            state.spo2_run_t = r.t
+        if KET_MON_SPO2 in state.active:
+            return []
+        sustained = rules.spo2_sustained_seconds
+        if spo2 < rules.spo2_critical_below:
+            threshold = rules.spo2_critical_below
+            message = (
+                f"SpO2 {_num(spo2)} % below {_num(threshold)} % (KET-MON-SPO2). Stop dosing, "
+                "give oxygen and notify the prescriber now."
+            )
+        elif r.t - state.spo2_run_t >= sustained * US:
+            threshold = rules.spo2_sustained_below
+            message = (
+                f"SpO2 below {_num(threshold)} % for {_minutes(sustained)} (now {_num(spo2)} %) "
+                "(KET-MON-SPO2). Stimulate the patient, give oxygen and notify the prescriber now."
+            )
+        else:
+            return []
+        state.active.add(KET_MON_SPO2)
+        return [
+            Trigger(
+                KET_MON_SPO2,
+                Severity.CRITICAL,
+                "spo2",
+                float(spo2),
+                float(threshold),
+                message,
+                r.t,
+                r.reading_id,
+            )
+        ]
+    state.spo2_run_t = None
+    if KET_MON_SPO2 in state.active:
+        state.active.discard(KET_MON_SPO2)
+        return [Clear(KET_MON_SPO2, r.t, r.reading_id)]
+    return []
+
+
+def _step_rr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
+    rr = r.respiratory_rate
+    assert rr is not None
+    state.last_t["respiratory_rate"], state.latest["respiratory_rate"] = r.t, rr
+    out: list[Finding] = []
+    hard = rr < rules.rr_critical_below
+    if hard and KET_MON_RR not in state.active:
+        state.active.add(KET_MON_RR)
+        out.append(
+            Trigger(
+                KET_MON_RR,
+                Severity.CRITICAL,
+                "respiratory_rate",
+                float(rr),
+                float(rules.rr_critical_below),
+                f"Respiratory rate {rr}/min below {rules.rr_critical_below}/min (KET-MON-RR). "
+                "Stimulate the patient, support the airway and notify the prescriber now.",
+                r.t,
+                r.reading_id,
+            )
+        )
+    elif not hard and KET_MON_RR in state.active:
+        state.active.discard(KET_MON_RR)
+        out.append(Clear(KET_MON_RR, r.t, r.reading_id))
+    low, high = rules.rr_soft_below, rules.rr_soft_above
+    soft = rr < low or rr > high
+    if soft and not hard and KET_MON_RR_SOFT not in state.active:
+        state.active.add(KET_MON_RR_SOFT)
+        out.append(
+            Trigger(
+                KET_MON_RR_SOFT,
+                Severity.WARNING,
+                "respiratory_rate",
+                float(rr),
+                float(low if rr < low else high),
+                f"Respiratory rate {rr}/min outside {low}-{high}/min (KET-MON-RR-SOFT). "
+                "Watch the breathing and recheck within 5 minutes.",
+                r.t,
+                r.reading_id,
+            )
+        )
+    elif not soft and KET_MON_RR_SOFT in state.active:
+        state.active.discard(KET_MON_RR_SOFT)
+        out.append(Clear(KET_MON_RR_SOFT, r.t, r.reading_id))
+    return out
+
+
+def _step_sedation(
+    state: VitalsState, r: Reading, rules: MonitoringRules, _: bool
+) -> list[Finding]:
+    score = r.sedation_moaas
+    assert score is not None
+    state.last_t["sedation_moaas"], state.latest["sedation_moaas"] = r.t, score
+    out: list[Finding] = []
+    hard = score <= rules.moaas_critical_at_or_below
+    if hard and KET_MON_SED not in state.active:
+        state.active.add(KET_MON_SED)
+        out.append(
+            Trigger(
+                KET_MON_SED,
+                Severity.CRITICAL,
+                "sedation_moaas",
+                float(score),
+                float(rules.moaas_critical_at_or_below),
+                f"MOAA/S {score}: the patient does not respond (KET-MON-SED). Emergency "
+                "pathway: airway, oxygen, call the prescriber now.",
+                r.t,
+                r.reading_id,
+            )
+        )
+    elif not hard and KET_MON_SED in state.active:
+        state.active.discard(KET_MON_SED)
+        out.append(Clear(KET_MON_SED, r.t, r.reading_id))
+    soft = score <= rules.moaas_soft_at_or_below
+    if soft and not hard and KET_MON_SED_SOFT not in state.active:
+        state.active.add(KET_MON_SED_SOFT)
+        out.append(
+            Trigger(
+                KET_MON_SED_SOFT,
+                Severity.WARNING,
+                "sedation_moaas",
+                float(score),
+                float(rules.moaas_soft_at_or_below),
+                f"MOAA/S {score}: sedation deeper than expected (KET-MON-SED-SOFT). Increase "
+                "observation; recheck responsiveness and vitals.",
+                r.t,
+                r.reading_id,
+            )
+        )
+    elif not soft and KET_MON_SED_SOFT in state.active:
+        state.active.discard(KET_MON_SED_SOFT)
+        out.append(Clear(KET_MON_SED_SOFT, r.t, r.reading_id))
+    return out
+
+
+STEPS: dict[Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[Finding]]] = {
+    Group.BP: _step_bp,
+    Group.HR: _step_hr,
+    Group.SPO2: _step_spo2,
+    Group.RR: _step_rr,
+    Group.SED: _step_sedation,
+}
+GROUPS = tuple(Group)
+
+
+# -- replay (late readings) ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Episode:
+    """A period during which a rule's condition held: [trigger.t, end_t)."""
+
+    trigger: Trigger
+    end_t: int | None = None
+    end_reading_id: str | None = None
+
+    @property
+    def rule_id(self) -> str:
+        return self.trigger.rule_id
+
+    @property
+    def start_t(self) -> int:
+        return self.trigger.t
+
+
+def sort_key(reading: Reading) -> tuple[int, str]:
+    return (reading.t, reading.reading_id)
+
+
+def replay(
+    readings: Iterable[Reading], group: Group, rules: MonitoringRules
+) -> tuple[VitalsState, list[Episode]]:
+    """Re-derive `group`'s state and episodes from readings in any order."""
+    state = VitalsState()
+    episodes: list[Episode] = []
+    current: dict[str, Episode] = {}
+    for reading in sorted((r for r in readings if group in r.groups()), key=sort_key):
+        for finding in step(state, reading, group, rules, prompts=False):
+            if isinstance(finding, Trigger):
+                episode = Episode(finding)
+                episodes.append(episode)
+                current[finding.rule_id] = episode
+            elif isinstance(finding, Clear) and finding.rule_id in current:
+                ended = current.pop(finding.rule_id)
+                ended.end_t, ended.end_reading_id = finding.t, finding.reading_id
+    return state, episodes
+
+
+def evaluate_in_order(
+    state: VitalsState, readings: Sequence[Reading], group: Group, rules: MonitoringRules
+) -> list[Finding]:
+    """Feed readings (sorted by time, none older than the state) to `group`'s machine."""
+    out: list[Finding] = []
+    for reading in readings:
+        out.extend(step(state, reading, group, rules))
+    return out
+
+
+def crisis_symptoms(reading: Reading, rules: MonitoringRules) -> tuple[str, ...]:
+    """SPR-MON-6: the reading's hypertensive-crisis symptoms (known codes only)."""
+    if not reading.symptoms:
+        return ()
+    wanted = rules.crisis_symptoms
+    return tuple(s for s in wanted if s in reading.symptoms)
+
+
+def predose_bp_elevated(reading: Reading, rules: MonitoringRules) -> bool:
+    """SPR-PRE-5: BP strictly above 140/90."""
+    sys_, dia = reading.bp_systolic, reading.bp_diastolic
+    return (sys_ is not None and sys_ > rules.predose_bp_systolic_above) or (
+        dia is not None and dia > rules.predose_bp_diastolic_above
+    )

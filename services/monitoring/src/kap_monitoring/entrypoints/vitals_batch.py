@@ -1,0 +1,384 @@
+"""The `kap.monitoring.vitals.v1` consumer: readings in batches.
+
+Bedside gateways publish readings every few seconds per patient, so this topic is
+consumed in batches, not one message at a time:
+
+1. a faststream *batch* subscriber (its own consumer group, `monitoring-vitals`, so
+   that the low-volume event subscribers joining or leaving never rebalance the
+   vitals stream; manual ack) hands over up to `VITALS_BATCH_MAX_RECORDS` records
+   from the partitions it owns;
+2. each record is validated on its own against the contract (a pydantic
+   TypeAdapter for VitalsRecorded): a bad record is set aside for the dead-letter
+   topic and does not poison the others;
+3. the valid ones go through `VitalsIngest` in ONE database transaction: repeats
+   dropped by reading_id, sessions locked and loaded once, rules evaluated in
+   memory, readings/alerts/outbox/rule state written in bulk;
+4. after the commit, the set-aside records are published to
+   `kap.monitoring.vitals.v1.dlq` (same headers as the platform's dead-letter
+   middleware), and only then are the offsets committed.
+
+A crash anywhere before step 4's offset commit redelivers the batch; the readings
+already stored are then repeats and have no second effect. A database outage is
+retried and then the batch is rewound (never dead-lettered); an unexpected error
+in the batch falls back to one transaction per record, so only the record that
+fails is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from opentelemetry.trace import SpanKind
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import exc as sa_exc
+
+from kap_shared.events import VitalsRecorded
+from kap_shared.events.topics import MONITORING_VITALS, dead_letter_topic
+from kap_shared.logging import get_logger
+from kap_shared.messaging.broker import (
+    DLQ_ATTEMPTS,
+    DLQ_ERROR,
+    DLQ_ERROR_TYPE,
+    DLQ_GROUP,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_TOPIC,
+)
+from kap_shared.messaging.errors import PermanentError
+from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.service.runtime import ServiceRuntime
+from kap_shared.tracing import traced
+
+from ..config import MonitoringSettings
+from ..domain.vitals import Reading, micros
+from ..handlers.vitals import Incoming, VitalsIngest
+
+log = get_logger(__name__)
+
+VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
+EVENT_TYPE = "VitalsRecorded"
+
+# Errors a retry can fix: the database (or the network to it) is unavailable, or a
+# concurrent writer stored the same reading first.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.IntegrityError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class Record(Protocol):
+    """The parts of an aiokafka ConsumerRecord this consumer reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    error: BaseException
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class BatchStats:
+    """Counters and where the time goes (for /metrics and the benchmark)."""
+
+    batches: int = 0
+    records: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    first_batch_at: float | None = None
+    last_batch_done_at: float | None = None
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("decode", "ingest", "commit", "ack"), 0.0)
+    )
+
+
+def decode(records: Sequence[Record]) -> tuple[list[Incoming], list[DeadLetter]]:
+    """Validate each record against the contract; bad ones are set aside, never raised."""
+    items: list[Incoming] = []
+    dead: list[DeadLetter] = []
+    validate = VITALS_ADAPTER.validate_json
+    for index, record in enumerate(records):
+        value = record.value
+        if value is None:
+            dead.append(DeadLetter(record, PermanentError("empty message (no value)")))
+            continue
+        try:
+            event = validate(value)
+        except ValidationError as exc:
+            dead.append(DeadLetter(record, _precise(value, exc)))
+            continue
+        data = event.data
+        traceparent = None
+        for name, header in record.headers:
+            if name == "traceparent":
+                traceparent = header.decode("ascii", errors="replace")
+        items.append(
+            Incoming(
+                Reading(
+                    data.reading_id,
+                    micros(data.recorded_at),
+                    data.bp_systolic,
+                    data.bp_diastolic,
+                    data.heart_rate,
+                    data.spo2,
+                    data.respiratory_rate,
+                    data.sedation_moaas,
+                    tuple(data.symptoms),
+                ),
+                data.recorded_at,
+                data.session_id,
+                "device",
+                str(event.event_id),
+                event.patient_id,
+                event.site_id,
+                traceparent,
+                index,
+            )
+        )
+    return items, dead
+
+
+def _precise(value: bytes, error: ValidationError) -> BaseException:
+    """Report 'not JSON at all' as the JSON error (as the platform's middleware does)."""
+    try:
+        json.loads(value.decode("utf-8", errors="replace"))
+    except ValueError as json_error:
+        return json_error
+    return error
+
+
+class VitalsBatchConsumer:
+    def __init__(
+        self, runtime: ServiceRuntime, ingest: VitalsIngest, settings: MonitoringSettings
+    ) -> None:
+        self.runtime = runtime
+        self.ingest = ingest
+        self.settings = settings
+        self.group_id = settings.vitals_consumer_group
+        self.stats = BatchStats()
+
+    # -- the testable core ---------------------------------------------------------------
+
+    async def process(self, records: Sequence[Record]) -> BatchOutcome:
+        """Decode, then ingest in one transaction. Returns what is to be dead-lettered;
+        raises only when the transaction failed (nothing was stored).
+
+        The cyclic garbage collector is paused for the batch: its thousands of
+        short-lived, acyclic objects are freed by reference counting, and the
+        collector's passes over them cost ~15 % of the batch (measured with
+        bench/vitals_throughput.py). Anything cyclic is collected once it resumes."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return await self._process(records)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _process(self, records: Sequence[Record]) -> BatchOutcome:
+        started = time.perf_counter()
+        items, dead = decode(records)
+        decoded = time.perf_counter()
+        self.stats.seconds["decode"] += decoded - started
+        outcome = BatchOutcome(dead=dead)
+        if not items:
+            return outcome
+        async with UnitOfWork(self.runtime.sessions, self.runtime.relay.notify) as uow:
+            result = await self.ingest.apply(uow, items)
+            ingested = time.perf_counter()
+            self.stats.seconds["ingest"] += ingested - decoded
+            await uow.commit()
+            self.stats.seconds["commit"] += time.perf_counter() - ingested
+        outcome.stored = len(result.stored)
+        outcome.duplicates = len(result.duplicates)
+        outcome.dead.extend(
+            DeadLetter(records[r.item.ref], PermanentError(r.message)) for r in result.rejected
+        )
+        return outcome
+
+    async def process_resilient(self, records: Sequence[Record]) -> BatchOutcome | None:
+        """`process` with retries for transient errors and, for any other error, one
+        transaction per record so that only the failing record is dead-lettered.
+        None: still failing transiently; rewind and let the batch be redelivered."""
+        attempts = max(1, self.settings.consumer_max_attempts)
+        last: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.process(records)
+            except TRANSIENT as exc:
+                last = exc
+                log.warning("vitals.batch_retry", attempt=attempt, error=repr(exc)[:300])
+                await asyncio.sleep(self.settings.vitals_batch_retry_backoff_seconds * attempt)
+            except Exception as exc:
+                log.error("vitals.batch_failed", error=repr(exc)[:300], records=len(records))
+                return await self._one_by_one(records)
+        if isinstance(last, sa_exc.IntegrityError):
+            return await self._one_by_one(records)
+        return None
+
+    async def _one_by_one(self, records: Sequence[Record]) -> BatchOutcome | None:
+        total = BatchOutcome()
+        for record in records:
+            try:
+                outcome = await self.process([record])
+            except TRANSIENT as exc:
+                if not isinstance(exc, sa_exc.IntegrityError):
+                    return None
+                total.dead.append(DeadLetter(record, exc))
+                continue
+            except Exception as exc:
+                total.dead.append(DeadLetter(record, exc))
+                continue
+            total.stored += outcome.stored
+            total.duplicates += outcome.duplicates
+            total.dead.extend(outcome.dead)
+        return total
+
+    async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish to `<topic>.dlq` with the platform's provenance headers (awaiting
+        each acknowledgement); raises if the broker refuses, so nothing is committed."""
+        broker = self.runtime.broker
+        for letter in letters:
+            record, error = letter.record, letter.error
+            headers = {name: value.decode(errors="replace") for name, value in record.headers}
+            headers.update(
+                {
+                    DLQ_ERROR: str(error)[:1000],
+                    DLQ_ERROR_TYPE: type(error).__name__,
+                    DLQ_GROUP: self.group_id,
+                    DLQ_TOPIC: record.topic,
+                    DLQ_PARTITION: str(record.partition),
+                    DLQ_OFFSET: str(record.offset),
+                    DLQ_ATTEMPTS: "1",
+                }
+            )
+            await broker.publish(
+                record.value or b"",
+                dead_letter_topic(record.topic),
+                key=record.key,
+                headers=headers,
+            )
+            self.runtime.metrics.dead_letters.labels(record.topic, type(error).__name__).inc()
+            log.error(
+                "consumer.dead_lettered",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_type=type(error).__name__,
+                error=str(error)[:300],
+            )
+
+    # -- the subscription ------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record], message: Any) -> None:
+        """One batch, end to end; never raises (ack on success, rewind otherwise)."""
+        if not records:
+            return
+        started = time.perf_counter()
+        if self.stats.first_batch_at is None:
+            self.stats.first_batch_at = started
+        with traced(f"{MONITORING_VITALS} process", None, SpanKind.CONSUMER) as span:
+            span.set_attribute("messaging.batch.message_count", len(records))
+            outcome = await self.process_resilient(records)
+            if outcome is None:
+                await message.nack()
+                return
+            try:
+                await self.dead_letter(outcome.dead)
+            except Exception as exc:
+                log.warning("vitals.dead_letter_failed", error=repr(exc)[:300])
+                await message.nack()
+                return
+            acked = time.perf_counter()
+            await message.ack()
+            done = time.perf_counter()
+        self._observe(records, outcome, started, acked, done)
+
+    def _observe(
+        self,
+        records: Sequence[Record],
+        outcome: BatchOutcome,
+        started: float,
+        acked: float,
+        done: float,
+    ) -> None:
+        stats = self.stats
+        stats.seconds["ack"] += done - acked
+        stats.batches += 1
+        stats.records += len(records)
+        stats.stored += outcome.stored
+        stats.duplicates += outcome.duplicates
+        stats.dead_lettered += len(outcome.dead)
+        stats.last_batch_done_at = done
+        metrics = self.runtime.metrics
+        topic = MONITORING_VITALS
+        for label, count in (
+            ("processed", outcome.stored),
+            ("duplicate", outcome.duplicates),
+            ("dead_lettered", len(outcome.dead)),
+        ):
+            if count:
+                metrics.events_consumed.labels(topic, EVENT_TYPE, label).inc(count)
+        metrics.handler_latency.labels(topic).observe(done - started)
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        settings = self.settings
+
+        async def no_decode(message: StreamMessage[Any]) -> None:
+            """The records are validated by `decode`, one by one; skip faststream's
+            JSON decoding of the whole batch."""
+            return
+
+        @broker.subscriber(
+            MONITORING_VITALS,
+            batch=True,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            max_records=settings.vitals_batch_max_records,
+            batch_timeout_ms=settings.vitals_batch_timeout_ms,
+            max_partition_fetch_bytes=settings.vitals_max_partition_fetch_bytes,
+            decoder=no_decode,
+            title=f"{self.group_id}:{MONITORING_VITALS}",
+            description="VitalsRecorded from bedside device gateways and monitoring's own "
+            "HTTP ingest, consumed in batches (one transaction and one offset commit each).",
+        )
+        async def on_batch(message: KafkaMessage) -> None:
+            records = message.raw_message
+            if not isinstance(records, tuple):  # pragma: no cover - batch=True gives tuples
+                records = (records,)
+            await self.handle(records, message)

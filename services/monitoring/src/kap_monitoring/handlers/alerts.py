@@ -1,0 +1,170 @@
+"""Raising and resolving VitalsAlerts: the row and its event, written together."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from opentelemetry.trace import SpanKind
+
+from kap_shared.events import ObservationDue, VitalsAlert, VitalsAlertResolved, new_id
+from kap_shared.events.enums import Severity
+from kap_shared.events.envelope import Envelope
+from kap_shared.events.monitoring import (
+    ObservationDueData,
+    VitalsAlertData,
+    VitalsAlertResolvedData,
+)
+from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.tracing import traced
+
+from ..adapters.tables import OPEN, RESOLVED, Alert
+
+PRODUCER = "monitoring"
+
+
+class SessionLike(Protocol):
+    """What an event about a session needs to know of it (an ORM row or a SessionRow)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def correlation_id(self) -> str: ...
+
+
+# Who resolved an alert when no person did.
+BY_RULES = "rules"
+# Resolutions (coded; a prescriber's free-text note stays in the alert row).
+VALUES_IN_RANGE = "values_in_range"
+PREDOSE_DECISION = "predose_decision"
+DISCHARGED = "discharged"
+
+
+def envelope_fields(row: SessionLike, causation_id: str | None) -> dict[str, Any]:
+    """The envelope of an event about `row`'s session: its patient, site and episode."""
+    return {
+        "producer": PRODUCER,
+        "site_id": row.site_id,
+        "patient_id": row.patient_id,
+        "correlation_id": row.correlation_id or row.session_id,
+        "causation_id": causation_id,
+    }
+
+
+def publish(uow: UnitOfWork, event: Envelope, traceparent: str | None = None) -> None:
+    """Publish through the outbox; in the trace of `traceparent` when one is given
+    (a device reading's own trace, inside a batch that spans many traces)."""
+    if traceparent is None:
+        uow.publish(event)
+        return
+    with traced(f"{event.event_type} raise", traceparent, SpanKind.INTERNAL):
+        uow.publish(event)
+
+
+def raise_alert(
+    uow: UnitOfWork,
+    row: SessionLike,
+    *,
+    rule_id: str,
+    severity: Severity,
+    metric: str,
+    value: float,
+    threshold: float,
+    message: str,
+    triggered_at: datetime,
+    reading_id: str | None,
+    causation_id: str | None,
+    now: datetime,
+    traceparent: str | None = None,
+) -> Alert:
+    alert_id = new_id()
+    event = VitalsAlert(
+        **envelope_fields(row, causation_id),
+        occurred_at=now,
+        data=VitalsAlertData(
+            alert_id=alert_id,
+            session_id=row.session_id,
+            severity=severity,
+            rule_id=rule_id,
+            metric=metric,
+            value=value,
+            threshold=threshold,
+            message=message,
+        ),
+    )
+    alert = Alert(
+        alert_id=alert_id,
+        session_id=row.session_id,
+        patient_id=row.patient_id,
+        site_id=row.site_id,
+        rule_id=rule_id,
+        severity=severity.value,
+        metric=metric,
+        value=value,
+        threshold=threshold,
+        message=message,
+        status=OPEN,
+        raised_at=now,
+        triggered_at=triggered_at,
+        triggering_reading_id=reading_id,
+        event_id=str(event.event_id),
+    )
+    uow.session.add(alert)
+    publish(uow, event, traceparent)
+    return alert
+
+
+def resolve_alert(
+    uow: UnitOfWork,
+    row: SessionLike,
+    alert: Alert,
+    *,
+    now: datetime,
+    by: str,
+    resolution: str,
+    note: str | None = None,
+    causation_id: str | None = None,
+    traceparent: str | None = None,
+) -> None:
+    alert.status = RESOLVED
+    alert.resolved_at = now
+    alert.resolved_by = by
+    alert.resolution = resolution
+    alert.resolution_note = note
+    uow.session.add(alert)
+    publish(
+        uow,
+        VitalsAlertResolved(
+            **envelope_fields(row, causation_id or alert.event_id),
+            occurred_at=now,
+            data=VitalsAlertResolvedData(
+                alert_id=alert.alert_id, session_id=row.session_id, resolved_at=now
+            ),
+        ),
+        traceparent,
+    )
+
+
+def observation_due(
+    uow: UnitOfWork,
+    row: SessionLike,
+    *,
+    kind: str,
+    due_at: datetime,
+    now: datetime,
+    causation_id: str | None = None,
+    traceparent: str | None = None,
+) -> None:
+    publish(
+        uow,
+        ObservationDue(
+            **envelope_fields(row, causation_id),
+            occurred_at=now,
+            data=ObservationDueData(session_id=row.session_id, kind=kind, due_at=due_at),
+        ),
+        traceparent,
+    )

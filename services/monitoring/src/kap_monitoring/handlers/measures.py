@@ -1,0 +1,144 @@
+"""Outcome measures: score, compare with the screening baseline (MBC-3) and raise a
+safety concern on PHQ-9 item 9 (MBC-1), in one unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+
+from kap_shared.auth import Principal
+from kap_shared.clinical.instruments import ScoringError, score
+from kap_shared.events import OutcomeRecorded, SafetyConcernRaised, new_id
+from kap_shared.events.enums import Instrument, Severity
+from kap_shared.events.envelope import utc_now
+from kap_shared.events.monitoring import OutcomeRecordedData, SafetyConcernRaisedData
+from kap_shared.http.errors import InvalidField, NotFound
+from kap_shared.messaging.unit_of_work import UnitOfWork
+
+from ..adapters.tables import Baseline, Measure, MonitoredSession
+from ..domain.commands import RecordMeasure
+from ..domain.outcomes import Outcome, outcome
+from ..domain.rules import MonitoringRules
+from .alerts import PRODUCER
+
+# MBC-1's source, as the contract names it.
+PHQ9_ITEM9 = "PHQ-9 item 9"
+
+
+@dataclass(frozen=True)
+class Patient:
+    """What monitoring knows of a patient: where they are treated and their episode."""
+
+    patient_id: str
+    site_id: str
+    correlation_id: str
+    baseline: Baseline | None
+
+
+async def find_patient(uow: UnitOfWork, patient_id: str) -> Patient:
+    """Known from a screening baseline or from a session; 404 otherwise."""
+    baseline = await uow.session.get(Baseline, patient_id)
+    if baseline is not None:
+        return Patient(patient_id, baseline.site_id, baseline.correlation_id, baseline)
+    latest = (
+        await uow.session.exec(
+            select(MonitoredSession)
+            .where(MonitoredSession.patient_id == patient_id)
+            .order_by(col(MonitoredSession.starts_at).desc())
+            .limit(1)
+        )
+    ).first()
+    if latest is None:
+        raise NotFound("patient", patient_id)
+    return Patient(patient_id, latest.site_id, latest.correlation_id, None)
+
+
+def _baseline_total(baseline: Baseline | None, instrument: Instrument) -> int | None:
+    if baseline is None:
+        return None
+    if instrument is Instrument.PHQ9:
+        return baseline.phq9_total
+    if instrument is Instrument.GAD7:
+        return baseline.gad7_total
+    return baseline.pcl5_total
+
+
+@dataclass(frozen=True)
+class MeasureResult:
+    measure: Measure
+    outcome: Outcome
+    safety_concern: Severity | None
+
+
+async def record_measure(
+    uow: UnitOfWork,
+    patient: Patient,
+    cmd: RecordMeasure,
+    rules: MonitoringRules,
+    recorded_by: Principal,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> MeasureResult:
+    try:
+        scored = score(cmd.instrument, list(cmd.items), "items")
+    except ScoringError as exc:
+        raise InvalidField(exc.field, exc.message) from exc
+    result = outcome(scored, _baseline_total(patient.baseline, cmd.instrument), rules)
+    now = clock()
+    envelope = {
+        "producer": PRODUCER,
+        "site_id": patient.site_id,
+        "patient_id": patient.patient_id,
+        "correlation_id": patient.correlation_id or patient.patient_id,
+        "occurred_at": now,
+    }
+    recorded = OutcomeRecorded(
+        **envelope,
+        data=OutcomeRecordedData(
+            instrument=result.instrument,
+            total=result.total,
+            band=result.band,
+            baseline_total=result.baseline_total,
+            change_pct=result.change_pct,
+            response=result.response,
+            remission=result.remission,
+        ),
+    )
+    measure = Measure(
+        measure_id=new_id(),
+        patient_id=patient.patient_id,
+        site_id=patient.site_id,
+        session_id=cmd.session_id,
+        instrument=cmd.instrument.value,
+        items=list(cmd.items),
+        total=result.total,
+        band=result.band,
+        baseline_total=result.baseline_total,
+        change_pct=result.change_pct,
+        response=result.response,
+        remission=result.remission,
+        recorded_by=recorded_by.sub,
+        administered_at=cmd.administered_at or now,
+        event_id=str(recorded.event_id),
+    )
+    uow.session.add(measure)
+    uow.publish(recorded)
+    concern: Severity | None = None
+    if cmd.instrument is Instrument.PHQ9:
+        item9 = cmd.items[8]
+        assert item9 is not None  # scoring refuses an unanswered item 9
+        concern = rules.mbc1_severity(item9)
+        if concern is not None:
+            # MBC-1: whatever the total. Caused by the measure, so the chain is followable.
+            uow.publish(
+                SafetyConcernRaised(
+                    **envelope,
+                    causation_id=str(recorded.event_id),
+                    data=SafetyConcernRaisedData(source=PHQ9_ITEM9, value=item9, severity=concern),
+                )
+            )
+    await uow.commit()
+    return MeasureResult(measure, result, concern)

@@ -1,0 +1,161 @@
+"""Authentication and authorization (CONTRACT section 4) on every endpoint: 401 for
+a missing or bad token, 403 for another site or a role not allowed. A refused
+request stores and publishes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from kap_shared.auth import mint_token
+from kap_shared.testing import TEST_SECRET, token
+
+from .conftest import OTHER_SITE, SITE, Headers, Monitoring, assert_error
+
+Counts = Callable[[], dict[str, int]]
+Endpoint = tuple[str, str, dict[str, Any] | None]
+
+ROLES = ("prescriber", "nurse", "therapist", "coordinator", "admin", "device")
+ALLOWED: dict[str, set[str]] = {
+    "get": {"prescriber", "nurse", "therapist", "coordinator", "admin"},
+    "vitals": {"prescriber", "nurse", "device"},
+    "dose": {"prescriber", "nurse"},
+    "decision": {"prescriber"},
+    "discharge": {"prescriber", "nurse"},
+    "resolve": {"prescriber"},
+    "measures": {"prescriber", "nurse", "therapist", "coordinator"},
+}
+
+
+@pytest.fixture
+def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, Endpoint]:
+    """A window awaiting a pre-dose decision, with an open alert to resolve."""
+    open_session()
+    [alert] = mon.ok_vitals(bp_systolic=150, bp_diastolic=95)["alerts"]
+    return {
+        "get": ("GET", "/sessions/ses-1", None),
+        "vitals": ("POST", "/sessions/ses-1/vitals", {"heart_rate": 80}),
+        "dose": (
+            "POST",
+            "/sessions/ses-1/doses",
+            {"route": "iv", "agent": "ketamine", "dose_mg": 35},
+        ),
+        "decision": (
+            "POST",
+            "/sessions/ses-1/predose-decision",
+            {"decision": "proceed", "reason": "benefit_outweighs_risk"},
+        ),
+        "discharge": ("POST", "/sessions/ses-1/discharge", None),
+        "resolve": (
+            "POST",
+            f"/sessions/ses-1/alerts/{alert['alert_id']}/resolve",
+            {"reason": "values_accepted_by_prescriber"},
+        ),
+        "measures": ("POST", "/patients/pt-1/measures", {"instrument": "GAD-7", "items": [1] * 7}),
+    }
+
+
+def call(client: TestClient, endpoint: Endpoint, headers: Headers | None) -> Any:
+    method, url, body = endpoint
+    return client.request(method, url, json=body, headers=headers or {})
+
+
+BAD_CREDENTIALS: dict[str, Headers] = {
+    "no token": {},
+    "garbage token": {"Authorization": "Bearer not.a.jwt"},
+    "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+    "wrong secret": {
+        "Authorization": "Bearer "
+        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
+    },
+    "expired": {
+        "Authorization": "Bearer "
+        + mint_token(TEST_SECRET, sub="x", role="nurse", sites=["*"], ttl=timedelta(minutes=-5))
+    },
+}
+
+
+@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
+@pytest.mark.parametrize("name", list(ALLOWED))
+def test_401_without_a_valid_token(
+    client: TestClient,
+    endpoints: dict[str, Endpoint],
+    counts: Counts,
+    name: str,
+    credentials: str,
+) -> None:
+    before = counts()
+    response = call(client, endpoints[name], BAD_CREDENTIALS[credentials])
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert counts() == before
+
+
+MATRIX = [(name, role) for name in ALLOWED for role in ROLES]
+
+
+@pytest.mark.parametrize(("name", "role"), MATRIX, ids=[f"{n}-{r}" for n, r in MATRIX])
+def test_roles_per_endpoint(
+    client: TestClient, endpoints: dict[str, Endpoint], counts: Counts, name: str, role: str
+) -> None:
+    before = counts()
+    response = call(client, endpoints[name], token(f"{role}-1", role, [SITE]))
+    if role in ALLOWED[name]:
+        assert response.status_code not in (401, 403, 422), response.text
+    else:
+        error = assert_error(response, 403, "forbidden")
+        assert role in error["message"]
+        assert counts() == before
+
+
+@pytest.mark.parametrize("name", list(ALLOWED))
+def test_403_for_a_caller_of_another_site(
+    client: TestClient, endpoints: dict[str, Endpoint], counts: Counts, name: str
+) -> None:
+    role = sorted(ALLOWED[name])[0]
+    before = counts()
+    response = call(client, endpoints[name], token(f"{role}-b", role, [OTHER_SITE]))
+    error = assert_error(response, 403, "forbidden")
+    assert SITE in error["message"]
+    assert counts() == before
+
+
+@pytest.mark.parametrize("name", list(ALLOWED))
+def test_a_wildcard_site_token_reaches_every_site(
+    client: TestClient, endpoints: dict[str, Endpoint], name: str
+) -> None:
+    role = sorted(ALLOWED[name])[0]
+    response = call(client, endpoints[name], token(f"{role}-all", role, ["*"]))
+    assert response.status_code not in (401, 403), response.text
+
+
+def test_a_prescriber_decision_and_resolution_record_who_made_them(
+    client: TestClient, endpoints: dict[str, Endpoint]
+) -> None:
+    headers = token("rx-zed", "prescriber", [SITE])
+    assert call(client, endpoints["decision"], headers).json()["decided_by"] == "rx-zed"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/sessions/nope", None),
+        ("POST", "/sessions/nope/vitals", {"heart_rate": 80}),
+        ("POST", "/sessions/nope/doses", {"route": "iv", "agent": "ketamine", "dose_mg": 35}),
+        ("POST", "/sessions/nope/predose-decision", {"decision": "defer", "reason": "other"}),
+        ("POST", "/sessions/nope/discharge", None),
+        ("POST", "/sessions/nope/alerts/a-1/resolve", {"reason": "artifact"}),
+        ("POST", "/patients/nope/measures", {"instrument": "GAD-7", "items": [1] * 7}),
+    ],
+)
+def test_404_for_what_monitoring_does_not_know(
+    client: TestClient, counts: Counts, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    before = counts()
+    response = client.request(method, path, json=body, headers=token("rx-1", "prescriber", ["*"]))
+    assert_error(response, 404, "not_found")
+    assert counts() == before

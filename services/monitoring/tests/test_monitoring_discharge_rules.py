@@ -1,0 +1,227 @@
+"""Discharge criteria and outcome measures as pure functions, both sides of each
+boundary (SPR-MON-3, KET-DIS-2/3/4/6, MBC-1, MBC-3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from kap_monitoring.domain.discharge import DischargeFacts, blockers, observed_minutes
+from kap_monitoring.domain.outcomes import outcome
+from kap_monitoring.domain.rules import MonitoringRules
+from kap_shared.clinical.instruments import score
+from kap_shared.events.enums import Instrument, Route, Severity
+
+RULES = MonitoringRules()
+FIRST = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def facts(route: Route | None = Route.INTRANASAL_ESKETAMINE, **overrides: Any) -> DischargeFacts:
+    values: dict[str, Any] = {
+        "route": route,
+        "first_dose_at": FIRST,
+        "dosing_end_at": FIRST + timedelta(minutes=10),
+        "baseline_bp": (124, 78),
+        "baseline_hr": 72,
+    }
+    values.update(overrides)
+    return DischargeFacts(**values)
+
+
+def rule_ids(found: list[Any]) -> list[str]:
+    return [b.rule_id for b in found]
+
+
+# -- SPR-MON-3 / KET-DIS-6 ------------------------------------------------------------------
+
+
+def test_SPR_MON_3_esketamine_119_minutes_fails() -> None:
+    [blocker] = blockers(facts(), RULES, FIRST + timedelta(minutes=119))
+    assert blocker.rule_id == "SPR-MON-3"
+    assert blocker.details["required_minutes"] == 120
+    assert blocker.details["observed_minutes"] == 119.0
+    assert blocker.details["discharge_allowed_at"] == (FIRST + timedelta(minutes=120)).isoformat()
+
+
+def test_SPR_MON_3_esketamine_119_minutes_59_seconds_fails() -> None:
+    now = FIRST + timedelta(minutes=119, seconds=59, microseconds=999_999)
+    assert rule_ids(blockers(facts(), RULES, now)) == ["SPR-MON-3"]
+
+
+def test_SPR_MON_3_esketamine_120_minutes_passes() -> None:
+    assert blockers(facts(), RULES, FIRST + timedelta(minutes=120)) == []
+
+
+def test_SPR_MON_3_counts_from_the_first_device_not_the_last() -> None:
+    later_devices = facts(dosing_end_at=FIRST + timedelta(minutes=10))
+    assert blockers(later_devices, RULES, FIRST + timedelta(minutes=120)) == []
+
+
+@pytest.mark.parametrize(("route", "minimum"), [(Route.IV, 60), (Route.IM, 60), (Route.ORAL, 120)])
+def test_KET_DIS_6_ketamine_counts_from_the_end_of_dosing(route: Route, minimum: int) -> None:
+    end = FIRST + timedelta(minutes=40)  # e.g. a 40-minute infusion
+    found = blockers(facts(route, dosing_end_at=end), RULES, end + timedelta(minutes=minimum - 1))
+    assert rule_ids(found) == ["KET-DIS-6"]
+    assert blockers(facts(route, dosing_end_at=end), RULES, end + timedelta(minutes=minimum)) == []
+
+
+def test_KET_DIS_6_minutes_are_site_configuration() -> None:
+    rules = MonitoringRules(ketamine_min_observation_minutes={Route.IV: 30})
+    now = FIRST + timedelta(minutes=10 + 30)
+    assert blockers(facts(Route.IV), rules, now) == []
+    assert rule_ids(blockers(facts(Route.IV), RULES, now)) == ["KET-DIS-6"]
+
+
+def test_MON_DIS_1_no_dose_no_discharge() -> None:
+    found = blockers(facts(first_dose_at=None, dosing_end_at=None, route=None), RULES, FIRST)
+    assert rule_ids(found) == ["MON-DIS-1"]
+
+
+# -- alerts and latest vitals ---------------------------------------------------------------
+
+LATER = FIRST + timedelta(hours=3)
+
+
+def test_MON_DIS_2_an_open_critical_alert_blocks() -> None:
+    found = blockers(facts(open_critical=["KET-MON-BP", "KET-MON-BP"]), RULES, LATER)
+    assert rule_ids(found) == ["MON-DIS-2"]
+    assert found[0].details["open_alerts"] == ["KET-MON-BP"]
+    assert "KET-MON-BP" in found[0].message
+
+
+@pytest.mark.parametrize(("value", "blocked"), [(91.9, True), (92.0, False)])
+def test_KET_DIS_2_latest_spo2_at_least_92(value: float, blocked: bool) -> None:
+    found = blockers(facts(latest={"spo2": value}), RULES, LATER)
+    assert rule_ids(found) == (["KET-DIS-2"] if blocked else [])
+
+
+@pytest.mark.parametrize(
+    ("systolic", "diastolic", "blocked"),
+    [
+        (160, 100, False),  # at the soft limits
+        (161, 85, True),  # above, and 161 is more than 20 % over a baseline of 124
+        (148, 101, True),  # diastolic above 100 and over 78 + 20 %
+        (148, 93, False),  # within 20 % of baseline 124/78 (148.8 / 93.6)
+    ],
+)
+def test_KET_DIS_3_latest_bp_below_soft_limits_or_near_baseline(
+    systolic: int, diastolic: int, blocked: bool
+) -> None:
+    latest = {"bp_systolic": systolic, "bp_diastolic": diastolic}
+    assert rule_ids(blockers(facts(latest=latest), RULES, LATER)) == (
+        ["KET-DIS-3"] if blocked else []
+    )
+
+
+def test_KET_DIS_3_within_20_percent_of_a_high_baseline_passes() -> None:
+    found = blockers(
+        facts(latest={"bp_systolic": 170, "bp_diastolic": 102}, baseline_bp=(150, 95)),
+        RULES,
+        LATER,
+    )
+    assert found == []
+
+
+@pytest.mark.parametrize(("value", "blocked"), [(110, False), (111, True)])
+def test_KET_DIS_3_latest_heart_rate(value: int, blocked: bool) -> None:
+    found = blockers(facts(latest={"heart_rate": value}, baseline_hr=60), RULES, LATER)
+    assert rule_ids(found) == (["KET-DIS-3"] if blocked else [])
+
+
+@pytest.mark.parametrize(("value", "blocked"), [(9, True), (10, False), (24, False), (25, True)])
+def test_KET_DIS_3_latest_respiratory_rate(value: int, blocked: bool) -> None:
+    found = blockers(facts(latest={"respiratory_rate": value}), RULES, LATER)
+    assert rule_ids(found) == (["KET-DIS-3"] if blocked else [])
+
+
+@pytest.mark.parametrize(("value", "blocked"), [(4, True), (5, False)])
+def test_KET_DIS_4_patient_alert_MOAAS_5(value: int, blocked: bool) -> None:
+    found = blockers(facts(latest={"sedation_moaas": value}), RULES, LATER)
+    assert rule_ids(found) == (["KET-DIS-4"] if blocked else [])
+
+
+def test_every_failing_criterion_is_listed_time_first() -> None:
+    found = blockers(
+        facts(open_critical=["KET-MON-SPO2"], latest={"spo2": 90, "sedation_moaas": 3}),
+        RULES,
+        FIRST + timedelta(minutes=30),
+    )
+    assert rule_ids(found) == ["SPR-MON-3", "MON-DIS-2", "KET-DIS-2", "KET-DIS-4"]
+
+
+def test_SPR_MON_1_pre_discharge_bp_when_the_site_asks_for_it() -> None:
+    rules = MonitoringRules(discharge_bp_max_age_minutes=15)
+    fresh = facts(latest_bp_at=LATER - timedelta(minutes=15))
+    stale = facts(latest_bp_at=LATER - timedelta(minutes=15, seconds=1))
+    assert blockers(fresh, rules, LATER) == []
+    assert rule_ids(blockers(stale, rules, LATER)) == ["SPR-MON-1"]
+    assert rule_ids(blockers(facts(), rules, LATER)) == ["SPR-MON-1"]
+    assert blockers(facts(), RULES, LATER) == []  # off by default
+
+
+def test_observed_minutes() -> None:
+    assert observed_minutes(FIRST, FIRST + timedelta(minutes=120, seconds=30)) == 120.5
+
+
+# -- MBC-3 / MBC-1 --------------------------------------------------------------------------
+
+
+def phq9(total: int, item9: int = 0) -> list[int | None]:
+    """Nine answers summing to `total` with item 9 as given."""
+    rest = total - item9
+    items: list[int | None] = []
+    for _ in range(8):
+        value = min(3, rest)
+        items.append(value)
+        rest -= value
+    assert rest == 0
+    return [*items, item9]
+
+
+def test_MBC_3_a_50_percent_drop_is_a_response() -> None:
+    result = outcome(score(Instrument.PHQ9, phq9(10)), 20, RULES)
+    assert (result.response, result.change_pct, result.remission) == (True, -50.0, False)
+    assert result.band == "moderate"
+
+
+def test_MBC_3_a_45_percent_drop_is_not_a_response() -> None:
+    result = outcome(score(Instrument.PHQ9, phq9(11)), 20, RULES)
+    assert (result.response, result.change_pct) == (False, -45.0)
+
+
+@pytest.mark.parametrize(("total", "remission"), [(4, True), (5, False)])
+def test_MBC_3_remission_is_a_PHQ9_below_5(total: int, remission: bool) -> None:
+    assert outcome(score(Instrument.PHQ9, phq9(total)), 20, RULES).remission is remission
+
+
+def test_MBC_3_without_a_baseline_there_is_no_change_or_response() -> None:
+    result = outcome(score(Instrument.PHQ9, phq9(3)), None, RULES)
+    assert (result.baseline_total, result.change_pct, result.response) == (None, None, False)
+    assert result.remission is True
+    zero = outcome(score(Instrument.PHQ9, phq9(0)), 0, RULES)
+    assert (zero.change_pct, zero.response) == (None, False)
+
+
+def test_MBC_3_remission_is_defined_for_the_PHQ9_only() -> None:
+    result = outcome(score(Instrument.GAD7, [0] * 7), 14, RULES)
+    assert (result.response, result.remission, result.change_pct) == (True, False, -100.0)
+
+
+def test_MBC_3_a_rise_is_a_positive_change() -> None:
+    assert outcome(score(Instrument.PCL5, [2] * 20), 32, RULES).change_pct == 25.0
+
+
+@pytest.mark.parametrize(
+    ("item9", "severity"),
+    [(0, None), (1, Severity.CRITICAL), (2, Severity.CRITICAL), (3, Severity.CRITICAL)],
+)
+def test_MBC_1_any_positive_item_9_is_a_concern(item9: int, severity: Severity | None) -> None:
+    assert RULES.mbc1_severity(item9) is severity
+
+
+def test_MBC_1_a_site_may_grade_item_9_of_1_as_a_warning() -> None:
+    rules = MonitoringRules(phq9_item9_critical_at_least=2)
+    assert rules.mbc1_severity(1) is Severity.WARNING
+    assert rules.mbc1_severity(2) is Severity.CRITICAL

@@ -1,0 +1,128 @@
+"""The vitals hot path's plain-SQL statements (adapters.store) on SQLite and on
+PostgreSQL: what they write reads back through the ORM exactly as if the ORM had
+written it, and the ingest use case behaves the same on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from kap_local.postgres import LocalPostgres
+from kap_monitoring.adapters import store
+from kap_monitoring.adapters.tables import Reading as ReadingRow
+from kap_monitoring.domain.rules import MonitoringRules
+from kap_monitoring.domain.vitals import Reading, micros
+from kap_monitoring.entrypoints.stream import HANDLERS
+from kap_monitoring.handlers.vitals import Incoming, VitalsIngest
+from kap_shared.db import create_engine, session_factory
+from kap_shared.messaging.consumer import EventConsumer
+from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.migrations import migrations_dir, upgrade
+from kap_shared.rules import SiteRules
+
+from .conftest import checked_in, scheduled
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[LocalPostgres]:
+    with LocalPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
+    else:
+        server: LocalPostgres = request.getfixturevalue("postgres")
+        name = f"store_{abs(hash(request.node.name)) % 10**8}"
+        url = server.create_database(name).replace("postgresql://", "postgresql+asyncpg://")
+    upgrade(url, migrations_dir("kap_monitoring"))
+    return url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    factory = session_factory(engine)
+    consumer = EventConsumer(group_id="monitoring", sessions=factory, handlers=HANDLERS)
+    await consumer.handle(scheduled("ses-1"))
+    await consumer.handle(checked_in("ses-1"))
+    yield factory
+    await engine.dispose()
+
+
+def incoming(reading_id: str, at: datetime, **values: float) -> Incoming:
+    reading = Reading(reading_id, micros(at), **values)  # type: ignore[arg-type]
+    return Incoming(reading, at, "ses-1", "device", "00000000-0000-0000-0000-000000000001")
+
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def test_plain_sql_rows_read_back_like_orm_rows(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    paris = timezone(timedelta(hours=2))
+    at = (NOW - timedelta(minutes=3)).astimezone(paris)  # a non-UTC offset is stored as UTC
+    async with sessions() as session, session.begin():
+        await store.insert_readings(session, [incoming("r-1", at, heart_rate=80, spo2=97.5)], NOW)
+        session.add(
+            ReadingRow(
+                reading_id="r-orm",
+                session_id="ses-1",
+                recorded_at=at,
+                heart_rate=81,
+                symptoms=[],
+                source="http",
+                received_at=NOW,
+            )
+        )
+    async with sessions() as session:
+        rows = {r.reading_id: r for r in await session.exec(select(ReadingRow))}
+        assert rows["r-1"].recorded_at == at
+        assert rows["r-1"].recorded_at.tzinfo is not None
+        assert (rows["r-1"].heart_rate, rows["r-1"].spo2, rows["r-1"].symptoms) == (80, 97.5, [])
+        raw = await session.exec(  # type: ignore[call-overload]
+            text("SELECT reading_id, recorded_at FROM readings ORDER BY reading_id")
+        )
+        stored = dict(raw.all())
+        assert stored["r-1"] == stored["r-orm"]  # byte for byte the ORM's format
+        assert await store.existing_readings(session, ["r-1", "r-x"]) == {"r-1": "ses-1"}
+
+
+async def test_ingest_and_session_state_on_both_databases(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    batch = [incoming(f"s-{s}", NOW - timedelta(seconds=90 - s), spo2=91) for s in (0, 30, 60)]
+    async with UnitOfWork(sessions) as uow:
+        result = await ingest.apply(uow, batch)
+        await uow.commit()
+    assert [a.rule_id for a in result.raised] == ["KET-MON-SPO2"]
+    async with UnitOfWork(sessions) as uow:
+        again = await ingest.apply(
+            uow, [*batch, incoming("late", NOW - timedelta(minutes=5), spo2=97)]
+        )
+        await uow.commit()
+    assert (len(again.duplicates), len(again.stored), again.raised) == (3, 1, [])
+    async with sessions() as session:
+        [row] = (await store.load_sessions(session, ["ses-1", "ses-unknown"])).values()
+        assert (row.status, row.predose_decision_pending, row.bp_check_done) == (
+            "checked_in",
+            False,
+            False,
+        )
+        assert row.rule_state["latest"]["spo2"] == 91  # the late reading is older
+        assert [a.rule_id for a in await store.open_alerts(session, ["ses-1"])] == ["KET-MON-SPO2"]
+        count = await session.exec(  # type: ignore[call-overload]
+            text("SELECT reading_count FROM monitored_sessions")
+        )
+        assert count.scalar_one() == 4

@@ -1,0 +1,390 @@
+"""Monitoring's safety loop end to end: real Kafka, services as processes, on SQLite
+and on PostgreSQL.
+
+Sessions are opened the way scheduling announces them: SessionScheduled and
+SessionCheckedIn produced onto kap.scheduling.events.v1 (valid envelopes, producer
+"scheduling"). Everything else goes through monitoring's HTTP API and its topics.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from flows import Clinic, apis, refer_and_screen, unique
+from support import Api, TopicReader, eventually, produce
+
+from kap_local.platform import Platform
+from kap_shared.events import SessionCheckedIn, SessionScheduled, VitalsRecorded, topics
+from kap_shared.events.enums import Phase
+from kap_shared.events.envelope import utc_now
+from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+# A site with its own rules in tests/rules/monitoring.json (KET-DIS-6: IV 30 minutes).
+SHORT_IV_SITE = "site-e2e-monitoring-iv30"
+ESKETAMINE = {"route": "intranasal_esketamine", "agent": "esketamine", "dose_mg": 28}
+IV = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+VITALS_DUPLICATES = (
+    'topic="kap.monitoring.vitals.v1"',
+    'event_type="VitalsRecorded"',
+    'outcome="duplicate"',
+)
+
+
+class Window:
+    """One dosing session's monitoring window, driven as a nurse at its site."""
+
+    def __init__(self, platform: Platform, site_id: str | None = None) -> None:
+        self.platform = platform
+        self.site_id = site_id or unique("site")
+        self.patient_id = unique("pt")
+        self.session_id = unique("ses")
+        self.api: Api = apis(platform)["monitoring"]
+        self.nurse = (unique("rn"), "nurse", [self.site_id])
+
+    async def open(self) -> Window:
+        correlation = unique("episode")
+        starts = utc_now() - timedelta(hours=3)
+        common: dict[str, Any] = {
+            "producer": "scheduling",
+            "site_id": self.site_id,
+            "patient_id": self.patient_id,
+            "correlation_id": correlation,
+        }
+        scheduled = SessionScheduled(
+            **common,
+            data=SessionScheduledData(
+                session_id=self.session_id,
+                plan_id=unique("plan"),
+                phase=Phase.DOSING,
+                sequence=1,
+                starts_at=starts,
+                ends_at=starts + timedelta(hours=4),
+                room_id=unique("room"),
+                prescriber_id=unique("dr"),
+                therapist_id=unique("th"),
+            ),
+        )
+        checked_in = SessionCheckedIn(
+            **common,
+            causation_id=str(scheduled.event_id),
+            data=SessionCheckedInData(
+                session_id=self.session_id, phase=Phase.DOSING, checked_in_at=starts
+            ),
+        )
+        key = self.patient_id.encode()
+        await produce(
+            self.platform.bootstrap,
+            topics.SCHEDULING_EVENTS,
+            [(key, scheduled.to_json()), (key, checked_in.to_json())],
+        )
+
+        async def is_open() -> bool:
+            response = await self.api.request("GET", f"/sessions/{self.session_id}", as_=self.nurse)
+            return response.status_code == 200 and response.json()["status"] == "checked_in"
+
+        await eventually(is_open, timeout=60)
+        return self
+
+    async def post(self, path: str, body: Any = None) -> Any:
+        return await self.api.request(
+            "POST", f"/sessions/{self.session_id}{path}", as_=self.nurse, json_body=body
+        )
+
+    async def dose(self, minutes_ago: float, **body: Any) -> None:
+        at = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
+        response = await self.post("/doses", {**body, "administered_at": at})
+        assert response.status_code == 201, response.text
+
+    async def vitals(self, minutes_ago: float = 0, **body: Any) -> dict[str, Any]:
+        at = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
+        response = await self.post("/vitals", {**body, "recorded_at": at})
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def state(self) -> dict[str, Any]:
+        response = await self.api.request("GET", f"/sessions/{self.session_id}", as_=self.nurse)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def device_reading(self, reading_id: str, **metrics: Any) -> VitalsRecorded:
+        return VitalsRecorded(
+            producer="gw-bedside-1",
+            site_id=self.site_id,
+            patient_id=self.patient_id,
+            correlation_id=unique("gw"),
+            data=VitalsRecordedData(
+                session_id=self.session_id,
+                reading_id=reading_id,
+                recorded_at=utc_now(),
+                **metrics,
+            ),
+        )
+
+
+def of_session(reader: TopicReader, session_id: str, *event_types: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in reader.events
+        if e.get("data", {}).get("session_id") == session_id
+        and (not event_types or e["event_type"] in event_types)
+    ]
+
+
+async def vitals_duplicates(platform: Platform) -> float:
+    api = apis(platform)["monitoring"]
+    response = await api.request("GET", "/metrics", as_=("ops", "admin", ["*"]))
+    total = 0.0
+    for line in response.text.splitlines():
+        if line.startswith("kap_events_consumed_total{") and all(
+            label in line for label in VITALS_DUPLICATES
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
+    platform: Platform,
+) -> None:
+    early = await Window(platform).open()
+    await early.dose(119, **ESKETAMINE, device_number=1)
+    on_time = await Window(platform).open()
+    await on_time.dose(120, **ESKETAMINE, device_number=1)
+    await on_time.dose(115, **ESKETAMINE, device_number=2)
+
+    refused = await early.post("/discharge")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "SPR-MON-3"
+    cleared = await on_time.post("/discharge")
+    assert cleared.status_code == 200, cleared.text
+
+    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
+    try:
+        await events.wait_for(
+            lambda _: (
+                bool(of_session(events, on_time.session_id, "DischargeCleared"))
+                and bool(of_session(events, early.session_id, "ObservationDue"))
+            ),
+            timeout=60,
+        )
+        [discharge] = of_session(events, on_time.session_id, "DischargeCleared")
+        assert discharge["patient_id"] == on_time.patient_id
+        assert discharge["site_id"] == on_time.site_id
+        first = parse(discharge["data"]["first_dose_at"])
+        assert parse(discharge["data"]["cleared_at"]) - first >= timedelta(minutes=120)
+        assert discharge["data"]["observed_minutes"] >= 120
+        assert len(of_session(events, on_time.session_id, "DoseAdministered")) == 2
+        assert of_session(events, early.session_id, "DischargeCleared") == []
+        # The dose was charted 119 minutes late: the SPR-MON-1 40-minute BP check is
+        # overdue at once (durable timer), and only the overdue notice is sent.
+        [due] = of_session(events, early.session_id, "ObservationDue")
+        assert due["data"]["kind"] == "bp_check_40min_overdue"
+    finally:
+        await events.close()
+    assert (await early.state())["status"] == "checked_in"
+    assert (await on_time.state())["status"] == "discharged"
+
+
+async def test_KET_MON_BP_twice_above_180_110_within_5_minutes_is_exactly_one_critical_alert(
+    platform: Platform,
+) -> None:
+    window = await Window(platform).open()
+    await window.dose(30, **IV)
+    duplicates_before = await vitals_duplicates(platform)
+
+    first = await window.vitals(4, bp_systolic=185, bp_diastolic=115)
+    assert first["alerts"] == []
+    assert [o["kind"] for o in first["observations"]] == ["bp_recheck"]
+    second = await window.vitals(1, bp_systolic=190, bp_diastolic=116)
+    assert [a["rule_id"] for a in second["alerts"]] == ["KET-MON-BP"]
+    third = await window.vitals(0, bp_systolic=195, bp_diastolic=118)
+    assert third["alerts"] == []
+
+    # The HTTP readings reach the vitals topic through the outbox and come back to
+    # monitoring's own consumer, which recognises them by reading_id.
+    await eventually(
+        lambda: _at_least(vitals_duplicates(platform), duplicates_before + 3), timeout=60
+    )
+    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
+    vitals = TopicReader(platform.bootstrap, topics.MONITORING_VITALS)
+    try:
+        await events.wait_for(
+            lambda _: bool(of_session(events, window.session_id, "VitalsAlert")), timeout=60
+        )
+        await vitals.wait_for(lambda _: len(of_session(vitals, window.session_id)) >= 3, timeout=60)
+        [alert] = of_session(events, window.session_id, "VitalsAlert")
+        assert alert["data"]["rule_id"] == "KET-MON-BP"
+        assert alert["data"]["severity"] == "critical"
+        assert (alert["data"]["value"], alert["data"]["threshold"]) == (190.0, 180.0)
+        recorded = of_session(vitals, window.session_id)
+        assert len(recorded) == 3
+        assert alert["causation_id"] == recorded[1]["event_id"]
+    finally:
+        await events.close()
+        await vitals.close()
+    state = await window.state()
+    assert state["reading_count"] == 3
+    assert [a["rule_id"] for a in state["open_alerts"]] == ["KET-MON-BP"]
+    blocked = await window.post("/discharge")
+    assert blocked.status_code == 409
+    assert blocked.json()["error"]["code"] in ("KET-DIS-6", "MON-DIS-2")
+
+
+async def _at_least(value: Any, minimum: float) -> bool:
+    return bool(await value >= minimum)
+
+
+async def test_device_readings_on_the_topic_a_repeated_reading_id_has_no_second_effect(
+    platform: Platform,
+) -> None:
+    window = await Window(platform).open()
+    await window.dose(30, **IV)
+    duplicates_before = await vitals_duplicates(platform)
+    low = window.device_reading(unique("rd"), spo2=85.0, heart_rate=96)
+    retried = VitalsRecorded(  # the gateway's retry: a new event, the same reading
+        **{**low.model_dump(exclude={"event_id", "data"}), "data": low.data}
+    )
+    normal = window.device_reading(unique("rd"), heart_rate=90)
+    key = window.patient_id.encode()
+    await produce(
+        platform.bootstrap,
+        topics.MONITORING_VITALS,
+        [
+            (key, low.to_json()),
+            (key, retried.to_json()),
+            (key, low.to_json()),
+            (key, normal.to_json()),
+        ],
+    )
+
+    await eventually(
+        lambda: _at_least(vitals_duplicates(platform), duplicates_before + 2), timeout=60
+    )
+    state = await eventually(_reading_count(window, 2), timeout=60)
+    assert state["latest"]["spo2"]["value"] == 85
+    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
+    try:
+        await events.wait_for(
+            lambda _: bool(of_session(events, window.session_id, "VitalsAlert")), timeout=60
+        )
+        [alert] = of_session(events, window.session_id, "VitalsAlert")
+        assert alert["data"]["rule_id"] == "KET-MON-SPO2"
+        assert alert["causation_id"] == str(low.event_id)
+    finally:
+        await events.close()
+    assert (await window.state())["reading_count"] == 2
+
+
+def _reading_count(window: Window, count: int) -> Any:
+    async def check() -> dict[str, Any] | None:
+        state = await window.state()
+        return state if state["reading_count"] == count else None
+
+    return check
+
+
+async def test_a_reading_for_an_unknown_session_is_dead_lettered_and_the_next_is_processed(
+    platform: Platform,
+) -> None:
+    window = await Window(platform).open()
+    stray = Window(platform, site_id=window.site_id)
+    stray.patient_id = window.patient_id  # same key: same partition as the good reading
+    unknown = stray.device_reading(unique("rd"), heart_rate=80)
+    good = window.device_reading(unique("rd"), heart_rate=81)
+    key = window.patient_id.encode()
+    await produce(
+        platform.bootstrap,
+        topics.MONITORING_VITALS,
+        [(key, unknown.to_json()), (key, b"\x00not json"), (key, good.to_json())],
+    )
+
+    await eventually(_reading_count(window, 1), timeout=60)
+    dlq = TopicReader(platform.bootstrap, topics.dead_letter_topic(topics.MONITORING_VITALS))
+    try:
+
+        def mine() -> list[tuple[bytes, dict[str, bytes]]]:
+            return [(v, h) for k, v, h in dlq.raw if k == key]
+
+        await dlq.wait_for(lambda _: len(mine()) >= 2, timeout=60)
+        by_value = dict(mine())
+        headers = by_value[unknown.to_json()]
+        assert headers["x-dlq-consumer-group"] == b"monitoring-vitals"
+        assert headers["x-dlq-error-type"] == b"PermanentError"
+        assert stray.session_id.encode() in headers["x-dlq-error"]
+        assert headers["x-dlq-original-topic"] == topics.MONITORING_VITALS.encode()
+        assert headers["x-dlq-original-offset"].isdigit()
+        assert by_value[b"\x00not json"]["x-dlq-error-type"] == b"JSONDecodeError"
+    finally:
+        await dlq.close()
+
+
+async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_baseline(
+    platform: Platform,
+) -> None:
+    # Intake's real referral and screening (PatientScreened carries the baseline);
+    # monitoring needs no clinic directory for this.
+    clinic = Clinic(unique("site"), unique("dr"), unique("th"), unique("rn"))
+    patient_id = await refer_and_screen(platform, clinic)  # baseline PHQ-9 total 16
+    monitoring = apis(platform)["monitoring"]
+    answers = {"instrument": "PHQ-9", "items": [1, 1, 1, 1, 1, 1, 1, 0, 1]}
+
+    async def recorded() -> dict[str, Any] | None:
+        response = await monitoring.request(
+            "POST",
+            f"/patients/{patient_id}/measures",
+            as_=clinic.as_("therapist"),
+            json_body=answers,
+        )
+        if response.status_code == 404:
+            return None  # the screening baseline has not reached monitoring yet
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    measure = await eventually(recorded, timeout=60)
+    assert (measure["total"], measure["baseline_total"], measure["safety_concern"]) == (
+        8,
+        16,
+        "critical",
+    )
+    assert measure["response"] is True  # 16 -> 8 is a 50 % drop (MBC-3)
+    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
+    try:
+        await events.wait_for(
+            lambda _: any(
+                e["event_type"] == "SafetyConcernRaised" for e in events.of_patient(patient_id)
+            ),
+            timeout=60,
+        )
+        mine = events.of_patient(patient_id)
+        [outcome] = [e for e in mine if e["event_type"] == "OutcomeRecorded"]
+        [concern] = [e for e in mine if e["event_type"] == "SafetyConcernRaised"]
+        assert concern["data"] == {"source": "PHQ-9 item 9", "value": 1.0, "severity": "critical"}
+        assert concern["causation_id"] == outcome["event_id"]
+        assert outcome["data"]["baseline_total"] == 16
+        assert concern["site_id"] == clinic.site_id
+    finally:
+        await events.close()
+
+
+async def test_KET_DIS_6_minimum_observation_is_per_site_configuration(
+    platform: Platform,
+) -> None:
+    short = await Window(platform, site_id=SHORT_IV_SITE).open()
+    default = await Window(platform).open()
+    for window in (short, default):
+        await window.dose(31, **IV)
+    assert (await short.post("/discharge")).status_code == 200
+    refused = await default.post("/discharge")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "KET-DIS-6"
