@@ -14,8 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from support import SMS_TOKEN, SmsWebhook
 
-from kap_local.platform import SERVICES, Platform
+from kap_local.platform import SERVICES, Platform, ServiceProcess
 from kap_local.postgres import LocalPostgres
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -54,3 +55,30 @@ def platform(
         stack.callback(running.stop)
         running.start()
         yield running
+
+
+@pytest.fixture(scope="module")
+def sms_webhook() -> Iterator[SmsWebhook]:
+    webhook = SmsWebhook()
+    yield webhook
+    webhook.server.shutdown()
+    webhook.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def notifications(platform: Platform, sms_webhook: SmsWebhook) -> Iterator[ServiceProcess]:
+    service = platform["notifications"]
+    saved = dict(service.env)
+    service.env.update(
+        {
+            "SMS_WEBHOOK_URL": sms_webhook.url,
+            "SMS_WEBHOOK_TOKEN": SMS_TOKEN,
+            "TIMER_POLL_SECONDS": "0.2",
+            "DELIVERY_POLL_SECONDS": "0.2",
+        }
+    )
+    service.restart()
+    yield service
+    service.env.clear()
+    service.env.update(saved)
+    service.restart()

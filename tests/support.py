@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from kap_local.platform import free_port
 from kap_shared.auth import mint_token
 
 Event = dict[str, Any]
@@ -131,3 +134,83 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: 
     if last:
         raise last
     raise AssertionError("condition not met in time")
+
+
+# -- a real SMS webhook provider, in the test process ---------------------------------
+
+SMS_TOKEN = "e2e-sms-token"
+
+
+@dataclass
+class SmsWebhook:
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        webhook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                if self.headers.get("authorization") == f"Bearer {SMS_TOKEN}":
+                    webhook.received.append(body)
+                    self.send_response(200)
+                else:
+                    self.send_response(401)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/sms"
+
+    def to(self, phone: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m["to"] == phone]
+
+
+# -- a live inbox stream (GET /inbox/stream, Server-Sent Events) ----------------------
+
+
+@dataclass
+class LiveInbox:
+    notifications: list[Event] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@contextlib.asynccontextmanager
+async def live_inbox(api: Api, caller: tuple[str, str, list[str]]) -> AsyncIterator[LiveInbox]:
+    live = LiveInbox()
+
+    async def read() -> None:
+        async with (
+            httpx.AsyncClient(
+                base_url=api.base_url, timeout=httpx.Timeout(10.0, read=60.0)
+            ) as http,
+            http.stream("GET", "/inbox/stream", headers=api.headers(*caller)) as response,
+        ):
+            assert response.status_code == 200
+            kind = None
+            async for line in response.aiter_lines():
+                if line.startswith(":"):
+                    live.comments.append(line[1:].strip())
+                    live.connected.set()
+                elif line.startswith("event:"):
+                    kind = line.partition(":")[2].strip()
+                elif line.startswith("data:") and kind == "notification":
+                    live.notifications.append(json.loads(line.partition(":")[2]))
+
+    task = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(live.connected.wait(), timeout=30)
+        yield live
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+            await task

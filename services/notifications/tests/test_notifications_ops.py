@@ -11,7 +11,13 @@ from fastapi.testclient import TestClient
 from kap_shared.events import Envelope, TreatmentPlanCreated
 from kap_shared.events.enums import Route
 from kap_shared.events.scheduling import TreatmentPlanCreatedData
-from kap_shared.events.topics import NOTIFICATIONS_EVENTS, SCHEDULING_EVENTS
+from kap_shared.events.topics import (
+    INTAKE_EVENTS,
+    MONITORING_EVENTS,
+    MONITORING_VITALS,
+    NOTIFICATIONS_EVENTS,
+    SCHEDULING_EVENTS,
+)
 
 PUBLISHES = {"NotificationSent", "NotificationFailed", "AlertAcknowledged", "AlertEscalated"}
 
@@ -59,10 +65,25 @@ def test_asyncapi_documents_published_and_consumed_topics(client: TestClient) ->
     assert response.status_code == 200
     document: dict[str, Any] = response.json()
     addresses = {channel["address"] for channel in document["channels"].values()}
-    assert {NOTIFICATIONS_EVENTS, SCHEDULING_EVENTS} <= addresses
+    assert {NOTIFICATIONS_EVENTS, SCHEDULING_EVENTS, INTAKE_EVENTS, MONITORING_EVENTS} <= addresses
+    assert MONITORING_VITALS not in addresses  # the high-volume vitals topic is not consumed
     assert set(document["channels"]) >= PUBLISHES
 
 
 def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
-    assert "/inbox" in client.get("/openapi.json").json()["paths"]
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/inbox",
+        "/inbox/stream",
+        "/recipients/{clinician_id}",
+        "/sites/{site_id}/escalation",
+        "/notifications/{notification_id}/ack",
+    } <= set(paths)
+    assert "text/event-stream" in paths["/inbox/stream"]["get"]["responses"]["200"]["content"]
+
+
+def test_metrics_include_delivery_and_stream_gauges(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    assert "kap_notifications_stream_clients 0.0" in text
+    assert "# TYPE kap_notifications_delivery_attempts_total counter" in text

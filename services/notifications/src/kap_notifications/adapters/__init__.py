@@ -1,1 +1,2 @@
-"""Notifications' adapters: its tables (channels come with issue 4's work)."""
+"""Notifications' adapters: its tables, the email and SMS channels, the
+in-process inbox hub and its metrics."""

@@ -1,10 +1,15 @@
-"""Notifications' tables."""
+"""Notifications' tables (on notifications' own metadata).
+
+Contact details (recipients.email, recipients.phone) live only here: they
+never appear in events, in log lines, in error texts or in the inbox.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
@@ -17,24 +22,163 @@ class NotificationsTable(SQLModel, registry=REGISTRY):
     """Base of notifications's tables: they live on notifications's own metadata."""
 
 
-__all__ = ["REGISTRY", "Notification", "select"]
+__all__ = [
+    "REGISTRY",
+    "Alert",
+    "CareTeam",
+    "EscalationPolicy",
+    "Notification",
+    "Recipient",
+    "RecipientSite",
+    "SessionTeam",
+    "select",
+]
+
+# Notification.status
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# Alert.status
+OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 
 
 class Notification(NotificationsTable, table=True):
+    """One message to one recipient on one channel.
+
+    In-app rows are delivered by being stored (the inbox). Email and SMS rows
+    are written `pending` in the same transaction as the event that caused
+    them, and the delivery worker sends them afterwards; `attempts`,
+    `next_attempt_at` and `lease_until` make that a durable, bounded retry queue.
+    """
+
     __tablename__ = "notifications"
     # Exactly one notification per (source event, recipient, channel).
-    __table_args__ = (UniqueConstraint("source_event_id", "recipient_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("source_event_id", "recipient_id", "channel"),
+        Index("ix_notifications_inbox", "recipient_id", "channel", "created_at"),
+        Index("ix_notifications_due", "status", "channel", "next_attempt_at"),
+    )
 
     notification_id: str = Field(primary_key=True, max_length=36)
     source_event_id: str = Field(max_length=36, index=True)
-    source_event_type: str
-    recipient_id: str = Field(index=True, max_length=64)
-    channel: str
-    priority: str
+    source_event_type: str = Field(max_length=64)
+    # The alert this belongs to (the event that raised it), for acknowledgement.
+    alert_id: str | None = Field(default=None, max_length=36, index=True)
+    escalation_level: int = 0
+    recipient_id: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    priority: str = Field(max_length=16)
     title: str
     body: str
     site_id: str = Field(max_length=64)
     patient_id: str = Field(max_length=64)
-    status: str = "delivered"
+    correlation_id: str = Field(default="", max_length=128)
+    status: str = Field(default=DELIVERED, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utc_now, index=True)
+    delivered_at: datetime | None = None
     acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+
+
+class Recipient(NotificationsTable, table=True):
+    """A clinician's contact points, channel preferences and quiet hours, plus the
+    role and sites copied from the clinic directory (scheduling owns it)."""
+
+    __tablename__ = "recipients"
+
+    clinician_id: str = Field(primary_key=True, max_length=64)
+    role: str = Field(max_length=16)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
+    channels: dict[str, list[str]] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
+    quiet_timezone: str | None = Field(default=None, max_length=64)
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class RecipientSite(NotificationsTable, table=True):
+    __tablename__ = "recipient_sites"
+
+    clinician_id: str = Field(
+        primary_key=True, max_length=64, foreign_key="recipients.clinician_id"
+    )
+    site_id: str = Field(primary_key=True, max_length=64, index=True)
+
+
+class CareTeam(NotificationsTable, table=True):
+    """The patient's plan team, from TreatmentPlanCreated."""
+
+    __tablename__ = "care_teams"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(max_length=64, index=True)
+    plan_id: str = Field(max_length=64)
+    prescriber_id: str = Field(max_length=64)
+    therapist_id: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class SessionTeam(NotificationsTable, table=True):
+    """A session's team and room, from SessionScheduled (kept up to date by
+    SessionRescheduled and SessionCancelled)."""
+
+    __tablename__ = "session_teams"
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    site_id: str = Field(max_length=64)
+    plan_id: str = Field(max_length=64)
+    phase: str = Field(max_length=16)
+    room_id: str = Field(max_length=64)
+    prescriber_id: str | None = Field(default=None, max_length=64)
+    therapist_id: str = Field(max_length=64)
+    starts_at: datetime
+    ends_at: datetime
+    status: str = Field(default="scheduled", max_length=16)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class EscalationPolicy(NotificationsTable, table=True):
+    """A site's escalation levels: [{after_seconds, recipient_ids[]}]."""
+
+    __tablename__ = "escalation_policies"
+
+    site_id: str = Field(primary_key=True, max_length=64)
+    levels: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    updated_by: str = Field(max_length=64)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class Alert(NotificationsTable, table=True):
+    """A notified event that escalates until acknowledged (id = the event's id)."""
+
+    __tablename__ = "alerts"
+
+    alert_id: str = Field(primary_key=True, max_length=36)
+    event_type: str = Field(max_length=64)
+    rule: str = Field(max_length=64)  # the routing-table row (channels of escalations)
+    site_id: str = Field(max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    correlation_id: str = Field(max_length=128)
+    priority: str = Field(max_length=16)
+    title: str
+    body: str
+    # Snapshot of the levels in force when the alert was raised.
+    levels: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    level: int = 0  # the highest level reached
+    status: str = Field(default=OPEN, max_length=16, index=True)
+    opened_at: datetime = Field(default_factory=utc_now)
+    acknowledged_by: str | None = Field(default=None, max_length=64)
+    acknowledged_at: datetime | None = None
+    acknowledged_notification_id: str | None = Field(default=None, max_length=36)
+    closed_at: datetime | None = None

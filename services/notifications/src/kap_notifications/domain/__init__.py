@@ -1,1 +1,2 @@
-"""Notifications' domain: the routing table and message texts. No I/O."""
+"""Notifications' domain: the routing table, channel choice, quiet hours,
+retries and escalation levels. Pure Python, no I/O."""

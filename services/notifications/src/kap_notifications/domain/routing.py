@@ -1,16 +1,68 @@
-"""Routing table: which event reaches whom, on which channel, how urgently.
+"""The routing table: which event reaches whom, on which channels, how urgently.
 
-Messages carry ids, codes and numbers only (no PHI): a clinician opens the
-patient in the clinic's own tools.
+| event (when) | to | priority | channels | escalates to |
+|---|---|---|---|---|
+| VitalsAlert (severity critical) | session team | stat | sms, in_app | site levels |
+| VitalsAlert (severity warning) | session team | urgent | in_app | - |
+| VitalsAlert (severity info) | nobody | | | |
+| VitalsAlertResolved | session team | routine | in_app | - |
+| SafetyConcernRaised (MBC-1) | patient team | urgent | sms, in_app | - |
+| PatientScreened (needs_review, unreviewed, MBC-1) | site prescribers | urgent | in_app, email | |
+| PatientScreened (needs_review, unreviewed) | site prescribers | routine | in_app, email | - |
+| PatientScreened (other outcomes, reviewed) | nobody | | | |
+| TreatmentPlanCreated | plan team | routine | in_app | - |
+| SessionScheduled | session team | routine | in_app, email | - |
+| SessionRescheduled | session team | routine | in_app, email | - |
+| SessionCancelled | session team | routine | in_app, email | - |
+| IntegrationOverdue (KAP-2) | the event's therapist | routine | in_app, email | coordinators |
+| ObservationDue (SPR-MON-1) | observers | urgent | in_app | - |
+
+* session team: the session's prescriber and therapist (SessionScheduled);
+* patient team / plan team: the plan's prescriber and therapist (TreatmentPlanCreated);
+* site prescribers: recipients registered with role prescriber at the site;
+* observers: the site's nurses, else the session's therapist (sessions name no nurse);
+* site levels: PUT /sites/{site_id}/escalation; coordinators: the site's
+  coordinators after `integration_overdue_escalation_seconds` (see escalation.py).
+
+Fallbacks when a care team is unknown (events on different topics are not
+ordered relative to each other):
+
+* "the session's prescriber and therapist": the session's (SessionScheduled);
+  a session without `prescriber_id` takes the plan's prescriber; an unknown
+  session takes the patient's plan team (TreatmentPlanCreated); for safety
+  events (urgent and stat) an unknown team falls back to the site's prescribers.
+* "the site's prescribers": recipients registered with role prescriber at the
+  site (PUT /recipients); when none are registered, the prescribers of the
+  site's known care teams.
+
+Priorities are FHIR CommunicationRequest priorities (clinical rulebook 5.2).
+Channels listed are the defaults: a recipient's preferences may add channels
+(any priority) or replace them (routine only); in-app is always included.
+
+Messages carry ids, codes and numbers only: no names, contact details, dates
+or free text (VitalsAlert's `message` is free text and is never copied).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kap_shared.events import Envelope, TreatmentPlanCreated
-from kap_shared.events.enums import Channel
+from kap_shared.events import (
+    Envelope,
+    IntegrationOverdue,
+    ObservationDue,
+    PatientScreened,
+    SafetyConcernRaised,
+    SessionCancelled,
+    SessionRescheduled,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    VitalsAlert,
+    VitalsAlertResolved,
+)
+from kap_shared.events.enums import Channel, ScreeningOutcome, Severity
 
 
 class Priority(StrEnum):
@@ -21,28 +73,386 @@ class Priority(StrEnum):
     ASAP = "asap"
     STAT = "stat"
 
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Priority.ROUTINE: 0, Priority.URGENT: 1, Priority.ASAP: 2, Priority.STAT: 3}
+
+
+class Audience(StrEnum):
+    """Who a rule addresses; resolved against the routing context."""
+
+    SESSION_TEAM = "the session's prescriber and therapist"
+    PATIENT_TEAM = "the patient's prescriber and therapist"
+    PLAN_TEAM = "the plan's therapist and prescriber"
+    SITE_PRESCRIBERS = "the site's prescribers"
+    EVENT_THERAPIST = "the event's therapist"
+    OBSERVER = "the site's nurses, else the session's therapist"
+
+
+class EscalationKind(StrEnum):
+    """Where an unacknowledged notification escalates to."""
+
+    SITE_LEVELS = "site_levels"  # PUT /sites/{site_id}/escalation
+    SITE_COORDINATORS = "site_coordinators"  # the site's coordinators, after a rule delay
+
 
 @dataclass(frozen=True)
-class Delivery:
-    recipient_id: str
-    channel: Channel
+class Rule:
+    """One row of the routing table."""
+
+    key: str
+    event_type: str
+    when: str
+    audience: Audience
     priority: Priority
+    channels: tuple[Channel, ...]
+    escalation: EscalationKind | None = None
+
+
+IN_APP, SMS, EMAIL = Channel.IN_APP, Channel.SMS, Channel.EMAIL
+
+ROUTING_TABLE: tuple[Rule, ...] = (
+    Rule(
+        "vitals-critical",
+        "VitalsAlert",
+        "severity critical",
+        Audience.SESSION_TEAM,
+        Priority.STAT,
+        (SMS, IN_APP),
+        EscalationKind.SITE_LEVELS,
+    ),
+    Rule(
+        "vitals-warning",
+        "VitalsAlert",
+        "severity warning",
+        Audience.SESSION_TEAM,
+        Priority.URGENT,
+        (IN_APP,),
+    ),
+    Rule(
+        "vitals-resolved",
+        "VitalsAlertResolved",
+        "always",
+        Audience.SESSION_TEAM,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "safety-concern",
+        "SafetyConcernRaised",
+        "always (MBC-1)",
+        Audience.PATIENT_TEAM,
+        Priority.URGENT,
+        (SMS, IN_APP),
+    ),
+    Rule(
+        "screening-review-risk",
+        "PatientScreened",
+        "needs_review, not yet reviewed, reasons include MBC-1",
+        Audience.SITE_PRESCRIBERS,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "screening-review",
+        "PatientScreened",
+        "needs_review, not yet reviewed",
+        Audience.SITE_PRESCRIBERS,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "plan-created",
+        "TreatmentPlanCreated",
+        "always",
+        Audience.PLAN_TEAM,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "session-scheduled",
+        "SessionScheduled",
+        "always",
+        Audience.SESSION_TEAM,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "session-rescheduled",
+        "SessionRescheduled",
+        "always",
+        Audience.SESSION_TEAM,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "session-cancelled",
+        "SessionCancelled",
+        "always",
+        Audience.SESSION_TEAM,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "integration-overdue",
+        "IntegrationOverdue",
+        "always (KAP-2)",
+        Audience.EVENT_THERAPIST,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+        EscalationKind.SITE_COORDINATORS,
+    ),
+    Rule(
+        "observation-due",
+        "ObservationDue",
+        "always (SPR-MON-1)",
+        Audience.OBSERVER,
+        Priority.URGENT,
+        (IN_APP,),
+    ),
+)
+RULES: dict[str, Rule] = {rule.key: rule for rule in ROUTING_TABLE}
+
+
+# -- routing context -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Team:
+    """A care team as notifications knows it (from scheduling's events)."""
+
+    prescriber_id: str | None
+    therapist_id: str | None
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    """What the routing needs to know besides the event, loaded by the handler."""
+
+    session: Team | None = None  # the session's team (SessionScheduled)
+    patient: Team | None = None  # the patient's plan team (TreatmentPlanCreated)
+    site_prescribers: tuple[str, ...] = ()
+    site_nurses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Message:
+    """What to tell whom: one text, several recipients, default channels."""
+
+    rule: Rule
+    recipients: tuple[str, ...]
     title: str
     body: str
+    escalation: EscalationKind | None = field(default=None)
+
+    @property
+    def priority(self) -> Priority:
+        return self.rule.priority
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        return self.rule.channels
 
 
-def route(event: Envelope) -> list[Delivery]:
-    """The deliveries an event calls for (empty when nobody needs to know)."""
-    if isinstance(event, TreatmentPlanCreated):
+def rule_for(event: Envelope) -> Rule | None:
+    """The routing-table row that applies to `event` (None: nobody needs to know)."""
+    if isinstance(event, VitalsAlert):
+        return {
+            Severity.CRITICAL: RULES["vitals-critical"],
+            Severity.WARNING: RULES["vitals-warning"],
+        }.get(event.data.severity)
+    if isinstance(event, PatientScreened):
         data = event.data
-        title = "New patient assigned"
-        body = (
-            f"Patient {event.patient_id} starts plan {data.plan_id} ({data.protocol}, "
-            f"{data.planned_dosing_sessions} dosing sessions). Next: book the first "
-            "preparation session."
-        )
-        return [
-            Delivery(data.therapist_id, Channel.IN_APP, Priority.ROUTINE, title, body),
-            Delivery(data.prescriber_id, Channel.IN_APP, Priority.ROUTINE, title, body),
-        ]
-    return []
+        if data.outcome is not ScreeningOutcome.NEEDS_REVIEW or data.reviewed_by is not None:
+            return None
+        return RULES["screening-review-risk" if "MBC-1" in data.reasons else "screening-review"]
+    simple = {
+        VitalsAlertResolved: "vitals-resolved",
+        SafetyConcernRaised: "safety-concern",
+        TreatmentPlanCreated: "plan-created",
+        SessionScheduled: "session-scheduled",
+        SessionRescheduled: "session-rescheduled",
+        SessionCancelled: "session-cancelled",
+        IntegrationOverdue: "integration-overdue",
+        ObservationDue: "observation-due",
+    }
+    key = simple.get(type(event))
+    return RULES[key] if key else None
+
+
+def route(event: Envelope, context: RoutingContext) -> Message | None:
+    """The message an event calls for; None when no row applies. The message's
+    recipients are empty when the row applies but its audience is unknown."""
+    rule = rule_for(event)
+    if rule is None:
+        return None
+    recipients = _audience(rule, event, context)
+    title, body = _text(event)
+    return Message(rule, recipients, title, body, rule.escalation)
+
+
+def _unique(ids: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in ids if i))
+
+
+def _audience(rule: Rule, event: Envelope, ctx: RoutingContext) -> tuple[str, ...]:
+    safety = rule.priority.rank >= Priority.URGENT.rank
+    match rule.audience:
+        case Audience.PLAN_TEAM:
+            assert isinstance(event, TreatmentPlanCreated)
+            return _unique((event.data.therapist_id, event.data.prescriber_id))
+        case Audience.EVENT_THERAPIST:
+            assert isinstance(event, IntegrationOverdue)
+            return _unique((event.data.therapist_id,))
+        case Audience.SITE_PRESCRIBERS:
+            return _unique(ctx.site_prescribers)
+        case Audience.PATIENT_TEAM:
+            team = ctx.patient or ctx.session
+            found = _unique((team.prescriber_id, team.therapist_id)) if team else ()
+            return found or (_unique(ctx.site_prescribers) if safety else ())
+        case Audience.SESSION_TEAM:
+            teams = [t for t in (ctx.session, ctx.patient) if t is not None]
+            prescriber = next((t.prescriber_id for t in teams if t.prescriber_id), None)
+            therapist = next((t.therapist_id for t in teams if t.therapist_id), None)
+            found = _unique((prescriber, therapist))
+            return found or (_unique(ctx.site_prescribers) if safety else ())
+        case Audience.OBSERVER:
+            if ctx.site_nurses:
+                return _unique(ctx.site_nurses)
+            team = ctx.session or ctx.patient
+            return _unique((team.therapist_id,)) if team else ()
+    return ()  # pragma: no cover - every audience is handled above
+
+
+# -- texts: ids, codes and numbers only -------------------------------------------------------
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _vitals_alert(e: VitalsAlert) -> tuple[str, str]:
+    d = e.data
+    label = {Severity.CRITICAL: "CRITICAL vitals alert", Severity.WARNING: "Vitals warning"}
+    return (
+        label.get(d.severity, "Vitals alert"),
+        f"Session {d.session_id}, patient {e.patient_id}: {d.metric} {_num(d.value)} "
+        f"(threshold {_num(d.threshold)}, rule {d.rule_id}). Alert {d.alert_id}. "
+        "Acknowledge in the KAP inbox.",
+    )
+
+
+def _vitals_resolved(e: VitalsAlertResolved) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Vitals alert resolved",
+        f"Alert {d.alert_id} in session {d.session_id}, patient {e.patient_id}, is resolved.",
+    )
+
+
+def _safety(e: SafetyConcernRaised) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Safety concern",
+        f"Patient {e.patient_id}: {d.source} = {_num(d.value)} (severity {d.severity.value}). "
+        "Clinical risk assessment needed (MBC-1).",
+    )
+
+
+def _screened(e: PatientScreened) -> tuple[str, str]:
+    d = e.data
+    reasons = ", ".join(d.reasons) or "none"
+    return (
+        "Screening needs prescriber review",
+        f"Patient {e.patient_id}, screening {d.screening_id} ({d.route.value}): "
+        f"rules {reasons}. Review and decide.",
+    )
+
+
+def _plan(e: TreatmentPlanCreated) -> tuple[str, str]:
+    d = e.data
+    return (
+        "New patient assigned",
+        f"Patient {e.patient_id} starts plan {d.plan_id} ({d.protocol}, "
+        f"{d.planned_dosing_sessions} dosing sessions). Next: book the first "
+        "preparation session.",
+    )
+
+
+def _scheduled(e: SessionScheduled) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Session booked",
+        f"Session {d.session_id} ({d.phase.value} #{d.sequence}) for patient {e.patient_id}, "
+        f"plan {d.plan_id}, room {d.room_id}. See the schedule for the time.",
+    )
+
+
+def _rescheduled(e: SessionRescheduled) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Session moved",
+        f"Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} has a new time. "
+        "See the schedule.",
+    )
+
+
+def _cancelled(e: SessionCancelled) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Session cancelled",
+        f"Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} is cancelled.",
+    )
+
+
+def _overdue(e: IntegrationOverdue) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Integration session overdue",
+        f"Patient {e.patient_id}: no integration session booked after dosing session "
+        f"{d.dosing_session_id} (KAP-2). Book one.",
+    )
+
+
+def _observation(e: ObservationDue) -> tuple[str, str]:
+    d = e.data
+    return (
+        "Observation due",
+        f"Session {d.session_id}, patient {e.patient_id}: {d.kind} is due.",
+    )
+
+
+def _text(event: Envelope) -> tuple[str, str]:
+    match event:
+        case VitalsAlert():
+            return _vitals_alert(event)
+        case VitalsAlertResolved():
+            return _vitals_resolved(event)
+        case SafetyConcernRaised():
+            return _safety(event)
+        case PatientScreened():
+            return _screened(event)
+        case TreatmentPlanCreated():
+            return _plan(event)
+        case SessionScheduled():
+            return _scheduled(event)
+        case SessionRescheduled():
+            return _rescheduled(event)
+        case SessionCancelled():
+            return _cancelled(event)
+        case IntegrationOverdue():
+            return _overdue(event)
+        case ObservationDue():
+            return _observation(event)
+    raise TypeError(f"no text for {event.event_type}")  # pragma: no cover
+
+
+def escalation_text(title: str, body: str, level: int, after_seconds: int) -> tuple[str, str]:
+    """The text escalated recipients get: the original, marked with its level."""
+    return (
+        f"ESCALATED (level {level}): {title}",
+        f"{body} Not acknowledged {after_seconds} s after the first notification.",
+    )

@@ -1,1 +1,2 @@
-"""Notifications' entrypoints: HTTP API (inbox) and event subscriptions."""
+"""Notifications' entrypoints: the HTTP API (recipients, escalation levels,
+inbox, live stream, acknowledgement) and the event and timer subscriptions."""

@@ -1,12 +1,19 @@
-"""Events notifications reacts to (its consumer group is `notifications`)."""
+"""Events notifications reacts to (its consumer group is `notifications`), and
+its durable timers (escalation levels)."""
 
 from __future__ import annotations
 
-from kap_shared.events import TreatmentPlanCreated
 from kap_shared.messaging.consumer import EventHandler
+from kap_shared.messaging.timers import TimerHandler
 
-from ..handlers.deliver import notify
+from ..handlers.notify import Notifier
 
-HANDLERS: dict[type, EventHandler] = {
-    TreatmentPlanCreated: notify,
-}
+
+def event_handlers(notifier: Notifier) -> dict[type, EventHandler]:
+    """Event type -> handler: every consumed event goes through the routing table."""
+    return notifier.handlers()
+
+
+def timer_handlers(notifier: Notifier) -> dict[str, TimerHandler]:
+    """Timer kind -> handler."""
+    return notifier.timer_handlers()

@@ -1,1 +1,2 @@
-"""Notifications' event handlers and use cases."""
+"""Notifications' use cases: routing events into notifications, escalation,
+acknowledgement, the recipient directory and the delivery worker."""

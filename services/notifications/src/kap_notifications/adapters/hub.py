@@ -1,0 +1,141 @@
+"""In-process publish/subscribe for the live inbox (GET /inbox/stream).
+
+Whatever part of the process creates in-app notifications (the event
+consumer, the escalation timers) hands them to the hub **after its
+transaction commits** (`after_commit`), so a stream never shows a
+notification that was rolled back. Each connected stream has a bounded
+queue; a client too slow to keep up is disconnected (its queue would grow
+without bound) and reconnects with `Last-Event-ID` to replay what it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from kap_shared.logging import get_logger
+from kap_shared.messaging.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
+
+
+def after_commit(uow: UnitOfWork, callback: Callable[[], None]) -> None:
+    """Run `callback` once the unit of work's transaction has committed
+    (never when it rolls back). Errors in the callback are logged, not raised:
+    the transaction is already durable."""
+
+    def run(_: Session) -> None:
+        try:
+            callback()
+        except Exception as exc:
+            log.warning("after_commit.failed", error=repr(exc)[:300])
+
+    event.listen(uow.session.sync_session, "after_commit", run, once=True)
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    notification_id: str
+    recipient_id: str
+    site_id: str
+    payload: dict[str, Any]
+
+
+class Closed(Exception):
+    """The subscription ended (service shutting down, or the client fell behind)."""
+
+
+class Subscription:
+    def __init__(self, hub: InboxHub, recipient_id: str, size: int) -> None:
+        self.hub = hub
+        self.recipient_id = recipient_id
+        self.queue: asyncio.Queue[InboxItem | None] = asyncio.Queue(maxsize=size)
+        self.closed = False
+        self.reason = ""
+
+    def offer(self, item: InboxItem) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.close("lagging")
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed, self.reason = True, reason
+        # Drop everything not yet sent: the client reconnects with the id of the last
+        # notification it *did* get, and the replay starts right after it, in order.
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def next(self, timeout: float) -> InboxItem | None:
+        """The next item; None on timeout (time for a keep-alive). Raises Closed."""
+        try:
+            item = await asyncio.wait_for(self.queue.get(), timeout=timeout)
+        except TimeoutError:
+            if self.closed:
+                raise Closed(self.reason) from None
+            return None
+        if item is None:
+            raise Closed(self.reason)
+        return item
+
+
+class InboxHub:
+    def __init__(self, queue_size: int = 256) -> None:
+        self._queue_size = queue_size
+        self._subscriptions: dict[str, set[Subscription]] = defaultdict(set)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subscriptions.values())
+
+    def subscribe(self, recipient_id: str) -> Subscription:
+        self._loop = asyncio.get_running_loop()
+        subscription = Subscription(self, recipient_id, self._queue_size)
+        if self.closed:
+            subscription.close("shutting_down")
+        else:
+            self._subscriptions[recipient_id].add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subs = self._subscriptions.get(subscription.recipient_id)
+        if subs is not None:
+            subs.discard(subscription)
+            if not subs:
+                del self._subscriptions[subscription.recipient_id]
+
+    def publish(self, items: list[InboxItem]) -> None:
+        for item in items:
+            for subscription in list(self._subscriptions.get(item.recipient_id, ())):
+                subscription.offer(item)
+                if subscription.closed:
+                    self.unsubscribe(subscription)
+
+    def close(self) -> None:
+        """End every stream (shutdown): clients reconnect to another instance."""
+        self.closed = True
+        for subs in list(self._subscriptions.values()):
+            for subscription in list(subs):
+                subscription.close("shutting_down")
+        self._subscriptions.clear()
+
+    def close_threadsafe(self) -> None:
+        """`close` from a signal handler or another thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.close)
+        else:
+            self.closed = True

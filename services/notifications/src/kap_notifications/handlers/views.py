@@ -1,0 +1,195 @@
+"""Notifications' view of the clinic: care teams (from scheduling's events),
+the recipient directory (PUT /recipients) and what routing needs from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import time
+
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from kap_shared.events import (
+    Envelope,
+    IntegrationOverdue,
+    ObservationDue,
+    SafetyConcernRaised,
+    SessionCancelled,
+    SessionRescheduled,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    VitalsAlert,
+    VitalsAlertResolved,
+)
+from kap_shared.events.enums import Channel, Role
+from kap_shared.events.envelope import utc_now
+from kap_shared.logging import get_logger
+
+from ..adapters.tables import CareTeam, Recipient, RecipientSite, SessionTeam, select
+from ..domain.delivery import Profile, QuietHours
+from ..domain.routing import Audience, Priority, RoutingContext, Rule, Team
+
+log = get_logger(__name__)
+
+
+# -- keeping the care-team view -----------------------------------------------------------
+
+
+async def update_views(session: AsyncSession, event: Envelope) -> None:
+    """Fold scheduling's events into the care-team view (before routing them)."""
+    if isinstance(event, TreatmentPlanCreated):
+        await _plan_created(session, event)
+    elif isinstance(event, SessionScheduled):
+        await _session_scheduled(session, event)
+    elif isinstance(event, SessionRescheduled | SessionCancelled):
+        row = await session.get(SessionTeam, event.data.session_id)
+        if row is None:
+            return  # booked before notifications kept sessions; the plan team still routes
+        if isinstance(event, SessionRescheduled):
+            row.starts_at, row.ends_at = event.data.starts_at, event.data.ends_at
+        else:
+            row.status = "cancelled"
+        row.updated_at = utc_now()
+        session.add(row)
+
+
+async def _plan_created(session: AsyncSession, event: TreatmentPlanCreated) -> None:
+    d = event.data
+    team = await session.get(CareTeam, event.patient_id)
+    if team is None:
+        team = CareTeam(
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            plan_id=d.plan_id,
+            prescriber_id=d.prescriber_id,
+            therapist_id=d.therapist_id,
+        )
+    team.site_id, team.plan_id = event.site_id, d.plan_id
+    team.prescriber_id, team.therapist_id = d.prescriber_id, d.therapist_id
+    team.updated_at = utc_now()
+    session.add(team)
+
+
+async def _session_scheduled(session: AsyncSession, event: SessionScheduled) -> None:
+    s = event.data
+    row = await session.get(SessionTeam, s.session_id)
+    if row is None:
+        row = SessionTeam(
+            session_id=s.session_id,
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            plan_id=s.plan_id,
+            phase=s.phase.value,
+            room_id=s.room_id,
+            therapist_id=s.therapist_id,
+            starts_at=s.starts_at,
+            ends_at=s.ends_at,
+        )
+    row.patient_id, row.site_id, row.plan_id = event.patient_id, event.site_id, s.plan_id
+    row.phase, row.room_id, row.status = s.phase.value, s.room_id, "scheduled"
+    row.prescriber_id, row.therapist_id = s.prescriber_id, s.therapist_id
+    row.starts_at, row.ends_at, row.updated_at = s.starts_at, s.ends_at, utc_now()
+    session.add(row)
+
+
+# -- what routing needs ----------------------------------------------------------------------
+
+
+def _session_id(event: Envelope) -> str | None:
+    if isinstance(
+        event,
+        VitalsAlert
+        | VitalsAlertResolved
+        | ObservationDue
+        | SessionScheduled
+        | SessionRescheduled
+        | SessionCancelled,
+    ):
+        return event.data.session_id
+    if isinstance(event, IntegrationOverdue):
+        return event.data.dosing_session_id
+    return None
+
+
+async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) -> RoutingContext:
+    """Load only what the rule's audience needs."""
+    audience = rule.audience
+    session_team = patient_team = None
+    prescribers: tuple[str, ...] = ()
+    nurses: tuple[str, ...] = ()
+    safety = rule.priority.rank >= Priority.URGENT.rank
+    if audience in (Audience.SESSION_TEAM, Audience.PATIENT_TEAM, Audience.OBSERVER):
+        session_id = _session_id(event)
+        if session_id:
+            row = await session.get(SessionTeam, session_id)
+            if row is not None:
+                session_team = Team(row.prescriber_id, row.therapist_id)
+        team = await session.get(CareTeam, event.patient_id)
+        if team is not None:
+            patient_team = Team(team.prescriber_id, team.therapist_id)
+    if audience is Audience.SITE_PRESCRIBERS or (
+        safety
+        and audience in (Audience.SESSION_TEAM, Audience.PATIENT_TEAM)
+        and session_team is None
+        and patient_team is None
+    ):
+        prescribers = await site_prescribers(session, event.site_id)
+    if audience is Audience.OBSERVER:
+        nurses = await site_members(session, event.site_id, Role.NURSE)
+    if isinstance(event, SafetyConcernRaised | VitalsAlert) and not (session_team or patient_team):
+        log.warning("routing.care_team_unknown", falling_back_to="site_prescribers")
+    return RoutingContext(session_team, patient_team, prescribers, nurses)
+
+
+async def site_members(session: AsyncSession, site_id: str, role: Role) -> tuple[str, ...]:
+    """Recipients registered with `role` at the site (PUT /recipients)."""
+    rows = await session.exec(
+        select(Recipient.clinician_id)
+        .join(RecipientSite, col(RecipientSite.clinician_id) == col(Recipient.clinician_id))
+        .where(RecipientSite.site_id == site_id)
+        .where(Recipient.role == role.value)
+        .order_by(col(Recipient.clinician_id))
+    )
+    return tuple(rows)
+
+
+async def site_prescribers(session: AsyncSession, site_id: str) -> tuple[str, ...]:
+    """The site's prescribers: registered ones, else those of the site's known care teams."""
+    registered = await site_members(session, site_id, Role.PRESCRIBER)
+    if registered:
+        return registered
+    rows = await session.exec(
+        select(CareTeam.prescriber_id)
+        .where(CareTeam.site_id == site_id)
+        .distinct()
+        .order_by(col(CareTeam.prescriber_id))
+    )
+    return tuple(rows)
+
+
+def profile_of(recipient: Recipient) -> Profile:
+    quiet = None
+    if recipient.quiet_start and recipient.quiet_end and recipient.quiet_timezone:
+        quiet = QuietHours(
+            time.fromisoformat(recipient.quiet_start),
+            time.fromisoformat(recipient.quiet_end),
+            recipient.quiet_timezone,
+        )
+    return Profile(
+        clinician_id=recipient.clinician_id,
+        has_email=bool(recipient.email),
+        has_phone=bool(recipient.phone),
+        channels={
+            Priority(p): tuple(Channel(c) for c in channels)
+            for p, channels in recipient.channels.items()
+        },
+        quiet_hours=quiet,
+    )
+
+
+async def profiles(session: AsyncSession, recipient_ids: Iterable[str]) -> dict[str, Profile]:
+    ids = list(dict.fromkeys(recipient_ids))
+    if not ids:
+        return {}
+    rows = await session.exec(select(Recipient).where(col(Recipient.clinician_id).in_(ids)))
+    return {r.clinician_id: profile_of(r) for r in rows}
