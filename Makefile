@@ -50,6 +50,27 @@ test-unit: deps ## Unit tests only (no broker)
 test-e2e: deps kafka-jars ## End-to-end tests (real Kafka, services as processes)
 	$(UV) run pytest tests $(PYTEST_ARGS)
 
+.PHONY: test-deploy
+test-deploy: deps ## Offline deployment and contract checks (Dockerfiles, compose, k8s, contracts, AsyncAPI)
+	$(UV) run pytest tests/deploy tests/contract shared/tests/test_contracts.py $(PYTEST_ARGS)
+
+.PHONY: contracts-check
+contracts-check: deps ## Compare each topic's schema with its released one (fails on breaking changes)
+	$(UV) run python -m kap_shared.contracts check
+
+.PHONY: contracts-release
+contracts-release: deps ## Release compatible schema changes to contracts/ and refresh contracts/examples/
+	$(UV) run python -m kap_shared.contracts release
+	$(UV) run python -m kap_shared.contracts examples
+
+.PHONY: asyncapi
+asyncapi: deps ## Regenerate docs/asyncapi/<service>.json from each service's bootstrap
+	$(UV) run python -m kap_shared.contracts asyncapi
+
+.PHONY: manifests
+manifests: deps ## Render Kubernetes manifests without kustomize (OVERLAY=deploy/k8s/overlays/production)
+	@$(UV) run python tests/deploy/kustomize_lite.py $(or $(OVERLAY),deploy/k8s/overlays/production)
+
 test-%: deps ## One service's own tests, in its own dependency set (e.g. make test-intake)
 	$(UV) run --package kap-$* --group dev pytest services/$*/tests $(PYTEST_ARGS)
 

@@ -20,6 +20,9 @@ from kap_shared.migrations import migrations_dir, upgrade
 
 SERVICES_WITH_MIGRATIONS = {
     "kap_intake": "kap_intake.adapters.tables",
+    "kap_scheduling": "kap_scheduling.adapters.tables",
+    "kap_monitoring": "kap_monitoring.adapters.tables",
+    "kap_notifications": "kap_notifications.adapters.tables",
 }
 
 

@@ -19,7 +19,7 @@ from kap_shared.auth.cli import DEV_SECRET
 
 from .kafka import LocalKafka, ensure_jars
 from .platform import DEFAULT_PORTS, Platform
-from .seed import demo_tokens, seed
+from .seed import demo_tokens, seed, seed_notifications
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         platform.start()
         seed(platform.url("scheduling"), secret)
+        seed_notifications(platform.url("notifications"), secret)
         _print_banner(platform, bootstrap, secret)
         while not stop.wait(1.0):
             for service in platform.services.values():

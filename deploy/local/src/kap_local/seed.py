@@ -57,6 +57,49 @@ def _post(client: httpx.Client, path: str, body: dict[str, object]) -> None:
         raise RuntimeError(f"seeding {path} failed: {response.status_code} {response.text}")
 
 
+def _put(client: httpx.Client, path: str, body: dict[str, object]) -> None:
+    response = client.put(path, json=body)
+    if response.status_code not in (200, 201):
+        raise RuntimeError(f"seeding {path} failed: {response.status_code} {response.text}")
+
+
+def seed_notifications(notifications_url: str, secret: str) -> None:
+    """Contact points (demo addresses only) and each site's escalation levels."""
+    token = mint_token(secret, sub="seed", role="admin", sites=["*"])
+    with httpx.Client(
+        base_url=notifications_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        for clinician in CLINICIANS:
+            if clinician.role == "admin":
+                continue
+            _put(
+                client,
+                f"/recipients/{clinician.clinician_id}",
+                {
+                    "role": clinician.role,
+                    "sites": list(clinician.sites),
+                    "email": f"{clinician.clinician_id}@demo.kap.invalid",
+                    "phone": "+15550100" + str(CLINICIANS.index(clinician)).zfill(2),
+                },
+            )
+        for site_id, prescriber, coordinator in (
+            ("site-north", "dr-north", "coord-north"),
+            ("site-south", "dr-south", "dr-south"),
+        ):
+            # An unacknowledged critical alert pages the prescriber again after 2
+            # minutes, then the coordinator after 5.
+            _put(
+                client,
+                f"/sites/{site_id}/escalation",
+                {
+                    "levels": [
+                        {"after_seconds": 120, "recipient_ids": [prescriber]},
+                        {"after_seconds": 300, "recipient_ids": [coordinator]},
+                    ]
+                },
+            )
+
+
 def seed(scheduling_url: str, secret: str) -> None:
     token = mint_token(secret, sub="seed", role="admin", sites=["*"])
     with httpx.Client(
@@ -100,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("KAP_JWT_SECRET (or --secret) is required\n")
         return 2
     seed(args.scheduling_url, args.secret)
+    seed_notifications(args.notifications_url, args.secret)
     sys.stdout.write("demo clinic network seeded\n")
     return 0
 

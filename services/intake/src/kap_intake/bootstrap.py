@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 from fastapi import FastAPI
 
 from kap_shared.service.runtime import ServiceRuntime
@@ -10,7 +12,8 @@ from .adapters.tables import REGISTRY
 from .config import IntakeSettings
 from .entrypoints.http import router
 
-VERSION = "0.1.0"
+# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
+VERSION = version("kap-intake")
 
 
 def build(settings: IntakeSettings | None = None) -> FastAPI:

@@ -1,0 +1,305 @@
+"""Issue 4's safety loop across all four services, as separate processes on
+real Kafka, driven over HTTP:
+
+an esketamine patient is referred, screened, consented and prepared; the
+dosing session is booked and checked in at scheduling, which opens the
+monitoring window; two blood pressures above 180/110 within 5 minutes raise one
+critical VitalsAlert; notifications texts (real webhook) and streams (SSE) it
+to the prescriber and therapist, escalates it when nobody acknowledges, and
+stops once the prescriber does; discharge is refused at 119 minutes after the
+first device and cleared at 120; a PHQ-9 with item 9 = 1 raises a safety
+concern that reaches prescriber and therapist and puts dosing on hold at
+scheduling until a prescriber clears it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from scheduling_flows import (
+    book,
+    consent,
+    create_site,
+    plan_when,
+    refer,
+    run_session,
+    scheduling,
+    screen,
+)
+from support import Api, SmsWebhook, TopicReader, eventually, live_inbox
+
+from kap_local.platform import Platform, ServiceProcess
+from kap_shared.events import topics
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+SITE = "site-safety"  # tests/rules/scheduling.json opens its check-in window early
+LEVEL_1_AFTER, LEVEL_2_AFTER = 3, 8
+
+
+def _utc(minutes_ago: float) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+
+
+async def test_vitals_alert_escalation_discharge_and_safety_hold(
+    platform: Platform, notifications: ServiceProcess, sms_webhook: SmsWebhook
+) -> None:
+    secret = platform.jwt_secret
+    monitoring = Api(platform.url("monitoring"), secret)
+    paging = Api(notifications.url, secret)
+    site = await create_site(platform, SITE)
+    prescriber, therapist = site.prescribers[0], site.therapists[0]
+    oncall, coordinator = f"oncall-{SITE}", site.coordinator
+    admin = ("admin-1", "admin", [SITE])
+
+    # -- notifications: contact points and the site's escalation levels -----------------
+    phones = {
+        who: f"+1555{uuid.uuid4().int % 10**7:07d}" for who in (prescriber, therapist, oncall)
+    }
+    for who, role in ((prescriber, "prescriber"), (therapist, "therapist"), (oncall, "prescriber")):
+        response = await paging.request(
+            "PUT",
+            f"/recipients/{who}",
+            as_=admin,
+            json_body={"role": role, "sites": [SITE], "phone": phones[who]},
+        )
+        assert response.status_code in (200, 201), response.text
+    response = await paging.request(
+        "PUT",
+        f"/sites/{SITE}/escalation",
+        as_=admin,
+        json_body={
+            "levels": [
+                {"after_seconds": LEVEL_1_AFTER, "recipient_ids": [oncall]},
+                {"after_seconds": LEVEL_2_AFTER, "recipient_ids": [coordinator]},
+            ]
+        },
+    )
+    assert response.status_code == 200, response.text
+
+    # -- intake and scheduling: to a checked-in esketamine dosing session ----------------
+    patient_id = await refer(platform, site)
+    await screen(platform, site, patient_id, route="intranasal_esketamine")
+    await consent(platform, site, patient_id, "treatment")
+    await consent(platform, site, patient_id, "rems_enrollment")
+    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
+    for day in (0, 1):  # KAP-1: two preparation sessions first
+        await run_session(
+            platform, site, plan, "preparation", site.at(day, "09:00"), room_id=site.rooms[0]
+        )
+    dosing = await book(platform, site, plan, "dosing", site.at(2, "09:00"), room_id=site.rooms[0])
+    session_id = dosing["session_id"]
+    fasted = {
+        "last_food_at": _utc(8 * 60),
+        "last_liquid_at": _utc(3 * 60),
+        "transport_arranged": True,
+    }
+    response = await scheduling(platform).request(
+        "POST", f"/sessions/{session_id}/check-in", as_=site.nurse_, json_body=fasted
+    )
+    assert response.status_code == 200, response.text
+
+    async def window_open() -> bool:
+        response = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
+        return response.status_code == 200
+
+    await eventually(window_open, timeout=60)
+
+    async def vitals(minutes_ago: float, **values: Any) -> dict[str, Any]:
+        body = {"recorded_at": _utc(minutes_ago), "heart_rate": 78, "spo2": 98, **values}
+        response = await monitoring.request(
+            "POST", f"/sessions/{session_id}/vitals", as_=site.nurse_, json_body=body
+        )
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    # Pre-dose BP in range, then two devices (56 mg), the first 119.5 minutes ago.
+    await vitals(125, bp_systolic=128, bp_diastolic=82)
+    first_device = datetime.now(UTC) - timedelta(minutes=119, seconds=30)
+    for device in (1, 2):
+        response = await monitoring.request(
+            "POST",
+            f"/sessions/{session_id}/doses",
+            as_=site.nurse_,
+            json_body={
+                "route": "intranasal_esketamine",
+                "agent": "esketamine",
+                "dose_mg": 28,
+                "device_number": device,
+                "administered_at": (first_device + timedelta(minutes=5 * (device - 1))).isoformat(),
+            },
+        )
+        assert response.status_code == 201, response.text
+    await vitals(1, bp_systolic=132, bp_diastolic=84, respiratory_rate=14, sedation_moaas=5)
+
+    # -- discharge refused before 120 minutes (SPR-MON-3) --------------------------------
+    response = await monitoring.request(
+        "POST", f"/sessions/{session_id}/discharge", as_=site.nurse_
+    )
+    assert datetime.now(UTC) - first_device < timedelta(minutes=120)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "SPR-MON-3"
+
+    monitoring_topic = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
+    paging_topic = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
+    try:
+        async with live_inbox(paging, site.as_(prescriber)) as live:
+            # -- two readings above 180/110, 3 minutes apart: one critical alert ----------
+            await vitals(0.6, bp_systolic=186, bp_diastolic=114)
+            await vitals(0.1, bp_systolic=184, bp_diastolic=112)
+            await vitals(0.05, bp_systolic=188, bp_diastolic=115)  # still high: no second alert
+
+            def alerts() -> list[dict[str, Any]]:
+                return [
+                    e
+                    for e in monitoring_topic.events
+                    if e["event_type"] == "VitalsAlert" and e["data"]["session_id"] == session_id
+                ]
+
+            await monitoring_topic.wait_for(lambda _: len(alerts()) >= 1)
+            (alert,) = {e["event_id"]: e for e in alerts()}.values()
+            assert (alert["data"]["rule_id"], alert["data"]["severity"]) == (
+                "KET-MON-BP",
+                "critical",
+            )
+
+            # SMS to prescriber and therapist (a real webhook), in-app live on the stream.
+            await eventually(
+                lambda: sms_webhook.to(phones[prescriber]) and sms_webhook.to(phones[therapist])
+            )
+            streamed = await eventually(
+                lambda: [n for n in live.notifications if n["source_event_id"] == alert["event_id"]]
+            )
+            notification_id = streamed[0]["notification_id"]
+
+            # -- nobody acknowledges: level 1 pages the on-call prescriber ----------------
+            def escalated(level: int) -> list[dict[str, Any]]:
+                return [
+                    e
+                    for e in paging_topic.events
+                    if e["event_type"] == "AlertEscalated"
+                    and e["data"]["source_event_id"] == alert["event_id"]
+                    and e["data"]["level"] == level
+                ]
+
+            await paging_topic.wait_for(lambda _: bool(escalated(1)), timeout=60)
+            assert escalated(1)[0]["data"]["to_recipient_ids"] == [oncall]
+            await eventually(lambda: sms_webhook.to(phones[oncall]))
+
+            # -- the prescriber acknowledges: no level 2 --------------------------------
+            response = await paging.request(
+                "POST", f"/notifications/{notification_id}/ack", as_=site.as_(prescriber)
+            )
+            assert response.status_code == 200, response.text
+            await paging_topic.wait_for(
+                lambda events: any(
+                    e["event_type"] == "AlertAcknowledged"
+                    and e["data"]["notification_id"] == notification_id
+                    for e in events
+                )
+            )
+            await asyncio.sleep(LEVEL_2_AFTER + 3)
+            await paging_topic.poll(1.0)
+            assert escalated(2) == []
+
+        # -- back in range, alert resolved; discharge at 120 minutes ----------------------
+        result = await vitals(
+            0, bp_systolic=134, bp_diastolic=86, respiratory_rate=14, sedation_moaas=5
+        )
+        assert result["alerts_resolved"], result
+        wait = first_device + timedelta(minutes=120, seconds=1) - datetime.now(UTC)
+        await asyncio.sleep(max(0.0, wait.total_seconds()))
+        response = await monitoring.request(
+            "POST", f"/sessions/{session_id}/discharge", as_=site.nurse_
+        )
+        assert response.status_code == 200, response.text
+        await monitoring_topic.wait_for(
+            lambda events: any(
+                e["event_type"] == "DischargeCleared" and e["data"]["session_id"] == session_id
+                for e in events
+            )
+        )
+        cleared = next(
+            e
+            for e in monitoring_topic.events
+            if e["event_type"] == "DischargeCleared" and e["data"]["session_id"] == session_id
+        )
+        assert cleared["data"]["observed_minutes"] >= 120
+
+        # Scheduling completes the dosing session now that monitoring cleared it.
+        async def completed() -> bool:
+            response = await scheduling(platform).request(
+                "POST", f"/sessions/{session_id}/complete", as_=site.nurse_
+            )
+            return response.status_code == 200
+
+        await eventually(completed, timeout=60)
+
+        # -- PHQ-9 item 9 = 1: safety concern, paged, and a dosing hold ------------------
+        response = await monitoring.request(
+            "POST",
+            f"/patients/{patient_id}/measures",
+            as_=site.as_(therapist),
+            json_body={"instrument": "PHQ-9", "items": [1, 1, 0, 0, 0, 0, 0, 0, 1]},
+        )
+        assert response.status_code == 201, response.text
+        await monitoring_topic.wait_for(
+            lambda events: any(
+                e["event_type"] == "SafetyConcernRaised" and e["patient_id"] == patient_id
+                for e in events
+            )
+        )
+        concern = next(
+            e
+            for e in monitoring_topic.events
+            if e["event_type"] == "SafetyConcernRaised" and e["patient_id"] == patient_id
+        )
+
+        async def told(who: str) -> bool:
+            response = await paging.request("GET", "/inbox?limit=500", as_=site.as_(who))
+            return any(n["source_event_id"] == concern["event_id"] for n in response.json())
+
+        await eventually(lambda: told(prescriber))
+        await eventually(lambda: told(therapist))
+
+        async def on_hold() -> list[dict[str, Any]]:
+            response = await scheduling(platform).request(
+                "GET", f"/patients/{patient_id}/plan", as_=site.coordinator_
+            )
+            holds: list[dict[str, Any]] = response.json()["holds"]
+            return holds
+
+        (hold,) = await eventually(on_hold)
+        next_dosing = {
+            "patient_id": patient_id,
+            "phase": "dosing",
+            "starts_at": site.at(3, "09:00").isoformat(),
+            "ends_at": (site.at(3, "09:00") + timedelta(hours=2)).isoformat(),
+            "room_id": site.rooms[0],
+            "therapist_id": plan["therapist_id"],
+            "prescriber_id": plan["prescriber_id"],
+        }
+        response = await scheduling(platform).request(
+            "POST", "/sessions", as_=site.coordinator_, json_body=next_dosing
+        )
+        assert (response.status_code, response.json()["error"]["code"]) == (409, "SCH-HOLD-1")
+
+        response = await scheduling(platform).request(
+            "POST",
+            f"/patients/{patient_id}/holds/{hold['hold_id']}/clear",
+            as_=site.as_(prescriber),
+            json_body={"reason": "Risk assessment done; safety plan in place."},
+        )
+        assert response.status_code == 200, response.text
+        response = await scheduling(platform).request(
+            "POST", "/sessions", as_=site.coordinator_, json_body=next_dosing
+        )
+        assert response.status_code == 201, response.text
+    finally:
+        await monitoring_topic.close()
+        await paging_topic.close()
