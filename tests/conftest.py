@@ -8,7 +8,6 @@ The platform runs twice: on SQLite (the embedded default) and on PostgreSQL
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -18,8 +17,6 @@ from support import SMS_TOKEN, SmsWebhook
 
 from kap_local.platform import SERVICES, Platform, ServiceProcess
 from kap_local.postgres import LocalPostgres
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 SECRET = "e2e-secret-that-is-long-enough-for-hs256!"  # test-only key
 # Per-service rule overrides for test sites (RULES_FILE), e.g. tests/rules/scheduling.json.

@@ -211,7 +211,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
         result = await vitals(
             0, bp_systolic=134, bp_diastolic=86, respiratory_rate=14, sedation_moaas=5
         )
-        assert result["alerts_resolved"], result
+        assert result["resolved_alert_ids"] == [alert["data"]["alert_id"]], result
         wait = first_device + timedelta(minutes=120, seconds=1) - datetime.now(UTC)
         await asyncio.sleep(max(0.0, wait.total_seconds()))
         response = await monitoring.request(
