@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from flows import REFERRAL, apis, create_clinic, refer_and_screen
 from support import TopicReader, eventually
@@ -116,3 +117,19 @@ async def test_bad_referral_is_422_and_publishes_nothing(platform: Platform) -> 
         assert len(reader.raw) == before
     finally:
         await reader.close()
+
+
+async def test_metrics_show_consumption_and_lag(platform: Platform) -> None:
+    clinic = await create_clinic(platform)
+    await refer_and_screen(platform, clinic)
+
+    async def scraped() -> str | None:
+        async with httpx.AsyncClient(base_url=platform.url("scheduling")) as client:
+            body = (await client.get("/metrics")).text
+        consumed = 'kap_events_consumed_total{event_type="PatientScreened",outcome="processed"'
+        return body if consumed in body and "kap_consumer_lag{" in body else None
+
+    body = await eventually(scraped)
+    assert 'kap_consumer_lag{partition="0",topic="kap.intake.events.v1"}' in body
+    assert "kap_outbox_backlog" in body
+    assert 'kap_http_requests_total{method="POST",route="/sites",status="201"}' in body

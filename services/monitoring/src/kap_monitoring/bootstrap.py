@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from kap_shared.service.runtime import ServiceRuntime
 
+from .adapters.metrics import register_open_alerts
 from .adapters.tables import REGISTRY
 from .config import MonitoringSettings
 from .entrypoints.http import router
@@ -46,6 +47,7 @@ def build(settings: MonitoringSettings | None = None) -> FastAPI:
     if settings.vitals_consumer_enabled:
         vitals.subscribe(runtime.broker)
     runtime.timers(timer_handlers(rules))
+    register_open_alerts(runtime)
     app = runtime.http_app(
         [router],
         title="KAP monitoring",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +85,7 @@ class ServiceRuntime:
         self.database_ready = False
         self._consumer: EventConsumer | None = None
         self._timers: TimerWorker | None = None
+        self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
         for event_type in self.publishes:
             cls = EVENT_TYPES[event_type]
             self.broker.publisher(cls.topic, title=event_type, schema=cls)
@@ -124,6 +125,10 @@ class ServiceRuntime:
                 position = await consumer.position(partition)
                 lag[(partition.topic, partition.partition)] = max(0, highwater - position)
         return lag
+
+    def on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Refresh a service's own gauges (registered on `metrics.registry`) per scrape."""
+        self._scrape_hooks.append(hook)
 
     def timers(self, handlers: dict[str, TimerHandler]) -> TimerWorker:
         """Register handlers for this service's durable timers (by kind)."""
@@ -279,6 +284,14 @@ class ServiceRuntime:
                 runtime.metrics.outbox_oldest_age.set(
                     (utc_now() - _aware(oldest)).total_seconds() if oldest else 0
                 )
+            runtime.metrics.consumer_lag.clear()
+            for (topic, partition), behind in (await runtime.consumer_lag()).items():
+                runtime.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
+            for hook in runtime._scrape_hooks:
+                try:
+                    await hook()
+                except Exception as exc:  # one failing gauge must not hide the rest
+                    log.warning("metrics.scrape_hook_failed", error=repr(exc)[:300])
             return Response(
                 generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
             )
