@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from flows import REFERRAL, apis, create_clinic
-from support import TopicReader
+from support import TopicReader, live_inbox
 
 from kap_local.kafka import LocalKafka, ensure_jars
 from kap_local.platform import Platform, ServiceProcess, free_port
@@ -129,3 +129,21 @@ async def test_sigterm_flushes_the_outbox_and_exits_in_bounded_time(platform: Pl
         intake.stop()
         intake.start()
         intake.wait_ready()
+
+
+async def test_sigterm_with_an_open_inbox_stream_exits_promptly(platform: Platform) -> None:
+    notifications = platform["notifications"]
+    api = apis(platform)["notifications"]
+    try:
+        async with live_inbox(api, ("th-stream", "therapist", ["site-stream"])):
+            assert notifications.proc is not None
+            started = time.monotonic()
+            notifications.proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(notifications.proc.wait, GRACEFUL_EXIT_SECONDS)
+            # The stream is ended on the signal instead of holding the 20 s graceful timeout.
+            assert time.monotonic() - started < 10
+            assert "Application shutdown complete" in notifications.tail(20)
+    finally:
+        notifications.stop()
+        notifications.start()
+        notifications.wait_ready()

@@ -1,8 +1,9 @@
-"""Run one service process: logging, then uvicorn with graceful shutdown."""
+"""Run one service process: logging and tracing, then uvicorn with graceful shutdown."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import FrameType
 from typing import TypeVar
 
 import uvicorn
@@ -14,14 +15,33 @@ from .runtime import configure_service_logging
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def serve(settings: S, build: Callable[[S], FastAPI]) -> None:
+def serve(
+    settings: S,
+    build: Callable[[S], FastAPI],
+    *,
+    on_exit_signal: Callable[[FastAPI], None] | None = None,
+) -> None:
+    """`on_exit_signal` runs first on SIGTERM/SIGINT, e.g. to end open streams:
+    uvicorn waits for open responses before shutting down, and a Server-Sent Events
+    stream never ends by itself."""
     configure_service_logging(settings)
     app = build(settings)
-    uvicorn.run(
-        app,
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,  # structlog owns logging
-        access_log=False,
-        timeout_graceful_shutdown=20,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,  # structlog owns logging
+            access_log=False,
+            timeout_graceful_shutdown=20,
+        )
     )
+    if on_exit_signal is not None:
+        handle_exit = server.handle_exit
+
+        def exit_with_hook(sig: int, frame: FrameType | None) -> None:
+            on_exit_signal(app)
+            handle_exit(sig, frame)
+
+        server.handle_exit = exit_with_hook  # type: ignore[method-assign]
+    server.run()
