@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, Field
 
+from kap_shared.clinical.thresholds import SPR_PRE_5_DIASTOLIC_ABOVE, SPR_PRE_5_SYSTOLIC_ABOVE
 from kap_shared.events.enums import ContraindicationClass, ScreeningOutcome
 
 ABSOLUTE = ContraindicationClass.ABSOLUTE
@@ -52,8 +53,8 @@ class ScreeningRules(BaseModel):
 
     minimum_age_years: int = Field(default=18, ge=0)
     # SPR-PRE-5: "> 140/90" is strict: 140/90 itself passes.
-    bp_systolic_review_above: int = 140
-    bp_diastolic_review_above: int = 90
+    bp_systolic_review_above: int = SPR_PRE_5_SYSTOLIC_ABOVE
+    bp_diastolic_review_above: int = SPR_PRE_5_DIASTOLIC_ABOVE
     # MBC-1: any positive answer on PHQ-9 item 9.
     phq9_item9_review_at: int = 1
 

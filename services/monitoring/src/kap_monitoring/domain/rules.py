@@ -37,6 +37,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kap_shared.clinical.thresholds import SPR_PRE_5_DIASTOLIC_ABOVE, SPR_PRE_5_SYSTOLIC_ABOVE
 from kap_shared.events.enums import Route, Severity
 
 SPR_PRE_4 = "SPR-PRE-4"
@@ -79,8 +80,8 @@ class MonitoringRules(BaseModel):
     # site: when on, the first dose needs a BP reading recorded before it.
     predose_bp_required: bool = False
     # SPR-PRE-5: pre-dose BP "> 140/90" (strict) needs a documented prescriber decision.
-    predose_bp_systolic_above: int = Field(default=140, gt=0)
-    predose_bp_diastolic_above: int = Field(default=90, gt=0)
+    predose_bp_systolic_above: int = Field(default=SPR_PRE_5_SYSTOLIC_ABOVE, gt=0)
+    predose_bp_diastolic_above: int = Field(default=SPR_PRE_5_DIASTOLIC_ABOVE, gt=0)
 
     # -- intra-session BP (rulebook 2.4, 7: KET-MON-BP; 1.3: SPR-MON-6, SPR-MON-8) -----
     # KET-MON-BP: "> 180/110 on 2 readings 5 min apart" ...
