@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -102,6 +102,47 @@ def create_broker(
     )
 
 
+async def publish_dead_letter(
+    broker: KafkaBroker,
+    record: Any,
+    value: bytes,
+    headers: Mapping[str, str],
+    *,
+    error: BaseException,
+    consumer_group: str,
+    attempts: int,
+) -> None:
+    """Publish a message that cannot be processed to `<topic>.dlq`, keeping its key and
+    headers and naming the error, consumer group and original topic/partition/offset
+    (CONTRACT section 2). Raises when the broker refuses: the caller then must not
+    commit, so the message is redelivered rather than lost. `record` is the aiokafka
+    ConsumerRecord the message came in."""
+    await broker.publish(
+        value,
+        dead_letter_topic(record.topic),
+        key=record.key,
+        headers={
+            **headers,
+            DLQ_ERROR: str(error)[:1000],
+            DLQ_ERROR_TYPE: type(error).__name__,
+            DLQ_GROUP: consumer_group,
+            DLQ_TOPIC: record.topic,
+            DLQ_PARTITION: str(record.partition),
+            DLQ_OFFSET: str(record.offset),
+            DLQ_ATTEMPTS: str(attempts),
+        },
+    )
+    log.error(
+        "consumer.dead_lettered",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        consumer_group=consumer_group,
+        error_type=type(error).__name__,
+        error=str(error)[:300],
+    )
+
+
 def dead_letter_middleware(
     consumer_group: str,
     *,
@@ -135,30 +176,16 @@ def dead_letter_middleware(
         ) -> None:
             record = msg.raw_message
             broker: KafkaBroker = self.context.get_local("broker") or self.context.get("broker")
-            headers = {k: str(v) for k, v in (msg.headers or {}).items()}
-            headers.update(
-                {
-                    DLQ_ERROR: str(error)[:1000],
-                    DLQ_ERROR_TYPE: type(error).__name__,
-                    DLQ_GROUP: consumer_group,
-                    DLQ_TOPIC: record.topic,
-                    DLQ_PARTITION: str(record.partition),
-                    DLQ_OFFSET: str(record.offset),
-                    DLQ_ATTEMPTS: str(attempts),
-                }
-            )
-            await broker.publish(
-                msg.body, dead_letter_topic(record.topic), key=record.key, headers=headers
+            await publish_dead_letter(
+                broker,
+                record,
+                msg.body,
+                {k: str(v) for k, v in (msg.headers or {}).items()},
+                error=error,
+                consumer_group=consumer_group,
+                attempts=attempts,
             )
             on_dead_letter(record.topic, type(error).__name__)
-            log.error(
-                "consumer.dead_lettered",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error_type=type(error).__name__,
-                error=str(error)[:300],
-            )
 
     return DeadLetterMiddleware
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column
@@ -21,7 +21,7 @@ from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import PlatformTable
-from ..events.envelope import new_id, utc_now
+from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
 from .unit_of_work import UnitOfWork
 
@@ -44,11 +44,6 @@ class ScheduledJob(PlatformTable, table=True):
     fired_at: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
-
-
-def aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def schedule(
@@ -154,7 +149,7 @@ class TimerWorker:
                 if uow.session.bind is not None and uow.session.bind.dialect.name == "postgresql":
                     query = query.with_for_update(skip_locked=True)  # another instance has it
                 job = (await uow.session.exec(query)).first()
-                if job is None or job.status != PENDING or aware(job.due_at) > now:
+                if job is None or job.status != PENDING or as_utc(job.due_at) > now:
                     return False  # cancelled, moved or fired meanwhile
                 await self._handlers[job.kind](job, uow)
                 job.status, job.fired_at = FIRED, now

@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -29,7 +28,7 @@ from sqlalchemy import MetaData, text
 from ..auth.tokens import TokenVerifier
 from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
-from ..events.envelope import utc_now
+from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
@@ -282,7 +281,7 @@ class ServiceRuntime:
                 count, oldest = await outbox_backlog(runtime.sessions)
                 runtime.metrics.outbox_backlog.set(count)
                 runtime.metrics.outbox_oldest_age.set(
-                    (utc_now() - _aware(oldest)).total_seconds() if oldest else 0
+                    (utc_now() - as_utc(oldest)).total_seconds() if oldest else 0
                 )
             runtime.metrics.consumer_lag.clear()
             for (topic, partition), behind in (await runtime.consumer_lag()).items():
@@ -303,11 +302,6 @@ class ServiceRuntime:
         for router in routers:
             app.include_router(router)
         return app
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite returns naive datetimes; they were written as UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 OPERATIONS_PATHS = frozenset(

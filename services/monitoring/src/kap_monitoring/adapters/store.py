@@ -22,7 +22,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_shared.messaging.timers import aware
+from kap_shared.events.envelope import as_utc
 
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import micros
@@ -106,14 +106,14 @@ async def load_sessions(session: AsyncSession, session_ids: Iterable[str]) -> di
                 if isinstance(row.rule_state, str):
                     row.rule_state = json.loads(row.rule_state)
             elif row.first_dose_at is not None:
-                row.first_dose_at = aware(row.first_dose_at)
+                row.first_dose_at = as_utc(row.first_dose_at)
             found[row.session_id] = row
     return found
 
 
 def _sqlite_parse(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
-        return aware(value)
+        return as_utc(value)
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
@@ -341,7 +341,7 @@ async def session_readings(session: AsyncSession, session_id: str) -> list[Domai
         sa_select(*columns).where(table.c.session_id == session_id)  # type: ignore[call-overload]
     )
     return [
-        DomainReading(rid, micros(aware(at)), sys_, dia, hr, spo2, rr, sed)
+        DomainReading(rid, micros(as_utc(at)), sys_, dia, hr, spo2, rr, sed)
         for rid, at, sys_, dia, hr, spo2, rr, sed in result
     ]
 

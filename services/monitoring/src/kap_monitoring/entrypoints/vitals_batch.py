@@ -43,17 +43,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 
 from kap_shared.events import VitalsRecorded
-from kap_shared.events.topics import MONITORING_VITALS, dead_letter_topic
+from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
-from kap_shared.messaging.broker import (
-    DLQ_ATTEMPTS,
-    DLQ_ERROR,
-    DLQ_ERROR_TYPE,
-    DLQ_GROUP,
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_TOPIC,
-)
+from kap_shared.messaging.broker import publish_dead_letter
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
@@ -271,36 +263,18 @@ class VitalsBatchConsumer:
     async def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Publish to `<topic>.dlq` with the platform's provenance headers (awaiting
         each acknowledgement); raises if the broker refuses, so nothing is committed."""
-        broker = self.runtime.broker
         for letter in letters:
             record, error = letter.record, letter.error
-            headers = {name: value.decode(errors="replace") for name, value in record.headers}
-            headers.update(
-                {
-                    DLQ_ERROR: str(error)[:1000],
-                    DLQ_ERROR_TYPE: type(error).__name__,
-                    DLQ_GROUP: self.group_id,
-                    DLQ_TOPIC: record.topic,
-                    DLQ_PARTITION: str(record.partition),
-                    DLQ_OFFSET: str(record.offset),
-                    DLQ_ATTEMPTS: "1",
-                }
-            )
-            await broker.publish(
+            await publish_dead_letter(
+                self.runtime.broker,
+                record,
                 record.value or b"",
-                dead_letter_topic(record.topic),
-                key=record.key,
-                headers=headers,
+                {name: value.decode(errors="replace") for name, value in record.headers},
+                error=error,
+                consumer_group=self.group_id,
+                attempts=1,
             )
             self.runtime.metrics.dead_letters.labels(record.topic, type(error).__name__).inc()
-            log.error(
-                "consumer.dead_lettered",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error_type=type(error).__name__,
-                error=str(error)[:300],
-            )
 
     # -- the subscription ------------------------------------------------------------------
 

@@ -12,14 +12,13 @@ from sqlmodel import col, select
 from kap_shared.auth import Principal
 from kap_shared.events import DischargeCleared, DoseAdministered, VitalsRecorded, new_id
 from kap_shared.events.enums import Route, Severity
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import as_utc, utc_now
 from kap_shared.events.monitoring import (
     DischargeClearedData,
     DoseAdministeredData,
     VitalsRecordedData,
 )
 from kap_shared.http.errors import NotFound, RuleViolation
-from kap_shared.messaging.timers import aware
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters import store
@@ -124,7 +123,7 @@ async def record_vitals(
     # A repeated reading_id: nothing is committed (not even its event); the answer
     # describes the reading as first recorded.
     stored = await uow.session.get(Reading, reading_id)
-    return result, reading_id, aware(stored.recorded_at) if stored else recorded_at
+    return result, reading_id, as_utc(stored.recorded_at) if stored else recorded_at
 
 
 # -- doses -------------------------------------------------------------------------------------
@@ -200,11 +199,11 @@ async def record_dose(
         event_id=str(event.event_id),
     )
     uow.session.add(dose)
-    first_changed = row.first_dose_at is None or administered_at < aware(row.first_dose_at)
+    first_changed = row.first_dose_at is None or administered_at < as_utc(row.first_dose_at)
     row.agent, row.route = cmd.agent.value, cmd.route.value
     if first_changed:
         row.first_dose_at = administered_at
-    if row.dosing_end_at is None or ends_at > aware(row.dosing_end_at):
+    if row.dosing_end_at is None or ends_at > as_utc(row.dosing_end_at):
         row.dosing_end_at = ends_at
     row.updated_at = now
     uow.session.add(row)
@@ -315,8 +314,8 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
     )
     return discharge.DischargeFacts(
         route=Route(row.route) if row.route else None,
-        first_dose_at=aware(row.first_dose_at) if row.first_dose_at else None,
-        dosing_end_at=aware(row.dosing_end_at) if row.dosing_end_at else None,
+        first_dose_at=as_utc(row.first_dose_at) if row.first_dose_at else None,
+        dosing_end_at=as_utc(row.dosing_end_at) if row.dosing_end_at else None,
         open_critical=list(critical),
         latest=state.latest,
         latest_bp_at=from_micros(bp_t) if bp_t is not None else None,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import as_utc, utc_now
 from kap_shared.messaging import timers
-from kap_shared.messaging.timers import ScheduledJob, TimerHandler, aware
+from kap_shared.messaging.timers import ScheduledJob, TimerHandler
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
@@ -107,7 +107,7 @@ def timer_handlers(
             uow,
             row,
             kind=kind,
-            due_at=bp_check_due(aware(row.first_dose_at), site_rules),
+            due_at=bp_check_due(as_utc(row.first_dose_at), site_rules),
             now=clock(),
         )
 
