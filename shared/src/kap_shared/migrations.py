@@ -1,8 +1,11 @@
 """Alembic, the same way in every service.
 
 Each service keeps its revisions in `kap_<service>/migrations/` with a
-three-line `env.py` that calls `run_env`. The runtime upgrades to head at
-start-up (DB_SCHEMA=migrate, the default). Developers add a revision with
+three-line `env.py` that calls `run_env`. The platform's own tables (outbox,
+inbox, timers) are the `platform` branch in `kap_shared/platform_migrations/`,
+part of every service's history, so no service re-declares them. The runtime
+upgrades every branch to its head at start-up (DB_SCHEMA=migrate, the default).
+Developers add a revision with
 
     uv run python -m kap_shared.migrations revision kap_scheduling "add holds"
 
@@ -14,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -33,16 +38,24 @@ def migrations_dir(package: str) -> Path:
     return Path(module.__file__ or "").parent / "migrations"
 
 
+PLATFORM_VERSIONS = Path(__file__).with_name("platform_migrations")
+
+
 def alembic_config(url: str, script_location: Path) -> Config:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations",
+        os.pathsep.join([str(script_location / "versions"), str(PLATFORM_VERSIONS)]),
+    )
     return config
 
 
 def upgrade(url: str, script_location: Path) -> None:
-    """Bring the database at `url` to the newest revision (blocking; run in a thread)."""
-    command.upgrade(alembic_config(url, script_location), "head")
+    """Bring the database at `url` to the newest revisions (blocking; run in a thread)."""
+    command.upgrade(alembic_config(url, script_location), "heads")
 
 
 def run_env(metadatas: Sequence[MetaData]) -> None:
@@ -81,12 +94,25 @@ def run_env(metadatas: Sequence[MetaData]) -> None:
 
 
 def revision(package: str, message: str) -> None:
-    """Autogenerate a revision from the models against a scratch SQLite database."""
+    """Autogenerate a revision of `package`'s own branch (labelled with the package
+    name) from the models against a scratch SQLite database."""
+    location = migrations_dir(package)
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite+aiosqlite:///{scratch}/scratch.db"
-        config = alembic_config(url, migrations_dir(package))
-        command.upgrade(config, "head")
-        command.revision(config, message=message, autogenerate=True)
+        config = alembic_config(url, location)
+        command.upgrade(config, "heads")
+        scripts = ScriptDirectory.from_config(config)
+        has_branch = any(
+            package in (rev.branch_labels or ()) for rev in scripts.walk_revisions("base", "heads")
+        )
+        command.revision(
+            config,
+            message=message,
+            autogenerate=True,
+            head=f"{package}@head" if has_branch else "base",
+            branch_label=None if has_branch else package,
+            version_path=str(location / "versions"),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
