@@ -68,6 +68,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "room_id": "room-2",
         "prescriber_id": "dr-ada",
         "therapist_id": "th-grace",
+        "nurse_id": "rn-joan",
     },
     "SessionRescheduled": {
         "session_id": "ses-0003",
@@ -100,6 +101,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "dosing_session_id": "ses-0003",
         "due_by": "2025-03-08T11:21:00Z",
         "therapist_id": "th-grace",
+        "rule_id": "KAP-2",
     },
     # --- kap.monitoring.vitals.v1 ---------------------------------------------
     "VitalsRecorded": {
@@ -122,6 +124,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "agent": "esketamine",
         "dose_mg": 28.0,
         "device_number": 1,
+        "lot_number": "LOT-A1234",
     },
     "VitalsAlert": {
         "alert_id": "al-0009",
@@ -148,6 +151,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "first_dose_at": "2025-03-05T09:00:00Z",
         "cleared_at": "2025-03-05T11:05:00Z",
         "observed_minutes": 125.0,
+        "signed_by": "dr-ada",
     },
     "OutcomeRecorded": {
         "instrument": "PHQ-9",
@@ -162,6 +166,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "source": "PHQ-9 item 9",
         "value": 2.0,
         "severity": "critical",
+        "rule_id": "MBC-1",
     },
     # --- kap.notifications.events.v1 ------------------------------------------
     "NotificationSent": {
@@ -188,6 +193,31 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "source_event_id": "5d1b7a52-3a8e-4b8e-9d55-4f0e3c2b9a11",
         "level": 2,
         "to_recipient_ids": ["dr-lin", "rn-joan"],
+    },
+    "PmfOpened": {
+        "pmf_id": "pmf-0001",
+        "session_id": "ses-0007",
+        "due_by": "2025-03-12T23:59:59Z",
+    },
+    "PmfReminder": {
+        "pmf_id": "pmf-0001",
+        "session_id": "ses-0007",
+        "due_by": "2025-03-12T23:59:59Z",
+        "days_left": 2,
+        "missing_fields": ["bp_40min"],
+    },
+    "PmfOverdue": {
+        "pmf_id": "pmf-0001",
+        "session_id": "ses-0007",
+        "due_by": "2025-03-12T23:59:59Z",
+        "missing_fields": ["bp_40min"],
+    },
+    "PmfSubmitted": {
+        "pmf_id": "pmf-0001",
+        "session_id": "ses-0007",
+        "submitted_at": "2025-03-07T10:15:00Z",
+        "submitted_by": "co-north",
+        "confirmation": "REMS-2025-000123",
     },
 }
 
@@ -223,6 +253,7 @@ PRODUCERS: dict[str, str] = {
         ["NotificationSent", "NotificationFailed", "AlertAcknowledged", "AlertEscalated"],
         "notifications",
     ),
+    **dict.fromkeys(["PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted"], "records"),
 }
 
 

@@ -54,6 +54,7 @@ CONTRACT_TOPICS: dict[str, list[str]] = {
         "AlertAcknowledged",
         "AlertEscalated",
     ],
+    "kap.records.events.v1": ["PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted"],
 }
 CONTRACT_TOPIC_OF = {et: topic for topic, types in CONTRACT_TOPICS.items() for et in types}
 

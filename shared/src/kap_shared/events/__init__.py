@@ -14,6 +14,7 @@ from .monitoring import (
     VitalsRecorded,
 )
 from .notifications import AlertAcknowledged, AlertEscalated, NotificationFailed, NotificationSent
+from .records import PmfOpened, PmfOverdue, PmfReminder, PmfSubmitted
 from .scheduling import (
     IntegrationOverdue,
     PhaseAdvanced,
@@ -43,6 +44,10 @@ __all__ = [
     "PatientScreened",
     "Payload",
     "PhaseAdvanced",
+    "PmfOpened",
+    "PmfOverdue",
+    "PmfReminder",
+    "PmfSubmitted",
     "SafetyConcernRaised",
     "SessionCancelled",
     "SessionCheckedIn",

@@ -11,13 +11,14 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
 
-from . import intake, monitoring, notifications, scheduling
+from . import intake, monitoring, notifications, records, scheduling
 from .envelope import Envelope
 from .topics import (
     INTAKE_EVENTS,
     MONITORING_EVENTS,
     MONITORING_VITALS,
     NOTIFICATIONS_EVENTS,
+    RECORDS_EVENTS,
     SCHEDULING_EVENTS,
 )
 
@@ -48,6 +49,12 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[Envelope], ...]] = {
         notifications.NotificationFailed,
         notifications.AlertAcknowledged,
         notifications.AlertEscalated,
+    ),
+    RECORDS_EVENTS: (
+        records.PmfOpened,
+        records.PmfReminder,
+        records.PmfOverdue,
+        records.PmfSubmitted,
     ),
 }
 

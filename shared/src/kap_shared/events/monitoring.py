@@ -52,6 +52,7 @@ class DoseAdministeredData(Payload):
     agent: Agent
     dose_mg: float = Field(gt=0)
     device_number: int | None = Field(default=None, ge=1, le=3)
+    lot_number: str | None = Field(default=None, max_length=64)  # CONTRACT 6.2, for the REMS PMF
 
 
 class VitalsAlertData(Payload):
@@ -82,6 +83,7 @@ class DischargeClearedData(Payload):
     first_dose_at: AwareDatetime
     cleared_at: AwareDatetime
     observed_minutes: float = Field(ge=0)
+    signed_by: str | None = None  # CONTRACT 6.2: the clinician whose assessment signed it
 
 
 class OutcomeRecordedData(Payload):
@@ -98,6 +100,7 @@ class SafetyConcernRaisedData(Payload):
     source: str
     value: float
     severity: Severity
+    rule_id: str | None = None  # CONTRACT 6.2, e.g. MBC-1
 
 
 class VitalsRecorded(Envelope):

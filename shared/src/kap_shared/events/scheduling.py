@@ -30,6 +30,7 @@ class SessionScheduledData(Payload):
     room_id: str
     prescriber_id: str | None = None
     therapist_id: str
+    nurse_id: str | None = None  # CONTRACT 6.2
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> Self:
@@ -74,6 +75,7 @@ class IntegrationOverdueData(Payload):
     dosing_session_id: str
     due_by: AwareDatetime
     therapist_id: str
+    rule_id: str | None = None  # CONTRACT 6.2: KAP-2
 
 
 class TreatmentPlanCreated(Envelope):

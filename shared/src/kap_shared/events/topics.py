@@ -5,6 +5,7 @@ SCHEDULING_EVENTS = "kap.scheduling.events.v1"
 MONITORING_VITALS = "kap.monitoring.vitals.v1"
 MONITORING_EVENTS = "kap.monitoring.events.v1"
 NOTIFICATIONS_EVENTS = "kap.notifications.events.v1"
+RECORDS_EVENTS = "kap.records.events.v1"  # CONTRACT 6.2
 
 ALL_TOPICS = (
     INTAKE_EVENTS,
@@ -12,6 +13,7 @@ ALL_TOPICS = (
     MONITORING_VITALS,
     MONITORING_EVENTS,
     NOTIFICATIONS_EVENTS,
+    RECORDS_EVENTS,
 )
 
 
