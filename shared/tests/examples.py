@@ -103,6 +103,12 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "therapist_id": "th-grace",
         "rule_id": "KAP-2",
     },
+    "InductionReviewDue": {
+        "plan_id": "plan-0001",
+        "prescriber_id": "dr-ada",
+        "dosing_sessions_completed": 8,
+        "rule_id": "SPR-SCH-1",
+    },
     # --- kap.monitoring.vitals.v1 ---------------------------------------------
     "VitalsRecorded": {
         "session_id": "ses-0003",
@@ -115,6 +121,8 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "respiratory_rate": 14,
         "sedation_moaas": 4,
         "symptoms": ["severe_headache"],
+        "dissociation": "mild",
+        "cadss_total": 12,
     },
     # --- kap.monitoring.events.v1 ---------------------------------------------
     "DoseAdministered": {
@@ -125,6 +133,9 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "dose_mg": 28.0,
         "device_number": 1,
         "lot_number": "LOT-A1234",
+        "charted_at": "2025-03-05T09:02:30Z",
+        "dosing_ended_at": None,
+        "concomitant_medications": ["benzodiazepine"],
     },
     "VitalsAlert": {
         "alert_id": "al-0009",
@@ -233,6 +244,7 @@ PRODUCERS: dict[str, str] = {
             "SessionCompleted",
             "PhaseAdvanced",
             "IntegrationOverdue",
+            "InductionReviewDue",
         ],
         "scheduling",
     ),

@@ -37,6 +37,7 @@ CONTRACT_TOPICS: dict[str, list[str]] = {
         "SessionCompleted",
         "PhaseAdvanced",
         "IntegrationOverdue",
+        "InductionReviewDue",
     ],
     "kap.monitoring.vitals.v1": ["VitalsRecorded"],
     "kap.monitoring.events.v1": [

@@ -369,7 +369,12 @@ async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_
         mine = events.of_patient(patient_id)
         [outcome] = [e for e in mine if e["event_type"] == "OutcomeRecorded"]
         [concern] = [e for e in mine if e["event_type"] == "SafetyConcernRaised"]
-        assert concern["data"] == {"source": "PHQ-9 item 9", "value": 1.0, "severity": "critical"}
+        assert concern["data"] == {
+            "source": "PHQ-9 item 9",
+            "value": 1.0,
+            "severity": "critical",
+            "rule_id": "MBC-1",
+        }
         assert concern["causation_id"] == outcome["event_id"]
         assert outcome["data"]["baseline_total"] == 16
         assert concern["site_id"] == clinic.site_id

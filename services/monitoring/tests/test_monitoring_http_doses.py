@@ -61,6 +61,11 @@ def test_a_dose_is_recorded_and_published(
         "agent": "esketamine",
         "dose_mg": 28.0,
         "device_number": 1,
+        # Optional fields this request did not carry (CONTRACT 6.2 and additive ones).
+        "lot_number": None,
+        "charted_at": None,
+        "dosing_ended_at": None,
+        "concomitant_medications": None,
     }
     assert (event["producer"], event["patient_id"], event["site_id"]) == (
         "monitoring",

@@ -57,6 +57,7 @@ def test_KAP_2_integration_overdue_when_the_deadline_passes(
         "dosing_session_id": dosing["session_id"],
         "due_by": due_by.isoformat().replace("+00:00", "Z"),
         "therapist_id": "th-ben",
+        "rule_id": "KAP-2",
     }
     assert overdue["causation_id"] == completed["event_id"]
     assert overdue["correlation_id"] == "episode-pt-1"

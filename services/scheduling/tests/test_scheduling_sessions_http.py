@@ -66,6 +66,7 @@ def test_book_preparation_session_201_stores_it_and_emits_session_scheduled(
         "room_id": "room-a1",
         "prescriber_id": None,
         "therapist_id": "th-ben",
+        "nurse_id": None,
     }
     assert (scheduled["producer"], scheduled["patient_id"], scheduled["site_id"]) == (
         "scheduling",

@@ -16,6 +16,7 @@ from .monitoring import (
 from .notifications import AlertAcknowledged, AlertEscalated, NotificationFailed, NotificationSent
 from .records import PmfOpened, PmfOverdue, PmfReminder, PmfSubmitted
 from .scheduling import (
+    InductionReviewDue,
     IntegrationOverdue,
     PhaseAdvanced,
     SessionCancelled,
@@ -35,6 +36,7 @@ __all__ = [
     "DischargeCleared",
     "DoseAdministered",
     "Envelope",
+    "InductionReviewDue",
     "IntegrationOverdue",
     "NotificationFailed",
     "NotificationSent",

@@ -33,6 +33,7 @@ EVENTS_BY_TOPIC: dict[str, tuple[type[Envelope], ...]] = {
         scheduling.SessionCompleted,
         scheduling.PhaseAdvanced,
         scheduling.IntegrationOverdue,
+        scheduling.InductionReviewDue,
     ),
     MONITORING_VITALS: (monitoring.VitalsRecorded,),
     MONITORING_EVENTS: (

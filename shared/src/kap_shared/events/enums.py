@@ -64,3 +64,23 @@ class Channel(StrEnum):
     EMAIL = "email"
     SMS = "sms"
     IN_APP = "in_app"
+
+
+class ConcomitantMedicationClass(StrEnum):
+    """SPR-PRE-7: sedating or BP-changing classes asked about at each esketamine session
+    (REMS Patient Monitoring Form; opioids added by the current form)."""
+
+    BENZODIAZEPINE = "benzodiazepine"
+    NON_BENZODIAZEPINE_SEDATIVE_HYPNOTIC = "non_benzodiazepine_sedative_hypnotic"
+    PSYCHOSTIMULANT = "psychostimulant"
+    MAOI = "maoi"
+    OPIOID = "opioid"
+
+
+class Dissociation(StrEnum):
+    """A coded dissociation/confusion assessment (SPR-GOAL); `none` means resolved."""
+
+    NONE = "none"
+    MILD = "mild"
+    MODERATE = "moderate"
+    SEVERE = "severe"

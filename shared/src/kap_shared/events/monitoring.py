@@ -7,7 +7,7 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from .enums import Agent, Instrument, Route, Severity
+from .enums import Agent, ConcomitantMedicationClass, Dissociation, Instrument, Route, Severity
 from .envelope import Envelope, Payload
 from .topics import MONITORING_EVENTS, MONITORING_VITALS
 
@@ -31,6 +31,9 @@ class VitalsReading(Payload):
     respiratory_rate: int | None = Field(default=None, ge=0, lt=100)
     sedation_moaas: int | None = Field(default=None, ge=0, le=5)
     symptoms: list[str] = Field(default_factory=list)
+    # Optional assessments (additive): dissociation/confusion, coded, optionally a CADSS total.
+    dissociation: Dissociation | None = None
+    cadss_total: int | None = Field(default=None, ge=0, le=92)
 
     @model_validator(mode="after")
     def _at_least_one_metric(self) -> Self:
@@ -53,6 +56,12 @@ class DoseAdministeredData(Payload):
     dose_mg: float = Field(gt=0)
     device_number: int | None = Field(default=None, ge=1, le=3)
     lot_number: str | None = Field(default=None, max_length=64)  # CONTRACT 6.2, for the REMS PMF
+    # Optional (additive): when it was charted (administered_at may be earlier, never later),
+    # the end of an infusion/injection (KET-DIS-6 counts from it), and SPR-PRE-7's classes
+    # taken that day (an empty list: asked, none taken; absent: not recorded).
+    charted_at: AwareDatetime | None = None
+    dosing_ended_at: AwareDatetime | None = None
+    concomitant_medications: list[ConcomitantMedicationClass] | None = None
 
 
 class VitalsAlertData(Payload):

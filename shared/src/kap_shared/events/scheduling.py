@@ -124,3 +124,19 @@ class IntegrationOverdue(Envelope):
     topic: ClassVar[str] = SCHEDULING_EVENTS
     event_type: Literal["IntegrationOverdue"] = "IntegrationOverdue"
     data: IntegrationOverdueData
+
+
+class InductionReviewDueData(Payload):
+    """SPR-SCH-1: induction complete (8th dosing session, or the end of week 4):
+    the prescriber evaluates the benefit before treatment continues."""
+
+    plan_id: str
+    prescriber_id: str
+    dosing_sessions_completed: int = Field(ge=0)
+    rule_id: str = "SPR-SCH-1"
+
+
+class InductionReviewDue(Envelope):
+    topic: ClassVar[str] = SCHEDULING_EVENTS
+    event_type: Literal["InductionReviewDue"] = "InductionReviewDue"
+    data: InductionReviewDueData

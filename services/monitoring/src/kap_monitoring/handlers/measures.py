@@ -137,7 +137,9 @@ async def record_measure(
                 SafetyConcernRaised(
                     **envelope,
                     causation_id=str(recorded.event_id),
-                    data=SafetyConcernRaisedData(source=PHQ9_ITEM9, value=item9, severity=concern),
+                    data=SafetyConcernRaisedData(
+                        source=PHQ9_ITEM9, value=item9, severity=concern, rule_id="MBC-1"
+                    ),
                 )
             )
     await uow.commit()

@@ -42,6 +42,7 @@ async def on_integration_due(job: ScheduledJob, uow: UnitOfWork) -> None:
                 dosing_session_id=deadline.dosing_session_id,
                 due_by=deadline.due_by,
                 therapist_id=deadline.therapist_id,
+                rule_id="KAP-2",
             ),
         )
     )
