@@ -91,6 +91,11 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "session_id": "ses-0003",
         "phase": "dosing",
         "completed_at": "2025-03-05T11:21:00Z",
+        "plan_id": "plan-0001",
+        "integration_due_by": "2025-03-08T11:21:00Z",
+        "dosing_sessions_completed": 1,
+        "planned_dosing_sessions": 8,
+        "open_dosing_holds": 0,
     },
     "PhaseAdvanced": {
         "plan_id": "plan-0001",

@@ -161,3 +161,21 @@ class TestPerSiteDeadline:
         assert fire_timers(completed_at + timedelta(minutes=29)) == 0
         assert fire_timers(completed_at + timedelta(minutes=30)) == 1
         assert len(overdue_events(outbox)) == 1
+
+
+def test_KAP_2_dosing_session_completed_carries_its_integration_deadline(
+    world: World, outbox: Outbox
+) -> None:
+    """Issue 11: notifications tells the therapist the deadline from the event itself."""
+    world.prepared()
+    dosing = world.session("dosing", world.at(0, "09:00", week=1))
+    completed = next(
+        e
+        for e in outbox()
+        if e["event_type"] == "SessionCompleted" and e["data"]["session_id"] == dosing["session_id"]
+    )
+    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    assert datetime.fromisoformat(completed["data"]["integration_due_by"]) == due_by
+    assert completed["data"]["dosing_sessions_completed"] == 1
+    assert completed["data"]["planned_dosing_sessions"] >= 1
+    assert completed["data"]["open_dosing_holds"] == 0

@@ -382,6 +382,12 @@ def test_complete_emits_session_completed(world: World, outbox: Outbox) -> None:
         "session_id": session["session_id"],
         "phase": "preparation",
         "completed_at": world.at(0, "10:00").isoformat().replace("+00:00", "Z"),
+        # Handoff facts for notifications (issue 11): no integration owed after preparation.
+        "plan_id": session["plan_id"],
+        "integration_due_by": None,
+        "dosing_sessions_completed": 0,
+        "planned_dosing_sessions": 6,
+        "open_dosing_holds": 0,
     }
 
 

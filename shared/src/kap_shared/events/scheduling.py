@@ -63,6 +63,15 @@ class SessionCompletedData(Payload):
     session_id: str
     phase: Phase
     completed_at: AwareDatetime
+    # Optional facts for the handoffs notifications routes (issue 11); absent = not told.
+    plan_id: str | None = None
+    # KAP-2: the integration session owed after a dosing session is due by then.
+    integration_due_by: AwareDatetime | None = None
+    # Phase progress: the plan's completed dosing sessions (this one included) and planned.
+    dosing_sessions_completed: int | None = Field(default=None, ge=0)
+    planned_dosing_sessions: int | None = Field(default=None, ge=1)
+    # Safety holds on dosing still open (SCH-HOLD-1): 0 = the next dose is not on hold.
+    open_dosing_holds: int | None = Field(default=None, ge=0)
 
 
 class PhaseAdvancedData(Payload):

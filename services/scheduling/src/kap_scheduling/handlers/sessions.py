@@ -362,25 +362,37 @@ async def complete_session(
     plan = await _plan_of(uow, row)
     row.status = SessionStatus.COMPLETED.value
     row.completed_at, row.completed_by = now, by.sub
+    uow.session.add(row)
+    sessions = await repo.patient_sessions(uow.session, row.patient_id)
+    completed_dosing = sum(
+        1
+        for s in sessions
+        if s.plan_id == plan.plan_id
+        and s.phase == Phase.DOSING.value
+        and s.status == SessionStatus.COMPLETED.value
+    )
+    rules = site_rules.for_site(row.site_id)
+    dosing = row.phase == Phase.DOSING.value
     done = SessionCompleted(
         **plan_fields(plan, occurred_at=now),
         data=SessionCompletedData(
-            session_id=row.session_id, phase=Phase(row.phase), completed_at=now
+            session_id=row.session_id,
+            phase=Phase(row.phase),
+            completed_at=now,
+            # Handoff facts for notifications (issue 11).
+            plan_id=plan.plan_id,
+            integration_due_by=(
+                lifecycle.integration_due_by(Route(plan.route), now, rules) if dosing else None
+            ),
+            dosing_sessions_completed=completed_dosing,
+            planned_dosing_sessions=plan.planned_dosing_sessions,
+            open_dosing_holds=len(await repo.open_holds(uow.session, row.patient_id)),
         ),
     )
     row.completed_event_id = str(done.event_id)
-    uow.session.add(row)
     uow.publish(done)
-    if row.phase == Phase.DOSING.value:
-        await _integration_due(uow, plan, row, site_rules.for_site(row.site_id), now)
-        sessions = await repo.patient_sessions(uow.session, row.patient_id)
-        completed_dosing = sum(
-            1
-            for s in sessions
-            if s.plan_id == plan.plan_id
-            and s.phase == Phase.DOSING.value
-            and s.status == SessionStatus.COMPLETED.value
-        )
+    if dosing:
+        await _integration_due(uow, plan, row, rules, now)
         to_phase = lifecycle.phase_after_completion(
             repo.to_plan(plan), repo.to_slot(row), completed_dosing
         )
