@@ -18,6 +18,7 @@ from .config import NotificationsSettings
 from .entrypoints.http import router
 from .entrypoints.stream import event_handlers, timer_handlers
 from .handlers.delivery import DeliveryWorker
+from .handlers.handoffs import Handoffs
 from .handlers.notify import Notifier
 
 # The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
@@ -53,6 +54,7 @@ def build(settings: NotificationsSettings | None = None) -> FastAPI:
         wake_delivery=worker.notify,
         metrics=metrics,
     )
+    notifier.extensions.append(Handoffs(notifier))  # the handoff rows (issue 11)
     runtime.consume(event_handlers(notifier))
     runtime.timers(timer_handlers(notifier))
     app = runtime.http_app(

@@ -26,8 +26,11 @@ __all__ = [
     "REGISTRY",
     "Alert",
     "CareTeam",
+    "DigestItem",
     "EscalationPolicy",
+    "IntegrationWindow",
     "Notification",
+    "PatientProgress",
     "Recipient",
     "RecipientSite",
     "SessionTeam",
@@ -182,3 +185,62 @@ class Alert(NotificationsTable, table=True):
     acknowledged_at: datetime | None = None
     acknowledged_notification_id: str | None = Field(default=None, max_length=36)
     closed_at: datetime | None = None
+
+
+# -- handoffs across phases (issue 11) ----------------------------------------------------------
+
+# IntegrationWindow.status
+SETTLED = "settled"
+
+
+class IntegrationWindow(NotificationsTable, table=True):
+    """KAP-2: the integration session owed after a dosing session, as the therapist
+    is told about it (opened by SessionCompleted or DischargeCleared, whichever
+    arrives first; settled by booking the patient's integration session)."""
+
+    __tablename__ = "integration_windows"
+
+    dosing_session_id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(max_length=64, index=True)
+    site_id: str = Field(max_length=64)
+    correlation_id: str = Field(max_length=128)
+    therapist_id: str | None = Field(default=None, max_length=64)
+    opened_at: datetime
+    due_by: datetime | None = None
+    notified_at: datetime | None = None
+    status: str = Field(default=OPEN, max_length=16, index=True)
+
+
+class PatientProgress(NotificationsTable, table=True):
+    """What the outcome handoffs remember per patient: the last total per instrument
+    (MBC-2/MBC-4 compare with it), response/remission already told (MBC-3), and the
+    end-of-induction review (SPR-SCH-1)."""
+
+    __tablename__ = "patient_progress"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    last_totals: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    # The latest PHQ-9 outcome: {total, baseline_total, change_pct, response, remission}.
+    latest_phq9: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    response_told: bool = False
+    remission_told: bool = False
+    induction_review_at: datetime | None = None
+    no_response_told: bool = False
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class DigestItem(NotificationsTable, table=True):
+    """A routine handoff waiting for its recipient's next digest (in-app and email)."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (Index("ix_digest_items_open", "site_id", "digested_at"),)
+
+    notification_id: str = Field(primary_key=True, max_length=36)
+    recipient_id: str = Field(max_length=64)
+    site_id: str = Field(max_length=64)
+    patient_id: str = Field(max_length=64)
+    rule: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utc_now)
+    digested_at: datetime | None = None

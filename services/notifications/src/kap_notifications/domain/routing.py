@@ -90,6 +90,11 @@ class Audience(StrEnum):
     SITE_PRESCRIBERS = "the site's prescribers"
     EVENT_THERAPIST = "the event's therapist"
     OBSERVER = "the site's nurses, else the session's therapist"
+    # Handoffs (issue 11), resolved by handlers/handoffs.py from the care-team view.
+    PLAN_THERAPIST = "the plan's therapist"
+    PLAN_PRESCRIBER = "the plan's prescriber"
+    EVENT_PRESCRIBER = "the event's prescriber"
+    EACH_CLINICIAN = "each clinician with routine handoffs waiting"
 
 
 class EscalationKind(StrEnum):
@@ -214,7 +219,109 @@ ROUTING_TABLE: tuple[Rule, ...] = (
         (IN_APP,),
     ),
 )
-RULES: dict[str, Rule] = {rule.key: rule for rule in ROUTING_TABLE}
+# Handoffs across phases (issue 11): one contiguous block, handled in handlers/handoffs.py.
+# Routine rows go to the inbox at once and wait for the recipient's daily digest
+# (in-app and email) instead of paging; urgent rows go at once on every channel.
+HANDOFF_TABLE: tuple[Rule, ...] = (
+    Rule(
+        "integration-window",
+        "SessionCompleted | DischargeCleared",
+        "a dosing session ended, first of the two (KAP-2 window with its deadline)",
+        Audience.PLAN_THERAPIST,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "integration-warning",
+        "timer integration-warning",
+        "48 h after the dosing session ended, no integration session booked (KAP-2)",
+        Audience.PLAN_THERAPIST,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "integration-completed",
+        "SessionCompleted",
+        "integration session, the next dose is clear (no open dosing hold)",
+        Audience.PLAN_PRESCRIBER,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "integration-completed-hold",
+        "SessionCompleted",
+        "integration session, dosing on hold (SCH-HOLD-1)",
+        Audience.PLAN_PRESCRIBER,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "phase-advanced",
+        "PhaseAdvanced",
+        "always (to integration: the dosing course is complete)",
+        Audience.PATIENT_TEAM,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "outcome-remission",
+        "OutcomeRecorded",
+        "PHQ-9 remission against baseline, first time (MBC-3)",
+        Audience.PATIENT_TEAM,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "outcome-response",
+        "OutcomeRecorded",
+        "PHQ-9 response against baseline, first time (MBC-3)",
+        Audience.PATIENT_TEAM,
+        Priority.ROUTINE,
+        (IN_APP,),
+    ),
+    Rule(
+        "outcome-worsening-phq9",
+        "OutcomeRecorded",
+        "PHQ-9 total >= 20 or a rise >= 5 from the previous one (MBC-2)",
+        Audience.PATIENT_TEAM,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "outcome-worsening",
+        "OutcomeRecorded",
+        "GAD-7 total >= 15, or PCL-5 rise >= 10 (MBC-4)",
+        Audience.PLAN_THERAPIST,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "induction-no-response",
+        "OutcomeRecorded",
+        "PHQ-9 without response after the end of induction (SPR-SCH-1, MBC-3)",
+        Audience.PLAN_PRESCRIBER,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "induction-review",
+        "InductionReviewDue",
+        "always (SPR-SCH-1), with the latest PHQ-9 against baseline if known",
+        Audience.EVENT_PRESCRIBER,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "digest",
+        "timer digest",
+        "at the site's digest time, for each clinician with routine handoffs waiting",
+        Audience.EACH_CLINICIAN,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+)
+
+RULES: dict[str, Rule] = {rule.key: rule for rule in ROUTING_TABLE + HANDOFF_TABLE}
 
 
 # -- routing context -----------------------------------------------------------------------

@@ -7,7 +7,9 @@ through RULES_FILE (kap_shared.rules.SiteRules), e.g.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class NotificationRules(BaseModel):
@@ -19,3 +21,33 @@ class NotificationRules(BaseModel):
     # A critical alert at a site with no escalation levels still escalates, to the
     # site's coordinators, after this long. null disables the safety net.
     stat_fallback_escalation_seconds: int | None = Field(default=300, ge=1)
+
+    # -- handoffs across phases (issue 11) ----------------------------------------------------
+    # KAP-2 "warn at 48 h": the therapist is warned this long after the dosing session
+    # ended (discharge or completion) if no integration session is booked by then.
+    integration_warning_after_seconds: int = Field(default=48 * 3600, ge=1)
+    # A discharge (DischargeCleared) usually precedes the session's completion, which
+    # carries the KAP-2 deadline; the window is told without it if the completion has
+    # not arrived this long after the discharge.
+    integration_window_grace_seconds: int = Field(default=900, ge=1)
+    # The daily digest of routine handoffs (in-app and email): the site's local time,
+    # its IANA zone, and the period (86400: once a day; shorter only in tests).
+    digest_local_time: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest_timezone: str = "UTC"
+    digest_period_seconds: int = Field(default=86_400, ge=1)
+    # MBC-2: PHQ-9 total at or above this, or a rise of at least this from the previous
+    # PHQ-9, is a worsening the care team hears about at once. [K]
+    mbc2_phq9_total: float = 20
+    mbc2_phq9_rise: float = 5
+    # MBC-4: GAD-7 total at or above this, or a PCL-5 rise of at least this -> therapist.
+    mbc4_gad7_total: float = 15
+    mbc4_pcl5_rise: float = 10
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value

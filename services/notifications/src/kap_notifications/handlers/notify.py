@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -93,6 +94,15 @@ class Source:
     correlation_id: str
 
 
+class Extension(Protocol):
+    """Further rows handled in their own module (e.g. handoffs.Handoffs): its event
+    handlers take precedence over on_event for the types they name."""
+
+    def handlers(self) -> dict[type, EventHandler]: ...
+
+    def timer_handlers(self) -> dict[str, timers.TimerHandler]: ...
+
+
 @dataclass
 class Notifier:
     rules: SiteRules[NotificationRules]
@@ -100,12 +110,19 @@ class Notifier:
     wake_delivery: Callable[[], None] = lambda: None
     clock: Callable[[], datetime] = utc_now
     metrics: NotificationMetrics | None = field(default=None)
+    extensions: list[Extension] = field(default_factory=list)
 
     def handlers(self) -> dict[type, EventHandler]:
-        return dict.fromkeys(CONSUMED, self.on_event)
+        handlers: dict[type, EventHandler] = dict.fromkeys(CONSUMED, self.on_event)
+        for extension in self.extensions:
+            handlers |= extension.handlers()
+        return handlers
 
     def timer_handlers(self) -> dict[str, timers.TimerHandler]:
-        return {ESCALATION_TIMER: self.escalate}
+        handlers: dict[str, timers.TimerHandler] = {ESCALATION_TIMER: self.escalate}
+        for extension in self.extensions:
+            handlers |= extension.timer_handlers()
+        return handlers
 
     # -- events ------------------------------------------------------------------------------
 
