@@ -2,7 +2,7 @@
 and one esketamine patient through preparation, dosing and integration, driven over
 HTTP (intake, scheduling, monitoring), with each clinician's inbox checked after
 each step: the right handoff, once, to the right person, at the right priority, and
-nothing for the clinician who does not need it.
+nothing for the clinician who does not need it; and the patient's measurement schedule.
 
 `site-handoffs` has shortened timers in tests/rules/notifications.json (the KAP-2
 warning 6 s after the dosing session ended instead of 48 h; a digest every 15 s) and
@@ -169,6 +169,15 @@ async def patient_course(
     planned = 12 if esketamine else 6
     assert f"dosing 1/{planned}" in done["body"]
     assert "next dose clear to go ahead" in done["body"]
+
+    # The measurement schedule (rulebook 3.2): PHQ-9 reset by the dosing session, due
+    # before the next dosing session only once booked that far ahead.
+    schedule = await inboxes.api.request(
+        "GET", f"/patients/{patient_id}/measurement-schedule", as_=site.as_(th)
+    )
+    assert schedule.status_code == 200, schedule.text
+    [phq9] = schedule.json()["measures"]
+    assert (phq9["instrument"], phq9["overdue"]) == ("PHQ-9", False)
 
     if not esketamine:
         # Baseline PHQ-9 16 -> 8: response (MBC-3) for both.

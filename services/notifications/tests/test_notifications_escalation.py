@@ -132,7 +132,9 @@ def test_acknowledgement_stops_the_escalation(h: Harness) -> None:
     assert rows(h.db, "SELECT status, acknowledged_by, level FROM alerts") == [
         ("acknowledged", "rx-ada", 0)
     ]
-    assert rows(h.db, "SELECT status FROM scheduled_jobs") == [("cancelled",)]
+    assert rows(h.db, "SELECT status FROM scheduled_jobs WHERE kind = 'escalation'") == [
+        ("cancelled",)
+    ]
     [ack] = h.outbox("AlertAcknowledged")
     assert ack["data"]["source_event_id"] == alert_id
 
@@ -200,7 +202,7 @@ class TestWithoutFallback:
 
     def test_no_levels_and_no_fallback_means_no_timer(self, h: Harness) -> None:
         _raise_alert(h)
-        assert rows(h.db, "SELECT count(*) FROM scheduled_jobs") == [(0,)]
+        assert rows(h.db, "SELECT count(*) FROM scheduled_jobs WHERE kind = 'escalation'") == [(0,)]
         assert rows(h.db, "SELECT status, levels FROM alerts") == [("open", "[]")]
 
 

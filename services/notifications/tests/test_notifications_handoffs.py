@@ -17,6 +17,7 @@ from kap_shared.events import (
     OutcomeRecorded,
     PhaseAdvanced,
     SessionCompleted,
+    SessionScheduled,
 )
 from kap_shared.events.enums import Instrument, Phase
 from kap_shared.events.monitoring import DischargeClearedData, OutcomeRecordedData
@@ -24,8 +25,9 @@ from kap_shared.events.scheduling import (
     InductionReviewDueData,
     PhaseAdvancedData,
     SessionCompletedData,
+    SessionScheduledData,
 )
-from kap_shared.testing import rows
+from kap_shared.testing import rows, token
 
 from . import factories as f
 from .conftest import Harness, ts
@@ -452,6 +454,109 @@ def test_a_short_digest_period_for_tests() -> None:
     assert next_digest_at(now, rules) == datetime(2030, 1, 15, 15, 0, 5, tzinfo=UTC)
 
 
+def test_digest_zone_must_be_a_known_iana_zone() -> None:
+    with pytest.raises(ValueError, match="digest_timezone"):
+        NotificationRules(digest_timezone="Mars/Olympus")
+
+
+# -- the measurement schedule (rulebook 3.2) ------------------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+def _booked(session_id: str, therapist: str, starts: datetime, phase_: Phase) -> SessionScheduled:
+    return SessionScheduled(
+        **_env("scheduling"),
+        data=SessionScheduledData(
+            session_id=session_id,
+            plan_id="plan-1",
+            phase=phase_,
+            sequence=2,
+            starts_at=starts,
+            ends_at=starts + timedelta(hours=2),
+            room_id="room-1",
+            prescriber_id=PRESCRIBER,
+            therapist_id=therapist,
+        ),
+    )
+
+
+def _phq9_due(h: Harness) -> datetime:
+    [(due,)] = rows(h.db, "SELECT due_at FROM measure_schedules WHERE instrument = 'PHQ-9'")
+    return ts(due)
+
+
+def test_phq9_falls_due_14_days_after_the_plan_for_the_plan_therapist(team: Harness) -> None:
+    due = _phq9_due(team)
+    assert CLOCK_START + 14 * DAY <= due < CLOCK_START + 14 * DAY + timedelta(seconds=1)
+    team.clock.set(due - timedelta(milliseconds=1))
+    team.fire_timers()
+    assert told(team, "Measure due") == []
+    team.clock.set(due)
+    team.fire_timers()
+    assert told(team, "Measure due") == [(THERAPIST, "in_app", "routine")]
+    [n] = handoffs(team, "Measure due")
+    assert "PHQ-9 is due (every 14 days" in n["body"]
+
+
+def test_measure_due_reaches_the_clinician_who_sees_the_patient_next(team: Harness) -> None:
+    team.put_recipient("th-cover", role="therapist")
+    team.deliver(_booked("sess-7", "th-cover", CLOCK_START + 20 * DAY, Phase.INTEGRATION))
+    team.clock.set(_phq9_due(team))
+    team.fire_timers()
+    assert told(team, "Measure due") == [("th-cover", "in_app", "routine")]
+
+
+def test_a_treatment_session_resets_the_measurement_clock(team: Harness) -> None:
+    first_due = _phq9_due(team)
+    team.clock.set(CLOCK_START + 10 * DAY)
+    team.deliver(completed(at=CLOCK_START + 10 * DAY))
+    assert _phq9_due(team) >= CLOCK_START + 24 * DAY
+    team.clock.set(first_due)
+    team.fire_timers()
+    assert told(team, "Measure due") == []
+
+
+def test_a_measure_resets_its_own_clock_and_starts_gad7(team: Harness) -> None:
+    team.clock.set(CLOCK_START + 5 * DAY)
+    team.deliver(outcome(12, Instrument.GAD7))
+    [(due,)] = rows(team.db, "SELECT due_at FROM measure_schedules WHERE instrument = 'GAD-7'")
+    assert ts(due) >= CLOCK_START + 19 * DAY
+    assert _phq9_due(team) < CLOCK_START + 15 * DAY  # a GAD-7 does not reset the PHQ-9
+
+
+def test_schedule_view_shows_a_measure_due_before_the_next_dosing(team: Harness) -> None:
+    team.deliver(_booked("sess-8", THERAPIST, CLOCK_START + 16 * DAY, Phase.DOSING))
+    response = team.client.get(
+        f"/patients/{f.PATIENT}/measurement-schedule",
+        headers=token(THERAPIST, "therapist", [f.SITE]),
+    )
+    assert response.status_code == 200, response.text
+    view = response.json()
+    assert view["next_dosing_session_id"] == "sess-8"
+    [phq9] = view["measures"]
+    assert (phq9["instrument"], phq9["overdue"], phq9["due_before_next_dosing"]) == (
+        "PHQ-9",
+        False,
+        True,
+    )
+    team.clock.set(CLOCK_START + 15 * DAY)
+    [phq9] = team.client.get(
+        f"/patients/{f.PATIENT}/measurement-schedule",
+        headers=token(THERAPIST, "therapist", [f.SITE]),
+    ).json()["measures"]
+    assert phq9["overdue"] is True
+
+
+def test_schedule_view_is_404_unknown_and_403_for_another_site(team: Harness) -> None:
+    path = f"/patients/{f.PATIENT}/measurement-schedule"
+    assert team.client.get(path, headers=token("th-x", "therapist", ["site-b"])).status_code == 403
+    unknown = team.client.get(
+        "/patients/pt-none/measurement-schedule", headers=token(THERAPIST, "therapist", [f.SITE])
+    )
+    assert unknown.status_code == 404
+
+
 # Each handoff row and the test that proves it.
 COVERED = {
     "integration-window": test_KAP_2_dosing_completed_tells_the_therapist_the_window_and_deadline,
@@ -466,13 +571,9 @@ COVERED = {
     "induction-no-response": test_SPR_SCH_1_no_response_after_the_review_is_an_urgent_task,
     "induction-review": test_SPR_SCH_1_induction_review_is_urgent_with_the_latest_no_response,
     "digest": test_digest_collects_routine_handoffs_per_clinician_at_the_site_time,
+    "measure-due": test_phq9_falls_due_14_days_after_the_plan_for_the_plan_therapist,
 }
 
 
 def test_every_handoff_row_is_exercised() -> None:
     assert set(COVERED) == {rule.key for rule in HANDOFF_TABLE}
-
-
-def test_digest_zone_must_be_a_known_iana_zone() -> None:
-    with pytest.raises(ValueError, match="digest_timezone"):
-        NotificationRules(digest_timezone="Mars/Olympus")

@@ -29,6 +29,7 @@ __all__ = [
     "DigestItem",
     "EscalationPolicy",
     "IntegrationWindow",
+    "MeasureSchedule",
     "Notification",
     "PatientProgress",
     "Recipient",
@@ -244,3 +245,17 @@ class DigestItem(NotificationsTable, table=True):
     rule: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
     digested_at: datetime | None = None
+
+
+class MeasureSchedule(NotificationsTable, table=True):
+    """When the patient's next PHQ-9 / GAD-7 / PCL-5 is due (rulebook 3.2): reset by
+    each treatment session and by each measure of that instrument."""
+
+    __tablename__ = "measure_schedules"
+
+    patient_id: str = Field(primary_key=True, max_length=64)
+    instrument: str = Field(primary_key=True, max_length=16)
+    site_id: str = Field(max_length=64)
+    correlation_id: str = Field(max_length=128)
+    due_at: datetime
+    reset_at: datetime

@@ -95,6 +95,7 @@ class Audience(StrEnum):
     PLAN_PRESCRIBER = "the plan's prescriber"
     EVENT_PRESCRIBER = "the event's prescriber"
     EACH_CLINICIAN = "each clinician with routine handoffs waiting"
+    NEXT_CLINICIAN = "the therapist of the patient's next session, else the plan's therapist"
 
 
 class EscalationKind(StrEnum):
@@ -310,6 +311,14 @@ HANDOFF_TABLE: tuple[Rule, ...] = (
         Audience.EVENT_PRESCRIBER,
         Priority.URGENT,
         (IN_APP, EMAIL),
+    ),
+    Rule(
+        "measure-due",
+        "timer measure-due",
+        "a PHQ-9 / GAD-7 / PCL-5 falls due (rulebook 3.2; reset by treatment and by measuring)",
+        Audience.NEXT_CLINICIAN,
+        Priority.ROUTINE,
+        (IN_APP,),
     ),
     Rule(
         "digest",

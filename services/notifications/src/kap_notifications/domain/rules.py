@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kap_shared.events.enums import Instrument
+
 
 class NotificationRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,6 +44,17 @@ class NotificationRules(BaseModel):
     # MBC-4: GAD-7 total at or above this, or a PCL-5 rise of at least this -> therapist.
     mbc4_gad7_total: float = 15
     mbc4_pcl5_rise: float = 10
+
+    # Rulebook 3.2 administration frequency, in days, reset at each treatment session
+    # (MoodMonitor's default: a PHQ-9 every 14 days) and by each measure. PHQ-9 is
+    # scheduled for every plan; GAD-7 / PCL-5 once the patient has one recorded.
+    measure_interval_days: dict[Instrument, float] = Field(
+        default_factory=lambda: {
+            Instrument.PHQ9: 14.0,
+            Instrument.GAD7: 14.0,
+            Instrument.PCL5: 30.0,
+        }
+    )
 
     @field_validator("digest_timezone")
     @classmethod

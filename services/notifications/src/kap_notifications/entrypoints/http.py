@@ -9,6 +9,7 @@
 | `GET /inbox` | any clinician (their own notifications, at their sites) |
 | `GET /inbox/stream` | any clinician (Server-Sent Events) |
 | `POST /notifications/{id}/ack` | the recipient, or any clinician of the notification's site |
+| `GET /patients/{id}/measurement-schedule` | any clinician of the patient's site |
 
 Devices (role `device`) get 403 everywhere.
 """
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
+from kap_shared.http.errors import NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -34,7 +36,7 @@ from ..adapters.metrics import NotificationMetrics
 from ..adapters.tables import EscalationPolicy, Recipient
 from ..config import NotificationsSettings
 from ..domain.commands import PutEscalation, PutRecipient
-from ..handlers import directory, inbox
+from ..handlers import directory, inbox, measures
 from ..handlers.acknowledge import acknowledge
 from ..handlers.inbox import NotificationView
 
@@ -269,3 +271,24 @@ async def ack(
     if acknowledged_now and metrics:
         metrics.acknowledgements.inc()
     return Acknowledgement(notification=view, acknowledged_now=acknowledged_now)
+
+
+# -- measurement schedule (rulebook 3.2) -----------------------------------------------------
+
+
+@router.get(
+    "/patients/{patient_id}/measurement-schedule",
+    response_model=measures.MeasurementScheduleView,
+    summary="When the patient's PHQ-9 / GAD-7 / PCL-5 are due; overdue before the next dosing",
+    responses={404: {"description": "no measurement schedule known for the patient"}},
+)
+async def measurement_schedule(
+    patient_id: str, principal: Clinician, uow: Uow, request: Request
+) -> measures.MeasurementScheduleView:
+    now = request.app.state.notifier.clock()  # the service's clock (the timers' too)
+    async with uow:
+        view = await measures.schedule_view(uow.session, patient_id, now)
+    if view is None:
+        raise NotFound("measurement schedule of patient", patient_id)
+    ensure_site(principal, view.site_id)
+    return view

@@ -36,6 +36,7 @@ from kap_shared.events import (
     PhaseAdvanced,
     SessionCompleted,
     SessionScheduled,
+    TreatmentPlanCreated,
 )
 from kap_shared.events.enums import Channel, Instrument, Phase
 from kap_shared.events.envelope import as_utc
@@ -50,6 +51,7 @@ from ..adapters.tables import (
     CareTeam,
     DigestItem,
     IntegrationWindow,
+    MeasureSchedule,
     PatientProgress,
     SessionTeam,
     select,
@@ -57,6 +59,7 @@ from ..adapters.tables import (
 from ..domain import handoffs as text
 from ..domain.handoffs import OutcomeMemory, next_digest_at, outcome_rule
 from ..domain.routing import RULES, Message, Priority
+from . import measures
 from .notify import Notifier, Source
 
 WINDOW_TIMER = "integration-window"
@@ -81,6 +84,7 @@ class Handoffs:
 
     def handlers(self) -> dict[type, EventHandler]:
         return {
+            TreatmentPlanCreated: self.on_plan_created,
             SessionScheduled: self.on_session_scheduled,
             SessionCompleted: self.on_session_completed,
             DischargeCleared: self.on_discharge_cleared,
@@ -94,6 +98,7 @@ class Handoffs:
             WINDOW_TIMER: self.window_grace_ended,
             WARNING_TIMER: self.integration_warning,
             DIGEST_TIMER: self.digest,
+            measures.MEASURE_TIMER: self.measure_due,
         }
 
     # -- telling -------------------------------------------------------------------------------
@@ -139,6 +144,14 @@ class Handoffs:
         assert isinstance(event, SessionCompleted)
         d = event.data
         if d.phase is Phase.DOSING:
+            # A treatment session resets the measurement clocks (rulebook 3.2, MoodMonitor).
+            await measures.reset(
+                uow.session,
+                event,
+                await measures.used_instruments(uow.session, event.patient_id),
+                self.notifier.rules.for_site(event.site_id),
+                self.notifier.clock(),
+            )
             await self._open_window(uow, event, d.session_id, d.integration_due_by)
         elif d.phase is Phase.INTEGRATION:
             team = await self._team(uow.session, event.patient_id)
@@ -307,7 +320,9 @@ class Handoffs:
             induction_review_due=progress.induction_review_at is not None,
             no_response_told=progress.no_response_told,
         )
-        rule_key = outcome_rule(d, seen, self.notifier.rules.for_site(event.site_id))
+        rules = self.notifier.rules.for_site(event.site_id)
+        rule_key = outcome_rule(d, seen, rules)
+        await measures.reset(uow.session, event, [d.instrument], rules, self.notifier.clock())
         progress.last_totals = {**progress.last_totals, d.instrument.value: d.total}
         if d.instrument is Instrument.PHQ9:
             progress.latest_phq9 = {
@@ -354,6 +369,31 @@ class Handoffs:
             "induction-review",
             [d.prescriber_id],
             text.induction_text(event.patient_id, d.plan_id, d.dosing_sessions_completed, latest),
+        )
+
+    # -- the measurement schedule (rulebook 3.2) ---------------------------------------------------
+
+    async def on_plan_created(self, event: Envelope, uow: UnitOfWork) -> None:
+        """Routed as before (plan team); the plan's PHQ-9 schedule starts here."""
+        await self.notifier.on_event(event, uow)
+        rules = self.notifier.rules.for_site(event.site_id)
+        now = self.notifier.clock()
+        if not await uow.session.get(MeasureSchedule, (event.patient_id, Instrument.PHQ9.value)):
+            await measures.reset(uow.session, event, [Instrument.PHQ9], rules, now)
+
+    async def measure_due(self, job: timers.ScheduledJob, uow: UnitOfWork) -> None:
+        found = await measures.due(job, uow, self.notifier.clock())
+        if found is None:
+            return
+        interval = self.notifier.rules.for_site(found.row.site_id).measure_interval_days.get(
+            Instrument(found.row.instrument)
+        )
+        await self.tell(
+            uow,
+            found.source,
+            "measure-due",
+            [found.recipient_id],
+            measures.due_text(found.row, interval),
         )
 
     # -- the digest ------------------------------------------------------------------------------
