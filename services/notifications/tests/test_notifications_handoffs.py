@@ -557,6 +557,46 @@ def test_schedule_view_is_404_unknown_and_403_for_another_site(team: Harness) ->
     assert unknown.status_code == 404
 
 
+# -- exactly once, channel preferences -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        completed,
+        lambda: completed(Phase.INTEGRATION, "sess-2", due_in_hours=None),
+        lambda: phase(Phase.PREPARATION, Phase.DOSING),
+        lambda: outcome(10, response=True),
+        lambda: outcome(15, Instrument.GAD7),
+        induction_review,
+    ],
+    ids=["window", "integration-done", "phase", "response", "worsening", "induction"],
+)
+def test_a_redelivered_handoff_event_adds_nothing(team: Harness, make: Any) -> None:
+    event = make()
+    team.deliver(event)
+    before = handoffs(team)
+    assert before
+    team.deliver(event)
+    assert handoffs(team) == before
+    assert len(team.outbox("NotificationSent")) == len(
+        [n for n in team.notifications() if n["channel"] == "in_app"]
+    )
+
+
+def test_routine_handoffs_follow_the_recipients_channel_preferences(team: Harness) -> None:
+    """A therapist who wants routine news by email gets it (preferences replace the
+    routine defaults; in-app is always kept)."""
+    team.put_recipient(
+        THERAPIST, role="therapist", email="th@clinic.example", channels={"routine": ["email"]}
+    )
+    team.deliver(completed())
+    assert told(team, "Integration window open") == [
+        (THERAPIST, "email", "routine"),
+        (THERAPIST, "in_app", "routine"),
+    ]
+
+
 # Each handoff row and the test that proves it.
 COVERED = {
     "integration-window": test_KAP_2_dosing_completed_tells_the_therapist_the_window_and_deadline,
