@@ -64,8 +64,9 @@ contracts-release: deps ## Release compatible schema changes to contracts/ and r
 	$(UV) run python -m kap_shared.contracts examples
 
 .PHONY: asyncapi
-asyncapi: deps ## Regenerate docs/asyncapi/<service>.json from each service's bootstrap
+asyncapi: deps ## Regenerate docs/asyncapi/<service>.json and docs/contract.md from the code
 	$(UV) run python -m kap_shared.contracts asyncapi
+	$(UV) run python -m kap_shared.contracts doc
 
 .PHONY: manifests
 manifests: deps ## Render Kubernetes manifests without kustomize (OVERLAY=deploy/k8s/overlays/production)
