@@ -42,11 +42,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, NoReturn, Self, TypeVar
+
+from filelock import FileLock
 
 __all__ = [
     "KafkaSetupError",
@@ -179,20 +181,6 @@ def _cds_archive(libs: Path, jars: Sequence[str]) -> Path:
     return libs / f"kafka-cds-{key}.jsa"
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    # Serialises concurrent fetches (two pytest sessions, `make run` + tests); Linux/macOS only.
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_jars(*, offline: bool = False, timeout: float = 900) -> Path:
     """Make sure ``libs/`` holds the broker classpath for the pinned version; return it.
 
@@ -215,7 +203,8 @@ def ensure_jars(*, offline: bool = False, timeout: float = 900) -> Path:
     mvn = _require_tool("mvn", "needed once to fetch the Kafka jars from Maven Central")
     find_java()  # fail early and clearly: Maven needs Java too
     version = _pom_property(pom_text, "kafka.version")
-    with _file_lock(home / ".fetch.lock"):
+    # Serialises concurrent fetches (two pytest sessions, `make run` + tests).
+    with FileLock(home / ".fetch.lock"):
         if _marker_ok(libs, pom_sha):  # another process fetched while we waited
             return libs
         scratch = Path(tempfile.mkdtemp(prefix=".libs-", dir=home))

@@ -38,6 +38,7 @@ from ..messaging.timers import TimerHandler, TimerWorker
 from ..messaging.topics_admin import ensure_topics
 from ..messaging.unit_of_work import UnitOfWork
 from ..migrations import migrations_dir, upgrade
+from ..retry import until_up
 from ..settings import ServiceSettings
 from ..tracing import configure_tracing, trace_id_of, traced, traceparent_of
 from .docs_ui import STATIC_PATH, install_docs_ui
@@ -176,32 +177,22 @@ class ServiceRuntime:
             self._timers.start()
 
     async def _connect(self) -> None:
-        delay = 0.5
-        while not self.database_ready:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            try:
-                await self._prepare_schema()
-            except Exception as exc:
-                log.warning("database.unavailable", error=repr(exc)[:300], retry_in=delay)
+        if not self.database_ready:
+            async for attempt in until_up("database.unavailable"):
+                with attempt:
+                    await self._prepare_schema()
         await self._connect_broker()
 
     async def _connect_broker(self) -> None:
         """Connect with backoff: start-up order of Kafka and services does not matter."""
-        delay = 0.5
-        while True:
-            try:
+        async for attempt in until_up("broker.unavailable"):
+            with attempt:
                 await ensure_topics(
                     self.settings.kafka,
                     partitions=self.settings.kafka_topic_partitions,
                     replication=self.settings.kafka_topic_replication,
                 )
                 await self.broker.start()
-                break
-            except Exception as exc:
-                log.warning("broker.unavailable", error=repr(exc)[:300], retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
         self.broker_connected = True
         if self.settings.outbox_relay_enabled:
             self.relay.start()
