@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from kap_local.platform import DEFAULT_PORTS
+from kap_shared.auth.cli import DEV_SECRET
 from kap_shared.testing import offline_page_problems
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
@@ -227,7 +228,8 @@ def run_bash(preamble: list[str], command: str) -> str:
 
 def test_make_run_serves_the_readme_walkthrough_and_stops_on_ctrl_c(make_run: MakeRun) -> None:
     run_recipe = re.search(r"^run:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M)
-    assert run_recipe and run_recipe.group(1).endswith(" ".join(RUNNER[1:])), "make run changed"
+    assert run_recipe, "the Makefile lost its run target"
+    assert run_recipe.group(1).endswith(" ".join(RUNNER[1:])), "make run calls something else"
     walk = readme_walkthrough()
     assert [s.expected is not None for s in walk.steps] == [True] * len(walk.steps), (
         "every curl of the README's walk-through says what it answers (# -> ...)"
@@ -264,6 +266,23 @@ def test_make_run_serves_the_readme_walkthrough_and_stops_on_ctrl_c(make_run: Ma
                 )
             time.sleep(1.0)
     assert ID in bound
+
+    # The seed CLI (the compose seed job's command) against the running platform:
+    # idempotent, and it reaches notifications too.
+    seeded = subprocess.run(
+        [sys.executable, "-m", "kap_local.seed"],
+        env={
+            **os.environ,
+            "SCHEDULING_URL": banner.urls["scheduling"],
+            "NOTIFICATIONS_URL": banner.urls["notifications"],
+            "KAP_JWT_SECRET": os.environ.get("KAP_JWT_SECRET", DEV_SECRET),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.strip() == "demo clinic network seeded"
 
     # /docs and /asyncapi render with no internet: every asset comes from the service.
     with httpx.Client(timeout=30) as client:
