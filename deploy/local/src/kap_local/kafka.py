@@ -49,6 +49,7 @@ from types import FrameType, TracebackType
 from typing import IO, Any, NoReturn, Self, TypeVar
 
 from filelock import FileLock
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 __all__ = [
     "KafkaSetupError",
@@ -499,29 +500,38 @@ class LocalKafka:
 
         deadline = time.monotonic() + timeout
         auto_ports = self._requested_port is None or self._requested_controller_port is None
-        for attempt in (1, 2):
-            free = iter(_free_ports(2))
-            self._port = self._requested_port or next(free)
-            self._controller_port = self._requested_controller_port or next(free)
-            try:
-                self._write_properties()
-                if not (work / "data" / "meta.properties").exists():
-                    self._format(java, libs, deadline)
-                self._launch(java, libs)
-                self._wait_ready(deadline)
-            except KafkaStartError as exc:
-                bind_race = any(s in str(exc) for s in _BIND_ERRORS)
-                self._kill()
-                if bind_race and auto_ports and attempt == 1:
-                    log.warning("Kafka port race (%s); retrying with new ports", exc.args[0][:80])
-                    continue
-                self._cleanup_temp()
-                raise
-            except BaseException:  # KeyboardInterrupt, timeouts in callers: never leak a JVM
-                self._kill()
-                self._cleanup_temp()
-                raise
-            break
+        # Ports picked free can be taken before the broker binds them: once more with new ones.
+        retrying = Retrying(
+            stop=stop_after_attempt(2 if auto_ports else 1),
+            retry=retry_if_exception(
+                lambda exc: (
+                    isinstance(exc, KafkaStartError) and any(s in str(exc) for s in _BIND_ERRORS)
+                )
+            ),
+            before_sleep=lambda state: log.warning(
+                "Kafka port race (%s); retrying with new ports",
+                str(state.outcome.exception() if state.outcome else "")[:80],
+            ),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    free = iter(_free_ports(2))
+                    self._port = self._requested_port or next(free)
+                    self._controller_port = self._requested_controller_port or next(free)
+                    try:
+                        self._write_properties()
+                        if not (work / "data" / "meta.properties").exists():
+                            self._format(java, libs, deadline)
+                        self._launch(java, libs)
+                        self._wait_ready(deadline)
+                    except BaseException:  # never leak a JVM, whatever stopped the start
+                        self._kill()
+                        raise
+        except BaseException:  # KeyboardInterrupt, timeouts in callers, a lost race twice
+            self._cleanup_temp()
+            raise
         return self.bootstrap
 
     def stop(self, timeout: float = 30) -> None:
