@@ -6,10 +6,15 @@ SHELL := /bin/bash
 SERVICES := intake scheduling monitoring notifications
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
+# kustomize and kubeconform (tests/deploy), pinned; `go install`ed into $(go env GOPATH)/bin.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOBIN ?= $(shell $(GO) env GOPATH 2>/dev/null || echo $(HOME)/go)/bin
+KUSTOMIZE := sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+KUBECONFORM := github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-22s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-22s %s\n", $$1, $$2}'
 
 .PHONY: uv
 uv: ## Install uv (from PyPI) when it is missing
@@ -22,6 +27,11 @@ deps: uv ## Install the locked Python dependencies of every workspace member
 .PHONY: kafka-jars
 kafka-jars: deps ## Fetch the Apache Kafka broker jars from Maven Central (once)
 	$(UV) run python -m kap_local.kafka fetch
+
+.PHONY: k8s-tools
+k8s-tools: ## Install kustomize and kubeconform with `go install` (pinned; skipped when present)
+	@test -x $(GOBIN)/kustomize || GOBIN=$(GOBIN) $(GO) install $(KUSTOMIZE)
+	@test -x $(GOBIN)/kubeconform || GOBIN=$(GOBIN) $(GO) install $(KUBECONFORM)
 
 .PHONY: run
 run: deps kafka-jars ## Run Kafka, the four services and a demo clinic network (Ctrl-C stops)
@@ -39,7 +49,7 @@ lint: deps ## ruff (lint and format check) and strict mypy
 	$(UV) run mypy shared/tests deploy/local/tests tests $(foreach s,$(SERVICES),services/$(s)/tests)
 
 .PHONY: test
-test: lint kafka-jars ## The whole suite: lint, unit tests, real-Kafka integration and end-to-end tests
+test: lint kafka-jars k8s-tools ## The whole suite: lint, unit tests, real-Kafka integration and end-to-end tests
 	$(UV) run pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -51,7 +61,7 @@ test-e2e: deps kafka-jars ## End-to-end tests (real Kafka, services as processes
 	$(UV) run pytest tests $(PYTEST_ARGS)
 
 .PHONY: test-deploy
-test-deploy: deps ## Offline deployment and contract checks (Dockerfiles, compose, k8s, contracts, AsyncAPI)
+test-deploy: deps k8s-tools ## Offline deployment and contract checks (Dockerfiles, compose, k8s, contracts, AsyncAPI)
 	$(UV) run pytest tests/deploy tests/contract shared/tests/test_contracts.py $(PYTEST_ARGS)
 
 .PHONY: contracts-check
@@ -64,12 +74,13 @@ contracts-release: deps ## Release compatible schema changes to contracts/ and r
 	$(UV) run python -m kap_shared.contracts examples
 
 .PHONY: asyncapi
-asyncapi: deps ## Regenerate docs/asyncapi/<service>.json from each service's bootstrap
+asyncapi: deps ## Regenerate docs/asyncapi/<service>.json and docs/contract.md from the code
 	$(UV) run python -m kap_shared.contracts asyncapi
+	$(UV) run python -m kap_shared.contracts doc
 
 .PHONY: manifests
-manifests: deps ## Render Kubernetes manifests without kustomize (OVERLAY=deploy/k8s/overlays/production)
-	@$(UV) run python tests/deploy/kustomize_lite.py $(or $(OVERLAY),deploy/k8s/overlays/production)
+manifests: k8s-tools ## Render Kubernetes manifests with kustomize (OVERLAY=deploy/k8s/overlays/production)
+	@$(GOBIN)/kustomize build $(or $(OVERLAY),deploy/k8s/overlays/production)
 
 test-%: deps ## One service's own tests, in its own dependency set (e.g. make test-intake)
 	$(UV) run --package kap-$* --group dev pytest services/$*/tests $(PYTEST_ARGS)

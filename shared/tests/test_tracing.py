@@ -31,6 +31,12 @@ def test_valid_traceparent_keeps_the_trace_id_with_a_new_span() -> None:
     assert current == value
 
 
+def test_surrounding_whitespace_is_optional_whitespace_of_the_header() -> None:
+    """HTTP strips a header's optional whitespace; the W3C propagator does the same."""
+    value, _ = in_fresh_context(f" {INCOMING} ")
+    assert trace_id_of(value) == "0af7651916cd43dd8448eb211c80319c"
+
+
 def test_unsampled_incoming_trace_is_still_continued() -> None:
     value, _ = in_fresh_context(INCOMING[:-2] + "00")
     assert trace_id_of(value) == "0af7651916cd43dd8448eb211c80319c"
@@ -47,7 +53,7 @@ def test_unsampled_incoming_trace_is_still_continued() -> None:
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033-01",  # parent id too short
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",  # no flags
         "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # forbidden version
-        " 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",  # v00 has 4 fields
     ],
 )
 def test_invalid_traceparent_starts_a_new_trace(incoming: str | None) -> None:

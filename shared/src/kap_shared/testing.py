@@ -8,11 +8,14 @@ Kafka. Integration tests use the real broker instead (see `tests/`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -53,3 +56,40 @@ def rows(db_file: Path, sql: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in conn.execute(text(sql))]
     finally:
         engine.dispose()
+
+
+class _AssetReferences(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.references: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.references.append(value)
+
+
+def offline_page_problems(client: httpx.Client, url: str) -> list[str]:
+    """What keeps the HTML page at `url` (e.g. /docs) from rendering offline: a
+    reference (src/href, or any http(s) URL in the page's text) outside the service,
+    or a referenced asset that does not answer 200. Empty when it renders offline."""
+    response = client.get(url, headers={"Accept": "text/html"})
+    if response.status_code != 200 or "text/html" not in response.headers.get("content-type", ""):
+        return [f"{url}: {response.status_code} {response.headers.get('content-type')}"]
+    origin = httpx.URL(url).copy_with(path="/", query=None, fragment=None)
+    parser = _AssetReferences()
+    parser.feed(response.text)
+    problems: list[str] = []
+    # An absolute URL anywhere in the page, inline scripts included.
+    for absolute in re.findall(r"https?://[^\s\"'<>)]+", response.text):
+        if not absolute.startswith(str(origin).rstrip("/")):
+            problems.append(f"external reference {absolute}")
+    for reference in parser.references:
+        target = origin.join(reference)
+        if target.host != origin.host or target.port != origin.port:
+            problems.append(f"external asset {reference}")
+            continue
+        asset = client.get(str(target))
+        if asset.status_code != 200:
+            problems.append(f"{reference}: {asset.status_code}")
+    return problems

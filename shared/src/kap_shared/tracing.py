@@ -8,13 +8,13 @@ header), carried from the HTTP request through every Kafka hop.
 
 Spans go to an OTLP collector when OTEL_EXPORTER_OTLP_ENDPOINT is set; without
 one they are still created, so ids propagate and logs carry the trace id.
-Incoming headers are validated strictly (lowercase hex, no all-zero ids,
-version 00); anything else starts a new trace.
+Headers are read and written by OpenTelemetry's W3C TraceContext propagator
+(lowercase hex, no all-zero ids, version 00 exactly four fields); anything it
+rejects starts a new trace.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,9 +23,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-_TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_W3C = TraceContextTextMapPropagator()
 
 # The platform's own provider (not the global one), so libraries cannot swap it.
 _provider = TracerProvider(resource=Resource.create({"service.name": "kap"}))
@@ -49,23 +50,15 @@ def configure_tracing(
 
 
 def _parent(incoming: str | None) -> otel_context.Context:
-    match = _TRACEPARENT.match(incoming or "")
-    if not match or set(match.group(1)) == {"0"} or set(match.group(2)) == {"0"}:
-        return otel_context.Context()  # a new trace
-    remote = SpanContext(
-        trace_id=int(match.group(1), 16),
-        span_id=int(match.group(2), 16),
-        is_remote=True,
-        trace_flags=TraceFlags(int(match.group(3), 16)),
-    )
-    return trace.set_span_in_context(NonRecordingSpan(remote))
+    """The caller's span as parent; an empty context (a new trace) when absent or invalid."""
+    carrier = {"traceparent": incoming} if incoming else {}
+    return _W3C.extract(carrier, context=otel_context.Context())
 
 
 def _format(span_context: SpanContext) -> str:
-    return (
-        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-        f"{int(span_context.trace_flags):02x}"
-    )
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
+    return carrier["traceparent"]
 
 
 @contextmanager
@@ -93,5 +86,5 @@ def current_traceparent() -> str | None:
 
 
 def trace_id_of(traceparent: str | None) -> str | None:
-    match = _TRACEPARENT.match(traceparent or "")
-    return match.group(1) if match else None
+    span_context = trace.get_current_span(_parent(traceparent)).get_span_context()
+    return f"{span_context.trace_id:032x}" if span_context.is_valid else None

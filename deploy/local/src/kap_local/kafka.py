@@ -42,11 +42,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, NoReturn, Self, TypeVar
+
+from filelock import FileLock
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 __all__ = [
     "KafkaSetupError",
@@ -179,20 +182,6 @@ def _cds_archive(libs: Path, jars: Sequence[str]) -> Path:
     return libs / f"kafka-cds-{key}.jsa"
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    # Serialises concurrent fetches (two pytest sessions, `make run` + tests); Linux/macOS only.
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def ensure_jars(*, offline: bool = False, timeout: float = 900) -> Path:
     """Make sure ``libs/`` holds the broker classpath for the pinned version; return it.
 
@@ -215,7 +204,8 @@ def ensure_jars(*, offline: bool = False, timeout: float = 900) -> Path:
     mvn = _require_tool("mvn", "needed once to fetch the Kafka jars from Maven Central")
     find_java()  # fail early and clearly: Maven needs Java too
     version = _pom_property(pom_text, "kafka.version")
-    with _file_lock(home / ".fetch.lock"):
+    # Serialises concurrent fetches (two pytest sessions, `make run` + tests).
+    with FileLock(home / ".fetch.lock"):
         if _marker_ok(libs, pom_sha):  # another process fetched while we waited
             return libs
         scratch = Path(tempfile.mkdtemp(prefix=".libs-", dir=home))
@@ -510,29 +500,38 @@ class LocalKafka:
 
         deadline = time.monotonic() + timeout
         auto_ports = self._requested_port is None or self._requested_controller_port is None
-        for attempt in (1, 2):
-            free = iter(_free_ports(2))
-            self._port = self._requested_port or next(free)
-            self._controller_port = self._requested_controller_port or next(free)
-            try:
-                self._write_properties()
-                if not (work / "data" / "meta.properties").exists():
-                    self._format(java, libs, deadline)
-                self._launch(java, libs)
-                self._wait_ready(deadline)
-            except KafkaStartError as exc:
-                bind_race = any(s in str(exc) for s in _BIND_ERRORS)
-                self._kill()
-                if bind_race and auto_ports and attempt == 1:
-                    log.warning("Kafka port race (%s); retrying with new ports", exc.args[0][:80])
-                    continue
-                self._cleanup_temp()
-                raise
-            except BaseException:  # KeyboardInterrupt, timeouts in callers: never leak a JVM
-                self._kill()
-                self._cleanup_temp()
-                raise
-            break
+        # Ports picked free can be taken before the broker binds them: once more with new ones.
+        retrying = Retrying(
+            stop=stop_after_attempt(2 if auto_ports else 1),
+            retry=retry_if_exception(
+                lambda exc: (
+                    isinstance(exc, KafkaStartError) and any(s in str(exc) for s in _BIND_ERRORS)
+                )
+            ),
+            before_sleep=lambda state: log.warning(
+                "Kafka port race (%s); retrying with new ports",
+                str(state.outcome.exception() if state.outcome else "")[:80],
+            ),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    free = iter(_free_ports(2))
+                    self._port = self._requested_port or next(free)
+                    self._controller_port = self._requested_controller_port or next(free)
+                    try:
+                        self._write_properties()
+                        if not (work / "data" / "meta.properties").exists():
+                            self._format(java, libs, deadline)
+                        self._launch(java, libs)
+                        self._wait_ready(deadline)
+                    except BaseException:  # never leak a JVM, whatever stopped the start
+                        self._kill()
+                        raise
+        except BaseException:  # KeyboardInterrupt, timeouts in callers, a lost race twice
+            self._cleanup_temp()
+            raise
         return self.bootstrap
 
     def stop(self, timeout: float = 30) -> None:

@@ -41,6 +41,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from urllib.parse import quote
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
 __all__ = ["LocalPostgres", "find_pg_bin"]
 
 log = logging.getLogger(__name__)
@@ -228,15 +230,15 @@ class LocalPostgres:
         if not self.data_dir.exists():
             self._initdb(run_as)
         self._stop_foreign_server()
-        attempts = 1 if self._port_fixed else 3
-        for attempt in range(1, attempts + 1):
-            try:
+        # A port picked free can be taken before the server binds it: try another.
+        for attempt in Retrying(
+            stop=stop_after_attempt(1 if self._port_fixed else 3),
+            retry=retry_if_exception_type(_PortInUseError),
+            before_sleep=lambda _: setattr(self, "port", _free_port()),
+            reraise=True,
+        ):
+            with attempt:
                 self._launch(run_as, deadline)
-                break
-            except _PortInUseError:
-                if attempt == attempts:
-                    raise
-                self.port = _free_port()
         # A forgotten stop() must not leave a server behind after a normal interpreter exit.
         atexit.register(self.stop)
 

@@ -1,8 +1,11 @@
 """`make run`: the whole platform on this machine, on the embedded defaults.
 
-Starts Kafka (from Maven jars) on 127.0.0.1:9092, the four services on their
+Starts Kafka (from Maven jars) on 127.0.0.1:9092, the services on their
 contract ports with SQLite databases under var/, seeds a demo clinic network,
 prints the URLs and development tokens, and stops everything on Ctrl-C.
+
+`--free-ports --kafka-port 0 --var-dir DIR` runs a second copy beside another
+(the end-to-end test of `make run` does, next to the suite's own broker).
 """
 
 from __future__ import annotations
@@ -35,15 +38,16 @@ def _print_banner(platform: Platform, bootstrap: str, secret: str) -> None:
     out.write("\nDevelopment tokens (HS256, 12 h):\n")
     for clinician_id, token in tokens.items():
         out.write(f"  {clinician_id:<12} {token}\n")
+    intake = platform.url("intake")
     out.write(
         "\nTry the first flow:\n"
         f'  export NURSE="{tokens["rn-north"]}"\n'
         f'  export THERAPIST="{tokens["th-north"]}"\n'
-        '  curl -s -XPOST localhost:8001/patients -H "Authorization: Bearer $NURSE" \\\n'
+        f'  curl -s -XPOST {intake}/patients -H "Authorization: Bearer $NURSE" \\\n'
         '    -H \'content-type: application/json\' -d \'{"given_name":"Ada","family_name":"L",'
         '"date_of_birth":"1980-02-01","site_id":"site-north","indications":["trd"]}\'\n'
-        "  (then POST /patients/<id>/screenings, and GET localhost:8004/inbox as $THERAPIST;\n"
-        "   the README has the whole walk-through)\n"
+        f"  (then POST /patients/<id>/screenings, and GET {platform.url('notifications')}/inbox"
+        " as $THERAPIST;\n   the README has the whole walk-through)\n"
         "\nCtrl-C stops everything.\n"
     )
     out.flush()
@@ -52,7 +56,14 @@ def _print_banner(platform: Platform, bootstrap: str, secret: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var")
-    parser.add_argument("--kafka-port", type=int, default=9092)
+    parser.add_argument(
+        "--kafka-port", type=int, default=9092, help="0 = any free port (default 9092)"
+    )
+    parser.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="services on free ports instead of their contract ports (printed in the banner)",
+    )
     args = parser.parse_args(argv)
 
     secret = os.environ.get("KAP_JWT_SECRET", DEV_SECRET)
@@ -65,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
 
     ensure_jars()
-    kafka = LocalKafka(work_dir=args.var_dir / "kafka", port=args.kafka_port)
+    kafka = LocalKafka(work_dir=args.var_dir / "kafka", port=args.kafka_port or None)
     bootstrap = kafka.start()
     platform = Platform(
         bootstrap=bootstrap,
         work_dir=args.var_dir,
         jwt_secret=secret,
-        ports=DEFAULT_PORTS,
+        ports=None if args.free_ports else DEFAULT_PORTS,
         log_format="json",
     )
     try:

@@ -15,6 +15,10 @@ import httpx
 
 from kap_shared.auth import mint_token
 
+# Demo contact points live under a documentation domain (RFC 2606 `example.org`):
+# never deliverable, yet a syntactically valid address. Special-use names such as
+# `.invalid` are refused by email-validator, and so by notifications (422).
+DEMO_EMAIL_DOMAIN = "demo.example.org"
 WEEKDAYS = {day: {"start": "08:00", "end": "18:00"} for day in ("mon", "tue", "wed", "thu", "fri")}
 
 
@@ -78,7 +82,7 @@ def seed_notifications(notifications_url: str, secret: str) -> None:
                 {
                     "role": clinician.role,
                     "sites": list(clinician.sites),
-                    "email": f"{clinician.clinician_id}@demo.kap.invalid",
+                    "email": f"{clinician.clinician_id}@{DEMO_EMAIL_DOMAIN}",
                     "phone": "+15550100" + str(CLINICIANS.index(clinician)).zfill(2),
                 },
             )
@@ -136,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Seed a demo clinic network")
     parser.add_argument(
         "--scheduling-url", default=os.environ.get("SCHEDULING_URL", "http://127.0.0.1:8002")
+    )
+    parser.add_argument(
+        "--notifications-url",
+        default=os.environ.get("NOTIFICATIONS_URL", "http://127.0.0.1:8004"),
     )
     parser.add_argument("--secret", default=os.environ.get("KAP_JWT_SECRET"))
     args = parser.parse_args(argv)

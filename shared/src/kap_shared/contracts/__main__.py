@@ -8,6 +8,9 @@
             (--check: exit 1 when the committed files are stale)
   asyncapi  write docs/asyncapi/<service>.json from each service's bootstrap
             (--check: exit 1 when the committed files are stale)
+  doc       write docs/contract.md (topics, envelope, event fields, HTTP paths,
+            rule defaults) from the event models and each service's bootstrap
+            (--check: exit 1 when the committed file is stale)
 
 Paths default to the repository root found above the working directory.
 """
@@ -18,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import asyncapi, examples
+from . import asyncapi, document, examples
 from .compat import compare_all
 from .schemas import current_schemas, load_released, write_released
 
@@ -91,6 +94,17 @@ def _asyncapi(out_dir: Path, *, check: bool) -> int:
     return 0
 
 
+def _doc(root: Path, *, check: bool) -> int:
+    if check:
+        if document.stale(root):
+            _err(f"{document.path(root)} is out of date: run `{document.REGENERATE}`")
+            return 1
+        _out(f"{document.path(root)}: up to date")
+        return 0
+    _out(f"wrote {document.write(root)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kap_shared.contracts", description=__doc__)
     parser.add_argument("--root", type=Path, default=None, help="repository root")
@@ -103,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     example.add_argument("--check", action="store_true")
     spec = commands.add_parser("asyncapi", help="write docs/asyncapi/<service>.json")
     spec.add_argument("--check", action="store_true")
+    doc = commands.add_parser("doc", help="write docs/contract.md")
+    doc.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
 
     root = args.root.resolve() if args.root else repository_root()
@@ -114,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "examples":
         source = args.source or root / "shared" / "tests" / "examples.py"
         return _examples(contracts_dir, source, check=args.check)
+    if args.command == "doc":
+        return _doc(root, check=args.check)
     return _asyncapi(root / "docs" / "asyncapi", check=args.check)
 
 

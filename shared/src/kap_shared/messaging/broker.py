@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from ..events.topics import dead_letter_topic
 from ..logging import get_logger
+from ..retry import bounded
 from ..settings import KafkaSettings
 from .errors import PermanentError
 from .outbox import OutboxMessage
@@ -154,21 +155,18 @@ def dead_letter_middleware(
 
     class DeadLetterMiddleware(BaseMiddleware):
         async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    return await call_next(msg)
-                except NON_RETRYABLE as exc:
-                    error: BaseException = exc
-                    break
-                except Exception as exc:
-                    if attempt >= max_attempts:
-                        error = exc
-                        break
-                    log.warning("consumer.retry", attempt=attempt, error=repr(exc)[:300])
-                    await asyncio.sleep(backoff_seconds * 2 ** (attempt - 1))
-            await self._dead_letter(msg, error, attempt)
+            retrying = bounded(
+                "consumer.retry",
+                attempts=max_attempts,
+                first=backoff_seconds,
+                give_up_on=NON_RETRYABLE,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        return await call_next(msg)
+            except Exception as exc:
+                await self._dead_letter(msg, exc, retrying.statistics["attempt_number"])
             return None
 
         async def _dead_letter(

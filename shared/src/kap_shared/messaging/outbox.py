@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db import PlatformTable, is_postgres
 from ..events.envelope import Envelope, utc_now
 from ..logging import get_logger
+from ..retry import backoff_seconds
 
 log = get_logger(__name__)
 
@@ -104,17 +105,17 @@ class OutboxRelay:
         self._task = None
 
     async def _run(self) -> None:
-        backoff = self._poll_seconds
+        backoff, failures = self._poll_seconds, 0
         while True:
             # Clear before publishing: a notify() arriving mid-batch must not be lost.
             self._wake.clear()
             try:
                 sent = await self.publish_pending()
-                backoff = self._poll_seconds
+                backoff, failures = self._poll_seconds, 0
             except Exception as exc:
-                sent = 0
-                log.warning("outbox.publish_failed", error=repr(exc)[:300])
-                backoff = min(backoff * 2, 10.0)
+                sent, failures = 0, failures + 1
+                backoff = backoff_seconds(failures, first=self._poll_seconds * 2)
+                log.warning("outbox.publish_failed", error=repr(exc)[:300], retry_in=backoff)
             if self._stopping:
                 if sent == 0:
                     return

@@ -38,8 +38,10 @@ from ..messaging.timers import TimerHandler, TimerWorker
 from ..messaging.topics_admin import ensure_topics
 from ..messaging.unit_of_work import UnitOfWork
 from ..migrations import migrations_dir, upgrade
+from ..retry import until_up
 from ..settings import ServiceSettings
 from ..tracing import configure_tracing, trace_id_of, traced, traceparent_of
+from .docs_ui import STATIC_PATH, install_docs_ui
 from .metrics import ServiceMetrics
 
 log = get_logger(__name__)
@@ -175,32 +177,22 @@ class ServiceRuntime:
             self._timers.start()
 
     async def _connect(self) -> None:
-        delay = 0.5
-        while not self.database_ready:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            try:
-                await self._prepare_schema()
-            except Exception as exc:
-                log.warning("database.unavailable", error=repr(exc)[:300], retry_in=delay)
+        if not self.database_ready:
+            async for attempt in until_up("database.unavailable"):
+                with attempt:
+                    await self._prepare_schema()
         await self._connect_broker()
 
     async def _connect_broker(self) -> None:
         """Connect with backoff: start-up order of Kafka and services does not matter."""
-        delay = 0.5
-        while True:
-            try:
+        async for attempt in until_up("broker.unavailable"):
+            with attempt:
                 await ensure_topics(
                     self.settings.kafka,
                     partitions=self.settings.kafka_topic_partitions,
                     replication=self.settings.kafka_topic_replication,
                 )
                 await self.broker.start()
-                break
-            except Exception as exc:
-                log.warning("broker.unavailable", error=repr(exc)[:300], retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
         self.broker_connected = True
         if self.settings.outbox_relay_enabled:
             self.relay.start()
@@ -259,7 +251,14 @@ class ServiceRuntime:
             finally:
                 await runtime.stop()
 
-        app = FastAPI(title=title, version=self.version, description=description, lifespan=lifespan)
+        app = FastAPI(
+            title=title,
+            version=self.version,
+            description=description,
+            lifespan=lifespan,
+            docs_url=None,  # served by install_docs_ui, from the service itself
+            redoc_url=None,
+        )
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier()
         install_error_handlers(app)
@@ -295,9 +294,7 @@ class ServiceRuntime:
                 generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST
             )
 
-        @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document of this service")
-        async def asyncapi() -> dict[str, Any]:
-            return runtime.asyncapi()
+        install_docs_ui(app, runtime.asyncapi)
 
         for router in routers:
             app.include_router(router)
@@ -307,6 +304,10 @@ class ServiceRuntime:
 OPERATIONS_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/asyncapi", "/docs", "/openapi.json"}
 )
+
+
+def _is_operations_path(path: str) -> bool:
+    return path in OPERATIONS_PATHS or path.startswith(STATIC_PATH + "/")
 
 
 def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
@@ -322,7 +323,7 @@ def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
             )
             started = time.perf_counter()
             runtime: ServiceRuntime = request.app.state.runtime
-            if not runtime.database_ready and request.url.path not in OPERATIONS_PATHS:
+            if not runtime.database_ready and not _is_operations_path(request.url.path):
                 response: Response = JSONResponse(
                     error_body(
                         "not_ready", "the service is starting: its database is not reachable"

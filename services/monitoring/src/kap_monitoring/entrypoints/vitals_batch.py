@@ -26,7 +26,6 @@ fails is dead-lettered.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import time
@@ -48,6 +47,7 @@ from kap_shared.logging import get_logger
 from kap_shared.messaging.broker import publish_dead_letter
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.retry import bounded
 from kap_shared.service.runtime import ServiceRuntime
 from kap_shared.tracing import traced
 
@@ -226,19 +226,23 @@ class VitalsBatchConsumer:
         """`process` with retries for transient errors and, for any other error, one
         transaction per record so that only the failing record is dead-lettered.
         None: still failing transiently; rewind and let the batch be redelivered."""
-        attempts = max(1, self.settings.consumer_max_attempts)
-        last: BaseException | None = None
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self.process(records)
-            except TRANSIENT as exc:
-                last = exc
-                log.warning("vitals.batch_retry", attempt=attempt, error=repr(exc)[:300])
-                await asyncio.sleep(self.settings.vitals_batch_retry_backoff_seconds * attempt)
-            except Exception as exc:
-                log.error("vitals.batch_failed", error=repr(exc)[:300], records=len(records))
+        retrying = bounded(
+            "vitals.batch_retry",
+            attempts=self.settings.consumer_max_attempts,
+            first=self.settings.vitals_batch_retry_backoff_seconds,
+            retry_on=TRANSIENT,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self.process(records)
+        except TRANSIENT as exc:
+            # Still failing: a conflict is some record's fault, anything else the
+            # database's (rewind and let the batch be redelivered).
+            if isinstance(exc, sa_exc.IntegrityError):
                 return await self._one_by_one(records)
-        if isinstance(last, sa_exc.IntegrityError):
+        except Exception as exc:
+            log.error("vitals.batch_failed", error=repr(exc)[:300], records=len(records))
             return await self._one_by_one(records)
         return None
 

@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from kap_shared.events.enums import Channel
+from kap_shared.retry import backoff_seconds
 
 from .routing import Message, Priority
 
@@ -143,7 +144,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> timedelta:
         """Wait after failed attempt number `attempt` (1-based)."""
-        return timedelta(seconds=min(self.base_seconds * 2 ** (attempt - 1), self.max_seconds))
+        return timedelta(seconds=backoff_seconds(attempt, self.base_seconds, self.max_seconds))
 
     def exhausted(self, attempts: int) -> bool:
         return attempts >= self.max_attempts
