@@ -1,0 +1,105 @@
+"""The treatment floor: a site's sessions today, one card each, assembled from
+scheduling (booking, room), monitoring (window) and notifications (escalations),
+with the patient's display name from intake for roles allowed to read it (that
+read is audited by intake). Calls run concurrently; a service that fails shows
+as a warning on the board, not an error page."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from kap_shared.auth import Principal
+from kap_shared.events.enums import Role
+
+from ..adapters.services import ServiceApi, ServiceError, ServiceUnavailable
+from ..domain.floor import Card, build_card
+
+# Roles that may see a patient's name on the floor (intake's GET /patients/{id} allows
+# clinical roles; the console asks only for those who treat at the bedside).
+NAME_READERS = frozenset({Role.PRESCRIBER, Role.NURSE, Role.THERAPIST, Role.COORDINATOR})
+
+
+@dataclass
+class Floor:
+    site_id: str
+    day: str
+    cards: list[Card]
+    warnings: list[str] = field(default_factory=list)
+
+
+def day_bounds(day: datetime, tz: str | None) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(tz) if tz else ZoneInfo("UTC")
+    local = day.astimezone(zone).date()
+    start = datetime.combine(local, time.min, tzinfo=zone)
+    return start, start + timedelta(days=1)
+
+
+async def _optional(coro: Any, warnings: list[str], what: str) -> Any:
+    try:
+        return await coro
+    except ServiceError as exc:
+        if exc.status == 404:
+            return None
+        warnings.append(f"{what}: {exc.service} answered {exc.status} {exc.code}")
+    except ServiceUnavailable as exc:
+        warnings.append(f"{what}: {exc.service} is unreachable")
+    return None
+
+
+async def display_name(api: ServiceApi, principal: Principal, patient_id: str) -> str | None:
+    if principal.role not in NAME_READERS:
+        return None
+    try:
+        patient = await api.get("intake", f"/patients/{patient_id}")
+    except (ServiceError, ServiceUnavailable):
+        return None
+    return f"{patient['given_name']} {patient['family_name'][:1]}."
+
+
+async def card(
+    api: ServiceApi,
+    principal: Principal,
+    booking: dict[str, Any],
+    now: datetime,
+    warnings: list[str],
+) -> Card:
+    session_id, patient_id = booking["session_id"], booking["patient_id"]
+    window, escalations, name = await asyncio.gather(
+        _optional(api.get("monitoring", f"/sessions/{session_id}"), warnings, "monitoring"),
+        _optional(
+            api.get("notifications", "/alerts", site_id=booking["site_id"], patient_id=patient_id),
+            warnings,
+            "escalations",
+        ),
+        display_name(api, principal, patient_id),
+    )
+    return build_card(booking, window, escalations or [], now, name)
+
+
+async def floor(
+    api: ServiceApi, principal: Principal, site_id: str, now: datetime, tz: str | None
+) -> Floor:
+    start, end = day_bounds(now, tz)
+    bookings: list[dict[str, Any]] = await api.get(
+        "scheduling",
+        f"/sites/{site_id}/sessions",
+        **{"from": start.isoformat()},
+        to=end.isoformat(),
+    )
+    warnings: list[str] = []
+    cards = await asyncio.gather(
+        *(card(api, principal, b, now, warnings) for b in bookings if b["status"] != "cancelled")
+    )
+    return Floor(site_id, start.date().isoformat(), list(cards), sorted(set(warnings)))
+
+
+async def one_card(api: ServiceApi, principal: Principal, session_id: str, now: datetime) -> Card:
+    booking = await api.get("scheduling", f"/sessions/{session_id}")
+    warnings: list[str] = []
+    found = await card(api, principal, booking, now, warnings)
+    found.warnings.extend(warnings)
+    return found
