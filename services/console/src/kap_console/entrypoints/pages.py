@@ -4,6 +4,7 @@ htmx fetches again when the live stream says something changed."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -33,10 +34,12 @@ async def home(sign_in: Session) -> Response:
 
 
 @router.get("/floor/{site_id}", response_class=HTMLResponse)
-async def floor_page(site_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+async def floor_page(
+    site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
+) -> Response:
     ensure_site_page(sign_in.principal, site_id)
     board = await floor_handler.floor(
-        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone
+        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
     )
     return render(
         request, "floor.html", sign_in, floor=board, site_id=site_id, page="floor", live=True
@@ -44,10 +47,12 @@ async def floor_page(site_id: str, request: Request, sign_in: Session, api: Api)
 
 
 @router.get("/floor/{site_id}/board", response_class=HTMLResponse)
-async def floor_board(site_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+async def floor_board(
+    site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
+) -> Response:
     ensure_site_page(sign_in.principal, site_id)
     board = await floor_handler.floor(
-        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone
+        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
     )
     return render(request, "partials/board.html", sign_in, floor=board, site_id=site_id)
 
@@ -153,17 +158,30 @@ async def inbox_ack(notification_id: str, request: Request, sign_in: Session, ap
 # -- 4. schedule ----------------------------------------------------------------------------
 
 
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
 async def _schedule(
     request: Request,
     sign_in: Session,
     api: ServiceApi,
     site_id: str,
     status: int = 200,
+    /,
     **extra: object,
 ) -> Response:
     ensure_site_page(sign_in.principal, site_id)
     board = await floor_handler.floor(
-        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone
+        api,
+        sign_in.principal,
+        site_id,
+        utc_now(),
+        settings_of(request).floor_timezone,
+        _day(request.query_params.get("day")),
     )
     return render(
         request,

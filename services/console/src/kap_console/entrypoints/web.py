@@ -112,6 +112,7 @@ def render(
             "csrf_token": sign_in.csrf if sign_in else "",
             "now": utc_now(),
             "records_configured": bool(settings_of(request).records_url),
+            "timezone": settings_of(request).floor_timezone,
             **context,
         },
         status_code=status,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,9 +31,10 @@ class Floor:
     warnings: list[str] = field(default_factory=list)
 
 
-def day_bounds(day: datetime, tz: str | None) -> tuple[datetime, datetime]:
+def day_bounds(now: datetime, tz: str | None, day: date | None = None) -> tuple[datetime, datetime]:
+    """The site's calendar day (today unless `day` is given) as [start, end)."""
     zone = ZoneInfo(tz) if tz else ZoneInfo("UTC")
-    local = day.astimezone(zone).date()
+    local = day or now.astimezone(zone).date()
     start = datetime.combine(local, time.min, tzinfo=zone)
     return start, start + timedelta(days=1)
 
@@ -81,9 +82,14 @@ async def card(
 
 
 async def floor(
-    api: ServiceApi, principal: Principal, site_id: str, now: datetime, tz: str | None
+    api: ServiceApi,
+    principal: Principal,
+    site_id: str,
+    now: datetime,
+    tz: str | None,
+    day: date | None = None,
 ) -> Floor:
-    start, end = day_bounds(now, tz)
+    start, end = day_bounds(now, tz, day)
     bookings: list[dict[str, Any]] = await api.get(
         "scheduling",
         f"/sites/{site_id}/sessions",

@@ -13,7 +13,8 @@ from kap_shared.auth import Principal
 from ..adapters.services import ServiceApi, ServiceError, ServiceUnavailable
 from ..domain.outcomes import Trend, trend
 
-TREND_INSTRUMENTS = (("phq9", "PHQ-9"), ("gad7", "GAD-7"))
+# Instrument codes as intake scores them and OutcomeRecorded names them.
+TREND_INSTRUMENTS = (("PHQ-9", "PHQ-9"), ("GAD-7", "GAD-7"))
 
 
 @dataclass
