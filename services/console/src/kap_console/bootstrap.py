@@ -8,6 +8,7 @@ group, the sign-in session store and, when configured, the OpenID Connect client
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kap_shared.events import topics
 
-from . import __version__
 from .adapters.live import LiveFeed, LiveHub
 from .adapters.oidc import OidcClient
 from .adapters.services import ServiceError, Services, ServiceUnavailable
@@ -37,6 +37,8 @@ LIVE_TOPICS = (
     topics.NOTIFICATIONS_EVENTS,
     topics.RECORDS_EVENTS,
 )
+
+VERSION = version("kap-console")
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -94,7 +96,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
 
     app = FastAPI(
         title="KAP care-team console",
-        version=__version__,
+        version=VERSION,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
