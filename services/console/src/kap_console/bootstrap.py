@@ -8,8 +8,8 @@ group, the sign-in session store and, when configured, the OpenID Connect client
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from importlib.metadata import version
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
