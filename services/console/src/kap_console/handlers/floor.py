@@ -67,18 +67,26 @@ async def card(
     booking: dict[str, Any],
     now: datetime,
     warnings: list[str],
+    escalations: list[dict[str, Any]] | None = None,
 ) -> Card:
+    """One card; `escalations` given by the board (one call for the whole site)."""
     session_id, patient_id = booking["session_id"], booking["patient_id"]
-    window, escalations, name = await asyncio.gather(
+    if escalations is None:
+        escalations = (
+            await _optional(
+                api.get(
+                    "notifications", "/alerts", site_id=booking["site_id"], patient_id=patient_id
+                ),
+                warnings,
+                "escalations",
+            )
+            or []
+        )
+    window, name = await asyncio.gather(
         _optional(api.get("monitoring", f"/sessions/{session_id}"), warnings, "monitoring"),
-        _optional(
-            api.get("notifications", "/alerts", site_id=booking["site_id"], patient_id=patient_id),
-            warnings,
-            "escalations",
-        ),
         display_name(api, principal, patient_id),
     )
-    return build_card(booking, window, escalations or [], now, name)
+    return build_card(booking, window, escalations, now, name)
 
 
 async def floor(
@@ -97,8 +105,23 @@ async def floor(
         to=end.isoformat(),
     )
     warnings: list[str] = []
+    open_alerts = (
+        await _optional(
+            api.get("notifications", "/alerts", site_id=site_id, status="open", limit=500),
+            warnings,
+            "escalations",
+        )
+        or []
+    )
+    by_patient: dict[str, list[dict[str, Any]]] = {}
+    for alert in open_alerts:
+        by_patient.setdefault(alert["patient_id"], []).append(alert)
     cards = await asyncio.gather(
-        *(card(api, principal, b, now, warnings) for b in bookings if b["status"] != "cancelled")
+        *(
+            card(api, principal, b, now, warnings, by_patient.get(b["patient_id"], []))
+            for b in bookings
+            if b["status"] != "cancelled"
+        )
     )
     return Floor(site_id, start.date().isoformat(), list(cards), sorted(set(warnings)))
 
