@@ -260,10 +260,11 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(card.locator(".blockers-box")).to_contain_text("KET-DIS-3")
         await accessible(nurse, "floor-critical-alert")
 
-        # She acknowledges the escalating alert in the browser.
+        # She acknowledges the escalating alert in the browser, from the keyboard.
         acknowledge = card.get_by_role("button", name="Acknowledge")
         await expect(acknowledge).to_be_visible(timeout=UI_TIMEOUT)
-        await acknowledge.click()
+        await acknowledge.focus()
+        await nurse.keyboard.press("Enter")
         acknowledged_at = time.monotonic()
         await paging_topic.wait_for(
             lambda events: any(
@@ -311,6 +312,8 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(doctor_card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
         await expect(card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
         await accessible(doctor, "floor-discharged")
+        await doctor.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+        await accessible(doctor, "floor-tablet")
 
         await doctor.goto(f"{console}/inbox")
         await expect(doctor.locator(".note").first).to_be_visible(timeout=UI_TIMEOUT)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer
@@ -137,12 +138,18 @@ class LiveFeed:
         delay = 0.5
         while True:  # the broker may come later than the console (start-up order independence)
             consumer = AIOKafkaConsumer(
-                *self._topics,
                 **client_kwargs(self._kafka, client_id=self._group_id),
                 group_id=self._group_id,
                 auto_offset_reset="latest",
                 enable_auto_commit=True,
+                # A topic created later (records, say) joins within this interval.
+                metadata_max_age_ms=30_000,
             )
+            # A pattern, not a topic list: subscribing by name would make the broker
+            # auto-create a topic that does not exist yet (with the wrong partition
+            # count); a pattern only ever matches topics their producers created.
+            pattern = "^(" + "|".join(re.escape(t) for t in self._topics) + ")$"
+            consumer.subscribe(pattern=pattern)
             try:
                 await consumer.start()
                 self._consumer = consumer
