@@ -297,6 +297,7 @@ class AlertStateView(BaseModel):
     "/alerts",
     response_model=list[AlertStateView],
     summary="A site's escalating alerts and their escalation state, newest first",
+    responses={403: {"description": "a site not in the token"}},
     description="For the care-team console: `status` open | acknowledged | resolved.",
 )
 async def list_alerts(

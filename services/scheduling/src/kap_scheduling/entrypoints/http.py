@@ -259,7 +259,12 @@ async def complete_session(
         return await _view(uow, row, rules)
 
 
-@router.get("/sites/{site_id}/sessions", response_model=list[SessionView], tags=["sessions"])
+@router.get(
+    "/sites/{site_id}/sessions",
+    response_model=list[SessionView],
+    tags=["sessions"],
+    responses={403: {"description": "a site not in the token, or a role not allowed"}},
+)
 async def site_sessions(
     site_id: str,
     principal: Viewer,
