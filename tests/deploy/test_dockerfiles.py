@@ -29,7 +29,13 @@ from kap_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # CONTRACT section 4: default ports.
-PORTS = {"intake": 8001, "scheduling": 8002, "monitoring": 8003, "notifications": 8004}
+PORTS = {
+    "intake": 8001,
+    "scheduling": 8002,
+    "monitoring": 8003,
+    "notifications": 8004,
+    "console": 8000,
+}
 SERVICES = tuple(PORTS)
 SECRET_NAMES = ("KAP_JWT_SECRET", "KAFKA_SASL_PASSWORD", "DATABASE_URL", "PASSWORD", "TOKEN")
 

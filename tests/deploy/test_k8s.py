@@ -39,9 +39,18 @@ VAR_DIR = "/var/lib/kap"
 CONTRACT_ENV = re.compile(
     r"^(KAFKA_(BOOTSTRAP_SERVERS|SECURITY_PROTOCOL|SASL_MECHANISM|SSL_CAFILE|TOPIC_PARTITIONS|"
     r"TOPIC_REPLICATION)|KAP_JWT_(JWKS_URL|AUDIENCE)|LOG_LEVEL|LOG_FORMAT|HTTP_HOST|HTTP_PORT|"
-    r"OUTBOX_[A-Z_]+|CONSUMER_[A-Z_]+)$"
+    r"OUTBOX_[A-Z_]+|CONSUMER_[A-Z_]+|"
+    # The console (CONTRACT 6.1): the services it calls, its sign-in and session cookie.
+    r"(INTAKE|SCHEDULING|MONITORING|NOTIFICATIONS|RECORDS)_URL|DEV_SIGN_IN|OIDC_[A-Z_]+|"
+    r"SESSION_COOKIE_SECURE)$"
 )
-SECRET_ENV = {"DATABASE_URL", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAP_JWT_SECRET"}
+SECRET_ENV = {
+    "DATABASE_URL",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAP_JWT_SECRET",
+    "OIDC_CLIENT_SECRET",
+}
 
 
 # -- rendering and schema validation ------------------------------------------------------
@@ -363,7 +372,7 @@ def test_only_the_consumers_that_scale_out_have_autoscalers(production: list[Man
         service = name.removeprefix("kap-")
         most = max(PARTITIONS[t] for t in consumed_topics(service))
         assert spec["maxReplicas"] <= most, "replicas beyond the partition count sit idle"
-    for name in ("kap-intake", "kap-scheduling"):
+    for name in ("kap-intake", "kap-scheduling", "kap-console"):
         assert deployments[name]["spec"]["replicas"] >= 2
 
 

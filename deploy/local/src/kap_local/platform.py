@@ -1,4 +1,4 @@
-"""Run the four services as separate OS processes (for `make run` and the
+"""Run the services and the console as separate OS processes (for `make run` and the
 end-to-end tests): start, wait until ready, kill -9, restart, stop.
 
 Each service gets its own port, database and log file; they share only the
@@ -20,12 +20,27 @@ from pathlib import Path
 import httpx
 
 DEFAULT_PORTS: dict[str, int] = {
+    "console": 8000,
     "intake": 8001,
     "scheduling": 8002,
     "monitoring": 8003,
     "notifications": 8004,
 }
 SERVICES = tuple(DEFAULT_PORTS)
+# Deployables without a database of their own (the console holds no clinical state).
+STATELESS = frozenset({"console"})
+
+
+def console_env(ports: Mapping[str, int]) -> dict[str, str]:
+    """The console calls the other services' APIs (server-side) at their local ports.
+    Locally it signs clinicians in with the development secret and serves plain http."""
+    env = {
+        f"{name.upper()}_URL": f"http://127.0.0.1:{port}"
+        for name, port in ports.items()
+        if name != "console"
+    }
+    env.update({"DEV_SIGN_IN": "true", "SESSION_COOKIE_SECURE": "false"})
+    return env
 
 
 def free_port() -> int:
@@ -144,6 +159,8 @@ class Platform:
                 **(extra_env or {}),
                 **((service_env or {}).get(name, {})),
             }
+            if name == "console":
+                env = {**env, **console_env(ports), **((service_env or {}).get(name, {}))}
             if database_urls and name in database_urls:
                 env["DATABASE_URL"] = database_urls[name]
             self.services[name] = ServiceProcess(

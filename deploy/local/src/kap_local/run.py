@@ -1,7 +1,7 @@
 """`make run`: the whole platform on this machine, on the embedded defaults.
 
-Starts Kafka (from Maven jars) on 127.0.0.1:9092, the services on their
-contract ports with SQLite databases under var/, seeds a demo clinic network,
+Starts Kafka (from Maven jars) on 127.0.0.1:9092, the services and the care-team
+console on their contract ports with SQLite databases under var/, seeds a demo clinic network,
 prints the URLs and development tokens, and stops everything on Ctrl-C.
 
 `--free-ports --kafka-port 0 --var-dir DIR` runs a second copy beside another
@@ -22,7 +22,7 @@ from kap_shared.auth.cli import DEV_SECRET
 
 from .kafka import LocalKafka, ensure_jars
 from .platform import DEFAULT_PORTS, Platform
-from .seed import demo_tokens, seed, seed_notifications
+from .seed import demo_tokens, dev_clinicians_spec, seed, seed_notifications
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -31,8 +31,16 @@ def _print_banner(platform: Platform, bootstrap: str, secret: str) -> None:
     tokens = demo_tokens(secret)
     out = sys.stdout
     out.write("\nKAP platform is up.\n\n")
+    console = platform.url("console")
+    out.write(
+        f"  Care-team console   {console}/\n"
+        "    sign in: open it, choose a seeded clinician (e.g. rn-north = nurse,\n"
+        "    dr-north = prescriber, th-north = therapist, coord-north = coordinator)\n\n"
+    )
     out.write(f"  Kafka           {bootstrap}\n")
     for name in platform.services:
+        if name == "console":
+            continue
         out.write(f"  {name:<15} {platform.url(name)}   (OpenAPI {platform.url(name)}/docs)\n")
     out.write(f"\n  Logs            {platform.work_dir / 'logs'}\n")
     out.write("\nDevelopment tokens (HS256, 12 h):\n")
@@ -84,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         jwt_secret=secret,
         ports=None if args.free_ports else DEFAULT_PORTS,
         log_format="json",
+        service_env={"console": {"DEV_CLINICIANS": dev_clinicians_spec()}},
     )
     try:
         platform.start()

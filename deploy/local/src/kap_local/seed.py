@@ -136,6 +136,11 @@ def demo_tokens(secret: str) -> dict[str, str]:
     }
 
 
+def dev_clinicians_spec() -> str:
+    """The console's development sign-in list (DEV_CLINICIANS): id:role:site|site,..."""
+    return ",".join(f"{c.clinician_id}:{c.role}:{'|'.join(c.sites)}" for c in CLINICIANS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Seed a demo clinic network")
     parser.add_argument(

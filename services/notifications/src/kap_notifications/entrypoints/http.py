@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
+from sqlmodel import col, select
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Channel, Role
@@ -33,7 +34,7 @@ from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters.hub import Closed, InboxHub
 from ..adapters.metrics import NotificationMetrics
-from ..adapters.tables import EscalationPolicy, Recipient
+from ..adapters.tables import Alert, EscalationPolicy, Notification, Recipient
 from ..config import NotificationsSettings
 from ..domain.commands import PutEscalation, PutRecipient
 from ..handlers import directory, inbox, measures
@@ -292,3 +293,82 @@ async def measurement_schedule(
         raise NotFound("measurement schedule of patient", patient_id)
     ensure_site(principal, view.site_id)
     return view
+
+
+# -- alerts (escalation state) --------------------------------------------------------------------
+
+
+class AlertStateView(BaseModel):
+    """An escalating alert as notifications sees it (id = the id of the event that raised
+    it), with its in-app notifications: acknowledging any one of them acknowledges it."""
+
+    alert_id: str
+    event_type: str
+    site_id: str
+    patient_id: str
+    priority: str
+    title: str
+    level: int
+    status: str
+    opened_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    notification_ids: list[str]
+
+
+@router.get(
+    "/alerts",
+    response_model=list[AlertStateView],
+    summary="A site's escalating alerts and their escalation state, newest first",
+    responses={403: {"description": "a site not in the token"}},
+    description="For the care-team console: `status` open | acknowledged | resolved.",
+)
+async def list_alerts(
+    principal: Clinician,
+    uow: Uow,
+    site_id: str,
+    patient_id: str | None = None,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AlertStateView]:
+    ensure_site(principal, site_id)
+    query = select(Alert).where(Alert.site_id == site_id)
+    if patient_id is not None:
+        query = query.where(Alert.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Alert.status == status)
+    async with uow:
+        alerts = list(
+            await uow.session.exec(query.order_by(col(Alert.opened_at).desc()).limit(limit))
+        )
+        ids = [a.alert_id for a in alerts]
+        rows = await uow.session.exec(
+            select(Notification.alert_id, Notification.notification_id)
+            .where(col(Notification.alert_id).in_(ids))
+            .where(Notification.channel == Channel.IN_APP.value)
+            .order_by(col(Notification.created_at))
+        )
+        by_alert: dict[str, list[str]] = {}
+        for alert_id, notification_id in rows:
+            by_alert.setdefault(str(alert_id), []).append(notification_id)
+        return [
+            AlertStateView(
+                **a.model_dump(
+                    include={
+                        "alert_id",
+                        "event_type",
+                        "site_id",
+                        "patient_id",
+                        "priority",
+                        "title",
+                        "level",
+                        "status",
+                        "opened_at",
+                        "acknowledged_by",
+                        "acknowledged_at",
+                    }
+                ),
+                notification_ids=by_alert.get(a.alert_id, []),
+            )
+            for a in alerts
+        ]

@@ -67,6 +67,20 @@ async def patient_sessions(session: AsyncSession, patient_id: str) -> list[Treat
     return list(result)
 
 
+async def site_sessions(
+    session: AsyncSession, site_id: str, start: datetime, end: datetime
+) -> list[TreatmentSession]:
+    """A site's sessions starting in [start, end), in time order (the treatment floor)."""
+    result = await session.exec(
+        select(TreatmentSession)
+        .where(TreatmentSession.site_id == site_id)
+        .where(col(TreatmentSession.starts_at) >= start)
+        .where(col(TreatmentSession.starts_at) < end)
+        .order_by(col(TreatmentSession.starts_at), col(TreatmentSession.room_id))
+    )
+    return list(result)
+
+
 async def overlapping_sessions(
     session: AsyncSession, starts_at: datetime, ends_at: datetime
 ) -> list[TreatmentSession]:

@@ -5,7 +5,7 @@ Who may do what (any other role: 403; a site not in the token: 403):
 | endpoint | roles |
 |---|---|
 | `POST /sites`, `PATCH /sites/{id}`, `POST /sites/{id}/rooms`, `POST /clinicians` | admin, coordinator |
-| `GET /patients/{id}/plan`, `GET /sessions/{id}` | prescriber, therapist, nurse, coordinator, admin |
+| `GET /patients/{id}/plan`, `GET /sessions/{id}`, `GET /sites/{id}/sessions` | prescriber, therapist, nurse, coordinator, admin |
 | `POST /sessions`, `/sessions/{id}/reschedule` | coordinator, prescriber, therapist |
 | `POST /sessions/{id}/cancel` | coordinator, prescriber, therapist, nurse |
 | `POST /sessions/{id}/check-in`, `/complete` | nurse, prescriber, therapist |
@@ -15,10 +15,11 @@ Who may do what (any other role: 403; a site not in the token: 403):
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import AwareDatetime
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
@@ -256,3 +257,29 @@ async def complete_session(
         ensure_site(principal, row.site_id)
         row = await sessions.complete_session(uow, row, principal, rules, now)
         return await _view(uow, row, rules)
+
+
+@router.get(
+    "/sites/{site_id}/sessions",
+    response_model=list[SessionView],
+    tags=["sessions"],
+    responses={403: {"description": "a site not in the token, or a role not allowed"}},
+)
+async def site_sessions(
+    site_id: str,
+    principal: Viewer,
+    uow: Uow,
+    rules: Rules,
+    start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
+    end: Annotated[
+        AwareDatetime | None, Query(alias="to", description="default: from + 1 day")
+    ] = None,
+) -> list[SessionView]:
+    """A site's sessions starting in [from, to), in time order: the console's treatment
+    floor asks for the site's day (its own midnight to midnight)."""
+    ensure_site(principal, site_id)
+    async with uow:
+        rows = await repo.site_sessions(
+            uow.session, site_id, start, end or start + timedelta(days=1)
+        )
+        return [await _view(uow, row, rules) for row in rows]

@@ -1,0 +1,1 @@
+"""The care-team console: a backend-for-frontend that holds no clinical state."""

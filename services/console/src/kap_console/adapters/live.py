@@ -1,0 +1,176 @@
+"""Live updates: one Kafka consumer per console instance, fanned out to browsers.
+
+The consumer group is `console-<instance id>` (CONTRACT 6.1) with
+`auto_offset_reset=latest`: each replica sees every new event (a shared group
+would split them between replicas), and a restarted console does not replay
+history: pages load current state from the services' APIs, events only say
+what to fetch again. Offsets are auto-committed: nothing is lost by skipping,
+the next page load is authoritative.
+
+`LiveHub` hands each `LiveEvent` to the connected streams whose clinician works
+at the event's site; a stream too slow to keep up is closed and its page
+reconnects (then reloads what it shows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer
+
+from kap_shared.logging import get_logger
+from kap_shared.ops.kafka import client_kwargs
+from kap_shared.settings import KafkaSettings
+
+from ..domain.live import LiveEvent, parse
+
+log = get_logger(__name__)
+
+
+class Closed(Exception):
+    """The stream ended: the console is shutting down or the client fell behind."""
+
+
+class Subscription:
+    def __init__(self, sites: Iterable[str], size: int) -> None:
+        self.sites = frozenset(sites)
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(maxsize=size)
+        self.closed = False
+
+    def wants(self, event: LiveEvent) -> bool:
+        return event.site_id in self.sites or "*" in self.sites
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def next(self, timeout: float) -> LiveEvent | None:
+        """The next event, None after `timeout` seconds of quiet; Closed once closed."""
+        try:
+            item = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            if self.closed:
+                raise Closed from None
+            return None
+        if item is None:
+            raise Closed
+        return item
+
+
+class LiveHub:
+    def __init__(self, queue_size: int = 1000) -> None:
+        self._subscriptions: set[Subscription] = set()
+        self._queue_size = queue_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def subscribe(self, sites: Iterable[str]) -> Subscription:
+        self._loop = asyncio.get_running_loop()
+        subscription = Subscription(sites, self._queue_size)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+        subscription.close()
+
+    def publish(self, event: LiveEvent) -> None:
+        for subscription in list(self._subscriptions):
+            if subscription.wants(event):
+                subscription.offer(event)
+
+    @property
+    def listeners(self) -> int:
+        return len(self._subscriptions)
+
+    def close_all(self) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.close()
+
+    def close_threadsafe(self) -> None:
+        """From a signal handler: end every stream on the event loop's thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.close_all)
+
+
+class LiveFeed:
+    """Reads `topics` in this instance's own consumer group and feeds the hub."""
+
+    def __init__(
+        self, kafka: KafkaSettings, topics: Iterable[str], group_id: str, hub: LiveHub
+    ) -> None:
+        self._kafka = kafka
+        self._topics = tuple(topics)
+        self._group_id = group_id
+        self._hub = hub
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Joined the group and got partitions: events from now on reach the browsers."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="console-live-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:  # the broker may come later than the console (start-up order independence)
+            consumer = AIOKafkaConsumer(
+                **client_kwargs(self._kafka, client_id=self._group_id),
+                group_id=self._group_id,
+                auto_offset_reset="latest",
+                enable_auto_commit=True,
+                # A topic created later (records, say) joins within this interval.
+                metadata_max_age_ms=30_000,
+            )
+            # A pattern, not a topic list: subscribing by name would make the broker
+            # auto-create a topic that does not exist yet (with the wrong partition
+            # count); a pattern only ever matches topics their producers created.
+            pattern = "^(" + "|".join(re.escape(t) for t in self._topics) + ")$"
+            consumer.subscribe(pattern=pattern)
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                delay = 0.5
+                log.info("live.started", group=self._group_id, topics=list(self._topics))
+                async for record in consumer:
+                    headers = {
+                        key: value.decode(errors="replace")
+                        for key, value in (record.headers or ())
+                        if value is not None
+                    }
+                    event = parse(record.topic, record.value, headers)
+                    if event is not None:
+                        self._hub.publish(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._consumer = None
+                log.warning("live.reconnecting", error=repr(exc)[:300], delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()

@@ -1,0 +1,195 @@
+"""Composition root: build(settings) -> the console app.
+
+No database and no outbox: the console holds no clinical state. It has one HTTP
+client pool for the services' APIs, one live Kafka reader in its own consumer
+group, the sign-in session store and, when configured, the OpenID Connect client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kap_shared.events import topics
+
+from .adapters.live import LiveFeed, LiveHub
+from .adapters.oidc import OidcClient
+from .adapters.services import ServiceError, Services, ServiceUnavailable
+from .adapters.sessions import SessionStore
+from .config import ConsoleSettings
+from .entrypoints import auth, live, pages
+from .entrypoints.web import Forbidden, NotSignedIn, redirect, render, store_of
+
+# Every topic a card, list or journey may change on; dead-letter twins are not news.
+LIVE_TOPICS = (
+    topics.INTAKE_EVENTS,
+    topics.SCHEDULING_EVENTS,
+    topics.MONITORING_EVENTS,
+    topics.MONITORING_VITALS,
+    topics.NOTIFICATIONS_EVENTS,
+    topics.RECORDS_EVENTS,
+)
+
+VERSION = version("kap-console")
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+# No CDN and no inline script: everything the pages run is served from /static.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+    "base-uri 'none'"
+)
+
+
+def _oidc(settings: ConsoleSettings) -> OidcClient | None:
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_redirect_uri):
+        return None
+    return OidcClient(
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value()
+        if settings.oidc_client_secret
+        else None,
+        redirect_uri=settings.oidc_redirect_uri,
+        scopes=settings.oidc_scopes,
+        audience=settings.kap_jwt_audience,
+    )
+
+
+def build(settings: ConsoleSettings) -> FastAPI:
+    if settings.dev_sign_in and settings.kap_jwt_secret is None:
+        raise ValueError("DEV_SIGN_IN needs KAP_JWT_SECRET to mint development tokens")
+    hub = LiveHub()
+    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(
+            timeout=settings.api_timeout_seconds,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        ) as client:
+            app.state.services = Services(
+                urls={
+                    "intake": settings.intake_url,
+                    "scheduling": settings.scheduling_url,
+                    "monitoring": settings.monitoring_url,
+                    "notifications": settings.notifications_url,
+                    "records": settings.records_url,
+                },
+                client=client,
+            )
+            feed.start()
+            try:
+                yield
+            finally:
+                hub.close_all()
+                await feed.stop()
+
+    app = FastAPI(
+        title="KAP care-team console",
+        version=VERSION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.live_hub = hub
+    app.state.live_feed = feed
+    app.state.sessions = SessionStore(settings.session_ttl_seconds)
+    app.state.oidc = _oidc(settings)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(auth.router)
+    app.include_router(live.router)
+    app.include_router(pages.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        if feed.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not_ready", "live": "joining"}, status_code=503)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response: Response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def _is_partial(request: Request) -> bool:
+        return request.headers.get("hx-request") == "true"
+
+    @app.exception_handler(NotSignedIn)
+    async def not_signed_in(request: Request, _: NotSignedIn) -> Response:
+        if _is_partial(request) or request.url.path == "/live":
+            return Response(status_code=401, headers={"HX-Redirect": "/sign-in"})
+        return redirect(f"/sign-in?next={request.url.path}")
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return render(
+            request,
+            "error.html",
+            _maybe_sign_in(request),
+            403,
+            title="Not available to you",
+            message=exc.message,
+        )
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        if exc.status == 401:  # the clinician's token expired: sign in again
+            store_of(request).drop(request.cookies.get(settings.session_cookie_name))
+            return redirect(f"/sign-in?next={request.url.path}")
+        titles = {403: "Not available to you", 404: "Not found"}
+        return render(
+            request,
+            "error.html",
+            _maybe_sign_in(request),
+            exc.status if exc.status in titles else 502,
+            title=titles.get(exc.status, f"{exc.service} could not answer"),
+            message=f"{exc.message} ({exc.code})",
+        )
+
+    @app.exception_handler(ServiceUnavailable)
+    async def unavailable(request: Request, exc: ServiceUnavailable) -> Response:
+        return render(
+            request,
+            "error.html",
+            _maybe_sign_in(request),
+            503,
+            title="A service is unavailable",
+            message=f"The {exc.service} service {exc.reason}. Try again shortly.",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return render(
+            request,
+            "error.html",
+            _maybe_sign_in(request),
+            exc.status_code,
+            title="Request not understood",
+            message=str(exc.detail),
+        )
+
+    def _maybe_sign_in(request: Request):  # type: ignore[no-untyped-def]
+        return store_of(request).get(request.cookies.get(settings.session_cookie_name))
+
+    return app

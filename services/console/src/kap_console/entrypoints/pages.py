@@ -1,0 +1,377 @@
+"""The console's pages (CONTRACT 6.3: `GET /` and its pages). Thin: check the site,
+call a handler, render. Partials (`/floor/.../cards/...`, `/inbox/items`) are what
+htmx fetches again when the live stream says something changed."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from kap_shared.events.enums import Role
+from kap_shared.events.envelope import utc_now
+
+from ..adapters.services import ServiceApi, ServiceError
+from ..handlers import actions, lists
+from ..handlers import floor as floor_handler
+from ..handlers import journey as journey_handler
+from .web import Api, Csrf, Session, ensure_site_page, redirect, render, settings_of
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def home(sign_in: Session) -> Response:
+    sites = [s for s in sign_in.principal.sites if s != "*"]
+    if sign_in.principal.role == Role.COORDINATOR and sites:
+        return redirect(f"/coordinator/{sites[0]}")
+    return redirect(f"/floor/{sites[0]}" if sites else "/inbox")
+
+
+# -- 1. treatment floor -------------------------------------------------------------------
+
+
+@router.get("/floor/{site_id}", response_class=HTMLResponse)
+async def floor_page(
+    site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    board = await floor_handler.floor(
+        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
+    )
+    return render(
+        request, "floor.html", sign_in, floor=board, site_id=site_id, page="floor", live=True
+    )
+
+
+@router.get("/floor/{site_id}/board", response_class=HTMLResponse)
+async def floor_board(
+    site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    board = await floor_handler.floor(
+        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
+    )
+    return render(request, "partials/board.html", sign_in, floor=board, site_id=site_id)
+
+
+async def _card(
+    request: Request, sign_in: Session, api: ServiceApi, session_id: str, **extra: object
+) -> Response:
+    card = await floor_handler.one_card(api, sign_in.principal, session_id, utc_now())
+    ensure_site_page(sign_in.principal, card.site_id)
+    return render(request, "partials/card.html", sign_in, card=card, **extra)
+
+
+@router.get("/cards/{session_id}", response_class=HTMLResponse)
+async def card_partial(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    return await _card(request, sign_in, api, session_id)
+
+
+@router.post("/cards/{session_id}/acknowledge", dependencies=[Csrf])
+async def acknowledge_alert(
+    session_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    notification_id: Annotated[str, Form()],
+) -> Response:
+    refusal = await _attempt(actions.acknowledge(api, notification_id))
+    return await _card(request, sign_in, api, session_id, refusal=refusal)
+
+
+@router.post("/cards/{session_id}/alerts/{alert_id}/resolve", dependencies=[Csrf])
+async def resolve_alert(
+    session_id: str,
+    alert_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    reason: Annotated[str, Form()],
+) -> Response:
+    refusal = await _attempt(actions.resolve_alert(api, session_id, alert_id, reason))
+    return await _card(request, sign_in, api, session_id, refusal=refusal)
+
+
+@router.post("/cards/{session_id}/discharge", dependencies=[Csrf])
+async def discharge(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    refusal = await _attempt(actions.discharge(api, session_id))
+    return await _card(request, sign_in, api, session_id, refusal=refusal)
+
+
+async def _attempt(coro: object) -> ServiceError | None:
+    """Run an action; a refusal is returned to be explained on the page."""
+    try:
+        await coro  # type: ignore[misc]
+    except ServiceError as exc:
+        if exc.status in (401, 403):
+            raise
+        return exc
+    return None
+
+
+# -- 2. patient journey ---------------------------------------------------------------------
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+async def journey_page(patient_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    journey = await journey_handler.journey(api, sign_in.principal, patient_id)
+    if journey.plan is None and journey.patient is None:
+        return render(
+            request,
+            "error.html",
+            sign_in,
+            404,
+            title="Patient not found",
+            message="No plan or intake record is visible to you for this patient.",
+        )
+    site = (journey.plan or journey.patient or {}).get("site_id")
+    if isinstance(site, str):
+        ensure_site_page(sign_in.principal, site)
+    return render(request, "journey.html", sign_in, journey=journey, page="journey")
+
+
+# -- 3. inbox -------------------------------------------------------------------------------
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(request: Request, sign_in: Session, api: Api) -> Response:
+    items = await lists.inbox(api)
+    return render(request, "inbox.html", sign_in, items=items, page="inbox", live=True)
+
+
+@router.get("/inbox/items", response_class=HTMLResponse)
+async def inbox_items(request: Request, sign_in: Session, api: Api) -> Response:
+    items = await lists.inbox(api)
+    return render(request, "partials/inbox_items.html", sign_in, items=items)
+
+
+@router.post("/inbox/{notification_id}/ack", dependencies=[Csrf])
+async def inbox_ack(notification_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    refusal = await _attempt(actions.acknowledge(api, notification_id))
+    items = await lists.inbox(api)
+    return render(request, "partials/inbox_items.html", sign_in, items=items, refusal=refusal)
+
+
+# -- 4. schedule ----------------------------------------------------------------------------
+
+
+def _day(raw: str | None) -> date | None:
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+async def _schedule(
+    request: Request,
+    sign_in: Session,
+    api: ServiceApi,
+    site_id: str,
+    status: int = 200,
+    /,
+    **extra: object,
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    board = await floor_handler.floor(
+        api,
+        sign_in.principal,
+        site_id,
+        utc_now(),
+        settings_of(request).floor_timezone,
+        _day(request.query_params.get("day")),
+    )
+    return render(
+        request,
+        "schedule.html",
+        sign_in,
+        status,
+        floor=board,
+        site_id=site_id,
+        page="schedule",
+        **extra,
+    )
+
+
+@router.get("/schedule/{site_id}", response_class=HTMLResponse)
+async def schedule_page(site_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    return await _schedule(request, sign_in, api, site_id)
+
+
+@router.post("/schedule/{site_id}/book", dependencies=[Csrf])
+async def book(
+    site_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    patient_id: Annotated[str, Form()],
+    phase: Annotated[str, Form()],
+    day: Annotated[str, Form()],
+    start: Annotated[str, Form()],
+    minutes: Annotated[int, Form(ge=15, le=600)],
+    room_id: Annotated[str, Form()],
+    therapist_id: Annotated[str, Form()],
+    prescriber_id: Annotated[str, Form()] = "",
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    tz = settings_of(request).floor_timezone
+    outcome: dict[str, object] = {}
+    try:
+        booked = await actions.book(
+            api,
+            patient_id=patient_id.strip(),
+            phase=phase,
+            starts_at=actions.local_time(day, start, tz),
+            minutes=minutes,
+            room_id=room_id.strip(),
+            therapist_id=therapist_id.strip(),
+            prescriber_id=prescriber_id.strip() or None,
+        )
+        outcome["booked"] = booked
+    except ServiceError as exc:
+        if exc.status in (401, 403):
+            raise
+        outcome["refusal"] = exc
+    except ValueError:
+        outcome["refusal"] = ServiceError(
+            "console", 422, "invalid_time", "the day or start time is not a valid date/time"
+        )
+    refusal = outcome.get("refusal")
+    status = refusal.status if isinstance(refusal, ServiceError) else 200
+    return await _schedule(request, sign_in, api, site_id, status, **outcome)
+
+
+def _hours(value: str) -> float | None:
+    return float(value) if value.strip() else None
+
+
+@router.post("/sessions/{session_id}/check-in", dependencies=[Csrf])
+async def check_in(
+    session_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    site_id: Annotated[str, Form()],
+    hours_since_food: Annotated[str, Form()] = "",
+    hours_since_liquid: Annotated[str, Form()] = "",
+    transport: Annotated[str, Form()] = "",
+    escort: Annotated[str, Form()] = "",
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    refusal = await _attempt(
+        actions.check_in(
+            api,
+            session_id,
+            utc_now(),
+            hours_since_food=_hours(hours_since_food),
+            hours_since_liquid=_hours(hours_since_liquid),
+            # The contract's single attestation covers transport home or an escort.
+            transport_arranged=(transport == "yes" or escort == "yes")
+            if (transport or escort)
+            else None,
+        )
+    )
+    return await _schedule(
+        request,
+        sign_in,
+        api,
+        site_id,
+        200 if refusal is None else refusal.status,
+        refusal=refusal,
+        acted_on=session_id,
+    )
+
+
+@router.post("/sessions/{session_id}/dose", dependencies=[Csrf])
+async def dose(
+    session_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    site_id: Annotated[str, Form()],
+    route: Annotated[str, Form()],
+    agent: Annotated[str, Form()],
+    dose_mg: Annotated[float, Form(gt=0)],
+    device_number: Annotated[str, Form()] = "",
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    body: dict[str, object] = {"route": route, "agent": agent, "dose_mg": dose_mg}
+    if device_number.strip():
+        body["device_number"] = int(device_number)
+    refusal = await _attempt(actions.record_dose(api, session_id, body))
+    return await _schedule(
+        request,
+        sign_in,
+        api,
+        site_id,
+        200 if refusal is None else refusal.status,
+        refusal=refusal,
+        acted_on=session_id,
+    )
+
+
+VITAL_FIELDS = (
+    "bp_systolic",
+    "bp_diastolic",
+    "heart_rate",
+    "spo2",
+    "respiratory_rate",
+    "sedation_moaas",
+)
+
+
+@router.post("/sessions/{session_id}/vitals", dependencies=[Csrf])
+async def vitals(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    form = await request.form()
+    site_id = str(form.get("site_id", ""))
+    ensure_site_page(sign_in.principal, site_id)
+    body: dict[str, object] = {}
+    for name in VITAL_FIELDS:
+        value = str(form.get(name, "")).strip()
+        if value:
+            body[name] = float(value) if name == "spo2" else int(float(value))
+    refusal = await _attempt(actions.record_vitals(api, session_id, body))
+    return await _schedule(
+        request,
+        sign_in,
+        api,
+        site_id,
+        200 if refusal is None else refusal.status,
+        refusal=refusal,
+        acted_on=session_id,
+    )
+
+
+@router.post("/sessions/{session_id}/complete", dependencies=[Csrf])
+async def complete(
+    session_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    site_id: Annotated[str, Form()],
+) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    refusal = await _attempt(actions.complete(api, session_id))
+    return await _schedule(
+        request,
+        sign_in,
+        api,
+        site_id,
+        200 if refusal is None else refusal.status,
+        refusal=refusal,
+        acted_on=session_id,
+    )
+
+
+# -- 5. coordinator -------------------------------------------------------------------------
+
+
+@router.get("/coordinator/{site_id}", response_class=HTMLResponse)
+async def coordinator_page(site_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    ensure_site_page(sign_in.principal, site_id)
+    worklist = await lists.coordinator(api, site_id)
+    return render(
+        request, "coordinator.html", sign_in, work=worklist, site_id=site_id, page="coordinator"
+    )

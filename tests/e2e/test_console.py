@@ -1,0 +1,372 @@
+"""Issue 12: the care-team console in a real browser (Debian's Chromium driven by
+Playwright) against the real platform (Kafka, the services and the console as OS
+processes).
+
+One scenario, several checks: a coordinator's booking refused by KAP-1 shows the
+rule id and the reason in words; a nurse checks the patient in with the pre-dose
+checklist; her floor, already open, shows a critical alert card (announced in the
+ARIA live region) after a device reading is put on the vitals topic, without a
+reload; she acknowledges it in the browser, AlertAcknowledged is on the topic and
+the escalation does not fire; discharge is disabled with its blockers listed until
+the criteria hold, then the prescriber signs it and the card turns "discharged"; a
+therapist sees the journey with the PHQ-9 trend (and the timeline once records is
+part of the platform); a clinician of another site gets 403 pages. Every screen
+passes axe-core with no serious or critical violation and is screenshotted into
+docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from axe_playwright_python.async_playwright import Axe
+from playwright.async_api import Browser, Page, async_playwright, expect
+from scheduling_flows import (
+    SchedulingSite,
+    consent,
+    create_site,
+    plan_when,
+    refer,
+    run_session,
+    scheduling,
+    screen,
+)
+from support import Api, TopicReader, eventually, produce
+
+from kap_local.platform import Platform
+from kap_shared.events import VitalsRecorded
+from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.events.topics import MONITORING_VITALS, NOTIFICATIONS_EVENTS
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SITE = "site-console"  # tests/rules: early check-in, 30-minute IV observation
+OTHER_SITE = "site-console-other"
+ESCALATE_AFTER = 45  # seconds: level 1 would page the coordinator
+UI_TIMEOUT = 60_000  # ms: generous, the machine is shared (speed lives in bench/)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - once, before anything runs
+        pytest.fail(
+            f"{CHROMIUM} is missing: run deploy/local/install-chromium.sh (the browser tests "
+            "never download a browser)"
+        )
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+async def sign_in(browser: Browser, console: str, who: tuple[str, str, list[str]]) -> Page:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    await page.goto(f"{console}/sign-in")
+    await page.get_by_label("Clinician id", exact=True).fill(who[0])
+    await page.get_by_label("Role", exact=True).select_option(who[1])
+    await page.get_by_label("Sites (comma separated)", exact=True).fill(",".join(who[2]))
+    await page.get_by_role("button", name="Sign in", exact=True).click()
+    await page.wait_for_url(lambda url: "/sign-in" not in url)
+    return page
+
+
+async def accessible(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical violation; then the screenshot for the README."""
+    results = await Axe().run(page)
+    bad = [
+        (v["id"], v["impact"], v["help"])
+        for v in results.response["violations"]
+        if v.get("impact") in ("serious", "critical")
+    ]
+    assert not bad, f"{name}: {bad}"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _reading(site: SchedulingSite, patient_id: str, session_id: str, **values: Any) -> bytes:
+    event = VitalsRecorded(
+        producer="device-gateway",
+        site_id=site.site_id,
+        patient_id=patient_id,
+        correlation_id=str(uuid.uuid4()),
+        data=VitalsRecordedData(
+            session_id=session_id,
+            reading_id=str(uuid.uuid4()),
+            recorded_at=datetime.now(UTC),
+            **values,
+        ),
+    )
+    return event.to_json()
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
+    platform: Platform, browser: Browser
+) -> None:
+    console = platform.url("console")
+    secret = platform.jwt_secret
+    site = await create_site(platform, SITE)
+    prescriber, therapist = site.prescribers[0], site.therapists[0]
+    paging = Api(platform.url("notifications"), secret)
+    admin = ("admin-1", "admin", [SITE])
+    for who, role in ((prescriber, "prescriber"), (therapist, "therapist")):
+        response = await paging.request(
+            "PUT", f"/recipients/{who}", as_=admin, json_body={"role": role, "sites": [SITE]}
+        )
+        assert response.status_code in (200, 201), response.text
+    response = await paging.request(
+        "PUT",
+        f"/sites/{SITE}/escalation",
+        as_=admin,
+        json_body={
+            "levels": [{"after_seconds": ESCALATE_AFTER, "recipient_ids": [site.coordinator]}]
+        },
+    )
+    assert response.status_code == 200, response.text
+
+    patient_id = await refer(platform, site)
+    await screen(platform, site, patient_id)  # IV ketamine, PHQ-9 baseline 16
+    await consent(platform, site, patient_id, "treatment")
+    plan = await plan_when(platform, site, patient_id, consents=("treatment",))
+    dosing_at = site.at(2, "09:00")
+    day = dosing_at.astimezone(UTC).date().isoformat()
+
+    # -- a booking refused by a rule: KAP-1 (two preparation sessions before dosing) -------
+    coordinator = await sign_in(browser, console, site.coordinator_)
+    await coordinator.goto(f"{console}/schedule/{SITE}?day={day}")
+    await coordinator.get_by_label("Patient id", exact=True).fill(patient_id)
+    await coordinator.get_by_label("Phase", exact=True).select_option("dosing")
+    await coordinator.get_by_label("Day", exact=True).fill(day)
+    await coordinator.get_by_label("Start time (UTC)", exact=True).fill(
+        dosing_at.astimezone(UTC).strftime("%H:%M")
+    )
+    await coordinator.get_by_label("Room", exact=True).fill(site.rooms[0])
+    await coordinator.get_by_label("Therapist", exact=True).fill(therapist)
+    await coordinator.get_by_label("Prescriber (dosing)", exact=True).fill(prescriber)
+    await coordinator.get_by_role("button", name="Book").click()
+    refusal = coordinator.locator(".refusal")
+    await expect(refusal).to_contain_text("KAP-1", timeout=UI_TIMEOUT)
+    assert "preparation" in (await refusal.inner_text()).lower()
+    await accessible(coordinator, "schedule-booking-refused")
+    await coordinator.goto(f"{console}/coordinator/{SITE}")
+    await accessible(coordinator, "coordinator")
+
+    # -- prepare, book the dosing session; the nurse checks in with the checklist ----------
+    for n in (0, 1):
+        await run_session(
+            platform, site, plan, "preparation", site.at(n, "09:00"), room_id=site.rooms[1]
+        )
+    response = await scheduling(platform).request(
+        "POST",
+        "/sessions",
+        as_=site.coordinator_,
+        json_body={
+            "patient_id": patient_id,
+            "phase": "dosing",
+            "starts_at": dosing_at.isoformat(),
+            "ends_at": (dosing_at + timedelta(minutes=180)).isoformat(),
+            "room_id": site.rooms[0],
+            "therapist_id": therapist,
+            "prescriber_id": prescriber,
+        },
+    )
+    assert response.status_code == 201, response.text
+    session_id = response.json()["session_id"]
+
+    nurse = await sign_in(browser, console, site.nurse_)
+    await nurse.goto(f"{console}/schedule/{SITE}?day={day}")
+    row = nurse.locator(f"#row-{session_id}")
+    await row.get_by_label("Hours since last food", exact=True).fill("8")
+    await row.get_by_label("Hours since last liquid", exact=True).fill("3")
+    await row.get_by_label("Transport home arranged", exact=True).select_option("yes")
+    await row.get_by_label("Escort present", exact=True).select_option("yes")
+    await accessible(nurse, "schedule-check-in")
+    await row.get_by_role("button", name="Check in").click()
+    await expect(nurse.locator(f"#row-{session_id} .badge")).to_have_text(
+        "checked in", timeout=UI_TIMEOUT
+    )
+
+    monitoring = Api(platform.url("monitoring"), secret)
+
+    async def window_open() -> bool:
+        found = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
+        return found.status_code == 200 and found.json()["status"] == "checked_in"
+
+    await eventually(window_open, timeout=60)
+    given = datetime.now(UTC) - timedelta(minutes=35)
+    response = await monitoring.request(
+        "POST",
+        f"/sessions/{session_id}/doses",
+        as_=site.nurse_,
+        json_body={
+            "route": "iv",
+            "agent": "ketamine",
+            "dose_mg": 35,
+            "administered_at": given.isoformat(),
+            "ends_at": (given + timedelta(minutes=1)).isoformat(),
+        },
+    )
+    assert response.status_code == 201, response.text
+
+    # -- the nurse's floor is open; a device reading goes onto the vitals topic -----------
+    await nurse.goto(f"{console}/floor/{SITE}?day={day}")
+    card = nurse.locator(f"#card-{session_id}")
+    await expect(card).to_contain_text("Zelphine", timeout=UI_TIMEOUT)  # name from intake
+    await expect(nurse.locator("body[data-live-connected='true']")).to_have_count(
+        1, timeout=UI_TIMEOUT
+    )
+    navigations: list[str] = []
+    nurse.on("framenavigated", lambda frame: navigations.append(frame.url))
+    paging_topic = TopicReader(platform.bootstrap, NOTIFICATIONS_EVENTS)
+    try:
+        await produce(
+            platform.bootstrap,
+            MONITORING_VITALS,
+            [
+                (
+                    patient_id.encode(),
+                    _reading(
+                        site,
+                        patient_id,
+                        session_id,
+                        bp_systolic=206,
+                        bp_diastolic=124,
+                        heart_rate=96,
+                        spo2=97,
+                    ),
+                )
+            ],
+        )
+        critical = card.locator(".alert.sev-critical")
+        await expect(critical).to_contain_text("CRITICAL", timeout=UI_TIMEOUT)
+        assert navigations == [], "the floor reloaded instead of updating live"
+        await expect(nurse.locator("#announcer")).to_contain_text(
+            "Critical alert", timeout=UI_TIMEOUT
+        )
+        # Discharge: disabled, with the open alert and the BP named as blockers.
+        discharge_button = card.get_by_role("button", name="Request discharge")
+        await expect(discharge_button).to_be_disabled()
+        await expect(card.locator(".blockers-box")).to_contain_text("MON-DIS-2")
+        await expect(card.locator(".blockers-box")).to_contain_text("KET-DIS-3")
+        await accessible(nurse, "floor-critical-alert")
+
+        # She acknowledges the escalating alert in the browser, from the keyboard.
+        acknowledge = card.get_by_role("button", name="Acknowledge")
+        await expect(acknowledge).to_be_visible(timeout=UI_TIMEOUT)
+        await acknowledge.focus()
+        await nurse.keyboard.press("Enter")
+        acknowledged_at = time.monotonic()
+        await paging_topic.wait_for(
+            lambda events: any(
+                e["event_type"] == "AlertAcknowledged"
+                and e["patient_id"] == patient_id
+                and e["data"]["acknowledged_by"] == site.nurse
+                for e in events
+            ),
+            timeout=60,
+        )
+        await expect(card.get_by_role("button", name="Acknowledge")).to_have_count(
+            0, timeout=UI_TIMEOUT
+        )
+
+        # The prescriber resolves the alert on her own floor; a normal reading follows.
+        doctor = await sign_in(browser, console, site.as_(prescriber))
+        await doctor.goto(f"{console}/floor/{SITE}?day={day}")
+        doctor_card = doctor.locator(f"#card-{session_id}")
+        await doctor_card.get_by_label("Resolution", exact=True).select_option("treated")
+        await doctor_card.get_by_role("button", name="Resolve").click()
+        await expect(doctor_card.locator(".alert.sev-critical")).to_have_count(
+            0, timeout=UI_TIMEOUT
+        )
+        await expect(doctor_card.get_by_role("button", name="Sign discharge")).to_be_disabled()
+        response = await monitoring.request(
+            "POST",
+            f"/sessions/{session_id}/vitals",
+            as_=site.nurse_,
+            json_body={
+                "bp_systolic": 128,
+                "bp_diastolic": 80,
+                "heart_rate": 76,
+                "spo2": 98,
+                "respiratory_rate": 14,
+                "sedation_moaas": 5,
+            },
+        )
+        assert response.status_code == 201, response.text
+        sign = doctor_card.get_by_role("button", name="Sign discharge")
+        await expect(sign).to_be_enabled(timeout=UI_TIMEOUT)
+        await expect(card.get_by_role("button", name="Request discharge")).to_be_enabled(
+            timeout=UI_TIMEOUT
+        )  # the nurse's open floor followed live
+        await sign.click()
+        await expect(doctor_card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
+        await expect(card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
+        await accessible(doctor, "floor-discharged")
+        await doctor.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+        await accessible(doctor, "floor-tablet")
+
+        await doctor.goto(f"{console}/inbox")
+        await expect(doctor.locator(".note").first).to_be_visible(timeout=UI_TIMEOUT)
+        await accessible(doctor, "inbox")
+
+        # -- the therapist's view of the journey ------------------------------------------
+        therapist_page = await sign_in(browser, console, site.as_(therapist))
+        await therapist_page.goto(f"{console}/patients/{patient_id}")
+        trend = therapist_page.locator("figure.trend").first
+        await expect(trend).to_contain_text("PHQ-9: baseline 16")
+        await expect(therapist_page.locator(".chart canvas").first).to_be_visible()
+        timeline = therapist_page.locator("#timeline-h + *")
+        if "records" in platform.services:
+            # Records (CONTRACT 6.3 GET /patients/{id}/timeline) is part of the platform.
+            await expect(timeline).to_contain_text("PatientScreened", timeout=UI_TIMEOUT)
+        else:
+            await expect(therapist_page.locator("#timeline-unavailable")).to_contain_text(
+                "records service"
+            )
+        await accessible(therapist_page, "journey")
+
+        # -- a clinician of another site: 403 pages, never the patient --------------------
+        stranger = await sign_in(browser, console, ("rx-elsewhere", "prescriber", [OTHER_SITE]))
+        for path in (
+            f"/floor/{SITE}?day={day}",
+            f"/patients/{patient_id}",
+            f"/schedule/{SITE}",
+            f"/coordinator/{SITE}",
+        ):
+            answer = await stranger.goto(f"{console}{path}")
+            assert answer is not None, path
+            assert answer.status == 403, path
+            assert "Zelphine" not in await stranger.content()
+        sign_in_page = await browser.new_page(viewport={"width": 1280, "height": 800})
+        await sign_in_page.goto(f"{console}/sign-in")
+        await accessible(sign_in_page, "sign-in")
+
+        # -- the escalation never fires: its level time passes with nothing escalated -----
+        await eventually(
+            lambda: time.monotonic() - acknowledged_at > ESCALATE_AFTER + 5,
+            timeout=ESCALATE_AFTER + 30,
+            interval=1.0,
+        )
+        await paging_topic.poll()
+        assert not [
+            e for e in paging_topic.of_patient(patient_id) if e["event_type"] == "AlertEscalated"
+        ]
+        alerts = await paging.request(
+            "GET", f"/alerts?site_id={SITE}&patient_id={patient_id}", as_=site.nurse_
+        )
+        assert alerts.status_code == 200, alerts.text
+        assert [(a["status"], a["level"]) for a in alerts.json() if a["priority"] == "stat"] == [
+            ("acknowledged", 0)
+        ]
+    finally:
+        await paging_topic.close()
