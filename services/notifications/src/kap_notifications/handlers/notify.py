@@ -58,7 +58,7 @@ from ..adapters.tables import (
 )
 from ..domain.delivery import plan
 from ..domain.escalation import Level, due_at, levels_for, timer_key
-from ..domain.routing import RULES, Message, escalation_text, route, rule_for
+from ..domain.routing import PMF_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
 from .views import profiles, routing_context, site_members, update_views
@@ -102,7 +102,7 @@ class Notifier:
     metrics: NotificationMetrics | None = field(default=None)
 
     def handlers(self) -> dict[type, EventHandler]:
-        return dict.fromkeys(CONSUMED, self.on_event)
+        return dict.fromkeys((*CONSUMED, *PMF_EVENTS), self.on_event)
 
     def timer_handlers(self) -> dict[str, timers.TimerHandler]:
         return {ESCALATION_TIMER: self.escalate}
