@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 
+from kap_shared.service.runtime import configure_service_logging
 from kap_shared.service.serve import serve
 
 from .bootstrap import build
@@ -25,7 +26,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "rebuild":
         from .handlers.rebuild import rebuild
 
-        asyncio.run(rebuild(RecordsSettings()))
+        settings = RecordsSettings()
+        configure_service_logging(settings)
+        counts = asyncio.run(rebuild(settings))
+        sys.stdout.write(
+            f"rebuilt from {counts['events']} events ({counts['projected']} projected, "
+            f"{counts['skipped']} undecodable)\n"
+        )
         return
     serve(RecordsSettings(), build)
 
