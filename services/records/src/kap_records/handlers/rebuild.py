@@ -11,6 +11,7 @@ from a topic (vitals readings may: docs/deploy.md) are not in the rebuilt record
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -25,7 +26,7 @@ from kap_shared.logging import get_logger
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.messaging.inbox import InboxMessage
 from kap_shared.migrations import migrations_dir, upgrade
-from kap_shared.ops.kafka import reader
+from kap_shared.ops.kafka import partitions_of, reader
 
 from ..adapters.tables import PROJECTION, REGISTRY
 from ..bootstrap import runtime_for
@@ -39,7 +40,10 @@ async def rebuild(settings: RecordsSettings) -> dict[str, int]:
     runtime = runtime_for(settings)
     try:
         if settings.db_schema == "migrate":
-            upgrade(settings.resolved_database_url, migrations_dir("kap_records"))
+            # Alembic runs its own event loop: off this one, as the runtime does.
+            await asyncio.to_thread(
+                upgrade, settings.resolved_database_url, migrations_dir("kap_records")
+            )
         else:
             await create_tables(runtime.engine, [REGISTRY.metadata])
         group = f"records-rebuild-{uuid.uuid4().hex[:12]}"
@@ -67,11 +71,10 @@ async def _replay(settings: RecordsSettings, consumer: EventConsumer) -> dict[st
     await kafka.start()
     counts = {"events": 0, "projected": 0, "skipped": 0}
     try:
-        await kafka.topics()  # loads the cluster's metadata (partitions per topic)
         partitions = [
             TopicPartition(topic, p)
             for topic in ALL_TOPICS
-            for p in sorted(kafka.partitions_for_topic(topic) or ())
+            for p in await partitions_of(settings.kafka, topic) or ()
         ]
         if not partitions:
             return counts
