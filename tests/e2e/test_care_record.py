@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
 from fhir.resources.R4B import get_fhir_model_class
 from scheduling_flows import (
     SchedulingSite,
@@ -51,7 +52,13 @@ from kap_shared.events.monitoring import (
     DoseAdministeredData,
     VitalsRecordedData,
 )
-from kap_shared.events.topics import ALL_TOPICS, MONITORING_EVENTS, MONITORING_VITALS
+from kap_shared.events.topics import (
+    ALL_TOPICS,
+    INTAKE_EVENTS,
+    MONITORING_EVENTS,
+    MONITORING_VITALS,
+    RECORDS_EVENTS,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -232,6 +239,25 @@ async def topic_events(platform: Platform, patient_id: str) -> list[Event]:
         finally:
             await reader.close()
     return events
+
+
+async def retention_of(platform: Platform, *names: str) -> dict[str, str]:
+    """`retention.ms` of each topic, as the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    found = {}
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:
+                if entry[0] == "retention.ms":
+                    found[resource[3]] = entry[1]
+    return found
 
 
 def pmf_events(events: list[Event], event_type: str, pmf_id: str) -> list[Event]:
@@ -454,6 +480,12 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     } <= kinds
 
     # -- rebuild from the topics: the same timeline ----------------------------------------
+    # (the topics the services created keep events forever; vitals expire after 7 days)
+    assert await retention_of(platform, INTAKE_EVENTS, RECORDS_EVENTS, MONITORING_VITALS) == {
+        INTAKE_EVENTS: "-1",
+        RECORDS_EVENTS: "-1",
+        MONITORING_VITALS: str(7 * 24 * 3600 * 1000),
+    }
     service = platform["records"]
     rebuild = await asyncio.create_subprocess_exec(
         sys.executable,
