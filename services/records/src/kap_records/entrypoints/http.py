@@ -26,6 +26,7 @@ from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters import repository as repo
+from ..adapters.tables import PmfForm
 from ..domain.pmf import PmfStatus
 from ..domain.rules import RecordsRules
 from ..handlers import fhir, pmf, views
@@ -152,7 +153,7 @@ async def worklist(
     return {"forms": forms}
 
 
-async def _form(uow: UnitOfWork, principal: Principal, pmf_id: str, rules: Rules) -> Any:
+async def _form(uow: UnitOfWork, principal: Principal, pmf_id: str) -> PmfForm:
     form = await pmf.load(uow.session, pmf_id)
     ensure_site(principal, form.site_id)
     return form
@@ -168,7 +169,7 @@ async def get_form(
 ) -> Response:
     """The form as JSON, or its printable rendering with `Accept: text/html`."""
     async with uow:
-        form = await _form(uow, principal, pmf_id, rules)
+        form = await _form(uow, principal, pmf_id)
         view = await pmf.view_of(uow.session, form, rules.for_site(form.site_id))
     accept = request.headers.get("accept", "")
     if "text/html" in accept and "application/json" not in accept:
@@ -180,7 +181,7 @@ async def get_form(
 async def print_form(pmf_id: str, principal: FormReader, uow: Uow, rules: Rules) -> HTMLResponse:
     """The printable rendering (HTML, the REMS form's sections)."""
     async with uow:
-        form = await _form(uow, principal, pmf_id, rules)
+        form = await _form(uow, principal, pmf_id)
         view = await pmf.view_of(uow.session, form, rules.for_site(form.site_id))
     return HTMLResponse(render(view))
 
@@ -195,7 +196,7 @@ async def complete_form(
         if value is None:
             raise InvalidField(name, "may not be null")
     async with uow:
-        form = await _form(uow, principal, pmf_id, rules)
+        form = await _form(uow, principal, pmf_id)
         return await pmf.complete(uow, form, values, rules.for_site(form.site_id))
 
 
@@ -206,7 +207,7 @@ async def submit_form(
     """Record the form's submission to the REMS (who, confirmation); cancels its
     reminders and publishes PmfSubmitted. 409 `SPR-PMF-1` while fields are missing."""
     async with uow:
-        form = await _form(uow, principal, pmf_id, rules)
+        form = await _form(uow, principal, pmf_id)
         return await pmf.submit(
             uow,
             form,
