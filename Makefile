@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-SERVICES := intake scheduling monitoring notifications console
+SERVICES := intake scheduling monitoring notifications records console
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PYTEST_ARGS ?=
 # kustomize and kubeconform (tests/deploy), pinned; `go install`ed into $(go env GOPATH)/bin.

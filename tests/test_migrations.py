@@ -23,6 +23,7 @@ SERVICES_WITH_MIGRATIONS = {
     "kap_scheduling": "kap_scheduling.adapters.tables",
     "kap_monitoring": "kap_monitoring.adapters.tables",
     "kap_notifications": "kap_notifications.adapters.tables",
+    "kap_records": "kap_records.adapters.tables",
 }
 
 

@@ -3,3 +3,4 @@ CREATE DATABASE intake;
 CREATE DATABASE scheduling;
 CREATE DATABASE monitoring;
 CREATE DATABASE notifications;
+CREATE DATABASE records;

@@ -30,7 +30,13 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
-PORTS = {"intake": 8001, "scheduling": 8002, "monitoring": 8003, "notifications": 8004}
+PORTS = {
+    "intake": 8001,
+    "scheduling": 8002,
+    "monitoring": 8003,
+    "notifications": 8004,
+    "records": 8005,
+}
 # Oldest Kubernetes minor we support, and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 PARTITIONS = {topic: 12 if topic == MONITORING_VITALS else 6 for topic in EVENTS_BY_TOPIC}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "scheduling", "monitoring", "notifications", "console")
+SERVICES = ("intake", "scheduling", "monitoring", "notifications", "records", "console")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 
 

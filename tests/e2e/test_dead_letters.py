@@ -76,12 +76,12 @@ async def test_poison_and_invalid_messages_are_dead_lettered_and_the_next_is_pro
         def mine() -> list[tuple[bytes, dict[str, bytes]]]:
             return [(v, h) for k, v, h in dlq.raw if k == key]
 
-        await dlq.wait_for(lambda _: len(mine()) >= 6, timeout=60)  # 2 messages x 3 groups
+        await dlq.wait_for(lambda _: len(mine()) >= 8, timeout=60)  # 2 messages x 4 groups
         by_group: dict[str, list[dict[str, bytes]]] = {}
         for _value, headers in mine():
             by_group.setdefault(headers["x-dlq-consumer-group"].decode(), []).append(headers)
         # Every service that consumes intake events dead-letters independently.
-        assert set(by_group) == {"scheduling", "monitoring", "notifications"}
+        assert set(by_group) == {"scheduling", "monitoring", "notifications", "records"}
         for headers_list in by_group.values():
             assert len(headers_list) == 2
             for headers in headers_list:

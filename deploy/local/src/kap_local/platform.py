@@ -25,6 +25,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "scheduling": 8002,
     "monitoring": 8003,
     "notifications": 8004,
+    "records": 8005,
 }
 SERVICES = tuple(DEFAULT_PORTS)
 # Deployables without a database of their own (the console holds no clinical state).

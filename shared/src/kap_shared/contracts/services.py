@@ -20,7 +20,7 @@ from typing import Any
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import Envelope
 
-SERVICES = ("intake", "scheduling", "monitoring", "notifications")
+SERVICES = ("intake", "scheduling", "monitoring", "notifications", "records")
 PLACEHOLDER_BOOTSTRAP = "kafka.invalid:9092"
 
 

@@ -19,3 +19,16 @@ ALL_TOPICS = (
 
 def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
+
+
+# Retention (docs/deploy.md "Retention"): event topics keep everything, because records
+# rebuilds its projection from them (`kap-records rebuild`); vitals readings are
+# high-volume and may expire (their summaries live in monitoring and records).
+KEEP_FOREVER_MS = -1
+VITALS_RETENTION_MS = 7 * 24 * 3600 * 1000
+
+
+def retention_ms(topic: str) -> int:
+    """The `retention.ms` of a topic or its dead-letter twin."""
+    base = topic.removesuffix(".dlq")
+    return VITALS_RETENTION_MS if base == MONITORING_VITALS else KEEP_FOREVER_MS

@@ -12,7 +12,7 @@ import contextlib
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from ..events.topics import ALL_TOPICS, dead_letter_topic
+from ..events.topics import ALL_TOPICS, dead_letter_topic, retention_ms
 from ..settings import KafkaSettings
 from .broker import kafka_security
 
@@ -35,7 +35,12 @@ async def ensure_topics(settings: KafkaSettings, *, partitions: int, replication
         existing = set(await admin.list_topics())
         names = [t for topic in ALL_TOPICS for t in (topic, dead_letter_topic(topic))]
         missing = [
-            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=replication,
+                topic_configs={"retention.ms": str(retention_ms(name))},
+            )
             for name in names
             if name not in existing
         ]

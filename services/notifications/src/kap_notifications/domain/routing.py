@@ -15,12 +15,16 @@
 | SessionRescheduled | session team | routine | in_app, email | - |
 | SessionCancelled | session team | routine | in_app, email | - |
 | IntegrationOverdue (KAP-2) | the event's therapist | routine | in_app, email | coordinators |
+| PmfReminder (SPR-PMF-1) | PMF responsible | routine | in_app, email | - |
+| PmfOverdue (SPR-PMF-1) | PMF responsible | urgent | in_app, email | site levels |
 | ObservationDue (SPR-MON-1) | observers | urgent | in_app | - |
 
 * session team: the session's prescriber and therapist (SessionScheduled);
 * patient team / plan team: the plan's prescriber and therapist (TreatmentPlanCreated);
 * site prescribers: recipients registered with role prescriber at the site;
 * observers: the site's nurses, else the session's therapist (sessions name no nurse);
+* PMF responsible: the PMF's session's prescriber (else the
+  plan's) and the recipients registered with role coordinator at the site;
 * site levels: PUT /sites/{site_id}/escalation; coordinators: the site's
   coordinators after `integration_overdue_escalation_seconds` (see escalation.py).
 
@@ -63,6 +67,7 @@ from kap_shared.events import (
     VitalsAlertResolved,
 )
 from kap_shared.events.enums import Channel, ScreeningOutcome, Severity
+from kap_shared.events.records import PmfOverdue, PmfReminder
 
 
 class Priority(StrEnum):
@@ -96,6 +101,7 @@ class Audience(StrEnum):
     EVENT_PRESCRIBER = "the event's prescriber"
     EACH_CLINICIAN = "each clinician with routine handoffs waiting"
     NEXT_CLINICIAN = "the therapist of the patient's next session, else the plan's therapist"
+    PMF_RESPONSIBLE = "the session's prescriber and the site's coordinators"  # SPR-PMF-1
 
 
 class EscalationKind(StrEnum):
@@ -211,6 +217,25 @@ ROUTING_TABLE: tuple[Rule, ...] = (
         (IN_APP, EMAIL),
         EscalationKind.SITE_COORDINATORS,
     ),
+    # -- records: the REMS Patient Monitoring Form (SPR-PMF-1) -------------------------
+    Rule(
+        "pmf-reminder",
+        "PmfReminder",
+        "always (SPR-PMF-1)",
+        Audience.PMF_RESPONSIBLE,
+        Priority.ROUTINE,
+        (IN_APP, EMAIL),
+    ),
+    Rule(
+        "pmf-overdue",
+        "PmfOverdue",
+        "always (SPR-PMF-1)",
+        Audience.PMF_RESPONSIBLE,
+        Priority.URGENT,
+        (IN_APP, EMAIL),
+        EscalationKind.SITE_LEVELS,
+    ),
+    # -- end of records' rows -------------------------------------------------------------
     Rule(
         "observation-due",
         "ObservationDue",
@@ -352,6 +377,7 @@ class RoutingContext:
     patient: Team | None = None  # the patient's plan team (TreatmentPlanCreated)
     site_prescribers: tuple[str, ...] = ()
     site_nurses: tuple[str, ...] = ()
+    site_coordinators: tuple[str, ...] = ()  # SPR-PMF-1
 
 
 @dataclass(frozen=True)
@@ -375,6 +401,8 @@ class Message:
 
 def rule_for(event: Envelope) -> Rule | None:
     """The routing-table row that applies to `event` (None: nobody needs to know)."""
+    if (pmf := pmf_rule(event)) is not None:
+        return pmf
     if isinstance(event, VitalsAlert):
         return {
             Severity.CRITICAL: RULES["vitals-critical"],
@@ -417,6 +445,8 @@ def _unique(ids: Iterable[str | None]) -> tuple[str, ...]:
 def _audience(rule: Rule, event: Envelope, ctx: RoutingContext) -> tuple[str, ...]:
     safety = rule.priority.rank >= Priority.URGENT.rank
     match rule.audience:
+        case Audience.PMF_RESPONSIBLE:
+            return pmf_audience(ctx)
         case Audience.PLAN_TEAM:
             assert isinstance(event, TreatmentPlanCreated)
             return _unique((event.data.therapist_id, event.data.prescriber_id))
@@ -542,6 +572,8 @@ def _observation(e: ObservationDue) -> tuple[str, str]:
 
 
 def _text(event: Envelope) -> tuple[str, str]:
+    if isinstance(event, PmfReminder | PmfOverdue):
+        return pmf_text(event)
     match event:
         case VitalsAlert():
             return _vitals_alert(event)
@@ -564,6 +596,42 @@ def _text(event: Envelope) -> tuple[str, str]:
         case ObservationDue():
             return _observation(event)
     raise TypeError(f"no text for {event.event_type}")  # pragma: no cover
+
+
+# -- records: the REMS Patient Monitoring Form (SPR-PMF-1) -------------------------------------
+
+PMF_EVENTS: tuple[type[Envelope], ...] = (PmfReminder, PmfOverdue)
+
+
+def pmf_rule(event: Envelope) -> Rule | None:
+    if isinstance(event, PmfReminder):
+        return RULES["pmf-reminder"]
+    if isinstance(event, PmfOverdue):
+        return RULES["pmf-overdue"]
+    return None
+
+
+def pmf_audience(ctx: RoutingContext) -> tuple[str, ...]:
+    """The session's prescriber (else the plan's), then the site's coordinators."""
+    teams = [t for t in (ctx.session, ctx.patient) if t is not None]
+    prescriber = next((t.prescriber_id for t in teams if t.prescriber_id), None)
+    return _unique((prescriber, *ctx.site_coordinators))
+
+
+def pmf_text(event: PmfReminder | PmfOverdue) -> tuple[str, str]:
+    d = event.data
+    missing = ", ".join(d.missing_fields) or "none"
+    if isinstance(event, PmfReminder):
+        return (
+            "REMS monitoring form due",
+            f"Patient {event.patient_id}, session {d.session_id}: the Patient Monitoring Form "
+            f"{d.pmf_id} is due in {event.data.days_left} days (SPR-PMF-1). Missing: {missing}.",
+        )
+    return (
+        "REMS monitoring form OVERDUE",
+        f"Patient {event.patient_id}, session {d.session_id}: the Patient Monitoring Form "
+        f"{d.pmf_id} is past its 7-day deadline (SPR-PMF-1). Missing: {missing}. Submit it now.",
+    )
 
 
 def escalation_text(title: str, body: str, level: int, after_seconds: int) -> tuple[str, str]:

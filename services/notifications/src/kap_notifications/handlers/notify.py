@@ -59,7 +59,7 @@ from ..adapters.tables import (
 )
 from ..domain.delivery import plan
 from ..domain.escalation import Level, due_at, levels_for, timer_key
-from ..domain.routing import RULES, Message, escalation_text, route, rule_for
+from ..domain.routing import PMF_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
 from .views import profiles, routing_context, site_members, update_views
@@ -113,7 +113,7 @@ class Notifier:
     extensions: list[Extension] = field(default_factory=list)
 
     def handlers(self) -> dict[type, EventHandler]:
-        handlers: dict[type, EventHandler] = dict.fromkeys(CONSUMED, self.on_event)
+        handlers: dict[type, EventHandler] = dict.fromkeys((*CONSUMED, *PMF_EVENTS), self.on_event)
         for extension in self.extensions:
             handlers |= extension.handlers()
         return handlers

@@ -136,9 +136,23 @@ async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) ->
         prescribers = await site_prescribers(session, event.site_id)
     if audience is Audience.OBSERVER:
         nurses = await site_members(session, event.site_id, Role.NURSE)
+    if audience is Audience.PMF_RESPONSIBLE:
+        return await pmf_context(session, event)
     if isinstance(event, SafetyConcernRaised | VitalsAlert) and not (session_team or patient_team):
         log.warning("routing.care_team_unknown", falling_back_to="site_prescribers")
     return RoutingContext(session_team, patient_team, prescribers, nurses)
+
+
+async def pmf_context(session: AsyncSession, event: Envelope) -> RoutingContext:
+    """SPR-PMF-1: the form's session team (its prescriber) and the site's coordinators."""
+    session_team = patient_team = None
+    session_id = getattr(event.data, "session_id", None)
+    if session_id and (row := await session.get(SessionTeam, session_id)) is not None:
+        session_team = Team(row.prescriber_id, row.therapist_id)
+    if (team := await session.get(CareTeam, event.patient_id)) is not None:
+        patient_team = Team(team.prescriber_id, team.therapist_id)
+    coordinators = await site_members(session, event.site_id, Role.COORDINATOR)
+    return RoutingContext(session_team, patient_team, site_coordinators=coordinators)
 
 
 async def site_members(session: AsyncSession, site_id: str, role: Role) -> tuple[str, ...]:

@@ -1,0 +1,1 @@
+"""Records: one patient's care record across the platform's services."""

@@ -1,0 +1,48 @@
+"""Composition root: settings, runtime, routers, event handlers and timers wired together."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from fastapi import FastAPI
+
+from kap_shared.service.runtime import ServiceRuntime
+
+from .adapters.tables import REGISTRY
+from .config import RecordsSettings
+from .entrypoints.http import router
+from .entrypoints.stream import handlers, timers
+
+# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
+VERSION = version("kap-records")
+PUBLISHES = ("PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted")
+
+
+def runtime_for(settings: RecordsSettings) -> ServiceRuntime:
+    return ServiceRuntime(
+        settings,
+        [REGISTRY.metadata],
+        version=VERSION,
+        publishes=PUBLISHES,
+        migrations_package="kap_records",
+    )
+
+
+def build(settings: RecordsSettings | None = None) -> FastAPI:
+    settings = settings or RecordsSettings()
+    rules = settings.records_rules  # a bad RULES_FILE fails here, at start-up
+    runtime = runtime_for(settings)
+    runtime.consume(handlers(rules))
+    runtime.timers(timers(rules))
+    app = runtime.http_app(
+        [router],
+        title="KAP records",
+        description=(
+            "One patient's care record across the platform: the timeline of every event, "
+            "the REMS Patient Monitoring Form of each esketamine dosing session "
+            "(SPR-PMF-1) and a FHIR R4 Bundle. Read-only projections of the topics, "
+            "rebuildable with `kap-records rebuild`."
+        ),
+    )
+    app.state.rules = rules
+    return app

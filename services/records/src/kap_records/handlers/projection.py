@@ -1,0 +1,176 @@
+"""Projecting every topic into the record (consumer group `records`).
+
+Every handler is idempotent by event id (the inbox guards the live consumer; a
+rebuild replays into the same rows), so the same topics always give the same
+record, whatever order the topics were read in: phases and summaries of vitals
+are derived when the record is read, not when an event arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kap_shared.events import (
+    DoseAdministered,
+    Envelope,
+    PmfOpened,
+    PmfSubmitted,
+    SessionCancelled,
+    SessionCheckedIn,
+    SessionCompleted,
+    SessionRescheduled,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    VitalsRecorded,
+)
+from kap_shared.events.enums import Agent
+from kap_shared.logging import get_logger
+from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.rules import SiteRules
+
+from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
+from ..domain.rules import RecordsRules
+from ..domain.timeline import coded_data, rule_ids_of, session_of, summarize
+from .pmf import open_pmf
+
+log = get_logger(__name__)
+
+Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
+SESSION_STATUS = {
+    "SessionCancelled": "cancelled",
+    "SessionCheckedIn": "checked_in",
+    "SessionCompleted": "completed",
+}
+
+
+def projector(site_rules: SiteRules[RecordsRules], *, live: bool = True) -> Handler:
+    """The one handler for every event type. `live=False` (a rebuild) only projects:
+    it opens no form and publishes nothing (the forms' own events are replayed)."""
+
+    async def handle(event: Envelope, uow: UnitOfWork) -> None:
+        if isinstance(event, VitalsRecorded):
+            await _reading(event, uow)
+            return
+        await _entry(event, uow)
+        await _facts(event, uow)
+        if live and isinstance(event, DoseAdministered) and event.data.agent is Agent.ESKETAMINE:
+            await open_pmf(uow, event, site_rules.for_site(event.site_id))
+
+    return handle
+
+
+async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
+    if await uow.session.get(Reading, str(event.event_id)) is not None:
+        return
+    data = event.data
+    values = data.model_dump(
+        mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
+    )
+    uow.session.add(
+        Reading(
+            event_id=str(event.event_id),
+            reading_id=data.reading_id,
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            session_id=data.session_id,
+            correlation_id=event.correlation_id,
+            recorded_at=data.recorded_at,
+            values=values,
+        )
+    )
+
+
+async def _entry(event: Envelope, uow: UnitOfWork) -> None:
+    if await uow.session.get(Entry, str(event.event_id)) is not None:
+        return
+    data = coded_data(event.data.model_dump(mode="json", by_alias=True))
+    uow.session.add(
+        Entry(
+            event_id=str(event.event_id),
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            event_type=event.event_type,
+            topic=event.topic,
+            occurred_at=event.occurred_at,
+            session_id=session_of(data),
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            rule_ids=rule_ids_of(event.event_type, data),
+            summary=summarize(event.event_type, data),
+            data=data,
+        )
+    )
+
+
+async def _facts(event: Envelope, uow: UnitOfWork) -> None:
+    """What records needs to know of plans, sessions and forms."""
+    session = uow.session
+    if isinstance(event, TreatmentPlanCreated):
+        d = event.data
+        if await session.get(PlanFact, d.plan_id) is None:
+            session.add(
+                PlanFact(
+                    plan_id=d.plan_id,
+                    patient_id=event.patient_id,
+                    site_id=event.site_id,
+                    route=d.route.value,
+                    protocol=d.protocol,
+                    prescriber_id=d.prescriber_id,
+                    therapist_id=d.therapist_id,
+                    planned_dosing_sessions=d.planned_dosing_sessions,
+                    created_at=event.occurred_at,
+                )
+            )
+    elif isinstance(event, SessionScheduled):
+        s = event.data
+        row = await session.get(SessionFact, s.session_id)
+        if row is None:
+            session.add(
+                SessionFact(
+                    session_id=s.session_id,
+                    patient_id=event.patient_id,
+                    site_id=event.site_id,
+                    plan_id=s.plan_id,
+                    phase=s.phase.value,
+                    sequence=s.sequence,
+                    starts_at=s.starts_at,
+                    ends_at=s.ends_at,
+                    room_id=s.room_id,
+                    prescriber_id=s.prescriber_id,
+                    therapist_id=s.therapist_id,
+                    nurse_id=s.nurse_id,
+                )
+            )
+    elif isinstance(event, SessionRescheduled):
+        moved = await session.get(SessionFact, event.data.session_id)
+        if moved is not None:
+            moved.starts_at, moved.ends_at = event.data.starts_at, event.data.ends_at
+            session.add(moved)
+    elif isinstance(event, SessionCancelled | SessionCheckedIn | SessionCompleted):
+        changed = await session.get(SessionFact, event.data.session_id)
+        if changed is not None:
+            changed.status = SESSION_STATUS[event.event_type]
+            session.add(changed)
+    elif isinstance(event, PmfOpened):
+        # Records' own event: restores a form after a loss of its database.
+        if await session.get(PmfForm, event.data.pmf_id) is None:
+            session.add(
+                PmfForm(
+                    pmf_id=event.data.pmf_id,
+                    session_id=event.data.session_id,
+                    patient_id=event.patient_id,
+                    site_id=event.site_id,
+                    correlation_id=event.correlation_id,
+                    opened_at=event.occurred_at,
+                    session_at=event.occurred_at,
+                    due_by=event.data.due_by,
+                )
+            )
+    elif isinstance(event, PmfSubmitted):
+        form = await session.get(PmfForm, event.data.pmf_id)
+        if form is not None and form.submitted_at is None:
+            form.submitted_at = event.data.submitted_at
+            form.submitted_by = event.data.submitted_by
+            form.confirmation = event.data.confirmation
+            session.add(form)

@@ -1,0 +1,504 @@
+"""Issue 10's DONE-WHEN over the real broker (SQLite only: records is a read model and
+nothing here depends on the database engine): an esketamine patient from referral
+through preparation, two dosing sessions and their integration sessions, then
+
+* the timeline at records is complete (every event of every topic about the patient,
+  vitals summarised per session), ordered, and its reading -> alert -> notification ->
+  acknowledgement chain links up;
+* session 1's REMS Patient Monitoring Form is `ready` (once a coordinator completed the
+  fields no event carries) with the right values, and submitting it stops its
+  reminders and overdue notice;
+* session 2, missing its 40-minute BP, lists `bp_40_min` as missing; its PmfReminder
+  and PmfOverdue fire (tests/rules/records.json: deadline 135 s after the session's
+  end) and reach the coordinator's inbox;
+* the FHIR Bundle validates against R4 (fhir.resources R4B);
+* `kap-records rebuild` gives the same timeline.
+
+Monitoring's facts that its HTTP API does not take yet (lot numbers, concomitant
+medications, coded dissociation, the discharge's signer) are produced by the test in
+monitoring's and the device gateway's place; the critical BP alert is raised by
+monitoring itself from readings posted to its HTTP ingest, and routed by notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from fhir.resources.R4B import get_fhir_model_class
+from scheduling_flows import (
+    SchedulingSite,
+    attestation,
+    book,
+    consent,
+    create_site,
+    plan_when,
+    refer,
+    run_session,
+    scheduling,
+    screen,
+)
+from support import Api, TopicReader, eventually, produce
+
+from kap_local.platform import Platform
+from kap_shared.events import DischargeCleared, DoseAdministered, Envelope, VitalsRecorded, new_id
+from kap_shared.events.enums import Agent, ConcomitantMedicationClass, Dissociation, Route
+from kap_shared.events.monitoring import (
+    DischargeClearedData,
+    DoseAdministeredData,
+    VitalsRecordedData,
+)
+from kap_shared.events.topics import (
+    ALL_TOPICS,
+    INTAKE_EVENTS,
+    MONITORING_EVENTS,
+    MONITORING_VITALS,
+    RECORDS_EVENTS,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
+
+SITE = "site-records"  # tests/rules/records.json shortens its PMF deadline
+FIRST_DEVICE_MINUTES_AGO = 125  # the rules' deadline counts from here
+Event = dict[str, Any]
+
+
+def _at(minutes_ago: float) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes_ago)
+
+
+class Bedside:
+    """A dosing session's facts, produced as monitoring and the device gateway would."""
+
+    def __init__(self, platform: Platform, site: SchedulingSite, plan: dict[str, Any]) -> None:
+        self.platform, self.site, self.plan = platform, site, plan
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "site_id": self.site.site_id,
+            "patient_id": self.plan["patient_id"],
+            "correlation_id": self.plan["correlation_id"],
+        }
+
+    async def send(self, topic: str, *events: Envelope) -> None:
+        await produce(self.platform.bootstrap, topic, [(e.key, e.to_json()) for e in events])
+
+    def reading(self, session_id: str, minutes_ago: float, **values: Any) -> VitalsRecorded:
+        return VitalsRecorded(
+            producer="device-gateway",
+            **self._fields(),
+            data=VitalsRecordedData(
+                session_id=session_id,
+                reading_id=new_id(),
+                recorded_at=_at(minutes_ago),
+                heart_rate=76,
+                **values,
+            ),
+        )
+
+    async def doses(self, session_id: str, first_minutes_ago: float) -> None:
+        await self.send(
+            MONITORING_EVENTS,
+            *(
+                DoseAdministered(
+                    producer="monitoring",
+                    **self._fields(),
+                    data=DoseAdministeredData(
+                        session_id=session_id,
+                        administered_at=_at(first_minutes_ago - 5 * (device - 1)),
+                        route=Route.INTRANASAL_ESKETAMINE,
+                        agent=Agent.ESKETAMINE,
+                        dose_mg=28,
+                        device_number=device,
+                        lot_number=f"LOT-{device}A",
+                        concomitant_medications=[ConcomitantMedicationClass.BENZODIAZEPINE],
+                    ),
+                )
+                for device in (1, 2)
+            ),
+        )
+
+    async def discharge(self, session_id: str) -> None:
+        now = datetime.now(UTC)
+        await self.send(
+            MONITORING_EVENTS,
+            DischargeCleared(
+                producer="monitoring",
+                **self._fields(),
+                data=DischargeClearedData(
+                    session_id=session_id,
+                    first_dose_at=now - timedelta(minutes=FIRST_DEVICE_MINUTES_AGO),
+                    cleared_at=now,
+                    observed_minutes=FIRST_DEVICE_MINUTES_AGO,
+                    signed_by=self.site.nurse,
+                ),
+            ),
+        )
+
+
+async def dosing_session(
+    platform: Platform,
+    site: SchedulingSite,
+    plan: dict[str, Any],
+    starts_at: datetime,
+    *,
+    with_40_min_bp: bool,
+    critical_bp: bool,
+) -> str:
+    """Book, check in, monitor (two devices 125 and 120 min ago), discharge, complete."""
+    api = scheduling(platform)
+    session = await book(platform, site, plan, "dosing", starts_at, room_id=site.rooms[0])
+    sid = session["session_id"]
+    response = await api.request(
+        "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=attestation()
+    )
+    assert response.status_code == 200, response.text
+    bedside = Bedside(platform, site, plan)
+    first = FIRST_DEVICE_MINUTES_AGO
+    readings = [
+        bedside.reading(
+            sid,
+            first + 5,
+            bp_systolic=128,
+            bp_diastolic=80,
+            spo2=98,
+            sedation_moaas=5,
+            dissociation=Dissociation.NONE,
+        ),
+        bedside.reading(
+            sid, first - 20, spo2=96, sedation_moaas=3, dissociation=Dissociation.MODERATE
+        ),
+    ]
+    if with_40_min_bp:
+        readings.append(
+            bedside.reading(
+                sid, first - 41, bp_systolic=150, bp_diastolic=92, spo2=97, sedation_moaas=4
+            )
+        )
+    await bedside.send(MONITORING_VITALS, *readings)
+    await bedside.doses(sid, first)
+    if critical_bp:  # two readings above 180/110 at monitoring's ingest: KET-MON-BP
+        monitoring = Api(platform.url("monitoring"), platform.jwt_secret)
+
+        async def window_open() -> bool:
+            response = await monitoring.request("GET", f"/sessions/{sid}", as_=site.nurse_)
+            return response.status_code == 200
+
+        await eventually(window_open, timeout=60)
+        for minutes_ago, bp in ((3.0, (186, 114)), (2.5, (184, 112))):
+            response = await monitoring.request(
+                "POST",
+                f"/sessions/{sid}/vitals",
+                as_=site.nurse_,
+                json_body={
+                    "recorded_at": _at(minutes_ago).isoformat(),
+                    "bp_systolic": bp[0],
+                    "bp_diastolic": bp[1],
+                    "heart_rate": 88,
+                    "spo2": 97,
+                },
+            )
+            assert response.status_code == 201, response.text
+    await bedside.send(
+        MONITORING_VITALS,
+        bedside.reading(
+            sid,
+            1,
+            bp_systolic=132,
+            bp_diastolic=84,
+            spo2=99,
+            sedation_moaas=5,
+            dissociation=Dissociation.NONE,
+        ),
+    )
+    await bedside.discharge(sid)
+
+    async def complete() -> bool:
+        response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
+        if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
+            return False
+        assert response.status_code == 200, response.text
+        return True
+
+    await eventually(complete, timeout=60, interval=0.2)
+    return str(sid)
+
+
+async def topic_events(platform: Platform, patient_id: str) -> list[Event]:
+    events: list[Event] = []
+    for topic in ALL_TOPICS:
+        reader = TopicReader(platform.bootstrap, topic)
+        try:
+            await reader.poll(2.0)
+            await reader.poll(0.5)
+            events += [{**e, "_topic": topic} for e in reader.of_patient(patient_id)]
+        finally:
+            await reader.close()
+    return events
+
+
+async def retention_of(platform: Platform, *names: str) -> dict[str, str]:
+    """`retention.ms` of each topic, as the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    found = {}
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:
+                if entry[0] == "retention.ms":
+                    found[resource[3]] = entry[1]
+    return found
+
+
+def pmf_events(events: list[Event], event_type: str, pmf_id: str) -> list[Event]:
+    return [e for e in events if e["event_type"] == event_type and e["data"]["pmf_id"] == pmf_id]
+
+
+@pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
+async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> None:
+    secret = platform.jwt_secret
+    records = Api(platform.url("records"), secret)
+    paging = Api(platform.url("notifications"), secret)
+    site = await create_site(platform, SITE)
+    admin = ("admin-1", "admin", [SITE])
+    coordinator, prescriber = site.coordinator_, site.as_(site.prescribers[0])
+    response = await paging.request(
+        "PUT",
+        f"/recipients/{site.coordinator}",
+        as_=admin,
+        json_body={"role": "coordinator", "sites": [SITE]},
+    )
+    assert response.status_code in (200, 201), response.text
+
+    # -- referral to integration: two dosing sessions, each followed by integration --------
+    patient_id = await refer(platform, site)
+    await screen(platform, site, patient_id, route="intranasal_esketamine")
+    await consent(platform, site, patient_id, "treatment")
+    await consent(platform, site, patient_id, "rems_enrollment")
+    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
+    room = site.rooms[0]
+    for day in (0, 1):
+        await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
+    session_1 = await dosing_session(
+        platform, site, plan, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
+    )
+
+    # -- session 1's form: complete what no event carries, check the values, submit -------
+    async def form_of(session_id: str) -> Event | None:
+        response = await records.request("GET", f"/pmf?site_id={SITE}", as_=coordinator)
+        assert response.status_code == 200, response.text
+        forms = [f for f in response.json()["forms"] if f["session_id"] == session_id]
+        return forms[0] if forms and forms[0]["fields"]["discharge"] else None
+
+    form_1 = await eventually(lambda: form_of(session_1), timeout=60)
+    pmf_1 = form_1["pmf_id"]
+    completion = {
+        "patient_rems_id": "PT-448812",
+        "setting_rems_id": "HCS-20931",
+        "vitals_acceptable_pre_dose": True,
+        "vitals_acceptable_pre_completion": True,
+        "ready_to_leave_minutes": 110,
+    }
+
+    async def first_reminder_of_1() -> bool:
+        return bool(pmf_events(await topic_events(platform, patient_id), "PmfReminder", pmf_1))
+
+    await eventually(first_reminder_of_1, timeout=60, interval=1.0)  # 15 s after the session
+    response = await records.request(
+        "PATCH", f"/pmf/{pmf_1}", as_=coordinator, json_body=completion
+    )
+    assert response.status_code == 200, response.text
+    form_1 = response.json()
+    assert (form_1["status"], form_1["missing_fields"]) == ("ready", [])
+    fields = form_1["fields"]
+    assert fields["prescriber_id"] == plan["prescriber_id"]
+    assert [(d["device_number"], d["lot_number"]) for d in fields["doses"]] == [
+        (1, "LOT-1A"),
+        (2, "LOT-2A"),
+    ]
+    assert fields["total_dose_mg"] == 56
+    assert fields["concomitant_medications"]["benzodiazepine"] is True
+    bps = [fields[k] for k in ("bp_pre_dose", "bp_40_min", "bp_pre_discharge")]
+    assert [(bp["systolic"], bp["diastolic"]) for bp in bps] == [(128, 80), (150, 92), (132, 84)]
+    assert fields["sedation"]["observed"] is True
+    assert fields["dissociation"] == {"observed": True, "resolved": True, "assessments": 3}
+    assert fields["monitoring_minutes"] == FIRST_DEVICE_MINUTES_AGO
+    assert fields["discharge"]["signed_by"] == site.nurse
+    assert [a["rule_id"] for a in fields["adverse_events"]] == ["KET-MON-BP"]
+    response = await records.request(
+        "POST", f"/pmf/{pmf_1}/submit", as_=coordinator, json_body={"confirmation": "REMS-7712"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "submitted"
+
+    # -- the critical alert reached the prescriber's inbox: acknowledge it ----------------
+    async def alert_notification() -> Event | None:
+        response = await paging.request("GET", "/inbox", as_=prescriber)
+        assert response.status_code == 200, response.text
+        found = [n for n in response.json() if n["source_event_type"] == "VitalsAlert"]
+        return found[0] if found else None
+
+    alerted = await eventually(alert_notification, timeout=60)
+    response = await paging.request(
+        "POST", f"/notifications/{alerted['notification_id']}/ack", as_=prescriber
+    )
+    assert response.status_code == 200, response.text
+
+    await run_session(
+        platform, site, plan, "integration", site.at(1, "09:00", week=1), room_id=room
+    )
+
+    # -- session 2 misses its 40-minute BP ----------------------------------------------
+    session_2 = await dosing_session(
+        platform, site, plan, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
+    )
+    await run_session(
+        platform, site, plan, "integration", site.at(4, "09:00", week=1), room_id=room
+    )
+    form_2 = await eventually(lambda: form_of(session_2), timeout=60)
+    pmf_2 = form_2["pmf_id"]
+    assert form_2["status"] == "incomplete"
+    assert "bp_40_min" in form_2["missing_fields"]
+    assert form_2["fields"]["patient_rems_id"] == "PT-448812"  # carried over
+    response = await records.request("POST", f"/pmf/{pmf_2}/submit", as_=coordinator)
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "SPR-PMF-1"
+
+    # -- its reminders and overdue notice fire and reach the coordinator -------------------
+    async def overdue_2() -> list[Event] | None:
+        events = await topic_events(platform, patient_id)
+        return events if pmf_events(events, "PmfOverdue", pmf_2) else None
+
+    events = await eventually(overdue_2, timeout=240, interval=2.0)
+    reminders_2 = pmf_events(events, "PmfReminder", pmf_2)
+    assert reminders_2
+    assert all("bp_40_min" in e["data"]["missing_fields"] for e in reminders_2)
+    (overdue,) = pmf_events(events, "PmfOverdue", pmf_2)
+    assert "bp_40_min" in overdue["data"]["missing_fields"]
+    # submitted within its first reminder: session 1's later reminders and overdue never came
+    # (they were due before session 2's overdue)
+    assert len(pmf_events(events, "PmfReminder", pmf_1)) == 1
+    assert pmf_events(events, "PmfOverdue", pmf_1) == []
+    assert len(pmf_events(events, "PmfSubmitted", pmf_1)) == 1
+
+    async def coordinator_told() -> bool:
+        response = await paging.request("GET", "/inbox", as_=coordinator)
+        sources = {n["source_event_id"]: n for n in response.json()}
+        return overdue["event_id"] in sources and reminders_2[0]["event_id"] in sources
+
+    await eventually(coordinator_told, timeout=60)
+    response = await paging.request("GET", "/inbox", as_=coordinator)
+    told = {n["source_event_id"]: n for n in response.json()}
+    assert told[overdue["event_id"]]["priority"] == "urgent"
+    assert told[reminders_2[0]["event_id"]]["priority"] == "routine"
+
+    # -- the timeline: complete, ordered, the alert chain linked ---------------------------
+    events = await topic_events(platform, patient_id)
+    snapshot_until = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    async def timeline() -> Event:
+        response = await records.request(
+            "GET",
+            f"/patients/{patient_id}/timeline?limit=1000&until={snapshot_until}",
+            as_=prescriber,
+        )
+        assert response.status_code == 200, response.text
+        body: Event = response.json()
+        return body
+
+    expected = {e["event_id"] for e in events if e["_topic"] != MONITORING_VITALS}
+    readings = {e["event_id"] for e in events if e["_topic"] == MONITORING_VITALS}
+
+    async def complete_timeline() -> Event | None:
+        body = await timeline()
+        entries = body["entries"]
+        ids = {e["entry_id"] for e in entries if e["event_type"] != "VitalsSummary"}
+        summarised = {i for e in entries for i in e["links"].get("event_ids", [])}
+        return body if expected <= ids and readings <= summarised else None
+
+    before = await eventually(complete_timeline, timeout=60)
+    entries = before["entries"]
+    keys = [(e["occurred_at"], e["entry_id"]) for e in entries]
+    assert keys == sorted(keys)
+    assert [e["session_id"] for e in entries if e["event_type"] == "VitalsSummary"] == [
+        session_1,
+        session_2,
+    ]
+    assert {e["phase"] for e in entries} == {"preparation", "dosing", "integration"}
+    by_id = {e["entry_id"]: e for e in entries}
+    (alert,) = [
+        e for e in entries if e["event_type"] == "VitalsAlert" and "KET-MON-BP" in e["rule_ids"]
+    ]
+    vitals_1 = by_id[f"vitals:{session_1}"]
+    assert alert["links"]["causation_id"] in vitals_1["links"]["event_ids"]
+    sent = [
+        e
+        for e in entries
+        if e["event_type"] == "NotificationSent" and e["links"]["causation_id"] == alert["entry_id"]
+    ]
+    acks = [
+        e
+        for e in entries
+        if e["event_type"] == "AlertAcknowledged"
+        and e["links"]["causation_id"] == alert["entry_id"]
+    ]
+    assert sent
+    assert len(acks) == 1
+    assert acks[0]["data"]["notification_id"] in {s["data"]["notification_id"] for s in sent}
+    assert all("message" not in e["data"] for e in entries)
+
+    # -- FHIR R4 ------------------------------------------------------------------------
+    response = await records.request(
+        "GET", f"/fhir/Patient/{patient_id}/$everything", as_=prescriber
+    )
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    kinds = set()
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+        kinds.add(resource["resourceType"])
+    assert {
+        "CarePlan",
+        "Appointment",
+        "Observation",
+        "QuestionnaireResponse",
+        "MedicationAdministration",
+        "DetectedIssue",
+        "Communication",
+    } <= kinds
+
+    # -- rebuild from the topics: the same timeline ----------------------------------------
+    # (the topics the services created keep events forever; vitals expire after 7 days)
+    assert await retention_of(platform, INTAKE_EVENTS, RECORDS_EVENTS, MONITORING_VITALS) == {
+        INTAKE_EVENTS: "-1",
+        RECORDS_EVENTS: "-1",
+        MONITORING_VITALS: str(7 * 24 * 3600 * 1000),
+    }
+    service = platform["records"]
+    rebuild = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kap_records",
+        "rebuild",
+        env=service.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(rebuild.communicate(), timeout=300)
+    assert rebuild.returncode == 0, output.decode()
+    assert "rebuilt from" in output.decode()
+    after = await timeline()
+    assert after == before
