@@ -7,11 +7,13 @@ through RULES_FILE (kap_shared.rules.SiteRules), e.g.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from kap_shared.rules import RulesModel
 
 
-class NotificationRules(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NotificationRules(RulesModel):
+    """Unknown keys and out-of-range values fail at start-up (kap_shared.rules)."""
 
     # IntegrationOverdue (KAP-2) goes to the therapist; unacknowledged after this
     # long it escalates to the site's coordinators. [K] default: one working day.

@@ -50,9 +50,10 @@ every number is a field of `SchedulingRules`, overridable per site (RULES_FILE).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from kap_shared.events.enums import Route, Severity
+from kap_shared.rules import RulesModel
 
 # Rule ids, in one place.
 PLAN = "SCH-PLAN-1"
@@ -90,14 +91,12 @@ KETAMINE_GAP = "KAP-4"
 KETAMINE_ROUTES = (Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL)
 
 
-class SchedulingRules(BaseModel):
+class SchedulingRules(RulesModel):
     """Every scheduling threshold, with the clinical rulebook's default.
 
     Loaded with `SiteRules.load(SchedulingRules, RULES_FILE)`; an unknown key in the
     file fails at start-up rather than at the first booking.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # KAP-1: completed preparation sessions before dosing can be booked (rulebook 4: default 2).
     kap_min_preparation_sessions: int = Field(default=2, ge=0)
