@@ -119,8 +119,10 @@ class BookSession(Command):
     ends_at: AwareDatetime
     room_id: str = Identifier
     therapist_id: str = Identifier
-    # Required for dosing (KAP-3); optional for preparation and integration.
+    # Required for dosing (KAP-3, SPR-CERT-2); optional for preparation and integration.
     prescriber_id: str | None = OptionalIdentifier
+    # The nurse monitoring the session, when known (SessionScheduled.nurse_id).
+    nurse_id: str | None = OptionalIdentifier
 
     @field_validator("ends_at")
     @classmethod

@@ -71,7 +71,28 @@ def next_action(state: PlanState, rules: SchedulingRules, today: date) -> str:
     consent = treatment_consent(state.consents)
     if consent:
         return _sentence(consent.message)
-    return _integration_owed(state) or _booking_step(state, rules, today)
+    step = _integration_owed(state) or _booking_step(state, rules, today)
+    review = induction_review(state)
+    return f"{review} Then: {step[:1].lower()}{step[1:]}" if review else step
+
+
+def induction_review(state: PlanState) -> str | None:
+    """SPR-SCH-1: the prescriber's task, until a dosing session is completed after it
+    came due (the prescriber decided to continue)."""
+    plan = state.plan
+    due = plan.induction_review_due_at
+    if due is None:
+        return None
+    if any(
+        s.phase is Phase.DOSING and s.completed_at is not None and s.completed_at > due
+        for s in state.sessions
+    ):
+        return None
+    return (
+        f"{plan.prescriber_id}: evaluate the benefit of the esketamine induction "
+        f"({plan.induction_review_sessions} dosing sessions completed, {r.INDUCTION_REVIEW}) "
+        "before treatment continues."
+    )
 
 
 def _sentence(message: str) -> str:
@@ -124,7 +145,7 @@ def _integration_owed(state: PlanState) -> str | None:
 def _booking_step(state: PlanState, rules: SchedulingRules, today: date) -> str:
     plan, site, sessions = state.plan, state.site, state.sessions
     therapist, prescriber = plan.therapist_id, plan.prescriber_id
-    needed = rules.kap_min_preparation_sessions
+    needed = rules.min_preparation_sessions(plan.route)
     prep_done = completed(sessions, Phase.PREPARATION)
     if plan.phase is Phase.PREPARATION and prep_done < needed:
         pending = sorted(

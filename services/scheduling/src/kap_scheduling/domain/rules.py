@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kap_shared.events.enums import Route, Severity
+from kap_shared.events.enums import Phase, Route, Severity
 from kap_shared.rules import RulesModel
 
 # Rule ids, in one place.
@@ -65,6 +65,8 @@ SAME_THERAPIST = "KAP-2"
 REMS_ENROLLMENT = "SPR-ENR-1"
 REMS_CERTIFICATION = "SPR-CERT-1"
 HOLD = "SCH-HOLD-1"
+# A re-screening citing PHQ-9 item 9 (intake's reason) opens a hold like SafetyConcernRaised.
+SELF_HARM_AT_SCREENING = "MBC-1"
 HOLD_CLEARED = "SCH-HOLD-2"
 PREPARATION = "KAP-1"
 COURSE = "SCH-COURSE-1"
@@ -84,6 +86,9 @@ ESKETAMINE_TRANSPORT = "SPR-PRE-8"
 KETAMINE_FASTING = "KET-PRE-1"
 KETAMINE_ESCORT = "KET-PRE-3"
 DISCHARGE = "SCH-DIS-1"
+PRESCRIBER_ONSITE = "SPR-CERT-2"
+# Not a gate: the prescriber's "evaluate benefit" task (InductionReviewDue).
+INDUCTION_REVIEW = "SPR-SCH-1"
 # Soft: warnings on the plan, not gates.
 ESKETAMINE_SPACING = "SPR-SCH-3"
 KETAMINE_GAP = "KAP-4"
@@ -98,11 +103,23 @@ class SchedulingRules(RulesModel):
     file fails at start-up rather than at the first booking.
     """
 
-    # KAP-1: completed preparation sessions before dosing can be booked (rulebook 4: default 2).
-    kap_min_preparation_sessions: int = Field(default=2, ge=0)
+    # KAP-1: completed preparation sessions before dosing can be booked, per protocol.
+    # KAP protocols (sublingual/oral and IV/IM ketamine with integration): rulebook 4,
+    # default 2. Esketamine (Spravato REMS): the label and REMS ask for none.
+    kap_min_preparation_sessions: int = Field(default=2, ge=0, le=20)
+    esketamine_min_preparation_sessions: int = Field(default=0, ge=0, le=20)
 
-    # SPR-SCH-4: chair time an esketamine dosing slot reserves (>= 2 h of monitoring).
+    # SPR-SCH-4: chair time an esketamine dosing slot reserves (>= 2 h of monitoring)...
     esketamine_min_chair_minutes: int = Field(default=120, ge=1)
+    # ...plus check-in and settling before it starts [S: clinics quote 2-2.5 h a session]:
+    # the room is held this long before an esketamine dosing session.
+    esketamine_check_in_minutes: int = Field(default=30, ge=0, le=240)
+    # SPR-CERT-2: one onsite prescriber may supervise several esketamine chairs at once;
+    # at most this many overlapping esketamine dosing sessions each (null: no limit) [K].
+    esketamine_chairs_per_prescriber: int | None = Field(default=None, ge=1, le=50)
+    # SPR-SCH-1: induction = 8 esketamine dosing sessions; the prescriber evaluates the
+    # benefit after the 8th completed, or at the end of week `esketamine_induction_weeks`.
+    esketamine_induction_sessions: int = Field(default=8, ge=1, le=50)
     # KAP-3: chair time of a ketamine dosing slot (infusion + >= 60 min recovery: 3 h).
     ketamine_min_chair_minutes: int = Field(default=180, ge=1)
 
@@ -140,6 +157,18 @@ class SchedulingRules(RulesModel):
 
     # Input sanity (422, not a rule): the longest session that can be booked.
     max_session_minutes: int = Field(default=720, ge=1)
+
+    def min_preparation_sessions(self, route: Route) -> int:
+        """KAP-1: preparation sessions a plan on `route` completes before dosing."""
+        if route is Route.INTRANASAL_ESKETAMINE:
+            return self.esketamine_min_preparation_sessions
+        return self.kap_min_preparation_sessions
+
+    def chair_check_in_minutes(self, route: Route, phase: Phase) -> int:
+        """SPR-SCH-4: how long before its start a session holds its room."""
+        if route is Route.INTRANASAL_ESKETAMINE and phase is Phase.DOSING:
+            return self.esketamine_check_in_minutes
+        return 0
 
     def min_chair_minutes(self, route: Route) -> tuple[str, int]:
         """The rule id and the chair time a dosing session on `route` must reserve."""

@@ -50,6 +50,7 @@ from ..domain.model import (
 )
 from ..domain.rules import SchedulingRules
 from .events import advance_phase, cancel, plan_fields
+from .induction import after_dosing_completed, start_induction_clock
 
 INTEGRATION_DUE = "integration-due"
 
@@ -133,9 +134,13 @@ def _no_plan(patient: Patient) -> RuleViolation:
 
 
 async def _context(
-    uow: UnitOfWork, plan: Plan, starts_at: datetime, ends_at: datetime
+    uow: UnitOfWork, plan: Plan, starts_at: datetime, ends_at: datetime, rules: SchedulingRules
 ) -> BookingContext:
     session = uow.session
+    # Wide enough for SPR-SCH-4's chair block before an esketamine dosing session.
+    pad = timedelta(minutes=rules.esketamine_check_in_minutes)
+    nearby = await repo.overlapping_sessions(session, starts_at - pad, ends_at + pad)
+    routes = await repo.routes_of(session, {s.plan_id for s in nearby})
     return BookingContext(
         plan=repo.to_plan(plan),
         site=await repo.site_info(session, plan.site_id),
@@ -144,9 +149,7 @@ async def _context(
         patient_sessions=[
             repo.to_slot(s) for s in await repo.patient_sessions(session, plan.patient_id)
         ],
-        overlapping=[
-            repo.to_slot(s) for s in await repo.overlapping_sessions(session, starts_at, ends_at)
-        ],
+        overlapping=[repo.to_slot(s, routes.get(s.plan_id)) for s in nearby],
         deadlines=[repo.to_deadline(d) for d in await repo.deadlines_of(session, plan.patient_id)],
     )
 
@@ -172,6 +175,7 @@ async def book_session(
         if cmd.prescriber_id
         else None
     )
+    nurse = await _staff(uow, cmd.nurse_id, Role.NURSE, "nurse_id") if cmd.nurse_id else None
     await repo.lock_bookings(uow.session)
     plan = await repo.latest_plan(uow.session, patient.patient_id)
     rules = site_rules.for_site(plan.site_id if plan else patient.site_id)
@@ -187,7 +191,7 @@ async def book_session(
         therapist=repo.to_staff(therapist),
         prescriber=repo.to_staff(prescriber) if prescriber else None,
     )
-    ctx = await _context(uow, plan, starts_at, ends_at)
+    ctx = await _context(uow, plan, starts_at, ends_at, rules)
     enforce(check_booking(proposal, ctx, rules))
 
     row = TreatmentSession(
@@ -202,6 +206,7 @@ async def book_session(
         room_id=room.room_id,
         therapist_id=therapist.clinician_id,
         prescriber_id=prescriber.clinician_id if prescriber else None,
+        nurse_id=nurse.clinician_id if nurse else None,
         status=SessionStatus.SCHEDULED.value,
         booked_by=booked_by.sub,
         booked_at=now,
@@ -220,6 +225,7 @@ async def book_session(
                 room_id=row.room_id,
                 prescriber_id=row.prescriber_id,
                 therapist_id=row.therapist_id,
+                nurse_id=row.nurse_id,
             ),
         )
     )
@@ -256,7 +262,7 @@ async def reschedule_session(
         prescriber=repo.to_staff(prescriber) if prescriber else None,
         replaces=row.session_id,
     )
-    enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at), rules))
+    enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at, rules), rules))
 
     previous = row.starts_at
     row.starts_at, row.ends_at, row.rescheduled_at = starts_at, ends_at, now
@@ -347,6 +353,7 @@ async def check_in(
     to_phase = lifecycle.phase_after_check_in(repo.to_plan(plan), slot)
     if to_phase is not None:
         advance_phase(uow, plan, to_phase, causation_id=str(checked_in.event_id), occurred_at=now)
+        await start_induction_clock(uow, plan, row, site_rules.for_site(row.site_id))
     await uow.commit()
     return row
 
@@ -372,7 +379,8 @@ async def complete_session(
     uow.session.add(row)
     uow.publish(done)
     if row.phase == Phase.DOSING.value:
-        await _integration_due(uow, plan, row, site_rules.for_site(row.site_id), now)
+        rules = site_rules.for_site(row.site_id)
+        await _integration_due(uow, plan, row, rules, now)
         sessions = await repo.patient_sessions(uow.session, row.patient_id)
         completed_dosing = sum(
             1
@@ -386,6 +394,7 @@ async def complete_session(
         )
         if to_phase is not None:
             advance_phase(uow, plan, to_phase, causation_id=str(done.event_id), occurred_at=now)
+        await after_dosing_completed(uow, plan, completed_dosing, rules, now)
     elif row.phase == Phase.INTEGRATION.value:
         await _integration_done(uow, row, now)
     await uow.commit()
