@@ -10,17 +10,19 @@ a message a coordinator understands. Ids from the rulebook keep their names;
 | `SCH-PLAN-1` | book, reschedule; dosing check-in | no active treatment plan: not screened eligible yet, plan still awaiting a care team, or plan suspended by an ineligible screening (a suspended plan still takes integration sessions while an integration is owed) |
 | `SCH-CONSENT-1` | book, reschedule, check-in | treatment consent never recorded, or withdrawn (the latest `ConsentRecorded` of scope `treatment` wins) |
 | `SCH-SITE-1` | book, reschedule | room not at the patient's site, or a clinician who does not work there |
-| `KAP-3` | book dosing | a dosing session without a prescriber (it also needs a therapist and a room); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
-| `SPR-SCH-4` | book esketamine dosing | chair time under 2 h |
+| `KAP-3` | book dosing | a ketamine dosing session without a prescriber (it also needs a therapist and a room); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
+| `SPR-CERT-2` | book esketamine dosing | no prescriber named (onsite during administration and monitoring); one prescriber may supervise several overlapping esketamine chairs at the site (optional cap `esketamine_chairs_per_prescriber`) |
+| `SPR-SCH-4` | book esketamine dosing; book anything in its room | chair time under 2 h; the room is also held 30 min before an esketamine dosing session for check-in and settling (no back-to-back 2 h sessions in one room) |
 | `KAP-2` | book integration | an integration session with another therapist than the plan's (the one who was with the patient at dosing) |
 | `SPR-ENR-1` | book, check in esketamine dosing | no granted REMS enrollment (consent scope `rems_enrollment`) |
 | `SPR-CERT-1` | book, check in esketamine dosing | the site is not REMS certified on the session's (local) date; `rems_certified_until` is the last valid day |
 | `SCH-HOLD-1` | book, reschedule, check in dosing | an open safety hold (`SafetyConcernRaised`, e.g. PHQ-9 item 9, MBC-1) until a prescriber clears it |
-| `KAP-1` | book dosing | fewer completed preparation sessions than configured (2) |
+| `MBC-1` | (opens a `SCH-HOLD-1` hold) | a re-screening (`PatientScreened` citing `MBC-1`, not a review) of a patient who has a plan |
+| `KAP-1` | book dosing | fewer completed preparation sessions than the protocol's minimum (KAP protocols 2, esketamine 0) |
 | `SCH-COURSE-1` | book dosing | more dosing sessions than the protocol plans (IV 6, esketamine 12, KAP 6) |
 | `SCH-INT-1` | book integration | an integration session that starts before any dosing session has ended |
-| `SPR-SCH-2` | book esketamine dosing | more than 2 dosing sessions in an ISO week in treatment weeks 1-4, more than 1 from week 5; week 1 is the ISO week of the first dosing session |
-| `KET-SER-1` | book IV/IM dosing | more than 3 dosing sessions in an ISO week |
+| `SPR-SCH-2` | book esketamine dosing | more than 2 dosing sessions in a treatment week in weeks 1-4, more than 1 from week 5; treatment weeks are 7-day blocks from the local day of the first dosing session (not ISO weeks) |
+| `KET-SER-1` | book IV/IM dosing | more than 3 dosing sessions in a treatment week |
 | `SCH-ALT-1` | book KAP sublingual/oral dosing | a dosing session with no integration session booked since the previous one |
 | `SCH-HOURS-1` | book, reschedule | a session outside a clinician's working hours (site time zone) |
 | `SCH-CONFLICT-PATIENT` | book, reschedule | the patient is already booked at an overlapping time |
@@ -40,7 +42,9 @@ Soft warnings (listed in the plan's `warnings`, never a 409): `SPR-SCH-3` two
 esketamine dosing sessions less than 48 h apart; `KAP-4` more than 14 days between
 dosing sessions of a ketamine course.
 
-Not a 409: `KAP-2` also sets a deadline when a dosing session completes (72 h,
+Not a 409: `SPR-SCH-1` publishes `InductionReviewDue` (the prescriber evaluates the
+benefit) after the 8th completed esketamine dosing session or at the end of treatment
+week 4, whichever comes first, once. `KAP-2` also sets a deadline when a dosing session completes (72 h,
 7 days for oral); `IntegrationOverdue` is published when it passes without a
 completed integration session.
 
