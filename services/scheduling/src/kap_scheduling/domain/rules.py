@@ -40,7 +40,8 @@ a message a coordinator understands. Ids from the rulebook keep their names;
 
 Soft warnings (listed in the plan's `warnings`, never a 409): `SPR-SCH-3` two
 esketamine dosing sessions less than 48 h apart; `KAP-4` more than 14 days between
-dosing sessions of a ketamine course.
+dosing sessions of a ketamine course; `KAP-2` no integration session booked 24 h
+before it is due (48 h into the 72 h).
 
 Not a 409: `SPR-SCH-1` publishes `InductionReviewDue` (the prescriber evaluates the
 benefit) after the 8th completed esketamine dosing session or at the end of treatment
@@ -144,6 +145,9 @@ class SchedulingRules(RulesModel):
     # KAP-2: integration with the same therapist within 72 h of a dosing session (oral: 7 days).
     integration_due_hours: float = Field(default=72, gt=0)
     integration_due_hours_oral: float = Field(default=168, gt=0)
+    # KAP-2 (soft): warn on the plan when no integration session is booked this long
+    # before it is due (rulebook 7: "warn at 48 h" of the 72 h) [S].
+    integration_warn_hours_before_due: float = Field(default=24, ge=0)
 
     # SPR-PRE-1 / SPR-PRE-2: esketamine, no food for 2 h, no liquids for 30 min.
     esketamine_food_fast_minutes: int = Field(default=120, ge=0)

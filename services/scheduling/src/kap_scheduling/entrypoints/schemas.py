@@ -167,7 +167,9 @@ class PlanView(BaseModel):
     consents: dict[str, ConsentView] = Field(description="latest decision per scope")
     holds: list[HoldView] = Field(description="open safety holds")
     integration_deadlines: list[DeadlineView]
-    warnings: list[WarningView] = Field(description="soft rules (SPR-SCH-3, KAP-4): never a 409")
+    warnings: list[WarningView] = Field(
+        description="soft rules (SPR-SCH-3, KAP-4, KAP-2): never a 409"
+    )
     next_action: str
 
     @classmethod
