@@ -254,3 +254,43 @@ def test_nurse_id_must_name_a_nurse(world: World, counts: Counts) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["field"] == "nurse_id"
     assert counts() == before
+
+
+# -- KAP-3: a therapist where the protocol says so ----------------------------------------------
+
+
+def test_KAP_3_esketamine_dosing_names_the_plans_therapist_without_holding_them(
+    world: World, outbox: Outbox
+) -> None:
+    world.ready("pt-1", ESK)
+    therapist = world.plan()["therapist_id"]
+    session = world.booked("dosing", world.at(0, "09:00", week=1), therapist_id=None)
+    assert (session["therapist_id"], session["therapist_present"]) == (therapist, False)
+    [scheduled] = published(outbox, "SessionScheduled")
+    assert scheduled["data"]["therapist_id"] == therapist  # the contract requires one
+
+    # Not at the chair: free for another patient's session at the same time.
+    world.ready("pt-2", Route.IV)
+    other = world.book(
+        "preparation",
+        world.at(0, "09:00", week=1),
+        patient_id="pt-2",
+        room_id="room-a2",
+        therapist_id=therapist,
+    )
+    assert other.status_code == 201, other.text
+
+
+def test_KAP_3_ketamine_dosing_without_a_therapist_is_422(world: World, counts: Counts) -> None:
+    world.prepared()
+    before = counts()
+    response = world.book("dosing", world.at(0, "09:00", week=1), therapist_id=None)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["field"] == "therapist_id"
+    assert counts() == before
+
+
+def test_KAP_3_esketamine_dosing_with_a_named_therapist_holds_them(world: World) -> None:
+    world.ready("pt-1", ESK)
+    session = world.booked("dosing", world.at(0, "09:00", week=1))
+    assert session["therapist_present"] is True

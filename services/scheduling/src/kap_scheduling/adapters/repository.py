@@ -174,6 +174,7 @@ def to_slot(row: TreatmentSession, route: Route | None = None) -> model.Slot:
         discharge_cleared_at=row.discharge_cleared_at,
         route=route,
         site_id=row.site_id,
+        therapist_present=row.therapist_present,
     )
 
 

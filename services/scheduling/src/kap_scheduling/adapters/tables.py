@@ -134,6 +134,8 @@ class TreatmentSession(SchedulingTable, table=True):
     prescriber_id: str | None = Field(
         default=None, foreign_key="clinicians.clinician_id", index=True
     )
+    # False: the therapist is named (the contract) but not at the chair (esketamine, KAP-3).
+    therapist_present: bool = True
     # The nurse monitoring the session, when known (SessionScheduled.nurse_id).
     nurse_id: str | None = Field(default=None, foreign_key="clinicians.clinician_id")
     status: str = Field(index=True, max_length=16)

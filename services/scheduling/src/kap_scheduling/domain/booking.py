@@ -61,6 +61,8 @@ class Proposal:
     prescriber: StaffMember | None
     # The session being rescheduled: it does not conflict with itself.
     replaces: str | None = None
+    # False: the therapist is named but not at the chair (esketamine dosing, KAP-3).
+    therapist_present: bool = True
 
 
 @dataclass(frozen=True)
@@ -403,7 +405,7 @@ def check_alternation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) 
 
 
 def check_hours(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    for member in (p.therapist, p.prescriber):
+    for member in (p.therapist if p.therapist_present else None, p.prescriber):
         if member is not None:
             reason = outside_hours(member, ctx.site, p.starts_at, p.ends_at)
             if reason:
@@ -472,7 +474,8 @@ def shared_supervision(p: Proposal, ctx: BookingContext, s: Slot) -> bool:
 def clinician_conflict(
     p: Proposal, ctx: BookingContext, others: Sequence[Slot], rules: SchedulingRules
 ) -> Violation | None:
-    wanted = {p.therapist.clinician_id} | ({p.prescriber.clinician_id} if p.prescriber else set())
+    wanted = {p.therapist.clinician_id} if p.therapist_present else set()
+    wanted |= {p.prescriber.clinician_id} if p.prescriber else set()
     supervised = [s for s in others if shared_supervision(p, ctx, s)]
     cap = rules.esketamine_chairs_per_prescriber
     if p.prescriber is not None and cap is not None and len(supervised) + 1 > cap:

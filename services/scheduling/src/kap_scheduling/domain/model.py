@@ -132,6 +132,8 @@ class Slot:
     # block SPR-SCH-4, shared prescriber supervision SPR-CERT-2).
     route: Route | None = None
     site_id: str | None = None
+    # False when the therapist is named but not at the chair (esketamine dosing, KAP-3).
+    therapist_present: bool = True
 
     @property
     def esketamine_dosing(self) -> bool:
@@ -153,7 +155,8 @@ class Slot:
 
     @property
     def clinicians(self) -> set[str]:
-        return {self.therapist_id} | ({self.prescriber_id} if self.prescriber_id else set())
+        held = {self.therapist_id} if self.therapist_present else set()
+        return held | ({self.prescriber_id} if self.prescriber_id else set())
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ a message a coordinator understands. Ids from the rulebook keep their names;
 | `SCH-PLAN-1` | book, reschedule; dosing check-in | no active treatment plan: not screened eligible yet, plan still awaiting a care team, or plan suspended by an ineligible screening (a suspended plan still takes integration sessions while an integration is owed) |
 | `SCH-CONSENT-1` | book, reschedule, check-in | treatment consent never recorded, or withdrawn (the latest `ConsentRecorded` of scope `treatment` wins) |
 | `SCH-SITE-1` | book, reschedule | room not at the patient's site, or a clinician who does not work there |
-| `KAP-3` | book dosing | a ketamine dosing session without a prescriber (it also needs a therapist and a room); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
+| `KAP-3` | book dosing | a ketamine dosing session without a prescriber (it also needs a therapist at the chair and a room; esketamine names the plan's therapist without holding them); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
 | `SPR-CERT-2` | book esketamine dosing | no prescriber named (onsite during administration and monitoring); one prescriber may supervise several overlapping esketamine chairs at the site (optional cap `esketamine_chairs_per_prescriber`) |
 | `SPR-SCH-4` | book esketamine dosing; book anything in its room | chair time under 2 h; the room is also held 30 min before an esketamine dosing session for check-in and settling (no back-to-back 2 h sessions in one room) |
 | `KAP-2` | book integration | an integration session with another therapist than the plan's (the one who was with the patient at dosing) |

@@ -67,6 +67,9 @@ class SessionView(BaseModel):
     ends_at: datetime
     room_id: str
     therapist_id: str
+    therapist_present: bool = Field(
+        description="false: named, not at the chair (esketamine dosing, KAP-3)"
+    )
     prescriber_id: str | None
     nurse_id: str | None = Field(description="the monitoring nurse, when known")
     status: str = Field(description="scheduled | checked_in | completed | cancelled")

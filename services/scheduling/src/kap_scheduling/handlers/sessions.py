@@ -48,6 +48,7 @@ from ..domain.model import (
     format_minutes,
     minutes,
 )
+from ..domain.protocols import protocol_for
 from ..domain.rules import SchedulingRules
 from .events import advance_phase, cancel, plan_fields
 from .induction import after_dosing_completed, start_induction_clock
@@ -154,6 +155,23 @@ async def _context(
     )
 
 
+async def _therapist_for(
+    uow: UnitOfWork, plan: Plan, phase: Phase, named: Clinician | None
+) -> tuple[Clinician, bool]:
+    """The session's therapist and whether they are at the chair. KAP-3: KAP protocols
+    need the therapist at dosing; esketamine does not, and its dosing sessions name the
+    plan's therapist (SessionScheduled requires one) without holding them. A therapist
+    named on the request is at the chair."""
+    if named is not None:
+        return named, True
+    at_chair = phase is not Phase.DOSING or protocol_for(Route(plan.route)).therapist_at_dosing
+    if at_chair or plan.therapist_id is None:
+        raise InvalidField(
+            "therapist_id", f"required for a {phase.value} session of the {plan.protocol} plan"
+        )
+    return await _staff(uow, plan.therapist_id, Role.THERAPIST, "therapist_id"), False
+
+
 # -- booking -----------------------------------------------------------------------------------
 
 
@@ -169,7 +187,11 @@ async def book_session(
     room = await uow.session.get(Room, cmd.room_id)
     if room is None:
         raise InvalidField("room_id", f"unknown room {cmd.room_id}")
-    therapist = await _staff(uow, cmd.therapist_id, Role.THERAPIST, "therapist_id")
+    therapist = (
+        await _staff(uow, cmd.therapist_id, Role.THERAPIST, "therapist_id")
+        if cmd.therapist_id
+        else None
+    )
     prescriber = (
         await _staff(uow, cmd.prescriber_id, Role.PRESCRIBER, "prescriber_id")
         if cmd.prescriber_id
@@ -182,6 +204,7 @@ async def book_session(
     _validate_times(starts_at, ends_at, now, rules)
     if plan is None:
         raise _no_plan(patient)
+    therapist, present = await _therapist_for(uow, plan, cmd.phase, therapist)
     proposal = Proposal(
         phase=cmd.phase,
         starts_at=starts_at,
@@ -190,6 +213,7 @@ async def book_session(
         room_site_id=room.site_id,
         therapist=repo.to_staff(therapist),
         prescriber=repo.to_staff(prescriber) if prescriber else None,
+        therapist_present=present,
     )
     ctx = await _context(uow, plan, starts_at, ends_at, rules)
     enforce(check_booking(proposal, ctx, rules))
@@ -207,6 +231,7 @@ async def book_session(
         therapist_id=therapist.clinician_id,
         prescriber_id=prescriber.clinician_id if prescriber else None,
         nurse_id=nurse.clinician_id if nurse else None,
+        therapist_present=present,
         status=SessionStatus.SCHEDULED.value,
         booked_by=booked_by.sub,
         booked_at=now,
@@ -261,6 +286,7 @@ async def reschedule_session(
         therapist=repo.to_staff(therapist),
         prescriber=repo.to_staff(prescriber) if prescriber else None,
         replaces=row.session_id,
+        therapist_present=row.therapist_present,
     )
     enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at, rules), rules))
 

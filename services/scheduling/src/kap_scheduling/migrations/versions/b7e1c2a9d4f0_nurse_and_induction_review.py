@@ -1,4 +1,5 @@
-"""sessions.nurse_id (SessionScheduled.nurse_id); plans' SPR-SCH-1 induction review
+"""sessions.nurse_id (SessionScheduled.nurse_id), sessions.therapist_present (KAP-3);
+plans' SPR-SCH-1 induction review
 
 Revision ID: b7e1c2a9d4f0
 Revises: d658d7fb7b0e
@@ -20,6 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("nurse_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.add_column(
+            sa.Column("therapist_present", sa.Boolean(), nullable=False, server_default=sa.true())
+        )
         batch.create_foreign_key(
             "fk_sessions_nurse_id_clinicians", "clinicians", ["nurse_id"], ["clinician_id"]
         )
@@ -37,3 +41,4 @@ def downgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.drop_constraint("fk_sessions_nurse_id_clinicians", type_="foreignkey")
         batch.drop_column("nurse_id")
+        batch.drop_column("therapist_present")
