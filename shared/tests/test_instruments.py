@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kap_shared.clinical.instruments import Score, ScoringError, score
+from kap_shared.clinical.instruments import Score, ScoringError, pcl5_provisional_ptsd, score
 from kap_shared.events.enums import Instrument
 
 PHQ9, GAD7, PCL5 = Instrument.PHQ9, Instrument.GAD7, Instrument.PCL5
@@ -209,3 +209,28 @@ def test_wrong_item_count_is_rejected(instrument: Instrument, count: int, expect
     assert exc.value.field == "answers"
     assert f"{expected} items" in exc.value.message
     assert f"got {count}" in exc.value.message
+
+
+# --- PCL-5 provisional DSM-5 diagnosis: each cluster at its minimum, and one short -----------
+
+# B 1 of items 1-5, C 1 of 6-7, D 2 of 8-14, E 2 of 15-20, each endorsed at >= 2.
+MINIMAL_PTSD = [2, 0, 0, 0, 0, 2, 0, 2, 2, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0]
+
+
+def test_pcl5_provisional_ptsd_with_every_cluster_at_its_minimum() -> None:
+    assert pcl5_provisional_ptsd(MINIMAL_PTSD)
+
+
+@pytest.mark.parametrize(
+    "index", [0, 5, 7, 14], ids=["B short", "C short", "D one item", "E one item"]
+)
+def test_pcl5_provisional_ptsd_fails_when_a_cluster_is_one_short(index: int) -> None:
+    items = list(MINIMAL_PTSD)
+    items[index] = 1  # answered 1: below "endorsed" (>= 2)
+    assert not pcl5_provisional_ptsd(items)
+
+
+def test_pcl5_a_high_total_without_the_cluster_pattern_is_not_a_provisional_diagnosis() -> None:
+    items = [4] * 5 + [0] * 2 + [4] * 7 + [4] * 6  # no C item endorsed; total 72
+    assert score(PCL5, items).band == "probable_ptsd"
+    assert not pcl5_provisional_ptsd(items)

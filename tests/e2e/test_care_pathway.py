@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 Event = dict[str, Any]
 
 # Esketamine TRD (SPR-SCH-1/2): Mon + Thu in weeks 1-4, Mon in weeks 5-8; integration next day.
+# After the 8th dosing session the prescriber is asked to evaluate the benefit (SPR-SCH-1).
 ESKETAMINE_DOSING = [(week, day) for week in range(1, 5) for day in (0, 3)] + [
     (week, 0) for week in range(5, 9)
 ]
@@ -50,7 +51,7 @@ ESKETAMINE_DOSING = [(week, day) for week in range(1, 5) for day in (0, 3)] + [
 IV_DOSING = [(week, day) for week in (1, 2) for day in (0, 2, 4)]
 
 
-def expected_types(dosing_sessions: int) -> list[str]:
+def expected_types(dosing_sessions: int, induction_review_after: int | None = None) -> list[str]:
     types = ["TreatmentPlanCreated", "PhaseAdvanced"]
     types += ["SessionScheduled", "SessionCheckedIn", "SessionCompleted"] * 2  # preparation
     for n in range(1, dosing_sessions + 1):
@@ -58,6 +59,7 @@ def expected_types(dosing_sessions: int) -> list[str]:
         types += ["PhaseAdvanced"] if n == 1 else []  # preparation -> dosing
         types += ["SessionCompleted"]
         types += ["PhaseAdvanced"] if n == dosing_sessions else []  # dosing -> integration
+        types += ["InductionReviewDue"] if n == induction_review_after else []  # SPR-SCH-1
         types += ["SessionScheduled", "SessionCheckedIn", "SessionCompleted"]  # integration
     return types
 
@@ -106,8 +108,15 @@ async def iv_patient_through_review(platform: Platform, site: SchedulingSite) ->
     return plan
 
 
-def assert_course(events: list[Event], plan: dict[str, Any], dosing_sessions: int) -> None:
-    assert [e["event_type"] for e in events] == expected_types(dosing_sessions)
+def assert_course(
+    events: list[Event],
+    plan: dict[str, Any],
+    dosing_sessions: int,
+    induction_review_after: int | None = None,
+) -> None:
+    assert [e["event_type"] for e in events] == expected_types(
+        dosing_sessions, induction_review_after
+    )
     for event in events:
         decode(topics.SCHEDULING_EVENTS, event)  # every event is the contract's
         assert event["producer"] == "scheduling"
@@ -155,11 +164,19 @@ async def test_esketamine_and_iv_patients_through_a_complete_course(platform: Pl
 
     reader = TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS)
     try:
-        counts = {esketamine["patient_id"]: 82, iv["patient_id"]: 46}
+        counts = {esketamine["patient_id"]: 83, iv["patient_id"]: 46}
         await reader.wait_for(
             lambda _: all(len(reader.of_patient(p)) >= n for p, n in counts.items()), timeout=60
         )
-        assert_course(reader.of_patient(esketamine["patient_id"]), esketamine, 12)
+        esketamine_events = reader.of_patient(esketamine["patient_id"])
+        assert_course(esketamine_events, esketamine, 12, induction_review_after=8)
+        [review] = [e for e in esketamine_events if e["event_type"] == "InductionReviewDue"]
+        assert review["data"] == {
+            "plan_id": esketamine["plan_id"],
+            "prescriber_id": esketamine["prescriber_id"],
+            "dosing_sessions_completed": 8,
+            "rule_id": "SPR-SCH-1",
+        }
         assert_course(reader.of_patient(iv["patient_id"]), iv, 6)
     finally:
         await reader.close()

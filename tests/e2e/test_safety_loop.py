@@ -87,7 +87,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
     await consent(platform, site, patient_id, "treatment")
     await consent(platform, site, patient_id, "rems_enrollment")
     plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
-    for day in (0, 1):  # KAP-1: two preparation sessions first
+    for day in (0, 1):  # preparation sessions (KAP-1 asks none for esketamine; offered here)
         await run_session(
             platform, site, plan, "preparation", site.at(day, "09:00"), room_id=site.rooms[0]
         )

@@ -46,7 +46,7 @@ def screening(
     body: dict[str, Any] = {
         "route": route,
         "phq9": phq9 if phq9 is not None else [1, 2, 1, 2, 1, 2, 1, 2, 0],
-        "gad7": gad7 if gad7 is not None else [2, 2, 2, 2, 2, 2, 2],
+        "gad7": gad7 if gad7 is not None else [1, 1, 1, 1, 1, 1, 1],
         "contraindications": contraindications or [],
         "vitals": {"bp_systolic": bp[0], "bp_diastolic": bp[1], "heart_rate": heart_rate},
     }
@@ -179,7 +179,8 @@ def test_screening_eligible_emits_patient_screened_with_baseline(
     )
 
     assert body["outcome"] == "eligible"
-    assert body["reasons"] == []
+    # GAD-7 13 and PCL-5 all 2s are follow-up flags, not eligibility findings.
+    assert body["reasons"] == ["SCR-GAD7-10", "SCR-PCL5-DX"]
     assert body["scores"]["PHQ-9"] == {"total": 12, "band": "moderate", "imputed_items": 0}
     referred, screened = outbox()
     assert screened["event_type"] == "PatientScreened"
@@ -190,7 +191,7 @@ def test_screening_eligible_emits_patient_screened_with_baseline(
         "route": "iv",
         "indications": ["trd", "ptsd"],
         "contraindications": [],
-        "reasons": [],
+        "reasons": ["SCR-GAD7-10", "SCR-PCL5-DX"],
         "baseline": {
             "phq9_total": 12,
             "phq9_item9": 0,

@@ -37,6 +37,8 @@ def decide_for(
     phq9_item9: int = 0,
     bp_systolic: int = 122,
     bp_diastolic: int = 78,
+    gad7_total: int = 0,
+    pcl5_items: Sequence[int] | None = None,
     rules: ScreeningRules = RULES,
 ) -> ScreeningDecision:
     return decide(
@@ -46,6 +48,8 @@ def decide_for(
             phq9_item9=phq9_item9,
             bp_systolic=bp_systolic,
             bp_diastolic=bp_diastolic,
+            gad7_total=gad7_total,
+            pcl5_items=pcl5_items,
         ),
         rules,
     )
@@ -207,3 +211,47 @@ def test_ineligible_lists_hard_stops_first_then_review_findings() -> None:
 
 def test_under_18_with_no_other_finding_cites_only_scr_age_18() -> None:
     assert decide_for(age_years=17, phq9_item9=0) == ScreeningDecision(INELIGIBLE, ("SCR-AGE-18",))
+
+
+# -- follow-up flags: SCR-GAD7-10, SCR-PCL5-DX (rulebook 3.1); the outcome stands ----------
+
+
+@pytest.mark.parametrize(("gad7", "flagged"), [(9, False), (10, True), (21, True)])
+def test_SCR_GAD7_10_flags_a_gad7_of_10_or_more_without_changing_the_outcome(
+    gad7: int, flagged: bool
+) -> None:
+    decision = decide_for(gad7_total=gad7)
+    assert decision == ScreeningDecision(ELIGIBLE, ("SCR-GAD7-10",) if flagged else ())
+
+
+def test_SCR_GAD7_10_threshold_is_configurable() -> None:
+    rules = ScreeningRules(gad7_follow_up_at=15)
+    assert decide_for(gad7_total=14, rules=rules).reasons == ()
+    assert decide_for(gad7_total=15, rules=rules).reasons == ("SCR-GAD7-10",)
+
+
+# B 1 of items 1-5, C 1 of 6-7, D 2 of 8-14, E 2 of 15-20: the minimum pattern.
+PTSD_PATTERN = [2, 0, 0, 0, 0, 2, 0, 2, 2, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0]
+
+
+def test_SCR_PCL5_DX_flags_the_provisional_dsm5_pattern() -> None:
+    assert decide_for(pcl5_items=PTSD_PATTERN).reasons == ("SCR-PCL5-DX",)
+
+
+def test_SCR_PCL5_DX_items_answered_1_are_not_endorsed() -> None:
+    below = [1 if answer == 2 else 0 for answer in PTSD_PATTERN]
+    assert decide_for(pcl5_items=below).reasons == ()
+    assert decide_for(pcl5_items=None).reasons == ()
+
+
+def test_SCR_PCL5_DX_endorsement_level_is_configurable() -> None:
+    strict = ScreeningRules(pcl5_endorsed_at=3)
+    assert decide_for(pcl5_items=PTSD_PATTERN, rules=strict).reasons == ()
+    lenient = ScreeningRules(pcl5_endorsed_at=1)
+    below = [1 if answer == 2 else 0 for answer in PTSD_PATTERN]
+    assert decide_for(pcl5_items=below, rules=lenient).reasons == ("SCR-PCL5-DX",)
+
+
+def test_follow_up_flags_come_after_the_findings_that_decide_the_outcome() -> None:
+    decision = decide_for(phq9_item9=1, gad7_total=12, pcl5_items=PTSD_PATTERN)
+    assert decision == ScreeningDecision(REVIEW, ("MBC-1", "SCR-GAD7-10", "SCR-PCL5-DX"))

@@ -107,7 +107,21 @@ def test_screening_review_without_registered_prescribers_uses_known_care_teams(
     event = f.screened(reasons=("MBC-1",))
     h.deliver(event)
     mine = h.notifications(f"source_event_id = '{event.event_id}'")
-    assert [(n["recipient_id"], n["priority"]) for n in mine] == [("rx-known", "urgent")]
+    # MBC-1 at a re-screening of a patient with a plan reaches the plan's therapist too.
+    assert [(n["recipient_id"], n["priority"]) for n in mine] == [
+        ("rx-known", "urgent"),
+        ("th-ben", "urgent"),
+    ]
+
+
+def test_screening_review_with_mbc_1_before_any_plan_reaches_the_prescribers_only(
+    h: Harness,
+) -> None:
+    h.deliver(f.plan_created("plan-b", patient_id="pt-b", prescriber_id="rx-b"))
+    event = f.screened(reasons=("MBC-1",))
+    h.deliver(event)
+    mine = h.notifications(f"source_event_id = '{event.event_id}'")
+    assert [(n["recipient_id"], n["priority"]) for n in mine] == [("rx-b", "urgent")]
 
 
 def test_session_lifecycle_keeps_the_view_and_tells_the_clinicians_involved(h: Harness) -> None:

@@ -56,7 +56,7 @@ CASES: list[tuple[str, Envelope, str, tuple[str, ...]]] = [
         "screening review, item 9",
         f.screened(reasons=("MBC-1",)),
         "screening-review-risk",
-        ("rx-site-1", "rx-site-2"),
+        ("rx-site-1", "rx-site-2", "th-plan"),
     ),
     ("plan created", f.plan_created(), "plan-created", ("th-ben", "rx-ada")),
     ("session booked", f.session_scheduled(), "session-scheduled", ("rx-session", "th-session")),

@@ -4,6 +4,7 @@ both sides, test names citing the rule id."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -550,7 +551,8 @@ def test_SPR_SCH_2_third_dosing_in_week_2_rejected() -> None:
     assert violation == Violation(
         "SPR-SCH-2",
         "esketamine allows at most 2 dosing sessions a week in weeks 1-4 and 1 a week from "
-        "week 5; treatment week 2 (ISO week 2027-W02, from 2027-01-11) would have 3",
+        "week 5; treatment week 2 (2027-01-11 to 2027-01-17, counted from the first dosing "
+        "session on 2027-01-04) would have 3",
     )
 
 
@@ -589,7 +591,7 @@ def test_SPR_SCH_2_an_earlier_first_session_renumbers_the_weeks_after_it() -> No
     assert "treatment week 5" in violation.message
 
 
-def test_SPR_SCH_2_iso_weeks_are_the_site_local_weeks() -> None:
+def test_SPR_SCH_2_weeks_are_counted_in_site_local_days() -> None:
     sessions = esk_doses((0, 1), (3, 1), (0, 0))
     # Sunday 22:00 in New York is Monday in UTC, but still week 2 at the site.
     sunday_night = at(6, "22:00", week=1)
@@ -794,3 +796,142 @@ def test_next_sequence_fills_the_lowest_free_number_of_the_phase() -> None:
     assert next_sequence(sessions, P) == 2
     assert next_sequence(sessions, D) == 2
     assert next_sequence(sessions, I) == 1
+
+
+# -- this turn: rules that match the clinic (issue 8, section 4) --------------------------------
+
+
+def esk_slot(start: datetime, **kw: object) -> Slot:
+    """Another patient's esketamine dosing session at site-a (its route known)."""
+    fields: dict[str, object] = {
+        "patient_id": "pt-2",
+        "room_id": "room-a2",
+        "therapist_id": "th-cy",
+        "prescriber_id": "rx-ada",
+    } | kw
+    base = slot(D, start, 120, **fields)  # type: ignore[arg-type]
+    return replace(base, route=Route.INTRANASAL_ESKETAMINE, site_id="site-a")
+
+
+def test_SPR_SCH_2_treatment_weeks_count_from_the_first_dose_not_iso_weeks() -> None:
+    # First dose Thursday 2027-01-07: treatment week 1 runs Thu-Wed, across two ISO weeks.
+    sessions = esk_doses((3, 0), (0, 1))
+    violation = check(esk_dose(at(2, week=1)), ctx(ESK, sessions=sessions))
+    assert violation is not None
+    assert violation.rule_id == "SPR-SCH-2"
+    assert "treatment week 1 (2027-01-07 to 2027-01-13" in violation.message
+    # The next Thursday starts treatment week 2 (ISO would have said week 2 already on Monday).
+    assert rule(esk_dose(at(3, week=1)), ctx(ESK, sessions=sessions)) is None
+
+
+def test_KET_SER_1_counts_treatment_weeks_too() -> None:
+    sessions = [dosing(at(3)), dosing(at(0, week=1)), dosing(at(1, week=1))]
+    assert rule(propose(D, at(2, week=1)), ctx(sessions=sessions)) == "KET-SER-1"
+    assert rule(propose(D, at(3, week=1)), ctx(sessions=sessions)) is None
+
+
+def test_KAP_1_esketamine_needs_no_preparation_sessions_by_default() -> None:
+    assert rule(esk_dose(at(0)), ctx(ESK, with_prep=False)) is None
+
+
+@pytest.mark.parametrize("route", [Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL])
+def test_KAP_1_ketamine_protocols_still_need_two(route: Route) -> None:
+    minutes = 180
+    p = propose(D, at(0), minutes, route=route)
+    assert rule(p, ctx(plan(route), with_prep=False)) == "KAP-1"
+    assert rule(p, ctx(plan(route), with_prep=True)) is None
+
+
+def test_KAP_1_esketamine_minimum_is_configurable_per_protocol() -> None:
+    rules = SchedulingRules(esketamine_min_preparation_sessions=1, kap_min_preparation_sessions=0)
+    violation = check(esk_dose(at(0)), ctx(ESK, with_prep=False), rules)
+    assert violation == Violation(
+        "KAP-1", "0 of 1 preparation sessions completed; complete 1 more before booking dosing"
+    )
+    assert rule(propose(D, at(0)), ctx(with_prep=False), rules) is None
+
+
+def test_SPR_CERT_2_esketamine_dosing_without_a_prescriber_rejected() -> None:
+    violation = check(propose(D, at(0), 120, prescriber=None), ctx(ESK))
+    assert violation is not None
+    assert violation.rule_id == "SPR-CERT-2"
+    assert "prescriber onsite" in violation.message
+
+
+def test_SPR_CERT_2_one_prescriber_supervises_several_esketamine_chairs() -> None:
+    others = [esk_slot(at(0, "09:00")), esk_slot(at(0, "09:30"), room_id="room-a3")]
+    assert rule(esk_dose(at(0, "09:00")), ctx(ESK, sessions=others)) is None
+
+
+def test_SPR_CERT_2_shared_supervision_is_only_for_esketamine_chairs() -> None:
+    iv_chair = replace(esk_slot(at(0, "09:00")), route=Route.IV)
+    assert rule(esk_dose(at(0, "09:00")), ctx(ESK, sessions=[iv_chair])) == (
+        "SCH-CONFLICT-CLINICIAN"
+    )
+    # An IV dosing session does not share its prescriber with an esketamine chair either.
+    iv_plan_dose = propose(D, at(0, "09:00"))
+    assert rule(iv_plan_dose, ctx(sessions=[esk_slot(at(0, "09:00"))])) == (
+        "SCH-CONFLICT-CLINICIAN"
+    )
+
+
+def test_SPR_CERT_2_the_prescriber_is_onsite_at_one_site_only() -> None:
+    elsewhere = esk_slot(at(0, "09:00"), room_id="room-b1")
+    elsewhere = replace(elsewhere, site_id="site-b")
+    assert rule(esk_dose(at(0, "09:00")), ctx(ESK, sessions=[elsewhere])) == (
+        "SCH-CONFLICT-CLINICIAN"
+    )
+
+
+def test_SPR_CERT_2_the_therapist_still_cannot_be_in_two_rooms() -> None:
+    other = esk_slot(at(0, "09:00"), therapist_id="th-ben")
+    violation = check(esk_dose(at(0, "09:00")), ctx(ESK, sessions=[other]))
+    assert violation is not None
+    assert violation.rule_id == "SCH-CONFLICT-CLINICIAN"
+    assert violation.message.startswith("th-ben is already booked")
+
+
+@pytest.mark.parametrize(("cap", "chairs", "expected"), [(2, 1, None), (2, 2, "x"), (1, 1, "x")])
+def test_SPR_CERT_2_chairs_per_prescriber_cap_both_sides(
+    cap: int, chairs: int, expected: str | None
+) -> None:
+    rules = SchedulingRules(esketamine_chairs_per_prescriber=cap)
+    others = [esk_slot(at(0, "09:00"), room_id=f"room-x{n}") for n in range(chairs)]
+    violation = check(esk_dose(at(0, "09:00")), ctx(ESK, sessions=others), rules)
+    if expected is None:
+        assert violation is None
+    else:
+        assert violation is not None
+        assert violation.rule_id == "SCH-CONFLICT-CLINICIAN"
+        assert f"already supervises {chairs} esketamine chair(s)" in violation.message
+
+
+def test_SPR_SCH_4_back_to_back_esketamine_sessions_in_one_room_rejected() -> None:
+    first = esk_slot(at(0, "09:00"), room_id="room-a1", prescriber_id="rx-other")
+    violation = check(esk_dose(at(0, "11:00")), ctx(ESK, sessions=[first]))
+    assert violation is not None
+    assert violation.rule_id == "SPR-SCH-4"
+    assert "30 min before it starts for check-in and settling" in violation.message
+    assert "start at Mon 04 Jan 2027 11:30 America/New_York or later" in violation.message
+
+
+def test_SPR_SCH_4_chair_block_boundary_after_a_session() -> None:
+    first = esk_slot(at(0, "09:00"), room_id="room-a1", prescriber_id="rx-other")
+    assert rule(esk_dose(at(0, "11:29")), ctx(ESK, sessions=[first])) == "SPR-SCH-4"
+    assert rule(esk_dose(at(0, "11:30")), ctx(ESK, sessions=[first])) is None
+
+
+def test_SPR_SCH_4_chair_block_boundary_before_a_session() -> None:
+    later = esk_slot(at(0, "11:00"), room_id="room-a1", prescriber_id="rx-other")
+    # A preparation session in that room must end by 10:30, when check-in starts.
+    violation = check(propose(P, at(0, "09:31")), ctx(ESK, sessions=[later]))
+    assert violation is not None
+    assert violation.rule_id == "SPR-SCH-4"
+    assert "end by Mon 04 Jan 2027 10:30 America/New_York" in violation.message
+    assert rule(propose(P, at(0, "09:30")), ctx(ESK, sessions=[later])) is None
+
+
+def test_SPR_SCH_4_check_in_time_is_configurable() -> None:
+    rules = SchedulingRules(esketamine_check_in_minutes=0)
+    first = esk_slot(at(0, "09:00"), room_id="room-a1", prescriber_id="rx-other")
+    assert rule(esk_dose(at(0, "11:00")), ctx(ESK, sessions=[first]), rules) is None

@@ -563,3 +563,38 @@ def test_soft_warnings_ignore_cancelled_sessions_and_never_block_booking() -> No
     sessions = [*dosed_at(0), slot(D, START + timedelta(hours=1), status=SessionStatus.CANCELLED)]
     esk = plan(Route.INTRANASAL_ESKETAMINE, planned=12)
     assert warnings(state(esk, sessions=sessions), RULES) == []
+
+
+# -- KAP-2 (soft): integration still unbooked 24 h before it is due --------------------------
+
+
+def _owed(due_in_hours: float) -> tuple[PlanState, datetime]:
+    dosing = done(D, 0, 1)
+    due_by = dosing.ends_at + timedelta(hours=72)
+    owed = Deadline(dosing.session_id, due_by, "th-ben", DeadlineStatus.OPEN)
+    return state(plan(phase=D), sessions=[dosing], deadlines=[owed]), due_by - timedelta(
+        hours=due_in_hours
+    )
+
+
+def test_KAP_2_no_warning_before_48_h() -> None:
+    s, now = _owed(24 + 1 / 60)  # 47 h 59 min into the 72 h
+    assert warnings(s, RULES, now) == []
+
+
+def test_KAP_2_warns_at_48_h_without_a_booked_integration_session() -> None:
+    s, now = _owed(24)
+    assert warnings(s, RULES, now) == [
+        Violation(
+            "KAP-2",
+            "no integration session is booked after dosing session 1; it is due with th-ben "
+            "by Thu 07 Jan 2027 12:00 America/New_York",
+        )
+    ]
+
+
+def test_KAP_2_a_booked_integration_session_silences_the_warning() -> None:
+    s, now = _owed(1)
+    booked = slot(I, START + timedelta(days=2), sequence=1, session_id="i-1", minutes=60)
+    s = state(s.plan, sessions=[*s.sessions, booked], deadlines=s.deadlines)
+    assert warnings(s, RULES, now) == []

@@ -16,7 +16,7 @@ from kap_scheduling.bootstrap import build
 from kap_scheduling.config import SchedulingSettings
 from kap_scheduling.domain import rules as rules_module
 from kap_scheduling.domain.rules import SchedulingRules
-from kap_shared.events.enums import Route, Severity
+from kap_shared.events.enums import Phase, Route, Severity
 from kap_shared.rules import SiteRules
 from kap_shared.testing import TEST_SECRET
 
@@ -31,6 +31,11 @@ RULE_IDS = sorted(
 def test_defaults_are_the_rulebooks() -> None:
     rules = SchedulingRules()
     assert rules.kap_min_preparation_sessions == 2  # KAP-1
+    assert rules.min_preparation_sessions(Route.INTRANASAL_ESKETAMINE) == 0
+    assert rules.min_preparation_sessions(Route.SUBLINGUAL) == 2
+    assert rules.chair_check_in_minutes(Route.INTRANASAL_ESKETAMINE, Phase.DOSING) == 30
+    assert rules.esketamine_induction_sessions == 8  # SPR-SCH-1
+    assert rules.esketamine_chairs_per_prescriber is None  # SPR-CERT-2
     assert rules.min_chair_minutes(Route.INTRANASAL_ESKETAMINE) == ("SPR-SCH-4", 120)
     assert rules.min_chair_minutes(Route.IV) == ("KAP-3", 180)
     assert (rules.esketamine_induction_weeks, rules.esketamine_induction_max_per_week) == (4, 2)
@@ -77,7 +82,7 @@ def test_a_bad_rules_file_fails_at_start_up(tmp_path: Path, document: dict[str, 
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(document))
     settings = SchedulingSettings(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=path)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"(network|sites\.site-a)\.\w+"):
         build(settings)
 
 
@@ -98,7 +103,7 @@ def test_every_rule_id_is_documented_in_the_domain_docstring_and_the_readme(rule
 
 
 def test_the_rule_ids_are_the_expected_ones() -> None:
-    assert len(RULE_IDS) == 30
+    assert len(RULE_IDS) == 33
     assert {"SCH-PLAN-1", "SPR-ENR-1", "SPR-CERT-1", "KAP-1", "SPR-SCH-2", "SCH-DIS-1"} <= set(
         RULE_IDS
     )

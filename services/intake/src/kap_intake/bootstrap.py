@@ -18,6 +18,7 @@ VERSION = version("kap-intake")
 
 def build(settings: IntakeSettings | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
+    settings.screening_rules  # noqa: B018 - load now: a bad RULES_FILE fails at start-up
     runtime = ServiceRuntime(
         settings,
         [REGISTRY.metadata],

@@ -36,6 +36,7 @@ def build(settings: SchedulingSettings | None = None, *, clock: Clock = utc_now)
             "SessionCompleted",
             "PhaseAdvanced",
             "IntegrationOverdue",
+            "InductionReviewDue",
         ),
         migrations_package="kap_scheduling",
     )

@@ -6,7 +6,7 @@ baselines and by monitoring for outcome measures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -79,3 +79,29 @@ def score(instrument: Instrument, items: Sequence[int | None], field: str = "ite
     else:
         band = "probable_ptsd" if total >= PCL5_PROBABLE_PTSD else "below_threshold"
     return Score(instrument, total, band, imputed_items=missing)
+
+
+# PCL-5 provisional DSM-5 PTSD diagnosis (rulebook 3.1): an item answered >= 2 counts
+# as endorsed; at least 1 B item (1-5), 1 C item (6-7), 2 D items (8-14) and 2 E items
+# (15-20). Clusters as 0-based item slices.
+PCL5_ENDORSED_AT = 2
+PCL5_CLUSTERS: dict[str, tuple[slice, int]] = {
+    "B": (slice(0, 5), 1),
+    "C": (slice(5, 7), 1),
+    "D": (slice(7, 14), 2),
+    "E": (slice(14, 20), 2),
+}
+
+
+def pcl5_provisional_ptsd(
+    items: Sequence[int],
+    endorsed_at: int = PCL5_ENDORSED_AT,
+    clusters: Mapping[str, tuple[slice, int]] = PCL5_CLUSTERS,
+) -> bool:
+    """True when the 20 PCL-5 answers meet the provisional DSM-5 PTSD rule."""
+    if len(items) != ITEM_COUNT[Instrument.PCL5]:
+        raise ScoringError("pcl5", f"PCL-5 has 20 items, got {len(items)}")
+    return all(
+        sum(1 for answer in items[part] if answer >= endorsed_at) >= needed
+        for part, needed in clusters.values()
+    )

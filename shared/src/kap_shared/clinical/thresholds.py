@@ -8,3 +8,7 @@ per site); only the default lives here, so the two cannot drift apart.
 # (intake: needs review) and before dosing (monitoring: warning, dosing waits).
 SPR_PRE_5_SYSTOLIC_ABOVE = 140
 SPR_PRE_5_DIASTOLIC_ABOVE = 90
+
+# GAD-7 ">= 10 = refer for further evaluation" (rulebook 3.1): flagged at screening
+# (intake) and on later measures.
+GAD7_FOLLOW_UP_AT = 10

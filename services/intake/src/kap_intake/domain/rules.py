@@ -6,6 +6,11 @@ Rule ids cited in `reasons` and in errors:
 - `SCR-CI-REL`: any relative contraindication -> needs review (rulebook 2.7).
 - `SPR-PRE-5`: baseline BP above 140/90 (strict) -> needs review.
 - `MBC-1`: PHQ-9 item 9 >= 1 -> needs review, whatever the total.
+
+Follow-up flags: cited in `reasons`, they do not change the outcome:
+- `SCR-GAD7-10`: GAD-7 total >= 10 -> refer for further evaluation (rulebook 3.1).
+- `SCR-PCL5-DX`: PCL-5 answers meet the provisional DSM-5 PTSD rule (rulebook 3.1:
+  item >= 2 endorsed; >= 1 B, >= 1 C, >= 2 D, >= 2 E).
 """
 
 from __future__ import annotations
@@ -13,10 +18,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from kap_shared.clinical.thresholds import SPR_PRE_5_DIASTOLIC_ABOVE, SPR_PRE_5_SYSTOLIC_ABOVE
+from kap_shared.clinical.instruments import PCL5_CLUSTERS, PCL5_ENDORSED_AT, pcl5_provisional_ptsd
+from kap_shared.clinical.thresholds import (
+    GAD7_FOLLOW_UP_AT,
+    SPR_PRE_5_DIASTOLIC_ABOVE,
+    SPR_PRE_5_SYSTOLIC_ABOVE,
+)
 from kap_shared.events.enums import ContraindicationClass, ScreeningOutcome
+from kap_shared.rules import RulesModel
+
+AGE = "SCR-AGE-18"
+ABSOLUTE_CI = "SCR-CI-ABS"
+RELATIVE_CI = "SCR-CI-REL"
+PRE_DOSE_BP = "SPR-PRE-5"
+SELF_HARM = "MBC-1"
+ANXIETY_FOLLOW_UP = "SCR-GAD7-10"
+PTSD_PROVISIONAL = "SCR-PCL5-DX"
 
 ABSOLUTE = ContraindicationClass.ABSOLUTE
 RELATIVE = ContraindicationClass.RELATIVE
@@ -48,15 +67,21 @@ CONTRAINDICATIONS: dict[str, ContraindicationClass] = {
 }
 
 
-class ScreeningRules(BaseModel):
-    """Configurable thresholds with the rulebook's defaults."""
+class ScreeningRules(RulesModel):
+    """Configurable thresholds with the rulebook's defaults (unknown keys and
+    out-of-range values fail at start-up)."""
 
-    minimum_age_years: int = Field(default=18, ge=0)
+    # SCR-AGE-18: adults only (rulebook 2.7).
+    minimum_age_years: int = Field(default=18, ge=0, le=120)
     # SPR-PRE-5: "> 140/90" is strict: 140/90 itself passes.
-    bp_systolic_review_above: int = SPR_PRE_5_SYSTOLIC_ABOVE
-    bp_diastolic_review_above: int = SPR_PRE_5_DIASTOLIC_ABOVE
+    bp_systolic_review_above: int = Field(default=SPR_PRE_5_SYSTOLIC_ABOVE, gt=0, lt=400)
+    bp_diastolic_review_above: int = Field(default=SPR_PRE_5_DIASTOLIC_ABOVE, gt=0, lt=300)
     # MBC-1: any positive answer on PHQ-9 item 9.
-    phq9_item9_review_at: int = 1
+    phq9_item9_review_at: int = Field(default=1, ge=1, le=3)
+    # SCR-GAD7-10: GAD-7 ">= 10 = refer for further evaluation" [V].
+    gad7_follow_up_at: int = Field(default=GAD7_FOLLOW_UP_AT, ge=1, le=21)
+    # SCR-PCL5-DX: a PCL-5 item counts as endorsed at >= 2 [V/S].
+    pcl5_endorsed_at: int = Field(default=PCL5_ENDORSED_AT, ge=1, le=4)
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class ScreeningFacts:
     phq9_item9: int
     bp_systolic: int
     bp_diastolic: int
+    gad7_total: int = 0
+    pcl5_items: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,21 +106,34 @@ def decide(facts: ScreeningFacts, rules: ScreeningRules) -> ScreeningDecision:
     ineligible: list[str] = []
     review: list[str] = []
     if facts.age_years < rules.minimum_age_years:
-        ineligible.append("SCR-AGE-18")
+        ineligible.append(AGE)
     classes = {CONTRAINDICATIONS[code] for code in facts.contraindications}
     if ABSOLUTE in classes:
-        ineligible.append("SCR-CI-ABS")
+        ineligible.append(ABSOLUTE_CI)
     if RELATIVE in classes:
-        review.append("SCR-CI-REL")
+        review.append(RELATIVE_CI)
     if (
         facts.bp_systolic > rules.bp_systolic_review_above
         or facts.bp_diastolic > rules.bp_diastolic_review_above
     ):
-        review.append("SPR-PRE-5")
+        review.append(PRE_DOSE_BP)
     if facts.phq9_item9 >= rules.phq9_item9_review_at:
-        review.append("MBC-1")
+        review.append(SELF_HARM)
+    flags = tuple(follow_ups(facts, rules))
     if ineligible:
-        return ScreeningDecision(ScreeningOutcome.INELIGIBLE, tuple(ineligible + review))
+        return ScreeningDecision(ScreeningOutcome.INELIGIBLE, tuple(ineligible + review) + flags)
     if review:
-        return ScreeningDecision(ScreeningOutcome.NEEDS_REVIEW, tuple(review))
-    return ScreeningDecision(ScreeningOutcome.ELIGIBLE, ())
+        return ScreeningDecision(ScreeningOutcome.NEEDS_REVIEW, tuple(review) + flags)
+    return ScreeningDecision(ScreeningOutcome.ELIGIBLE, flags)
+
+
+def follow_ups(facts: ScreeningFacts, rules: ScreeningRules) -> list[str]:
+    """Findings the care team follows up (cited in `reasons`); the outcome stands."""
+    found: list[str] = []
+    if facts.gad7_total >= rules.gad7_follow_up_at:
+        found.append(ANXIETY_FOLLOW_UP)
+    if facts.pcl5_items is not None and pcl5_provisional_ptsd(
+        facts.pcl5_items, rules.pcl5_endorsed_at, PCL5_CLUSTERS
+    ):
+        found.append(PTSD_PROVISIONAL)
+    return found

@@ -91,6 +91,8 @@ async def screen_patient(
             phq9_item9=item9,
             bp_systolic=cmd.vitals.bp_systolic,
             bp_diastolic=cmd.vitals.bp_diastolic,
+            gad7_total=gad7.total,
+            pcl5_items=list(cmd.pcl5) if cmd.pcl5 is not None else None,
         ),
         rules,
     )

@@ -7,7 +7,7 @@
 | VitalsAlert (severity info) | nobody | | | |
 | VitalsAlertResolved | session team | routine | in_app | - |
 | SafetyConcernRaised (MBC-1) | patient team | urgent | sms, in_app | - |
-| PatientScreened (needs_review, unreviewed, MBC-1) | site prescribers | urgent | in_app, email | |
+| PatientScreened (needs_review, MBC-1) | site prescribers + therapist | urgent | in_app, email | |
 | PatientScreened (needs_review, unreviewed) | site prescribers | routine | in_app, email | - |
 | PatientScreened (other outcomes, reviewed) | nobody | | | |
 | TreatmentPlanCreated | plan team | routine | in_app | - |
@@ -22,6 +22,8 @@
 * session team: the session's prescriber and therapist (SessionScheduled);
 * patient team / plan team: the plan's prescriber and therapist (TreatmentPlanCreated);
 * site prescribers: recipients registered with role prescriber at the site;
+* patient's therapist: the plan's therapist, when the patient has a plan (a
+  re-screening with PHQ-9 item 9 >= 1 reaches the therapist too, MBC-1);
 * observers: the site's nurses, else the session's therapist (sessions name no nurse);
 * PMF responsible: the PMF's session's prescriber (else the
   plan's) and the recipients registered with role coordinator at the site;
@@ -93,6 +95,7 @@ class Audience(StrEnum):
     PATIENT_TEAM = "the patient's prescriber and therapist"
     PLAN_TEAM = "the plan's therapist and prescriber"
     SITE_PRESCRIBERS = "the site's prescribers"
+    SITE_PRESCRIBERS_AND_THERAPIST = "the site's prescribers and the patient's therapist"
     EVENT_THERAPIST = "the event's therapist"
     OBSERVER = "the site's nurses, else the session's therapist"
     # Handoffs (issue 11), resolved by handlers/handoffs.py from the care-team view.
@@ -164,7 +167,7 @@ ROUTING_TABLE: tuple[Rule, ...] = (
         "screening-review-risk",
         "PatientScreened",
         "needs_review, not yet reviewed, reasons include MBC-1",
-        Audience.SITE_PRESCRIBERS,
+        Audience.SITE_PRESCRIBERS_AND_THERAPIST,
         Priority.URGENT,
         (IN_APP, EMAIL),
     ),
@@ -455,6 +458,9 @@ def _audience(rule: Rule, event: Envelope, ctx: RoutingContext) -> tuple[str, ..
             return _unique((event.data.therapist_id,))
         case Audience.SITE_PRESCRIBERS:
             return _unique(ctx.site_prescribers)
+        case Audience.SITE_PRESCRIBERS_AND_THERAPIST:
+            therapist = ctx.patient.therapist_id if ctx.patient else None
+            return _unique((*ctx.site_prescribers, therapist))
         case Audience.PATIENT_TEAM:
             team = ctx.patient or ctx.session
             found = _unique((team.prescriber_id, team.therapist_id)) if team else ()

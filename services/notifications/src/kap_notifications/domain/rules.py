@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from kap_shared.events.enums import Instrument
+from kap_shared.rules import RulesModel
 
 
-class NotificationRules(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class NotificationRules(RulesModel):
+    """Unknown keys and out-of-range values fail at start-up (kap_shared.rules)."""
 
     # IntegrationOverdue (KAP-2) goes to the therapist; unacknowledged after this
     # long it escalates to the site's coordinators. [K] default: one working day.

@@ -118,7 +118,12 @@ async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) ->
     prescribers: tuple[str, ...] = ()
     nurses: tuple[str, ...] = ()
     safety = rule.priority.rank >= Priority.URGENT.rank
-    if audience in (Audience.SESSION_TEAM, Audience.PATIENT_TEAM, Audience.OBSERVER):
+    if audience in (
+        Audience.SESSION_TEAM,
+        Audience.PATIENT_TEAM,
+        Audience.OBSERVER,
+        Audience.SITE_PRESCRIBERS_AND_THERAPIST,
+    ):
         session_id = _session_id(event)
         if session_id:
             row = await session.get(SessionTeam, session_id)
@@ -127,7 +132,7 @@ async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) ->
         team = await session.get(CareTeam, event.patient_id)
         if team is not None:
             patient_team = Team(team.prescriber_id, team.therapist_id)
-    if audience is Audience.SITE_PRESCRIBERS or (
+    if audience in (Audience.SITE_PRESCRIBERS, Audience.SITE_PRESCRIBERS_AND_THERAPIST) or (
         safety
         and audience in (Audience.SESSION_TEAM, Audience.PATIENT_TEAM)
         and session_team is None

@@ -158,10 +158,20 @@ def to_plan(plan: Plan) -> model.PlanInfo:
         prescriber_id=plan.prescriber_id,
         therapist_id=plan.therapist_id,
         suspended_at=plan.suspended_at,
+        induction_review_due_at=plan.induction_review_due_at,
+        induction_review_sessions=plan.induction_review_sessions,
     )
 
 
-def to_slot(row: TreatmentSession) -> model.Slot:
+async def routes_of(session: AsyncSession, plan_ids: set[str]) -> dict[str, Route]:
+    """The route of each plan (what a session's rules depend on)."""
+    if not plan_ids:
+        return {}
+    result = await session.exec(select(Plan).where(col(Plan.plan_id).in_(plan_ids)))
+    return {plan.plan_id: Route(plan.route) for plan in result}
+
+
+def to_slot(row: TreatmentSession, route: Route | None = None) -> model.Slot:
     return model.Slot(
         session_id=row.session_id,
         plan_id=row.plan_id,
@@ -176,6 +186,9 @@ def to_slot(row: TreatmentSession) -> model.Slot:
         status=model.SessionStatus(row.status),
         completed_at=row.completed_at,
         discharge_cleared_at=row.discharge_cleared_at,
+        route=route,
+        site_id=row.site_id,
+        therapist_present=row.therapist_present,
     )
 
 

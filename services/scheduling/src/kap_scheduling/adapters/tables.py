@@ -110,6 +110,10 @@ class Plan(SchedulingTable, table=True):
     source_event_id: str
     created_at: datetime = Field(default_factory=utc_now)
     suspended_at: datetime | None = None
+    # SPR-SCH-1: when InductionReviewDue was published (once), and after how many
+    # completed dosing sessions.
+    induction_review_due_at: datetime | None = None
+    induction_review_sessions: int | None = None
 
 
 class TreatmentSession(SchedulingTable, table=True):
@@ -130,6 +134,10 @@ class TreatmentSession(SchedulingTable, table=True):
     prescriber_id: str | None = Field(
         default=None, foreign_key="clinicians.clinician_id", index=True
     )
+    # False: the therapist is named (the contract) but not at the chair (esketamine, KAP-3).
+    therapist_present: bool = True
+    # The nurse monitoring the session, when known (SessionScheduled.nurse_id).
+    nurse_id: str | None = Field(default=None, foreign_key="clinicians.clinician_id")
     status: str = Field(index=True, max_length=16)
     booked_by: str
     booked_at: datetime = Field(default_factory=utc_now)

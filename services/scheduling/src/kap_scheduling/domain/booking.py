@@ -61,6 +61,8 @@ class Proposal:
     prescriber: StaffMember | None
     # The session being rescheduled: it does not conflict with itself.
     replaces: str | None = None
+    # False: the therapist is named but not at the chair (esketamine dosing, KAP-3).
+    therapist_present: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,14 +158,19 @@ def check_site(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violatio
     return None
 
 
-def check_dosing_team(p: Proposal, _: BookingContext, __: SchedulingRules) -> Violation | None:
-    if p.phase is Phase.DOSING and p.prescriber is None:
+def check_dosing_team(p: Proposal, ctx: BookingContext, __: SchedulingRules) -> Violation | None:
+    if p.phase is not Phase.DOSING or p.prescriber is not None:
+        return None
+    if ctx.plan.esketamine:
         return Violation(
-            r.DOSING_TEAM,
-            "a dosing session needs a prescriber as well as a therapist and a room; "
-            "add prescriber_id",
+            r.PRESCRIBER_ONSITE,
+            "esketamine needs a prescriber onsite during administration and monitoring "
+            "(one prescriber may supervise several chairs); add prescriber_id",
         )
-    return None
+    return Violation(
+        r.DOSING_TEAM,
+        "a dosing session needs a prescriber as well as a therapist and a room; add prescriber_id",
+    )
 
 
 def check_same_therapist(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
@@ -251,7 +258,7 @@ def check_preparation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) 
     if p.phase is not Phase.DOSING:
         return None
     done = completed(ctx.plan_sessions(p.replaces), Phase.PREPARATION)
-    needed = rules.kap_min_preparation_sessions
+    needed = rules.min_preparation_sessions(ctx.plan.route)
     if done < needed:
         return Violation(
             r.PREPARATION,
@@ -310,8 +317,10 @@ def check_chair_time(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -
     return None
 
 
-def iso_week_start(day: date) -> date:
-    return day - timedelta(days=day.weekday())
+def treatment_week(first_day: date, day: date) -> int:
+    """SPR-SCH-2: treatment week of `day` (1-based), counted in 7-day blocks from the
+    local day of the first dosing session, not in calendar weeks."""
+    return (day - first_day).days // 7 + 1
 
 
 def weekly_limit(route: Route, protocol: str, week: int, rules: SchedulingRules) -> int | None:
@@ -333,24 +342,26 @@ def check_frequency(p: Proposal, ctx: BookingContext, rules: SchedulingRules) ->
         s.starts_at for s in ctx.plan_sessions(p.replaces) if s.live and s.phase is Phase.DOSING
     ]
     local_days = [ctx.site.local(t).date() for t in [*starts, p.starts_at]]
-    weeks = Counter(iso_week_start(d) for d in local_days)
-    week_one = min(weeks)
-    mine = iso_week_start(ctx.site.local(p.starts_at).date())
+    first_day = min(local_days)
+    weeks = Counter(treatment_week(first_day, d) for d in local_days)
+    mine = treatment_week(first_day, ctx.site.local(p.starts_at).date())
     # The proposal's week first (the usual case), then every other week: moving the first
     # dosing session earlier renumbers the weeks after it.
-    for week_start in sorted(weeks, key=lambda w: (w != mine, w)):
-        number = (week_start - week_one).days // 7 + 1
+    for number in sorted(weeks, key=lambda w: (w != mine, w)):
         limit = weekly_limit(plan.route, plan.protocol, number, rules)
-        if limit is not None and weeks[week_start] > limit:
-            return _frequency_violation(plan, number, week_start, weeks[week_start], limit, rules)
+        if limit is not None and weeks[number] > limit:
+            return _frequency_violation(plan, number, first_day, weeks[number], limit, rules)
     return None
 
 
 def _frequency_violation(
-    plan: PlanInfo, week: int, week_start: date, count: int, limit: int, rules: SchedulingRules
+    plan: PlanInfo, week: int, first_day: date, count: int, limit: int, rules: SchedulingRules
 ) -> Violation:
-    iso = week_start.isocalendar()
-    label = f"treatment week {week} (ISO week {iso.year}-W{iso.week:02d}, from {week_start})"
+    start = first_day + timedelta(days=7 * (week - 1))
+    label = (
+        f"treatment week {week} ({start} to {start + timedelta(days=6)}, counted from the "
+        f"first dosing session on {first_day})"
+    )
     if plan.protocol == ESKETAMINE_TRD.name:
         weeks = rules.esketamine_induction_weeks
         return Violation(
@@ -394,7 +405,7 @@ def check_alternation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) 
 
 
 def check_hours(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    for member in (p.therapist, p.prescriber):
+    for member in (p.therapist if p.therapist_present else None, p.prescriber):
         if member is not None:
             reason = outside_hours(member, ctx.site, p.starts_at, p.ends_at)
             if reason:
@@ -425,33 +436,89 @@ def outside_hours(
     return None
 
 
-def check_conflicts(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    others = [
-        s
-        for s in ctx.overlapping
-        if s.live and s.session_id != p.replaces and s.overlaps(p.starts_at, p.ends_at)
-    ]
+def check_conflicts(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
+    candidates = [s for s in ctx.overlapping if s.live and s.session_id != p.replaces]
+    others = [s for s in candidates if s.overlaps(p.starts_at, p.ends_at)]
     for s in others:
         if s.patient_id == ctx.plan.patient_id:
             return Violation(
                 r.CONFLICT_PATIENT,
                 f"the patient already has {describe_slot(s, ctx.site)}",
             )
-    wanted = {p.therapist.clinician_id} | ({p.prescriber.clinician_id} if p.prescriber else set())
-    for s in others:
-        clash = sorted(wanted & s.clinicians)
-        if clash:
-            return Violation(
-                r.CONFLICT_CLINICIAN,
-                f"{clash[0]} is already booked for another session "
-                f"{ctx.site.describe(s.starts_at)}-{ctx.site.local(s.ends_at):%H:%M}",
-            )
+    violation = clinician_conflict(p, ctx, others, rules)
+    if violation:
+        return violation
     for s in others:
         if s.room_id == p.room_id:
             return Violation(
                 r.CONFLICT_ROOM,
                 f"room {p.room_id} is already booked "
                 f"{ctx.site.describe(s.starts_at)}-{ctx.site.local(s.ends_at):%H:%M}",
+            )
+    return chair_block_conflict(p, ctx, candidates, rules)
+
+
+def shared_supervision(p: Proposal, ctx: BookingContext, s: Slot) -> bool:
+    """SPR-CERT-2 asks for a prescriber onsite, not one per chair: the same prescriber
+    may supervise overlapping esketamine dosing sessions at the same site."""
+    return (
+        p.phase is Phase.DOSING
+        and ctx.plan.esketamine
+        and p.prescriber is not None
+        and s.esketamine_dosing
+        and s.prescriber_id == p.prescriber.clinician_id
+        and s.site_id == ctx.plan.site_id
+    )
+
+
+def clinician_conflict(
+    p: Proposal, ctx: BookingContext, others: Sequence[Slot], rules: SchedulingRules
+) -> Violation | None:
+    wanted = {p.therapist.clinician_id} if p.therapist_present else set()
+    wanted |= {p.prescriber.clinician_id} if p.prescriber else set()
+    supervised = [s for s in others if shared_supervision(p, ctx, s)]
+    cap = rules.esketamine_chairs_per_prescriber
+    if p.prescriber is not None and cap is not None and len(supervised) + 1 > cap:
+        return Violation(
+            r.CONFLICT_CLINICIAN,
+            f"{p.prescriber.clinician_id} already supervises {len(supervised)} esketamine "
+            f"chair(s) at that time; at most {cap} at once at {ctx.plan.site_id}",
+        )
+    for s in others:
+        clash = wanted & s.clinicians
+        if s in supervised and p.prescriber is not None:
+            clash.discard(p.prescriber.clinician_id)
+        if clash:
+            return Violation(
+                r.CONFLICT_CLINICIAN,
+                f"{sorted(clash)[0]} is already booked for another session "
+                f"{ctx.site.describe(s.starts_at)}-{ctx.site.local(s.ends_at):%H:%M}",
+            )
+    return None
+
+
+def chair_block_conflict(
+    p: Proposal, ctx: BookingContext, candidates: Sequence[Slot], rules: SchedulingRules
+) -> Violation | None:
+    """SPR-SCH-4: an esketamine dosing session holds its room for check-in and settling
+    before it starts, so two 2-hour sessions cannot follow each other back to back."""
+    mine = rules.chair_check_in_minutes(ctx.plan.route, p.phase)
+    for s in candidates:
+        if s.room_id != p.room_id:
+            continue
+        theirs = rules.chair_check_in_minutes(s.route, s.phase) if s.route else 0
+        block_starts = s.starts_at - timedelta(minutes=theirs)
+        if block_starts < p.ends_at and p.starts_at - timedelta(minutes=mine) < s.ends_at:
+            if p.starts_at >= s.ends_at:  # after the other session: our own check-in
+                fix = f"start at {ctx.site.describe(s.ends_at + timedelta(minutes=mine))} or later"
+            else:  # before it: its check-in
+                fix = f"end by {ctx.site.describe(block_starts)}"
+            return Violation(
+                r.ESKETAMINE_CHAIR,
+                f"room {p.room_id} is booked {ctx.site.describe(s.starts_at)}-"
+                f"{ctx.site.local(s.ends_at):%H:%M}; an esketamine dosing session holds its "
+                f"chair {format_minutes(max(mine, theirs))} before it starts for check-in and "
+                f"settling: {fix}, or use another room",
             )
     return None
 

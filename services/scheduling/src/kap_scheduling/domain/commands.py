@@ -118,9 +118,13 @@ class BookSession(Command):
     starts_at: AwareDatetime
     ends_at: AwareDatetime
     room_id: str = Identifier
-    therapist_id: str = Identifier
-    # Required for dosing (KAP-3); optional for preparation and integration.
+    # Required, except for the dosing session of a protocol without the therapist at the
+    # chair (esketamine): then the plan's therapist is named and not held (KAP-3).
+    therapist_id: str | None = OptionalIdentifier
+    # Required for dosing (KAP-3, SPR-CERT-2); optional for preparation and integration.
     prescriber_id: str | None = OptionalIdentifier
+    # The nurse monitoring the session, when known (SessionScheduled.nurse_id).
+    nurse_id: str | None = OptionalIdentifier
 
     @field_validator("ends_at")
     @classmethod

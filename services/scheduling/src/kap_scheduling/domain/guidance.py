@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 
 from kap_shared.events.enums import Phase
@@ -71,7 +71,28 @@ def next_action(state: PlanState, rules: SchedulingRules, today: date) -> str:
     consent = treatment_consent(state.consents)
     if consent:
         return _sentence(consent.message)
-    return _integration_owed(state) or _booking_step(state, rules, today)
+    step = _integration_owed(state) or _booking_step(state, rules, today)
+    review = induction_review(state)
+    return f"{review} Then: {step[:1].lower()}{step[1:]}" if review else step
+
+
+def induction_review(state: PlanState) -> str | None:
+    """SPR-SCH-1: the prescriber's task, until a dosing session is completed after it
+    came due (the prescriber decided to continue)."""
+    plan = state.plan
+    due = plan.induction_review_due_at
+    if due is None:
+        return None
+    if any(
+        s.phase is Phase.DOSING and s.completed_at is not None and s.completed_at > due
+        for s in state.sessions
+    ):
+        return None
+    return (
+        f"{plan.prescriber_id}: evaluate the benefit of the esketamine induction "
+        f"({plan.induction_review_sessions} dosing sessions completed, {r.INDUCTION_REVIEW}) "
+        "before treatment continues."
+    )
 
 
 def _sentence(message: str) -> str:
@@ -124,7 +145,7 @@ def _integration_owed(state: PlanState) -> str | None:
 def _booking_step(state: PlanState, rules: SchedulingRules, today: date) -> str:
     plan, site, sessions = state.plan, state.site, state.sessions
     therapist, prescriber = plan.therapist_id, plan.prescriber_id
-    needed = rules.kap_min_preparation_sessions
+    needed = rules.min_preparation_sessions(plan.route)
     prep_done = completed(sessions, Phase.PREPARATION)
     if plan.phase is Phase.PREPARATION and prep_done < needed:
         pending = sorted(
@@ -182,8 +203,46 @@ def _booking_step(state: PlanState, rules: SchedulingRules, today: date) -> str:
     )
 
 
-def warnings(state: PlanState, rules: SchedulingRules) -> list[Violation]:
+def warnings(
+    state: PlanState, rules: SchedulingRules, now: datetime | None = None
+) -> list[Violation]:
     """Soft rules: worth a coordinator's look, never a refusal."""
+    found = _spacing_warnings(state, rules)
+    if now is not None:
+        found += _integration_warnings(state, rules, now)
+    return found
+
+
+def _integration_warnings(
+    state: PlanState, rules: SchedulingRules, now: datetime
+) -> list[Violation]:
+    """KAP-2: an integration session still unbooked close to its deadline."""
+    found: list[Violation] = []
+    warn_before = timedelta(hours=rules.integration_warn_hours_before_due)
+    for deadline in state.deadlines:
+        if deadline.status is not DeadlineStatus.OPEN or now < deadline.due_by - warn_before:
+            continue
+        dosing = next(
+            (s for s in state.patient_sessions if s.session_id == deadline.dosing_session_id),
+            None,
+        )
+        if dosing is not None and any(
+            s.phase is Phase.INTEGRATION and s.live and s.starts_at >= dosing.ends_at
+            for s in state.patient_sessions
+        ):
+            continue
+        after = f"dosing session {dosing.sequence}" if dosing else "the last dosing session"
+        found.append(
+            Violation(
+                r.SAME_THERAPIST,
+                f"no integration session is booked after {after}; it is due with "
+                f"{deadline.therapist_id} by {state.site.describe(deadline.due_by)}",
+            )
+        )
+    return found
+
+
+def _spacing_warnings(state: PlanState, rules: SchedulingRules) -> list[Violation]:
     dosing = sorted(
         (s for s in state.sessions if s.phase is Phase.DOSING and s.live),
         key=lambda s: s.starts_at,

@@ -101,6 +101,10 @@ class PlanInfo:
     prescriber_id: str | None
     therapist_id: str | None
     suspended_at: datetime | None = None
+    # SPR-SCH-1: when the prescriber's "evaluate benefit" task came due, and after how
+    # many completed dosing sessions.
+    induction_review_due_at: datetime | None = None
+    induction_review_sessions: int | None = None
 
     @property
     def esketamine(self) -> bool:
@@ -124,6 +128,16 @@ class Slot:
     status: SessionStatus
     completed_at: datetime | None = None
     discharge_cleared_at: datetime | None = None
+    # The plan's route and the session's site, where the rule needs them (chair
+    # block SPR-SCH-4, shared prescriber supervision SPR-CERT-2).
+    route: Route | None = None
+    site_id: str | None = None
+    # False when the therapist is named but not at the chair (esketamine dosing, KAP-3).
+    therapist_present: bool = True
+
+    @property
+    def esketamine_dosing(self) -> bool:
+        return self.route is Route.INTRANASAL_ESKETAMINE and self.phase is Phase.DOSING
 
     @property
     def live(self) -> bool:
@@ -141,7 +155,8 @@ class Slot:
 
     @property
     def clinicians(self) -> set[str]:
-        return {self.therapist_id} | ({self.prescriber_id} if self.prescriber_id else set())
+        held = {self.therapist_id} if self.therapist_present else set()
+        return held | ({self.prescriber_id} if self.prescriber_id else set())
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ class Protocol:
     name: str
     planned_dosing_sessions: int
     description: str
+    # KAP-3: the therapist is at the chair for the whole dosing session (KAP, rulebook 4).
+    # Esketamine is self-administered under a prescriber's and nurse's observation: the
+    # patient's therapist is named on the session (the contract) but not held there.
+    therapist_at_dosing: bool = True
 
 
 KETAMINE_IV_INDUCTION = Protocol(
@@ -25,6 +29,7 @@ ESKETAMINE_TRD = Protocol(
     12,
     "twice weekly in weeks 1-4, weekly in weeks 5-8; day 1 dose 56 mg "
     "(SPR-SCH-1/2, SPR-ADM-3); at least 2 h chair time per dosing session (SPR-SCH-4)",
+    therapist_at_dosing=False,
 )
 KAP_SUBLINGUAL = Protocol(
     "kap_sublingual",

@@ -10,17 +10,19 @@ a message a coordinator understands. Ids from the rulebook keep their names;
 | `SCH-PLAN-1` | book, reschedule; dosing check-in | no active treatment plan: not screened eligible yet, plan still awaiting a care team, or plan suspended by an ineligible screening (a suspended plan still takes integration sessions while an integration is owed) |
 | `SCH-CONSENT-1` | book, reschedule, check-in | treatment consent never recorded, or withdrawn (the latest `ConsentRecorded` of scope `treatment` wins) |
 | `SCH-SITE-1` | book, reschedule | room not at the patient's site, or a clinician who does not work there |
-| `KAP-3` | book dosing | a dosing session without a prescriber (it also needs a therapist and a room); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
-| `SPR-SCH-4` | book esketamine dosing | chair time under 2 h |
+| `KAP-3` | book dosing | a ketamine dosing session without a prescriber (it also needs a therapist at the chair and a room; esketamine names the plan's therapist without holding them); ketamine (IV/IM/sublingual/oral) chair time under 3 h |
+| `SPR-CERT-2` | book esketamine dosing | no prescriber named (onsite during administration and monitoring); one prescriber may supervise several overlapping esketamine chairs at the site (optional cap `esketamine_chairs_per_prescriber`) |
+| `SPR-SCH-4` | book esketamine dosing; book anything in its room | chair time under 2 h; the room is also held 30 min before an esketamine dosing session for check-in and settling (no back-to-back 2 h sessions in one room) |
 | `KAP-2` | book integration | an integration session with another therapist than the plan's (the one who was with the patient at dosing) |
 | `SPR-ENR-1` | book, check in esketamine dosing | no granted REMS enrollment (consent scope `rems_enrollment`) |
 | `SPR-CERT-1` | book, check in esketamine dosing | the site is not REMS certified on the session's (local) date; `rems_certified_until` is the last valid day |
 | `SCH-HOLD-1` | book, reschedule, check in dosing | an open safety hold (`SafetyConcernRaised`, e.g. PHQ-9 item 9, MBC-1) until a prescriber clears it |
-| `KAP-1` | book dosing | fewer completed preparation sessions than configured (2) |
+| `MBC-1` | (opens a `SCH-HOLD-1` hold) | a re-screening (`PatientScreened` citing `MBC-1`, not a review) of a patient who has a plan |
+| `KAP-1` | book dosing | fewer completed preparation sessions than the protocol's minimum (KAP protocols 2, esketamine 0) |
 | `SCH-COURSE-1` | book dosing | more dosing sessions than the protocol plans (IV 6, esketamine 12, KAP 6) |
 | `SCH-INT-1` | book integration | an integration session that starts before any dosing session has ended |
-| `SPR-SCH-2` | book esketamine dosing | more than 2 dosing sessions in an ISO week in treatment weeks 1-4, more than 1 from week 5; week 1 is the ISO week of the first dosing session |
-| `KET-SER-1` | book IV/IM dosing | more than 3 dosing sessions in an ISO week |
+| `SPR-SCH-2` | book esketamine dosing | more than 2 dosing sessions in a treatment week in weeks 1-4, more than 1 from week 5; treatment weeks are 7-day blocks from the local day of the first dosing session (not ISO weeks) |
+| `KET-SER-1` | book IV/IM dosing | more than 3 dosing sessions in a treatment week |
 | `SCH-ALT-1` | book KAP sublingual/oral dosing | a dosing session with no integration session booked since the previous one |
 | `SCH-HOURS-1` | book, reschedule | a session outside a clinician's working hours (site time zone) |
 | `SCH-CONFLICT-PATIENT` | book, reschedule | the patient is already booked at an overlapping time |
@@ -38,9 +40,12 @@ a message a coordinator understands. Ids from the rulebook keep their names;
 
 Soft warnings (listed in the plan's `warnings`, never a 409): `SPR-SCH-3` two
 esketamine dosing sessions less than 48 h apart; `KAP-4` more than 14 days between
-dosing sessions of a ketamine course.
+dosing sessions of a ketamine course; `KAP-2` no integration session booked 24 h
+before it is due (48 h into the 72 h).
 
-Not a 409: `KAP-2` also sets a deadline when a dosing session completes (72 h,
+Not a 409: `SPR-SCH-1` publishes `InductionReviewDue` (the prescriber evaluates the
+benefit) after the 8th completed esketamine dosing session or at the end of treatment
+week 4, whichever comes first, once. `KAP-2` also sets a deadline when a dosing session completes (72 h,
 7 days for oral); `IntegrationOverdue` is published when it passes without a
 completed integration session.
 
@@ -50,9 +55,10 @@ every number is a field of `SchedulingRules`, overridable per site (RULES_FILE).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from kap_shared.events.enums import Route, Severity
+from kap_shared.events.enums import Phase, Route, Severity
+from kap_shared.rules import RulesModel
 
 # Rule ids, in one place.
 PLAN = "SCH-PLAN-1"
@@ -64,6 +70,8 @@ SAME_THERAPIST = "KAP-2"
 REMS_ENROLLMENT = "SPR-ENR-1"
 REMS_CERTIFICATION = "SPR-CERT-1"
 HOLD = "SCH-HOLD-1"
+# A re-screening citing PHQ-9 item 9 (intake's reason) opens a hold like SafetyConcernRaised.
+SELF_HARM_AT_SCREENING = "MBC-1"
 HOLD_CLEARED = "SCH-HOLD-2"
 PREPARATION = "KAP-1"
 COURSE = "SCH-COURSE-1"
@@ -83,6 +91,9 @@ ESKETAMINE_TRANSPORT = "SPR-PRE-8"
 KETAMINE_FASTING = "KET-PRE-1"
 KETAMINE_ESCORT = "KET-PRE-3"
 DISCHARGE = "SCH-DIS-1"
+PRESCRIBER_ONSITE = "SPR-CERT-2"
+# Not a gate: the prescriber's "evaluate benefit" task (InductionReviewDue).
+INDUCTION_REVIEW = "SPR-SCH-1"
 # Soft: warnings on the plan, not gates.
 ESKETAMINE_SPACING = "SPR-SCH-3"
 KETAMINE_GAP = "KAP-4"
@@ -90,20 +101,30 @@ KETAMINE_GAP = "KAP-4"
 KETAMINE_ROUTES = (Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL)
 
 
-class SchedulingRules(BaseModel):
+class SchedulingRules(RulesModel):
     """Every scheduling threshold, with the clinical rulebook's default.
 
     Loaded with `SiteRules.load(SchedulingRules, RULES_FILE)`; an unknown key in the
     file fails at start-up rather than at the first booking.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # KAP-1: completed preparation sessions before dosing can be booked, per protocol.
+    # KAP protocols (sublingual/oral and IV/IM ketamine with integration): rulebook 4,
+    # default 2. Esketamine (Spravato REMS): the label and REMS ask for none.
+    kap_min_preparation_sessions: int = Field(default=2, ge=0, le=20)
+    esketamine_min_preparation_sessions: int = Field(default=0, ge=0, le=20)
 
-    # KAP-1: completed preparation sessions before dosing can be booked (rulebook 4: default 2).
-    kap_min_preparation_sessions: int = Field(default=2, ge=0)
-
-    # SPR-SCH-4: chair time an esketamine dosing slot reserves (>= 2 h of monitoring).
+    # SPR-SCH-4: chair time an esketamine dosing slot reserves (>= 2 h of monitoring)...
     esketamine_min_chair_minutes: int = Field(default=120, ge=1)
+    # ...plus check-in and settling before it starts [S: clinics quote 2-2.5 h a session]:
+    # the room is held this long before an esketamine dosing session.
+    esketamine_check_in_minutes: int = Field(default=30, ge=0, le=240)
+    # SPR-CERT-2: one onsite prescriber may supervise several esketamine chairs at once;
+    # at most this many overlapping esketamine dosing sessions each (null: no limit) [K].
+    esketamine_chairs_per_prescriber: int | None = Field(default=None, ge=1, le=50)
+    # SPR-SCH-1: induction = 8 esketamine dosing sessions; the prescriber evaluates the
+    # benefit after the 8th completed, or at the end of week `esketamine_induction_weeks`.
+    esketamine_induction_sessions: int = Field(default=8, ge=1, le=50)
     # KAP-3: chair time of a ketamine dosing slot (infusion + >= 60 min recovery: 3 h).
     ketamine_min_chair_minutes: int = Field(default=180, ge=1)
 
@@ -124,6 +145,9 @@ class SchedulingRules(BaseModel):
     # KAP-2: integration with the same therapist within 72 h of a dosing session (oral: 7 days).
     integration_due_hours: float = Field(default=72, gt=0)
     integration_due_hours_oral: float = Field(default=168, gt=0)
+    # KAP-2 (soft): warn on the plan when no integration session is booked this long
+    # before it is due (rulebook 7: "warn at 48 h" of the 72 h) [S].
+    integration_warn_hours_before_due: float = Field(default=24, ge=0)
 
     # SPR-PRE-1 / SPR-PRE-2: esketamine, no food for 2 h, no liquids for 30 min.
     esketamine_food_fast_minutes: int = Field(default=120, ge=0)
@@ -141,6 +165,18 @@ class SchedulingRules(BaseModel):
 
     # Input sanity (422, not a rule): the longest session that can be booked.
     max_session_minutes: int = Field(default=720, ge=1)
+
+    def min_preparation_sessions(self, route: Route) -> int:
+        """KAP-1: preparation sessions a plan on `route` completes before dosing."""
+        if route is Route.INTRANASAL_ESKETAMINE:
+            return self.esketamine_min_preparation_sessions
+        return self.kap_min_preparation_sessions
+
+    def chair_check_in_minutes(self, route: Route, phase: Phase) -> int:
+        """SPR-SCH-4: how long before its start a session holds its room."""
+        if route is Route.INTRANASAL_ESKETAMINE and phase is Phase.DOSING:
+            return self.esketamine_check_in_minutes
+        return 0
 
     def min_chair_minutes(self, route: Route) -> tuple[str, int]:
         """The rule id and the chair time a dosing session on `route` must reserve."""

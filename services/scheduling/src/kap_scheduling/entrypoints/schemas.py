@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kap_shared.events.enums import Phase
+from kap_shared.events.enums import Phase, Route
 
 from ..adapters.tables import (
     Clinician,
@@ -67,7 +67,11 @@ class SessionView(BaseModel):
     ends_at: datetime
     room_id: str
     therapist_id: str
+    therapist_present: bool = Field(
+        description="false: named, not at the chair (esketamine dosing, KAP-3)"
+    )
     prescriber_id: str | None
+    nurse_id: str | None = Field(description="the monitoring nurse, when known")
     status: str = Field(description="scheduled | checked_in | completed | cancelled")
     booked_by: str
     checked_in_at: datetime | None
@@ -81,7 +85,7 @@ class SessionView(BaseModel):
         phase = Phase(row.phase)
         of_total = {
             Phase.DOSING: plan.planned_dosing_sessions,
-            Phase.PREPARATION: rules.kap_min_preparation_sessions,
+            Phase.PREPARATION: rules.min_preparation_sessions(Route(plan.route)),
         }.get(phase)
         label = f"{phase.value.capitalize()} session {row.sequence}"
         if of_total and row.sequence <= of_total:
@@ -155,12 +159,20 @@ class PlanView(BaseModel):
     therapist_id: str | None
     created_at: datetime
     suspended_at: datetime | None
+    induction_review_due_at: datetime | None = Field(
+        description="SPR-SCH-1: when the prescriber's evaluate-benefit task came due"
+    )
+    induction_review_sessions: int | None = Field(
+        description="SPR-SCH-1: dosing sessions completed when it came due"
+    )
     progress: Progress
     sessions: list[SessionView] = Field(description="past and booked, in time order")
     consents: dict[str, ConsentView] = Field(description="latest decision per scope")
     holds: list[HoldView] = Field(description="open safety holds")
     integration_deadlines: list[DeadlineView]
-    warnings: list[WarningView] = Field(description="soft rules (SPR-SCH-3, KAP-4): never a 409")
+    warnings: list[WarningView] = Field(
+        description="soft rules (SPR-SCH-3, KAP-4, KAP-2): never a 409"
+    )
     next_action: str
 
     @classmethod
@@ -177,7 +189,7 @@ class PlanView(BaseModel):
             protocol_description=protocol.description if protocol else plan.protocol,
             progress=Progress(
                 preparation_completed=count(Phase.PREPARATION, "completed"),
-                preparation_required=rules.kap_min_preparation_sessions,
+                preparation_required=rules.min_preparation_sessions(Route(plan.route)),
                 dosing_booked=count(Phase.DOSING, "scheduled", "checked_in"),
                 dosing_completed=count(Phase.DOSING, "completed"),
                 dosing_planned=plan.planned_dosing_sessions,

@@ -15,16 +15,17 @@ from kap_shared.rules import SiteRules
 
 from ..domain.rules import SchedulingRules
 from ..handlers.deadlines import TIMERS as _TIMERS
+from ..handlers.induction import INDUCTION_REVIEW, on_week_boundary
 from ..handlers.plans import on_patient_screened
 from ..handlers.reactions import on_consent_recorded, on_discharge_cleared, on_safety_concern
 
-TIMERS: dict[str, TimerHandler] = dict(_TIMERS)
+TIMERS: dict[str, TimerHandler] = {**_TIMERS, INDUCTION_REVIEW: on_week_boundary}
 
 
 def handlers(rules: SiteRules[SchedulingRules]) -> dict[type, EventHandler]:
     return {
         # kap.intake.events.v1
-        PatientScreened: on_patient_screened,
+        PatientScreened: on_patient_screened(rules),
         ConsentRecorded: on_consent_recorded,
         # kap.monitoring.events.v1
         SafetyConcernRaised: on_safety_concern(rules),

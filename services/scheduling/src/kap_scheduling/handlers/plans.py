@@ -4,24 +4,29 @@ ineligible screening."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlmodel import col
 
 from kap_shared.events import PatientScreened, TreatmentPlanCreated, new_id
-from kap_shared.events.enums import Phase, Role, Route, ScreeningOutcome
+from kap_shared.events.enums import Phase, Role, Route, ScreeningOutcome, Severity
 from kap_shared.events.scheduling import TreatmentPlanCreatedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.rules import SiteRules
 
 from ..adapters import repository
 from ..adapters.tables import Clinician, Patient, Plan, select
+from ..domain import rules as r
 from ..domain.care_team import Candidate, choose_care_team
 from ..domain.commands import PLAN_SUSPENDED
 from ..domain.model import UNMET_DEADLINES, DeadlineStatus, PlanStatus, SessionStatus
 from ..domain.protocols import protocol_for
+from ..domain.rules import SchedulingRules
 from .events import PRODUCER, advance_phase, cancel, plan_fields
+from .holds import open_hold
 
 log = get_logger(__name__)
 
@@ -48,21 +53,48 @@ async def remember_patient(
     return patient
 
 
-async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
-    outcome = event.data.outcome
-    await remember_patient(
-        uow,
-        event.patient_id,
-        event.site_id,
-        event.correlation_id,
-        at=event.occurred_at,
-        screening_outcome=outcome.value,
-    )
-    current = await _current_plan(uow, event.patient_id)
-    if outcome is ScreeningOutcome.ELIGIBLE and current is None:
-        await _create_plan(event, uow)
-    elif outcome is ScreeningOutcome.INELIGIBLE and current is not None:
-        await suspend_plan(uow, current, event)
+def on_patient_screened(
+    site_rules: SiteRules[SchedulingRules],
+) -> Callable[[PatientScreened, UnitOfWork], Awaitable[None]]:
+    async def handle(event: PatientScreened, uow: UnitOfWork) -> None:
+        outcome = event.data.outcome
+        await remember_patient(
+            uow,
+            event.patient_id,
+            event.site_id,
+            event.correlation_id,
+            at=event.occurred_at,
+            screening_outcome=outcome.value,
+        )
+        current = await _current_plan(uow, event.patient_id)
+        if current is not None and rescreened_at_risk(event):
+            # MBC-1 at a re-screening: the same dosing hold as an in-session concern.
+            open_hold(
+                uow,
+                site_rules.for_site(event.site_id),
+                patient_id=event.patient_id,
+                site_id=event.site_id,
+                source=RESCREEN_SOURCE,
+                value=event.data.baseline.phq9_item9,
+                severity=Severity.CRITICAL,
+                raised_at=event.occurred_at,
+                source_event_id=str(event.event_id),
+            )
+        if outcome is ScreeningOutcome.ELIGIBLE and current is None:
+            await _create_plan(event, uow)
+        elif outcome is ScreeningOutcome.INELIGIBLE and current is not None:
+            await suspend_plan(uow, current, event)
+
+    return handle
+
+
+RESCREEN_SOURCE = "PHQ-9 item 9 (re-screening)"
+
+
+def rescreened_at_risk(event: PatientScreened) -> bool:
+    """A new screening citing MBC-1. A prescriber's review of it repeats the reasons
+    (reviewed_by set) and must not open a second hold."""
+    return r.SELF_HARM_AT_SCREENING in event.data.reasons and event.data.reviewed_by is None
 
 
 async def _current_plan(uow: UnitOfWork, patient_id: str) -> Plan | None:

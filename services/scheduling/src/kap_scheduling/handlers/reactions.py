@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from kap_shared.events import ConsentRecorded, DischargeCleared, SafetyConcernRaised, new_id
+from kap_shared.events import ConsentRecorded, DischargeCleared, SafetyConcernRaised
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
-from ..adapters.tables import Consent, Hold, TreatmentSession
-from ..domain.model import HoldStatus
+from ..adapters.tables import Consent, TreatmentSession
 from ..domain.rules import SchedulingRules
+from .holds import open_hold
 from .plans import remember_patient
 
 log = get_logger(__name__)
@@ -51,24 +51,17 @@ def on_safety_concern(
         await remember_patient(
             uow, event.patient_id, event.site_id, event.correlation_id, at=event.occurred_at
         )
-        data = event.data
-        if data.severity not in site_rules.for_site(event.site_id).hold_severities:
-            log.info("hold.not_raised", severity=data.severity.value, source=data.source)
-            return
-        uow.session.add(
-            Hold(
-                hold_id=new_id(),
-                patient_id=event.patient_id,
-                site_id=event.site_id,
-                source=data.source,
-                value=data.value,
-                severity=data.severity.value,
-                raised_at=event.occurred_at,
-                source_event_id=str(event.event_id),
-                status=HoldStatus.OPEN.value,
-            )
+        open_hold(
+            uow,
+            site_rules.for_site(event.site_id),
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            source=event.data.source,
+            value=event.data.value,
+            severity=event.data.severity,
+            raised_at=event.occurred_at,
+            source_event_id=str(event.event_id),
         )
-        log.info("hold.raised", source=data.source, severity=data.severity.value)
 
     return handle
 

@@ -48,8 +48,10 @@ from ..domain.model import (
     format_minutes,
     minutes,
 )
+from ..domain.protocols import protocol_for
 from ..domain.rules import SchedulingRules
 from .events import advance_phase, cancel, plan_fields
+from .induction import after_dosing_completed, start_induction_clock
 
 INTEGRATION_DUE = "integration-due"
 
@@ -133,9 +135,13 @@ def _no_plan(patient: Patient) -> RuleViolation:
 
 
 async def _context(
-    uow: UnitOfWork, plan: Plan, starts_at: datetime, ends_at: datetime
+    uow: UnitOfWork, plan: Plan, starts_at: datetime, ends_at: datetime, rules: SchedulingRules
 ) -> BookingContext:
     session = uow.session
+    # Wide enough for SPR-SCH-4's chair block before an esketamine dosing session.
+    pad = timedelta(minutes=rules.esketamine_check_in_minutes)
+    nearby = await repo.overlapping_sessions(session, starts_at - pad, ends_at + pad)
+    routes = await repo.routes_of(session, {s.plan_id for s in nearby})
     return BookingContext(
         plan=repo.to_plan(plan),
         site=await repo.site_info(session, plan.site_id),
@@ -144,11 +150,26 @@ async def _context(
         patient_sessions=[
             repo.to_slot(s) for s in await repo.patient_sessions(session, plan.patient_id)
         ],
-        overlapping=[
-            repo.to_slot(s) for s in await repo.overlapping_sessions(session, starts_at, ends_at)
-        ],
+        overlapping=[repo.to_slot(s, routes.get(s.plan_id)) for s in nearby],
         deadlines=[repo.to_deadline(d) for d in await repo.deadlines_of(session, plan.patient_id)],
     )
+
+
+async def _therapist_for(
+    uow: UnitOfWork, plan: Plan, phase: Phase, named: Clinician | None
+) -> tuple[Clinician, bool]:
+    """The session's therapist and whether they are at the chair. KAP-3: KAP protocols
+    need the therapist at dosing; esketamine does not, and its dosing sessions name the
+    plan's therapist (SessionScheduled requires one) without holding them. A therapist
+    named on the request is at the chair."""
+    if named is not None:
+        return named, True
+    at_chair = phase is not Phase.DOSING or protocol_for(Route(plan.route)).therapist_at_dosing
+    if at_chair or plan.therapist_id is None:
+        raise InvalidField(
+            "therapist_id", f"required for a {phase.value} session of the {plan.protocol} plan"
+        )
+    return await _staff(uow, plan.therapist_id, Role.THERAPIST, "therapist_id"), False
 
 
 # -- booking -----------------------------------------------------------------------------------
@@ -166,18 +187,24 @@ async def book_session(
     room = await uow.session.get(Room, cmd.room_id)
     if room is None:
         raise InvalidField("room_id", f"unknown room {cmd.room_id}")
-    therapist = await _staff(uow, cmd.therapist_id, Role.THERAPIST, "therapist_id")
+    therapist = (
+        await _staff(uow, cmd.therapist_id, Role.THERAPIST, "therapist_id")
+        if cmd.therapist_id
+        else None
+    )
     prescriber = (
         await _staff(uow, cmd.prescriber_id, Role.PRESCRIBER, "prescriber_id")
         if cmd.prescriber_id
         else None
     )
+    nurse = await _staff(uow, cmd.nurse_id, Role.NURSE, "nurse_id") if cmd.nurse_id else None
     await repo.lock_bookings(uow.session)
     plan = await repo.latest_plan(uow.session, patient.patient_id)
     rules = site_rules.for_site(plan.site_id if plan else patient.site_id)
     _validate_times(starts_at, ends_at, now, rules)
     if plan is None:
         raise _no_plan(patient)
+    therapist, present = await _therapist_for(uow, plan, cmd.phase, therapist)
     proposal = Proposal(
         phase=cmd.phase,
         starts_at=starts_at,
@@ -186,8 +213,9 @@ async def book_session(
         room_site_id=room.site_id,
         therapist=repo.to_staff(therapist),
         prescriber=repo.to_staff(prescriber) if prescriber else None,
+        therapist_present=present,
     )
-    ctx = await _context(uow, plan, starts_at, ends_at)
+    ctx = await _context(uow, plan, starts_at, ends_at, rules)
     enforce(check_booking(proposal, ctx, rules))
 
     row = TreatmentSession(
@@ -202,6 +230,8 @@ async def book_session(
         room_id=room.room_id,
         therapist_id=therapist.clinician_id,
         prescriber_id=prescriber.clinician_id if prescriber else None,
+        nurse_id=nurse.clinician_id if nurse else None,
+        therapist_present=present,
         status=SessionStatus.SCHEDULED.value,
         booked_by=booked_by.sub,
         booked_at=now,
@@ -220,6 +250,7 @@ async def book_session(
                 room_id=row.room_id,
                 prescriber_id=row.prescriber_id,
                 therapist_id=row.therapist_id,
+                nurse_id=row.nurse_id,
             ),
         )
     )
@@ -255,8 +286,9 @@ async def reschedule_session(
         therapist=repo.to_staff(therapist),
         prescriber=repo.to_staff(prescriber) if prescriber else None,
         replaces=row.session_id,
+        therapist_present=row.therapist_present,
     )
-    enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at), rules))
+    enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at, rules), rules))
 
     previous = row.starts_at
     row.starts_at, row.ends_at, row.rescheduled_at = starts_at, ends_at, now
@@ -347,6 +379,7 @@ async def check_in(
     to_phase = lifecycle.phase_after_check_in(repo.to_plan(plan), slot)
     if to_phase is not None:
         advance_phase(uow, plan, to_phase, causation_id=str(checked_in.event_id), occurred_at=now)
+        await start_induction_clock(uow, plan, row, site_rules.for_site(row.site_id))
     await uow.commit()
     return row
 
@@ -398,6 +431,7 @@ async def complete_session(
         )
         if to_phase is not None:
             advance_phase(uow, plan, to_phase, causation_id=str(done.event_id), occurred_at=now)
+        await after_dosing_completed(uow, plan, completed_dosing, rules, now)
     elif row.phase == Phase.INTEGRATION.value:
         await _integration_done(uow, row, now)
     await uow.commit()

@@ -58,5 +58,5 @@ async def plan_snapshot(
         holds=holds,
         deadlines=deadlines,
         next_action=next_action(state, rules, site.local(now).date()),
-        warnings=warnings(state, rules),
+        warnings=warnings(state, rules, now),
     )
