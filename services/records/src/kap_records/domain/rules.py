@@ -14,14 +14,16 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from kap_shared.rules import RulesModel
 
 PMF_RULE = "SPR-PMF-1"
 MONITORING_BP_RULE = "SPR-MON-1"
 
 
-class RecordsRules(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class RecordsRules(RulesModel):
+    """Unknown keys and out-of-range values fail at start-up (kap_shared.rules)."""
 
     # Days are floats so that a test site can shorten them to seconds.
     pmf_deadline_days: float = Field(default=7, gt=0)
