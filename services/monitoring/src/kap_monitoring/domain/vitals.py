@@ -99,6 +99,9 @@ class Reading:
     respiratory_rate: int | None = None
     sedation_moaas: int | None = None
     symptoms: tuple[str, ...] = ()
+    # SPR-GOAL: a coded dissociation assessment and an optional CADSS total.
+    dissociation: str | None = None
+    cadss_total: int | None = None
 
     def groups(self) -> tuple[Group, ...]:
         """The metric groups this reading has values for."""
@@ -164,6 +167,13 @@ class VitalsState:
     spo2_run_t: int | None = None
     # Rules whose episode is in progress (their condition held and has not cleared).
     active: set[str] = field(default_factory=set)
+    # SPR-GOAL: the newest dissociation assessment (by recorded_at) and its CADSS total.
+    dissociation: str | None = None
+    dissociation_t: int | None = None
+    cadss_total: int | None = None
+    # Section 2.4 recheck prompts (HR > 110, SpO2 < 94): pending until then.
+    hr_recheck_until: int | None = None
+    spo2_recheck_until: int | None = None
 
     # -- persistence (a JSON column) -------------------------------------------------
 
@@ -176,6 +186,11 @@ class VitalsState:
             "hr_run_t": self.hr_run_t,
             "spo2_run_t": self.spo2_run_t,
             "active": sorted(self.active),
+            "dissociation": self.dissociation,
+            "dissociation_t": self.dissociation_t,
+            "cadss_total": self.cadss_total,
+            "hr_recheck_until": self.hr_recheck_until,
+            "spo2_recheck_until": self.spo2_recheck_until,
         }
 
     @classmethod
@@ -190,7 +205,21 @@ class VitalsState:
             hr_run_t=data.get("hr_run_t"),
             spo2_run_t=data.get("spo2_run_t"),
             active=set(data.get("active", ())),
+            dissociation=data.get("dissociation"),
+            dissociation_t=data.get("dissociation_t"),
+            cadss_total=data.get("cadss_total"),
+            hr_recheck_until=data.get("hr_recheck_until"),
+            spo2_recheck_until=data.get("spo2_recheck_until"),
         )
+
+    def assess_dissociation(self, reading: Reading) -> None:
+        """SPR-GOAL: keep the newest coded dissociation assessment (late ones are older)."""
+        if reading.dissociation is None:
+            return
+        if self.dissociation_t is None or reading.t >= self.dissociation_t:
+            self.dissociation = reading.dissociation
+            self.dissociation_t = reading.t
+            self.cadss_total = reading.cadss_total
 
     def newest(self, group: Group) -> int | None:
         times = [self.last_t[m] for m in GROUP_METRICS[group] if m in self.last_t]
@@ -212,9 +241,9 @@ class VitalsState:
         if group is Group.BP:
             self.bp_above_t, self.bp_recheck_until = other.bp_above_t, other.bp_recheck_until
         elif group is Group.HR:
-            self.hr_run_t = other.hr_run_t
+            self.hr_run_t, self.hr_recheck_until = other.hr_run_t, other.hr_recheck_until
         elif group is Group.SPO2:
-            self.spo2_run_t = other.spo2_run_t
+            self.spo2_run_t, self.spo2_recheck_until = other.spo2_run_t, other.spo2_recheck_until
         rules = GROUP_RULES[group]
         self.active = {r for r in self.active if r not in rules} | (other.active & set(rules))
 

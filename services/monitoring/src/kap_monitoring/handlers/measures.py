@@ -18,10 +18,10 @@ from kap_shared.events.monitoring import OutcomeRecordedData, SafetyConcernRaise
 from kap_shared.http.errors import InvalidField, NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
-from ..adapters.tables import Baseline, Measure, MonitoredSession
+from ..adapters.tables import Baseline, Measure, MonitoredSession, SafetyConcern
 from ..domain.commands import RecordMeasure
 from ..domain.outcomes import Outcome, outcome
-from ..domain.rules import MonitoringRules
+from ..domain.rules import MBC_1, MonitoringRules
 from .alerts import PRODUCER
 
 # MBC-1's source, as the contract names it.
@@ -133,14 +133,28 @@ async def record_measure(
         concern = rules.mbc1_severity(item9)
         if concern is not None:
             # MBC-1: whatever the total. Caused by the measure, so the chain is followable.
-            uow.publish(
-                SafetyConcernRaised(
-                    **envelope,
-                    causation_id=str(recorded.event_id),
-                    data=SafetyConcernRaisedData(
-                        source=PHQ9_ITEM9, value=item9, severity=concern, rule_id="MBC-1"
-                    ),
+            raised = SafetyConcernRaised(
+                **envelope,
+                causation_id=str(recorded.event_id),
+                data=SafetyConcernRaisedData(
+                    source=PHQ9_ITEM9, value=item9, severity=concern, rule_id=MBC_1
+                ),
+            )
+            # Raised during a session: that session's doses are held until a prescriber
+            # resolves it (POST /sessions/{id}/safety-concerns/{concern_id}/resolve).
+            uow.session.add(
+                SafetyConcern(
+                    concern_id=new_id(),
+                    patient_id=patient.patient_id,
+                    session_id=cmd.session_id,
+                    rule_id=MBC_1,
+                    source=PHQ9_ITEM9,
+                    value=item9,
+                    severity=concern.value,
+                    raised_at=now,
+                    event_id=str(raised.event_id),
                 )
             )
+            uow.publish(raised)
     await uow.commit()
     return MeasureResult(measure, result, concern)
