@@ -69,7 +69,7 @@ DOSE_CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "unknown medication class",
         {**ESK, "concomitant_medications": ["ssri"]},
-        "concomitant_medications",
+        "concomitant_medications[0]",
     ),
     (
         "a class twice",
