@@ -14,7 +14,7 @@ from kap_monitoring.domain.discharge import (
     blockers,
     observed_minutes,
 )
-from kap_monitoring.domain.outcomes import outcome
+from kap_monitoring.domain.outcomes import follow_ups, outcome, pcl5_provisional
 from kap_monitoring.domain.rules import MonitoringRules
 from kap_shared.clinical.instruments import score
 from kap_shared.events.enums import Dissociation, Instrument, Role, Route, Severity
@@ -453,3 +453,70 @@ def test_MBC_1_a_site_may_grade_item_9_of_1_as_a_warning() -> None:
     rules = MonitoringRules(phq9_item9_critical_at_least=2)
     assert rules.mbc1_severity(1) is Severity.WARNING
     assert rules.mbc1_severity(2) is Severity.CRITICAL
+
+
+# -- MBC-2, MBC-4, GAD-7 referral, PCL-5 provisional diagnosis -----------------------------
+
+
+def follow(instrument: Instrument, items: list[int | None], previous: int | None) -> list[str]:
+    scored = score(instrument, items)
+    return follow_ups(instrument, scored.total, items, previous, RULES)
+
+
+@pytest.mark.parametrize(("total", "flagged"), [(19, False), (20, True)])
+def test_MBC_2_a_PHQ9_of_20_or_more_notifies_the_care_team(total: int, flagged: bool) -> None:
+    assert follow(Instrument.PHQ9, phq9(total), None) == (["MBC-2"] if flagged else [])
+
+
+@pytest.mark.parametrize(("previous", "flagged"), [(7, False), (6, True)])
+def test_MBC_2_a_rise_of_5_from_the_previous_score(previous: int, flagged: bool) -> None:
+    assert follow(Instrument.PHQ9, phq9(11), previous) == (["MBC-2"] if flagged else [])
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [
+        (9, []),
+        (10, ["MBC-GAD7-REFER"]),
+        (14, ["MBC-GAD7-REFER"]),
+        (15, ["MBC-4", "MBC-GAD7-REFER"]),
+    ],
+)
+def test_MBC_4_and_the_GAD7_referral(total: int, expected: list[str]) -> None:
+    items = [min(3, max(0, total - 3 * i)) for i in range(7)]
+    assert follow(Instrument.GAD7, list(items), None) == expected
+
+
+@pytest.mark.parametrize(("previous", "flagged"), [(11, False), (10, True)])
+def test_MBC_4_a_PCL5_rise_of_10(previous: int, flagged: bool) -> None:
+    items: list[int | None] = [1] * 20  # 20, nothing endorsed (>= 2)
+    assert follow(Instrument.PCL5, items, previous) == (["MBC-4"] if flagged else [])
+
+
+def pcl5(b: int, c: int, d: int, e: int) -> list[int | None]:
+    """PCL-5 answers with this many endorsed (2) items per cluster, the rest 1."""
+    clusters = [(5, b), (2, c), (7, d), (6, e)]
+    return [2 if i < endorsed else 1 for size, endorsed in clusters for i in range(size)]
+
+
+@pytest.mark.parametrize(
+    ("counts", "provisional"),
+    [
+        ((1, 1, 2, 2), True),
+        ((0, 1, 2, 2), False),
+        ((1, 0, 2, 2), False),
+        ((1, 1, 1, 2), False),
+        ((1, 1, 2, 1), False),
+    ],
+)
+def test_MBC_PCL5_PROVISIONAL_needs_1_B_1_C_2_D_2_E(
+    counts: tuple[int, int, int, int], provisional: bool
+) -> None:
+    items = pcl5(*counts)
+    assert pcl5_provisional(items, RULES) is provisional
+    assert ("MBC-PCL5-PROVISIONAL" in follow(Instrument.PCL5, items, None)) is provisional
+
+
+def test_a_PCL5_item_of_1_is_not_endorsed() -> None:
+    assert pcl5_provisional([1] * 20, RULES) is False
+    assert pcl5_provisional([1] * 20, MonitoringRules(pcl5_item_endorsed_at_least=1)) is True

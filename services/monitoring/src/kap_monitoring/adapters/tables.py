@@ -247,6 +247,8 @@ class Measure(MonitoringTable, table=True):
     change_pct: float | None = None
     response: bool
     remission: bool
+    # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
+    follow_up: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
     recorded_by: str = Field(max_length=64)
     administered_at: datetime
     recorded_at: datetime = Field(default_factory=utc_now)

@@ -40,7 +40,11 @@ Rule ids that appear in alerts, 409 responses and events:
 | `KET-MON-HR-LOW` | HR below 50/min: critical [K] |
 | `KET-MON-SPO2` sentinel | SpO2 below 75 %: critical, sentinel |
 | `MBC-1` | PHQ-9 item 9 of 1 or more: safety concern, whatever the total |
+| `MBC-2` | PHQ-9 total 20 or more, or a rise of 5 or more from the previous score |
 | `MBC-3` | response (at least 50 % drop from baseline) and remission (PHQ-9 below 5) |
+| `MBC-4` | GAD-7 15 or more, or a PCL-5 rise of 10 or more |
+| `MBC-GAD7-REFER` | GAD-7 10 or more: refer for further evaluation |
+| `MBC-PCL5-PROVISIONAL` | PCL-5 provisional DSM-5 PTSD (items >= 2: 1 B, 1 C, 2 D, 2 E) |
 """
 
 from __future__ import annotations
@@ -80,7 +84,12 @@ KET_DIS_3 = "KET-DIS-3"
 KET_DIS_4 = "KET-DIS-4"
 KET_DIS_6 = "KET-DIS-6"
 MBC_1 = "MBC-1"
+MBC_2 = "MBC-2"
 MBC_3 = "MBC-3"
+MBC_4 = "MBC-4"
+# Measure rules of rulebook 3.1 without an id there.
+MBC_GAD7_REFER = "MBC-GAD7-REFER"  # GAD-7 >= 10: refer for further evaluation
+MBC_PCL5_PROVISIONAL = "MBC-PCL5-PROVISIONAL"  # PCL-5 provisional DSM-5 PTSD diagnosis
 # Monitoring's own ids for conditions the rulebook does not number.
 MON_WINDOW_1 = "MON-WINDOW-1"  # the session's monitoring window is not open
 MON_DIS_1 = "MON-DIS-1"  # discharge needs at least one recorded dose
@@ -235,6 +244,18 @@ class MonitoringRules(BaseModel):
     # MBC-3: response = ">= 50 % reduction from baseline"; remission = PHQ-9 "< 5".
     response_drop_pct_at_least: float = Field(default=50.0, gt=0, le=100)
     phq9_remission_below: int = Field(default=5, ge=0)
+    # MBC-2: "PHQ-9 total >= 20, or a rise of >= 5 from the previous score" [K].
+    mbc2_phq9_total_at_least: int = Field(default=20, ge=0, le=27)
+    mbc2_phq9_rise_at_least: int = Field(default=5, ge=1, le=27)
+    # MBC-4: "GAD-7 >= 15, or PCL-5 rise >= 10 -> notify the therapist" [V bands / MCID].
+    mbc4_gad7_total_at_least: int = Field(default=15, ge=0, le=21)
+    mbc4_pcl5_rise_at_least: int = Field(default=10, ge=1, le=80)
+    # GAD-7 ">= 10 = refer for further evaluation" [V].
+    gad7_refer_at_least: int = Field(default=10, ge=0, le=21)
+    # PCL-5 provisional diagnosis [V]: an item >= 2 is endorsed; at least 1 B (items
+    # 1-5), 1 C (6-7), 2 D (8-14), 2 E (15-20).
+    pcl5_item_endorsed_at_least: int = Field(default=2, ge=1, le=4)
+    pcl5_cluster_minimums: tuple[int, int, int, int] = (1, 1, 2, 2)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

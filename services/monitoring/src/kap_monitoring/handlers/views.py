@@ -247,6 +247,8 @@ class MeasureView(BaseModel):
     change_pct: float | None
     response: bool
     remission: bool
+    # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
+    follow_up: list[str]
     # MBC-1: severity of the SafetyConcernRaised this measure caused, if any.
     safety_concern: str | None
 
