@@ -354,7 +354,8 @@ def test_a_stale_stability_assessment_does_not_sign() -> None:
     ],
 )
 def test_an_assessment_that_says_not_stable_blocks(field: str, rule: str) -> None:
-    found = blockers(facts(assessment=assessment(**{field: False})), RULES, LATER)
+    overrides: dict[str, Any] = {field: False}
+    found = blockers(facts(assessment=assessment(**overrides)), RULES, LATER)
     assert rule_ids(found) == [rule]
     assert found[0].details["fields"] == [field]
 

@@ -455,7 +455,7 @@ def test_SPR_PRE_3_and_SPR_PRE_7_are_answered_with_the_first_device(
     before = counts()
     error = assert_error(mon.dose(**ESKETAMINE, device_number=1), 409, "SPR-PRE-3")
     assert [b["rule_id"] for b in error["details"]["blockers"]] == ["SPR-PRE-3", "SPR-PRE-7"]
-    spray = {"nasal_medication_used": True, "nasal_medication_at": ago(minutes=59)}
+    spray: dict[str, Any] = {"nasal_medication_used": True, "nasal_medication_at": ago(minutes=59)}
     assert_error(
         mon.dose(**ESKETAMINE, device_number=1, concomitant_medications=[], **spray),
         409,
