@@ -168,3 +168,16 @@ def test_a_measure_names_only_a_session_of_its_patient(
     )
     assert response.status_code == 422
     assert counts() == before
+
+
+def test_MBC_1_in_a_session_of_a_patient_known_only_from_the_session(
+    client: TestClient, therapist: Headers, open_session: Callable[..., str], outbox: Outbox
+) -> None:
+    open_session(baseline=False)
+    response = post(
+        client,
+        therapist,
+        {"instrument": "PHQ-9", "items": [1] * 9, "session_id": "ses-1"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["safety_concern"] == "critical"

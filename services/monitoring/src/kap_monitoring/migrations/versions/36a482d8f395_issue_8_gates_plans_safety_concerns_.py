@@ -111,6 +111,9 @@ def upgrade() -> None:
             sa.Column("signed_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
         )
 
+    with op.batch_alter_table("measures", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("follow_up", sa.JSON(), nullable=True))
+
     with op.batch_alter_table("readings", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("dissociation", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True)
