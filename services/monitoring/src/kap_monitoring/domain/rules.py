@@ -126,7 +126,7 @@ class MonitoringRules(BaseModel):
 
     # -- dosing (rulebook 1.3) -------------------------------------------------------------
     # MON-DOSE-2: administered_at not before check-in minus this charting tolerance [K].
-    dose_charting_tolerance_minutes: int = Field(default=5, ge=0, le=120)
+    dose_charting_tolerance_minutes: int = Field(default=5, ge=0, le=240)
     # SPR-ADM-1: one device is 28 mg [V]; each device is one dose record.
     esketamine_device_mg: float = Field(default=28.0, gt=0)
     # SPR-ADM-2: rest between devices [V].
