@@ -39,10 +39,20 @@ from aiokafka import AIOKafkaProducer
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform
 from kap_shared.auth import mint_token
-from kap_shared.events import SessionCheckedIn, SessionScheduled, VitalsRecorded, topics
-from kap_shared.events.enums import Phase
+from kap_shared.events import (
+    SessionCheckedIn,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    VitalsRecorded,
+    topics,
+)
+from kap_shared.events.enums import Phase, Route
 from kap_shared.events.monitoring import VitalsRecordedData
-from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+from kap_shared.events.scheduling import (
+    SessionCheckedInData,
+    SessionScheduledData,
+    TreatmentPlanCreatedData,
+)
 
 RESULTS = Path(__file__).parent / "results" / "alert_latency.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
@@ -75,7 +85,19 @@ def _session_events(patient_id: str, session_id: str) -> list[tuple[bytes, bytes
         **common,
         data=SessionCheckedInData(session_id=session_id, phase=Phase.DOSING, checked_in_at=now),
     )
-    return [(e.key, e.to_json(), e.event_type) for e in (scheduled, checked_in)]
+    # The plan's route comes first: doses must follow it (MON-DOSE-3).
+    plan = TreatmentPlanCreated(
+        **common,
+        data=TreatmentPlanCreatedData(
+            plan_id=f"plan-{patient_id}",
+            route=Route.IM,
+            protocol="im",
+            prescriber_id=PRESCRIBER,
+            therapist_id=THERAPIST,
+            planned_dosing_sessions=6,
+        ),
+    )
+    return [(e.key, e.to_json(), e.event_type) for e in (plan, scheduled, checked_in)]
 
 
 def _reading(patient_id: str, session_id: str, **values: Any) -> tuple[bytes, bytes]:
@@ -145,7 +167,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
             while True:
                 response = await api.post(
                     f"/sessions/{session_id}/doses",
-                    json={"route": "iv", "agent": "ketamine", "dose_mg": 35},
+                    json={"route": "im", "agent": "ketamine", "dose_mg": 35},
                 )
                 if response.status_code == 201:
                     break

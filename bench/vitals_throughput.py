@@ -60,10 +60,19 @@ from kap_monitoring.entrypoints.vitals_batch import VitalsBatchConsumer
 from kap_monitoring.handlers.commands import locked_session, record_dose
 from kap_shared.auth import Principal
 from kap_shared.db import create_engine, session_factory
-from kap_shared.events import SessionCheckedIn, SessionScheduled, VitalsRecorded
+from kap_shared.events import (
+    SessionCheckedIn,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    VitalsRecorded,
+)
 from kap_shared.events.enums import Agent, Phase, Role, Route
 from kap_shared.events.monitoring import VitalsRecordedData
-from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+from kap_shared.events.scheduling import (
+    SessionCheckedInData,
+    SessionScheduledData,
+    TreatmentPlanCreatedData,
+)
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import configure_logging
 from kap_shared.messaging.consumer import EventConsumer
@@ -98,7 +107,9 @@ class Sessions:
         self.unstable = set(rng.sample(self.ids, max(1, count // 20)))
 
 
-def opening_events(sessions: Sessions) -> Iterator[SessionScheduled | SessionCheckedIn]:
+def opening_events(
+    sessions: Sessions,
+) -> Iterator[TreatmentPlanCreated | SessionScheduled | SessionCheckedIn]:
     starts = datetime.now(UTC) - timedelta(hours=3)
     for sid in sessions.ids:
         common: dict[str, Any] = {
@@ -107,6 +118,18 @@ def opening_events(sessions: Sessions) -> Iterator[SessionScheduled | SessionChe
             "patient_id": sessions.patients[sid],
             "correlation_id": f"episode-{sid}",
         }
+        # The plan's route: doses must follow it (MON-DOSE-3).
+        yield TreatmentPlanCreated(
+            **common,
+            data=TreatmentPlanCreatedData(
+                plan_id=f"plan-{sid}",
+                route=Route.IV,
+                protocol="iv",
+                prescriber_id="rx-1",
+                therapist_id="th-1",
+                planned_dosing_sessions=6,
+            ),
+        )
         yield SessionScheduled(
             **common,
             data=SessionScheduledData(
@@ -254,7 +277,11 @@ async def open_sessions(database_url: str, sessions: Sessions) -> None:
         await consumer.handle(event)
     nurse = Principal(sub="rn-bench", role=Role.NURSE, sites=[SITE])
     dose = RecordDose(
-        route=Route.IV, agent=Agent.KETAMINE, dose_mg=35, administered_at=sessions.dose_at
+        route=Route.IV,
+        agent=Agent.KETAMINE,
+        dose_mg=35,
+        administered_at=sessions.dose_at,
+        dosing_ended_at=sessions.dose_at,  # KET-DIS-6: an infusion charts its end
     )
     for sid in sessions.ids:
         async with UnitOfWork(factory) as uow:

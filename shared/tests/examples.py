@@ -177,6 +177,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "change_pct": -52.6,
         "response": True,
         "remission": False,
+        "follow_up": [],
     },
     "SafetyConcernRaised": {
         "source": "PHQ-9 item 9",

@@ -1,9 +1,10 @@
 """Monitoring's safety loop end to end: real Kafka, services as processes, on SQLite
 and on PostgreSQL.
 
-Sessions are opened the way scheduling announces them: SessionScheduled and
-SessionCheckedIn produced onto kap.scheduling.events.v1 (valid envelopes, producer
-"scheduling"). Everything else goes through monitoring's HTTP API and its topics.
+Sessions are opened the way scheduling announces them: TreatmentPlanCreated,
+SessionScheduled and SessionCheckedIn produced onto kap.scheduling.events.v1 (valid
+envelopes, producer "scheduling"; tests/monitoring_flows.py). Everything else goes
+through monitoring's HTTP API and its topics.
 """
 
 from __future__ import annotations
@@ -13,119 +14,22 @@ from typing import Any
 
 import pytest
 from flows import Clinic, apis, refer_and_screen, unique
-from support import Api, TopicReader, eventually, produce
+from monitoring_flows import ESKETAMINE, IV, Window
+from support import TopicReader, eventually, produce
 
 from kap_local.platform import Platform
-from kap_shared.events import SessionCheckedIn, SessionScheduled, VitalsRecorded, topics
-from kap_shared.events.enums import Phase
-from kap_shared.events.envelope import utc_now
-from kap_shared.events.monitoring import VitalsRecordedData
-from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+from kap_shared.events import VitalsRecorded, topics
+from kap_shared.events.enums import Route
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 # A site with its own rules in tests/rules/monitoring.json (KET-DIS-6: IV 30 minutes).
 SHORT_IV_SITE = "site-e2e-monitoring-iv30"
-ESKETAMINE = {"route": "intranasal_esketamine", "agent": "esketamine", "dose_mg": 28}
-IV = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
 VITALS_DUPLICATES = (
     'topic="kap.monitoring.vitals.v1"',
     'event_type="VitalsRecorded"',
     'outcome="duplicate"',
 )
-
-
-class Window:
-    """One dosing session's monitoring window, driven as a nurse at its site."""
-
-    def __init__(self, platform: Platform, site_id: str | None = None) -> None:
-        self.platform = platform
-        self.site_id = site_id or unique("site")
-        self.patient_id = unique("pt")
-        self.session_id = unique("ses")
-        self.api: Api = apis(platform)["monitoring"]
-        self.nurse = (unique("rn"), "nurse", [self.site_id])
-
-    async def open(self) -> Window:
-        correlation = unique("episode")
-        starts = utc_now() - timedelta(hours=3)
-        common: dict[str, Any] = {
-            "producer": "scheduling",
-            "site_id": self.site_id,
-            "patient_id": self.patient_id,
-            "correlation_id": correlation,
-        }
-        scheduled = SessionScheduled(
-            **common,
-            data=SessionScheduledData(
-                session_id=self.session_id,
-                plan_id=unique("plan"),
-                phase=Phase.DOSING,
-                sequence=1,
-                starts_at=starts,
-                ends_at=starts + timedelta(hours=4),
-                room_id=unique("room"),
-                prescriber_id=unique("dr"),
-                therapist_id=unique("th"),
-            ),
-        )
-        checked_in = SessionCheckedIn(
-            **common,
-            causation_id=str(scheduled.event_id),
-            data=SessionCheckedInData(
-                session_id=self.session_id, phase=Phase.DOSING, checked_in_at=starts
-            ),
-        )
-        key = self.patient_id.encode()
-        await produce(
-            self.platform.bootstrap,
-            topics.SCHEDULING_EVENTS,
-            [(key, scheduled.to_json()), (key, checked_in.to_json())],
-        )
-
-        async def is_open() -> bool:
-            response = await self.api.request("GET", f"/sessions/{self.session_id}", as_=self.nurse)
-            return response.status_code == 200 and response.json()["status"] == "checked_in"
-
-        await eventually(is_open, timeout=60)
-        return self
-
-    async def post(self, path: str, body: Any = None) -> Any:
-        return await self.api.request(
-            "POST", f"/sessions/{self.session_id}{path}", as_=self.nurse, json_body=body
-        )
-
-    async def dose(self, minutes_ago: float, **body: Any) -> None:
-        at = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
-        response = await self.post("/doses", {**body, "administered_at": at})
-        assert response.status_code == 201, response.text
-
-    async def vitals(self, minutes_ago: float = 0, **body: Any) -> dict[str, Any]:
-        at = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
-        response = await self.post("/vitals", {**body, "recorded_at": at})
-        assert response.status_code in (200, 201), response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    async def state(self) -> dict[str, Any]:
-        response = await self.api.request("GET", f"/sessions/{self.session_id}", as_=self.nurse)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    def device_reading(self, reading_id: str, **metrics: Any) -> VitalsRecorded:
-        return VitalsRecorded(
-            producer="gw-bedside-1",
-            site_id=self.site_id,
-            patient_id=self.patient_id,
-            correlation_id=unique("gw"),
-            data=VitalsRecordedData(
-                session_id=self.session_id,
-                reading_id=reading_id,
-                recorded_at=utc_now(),
-                **metrics,
-            ),
-        )
 
 
 def of_session(reader: TopicReader, session_id: str, *event_types: str) -> list[dict[str, Any]]:
@@ -156,11 +60,13 @@ def parse(value: str) -> datetime:
 async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
     platform: Platform,
 ) -> None:
-    early = await Window(platform).open()
-    await early.dose(119, **ESKETAMINE, device_number=1)
-    on_time = await Window(platform).open()
-    await on_time.dose(120, **ESKETAMINE, device_number=1)
+    early = await Window(platform, route=Route.INTRANASAL_ESKETAMINE).open()
+    await early.first_device(119)
+    await early.ready()
+    on_time = await Window(platform, route=Route.INTRANASAL_ESKETAMINE).open()
+    await on_time.first_device(120)
     await on_time.dose(115, **ESKETAMINE, device_number=2)
+    await on_time.ready()
 
     refused = await early.post("/discharge")
     assert refused.status_code == 409, refused.text
@@ -183,6 +89,7 @@ async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
         first = parse(discharge["data"]["first_dose_at"])
         assert parse(discharge["data"]["cleared_at"]) - first >= timedelta(minutes=120)
         assert discharge["data"]["observed_minutes"] >= 120
+        assert discharge["data"]["signed_by"] == on_time.prescriber[0]
         assert len(of_session(events, on_time.session_id, "DoseAdministered")) == 2
         assert of_session(events, early.session_id, "DischargeCleared") == []
         # The dose was charted 119 minutes late: the SPR-MON-1 40-minute BP check is
@@ -391,6 +298,7 @@ async def test_KET_DIS_6_minimum_observation_is_per_site_configuration(
     default = await Window(platform).open()
     for window in (short, default):
         await window.dose(31, **IV)
+        await window.ready()
     assert (await short.post("/discharge")).status_code == 200
     refused = await default.post("/discharge")
     assert refused.status_code == 409

@@ -37,7 +37,10 @@ from kap_shared.events import topics
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
-SITE = "site-safety"  # tests/rules/scheduling.json opens its check-in window early
+# tests/rules/scheduling.json opens its check-in window early; tests/rules/monitoring.json
+# lets its doses be charted up to 130 minutes before check-in (MON-DOSE-2), so that the
+# test need not wait two hours for SPR-MON-3.
+SITE = "site-safety"
 LEVEL_1_AFTER, LEVEL_2_AFTER = 3, 8
 
 
@@ -132,6 +135,12 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
                 "dose_mg": 28,
                 "device_number": device,
                 "administered_at": (first_device + timedelta(minutes=5 * (device - 1))).isoformat(),
+                # SPR-PRE-3 and SPR-PRE-7, answered with the first device.
+                **(
+                    {"nasal_medication_used": False, "concomitant_medications": []}
+                    if device == 1
+                    else {}
+                ),
             },
         )
         assert response.status_code == 201, response.text
@@ -209,9 +218,29 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
 
         # -- back in range, alert resolved; discharge at 120 minutes ----------------------
         result = await vitals(
-            0, bp_systolic=134, bp_diastolic=86, respiratory_rate=14, sedation_moaas=5
+            0,
+            bp_systolic=134,
+            bp_diastolic=86,
+            respiratory_rate=14,
+            sedation_moaas=5,
+            dissociation="none",
         )
         assert result["resolved_alert_ids"] == [alert["data"]["alert_id"]], result
+        # The prescriber's documented stability assessment signs the discharge.
+        response = await monitoring.request(
+            "POST",
+            f"/sessions/{session_id}/stability-assessment",
+            as_=site.as_(prescriber),
+            json_body={
+                "clinically_stable": True,
+                "vital_signs_acceptable": True,
+                "sedation_resolved": True,
+                "dissociation_resolved": True,
+                "respiratory_depression_resolved": True,
+                "alert_and_oriented": True,
+            },
+        )
+        assert response.status_code == 201, response.text
         wait = first_device + timedelta(minutes=120, seconds=1) - datetime.now(UTC)
         await asyncio.sleep(max(0.0, wait.total_seconds()))
         response = await monitoring.request(
@@ -230,6 +259,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
             if e["event_type"] == "DischargeCleared" and e["data"]["session_id"] == session_id
         )
         assert cleared["data"]["observed_minutes"] >= 120
+        assert cleared["data"]["signed_by"] == prescriber
 
         # Scheduling completes the dosing session now that monitoring cleared it.
         async def completed() -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +19,21 @@ from fastapi.testclient import TestClient
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
 from kap_monitoring.entrypoints.stream import HANDLERS
-from kap_shared.events import Envelope, PatientScreened, SessionCheckedIn, SessionScheduled, decode
+from kap_shared.events import (
+    Envelope,
+    PatientScreened,
+    SessionCheckedIn,
+    SessionScheduled,
+    TreatmentPlanCreated,
+    decode,
+)
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome
 from kap_shared.events.intake import Baseline, PatientScreenedData
-from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+from kap_shared.events.scheduling import (
+    SessionCheckedInData,
+    SessionScheduledData,
+    TreatmentPlanCreatedData,
+)
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.service.runtime import ServiceRuntime
 from kap_shared.testing import rows, service_client, token
@@ -108,6 +120,25 @@ def screened(
     )
 
 
+def plan_created(
+    plan_id: str, route: Route, *, patient_id: str = PATIENT, site_id: str = SITE
+) -> TreatmentPlanCreated:
+    return TreatmentPlanCreated(
+        producer="scheduling",
+        site_id=site_id,
+        patient_id=patient_id,
+        correlation_id=f"episode-{patient_id}",
+        data=TreatmentPlanCreatedData(
+            plan_id=plan_id,
+            route=route,
+            protocol=route.value,
+            prescriber_id="rx-ada",
+            therapist_id="th-ben",
+            planned_dosing_sessions=6,
+        ),
+    )
+
+
 def scheduled(
     session_id: str,
     *,
@@ -123,7 +154,7 @@ def scheduled(
         correlation_id=f"episode-{patient_id}",
         data=SessionScheduledData(
             session_id=session_id,
-            plan_id="plan-1",
+            plan_id=f"plan-{session_id}",
             phase=phase,
             sequence=1,
             starts_at=starts,
@@ -155,7 +186,8 @@ def checked_in(
 
 @pytest.fixture
 def open_session(deliver: Deliver) -> Callable[..., str]:
-    """A checked-in dosing session (a monitoring window), with the patient's baseline."""
+    """A checked-in dosing session (a monitoring window), with the patient's baseline and
+    a plan of `route` (IM ketamine unless said otherwise)."""
     screened_patients: set[str] = set()
 
     def make(
@@ -166,7 +198,9 @@ def open_session(deliver: Deliver) -> Callable[..., str]:
         baseline: bool = True,
         check_in: bool = True,
         phase: Phase = Phase.DOSING,
+        route: Route = Route.IM,
     ) -> str:
+        deliver(plan_created(f"plan-{session_id}", route, patient_id=patient_id, site_id=site_id))
         if baseline and patient_id not in screened_patients:
             deliver(screened(patient_id, site_id=site_id))
             screened_patients.add(patient_id)
@@ -217,7 +251,31 @@ ESKETAMINE: dict[str, Any] = {
     "agent": "esketamine",
     "dose_mg": 28,
 }
+IM_KETAMINE: dict[str, Any] = {"route": "im", "agent": "ketamine", "dose_mg": 35}
 IV_KETAMINE: dict[str, Any] = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+# SPR-PRE-3 and SPR-PRE-7 answered with the first device of an esketamine session.
+FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}
+# Every discharge criterion in range (KET-DIS-2/3/4, SPR-GOAL).
+STABLE: dict[str, Any] = {
+    "bp_systolic": 124,
+    "bp_diastolic": 78,
+    "heart_rate": 72,
+    "spo2": 98,
+    "respiratory_rate": 14,
+    "sedation_moaas": 5,
+    "dissociation": "none",
+}
+# A prescriber's stability assessment that signs (escort and Aldrete for ketamine).
+SIGNED: dict[str, Any] = {
+    "clinically_stable": True,
+    "vital_signs_acceptable": True,
+    "sedation_resolved": True,
+    "dissociation_resolved": True,
+    "respiratory_depression_resolved": True,
+    "alert_and_oriented": True,
+    "escort_confirmed": True,
+    "aldrete_score": 10,
+}
 
 
 @dataclass
@@ -243,6 +301,34 @@ class Monitoring:
     def discharge(self, session_id: str = "ses-1") -> Any:
         return self.client.post(f"/sessions/{session_id}/discharge", headers=self.headers)
 
+    def first_device(self, session_id: str = "ses-1", at: str | None = None, **extra: Any) -> Any:
+        """Esketamine device 1 as the gates want it: a BP before it (SPR-PRE-4), the
+        SPR-PRE-3/7 answers with it."""
+        given = datetime.fromisoformat(at) if at else now()
+        self.ok_vitals(
+            session_id,
+            bp_systolic=124,
+            bp_diastolic=78,
+            recorded_at=iso(given - timedelta(minutes=1)),
+        )
+        body = {**ESKETAMINE, "device_number": 1, **FIRST_DEVICE, **extra}
+        if at:
+            body["administered_at"] = at
+        return self.dose(session_id, **body)
+
+    def assess(self, session_id: str = "ses-1", **overrides: Any) -> Any:
+        return self.client.post(
+            f"/sessions/{session_id}/stability-assessment",
+            json={**SIGNED, **overrides},
+            headers=self.prescriber,
+        )
+
+    def ready(self, session_id: str = "ses-1", **reading: Any) -> None:
+        """Every discharge criterion charted now: a full reading and a signed assessment."""
+        self.ok_vitals(session_id, **{**STABLE, **reading})
+        response = self.assess(session_id)
+        assert response.status_code == 201, response.text
+
     def decide(self, session_id: str = "ses-1", **body: Any) -> Any:
         return self.client.post(
             f"/sessions/{session_id}/predose-decision", json=body, headers=self.prescriber
@@ -262,12 +348,12 @@ def mon(client: TestClient, nurse: Headers, prescriber: Headers) -> Monitoring:
 
 @pytest.fixture
 def dosed_session(open_session: Callable[..., str], mon: Monitoring) -> Callable[..., str]:
-    """An open window with an IV ketamine dose given 30 minutes ago: readings from
+    """An open window with an IM ketamine dose given 30 minutes ago: readings from
     now on are intra-session (not pre-dose)."""
 
     def make(session_id: str = "ses-1", **kwargs: Any) -> str:
         open_session(session_id, **kwargs)
-        response = mon.dose(session_id, **IV_KETAMINE, administered_at=ago(minutes=30))
+        response = mon.dose(session_id, **IM_KETAMINE, administered_at=ago(minutes=30))
         assert response.status_code == 201, response.text
         return session_id
 
@@ -296,6 +382,9 @@ TABLES = (
     "alerts",
     "predose_decisions",
     "measures",
+    "safety_concerns",
+    "stability_assessments",
+    "plans",
     "outbox_messages",
     "scheduled_jobs",
 )
@@ -320,3 +409,33 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert error["code"] == code, error
     assert error["message"]
     return error
+
+
+@pytest.fixture
+def deliver_into(tmp_path: Path) -> Iterator[Callable[..., Monitoring]]:
+    """A monitoring app with these rules (RULES_FILE) and an open window `ses-1` of
+    `route` (esketamine unless said otherwise), driven by a nurse."""
+    with ExitStack() as stack:
+
+        def make(rules: dict[str, Any], route: Route = Route.INTRANASAL_ESKETAMINE) -> Monitoring:
+            path = tmp_path / "rules.json"
+            path.write_text(json.dumps(rules))
+            client = stack.enter_context(
+                service_client(MonitoringSettings, build, tmp_path, rules_file=path)
+            )
+            consumer = EventConsumer(
+                group_id="monitoring", sessions=runtime_of(client).sessions, handlers=HANDLERS
+            )
+            assert client.portal is not None
+            for event in (
+                plan_created("plan-ses-1", route),
+                screened(),
+                scheduled("ses-1"),
+                checked_in("ses-1"),
+            ):
+                client.portal.call(consumer.handle, decode(event.topic, event.to_json()))
+            return Monitoring(
+                client, token("rn-cleo", "nurse", [SITE]), token("rx-ada", "prescriber", [SITE])
+            )
+
+        yield make

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from kap_shared.auth import mint_token
 from kap_shared.testing import TEST_SECRET, token
 
-from .conftest import OTHER_SITE, SITE, Headers, Monitoring, assert_error
+from .conftest import OTHER_SITE, SIGNED, SITE, Headers, Monitoring, assert_error
 
 Counts = Callable[[], dict[str, int]]
 Endpoint = tuple[str, str, dict[str, Any] | None]
@@ -27,6 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "decision": {"prescriber"},
     "discharge": {"prescriber", "nurse"},
     "resolve": {"prescriber"},
+    "concern": {"prescriber"},
+    # The route lets nurses try; the site's discharge_signer_roles decide (409 otherwise).
+    "assess": {"prescriber", "nurse"},
     "measures": {"prescriber", "nurse", "therapist", "coordinator"},
 }
 
@@ -36,6 +39,12 @@ def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, En
     """A window awaiting a pre-dose decision, with an open alert to resolve."""
     open_session()
     [alert] = mon.ok_vitals(bp_systolic=150, bp_diastolic=95)["alerts"]
+    item9 = {"instrument": "PHQ-9", "items": [1] * 9, "session_id": "ses-1"}
+    assert (
+        mon.client.post("/patients/pt-1/measures", json=item9, headers=mon.headers).status_code
+        == 201
+    )
+    [concern] = mon.session()["open_safety_concerns"]
     return {
         "get": ("GET", "/sessions/ses-1", None),
         "vitals": ("POST", "/sessions/ses-1/vitals", {"heart_rate": 80}),
@@ -55,6 +64,12 @@ def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, En
             f"/sessions/ses-1/alerts/{alert['alert_id']}/resolve",
             {"reason": "values_accepted_by_prescriber"},
         ),
+        "concern": (
+            "POST",
+            f"/sessions/ses-1/safety-concerns/{concern['concern_id']}/resolve",
+            {"decision": "risk_assessed_continue"},
+        ),
+        "assess": ("POST", "/sessions/ses-1/stability-assessment", SIGNED),
         "measures": ("POST", "/patients/pt-1/measures", {"instrument": "GAD-7", "items": [1] * 7}),
     }
 
@@ -149,6 +164,8 @@ def test_a_prescriber_decision_and_resolution_record_who_made_them(
         ("POST", "/sessions/nope/predose-decision", {"decision": "defer", "reason": "other"}),
         ("POST", "/sessions/nope/discharge", None),
         ("POST", "/sessions/nope/alerts/a-1/resolve", {"reason": "artifact"}),
+        ("POST", "/sessions/nope/safety-concerns/c-1/resolve", {"decision": "other"}),
+        ("POST", "/sessions/nope/stability-assessment", SIGNED),
         ("POST", "/patients/nope/measures", {"instrument": "GAD-7", "items": [1] * 7}),
     ],
 )

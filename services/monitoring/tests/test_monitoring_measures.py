@@ -46,6 +46,7 @@ def test_PHQ9_outcome_against_the_screening_baseline(
         "change_pct": -50.0,
         "response": True,
         "remission": False,
+        "follow_up": [],
     }
     assert (event["producer"], event["site_id"], event["correlation_id"]) == (
         "monitoring",
@@ -128,3 +129,55 @@ def test_an_unknown_patient_is_404(client: TestClient, nurse: Headers, counts: C
     response = post(client, nurse, {"instrument": "PHQ-9", "items": [0] * 9}, patient="pt-x")
     assert_error(response, 404, "not_found")
     assert counts() == before
+
+
+@pytest.mark.usefixtures("baseline")
+def test_MBC_2_a_rise_of_5_from_the_previous_PHQ9_is_a_follow_up(
+    client: TestClient, therapist: Headers, outbox: Outbox
+) -> None:
+    first = post(client, therapist, {"instrument": "PHQ-9", "items": [1, 1, 1, 1, 1, 1, 0, 0, 0]})
+    assert first.json()["follow_up"] == []  # 6: far below the baseline of 20
+    second = post(client, therapist, {"instrument": "PHQ-9", "items": [2, 2, 2, 1, 1, 1, 1, 1, 0]})
+    assert second.json()["follow_up"] == ["MBC-2"]  # 11 = 6 + 5
+    assert [e["data"]["follow_up"] for e in outbox("OutcomeRecorded")] == [[], ["MBC-2"]]
+
+
+@pytest.mark.usefixtures("baseline")
+def test_GAD7_and_PCL5_follow_ups_are_published(
+    client: TestClient, therapist: Headers, outbox: Outbox
+) -> None:
+    gad = post(client, therapist, {"instrument": "GAD-7", "items": [2, 2, 2, 2, 1, 1, 0]})
+    assert gad.json()["follow_up"] == ["MBC-GAD7-REFER"]  # 10
+    pcl = post(
+        client,
+        therapist,
+        {"instrument": "PCL-5", "items": [3, 1, 1, 1, 1, 3, 1, 3, 3] + [1] * 5 + [3, 3] + [1] * 4},
+    )
+    assert "MBC-PCL5-PROVISIONAL" in pcl.json()["follow_up"]
+
+
+@pytest.mark.usefixtures("baseline")
+def test_a_measure_names_only_a_session_of_its_patient(
+    client: TestClient, therapist: Headers, counts: Any
+) -> None:
+    before = counts()
+    response = post(
+        client,
+        therapist,
+        {"instrument": "PHQ-9", "items": [0] * 9, "session_id": "ses-someone-else"},
+    )
+    assert response.status_code == 422
+    assert counts() == before
+
+
+def test_MBC_1_in_a_session_of_a_patient_known_only_from_the_session(
+    client: TestClient, therapist: Headers, open_session: Callable[..., str], outbox: Outbox
+) -> None:
+    open_session(baseline=False)
+    response = post(
+        client,
+        therapist,
+        {"instrument": "PHQ-9", "items": [1] * 9, "session_id": "ses-1"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["safety_concern"] == "critical"

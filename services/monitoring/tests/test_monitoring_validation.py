@@ -56,12 +56,27 @@ DOSE_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("device on ketamine", {**IV, "device_number": 1}, "device_number"),
     ("dose zero", {**IV, "dose_mg": 0}, "dose_mg"),
     ("dose absurd", {**IV, "dose_mg": 5000}, "dose_mg"),
-    ("administered in the future", {**IV, "administered_at": IN_AN_HOUR}, "administered_at"),
+    (
+        "nasal spray in the future",
+        {**ESK, "nasal_medication_at": IN_AN_HOUR},
+        "nasal_medication_at",
+    ),
     (
         "ends before it starts",
-        {**IV, "administered_at": ago(minutes=5), "ends_at": ago(minutes=10)},
-        "ends_at",
+        {**IV, "administered_at": ago(minutes=5), "dosing_ended_at": ago(minutes=10)},
+        "dosing_ended_at",
     ),
+    (
+        "unknown medication class",
+        {**ESK, "concomitant_medications": ["ssri"]},
+        "concomitant_medications[0]",
+    ),
+    (
+        "a class twice",
+        {**ESK, "concomitant_medications": ["opioid", "opioid"]},
+        "concomitant_medications",
+    ),
+    ("free-text lot", {**ESK, "lot_number": "lot of Mrs X"}, "lot_number"),
     ("unknown field", {**IV, "patient_name": "x"}, "patient_name"),
 ]
 

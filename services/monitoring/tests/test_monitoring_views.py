@@ -119,12 +119,15 @@ def test_patient_screened_records_the_baseline(deliver: Deliver, db: Path) -> No
     ]
 
 
-def test_a_later_screening_updates_the_baseline(deliver: Deliver, db: Path) -> None:
+def test_a_later_screening_updates_the_vitals_but_not_the_MBC_3_baseline(
+    deliver: Deliver, db: Path
+) -> None:
     deliver(screened())
     deliver(
         screened(screening_id="scr-2", route=Route.IV, bp=(121, 79), phq9_total=14, pcl5_total=None)
     )
-    assert baselines(db) == [("pt-1", "site-a", "scr-2", "iv", 14, 11, None, 121, 79, 74)]
+    # MBC-3 compares with the pre-treatment totals (19, 11, 41): a re-screening keeps them.
+    assert baselines(db) == [("pt-1", "site-a", "scr-2", "iv", 19, 11, 41, 121, 79, 74)]
 
 
 def test_redelivered_screening_is_processed_once(deliver: Deliver, db: Path) -> None:

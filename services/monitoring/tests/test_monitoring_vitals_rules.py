@@ -398,3 +398,63 @@ def test_KET_MON_HR_thresholds_come_from_site_configuration() -> None:
 def test_inconsistent_configuration_fails_at_start_up(overrides: dict[str, int]) -> None:
     with pytest.raises(ValidationError):
         SiteRules(MonitoringRules(), {"site-b": overrides})
+
+
+# -- section 2.4 soft limits and KET-MON-HR-LOW (issue 8) -------------------------------------
+
+
+@pytest.mark.parametrize(("value", "asked"), [(110, False), (111, True)])
+def test_HR_above_110_asks_for_a_recheck(value: int, asked: bool) -> None:
+    found = feed([hr(at(0), value)])
+    assert [p.kind for p in prompts(found)] == (["hr_recheck"] if asked else [])
+    assert triggers(found) == []
+
+
+def test_HR_recheck_is_asked_once_while_pending() -> None:
+    found = feed([hr(at(0), 115), hr(at(60), 116), hr(at(300), 117)])
+    assert [p.t for p in prompts(found)] == [at(0), at(300)]
+
+
+@pytest.mark.parametrize(("value", "alert"), [(50, False), (49, True)])
+def test_KET_MON_HR_LOW_below_50_is_critical(value: int, alert: bool) -> None:
+    state = VitalsState()
+    found = feed([hr(at(0), value)], state=state)
+    assert [(t.rule_id, t.severity) for t in triggers(found)] == (
+        [("KET-MON-HR-LOW", Severity.CRITICAL)] if alert else []
+    )
+    if alert:
+        assert clears(feed([hr(at(60), 50)], state=state), "KET-MON-HR-LOW")
+
+
+@pytest.mark.parametrize(("value", "asked"), [(94.0, False), (93.9, True)])
+def test_SpO2_below_94_asks_for_a_recheck(value: float, asked: bool) -> None:
+    found = feed([spo2(at(0), value)])
+    assert [p.kind for p in prompts(found)] == (["spo2_recheck"] if asked else [])
+    assert triggers(found) == []
+
+
+def test_SpO2_91_for_30_seconds_is_a_recheck_and_for_60_an_alert() -> None:
+    state = VitalsState()
+    first = feed([spo2(at(0), 91), spo2(at(30), 91)], state=state)
+    assert [p.kind for p in prompts(first)] == ["spo2_recheck"]
+    assert triggers(first) == []
+    later = feed([spo2(at(60), 91)], state=state)
+    assert [t.rule_id for t in triggers(later)] == ["KET-MON-SPO2"]
+
+
+@pytest.mark.parametrize(("value", "sentinel"), [(75.0, False), (74.9, True)])
+def test_KET_MON_SPO2_below_75_is_a_sentinel_event(value: float, sentinel: bool) -> None:
+    [alert] = triggers(feed([spo2(at(0), value)]))
+    assert alert.rule_id == "KET-MON-SPO2"
+    assert ("sentinel" in alert.message) is sentinel
+    assert alert.threshold == (75.0 if sentinel else 90.0)
+
+
+def test_soft_limits_are_validated_configuration() -> None:
+    assert MonitoringRules(hr_recheck_above=100, spo2_recheck_below=95).hr_recheck_above == 100
+    with pytest.raises(ValidationError, match="KET-MON-SPO2"):
+        MonitoringRules(spo2_recheck_below=91)
+    with pytest.raises(ValidationError, match="KET-MON-HR-LOW"):
+        MonitoringRules(hr_critical_below=115)
+    with pytest.raises(ValidationError, match="unknown_key"):
+        MonitoringRules.model_validate({"unknown_key": 1})

@@ -103,6 +103,10 @@ class OutcomeRecordedData(Payload):
     change_pct: float | None = None
     response: bool
     remission: bool
+    # Optional (additive): rule ids of the measurement-based follow-ups this outcome asks
+    # for (MBC-2, MBC-4, MBC-GAD7-REFER, MBC-PCL5-PROVISIONAL); [] = none; absent = not
+    # evaluated. Safety concerns (MBC-1) stay SafetyConcernRaised.
+    follow_up: list[str] | None = None
 
 
 class SafetyConcernRaisedData(Payload):

@@ -31,8 +31,11 @@ __all__ = [
     "Dose",
     "Measure",
     "MonitoredSession",
+    "Plan",
     "PredoseDecision",
     "Reading",
+    "SafetyConcern",
+    "StabilityAssessment",
     "select",
 ]
 
@@ -59,6 +62,21 @@ class Baseline(MonitoringTable, table=True):
     bp_diastolic: int
     heart_rate: int
     updated_at: datetime = Field(default_factory=utc_now)
+
+
+class Plan(MonitoringTable, table=True):
+    """A treatment plan as scheduling announced it (TreatmentPlanCreated): the route
+    every dose of its sessions must follow (MON-DOSE-3)."""
+
+    __tablename__ = "plans"
+
+    plan_id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(max_length=64)
+    route: str = Field(max_length=32)
+    protocol: str = Field(max_length=64)
+    prescriber_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utc_now)
 
 
 class MonitoredSession(MonitoringTable, table=True):
@@ -94,6 +112,8 @@ class MonitoredSession(MonitoringTable, table=True):
     bp_check_done: bool = False
     discharged_at: datetime | None = None
     discharged_by: str | None = None
+    # The clinician whose stability assessment signed the discharge.
+    signed_by: str | None = Field(default=None, max_length=64)
     observed_minutes: float | None = None
     # The rules' memory per metric group (domain.vitals.VitalsState).
     rule_state: dict[str, Any] = Field(
@@ -118,6 +138,14 @@ class Dose(MonitoringTable, table=True):
     device_number: int | None = None
     administered_at: datetime
     ends_at: datetime
+    # When the dose was charted (administered_at may be earlier, within the window).
+    charted_at: datetime | None = None
+    # Where `ends_at` came from: "charted" or "default" (a per-route default duration).
+    ends_at_source: str = Field(default="charted", max_length=16)
+    # SPR-PRE-7 classes (first dose of an esketamine session), SPR-PRE-3 answer.
+    concomitant_medications: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    nasal_medication_used: bool | None = None
+    nasal_medication_at: datetime | None = None
     recorded_by: str = Field(max_length=64)
     event_id: str = Field(max_length=36)
     created_at: datetime = Field(default_factory=utc_now)
@@ -140,6 +168,9 @@ class Reading(MonitoringTable, table=True):
     respiratory_rate: int | None = None
     sedation_moaas: int | None = None
     symptoms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # SPR-GOAL: coded dissociation assessment and an optional CADSS total.
+    dissociation: str | None = Field(default=None, max_length=16)
+    cadss_total: int | None = None
     source: str = Field(max_length=16)  # "http" or "device"
     event_id: str | None = Field(default=None, max_length=36)
     received_at: datetime = Field(default_factory=utc_now)
@@ -216,7 +247,55 @@ class Measure(MonitoringTable, table=True):
     change_pct: float | None = None
     response: bool
     remission: bool
+    # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
+    follow_up: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
     recorded_by: str = Field(max_length=64)
     administered_at: datetime
     recorded_at: datetime = Field(default_factory=utc_now)
     event_id: str = Field(max_length=36)
+
+
+class SafetyConcern(MonitoringTable, table=True):
+    """A SafetyConcernRaised monitoring published (MBC-1). One raised during a session
+    holds further doses of that session until a prescriber resolves it."""
+
+    __tablename__ = "safety_concerns"
+
+    concern_id: str = Field(primary_key=True, max_length=36)
+    patient_id: str = Field(index=True, max_length=64)
+    session_id: str | None = Field(default=None, index=True, max_length=64)
+    rule_id: str = Field(max_length=32)
+    source: str = Field(max_length=64)
+    value: float
+    severity: str = Field(max_length=16)
+    status: str = Field(default=OPEN, max_length=16)
+    raised_at: datetime = Field(default_factory=utc_now)
+    resolved_at: datetime | None = None
+    resolved_by: str | None = Field(default=None, max_length=64)
+    resolution: str | None = Field(default=None, max_length=64)
+    resolution_note: str | None = None  # free text: never leaves monitoring
+    event_id: str = Field(max_length=36)
+
+
+class StabilityAssessment(MonitoringTable, table=True):
+    """A clinician's documented assessment of clinical stability before discharge
+    (SPR-MON-3, SPR-DIS-1/2/3, KET-DIS-1/4/5): coded fields only; the author signs the
+    discharge. Only a role the site allows (default: prescriber) records one."""
+
+    __tablename__ = "stability_assessments"
+
+    assessment_id: str = Field(primary_key=True, max_length=36)
+    session_id: str = Field(foreign_key="monitored_sessions.session_id", index=True, max_length=64)
+    assessed_by: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    clinically_stable: bool
+    vital_signs_acceptable: bool
+    sedation_resolved: bool
+    dissociation_resolved: bool
+    respiratory_depression_resolved: bool
+    alert_and_oriented: bool
+    escort_confirmed: bool | None = None
+    aldrete_score: int | None = None
+    aldrete_pre_dose: int | None = None
+    ready_to_leave_minutes: int | None = None
+    assessed_at: datetime = Field(default_factory=utc_now)

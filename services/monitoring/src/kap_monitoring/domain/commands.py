@@ -19,14 +19,19 @@ from pydantic import (
     model_validator,
 )
 
-from kap_shared.events.enums import Agent, Instrument, Route
+from kap_shared.events.enums import (
+    Agent,
+    ConcomitantMedicationClass,
+    Dissociation,
+    Instrument,
+    Route,
+)
 from kap_shared.events.envelope import utc_now
 from kap_shared.events.monitoring import VITAL_METRICS
 
+from .dosing import CLOCK_SKEW
 from .rules import CRISIS_SYMPTOMS
 
-# Readings and doses may be charted late, never ahead of the clock (small skew allowed).
-CLOCK_SKEW = timedelta(seconds=5)
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
 Symptom = Literal[
@@ -72,6 +77,9 @@ class RecordVitals(Command):
     respiratory_rate: int | None = Field(default=None, ge=0, lt=100)
     sedation_moaas: StrictInt | None = Field(default=None, ge=0, le=5)
     symptoms: list[Symptom] = Field(default_factory=list, max_length=20)
+    # SPR-GOAL: coded dissociation/confusion assessment, optionally a CADSS total.
+    dissociation: Dissociation | None = None
+    cadss_total: StrictInt | None = Field(default=None, ge=0, le=92)
 
     _recorded_at_past = field_validator("recorded_at")(_not_in_future)
 
@@ -100,13 +108,23 @@ class RecordDose(Command):
     dose_mg: float = Field(gt=0, le=1000)
     # Esketamine: which device of the session (1..3, 28 mg each; SPR-ADM-1).
     device_number: StrictInt | None = Field(default=None, ge=1, le=3, validate_default=True)
-    # When it was given: defaults to now; may be charted late, never in the future.
+    # When it was given: defaults to now; may be charted late but only inside the
+    # session's monitoring window (MON-DOSE-2, 409). The charting time is kept apart.
     administered_at: AwareDatetime | None = None
-    # End of an infusion (KET-DIS-6 counts from the end of dosing); defaults to
-    # administered_at. Stays in monitoring (DoseAdministered has no such field).
-    ends_at: AwareDatetime | None = None
+    # End of dosing (KET-DIS-6 counts from it): required for an infusion; routes with a
+    # configured default duration may leave it out.
+    dosing_ended_at: AwareDatetime | None = None
+    lot_number: str | None = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
+    # SPR-PRE-7: classes taken (an empty list: asked, none); with the first device.
+    concomitant_medications: list[ConcomitantMedicationClass] | None = Field(
+        default=None, max_length=len(ConcomitantMedicationClass)
+    )
+    # SPR-PRE-3: with the first device: was a nasal corticosteroid/decongestant used today,
+    # and when.
+    nasal_medication_used: bool | None = None
+    nasal_medication_at: AwareDatetime | None = None
 
-    _administered_past = field_validator("administered_at")(_not_in_future)
+    _nasal_past = field_validator("nasal_medication_at")(_not_in_future)
 
     @field_validator("agent")
     @classmethod
@@ -118,7 +136,7 @@ class RecordDose(Command):
             raise ValueError("esketamine goes with route intranasal_esketamine, ketamine without")
         return agent
 
-    @field_validator("ends_at")
+    @field_validator("dosing_ended_at")
     @classmethod
     def _after_start(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
         if ends_at is None:
@@ -139,6 +157,47 @@ class RecordDose(Command):
         if agent is Agent.KETAMINE and device is not None:
             raise ValueError("only for esketamine")
         return device
+
+    @field_validator("concomitant_medications")
+    @classmethod
+    def _unique(
+        cls, classes: list[ConcomitantMedicationClass] | None
+    ) -> list[ConcomitantMedicationClass] | None:
+        if classes is not None and len(set(classes)) != len(classes):
+            raise ValueError("each class once")
+        return classes
+
+
+class AssessStability(Command):
+    """A clinician's documented assessment of clinical stability before discharge
+    (SPR-MON-3, SPR-DIS-1/2/3, SPR-GOAL, KET-DIS-1/4/5). Coded fields only."""
+
+    clinically_stable: bool
+    vital_signs_acceptable: bool  # SPR-DIS-2 "prior to treatment session completion"
+    sedation_resolved: bool
+    dissociation_resolved: bool
+    respiratory_depression_resolved: bool
+    alert_and_oriented: bool  # KET-DIS-4
+    escort_confirmed: bool | None = None  # KET-DIS-5 (ketamine)
+    aldrete_score: StrictInt | None = Field(default=None, ge=0, le=10)  # KET-DIS-1
+    aldrete_pre_dose: StrictInt | None = Field(default=None, ge=0, le=10)
+    # SPR-DIS-3: minutes from the first device until the patient would have been ready.
+    ready_to_leave_minutes: StrictInt | None = Field(default=None, ge=0, le=600)
+
+
+ConcernDecision = Literal[
+    "risk_assessed_continue",
+    "risk_assessed_stop_session",
+    "transferred_to_emergency_care",
+    "other",
+]
+
+
+class ResolveConcern(Command):
+    """A prescriber's coded decision on an in-session safety concern (MBC-1)."""
+
+    decision: ConcernDecision
+    note: str | None = Field(default=None, max_length=2000)
 
 
 # Coded so that nothing free-form can leave monitoring; the prescriber's own words

@@ -1,4 +1,5 @@
-"""Outcome measures (clinical rulebook 3.1, 3.3: MBC-1, MBC-3), pure.
+"""Outcome measures (clinical rulebook 3.1, 3.3: MBC-1..4, GAD-7 referral, PCL-5
+provisional diagnosis), pure.
 
 Scoring itself is the platform's (`kap_shared.clinical.instruments`), shared with
 intake so a baseline and a follow-up are scored the same way.
@@ -6,12 +7,22 @@ intake so a baseline and a follow-up are scored the same way.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kap_shared.clinical.instruments import Score
 from kap_shared.events.enums import Instrument
 
-from .rules import MonitoringRules
+from .rules import (
+    MBC_2,
+    MBC_4,
+    MBC_GAD7_REFER,
+    MBC_PCL5_PROVISIONAL,
+    MonitoringRules,
+)
+
+# PCL-5 DSM-5 clusters: B items 1-5, C 6-7, D 8-14, E 15-20 (0-based slices).
+PCL5_CLUSTERS = (slice(0, 5), slice(5, 7), slice(7, 14), slice(14, 20))
 
 
 @dataclass(frozen=True)
@@ -49,3 +60,39 @@ def outcome(score: Score, baseline_total: int | None, rules: MonitoringRules) ->
         response=response,
         remission=remission,
     )
+
+
+def pcl5_provisional(items: Sequence[int | None], rules: MonitoringRules) -> bool:
+    """MBC-PCL5-PROVISIONAL: each DSM-5 cluster has enough endorsed items (>= 2)."""
+    endorsed = [v is not None and v >= rules.pcl5_item_endorsed_at_least for v in items]
+    return all(
+        sum(endorsed[cluster]) >= minimum
+        for cluster, minimum in zip(PCL5_CLUSTERS, rules.pcl5_cluster_minimums, strict=True)
+    )
+
+
+def follow_ups(
+    instrument: Instrument,
+    total: int,
+    items: Sequence[int | None],
+    previous_total: int | None,
+    rules: MonitoringRules,
+) -> list[str]:
+    """The measure rules this result triggers (rule ids, in a stable order). `previous_total`
+    is the patient's previous score on the instrument (or the baseline)."""
+    found: list[str] = []
+    rise = total - previous_total if previous_total is not None else None
+    if instrument is Instrument.PHQ9 and (
+        total >= rules.mbc2_phq9_total_at_least
+        or (rise is not None and rise >= rules.mbc2_phq9_rise_at_least)
+    ):
+        found.append(MBC_2)
+    if (instrument is Instrument.GAD7 and total >= rules.mbc4_gad7_total_at_least) or (
+        instrument is Instrument.PCL5 and rise is not None and rise >= rules.mbc4_pcl5_rise_at_least
+    ):
+        found.append(MBC_4)
+    if instrument is Instrument.GAD7 and total >= rules.gad7_refer_at_least:
+        found.append(MBC_GAD7_REFER)
+    if instrument is Instrument.PCL5 and pcl5_provisional(items, rules):
+        found.append(MBC_PCL5_PROVISIONAL)
+    return found

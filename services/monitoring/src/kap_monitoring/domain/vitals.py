@@ -31,6 +31,7 @@ from kap_shared.events.enums import Severity
 from .rules import (
     KET_MON_BP,
     KET_MON_HR,
+    KET_MON_HR_LOW,
     KET_MON_RR,
     KET_MON_RR_SOFT,
     KET_MON_SED,
@@ -74,7 +75,7 @@ GROUP_METRICS: dict[Group, tuple[str, ...]] = {
 }
 GROUP_RULES: dict[Group, tuple[str, ...]] = {
     Group.BP: (KET_MON_BP,),
-    Group.HR: (KET_MON_HR,),
+    Group.HR: (KET_MON_HR, KET_MON_HR_LOW),
     Group.SPO2: (KET_MON_SPO2,),
     Group.RR: (KET_MON_RR, KET_MON_RR_SOFT),
     Group.SED: (KET_MON_SED, KET_MON_SED_SOFT),
@@ -99,6 +100,9 @@ class Reading:
     respiratory_rate: int | None = None
     sedation_moaas: int | None = None
     symptoms: tuple[str, ...] = ()
+    # SPR-GOAL: a coded dissociation assessment and an optional CADSS total.
+    dissociation: str | None = None
+    cadss_total: int | None = None
 
     def groups(self) -> tuple[Group, ...]:
         """The metric groups this reading has values for."""
@@ -146,6 +150,8 @@ class Prompt:
 Finding = Trigger | Clear | Prompt
 
 BP_RECHECK = "bp_recheck"
+HR_RECHECK = "hr_recheck"
+SPO2_RECHECK = "spo2_recheck"
 
 
 @dataclass(slots=True)
@@ -164,6 +170,13 @@ class VitalsState:
     spo2_run_t: int | None = None
     # Rules whose episode is in progress (their condition held and has not cleared).
     active: set[str] = field(default_factory=set)
+    # SPR-GOAL: the newest dissociation assessment (by recorded_at) and its CADSS total.
+    dissociation: str | None = None
+    dissociation_t: int | None = None
+    cadss_total: int | None = None
+    # Section 2.4 recheck prompts (HR > 110, SpO2 < 94): pending until then.
+    hr_recheck_until: int | None = None
+    spo2_recheck_until: int | None = None
 
     # -- persistence (a JSON column) -------------------------------------------------
 
@@ -176,6 +189,11 @@ class VitalsState:
             "hr_run_t": self.hr_run_t,
             "spo2_run_t": self.spo2_run_t,
             "active": sorted(self.active),
+            "dissociation": self.dissociation,
+            "dissociation_t": self.dissociation_t,
+            "cadss_total": self.cadss_total,
+            "hr_recheck_until": self.hr_recheck_until,
+            "spo2_recheck_until": self.spo2_recheck_until,
         }
 
     @classmethod
@@ -190,7 +208,21 @@ class VitalsState:
             hr_run_t=data.get("hr_run_t"),
             spo2_run_t=data.get("spo2_run_t"),
             active=set(data.get("active", ())),
+            dissociation=data.get("dissociation"),
+            dissociation_t=data.get("dissociation_t"),
+            cadss_total=data.get("cadss_total"),
+            hr_recheck_until=data.get("hr_recheck_until"),
+            spo2_recheck_until=data.get("spo2_recheck_until"),
         )
+
+    def assess_dissociation(self, reading: Reading) -> None:
+        """SPR-GOAL: keep the newest coded dissociation assessment (late ones are older)."""
+        if reading.dissociation is None:
+            return
+        if self.dissociation_t is None or reading.t >= self.dissociation_t:
+            self.dissociation = reading.dissociation
+            self.dissociation_t = reading.t
+            self.cadss_total = reading.cadss_total
 
     def newest(self, group: Group) -> int | None:
         times = [self.last_t[m] for m in GROUP_METRICS[group] if m in self.last_t]
@@ -212,9 +244,9 @@ class VitalsState:
         if group is Group.BP:
             self.bp_above_t, self.bp_recheck_until = other.bp_above_t, other.bp_recheck_until
         elif group is Group.HR:
-            self.hr_run_t = other.hr_run_t
+            self.hr_run_t, self.hr_recheck_until = other.hr_run_t, other.hr_recheck_until
         elif group is Group.SPO2:
-            self.spo2_run_t = other.spo2_run_t
+            self.spo2_run_t, self.spo2_recheck_until = other.spo2_run_t, other.spo2_recheck_until
         rules = GROUP_RULES[group]
         self.active = {r for r in self.active if r not in rules} | (other.active & set(rules))
 
@@ -317,10 +349,44 @@ def _step_bp(
     return out
 
 
-def _step_hr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
+def _recheck(
+    state: VitalsState, r: Reading, kind: str, attr: str, after: int, prompts: bool
+) -> list[Finding]:
+    """A section 2.4 soft-limit prompt, at most one pending at a time per kind."""
+    pending: int | None = getattr(state, attr)
+    if pending is not None and r.t < pending:
+        return []
+    due = r.t + after * US
+    setattr(state, attr, due)
+    return [Prompt(kind, r.t, due, r.reading_id)] if prompts else []
+
+
+def _step_hr(
+    state: VitalsState, r: Reading, rules: MonitoringRules, prompts: bool
+) -> list[Finding]:
     hr = r.heart_rate
     assert hr is not None
     state.last_t["heart_rate"], state.latest["heart_rate"] = r.t, hr
+    out: list[Finding] = []
+    low = rules.hr_critical_below
+    if hr < low and KET_MON_HR_LOW not in state.active:
+        state.active.add(KET_MON_HR_LOW)
+        out.append(
+            Trigger(
+                KET_MON_HR_LOW,
+                Severity.CRITICAL,
+                "heart_rate",
+                float(hr),
+                float(low),
+                f"Heart rate {hr}/min below {low}/min (KET-MON-HR-LOW). Assess the patient "
+                "and notify the prescriber now.",
+                r.t,
+                r.reading_id,
+            )
+        )
+    elif hr >= low and KET_MON_HR_LOW in state.active:
+        state.active.discard(KET_MON_HR_LOW)
+        out.append(Clear(KET_MON_HR_LOW, r.t, r.reading_id))
     limit = rules.hr_critical_above
     if hr > limit:
         if state.hr_run_t is None:
@@ -328,7 +394,7 @@ def _step_hr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) ->
         sustained = rules.hr_sustained_seconds
         if KET_MON_HR not in state.active and r.t - state.hr_run_t >= sustained * US:
             state.active.add(KET_MON_HR)
-            return [
+            out.append(
                 Trigger(
                     KET_MON_HR,
                     Severity.CRITICAL,
@@ -340,26 +406,41 @@ def _step_hr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) ->
                     r.t,
                     r.reading_id,
                 )
-            ]
-        return []
-    state.hr_run_t = None
-    if KET_MON_HR in state.active:
-        state.active.discard(KET_MON_HR)
-        return [Clear(KET_MON_HR, r.t, r.reading_id)]
-    return []
+            )
+    else:
+        state.hr_run_t = None
+        if KET_MON_HR in state.active:
+            state.active.discard(KET_MON_HR)
+            out.append(Clear(KET_MON_HR, r.t, r.reading_id))
+    # Section 2.4: "HR > 110 -> recheck" while no HR alert is open.
+    if hr > rules.hr_recheck_above and KET_MON_HR not in state.active:
+        out.extend(
+            _recheck(state, r, HR_RECHECK, "hr_recheck_until", rules.recheck_after_seconds, prompts)
+        )
+    return out
 
 
-def _step_spo2(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
+def _step_spo2(
+    state: VitalsState, r: Reading, rules: MonitoringRules, prompts: bool
+) -> list[Finding]:
     spo2 = r.spo2
     assert spo2 is not None
     state.last_t["spo2"], state.latest["spo2"] = r.t, spo2
+    out: list[Finding] = []
     if spo2 < rules.spo2_sustained_below:
         if state.spo2_run_t is None:
             state.spo2_run_t = r.t
-        if KET_MON_SPO2 in state.active:
-            return []
         sustained = rules.spo2_sustained_seconds
-        if spo2 < rules.spo2_critical_below:
+        threshold: float | None = None
+        if KET_MON_SPO2 in state.active:
+            pass
+        elif spo2 < rules.spo2_sentinel_below:
+            threshold = rules.spo2_sentinel_below
+            message = (
+                f"SpO2 {_num(spo2)} % below {_num(threshold)} %: a sentinel event "
+                "(KET-MON-SPO2). Stop dosing, give oxygen, emergency pathway now."
+            )
+        elif spo2 < rules.spo2_critical_below:
             threshold = rules.spo2_critical_below
             message = (
                 f"SpO2 {_num(spo2)} % below {_num(threshold)} % (KET-MON-SPO2). Stop dosing, "
@@ -371,26 +452,33 @@ def _step_spo2(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) 
                 f"SpO2 below {_num(threshold)} % for {_minutes(sustained)} (now {_num(spo2)} %) "
                 "(KET-MON-SPO2). Stimulate the patient, give oxygen and notify the prescriber now."
             )
-        else:
-            return []
-        state.active.add(KET_MON_SPO2)
-        return [
-            Trigger(
-                KET_MON_SPO2,
-                Severity.CRITICAL,
-                "spo2",
-                float(spo2),
-                float(threshold),
-                message,
-                r.t,
-                r.reading_id,
+        if threshold is not None:
+            state.active.add(KET_MON_SPO2)
+            out.append(
+                Trigger(
+                    KET_MON_SPO2,
+                    Severity.CRITICAL,
+                    "spo2",
+                    float(spo2),
+                    float(threshold),
+                    message,
+                    r.t,
+                    r.reading_id,
+                )
             )
-        ]
-    state.spo2_run_t = None
-    if KET_MON_SPO2 in state.active:
-        state.active.discard(KET_MON_SPO2)
-        return [Clear(KET_MON_SPO2, r.t, r.reading_id)]
-    return []
+    else:
+        state.spo2_run_t = None
+        if KET_MON_SPO2 in state.active:
+            state.active.discard(KET_MON_SPO2)
+            out.append(Clear(KET_MON_SPO2, r.t, r.reading_id))
+    # Section 2.4: "SpO2 < 94 % -> stimulate, recheck" (91 % for 30 s is a recheck).
+    if spo2 < rules.spo2_recheck_below and KET_MON_SPO2 not in state.active:
+        out.extend(
+            _recheck(
+                state, r, SPO2_RECHECK, "spo2_recheck_until", rules.recheck_after_seconds, prompts
+            )
+        )
+    return out
 
 
 def _step_rr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:

@@ -1,7 +1,7 @@
 """Events monitoring reacts to (its consumer group is `monitoring`).
 
 One event at a time, through the platform's inbox-guarded consumer: baselines from
-intake, sessions from scheduling. The high-volume vitals topic has its own batch
+intake, plans and sessions from scheduling. The high-volume vitals topic has its own batch
 consumer (`vitals_batch`).
 """
 
@@ -13,6 +13,7 @@ from kap_shared.events import (
     SessionCheckedIn,
     SessionRescheduled,
     SessionScheduled,
+    TreatmentPlanCreated,
 )
 from kap_shared.messaging.consumer import EventHandler
 
@@ -22,10 +23,12 @@ from ..handlers.sessions import (
     on_session_checked_in,
     on_session_rescheduled,
     on_session_scheduled,
+    on_treatment_plan_created,
 )
 
 HANDLERS: dict[type, EventHandler] = {
     PatientScreened: on_patient_screened,
+    TreatmentPlanCreated: on_treatment_plan_created,
     SessionScheduled: on_session_scheduled,
     SessionRescheduled: on_session_rescheduled,
     SessionCheckedIn: on_session_checked_in,

@@ -150,6 +150,8 @@ def decode(records: Sequence[Record]) -> tuple[list[Incoming], list[DeadLetter]]
                     data.respiratory_rate,
                     data.sedation_moaas,
                     tuple(data.symptoms),
+                    data.dissociation.value if data.dissociation is not None else None,
+                    data.cadss_total,
                 ),
                 data.recorded_at,
                 data.session_id,

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
 from kap_shared.auth import Principal
 from kap_shared.events import DischargeCleared, DoseAdministered, VitalsRecorded, new_id
-from kap_shared.events.enums import Route, Severity
+from kap_shared.events.enums import Agent, Dissociation, Route, Severity
 from kap_shared.events.envelope import as_utc, utc_now
 from kap_shared.events.monitoring import (
     DischargeClearedData,
@@ -25,24 +25,30 @@ from ..adapters import store
 from ..adapters.tables import (
     DISCHARGED,
     OPEN,
+    RESOLVED,
     Alert,
+    Baseline,
     Dose,
     MonitoredSession,
+    Plan,
     PredoseDecision,
     Reading,
+    SafetyConcern,
+    StabilityAssessment,
 )
-from ..domain import discharge
-from ..domain.commands import DecidePredose, RecordDose, RecordVitals, ResolveAlert
-from ..domain.rules import (
-    MON_ALERT_1,
-    MON_DOSE_1,
-    MON_WINDOW_1,
-    SPR_PRE_4,
-    SPR_PRE_5,
-    MonitoringRules,
+from ..domain import discharge, dosing
+from ..domain.commands import (
+    AssessStability,
+    DecidePredose,
+    RecordDose,
+    RecordVitals,
+    ResolveAlert,
+    ResolveConcern,
 )
-from ..domain.vitals import Group, VitalsState, from_micros, micros
+from ..domain.gates import Blocker
+from ..domain.rules import MON_ALERT_1, MON_WINDOW_1, SPR_PRE_5, MonitoringRules
 from ..domain.vitals import Reading as DomainReading
+from ..domain.vitals import VitalsState, from_micros, micros
 from .alerts import DISCHARGED as RESOLVED_AT_DISCHARGE
 from .alerts import PREDOSE_DECISION, envelope_fields, resolve_alert
 from .observations import cancel_bp_check, plan_bp_check
@@ -95,6 +101,8 @@ async def record_vitals(
             respiratory_rate=cmd.respiratory_rate,
             sedation_moaas=cmd.sedation_moaas,
             symptoms=list(cmd.symptoms),
+            dissociation=cmd.dissociation,
+            cadss_total=cmd.cadss_total,
         ),
     )
     reading = DomainReading(
@@ -107,6 +115,8 @@ async def record_vitals(
         respiratory_rate=cmd.respiratory_rate,
         sedation_moaas=cmd.sedation_moaas,
         symptoms=tuple(cmd.symptoms),
+        dissociation=cmd.dissociation.value if cmd.dissociation is not None else None,
+        cadss_total=cmd.cadss_total,
     )
     item = Incoming(reading, recorded_at, row.session_id, "http", str(event.event_id))
     # The reading's own event first: what it triggers follows it in the outbox.
@@ -129,6 +139,77 @@ async def record_vitals(
 # -- doses -------------------------------------------------------------------------------------
 
 
+async def dose_facts(
+    uow: UnitOfWork, row: MonitoredSession, administered_at: datetime
+) -> dosing.DoseFacts:
+    """What the dose gates need to know, read in the dose's unit of work."""
+    db = uow.session
+    plan = await db.get(Plan, row.plan_id)
+    # The plan decides; a plan monitoring has not seen falls back to the route the
+    # patient was screened for (the plan is made from it); neither: refused.
+    baseline = await db.get(Baseline, row.patient_id) if plan is None else None
+    route = plan.route if plan is not None else baseline.route if baseline is not None else None
+    devices = await db.exec(
+        select(Dose.device_number, Dose.administered_at)
+        .where(Dose.session_id == row.session_id)
+        .where(col(Dose.device_number).is_not(None))
+    )
+    bp_before = await db.exec(
+        select(Reading.reading_id)
+        .where(Reading.session_id == row.session_id)
+        .where(col(Reading.bp_systolic).is_not(None))
+        .where(col(Reading.recorded_at) <= administered_at)
+        .limit(1)
+    )
+    critical = await db.exec(
+        select(Alert.alert_id, Alert.rule_id)
+        .where(Alert.session_id == row.session_id)
+        .where(Alert.status == OPEN)
+        .where(Alert.severity == Severity.CRITICAL.value)
+        .order_by(col(Alert.raised_at))
+    )
+    concerns = await db.exec(
+        select(SafetyConcern.concern_id, SafetyConcern.rule_id)
+        .where(SafetyConcern.session_id == row.session_id)
+        .where(SafetyConcern.status == OPEN)
+        .order_by(col(SafetyConcern.raised_at))
+    )
+    # SPR-ADM-3: monitoring knows earlier sessions from its own doses.
+    totals = await db.exec(
+        select(Dose.session_id, func.sum(Dose.dose_mg))
+        .join(MonitoredSession, col(MonitoredSession.session_id) == col(Dose.session_id))
+        .where(MonitoredSession.patient_id == row.patient_id)
+        .where(Dose.session_id != row.session_id)
+        .where(Dose.agent == Agent.ESKETAMINE.value)
+        .where(col(Dose.administered_at) < administered_at)
+        .group_by(col(Dose.session_id))
+    )
+    return dosing.DoseFacts(
+        checked_in_at=as_utc(row.checked_in_at) if row.checked_in_at else None,
+        plan_route=Route(route) if route is not None else None,
+        session_agent=Agent(row.agent) if row.agent else None,
+        devices={n: as_utc(at) for n, at in devices if n is not None},
+        first_dose_at=as_utc(row.first_dose_at) if row.first_dose_at else None,
+        predose_decision_pending=row.predose_decision_pending,
+        predose_decision=row.predose_decision,
+        bp_before_dose=bp_before.first() is not None,
+        open_critical=[(a, r) for a, r in critical],
+        open_concerns=[(c, r) for c, r in concerns],
+        earlier_session_max_mg=max((float(t or 0) for _, t in totals), default=0.0),
+    )
+
+
+def refuse(found: list[Blocker]) -> None:
+    """409 naming the first rule; every blocker (with what clears it) in the details."""
+    if found:
+        first = found[0]
+        raise RuleViolation(
+            first.rule_id,
+            f"{first.message}. To clear: {first.clear}",
+            {"blockers": [b.as_dict() for b in found]},
+        )
+
+
 async def record_dose(
     uow: UnitOfWork,
     row: MonitoredSession,
@@ -140,40 +221,21 @@ async def record_dose(
 ) -> Dose:
     require_open(row)
     now = clock()
-    administered_at = cmd.administered_at or now
-    if row.agent is not None and row.agent != cmd.agent.value:
-        raise RuleViolation(
-            MON_DOSE_1, f"this session's doses are {row.agent}; a session has one agent"
-        )
-    if cmd.device_number is not None:
-        taken = await uow.session.exec(
-            select(Dose.dose_id)
-            .where(Dose.session_id == row.session_id)
-            .where(Dose.device_number == cmd.device_number)
-        )
-        if taken.first() is not None:
-            raise RuleViolation(
-                MON_DOSE_1, f"esketamine device {cmd.device_number} is already recorded"
-            )
-    if row.predose_decision_pending:
-        raise RuleViolation(
-            SPR_PRE_5,
-            "pre-dose blood pressure is above the limit: a prescriber must document "
-            "proceed or defer before dosing",
-        )
-    if row.predose_decision == "defer" and row.first_dose_at is None:
-        raise RuleViolation(SPR_PRE_5, "the prescriber deferred dosing for this session")
-    if rules.predose_bp_required and row.first_dose_at is None:
-        before = await uow.session.exec(
-            select(Reading.reading_id)
-            .where(Reading.session_id == row.session_id)
-            .where(col(Reading.bp_systolic).is_not(None))
-            .where(col(Reading.recorded_at) <= administered_at)
-            .limit(1)
-        )
-        if before.first() is None:
-            raise RuleViolation(SPR_PRE_4, "record a blood pressure before the first dose")
-    ends_at = cmd.ends_at or administered_at
+    request = dosing.DoseRequest(
+        agent=cmd.agent,
+        route=cmd.route,
+        dose_mg=cmd.dose_mg,
+        device_number=cmd.device_number,
+        administered_at=cmd.administered_at or now,
+        dosing_ended_at=cmd.dosing_ended_at,
+        concomitant_medications=cmd.concomitant_medications,
+        nasal_medication_used=cmd.nasal_medication_used,
+        nasal_medication_at=cmd.nasal_medication_at,
+    )
+    administered_at = request.administered_at
+    refuse(dosing.dose_blockers(request, await dose_facts(uow, row, administered_at), rules, now))
+    ends_at, ends_source = dosing.dosing_end(request, rules)
+    assert ends_at is not None  # KET-DIS-6 refused a dose without an end
     event = DoseAdministered(
         **envelope_fields(row, None),
         occurred_at=now,
@@ -184,6 +246,10 @@ async def record_dose(
             agent=cmd.agent,
             dose_mg=cmd.dose_mg,
             device_number=cmd.device_number,
+            lot_number=cmd.lot_number,
+            charted_at=now,
+            dosing_ended_at=ends_at if cmd.agent is Agent.KETAMINE else None,
+            concomitant_medications=cmd.concomitant_medications,
         ),
     )
     dose = Dose(
@@ -195,6 +261,15 @@ async def record_dose(
         device_number=cmd.device_number,
         administered_at=administered_at,
         ends_at=ends_at,
+        charted_at=now,
+        ends_at_source=ends_source,
+        concomitant_medications=(
+            [c.value for c in cmd.concomitant_medications]
+            if cmd.concomitant_medications is not None
+            else None
+        ),
+        nasal_medication_used=cmd.nasal_medication_used,
+        nasal_medication_at=cmd.nasal_medication_at,
         recorded_by=recorded_by.sub,
         event_id=str(event.event_id),
     )
@@ -298,6 +373,17 @@ async def resolve_by_prescriber(
 # -- discharge -------------------------------------------------------------------------------------
 
 
+async def latest_assessment(uow: UnitOfWork, session_id: str) -> StabilityAssessment | None:
+    return (
+        await uow.session.exec(
+            select(StabilityAssessment)
+            .where(StabilityAssessment.session_id == session_id)
+            .order_by(col(StabilityAssessment.assessed_at).desc())
+            .limit(1)
+        )
+    ).first()
+
+
 async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.DischargeFacts:
     critical = await uow.session.exec(
         select(Alert.rule_id)
@@ -306,10 +392,20 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
         .where(Alert.severity == Severity.CRITICAL.value)
     )
     state = VitalsState.from_json(row.rule_state)
-    bp_t = state.newest(Group.BP)
     baseline_bp = (
         (row.baseline_bp_systolic, row.baseline_bp_diastolic)
         if row.baseline_bp_systolic is not None and row.baseline_bp_diastolic is not None
+        else None
+    )
+    signed = await latest_assessment(uow, row.session_id)
+    assessment = (
+        discharge.Assessment(
+            **signed.model_dump(
+                include=set(discharge.Assessment.__dataclass_fields__) - {"assessed_at"}
+            ),
+            assessed_at=as_utc(signed.assessed_at),
+        )
+        if signed is not None
         else None
     )
     return discharge.DischargeFacts(
@@ -318,10 +414,50 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
         dosing_end_at=as_utc(row.dosing_end_at) if row.dosing_end_at else None,
         open_critical=list(critical),
         latest=state.latest,
-        latest_bp_at=from_micros(bp_t) if bp_t is not None else None,
+        latest_at={metric: from_micros(t) for metric, t in state.last_t.items()},
+        dissociation=Dissociation(state.dissociation) if state.dissociation else None,
+        dissociation_at=(
+            from_micros(state.dissociation_t) if state.dissociation_t is not None else None
+        ),
+        cadss_total=state.cadss_total,
         baseline_bp=baseline_bp,
         baseline_hr=row.baseline_heart_rate,
+        assessment=assessment,
     )
+
+
+async def assess_stability(
+    uow: UnitOfWork,
+    row: MonitoredSession,
+    cmd: AssessStability,
+    rules: MonitoringRules,
+    by: Principal,
+    *,
+    clock: Clock = utc_now,
+) -> StabilityAssessment:
+    """A clinician documents the stability assessment that signs the discharge. Only a
+    role the site allows may sign (default: prescriber; the REMS asks for one onsite)."""
+    require_open(row)
+    if by.role not in rules.discharge_signer_roles:
+        route = Route(row.route) if row.route else None
+        signers = ", ".join(sorted(r.value for r in rules.discharge_signer_roles))
+        raise RuleViolation(
+            discharge.signer_rule(route),
+            f"a {by.role.value} cannot sign the stability assessment at this site. "
+            f"To clear: a {signers} documents it",
+            {"signer_roles": sorted(r.value for r in rules.discharge_signer_roles)},
+        )
+    assessment = StabilityAssessment(
+        assessment_id=new_id(),
+        session_id=row.session_id,
+        assessed_by=by.sub,
+        role=by.role.value,
+        assessed_at=clock(),
+        **cmd.model_dump(),
+    )
+    uow.session.add(assessment)
+    await uow.commit()
+    return assessment
 
 
 async def discharge_session(
@@ -333,21 +469,19 @@ async def discharge_session(
     clock: Clock = utc_now,
 ) -> MonitoredSession:
     """Discharge when every criterion holds: 409 naming the first failing rule (all of
-    them in `details`) otherwise. Emits DischargeCleared and closes the window."""
+    them, each with what clears it, in `details`) otherwise. Emits DischargeCleared
+    signed by the assessment's author and closes the window."""
     require_open(row)
     now = clock()
     facts = await discharge_facts(uow, row)
-    failing = discharge.blockers(facts, rules, now)
-    if failing:
-        first = failing[0]
-        raise RuleViolation(
-            first.rule_id, first.message, {"blockers": [b.as_dict() for b in failing]}
-        )
+    refuse(discharge.blockers(facts, rules, now))
     assert facts.first_dose_at is not None  # no MON-DIS-1 blocker
+    assert facts.assessment is not None  # no SPR-DIS-1 / MON-DIS-3 blocker
     observed = round(discharge.observed_minutes(facts.first_dose_at, now), 1)
     row.status = DISCHARGED
     row.discharged_at = now
     row.discharged_by = by.sub
+    row.signed_by = facts.assessment.assessed_by
     row.observed_minutes = observed
     row.updated_at = now
     uow.session.add(row)
@@ -364,8 +498,38 @@ async def discharge_session(
                 first_dose_at=facts.first_dose_at,
                 cleared_at=now,
                 observed_minutes=observed,
+                signed_by=facts.assessment.assessed_by,
             ),
         )
     )
     await uow.commit()
     return row
+
+
+# -- in-session safety concerns (MBC-1) --------------------------------------------------------
+
+
+async def resolve_concern(
+    uow: UnitOfWork,
+    row: MonitoredSession,
+    concern_id: str,
+    cmd: ResolveConcern,
+    prescriber: Principal,
+    *,
+    clock: Clock = utc_now,
+) -> SafetyConcern:
+    """A prescriber's coded decision on a safety concern raised in this session; it
+    lifts the dosing hold of the session (scheduling keeps its own hold)."""
+    concern = await uow.session.get(SafetyConcern, concern_id)
+    if concern is None or concern.session_id != row.session_id:
+        raise NotFound("safety concern", concern_id)
+    if concern.status != OPEN:
+        raise RuleViolation(MON_ALERT_1, f"safety concern {concern_id} is already resolved")
+    concern.status = RESOLVED
+    concern.resolved_at = clock()
+    concern.resolved_by = prescriber.sub
+    concern.resolution = cmd.decision
+    concern.resolution_note = cmd.note
+    uow.session.add(concern)
+    await uow.commit()
+    return concern

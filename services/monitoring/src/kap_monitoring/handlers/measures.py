@@ -1,5 +1,6 @@
-"""Outcome measures: score, compare with the screening baseline (MBC-3) and raise a
-safety concern on PHQ-9 item 9 (MBC-1), in one unit of work."""
+"""Outcome measures: score, compare with the screening baseline (MBC-3), name the
+follow-ups the result asks for (MBC-2, MBC-4, GAD-7 referral, PCL-5 provisional
+diagnosis) and raise a safety concern on PHQ-9 item 9 (MBC-1), in one unit of work."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from kap_shared.events.monitoring import OutcomeRecordedData, SafetyConcernRaise
 from kap_shared.http.errors import InvalidField, NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
-from ..adapters.tables import Baseline, Measure, MonitoredSession
+from ..adapters.tables import Baseline, Measure, MonitoredSession, SafetyConcern
 from ..domain.commands import RecordMeasure
-from ..domain.outcomes import Outcome, outcome
-from ..domain.rules import MonitoringRules
+from ..domain.outcomes import Outcome, follow_ups, outcome
+from ..domain.rules import MBC_1, MonitoringRules
 from .alerts import PRODUCER
 
 # MBC-1's source, as the contract names it.
@@ -86,7 +87,31 @@ async def record_measure(
         scored = score(cmd.instrument, list(cmd.items), "items")
     except ScoringError as exc:
         raise InvalidField(exc.field, exc.message) from exc
-    result = outcome(scored, _baseline_total(patient.baseline, cmd.instrument), rules)
+    if cmd.session_id is not None:
+        # A measure taken in a session can hold that session's doses (MBC-1): it must
+        # be this patient's session.
+        session = await uow.session.get(MonitoredSession, cmd.session_id)
+        if session is None or session.patient_id != patient.patient_id:
+            raise InvalidField("session_id", "not a session of this patient")
+    baseline_total = _baseline_total(patient.baseline, cmd.instrument)
+    result = outcome(scored, baseline_total, rules)
+    previous = (
+        await uow.session.exec(
+            select(Measure.total)
+            .where(Measure.patient_id == patient.patient_id)
+            .where(Measure.instrument == cmd.instrument.value)
+            .order_by(col(Measure.administered_at).desc())
+            .limit(1)
+        )
+    ).first()
+    # MBC-2 / MBC-4 compare with the previous score (the baseline before any follow-up).
+    follow_up = follow_ups(
+        cmd.instrument,
+        result.total,
+        list(cmd.items),
+        previous if previous is not None else baseline_total,
+        rules,
+    )
     now = clock()
     envelope = {
         "producer": PRODUCER,
@@ -105,6 +130,7 @@ async def record_measure(
             change_pct=result.change_pct,
             response=result.response,
             remission=result.remission,
+            follow_up=follow_up,
         ),
     )
     measure = Measure(
@@ -120,6 +146,7 @@ async def record_measure(
         change_pct=result.change_pct,
         response=result.response,
         remission=result.remission,
+        follow_up=follow_up,
         recorded_by=recorded_by.sub,
         administered_at=cmd.administered_at or now,
         event_id=str(recorded.event_id),
@@ -133,14 +160,28 @@ async def record_measure(
         concern = rules.mbc1_severity(item9)
         if concern is not None:
             # MBC-1: whatever the total. Caused by the measure, so the chain is followable.
-            uow.publish(
-                SafetyConcernRaised(
-                    **envelope,
-                    causation_id=str(recorded.event_id),
-                    data=SafetyConcernRaisedData(
-                        source=PHQ9_ITEM9, value=item9, severity=concern, rule_id="MBC-1"
-                    ),
+            raised = SafetyConcernRaised(
+                **envelope,
+                causation_id=str(recorded.event_id),
+                data=SafetyConcernRaisedData(
+                    source=PHQ9_ITEM9, value=item9, severity=concern, rule_id=MBC_1
+                ),
+            )
+            # Raised during a session: that session's doses are held until a prescriber
+            # resolves it (POST /sessions/{id}/safety-concerns/{concern_id}/resolve).
+            uow.session.add(
+                SafetyConcern(
+                    concern_id=new_id(),
+                    patient_id=patient.patient_id,
+                    session_id=cmd.session_id,
+                    rule_id=MBC_1,
+                    source=PHQ9_ITEM9,
+                    value=item9,
+                    severity=concern.value,
+                    raised_at=now,
+                    event_id=str(raised.event_id),
                 )
             )
+            uow.publish(raised)
     await uow.commit()
     return MeasureResult(measure, result, concern)

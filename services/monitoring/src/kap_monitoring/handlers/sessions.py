@@ -13,18 +13,47 @@ from kap_shared.events import (
     SessionCheckedIn,
     SessionRescheduled,
     SessionScheduled,
+    TreatmentPlanCreated,
 )
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters import store
-from ..adapters.tables import CANCELLED, CHECKED_IN, DISCHARGED, Baseline, MonitoredSession
+from ..adapters.tables import (
+    CANCELLED,
+    CHECKED_IN,
+    DISCHARGED,
+    Baseline,
+    MonitoredSession,
+    Plan,
+)
 from .observations import cancel_bp_check
 
 
-async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
+async def on_treatment_plan_created(event: TreatmentPlanCreated, uow: UnitOfWork) -> None:
+    """The plan's route: every dose of its sessions must follow it (MON-DOSE-3)."""
     data = event.data
-    baseline = await uow.session.get(Baseline, event.patient_id) or Baseline(
+    if await uow.session.get(Plan, data.plan_id) is not None:
+        return  # a repeated announcement changes nothing
+    uow.session.add(
+        Plan(
+            plan_id=data.plan_id,
+            patient_id=event.patient_id,
+            site_id=event.site_id,
+            route=data.route.value,
+            protocol=data.protocol,
+            prescriber_id=data.prescriber_id,
+        )
+    )
+
+
+async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
+    """The baseline: vitals follow the latest screening; the measure totals are the
+    pre-treatment ones (MBC-3 compares with the first baseline, so a re-screening
+    does not overwrite them)."""
+    data = event.data
+    existing = await uow.session.get(Baseline, event.patient_id)
+    baseline = existing or Baseline(
         patient_id=event.patient_id,
         site_id=event.site_id,
         screening_id=data.screening_id,
@@ -41,7 +70,10 @@ async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
             "correlation_id": event.correlation_id,
             "screening_id": data.screening_id,
             "route": data.route.value,
-            **data.baseline.model_dump(exclude={"phq9_item9"}),
+            **data.baseline.model_dump(
+                exclude={"phq9_item9"}
+                | ({"phq9_total", "gad7_total", "pcl5_total"} if existing is not None else set())
+            ),
             "updated_at": event.occurred_at,
         }
     )

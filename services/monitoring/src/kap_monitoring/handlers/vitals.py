@@ -280,6 +280,7 @@ class _SessionWork:
                     await self._apply(finding)
             if reading.symptoms:
                 self._crisis(item)
+            state.assess_dissociation(reading)
         if late:
             await self._replay(sorted(late), [i.reading for i in items])
         if bp:

@@ -1,0 +1,320 @@
+"""What monitoring's endpoints answer: response models and the queries that build
+them (the routes stay thin). `session_view` is the nurse's and prescriber's view of
+a monitoring window: doses with both clocks (given / charted), decisions, latest
+values, open alerts and safety concerns, and every discharge blocker with its rule
+id and what would clear it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from kap_shared.messaging.unit_of_work import UnitOfWork
+
+from ..adapters import store
+from ..adapters.tables import (
+    CHECKED_IN,
+    OPEN,
+    Alert,
+    Dose,
+    MonitoredSession,
+    PredoseDecision,
+    SafetyConcern,
+    StabilityAssessment,
+)
+from ..domain import discharge
+from ..domain.rules import MonitoringRules
+from ..domain.vitals import GROUP_METRICS, VitalsState, from_micros
+from . import commands
+from .measures import MeasureResult
+from .vitals import IngestResult
+
+
+class AlertView(BaseModel):
+    alert_id: str
+    session_id: str
+    rule_id: str
+    severity: str
+    metric: str
+    value: float
+    threshold: float
+    message: str
+    status: str
+    raised_at: datetime
+    triggered_at: datetime
+    episode_end_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertView:
+        return cls(**alert.model_dump(exclude={"resolution_note"}))
+
+
+class ObservationView(BaseModel):
+    kind: str
+    due_at: datetime
+
+
+class VitalsResult(BaseModel):
+    reading_id: str
+    session_id: str
+    recorded_at: datetime
+    # True when this reading_id was already recorded: nothing happened a second time.
+    duplicate: bool
+    alerts: list[AlertView]
+    resolved_alert_ids: list[str]
+    observations: list[ObservationView]
+
+    @classmethod
+    def of(
+        cls, session_id: str, reading_id: str, recorded_at: datetime, result: IngestResult
+    ) -> VitalsResult:
+        return cls(
+            reading_id=reading_id,
+            session_id=session_id,
+            recorded_at=recorded_at,
+            duplicate=bool(result.duplicates),
+            alerts=[AlertView.of(a) for a in result.raised],
+            resolved_alert_ids=[a.alert_id for a in result.resolved],
+            observations=[ObservationView(kind=k, due_at=d) for k, d in result.prompts],
+        )
+
+
+class DoseView(BaseModel):
+    dose_id: str
+    session_id: str
+    agent: str
+    route: str
+    dose_mg: float
+    device_number: int | None
+    # When it was given and when it was charted: two clocks, both shown.
+    administered_at: datetime
+    charted_at: datetime | None
+    # End of dosing (KET-DIS-6) and where it came from: charted, default, device.
+    dosing_ended_at: datetime
+    dosing_ended_source: str
+    concomitant_medications: list[str] | None
+    nasal_medication_used: bool | None
+    nasal_medication_at: datetime | None
+    recorded_by: str
+
+    @classmethod
+    def of(cls, dose: Dose) -> DoseView:
+        return cls(
+            **dose.model_dump(exclude={"ends_at", "ends_at_source", "event_id", "created_at"}),
+            dosing_ended_at=dose.ends_at,
+            dosing_ended_source=dose.ends_at_source,
+        )
+
+
+class DecisionView(BaseModel):
+    decision_id: str
+    session_id: str
+    decision: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+
+    @classmethod
+    def of(cls, decision: PredoseDecision) -> DecisionView:
+        return cls(**decision.model_dump(exclude={"note"}))
+
+
+class AssessmentView(BaseModel):
+    assessment_id: str
+    session_id: str
+    assessed_by: str
+    role: str
+    assessed_at: datetime
+    clinically_stable: bool
+    vital_signs_acceptable: bool
+    sedation_resolved: bool
+    dissociation_resolved: bool
+    respiratory_depression_resolved: bool
+    alert_and_oriented: bool
+    escort_confirmed: bool | None
+    aldrete_score: int | None
+    aldrete_pre_dose: int | None
+    ready_to_leave_minutes: int | None
+
+    @classmethod
+    def of(cls, assessment: StabilityAssessment) -> AssessmentView:
+        return cls(**assessment.model_dump())
+
+
+class ConcernView(BaseModel):
+    concern_id: str
+    patient_id: str
+    session_id: str | None
+    rule_id: str
+    source: str
+    value: float
+    severity: str
+    status: str
+    raised_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+
+    @classmethod
+    def of(cls, concern: SafetyConcern) -> ConcernView:
+        return cls(**concern.model_dump(exclude={"resolution_note", "event_id"}))
+
+
+class DischargeView(BaseModel):
+    session_id: str
+    status: str
+    first_dose_at: datetime | None
+    cleared_at: datetime | None
+    observed_minutes: float | None
+    signed_by: str | None
+    discharged_by: str | None
+
+    @classmethod
+    def of(cls, row: MonitoredSession) -> DischargeView:
+        return cls(
+            session_id=row.session_id,
+            status=row.status,
+            first_dose_at=row.first_dose_at,
+            cleared_at=row.discharged_at,
+            observed_minutes=row.observed_minutes,
+            signed_by=row.signed_by,
+            discharged_by=row.discharged_by,
+        )
+
+
+class LatestValue(BaseModel):
+    value: float
+    recorded_at: datetime
+
+
+class DissociationView(BaseModel):
+    value: str
+    cadss_total: int | None
+    recorded_at: datetime
+
+
+class DischargeReadiness(BaseModel):
+    allowed: bool
+    # Each: rule_id, message, clear (what would clear it) and details.
+    blockers: list[dict[str, Any]]
+
+
+class SessionView(BaseModel):
+    session_id: str
+    patient_id: str
+    site_id: str
+    plan_id: str
+    phase: str
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    checked_in_at: datetime | None
+    agent: str | None
+    route: str | None
+    first_dose_at: datetime | None
+    dosing_end_at: datetime | None
+    predose_decision_pending: bool
+    predose_decision: str | None
+    bp_check_done: bool
+    reading_count: int
+    latest: dict[str, LatestValue]
+    dissociation: DissociationView | None
+    doses: list[DoseView]
+    decisions: list[DecisionView]
+    open_alerts: list[AlertView]
+    open_safety_concerns: list[ConcernView]
+    stability_assessment: AssessmentView | None
+    discharge: DischargeReadiness
+    discharged_at: datetime | None
+    discharged_by: str | None
+    signed_by: str | None
+    observed_minutes: float | None
+
+
+class MeasureView(BaseModel):
+    measure_id: str
+    patient_id: str
+    instrument: str
+    total: int
+    band: str
+    baseline_total: int | None
+    change_pct: float | None
+    response: bool
+    remission: bool
+    # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
+    follow_up: list[str]
+    # MBC-1: severity of the SafetyConcernRaised this measure caused, if any.
+    safety_concern: str | None
+
+    @classmethod
+    def of(cls, result: MeasureResult) -> MeasureView:
+        return cls(
+            **result.measure.model_dump(),
+            safety_concern=result.safety_concern.value if result.safety_concern else None,
+        )
+
+
+async def session_view(
+    uow: UnitOfWork, row: MonitoredSession, rules: MonitoringRules, now: datetime
+) -> SessionView:
+    db = uow.session
+    session_id = row.session_id
+    doses = await db.exec(
+        select(Dose).where(Dose.session_id == session_id).order_by(col(Dose.administered_at))
+    )
+    decisions = await db.exec(
+        select(PredoseDecision)
+        .where(PredoseDecision.session_id == session_id)
+        .order_by(col(PredoseDecision.decided_at))
+    )
+    concerns = await db.exec(
+        select(SafetyConcern)
+        .where(SafetyConcern.session_id == session_id)
+        .where(SafetyConcern.status == OPEN)
+        .order_by(col(SafetyConcern.raised_at))
+    )
+    open_alerts = await store.open_alerts(db, [session_id])
+    assessment = await commands.latest_assessment(uow, session_id)
+    blockers = (
+        discharge.blockers(await commands.discharge_facts(uow, row), rules, now)
+        if row.status == CHECKED_IN
+        else []
+    )
+    state = VitalsState.from_json(row.rule_state)
+    latest = {
+        metric: LatestValue(
+            value=state.latest[metric], recorded_at=from_micros(state.last_t[metric])
+        )
+        for metrics in GROUP_METRICS.values()
+        for metric in metrics
+        if metric in state.latest
+    }
+    dissociation = (
+        DissociationView(
+            value=state.dissociation,
+            cadss_total=state.cadss_total,
+            recorded_at=from_micros(state.dissociation_t),
+        )
+        if state.dissociation is not None and state.dissociation_t is not None
+        else None
+    )
+    return SessionView(
+        **row.model_dump(exclude={"rule_state", "version", "updated_at"}),
+        latest=latest,
+        dissociation=dissociation,
+        doses=[DoseView.of(d) for d in doses],
+        decisions=[DecisionView.of(d) for d in decisions],
+        open_alerts=[AlertView.of(a) for a in open_alerts],
+        open_safety_concerns=[ConcernView.of(c) for c in concerns],
+        stability_assessment=AssessmentView.of(assessment) if assessment else None,
+        discharge=DischargeReadiness(
+            allowed=row.status == CHECKED_IN and not blockers,
+            blockers=[b.as_dict() for b in blockers],
+        ),
+    )
