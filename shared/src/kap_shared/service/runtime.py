@@ -30,6 +30,7 @@ from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
+from ..http.idempotency import IdempotencyMiddleware
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
@@ -263,6 +264,8 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier()
         install_error_handlers(app)
+        # Inside the request context (503 while not ready, trace and metrics apply to replays).
+        app.add_middleware(IdempotencyMiddleware)
         _install_request_context(app, self.metrics)
 
         @app.get("/healthz", tags=["operations"], summary="Process is up")
