@@ -14,7 +14,8 @@ with the SAME Idempotency-Key. Afterwards:
   and /readyz said 503 while it lasted.
 
 It runs on its own broker and its own four services (SQLite), so the rest of the
-suite is not disturbed. `CHAOS_SEED` replays a run; `CHAOS_PATIENTS` sizes it. The
+suite is not disturbed. `CHAOS_SEED` replays a run; `CHAOS_PATIENTS` sizes it (patients keep coming
+until at least MIN_KILLS kills happened, at most three times that many). The
 seed is printed, and named in the failure message.
 """
 
@@ -45,9 +46,11 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 SECRET = "chaos-secret-that-is-long-enough-for-hs256!"
 PATIENTS = int(os.environ.get("CHAOS_PATIENTS", "200"))
-CONCURRENCY = 6
-# A kill every 2-5 s; the broker goes down once, for OUTAGE_SECONDS.
-KILL_EVERY = (2.0, 5.0)
+CONCURRENCY = 4
+# A kill every 1-3 s (after the previous victim is back); the broker goes down once.
+KILL_EVERY = (1.0, 3.0)
+# Patients keep coming until at least this many kills happened (at most 3 x PATIENTS).
+MIN_KILLS = 5
 OUTAGE_SECONDS = 12.0
 # An outage of that length may cost a service a few dozen lines, never thousands.
 MAX_LOG_LINES_DURING_OUTAGE = 150
@@ -227,12 +230,18 @@ async def _scenario(world: World, seed: int) -> None:
     stop, outage_at = asyncio.Event(), asyncio.Event()
     chaos_task = asyncio.create_task(chaos.run(stop, outage_at))
     done: list[Acknowledged] = []
-    queue = list(range(PATIENTS))
+    queue: list[int] = []  # patients in flight
+
+    def more() -> bool:
+        if len(done) + len(queue) >= 3 * PATIENTS:
+            return False
+        return len(done) < PATIENTS or sum(chaos.kills.values()) < MIN_KILLS
 
     async def worker() -> None:
-        while queue:
-            queue.pop()
+        while more():
+            queue.append(1)
             done.append(await _one_patient(intake, clinic.site_id))
+            queue.pop()
             if len(done) >= PATIENTS // 3:
                 outage_at.set()
 
@@ -247,8 +256,8 @@ async def _scenario(world: World, seed: int) -> None:
     for name in SERVICES:  # all up before counting
         await asyncio.to_thread(platform[name].wait_ready, 180)
     print(f"kills: {dict(chaos.kills)}; retries: {intake.retries_after_lost_response}")
-    assert len(done) == PATIENTS
-    assert sum(chaos.kills.values()) >= 3, "the chaos did not happen"
+    assert len(done) >= PATIENTS
+    assert sum(chaos.kills.values()) >= MIN_KILLS, "the chaos did not happen"
 
     # -- the outage read as a few lines and a readiness signal -------------------------------
     assert chaos.readyz_503_seen, "/readyz never said 503 while the broker was down"
