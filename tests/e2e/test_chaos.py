@@ -45,7 +45,7 @@ from kap_shared.events import topics
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 SECRET = "chaos-secret-that-is-long-enough-for-hs256!"
-PATIENTS = int(os.environ.get("CHAOS_PATIENTS", "200"))
+PATIENTS = int(os.environ.get("CHAOS_PATIENTS", "150"))
 CONCURRENCY = 4
 # A kill every 2-5 s (the victim restarts at once); the broker goes down once.
 KILL_EVERY = (2.0, 5.0)
