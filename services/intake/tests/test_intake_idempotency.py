@@ -5,10 +5,13 @@ record with PHI, no second PatientScreened or ConsentRecorded)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
+from kap_intake.entrypoints import http
 from kap_shared.testing import token
 
 from .test_intake_http import screening
@@ -146,3 +149,49 @@ def test_the_header_is_documented_on_every_creating_post(client: TestClient) -> 
     ):
         names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
         assert "Idempotency-Key" in names, path
+
+
+def test_effect_and_stored_response_commit_together_a_failure_after_the_effect_keeps_neither(
+    client: TestClient,
+    therapist: Headers,
+    referral: dict[str, Any],
+    counts: Counts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a key, the unit of work's commit waits for the response: a route that fails
+    after its handler committed (here: building the response) leaves no patient and no
+    stored response, so the client's retry runs afresh. Without a key the same failure
+    would leave the patient behind (the behaviour the key exists to avoid)."""
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("response lost")
+
+    monkeypatch.setattr(http, "PatientCreated", broken)
+    with pytest.raises(RuntimeError):
+        client.post("/patients", json=referral, headers=keyed(therapist, "lost"))
+    assert counts()["patients"] == 0
+    assert counts()["outbox_messages"] == 0
+    with pytest.raises(RuntimeError):
+        client.post("/patients", json=referral, headers=therapist)
+    assert counts()["patients"] == 1  # unkeyed: committed before the failure
+
+    monkeypatch.undo()
+    retry = client.post("/patients", json=referral, headers=keyed(therapist, "lost"))
+    assert retry.status_code == 201
+    assert "idempotent-replayed" not in retry.headers
+    assert counts()["patients"] == 2
+
+
+def test_concurrent_requests_with_the_same_key_create_one_patient(
+    client: TestClient, therapist: Headers, referral: dict[str, Any], counts: Counts
+) -> None:
+    def post(_: int) -> tuple[int, str]:
+        response = client.post("/patients", json=referral, headers=keyed(therapist, "race"))
+        return response.status_code, response.text
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(post, range(4)))
+    assert {status for status, _ in answers} == {201}
+    assert len({text for _, text in answers}) == 1
+    assert counts()["patients"] == 1
+    assert counts()["outbox_messages"] == 1
