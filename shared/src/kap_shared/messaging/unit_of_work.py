@@ -25,9 +25,14 @@ class UnitOfWork:
         self,
         sessions: async_sessionmaker[AsyncSession],
         on_commit: Callable[[], None] = lambda: None,
+        *,
+        defer_in_keyed_requests: bool = True,
     ) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
+        # False for writes that must stand even when the request is refused (e.g. an
+        # audit record): they commit at once, keyed request or not.
+        self._may_defer = defer_in_keyed_requests
         self._events: list[Envelope] = []
         self._session: AsyncSession | None = None
         self._deferred = False
@@ -68,7 +73,7 @@ class UnitOfWork:
         return list(self._events)
 
     async def commit(self) -> None:
-        scope = deferring_scope()
+        scope = deferring_scope() if self._may_defer else None
         if scope is not None:
             await self.session.flush()  # constraint errors surface in the route, as usual
             self._deferred = True
