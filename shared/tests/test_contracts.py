@@ -228,7 +228,7 @@ def test_adding_an_optional_field_passes() -> None:
     assert report.status == "compatible change, not yet released"
 
 
-def test_adding_an_event_type_passes_with_a_consumers_first_warning() -> None:
+def test_adding_an_event_type_to_an_existing_topic_is_additive() -> None:
     old = released(INTAKE_EVENTS)
     new = copy.deepcopy(old)
     defs(new)["ReferralWithdrawn"] = copy.deepcopy(defs(new)["PatientReferred"])
@@ -237,7 +237,10 @@ def test_adding_an_event_type_passes_with_a_consumers_first_warning() -> None:
     report = compare_topic(INTAKE_EVENTS, old, new)
     assert not report.breaking
     assert [f.change for f in report.findings] == [Change.EVENT_TYPE_ADDED]
-    assert "before the producer" in report.findings[0].message
+    assert not report.findings[0].breaking
+    assert "additive" in report.findings[0].message
+    assert report.status == "compatible change, not yet released"
+    assert "BREAKING" not in compare_all({INTAKE_EVENTS: old}, {INTAKE_EVENTS: new}).render()
 
 
 def test_documentation_changes_pass_silently() -> None:

@@ -222,3 +222,81 @@ async def test_event_consumer_end_to_end_dedupes_continues_trace_and_dead_letter
     assert letter.headers["x-dlq-error-type"] == "ValidationError"
     assert letter.headers["x-dlq-consumer-group"] == GROUP
     assert letter.headers["x-dlq-original-topic"] == TOPIC
+
+
+async def test_tolerant_reader_skips_types_without_a_handler_and_dead_letters_bad_handled_ones(
+    sessions: Sessions,
+) -> None:
+    """A type added by a producer that deployed first (or one this group does not
+    handle) is skipped before validation: counted, never dead-lettered. A handled type
+    that fails validation still goes to the DLQ, and the next good event is processed."""
+    seen: list[str] = []
+    observed: list[tuple[str, str, str]] = []
+
+    async def on_outcome(event: OutcomeRecorded, uow: UnitOfWork) -> None:
+        seen.append(str(event.event_id))
+
+    events = EventConsumer(
+        group_id=GROUP,
+        sessions=sessions,
+        handlers={OutcomeRecorded: on_outcome},
+        observe=lambda topic, event_type, outcome, _s: observed.append(
+            (topic, event_type, outcome)
+        ),
+    )
+    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
+    events.subscribe(broker)
+    dead: list[KafkaMessage] = []
+
+    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
+    async def spy(message: KafkaMessage) -> None:
+        dead.append(message)
+
+    future = json.dumps(
+        {"event_type": "OutcomeReviewed", "event_id": str(uuid.uuid4()), "data": {"x": [1]}}
+    ).encode()
+    known_unhandled = json.dumps(example("DoseAdministered", event_id=str(uuid.uuid4()))).encode()
+    broken = json.loads(outcome_json())
+    del broken["data"]["instrument"]
+    good = outcome_json()
+    async with TestKafkaBroker(broker) as br:
+        # By header (as the outbox publishes) and, without a header, by the envelope's field.
+        await br.publish(future, TOPIC, key=b"pt-1", headers={"event_type": "OutcomeReviewed"})
+        await br.publish(future, TOPIC, key=b"pt-1")
+        await br.publish(known_unhandled, TOPIC, key=b"pt-1")
+        await br.publish(json.dumps(broken).encode(), TOPIC, key=b"pt-1")
+        await br.publish(good, TOPIC, key=b"pt-1", headers={"event_type": "OutcomeRecorded"})
+
+    assert seen == [json.loads(good)["event_id"]]
+    assert [o for _t, _e, o in observed] == ["skipped", "skipped", "skipped", "processed"]
+    assert observed[0] == (TOPIC, "OutcomeReviewed", "skipped")
+    assert observed[2][1] == "DoseAdministered"
+    (letter,) = dead
+    assert letter.headers["x-dlq-error-type"] == "ValidationError"
+    assert "data.instrument" in letter.headers["x-dlq-error"]
+
+
+async def test_a_header_naming_a_handled_type_does_not_smuggle_another_payload(
+    sessions: Sessions,
+) -> None:
+    """The header picks the class; the payload must still be that class."""
+
+    async def on_outcome(event: OutcomeRecorded, uow: UnitOfWork) -> None:
+        raise AssertionError("must not be called")
+
+    events = EventConsumer(
+        group_id=GROUP, sessions=sessions, handlers={OutcomeRecorded: on_outcome}
+    )
+    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
+    events.subscribe(broker)
+    dead: list[KafkaMessage] = []
+
+    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
+    async def spy(message: KafkaMessage) -> None:
+        dead.append(message)
+
+    dose = json.dumps(example("DoseAdministered", event_id=str(uuid.uuid4()))).encode()
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(dose, TOPIC, key=b"pt-1", headers={"event_type": "OutcomeRecorded"})
+    (letter,) = dead
+    assert letter.headers["x-dlq-error-type"] == "ValidationError"

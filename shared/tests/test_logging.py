@@ -63,3 +63,31 @@ def test_phi_nested_in_a_logged_dict_is_redacted() -> None:
         "intake.rejected", payload={"email": PHI["email"], "indications": ["trd"]}
     )
     assert PHI["email"] not in line
+
+
+def test_a_flood_of_aiokafka_errors_becomes_a_few_lines() -> None:
+    """A broker outage: aiokafka repeats the same error hundreds of times a second."""
+    import logging
+
+    from kap_shared.logging import RateLimitFilter
+
+    now = [0.0]
+    limiter = RateLimitFilter(interval=30.0, clock=lambda: now[0])
+
+    def record(name: str, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, ("127.0.0.1", 9092), None)
+
+    passed = []
+    for second in range(60):  # one minute at 600 lines a second from two loggers
+        now[0] = float(second)
+        for _ in range(300):
+            for name in ("aiokafka.conn", "aiokafka.consumer.group_coordinator"):
+                r = record(name, "Unable to connect to node %s:%s")
+                if limiter.filter(r):
+                    passed.append(r)
+    # 300 a second per logger: the first line, then one 30 s later naming the 8,999 between.
+    assert len(passed) == 4
+    assert "8999 similar lines suppressed" in passed[-1].getMessage()
+    # Our own loggers are never limited.
+    ours = [record("kap_shared.service.runtime", "broker.down") for _ in range(100)]
+    assert all(limiter.filter(r) for r in ours)

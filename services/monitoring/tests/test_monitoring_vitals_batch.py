@@ -138,7 +138,7 @@ def test_each_record_is_validated_on_its_own() -> None:
     wrong_type["event_type"] = "DoseAdministered"
     no_metric = json.loads(reading("r-4").to_json())
     no_metric["data"].update(heart_rate=None)
-    items, dead = decode(
+    items, dead, skipped = decode(
         records(
             good,
             b"\x00not json",
@@ -154,10 +154,24 @@ def test_each_record_is_validated_on_its_own() -> None:
         "JSONDecodeError",
         "ValidationError",
         "ValidationError",
-        "ValidationError",
         "PermanentError",
     ]
+    # Another event type (no header here: found in the envelope) is skipped, not DLQ'd.
+    assert [json.loads(r.value or b"")["event_type"] for r in skipped] == ["DoseAdministered"]
     assert "data.reading_id" in str(dead[1].error)
+
+
+def test_a_future_event_type_on_the_vitals_topic_is_skipped_not_dead_lettered() -> None:
+    """Tolerant reader: the `event_type` header decides before any validation."""
+    future = Record(
+        b'{"event_type": "VitalsCalibrated", "data": {"unknown": 1}}',
+        headers=[("event_type", b"VitalsCalibrated")],
+    )
+    good = records(reading("r-9"))[0]
+    items, dead, skipped = decode([future, good])
+    assert [i.reading.reading_id for i in items] == ["r-9"]
+    assert dead == []
+    assert skipped == [future]
 
 
 # -- one transaction per batch --------------------------------------------------------------

@@ -24,6 +24,7 @@ from kap_notifications.config import NotificationsSettings
 from kap_notifications.handlers.notify import Notifier
 from kap_shared.events import Envelope, decode
 from kap_shared.messaging.consumer import EventConsumer
+from kap_shared.messaging.outbox import OutboxMessage
 from kap_shared.messaging.timers import TimerWorker
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
@@ -329,3 +330,43 @@ async def test_hub_closed_before_subscribing_ends_at_once() -> None:
         await hub.subscribe("th-ben").next(0.1)
     hub.close_threadsafe()  # no loop seen yet: just marks it closed
     assert hub.closed
+
+
+# -- across replicas ------------------------------------------------------------------------------
+
+
+async def test_a_notification_created_by_another_instance_reaches_this_instances_stream(
+    live: Live,
+) -> None:
+    """Another replica (same database, its own hub) creates the notification; this one
+    learns of it from NotificationSent on the topic (its per-instance live group) and
+    streams it once, even if it is offered twice."""
+    other = Notifier(rules=live.notifier.rules, hub=InboxHub(), clock=live.clock)
+    consumer = EventConsumer(
+        group_id="notifications", sessions=live.runtime.sessions, handlers=other.handlers()
+    )
+    async with stream(live, THERAPIST) as (_, reader):
+        event = f.plan_created()
+        assert await consumer.handle(decode(event.topic, event.to_json()))
+        async with live.runtime.sessions() as session:
+            rows = await session.exec(
+                select(OutboxMessage).where(OutboxMessage.event_type == "NotificationSent")
+            )
+            announced = [r for r in rows if r.payload["data"]["recipient_id"] == "th-ben"]
+        assert len(announced) == 1
+        live_consumer = live.app.state.live_consumer
+        assert live_consumer.group_id.startswith("notifications-live-")
+        body = json.dumps(announced[0].payload).encode()
+        assert await live_consumer.dispatch(announced[0].headers, body) == "delivered"
+        assert await live_consumer.dispatch(announced[0].headers, body) == "delivered"
+
+        got = await reader.next_notification()
+        assert got.data["source_event_id"] == str(event.event_id)
+        assert got.data["recipient_id"] == "th-ben"
+        # The second offer is not streamed again: the next item is the next notification.
+        later = f.plan_created("plan-2", patient_id="pt-2")
+        await live.deliver(later)
+        assert (await reader.next_notification()).data["source_event_id"] == str(later.event_id)
+        future = {"event_type": "NotificationRead", "data": {}}
+        assert await live_consumer.dispatch(None, json.dumps(future).encode()) == "skipped"
+        assert await live_consumer.dispatch(None, b"\x00junk") == "failed"

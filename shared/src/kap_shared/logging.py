@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import MutableMapping
+import time
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import structlog
@@ -47,6 +48,44 @@ def drop_phi(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMa
     return event_dict
 
 
+class RateLimitFilter(logging.Filter):
+    """Lets one record per (logger, message template) through per `interval` seconds.
+
+    While the broker is unreachable aiokafka logs the same connection error hundreds
+    of times a second from every client; an outage should read as a few lines (the
+    runtime's own `broker.down` / `broker.still_down` / `broker.back`), not megabytes.
+    The first record of a burst passes; the next one to pass says how many similar
+    records were suppressed in between."""
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...] = ("aiokafka", "kafka"),
+        interval: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.interval = interval
+        self._clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._suppressed: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            record.msg = f"{record.msg} [{suppressed} similar lines suppressed]"
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "kap") -> None:
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
@@ -65,6 +104,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", service: str = "ka
     )
     # Library loggers (uvicorn, aiokafka, faststream) go through the same renderer.
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RateLimitFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processor=renderer, foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name]

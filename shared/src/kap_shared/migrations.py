@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 # The platform tables must be registered before their metadata is read.
-from .messaging import inbox, outbox, timers  # noqa: F401
+from .messaging import idempotency, inbox, outbox, timers  # noqa: F401
 
 
 def migrations_dir(package: str) -> Path:

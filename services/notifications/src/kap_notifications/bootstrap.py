@@ -9,6 +9,7 @@ from importlib.metadata import version
 from fastapi import FastAPI
 
 from kap_shared.logging import get_logger
+from kap_shared.messaging.live import LiveConsumer
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.hub import InboxHub
@@ -16,7 +17,7 @@ from .adapters.metrics import NotificationMetrics
 from .adapters.tables import REGISTRY
 from .config import NotificationsSettings
 from .entrypoints.http import router
-from .entrypoints.stream import event_handlers, timer_handlers
+from .entrypoints.stream import event_handlers, live_handlers, timer_handlers
 from .handlers.delivery import DeliveryWorker
 from .handlers.handoffs import Handoffs
 from .handlers.notify import Notifier
@@ -57,6 +58,9 @@ def build(settings: NotificationsSettings | None = None) -> FastAPI:
     notifier.extensions.append(Handoffs(notifier))  # the handoff rows (issue 11)
     runtime.consume(event_handlers(notifier))
     runtime.timers(timer_handlers(notifier))
+    # Streams on this instance also get what other instances created (README: live stream).
+    live = LiveConsumer(settings.service_name, live_handlers(runtime.sessions, hub))
+    live.subscribe(runtime.broker)
     app = runtime.http_app(
         [router],
         title="KAP notifications",
@@ -67,6 +71,7 @@ def build(settings: NotificationsSettings | None = None) -> FastAPI:
     )
     app.state.inbox_hub = hub
     app.state.notifier = notifier
+    app.state.live_consumer = live
     app.state.delivery_worker = worker
     app.state.notification_metrics = metrics
     _run_alongside(app, settings, worker, hub)

@@ -8,9 +8,9 @@ is already on the topic (retention, rewinds, dead-letter replays).
 
 Compatible (the check passes):
   * a new optional field (not required; consumers ignore unknown fields);
-  * a new event type on the topic: no consumer handles it yet, so the worst an
-    old consumer does is dead-letter a message it had no handler for. Reported
-    as a warning: deploy the consumers' new kap-shared first to avoid that noise;
+  * a new event type on the topic (additive): consumers are tolerant readers and
+    skip, unvalidated, every type they have no handler for (`messaging.consumer`),
+    so producer and consumers deploy in any order;
   * titles, descriptions, examples.
 
 Breaking (the check fails; ship it on a new topic version `<topic>.v2`):
@@ -213,8 +213,8 @@ def compare_topic(topic: str, released: dict[str, Any], current: dict[str, Any])
             Finding(
                 Change.EVENT_TYPE_ADDED,
                 name,
-                "new event type: deploy every consumer of the topic with the new kap-shared "
-                "before the producer emits it (older consumers dead-letter unknown types)",
+                "new event type (additive): consumers without a handler for it skip it, "
+                "so the producer may deploy before or after them",
             )
         )
     for name in sorted(set(old_events) & set(new_events)):

@@ -5,6 +5,12 @@ A service declares which event types it reacts to and a handler for each;
 decodes each message against the contract, and runs the handler inside a
 unit of work that also records the `event_id` in the inbox. A redelivered
 event finds its id there and has no second effect.
+
+Tolerant reader: the event type is read from the `event_type` header (or a
+cheap parse of the envelope) first; a type without a handler - e.g. one a
+producer added and deployed before this consumer - is skipped (counted as
+outcome "skipped", logged at debug) without being validated. Only handled types
+are validated, and one that fails validation still goes to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..events.catalog import EVENTS_BY_TOPIC, decode
+from ..events.catalog import EVENTS_BY_TOPIC, decode_as, event_type_of
 from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..tracing import trace_id_of, traced, traceparent_of
@@ -31,7 +37,7 @@ from .unit_of_work import UnitOfWork
 log = get_logger(__name__)
 
 EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
-# (topic, event_type, outcome: processed | duplicate | ignored, seconds) -> None
+# (topic, event_type, outcome: processed | duplicate | skipped | ignored, seconds) -> None
 ConsumeObserver = Callable[[str, str, str, float], None]
 
 
@@ -80,11 +86,16 @@ class EventConsumer:
                 structlog.contextvars.bind_contextvars(trace_id=trace_id_of(traceparent_of(span)))
                 span.set_attribute("messaging.destination.name", topic)
                 span.set_attribute("messaging.consumer.group.name", self.group_id)
-                event = decode(topic, message.body)
-                span.set_attribute("kap.event_type", event.event_type)
-                outcome = await self.process(event)
+                event_type = event_type_of(message.headers, message.body)[:64]
+                span.set_attribute("kap.event_type", event_type)
+                if event_type in self._handlers:
+                    outcome = await self.process(decode_as(event_type, message.body))
+                else:
+                    # Not ours (maybe newer than this consumer): never validated, never DLQ'd.
+                    log.debug("consumer.skipped", topic=topic, event_type=event_type)
+                    outcome = "skipped"
                 span.set_attribute("kap.outcome", outcome)
-            self._observe(topic, event.event_type, outcome, time.perf_counter() - started)
+            self._observe(topic, event_type, outcome, time.perf_counter() - started)
 
     async def handle(self, event: Envelope) -> bool:
         """Process one event; False when it was ignored or already processed."""

@@ -1,5 +1,9 @@
 """Unit of work: one database transaction holding a state change and the
-events it produces (written to the outbox), committed together."""
+events it produces (written to the outbox), committed together.
+
+Inside an HTTP request that carries an `Idempotency-Key` (see `idempotency`),
+`commit()` defers: the work is flushed and committed a moment later together
+with the stored response, so effect and response are durable together."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..events.envelope import Envelope
 from ..tracing import current_traceparent
+from .idempotency import deferring_scope
 from .outbox import outbox_row
 
 
@@ -20,11 +25,17 @@ class UnitOfWork:
         self,
         sessions: async_sessionmaker[AsyncSession],
         on_commit: Callable[[], None] = lambda: None,
+        *,
+        defer_in_keyed_requests: bool = True,
     ) -> None:
         self._sessions = sessions
         self._on_commit = on_commit
+        # False for writes that must stand even when the request is refused (e.g. an
+        # audit record): they commit at once, keyed request or not.
+        self._may_defer = defer_in_keyed_requests
         self._events: list[Envelope] = []
         self._session: AsyncSession | None = None
+        self._deferred = False
 
     @property
     def session(self) -> AsyncSession:
@@ -35,6 +46,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self._events = []
+        self._deferred = False
         return self
 
     async def __aexit__(
@@ -43,6 +55,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._deferred:
+            return  # the idempotent request's scope commits or rolls back
         # Anything not committed explicitly is rolled back.
         await self.session.rollback()
         await self.session.close()
@@ -59,6 +73,27 @@ class UnitOfWork:
         return list(self._events)
 
     async def commit(self) -> None:
+        scope = deferring_scope() if self._may_defer else None
+        if scope is not None:
+            await self.session.flush()  # constraint errors surface in the route, as usual
+            self._deferred = True
+            scope.hold(self)
+            return
         await self.session.commit()
         if self._events:
             self._on_commit()
+
+    async def finish_deferred(self) -> None:
+        """Commit the work `commit()` deferred (with the stored response)."""
+        await self.session.commit()
+        self._deferred = False
+        await self.session.close()
+        self._session = None
+        if self._events:
+            self._on_commit()
+
+    async def abandon_deferred(self) -> None:
+        if self._session is not None:
+            await self._session.rollback()
+            await self._session.close()
+        self._deferred = False

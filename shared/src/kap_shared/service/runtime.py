@@ -30,6 +30,7 @@ from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
+from ..http.idempotency import IdempotencyMiddleware
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
@@ -85,6 +86,7 @@ class ServiceRuntime:
         self.broker_connected = False
         self.database_ready = False
         self._consumer: EventConsumer | None = None
+        self._watch_task: asyncio.Task[None] | None = None
         self._timers: TimerWorker | None = None
         self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
         for event_type in self.publishes:
@@ -197,11 +199,41 @@ class ServiceRuntime:
         if self.settings.outbox_relay_enabled:
             self.relay.start()
         log.info("broker.connected", bootstrap=self.settings.kafka.bootstrap_servers)
+        self._watch_task = asyncio.create_task(self._watch_broker(), name="broker-watch")
+
+    async def _watch_broker(self, every: float = 2.0, remind_every: float = 30.0) -> None:
+        """An outage in a few clear lines: `broker.down` once, `broker.still_down` every
+        30 s, `broker.back` when it answers again (aiokafka's own per-attempt errors are
+        rate-limited in `kap_shared.logging`). /readyz says 503 meanwhile."""
+        down_since: float | None = None
+        reminded = 0.0
+        while True:
+            await asyncio.sleep(every)
+            try:
+                up = bool(await self.broker.ping(timeout=every))
+            except Exception:
+                up = False
+            now = time.monotonic()
+            if not up and down_since is None:
+                down_since = reminded = now
+                log.error(
+                    "broker.down",
+                    bootstrap=self.settings.kafka.bootstrap_servers,
+                    action="retrying in the background; events wait in the outbox, /readyz 503",
+                )
+            elif not up and down_since is not None and now - reminded >= remind_every:
+                reminded = now
+                log.warning("broker.still_down", down_seconds=round(now - down_since))
+            elif up and down_since is not None:
+                log.info("broker.back", down_seconds=round(now - down_since, 1))
+                down_since = None
 
     async def stop(self) -> None:
         """Graceful: stop consuming, finish in-flight handlers, flush the outbox, exit."""
         if not self._connect_task.done():
             self._connect_task.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
         if self._timers is not None:
             await self._timers.stop()
         if self.broker_connected:
@@ -262,6 +294,8 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier()
         install_error_handlers(app)
+        # Inside the request context (503 while not ready, trace and metrics apply to replays).
+        app.add_middleware(IdempotencyMiddleware)
         _install_request_context(app, self.metrics)
 
         @app.get("/healthz", tags=["operations"], summary="Process is up")

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
+from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -85,7 +86,9 @@ async def _patient_for(uow: UnitOfWork, patient_id: str, principal: Principal) -
     return patient
 
 
-@router.post("/patients", status_code=201, response_model=PatientCreated)
+@router.post(
+    "/patients", dependencies=[IdempotencyKey], status_code=201, response_model=PatientCreated
+)
 async def register_patient(cmd: RegisterPatient, principal: Clinician, uow: Uow) -> PatientCreated:
     ensure_site(principal, cmd.site_id)
     async with uow:
@@ -112,7 +115,12 @@ async def get_patient(patient_id: str, principal: Clinician, uow: Uow) -> Patien
         )
 
 
-@router.post("/patients/{patient_id}/screenings", status_code=201, response_model=ScreeningView)
+@router.post(
+    "/patients/{patient_id}/screenings",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=ScreeningView,
+)
 async def screen_patient(
     patient_id: str, cmd: ScreenPatient, principal: Screener, uow: Uow, request: Request
 ) -> ScreeningView:
@@ -127,6 +135,7 @@ async def screen_patient(
 
 @router.post(
     "/patients/{patient_id}/screenings/{screening_id}/review",
+    dependencies=[IdempotencyKey],
     status_code=200,
     response_model=ScreeningView,
 )
@@ -139,7 +148,12 @@ async def review_screening(
     return ScreeningView(**screening.model_dump())
 
 
-@router.post("/patients/{patient_id}/consents", status_code=201, response_model=ConsentView)
+@router.post(
+    "/patients/{patient_id}/consents",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=ConsentView,
+)
 async def record_consent(
     patient_id: str, cmd: RecordConsent, principal: Clinician, uow: Uow
 ) -> ConsentView:

@@ -19,6 +19,7 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
+from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -126,6 +127,7 @@ async def get_session(
 
 @router.post(
     "/sessions/{session_id}/vitals",
+    dependencies=[IdempotencyKey],
     status_code=201,
     response_model=VitalsResult,
     summary="Record a reading (the fields of VitalsRecorded)",
@@ -155,6 +157,7 @@ async def record_vitals(
 
 @router.post(
     "/sessions/{session_id}/doses",
+    dependencies=[IdempotencyKey],
     status_code=201,
     response_model=DoseView,
     summary="Record a dose (DoseAdministered); 409 naming the rule at every closed gate",
@@ -171,6 +174,7 @@ async def record_dose(
 
 @router.post(
     "/sessions/{session_id}/predose-decision",
+    dependencies=[IdempotencyKey],
     status_code=201,
     response_model=DecisionView,
     summary="SPR-PRE-5: a prescriber's proceed/defer on an elevated pre-dose BP",
@@ -187,6 +191,7 @@ async def decide_predose(
 
 @router.post(
     "/sessions/{session_id}/alerts/{alert_id}/resolve",
+    dependencies=[IdempotencyKey],
     response_model=AlertView,
     summary="A prescriber resolves an alert after assessing the patient",
     responses=ERRORS,
@@ -235,6 +240,7 @@ async def assess_stability(
 
 @router.post(
     "/sessions/{session_id}/discharge",
+    dependencies=[IdempotencyKey],
     response_model=DischargeView,
     summary="Discharge: 409 naming the rule while a criterion fails (DischargeCleared)",
     responses=ERRORS,
@@ -250,6 +256,7 @@ async def discharge_session(
 
 @router.post(
     "/patients/{patient_id}/measures",
+    dependencies=[IdempotencyKey],
     status_code=201,
     response_model=MeasureView,
     summary="PHQ-9 / GAD-7 / PCL-5 answers (OutcomeRecorded, SafetyConcernRaised)",

@@ -9,7 +9,9 @@ consumed in batches, not one message at a time:
    from the partitions it owns;
 2. each record is validated on its own against the contract (a pydantic
    TypeAdapter for VitalsRecorded): a bad record is set aside for the dead-letter
-   topic and does not poison the others;
+   topic and does not poison the others; a record of another event type (one a
+   producer added after this consumer was built) is skipped, never dead-lettered
+   (tolerant reader: `event_type` header first, the envelope's field otherwise);
 3. the valid ones go through `VitalsIngest` in ONE database transaction: repeats
    dropped by reading_id, sessions locked and loaded once, rules evaluated in
    memory, readings/alerts/outbox/rule state written in bulk;
@@ -42,6 +44,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exc as sa_exc
 
 from kap_shared.events import VitalsRecorded
+from kap_shared.events.catalog import EVENT_TYPE_HEADER, event_type_of
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
 from kap_shared.messaging.broker import publish_dead_letter
@@ -99,6 +102,7 @@ class DeadLetter:
 class BatchOutcome:
     stored: int = 0
     duplicates: int = 0
+    skipped: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
 
 
@@ -118,26 +122,40 @@ class BatchStats:
     )
 
 
-def decode(records: Sequence[Record]) -> tuple[list[Incoming], list[DeadLetter]]:
-    """Validate each record against the contract; bad ones are set aside, never raised."""
+def decode(
+    records: Sequence[Record],
+) -> tuple[list[Incoming], list[DeadLetter], list[Record]]:
+    """Validate each record against the contract; bad ones are set aside, never raised.
+    Returns the readings, the records to dead-letter and the records skipped because
+    they carry another event type."""
     items: list[Incoming] = []
     dead: list[DeadLetter] = []
+    skipped: list[Record] = []
     validate = VITALS_ADAPTER.validate_json
     for index, record in enumerate(records):
         value = record.value
         if value is None:
             dead.append(DeadLetter(record, PermanentError("empty message (no value)")))
             continue
-        try:
-            event = validate(value)
-        except ValidationError as exc:
-            dead.append(DeadLetter(record, _precise(value, exc)))
-            continue
-        data = event.data
         traceparent = None
+        event_type = EVENT_TYPE
         for name, header in record.headers:
             if name == "traceparent":
                 traceparent = header.decode("ascii", errors="replace")
+            elif name == EVENT_TYPE_HEADER:
+                event_type = header.decode("utf-8", errors="replace")
+        if event_type != EVENT_TYPE:
+            skipped.append(record)
+            continue
+        try:
+            event = validate(value)
+        except ValidationError as exc:
+            if _other_event_type(value):
+                skipped.append(record)  # no header, but the envelope names another type
+            else:
+                dead.append(DeadLetter(record, _precise(value, exc)))
+            continue
+        data = event.data
         items.append(
             Incoming(
                 Reading(
@@ -163,7 +181,15 @@ def decode(records: Sequence[Record]) -> tuple[list[Incoming], list[DeadLetter]]
                 index,
             )
         )
-    return items, dead
+    return items, dead, skipped
+
+
+def _other_event_type(value: bytes) -> bool:
+    """Only on the (rare) failure path: is this an envelope of another event type?"""
+    try:
+        return event_type_of(None, value) != EVENT_TYPE
+    except ValidationError:  # not JSON, or no event_type: a bad record, not a foreign one
+        return False
 
 
 def _precise(value: bytes, error: ValidationError) -> BaseException:
@@ -205,10 +231,12 @@ class VitalsBatchConsumer:
 
     async def _process(self, records: Sequence[Record]) -> BatchOutcome:
         started = time.perf_counter()
-        items, dead = decode(records)
+        items, dead, skipped = decode(records)
         decoded = time.perf_counter()
         self.stats.seconds["decode"] += decoded - started
-        outcome = BatchOutcome(dead=dead)
+        outcome = BatchOutcome(dead=dead, skipped=len(skipped))
+        if skipped:
+            log.debug("consumer.skipped", topic=MONITORING_VITALS, count=len(skipped))
         if not items:
             return outcome
         async with UnitOfWork(self.runtime.sessions, self.runtime.relay.notify) as uow:
@@ -263,6 +291,7 @@ class VitalsBatchConsumer:
                 continue
             total.stored += outcome.stored
             total.duplicates += outcome.duplicates
+            total.skipped += outcome.skipped
             total.dead.extend(outcome.dead)
         return total
 
@@ -333,6 +362,8 @@ class VitalsBatchConsumer:
         ):
             if count:
                 metrics.events_consumed.labels(topic, EVENT_TYPE, label).inc(count)
+        if outcome.skipped:  # other event types, not validated (tolerant reader)
+            metrics.events_consumed.labels(topic, "other", "skipped").inc(outcome.skipped)
         metrics.handler_latency.labels(topic).observe(done - started)
 
     def subscribe(self, broker: KafkaBroker) -> None:

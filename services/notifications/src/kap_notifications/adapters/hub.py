@@ -101,6 +101,9 @@ class InboxHub:
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
+    def has_subscribers(self, recipient_id: str) -> bool:
+        return bool(self._subscriptions.get(recipient_id))
+
     def subscribe(self, recipient_id: str) -> Subscription:
         self._loop = asyncio.get_running_loop()
         subscription = Subscription(self, recipient_id, self._queue_size)

@@ -29,6 +29,7 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
+from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -257,6 +258,7 @@ class Acknowledgement(BaseModel):
 
 @router.post(
     "/notifications/{notification_id}/ack",
+    dependencies=[IdempotencyKey],
     response_model=Acknowledgement,
     summary="Acknowledge a notification; emits AlertAcknowledged and stops its escalation",
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy import and_, or_
@@ -85,10 +85,17 @@ async def inbox(
     return list(rows)
 
 
+# With several instances a stream receives other instances' notifications a little
+# later than its own, so arrival order is not creation order: the replay also covers
+# this much before the last received one (the client drops ids it already has).
+REPLAY_LOOKBACK = timedelta(seconds=10)
+
+
 async def created_after(
     session: AsyncSession, principal: Principal, last_event_id: str, limit: int = 500
 ) -> list[Notification]:
-    """The caller's in-app notifications newer than `last_event_id` (SSE replay), oldest first."""
+    """The caller's in-app notifications newer than `last_event_id` (SSE replay), oldest
+    first; including those created up to REPLAY_LOOKBACK before it (may repeat some)."""
     last = await session.get(Notification, last_event_id)
     if last is None or last.recipient_id != principal.sub:
         return []
@@ -99,6 +106,10 @@ async def created_after(
             and_(
                 col(Notification.created_at) == last.created_at,
                 col(Notification.notification_id) > last.notification_id,
+            ),
+            and_(
+                col(Notification.created_at) > last.created_at - REPLAY_LOOKBACK,
+                col(Notification.created_at) < last.created_at,
             ),
         )
     )

@@ -24,6 +24,8 @@ from pydantic import AwareDatetime
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
+from kap_shared.http.idempotency import IdempotencyKey
+from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
@@ -72,21 +74,28 @@ def _rules(request: Request) -> SiteRules[SchedulingRules]:
     return rules
 
 
-def _lock(request: Request) -> asyncio.Lock:
+def _lock(request: Request) -> HeldUntilCommit:
+    # A keyed (Idempotency-Key) request commits after the route: hold the lock until then.
     lock: asyncio.Lock = request.app.state.write_lock
-    return lock
+    return HeldUntilCommit(lock)
 
 
 Uow = Annotated[UnitOfWork, Depends(_uow)]
 Now = Annotated[datetime, Depends(_now)]
 Rules = Annotated[SiteRules[SchedulingRules], Depends(_rules)]
-WriteLock = Annotated[asyncio.Lock, Depends(_lock)]
+WriteLock = Annotated[HeldUntilCommit, Depends(_lock)]
 
 
 # -- directory ------------------------------------------------------------------------------
 
 
-@router.post("/sites", status_code=201, response_model=SiteView, tags=["directory"])
+@router.post(
+    "/sites",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=SiteView,
+    tags=["directory"],
+)
 async def create_site(cmd: CreateSite, principal: DirectoryEditor, uow: Uow) -> SiteView:
     ensure_site(principal, cmd.site_id)
     async with uow:
@@ -104,14 +113,26 @@ async def update_site(
         return SiteView.of(await directory.update_site(uow, site_id, cmd))
 
 
-@router.post("/sites/{site_id}/rooms", status_code=201, response_model=RoomView, tags=["directory"])
+@router.post(
+    "/sites/{site_id}/rooms",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=RoomView,
+    tags=["directory"],
+)
 async def add_room(site_id: str, cmd: AddRoom, principal: DirectoryEditor, uow: Uow) -> RoomView:
     ensure_site(principal, site_id)
     async with uow:
         return RoomView.of(await directory.add_room(uow, site_id, cmd))
 
 
-@router.post("/clinicians", status_code=201, response_model=ClinicianView, tags=["directory"])
+@router.post(
+    "/clinicians",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=ClinicianView,
+    tags=["directory"],
+)
 async def create_clinician(
     cmd: CreateClinician, principal: DirectoryEditor, uow: Uow
 ) -> ClinicianView:
@@ -139,7 +160,10 @@ async def get_plan(
 
 
 @router.post(
-    "/patients/{patient_id}/holds/{hold_id}/clear", response_model=HoldView, tags=["plans"]
+    "/patients/{patient_id}/holds/{hold_id}/clear",
+    dependencies=[IdempotencyKey],
+    response_model=HoldView,
+    tags=["plans"],
 )
 async def clear_hold(
     patient_id: str,
@@ -168,7 +192,13 @@ async def _view(uow: UnitOfWork, row: TreatmentSession, rules: Rules) -> Session
     return SessionView.of(row, plan, rules.for_site(row.site_id))
 
 
-@router.post("/sessions", status_code=201, response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions",
+    dependencies=[IdempotencyKey],
+    status_code=201,
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def book_session(
     cmd: BookSession, principal: Booker, uow: Uow, rules: Rules, now: Now, lock: WriteLock
 ) -> SessionView:
@@ -188,7 +218,12 @@ async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/reschedule", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/reschedule",
+    dependencies=[IdempotencyKey],
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def reschedule_session(
     session_id: str,
     cmd: RescheduleSession,
@@ -207,7 +242,12 @@ async def reschedule_session(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/cancel", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/cancel",
+    dependencies=[IdempotencyKey],
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def cancel_session(
     session_id: str,
     cmd: CancelSession,
@@ -225,7 +265,12 @@ async def cancel_session(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/check-in", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/check-in",
+    dependencies=[IdempotencyKey],
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def check_in(
     session_id: str,
     principal: Bedside,
@@ -245,7 +290,12 @@ async def check_in(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/complete", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/complete",
+    dependencies=[IdempotencyKey],
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def complete_session(
     session_id: str, principal: Bedside, uow: Uow, rules: Rules, now: Now, lock: WriteLock
 ) -> SessionView:

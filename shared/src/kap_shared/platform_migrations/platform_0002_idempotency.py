@@ -1,0 +1,44 @@
+"""Idempotency keys: the stored first response of each keyed request (CONTRACT 6.4,
+kap_shared.messaging.idempotency), in every service's database.
+
+Revision ID: platform_0002
+Revises: platform_0001
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "platform_0002"
+down_revision: str | None = "platform_0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("caller", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("request_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("path", sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=False),
+        sa.Column("content_type", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("caller", "key"),
+    )
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
+    op.drop_table("idempotency_keys")
