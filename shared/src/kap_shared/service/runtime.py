@@ -18,11 +18,12 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import MetaData, text
 
 from ..auth.tokens import TokenVerifier
@@ -30,6 +31,7 @@ from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
+from ..http.openapi import document_platform_errors
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
@@ -43,6 +45,11 @@ from ..tracing import configure_tracing, trace_id_of, traced, traceparent_of
 from .metrics import ServiceMetrics
 
 log = get_logger(__name__)
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
 
 
 @dataclass
@@ -269,13 +276,24 @@ class ServiceRuntime:
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @app.get("/readyz", tags=["operations"], summary="Broker and database reachable")
+        @app.get(
+            "/readyz",
+            tags=["operations"],
+            summary="Broker and database reachable",
+            response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "not ready (yet)"}},
+        )
         async def readyz() -> JSONResponse:
             checks = await runtime.ready()
             ok = all(checks.values())
             return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-        @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        @app.get(
+            "/metrics",
+            tags=["operations"],
+            summary="Prometheus metrics",
+            response_class=PlainTextResponse,
+        )
         async def metrics() -> Response:
             with contextlib.suppress(Exception):  # metrics must answer while the DB is down
                 count, oldest = await outbox_backlog(runtime.sessions)
@@ -300,6 +318,7 @@ class ServiceRuntime:
             return runtime.asyncapi()
 
         for router in routers:
+            document_platform_errors(router.routes)
             app.include_router(router)
         return app
 
