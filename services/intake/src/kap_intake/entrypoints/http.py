@@ -129,7 +129,7 @@ async def register_patient(
     ensure_site(principal, cmd.site_id)
     async with uow:
         patient = await commands.register_patient(uow, cmd)
-    entry.about(patient.patient_id, patient.site_id)
+        entry.about(patient.patient_id, patient.site_id)
     return PatientCreated(patient_id=patient.patient_id)
 
 
@@ -225,7 +225,7 @@ async def get_fhir_patient(
     """identifier = the pseudonymous id the events carry; name, birthDate, telecom."""
     async with uow:
         patient = await _patient_for(uow, patient_id, principal, entry)
-    return FhirResponse(patient_resource(patient))
+        return FhirResponse(patient_resource(patient))
 
 
 @router.get("/audit", response_model=list[AuditView], tags=["audit"])
@@ -252,4 +252,4 @@ async def search_audit(
     )
     async with uow:
         records = await audit.search(uow.session, query)
-    return [AuditView.model_validate(r, from_attributes=True) for r in records]
+        return [AuditView.model_validate(r, from_attributes=True) for r in records]
