@@ -54,12 +54,18 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
 }
 
 Responses = dict[int | str, dict[str, Any]]
+ERROR_SCHEMA_REF = "#/components/schemas/ErrorResponse"
 
 
 def error_responses(*statuses: int) -> Responses:
     """OpenAPI `responses` for the given error statuses, all with `ErrorResponse`."""
     return {
-        status: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[status]}
+        status: {
+            "model": ErrorResponse,
+            "description": ERROR_DESCRIPTIONS[status],
+            # Errors are JSON even where the success is not (FHIR JSON, SSE).
+            "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}},
+        }
         for status in statuses
     }
 

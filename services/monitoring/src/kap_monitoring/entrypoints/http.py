@@ -20,6 +20,7 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -209,7 +210,12 @@ class MeasureView(BaseModel):
 # -- endpoints ---------------------------------------------------------------------------
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, summary="A monitoring window")
+@router.get(
+    "/sessions/{session_id}",
+    responses=error_responses(404),
+    response_model=SessionView,
+    summary="A monitoring window",
+)
 async def get_session(
     session_id: str, principal: Reader, uow: Uow, request: Request
 ) -> SessionView:
@@ -263,7 +269,10 @@ async def get_session(
     status_code=201,
     response_model=VitalsResult,
     summary="Record a reading (the fields of VitalsRecorded)",
-    responses={200: {"description": "this reading_id was already recorded; no second effect"}},
+    responses={
+        200: {"description": "this reading_id was already recorded; no second effect"},
+        **error_responses(404, 409),
+    },
 )
 async def record_vitals(
     session_id: str,
@@ -294,6 +303,7 @@ async def record_vitals(
 
 @router.post(
     "/sessions/{session_id}/doses",
+    responses=error_responses(404, 409),
     status_code=201,
     response_model=DoseView,
     summary="Record a dose (DoseAdministered)",
@@ -309,6 +319,7 @@ async def record_dose(
 
 @router.post(
     "/sessions/{session_id}/predose-decision",
+    responses=error_responses(404, 409),
     status_code=201,
     response_model=DecisionView,
     summary="SPR-PRE-5: a prescriber's proceed/defer on an elevated pre-dose BP",
@@ -324,6 +335,7 @@ async def decide_predose(
 
 @router.post(
     "/sessions/{session_id}/alerts/{alert_id}/resolve",
+    responses=error_responses(404, 409),
     response_model=AlertView,
     summary="A prescriber resolves an alert after assessing the patient",
 )
@@ -338,6 +350,7 @@ async def resolve_alert(
 
 @router.post(
     "/sessions/{session_id}/discharge",
+    responses=error_responses(404, 409),
     response_model=DischargeView,
     summary="Discharge: 409 naming the rule while a criterion fails (DischargeCleared)",
 )
@@ -358,6 +371,7 @@ async def discharge_session(
 
 @router.post(
     "/patients/{patient_id}/measures",
+    responses=error_responses(404),
     status_code=201,
     response_model=MeasureView,
     summary="PHQ-9 / GAD-7 / PCL-5 answers (OutcomeRecorded, SafetyConcernRaised)",

@@ -23,6 +23,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
@@ -85,14 +86,22 @@ WriteLock = Annotated[asyncio.Lock, Depends(_lock)]
 # -- directory ------------------------------------------------------------------------------
 
 
-@router.post("/sites", status_code=201, response_model=SiteView, tags=["directory"])
+@router.post(
+    "/sites",
+    responses=error_responses(409),
+    status_code=201,
+    response_model=SiteView,
+    tags=["directory"],
+)
 async def create_site(cmd: CreateSite, principal: DirectoryEditor, uow: Uow) -> SiteView:
     ensure_site(principal, cmd.site_id)
     async with uow:
         return SiteView.of(await directory.create_site(uow, cmd))
 
 
-@router.patch("/sites/{site_id}", response_model=SiteView, tags=["directory"])
+@router.patch(
+    "/sites/{site_id}", responses=error_responses(404), response_model=SiteView, tags=["directory"]
+)
 async def update_site(
     site_id: str, cmd: UpdateSite, principal: DirectoryEditor, uow: Uow
 ) -> SiteView:
@@ -103,14 +112,26 @@ async def update_site(
         return SiteView.of(await directory.update_site(uow, site_id, cmd))
 
 
-@router.post("/sites/{site_id}/rooms", status_code=201, response_model=RoomView, tags=["directory"])
+@router.post(
+    "/sites/{site_id}/rooms",
+    responses=error_responses(404, 409),
+    status_code=201,
+    response_model=RoomView,
+    tags=["directory"],
+)
 async def add_room(site_id: str, cmd: AddRoom, principal: DirectoryEditor, uow: Uow) -> RoomView:
     ensure_site(principal, site_id)
     async with uow:
         return RoomView.of(await directory.add_room(uow, site_id, cmd))
 
 
-@router.post("/clinicians", status_code=201, response_model=ClinicianView, tags=["directory"])
+@router.post(
+    "/clinicians",
+    responses=error_responses(409),
+    status_code=201,
+    response_model=ClinicianView,
+    tags=["directory"],
+)
 async def create_clinician(
     cmd: CreateClinician, principal: DirectoryEditor, uow: Uow
 ) -> ClinicianView:
@@ -123,7 +144,12 @@ async def create_clinician(
 # -- plans and holds -----------------------------------------------------------------------
 
 
-@router.get("/patients/{patient_id}/plan", response_model=PlanView, tags=["plans"])
+@router.get(
+    "/patients/{patient_id}/plan",
+    responses=error_responses(404),
+    response_model=PlanView,
+    tags=["plans"],
+)
 async def get_plan(
     patient_id: str, principal: Viewer, uow: Uow, rules: Rules, now: Now
 ) -> PlanView:
@@ -138,7 +164,10 @@ async def get_plan(
 
 
 @router.post(
-    "/patients/{patient_id}/holds/{hold_id}/clear", response_model=HoldView, tags=["plans"]
+    "/patients/{patient_id}/holds/{hold_id}/clear",
+    responses=error_responses(404, 409),
+    response_model=HoldView,
+    tags=["plans"],
 )
 async def clear_hold(
     patient_id: str,
@@ -167,7 +196,13 @@ async def _view(uow: UnitOfWork, row: TreatmentSession, rules: Rules) -> Session
     return SessionView.of(row, plan, rules.for_site(row.site_id))
 
 
-@router.post("/sessions", status_code=201, response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions",
+    responses=error_responses(409),
+    status_code=201,
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def book_session(
     cmd: BookSession, principal: Booker, uow: Uow, rules: Rules, now: Now, lock: WriteLock
 ) -> SessionView:
@@ -179,7 +214,12 @@ async def book_session(
         return await _view(uow, row, rules)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
+@router.get(
+    "/sessions/{session_id}",
+    responses=error_responses(404),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules) -> SessionView:
     async with uow:
         row = await sessions.get_session(uow, session_id, for_update=False)
@@ -187,7 +227,12 @@ async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/reschedule", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/reschedule",
+    responses=error_responses(404, 409),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def reschedule_session(
     session_id: str,
     cmd: RescheduleSession,
@@ -206,7 +251,12 @@ async def reschedule_session(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/cancel", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/cancel",
+    responses=error_responses(404, 409),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def cancel_session(
     session_id: str,
     cmd: CancelSession,
@@ -224,7 +274,12 @@ async def cancel_session(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/check-in", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/check-in",
+    responses=error_responses(404, 409),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def check_in(
     session_id: str,
     principal: Bedside,
@@ -244,7 +299,12 @@ async def check_in(
         return await _view(uow, row, rules)
 
 
-@router.post("/sessions/{session_id}/complete", response_model=SessionView, tags=["sessions"])
+@router.post(
+    "/sessions/{session_id}/complete",
+    responses=error_responses(404, 409),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def complete_session(
     session_id: str, principal: Bedside, uow: Uow, rules: Rules, now: Now, lock: WriteLock
 ) -> SessionView:
