@@ -31,6 +31,7 @@ from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
+from ..http.input_guard import install_input_guard
 from ..http.openapi import document_platform_errors
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
@@ -270,6 +271,8 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = self.token_verifier()
         install_error_handlers(app)
+        # Inside the request context (added after it runs before it): its 422s are traced.
+        install_input_guard(app, exempt=OPERATIONS_PATHS)
         _install_request_context(app, self.metrics)
 
         @app.get("/healthz", tags=["operations"], summary="Process is up")
