@@ -159,9 +159,10 @@ def test_the_trail_filters_by_actor_and_time_and_pages(
     assert trail(client, since=(now + timedelta(minutes=1)).isoformat()) == []
     assert len(trail(client, since=(now - timedelta(minutes=5)).isoformat())) == 4
     assert trail(client, until=(now - timedelta(minutes=5)).isoformat()) == []
-    response = client.get("/audit", params={"limit": 0}, headers=ADMIN)
-    assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["field"] == "limit"
+    for name, value in (("limit", 0), ("limit", 501), ("offset", -1), ("offset", 2**64)):
+        response = client.get("/audit", params={name: value}, headers=ADMIN)
+        assert response.status_code == 422, (name, value)
+        assert response.json()["error"]["details"][0]["field"] == name
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,8 @@ async def search_audit(
     since: Annotated[datetime | None, Query(description="inclusive")] = None,
     until: Annotated[datetime | None, Query(description="exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    # Bounded (a database integer); older records are reached with `until`.
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[AuditView]:
     """Who read or wrote which patient's PHI, newest first (admins; an admin without
     `*` sees the records of their own sites)."""
