@@ -21,6 +21,12 @@ INSERT = text(
     " VALUES ('a-1', CURRENT_TIMESTAMP, 'rn-1', 'nurse', '[]', 'site-a', 'pt-1', 'read',"
     " 'patient', 'GET', '/patients/pt-1', 200, 'allowed')"
 )
+LONG_VALUES = text(
+    "INSERT INTO audit_records (audit_id, at, actor, role, actor_sites, site_id, patient_id,"
+    " action, resource, method, path, status, outcome, request_id)"
+    " VALUES ('a-2', CURRENT_TIMESTAMP, :long, 'nurse', '[]', :long, :long, 'read',"
+    " 'patient', 'GET', :long, 404, 'not_found', :long)"
+)
 CHANGES = {
     "update": "UPDATE audit_records SET actor = 'someone-else'",
     "delete": "DELETE FROM audit_records",
@@ -39,12 +45,17 @@ async def _insert_then_try(url: str, changes: list[str]) -> list[tuple[object, .
     try:
         async with engine.begin() as connection:
             await connection.execute(INSERT)
+            # Whatever a caller sent (a 300-character id or X-Request-ID) is recorded,
+            # never a reason for the record, and so the response, to fail.
+            await connection.execute(LONG_VALUES, {"long": "x" * 300})
         for change in changes:
             with pytest.raises(DBAPIError, match="append-only"):
                 async with engine.begin() as connection:
                     await connection.execute(text(CHANGES[change]))
         async with engine.connect() as connection:
-            result = await connection.execute(text("SELECT actor FROM audit_records"))
+            result = await connection.execute(
+                text("SELECT actor FROM audit_records WHERE audit_id = 'a-1'")
+            )
             return [tuple(row) for row in result]
     finally:
         await engine.dispose()

@@ -76,11 +76,12 @@ class AuditRecord(IntakeTable, table=True):
 
     audit_id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
     at: datetime = Field(default_factory=utc_now, index=True)
-    actor: str | None = Field(default=None, index=True, max_length=128)
+    # Unbounded: whatever a caller sends (a long id, a header) must not stop the record.
+    actor: str | None = Field(default=None, index=True)
     role: str | None = None
     actor_sites: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    site_id: str | None = Field(default=None, max_length=64)
-    patient_id: str | None = Field(default=None, index=True, max_length=36)
+    site_id: str | None = None
+    patient_id: str | None = Field(default=None, index=True)
     action: str  # AuditAction
     resource: str  # AuditResource
     method: str = Field(max_length=8)
@@ -88,7 +89,7 @@ class AuditRecord(IntakeTable, table=True):
     status: int
     outcome: str  # AuditOutcome
     trace_id: str | None = Field(default=None, max_length=32)
-    request_id: str | None = Field(default=None, max_length=128)
+    request_id: str | None = None
 
 
 # The database itself refuses to change the trail (the Alembic revision runs the same

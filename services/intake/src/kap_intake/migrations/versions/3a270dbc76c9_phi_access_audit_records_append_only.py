@@ -42,11 +42,11 @@ def upgrade() -> None:
         "audit_records",
         sa.Column("audit_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
-        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("role", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("actor_sites", sa.JSON(), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=True),
+        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("action", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("resource", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("method", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
@@ -54,7 +54,7 @@ def upgrade() -> None:
         sa.Column("status", sa.Integer(), nullable=False),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("trace_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+        sa.Column("request_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.PrimaryKeyConstraint("audit_id"),
     )
     with op.batch_alter_table("audit_records", schema=None) as batch_op:
