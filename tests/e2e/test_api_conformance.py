@@ -5,7 +5,7 @@ token of a role that may call the operation. Every response
 must be no server error, with a documented status, content type and body schema.
 
 Bounded: a fixed number of examples per operation, derandomized (the same requests on
-every run), so the four services take about two to three minutes on 2 cores.
+every run): about a minute for the four services on 2 cores, once the platform runs.
 """
 
 from __future__ import annotations
