@@ -109,19 +109,23 @@ def test_verifier_needs_a_secret_or_a_jwks_url() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sites", "site", "allowed"),
+    ("role", "sites", "site", "allowed"),
     [
-        (["site-north"], "site-north", True),
-        (["site-north"], "site-south", False),
-        (["site-north", "site-south"], "site-south", True),
-        (["*"], "site-anywhere", True),
-        ([], "site-north", False),
-        (["site-north"], "site-nort", False),
-        (["site-north"], "*", False),
+        (Role.THERAPIST, ["site-north"], "site-north", True),
+        (Role.THERAPIST, ["site-north"], "site-south", False),
+        (Role.THERAPIST, ["site-north", "site-south"], "site-south", True),
+        (Role.ADMIN, ["*"], "site-anywhere", True),
+        # CONTRACT 6.4: '*' is honoured only for admin
+        (Role.THERAPIST, ["*"], "site-anywhere", False),
+        (Role.DEVICE, ["*", "site-north"], "site-south", False),
+        (Role.THERAPIST, [], "site-north", False),
+        (Role.THERAPIST, ["site-north"], "site-nort", False),
+        (Role.THERAPIST, ["site-north"], "*", False),
+        (Role.THERAPIST, ["*"], "*", False),
     ],
 )
-def test_principal_can_access_site(sites: list[str], site: str, allowed: bool) -> None:
-    principal = Principal(sub="th-grace", role=Role.THERAPIST, sites=sites)
+def test_principal_can_access_site(role: Role, sites: list[str], site: str, allowed: bool) -> None:
+    principal = Principal(sub="th-grace", role=role, sites=sites)
     assert principal.can_access_site(site) is allowed
 
 

@@ -163,6 +163,26 @@ async def test_unauthenticated_invalid_body_is_401_not_422(client: httpx.AsyncCl
 # --- 403 ----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("role", ["prescriber", "nurse", "therapist", "coordinator", "device"])
+async def test_wildcard_site_claim_on_a_non_admin_role_is_403_everywhere(
+    client: httpx.AsyncClient, role: str
+) -> None:
+    # CONTRACT 6.4: '*' is honoured only for admin; refused even where no site is involved.
+    for sites in (["*"], ["site-north", "*"]):
+        response = await client.get("/me", headers=bearer(role, sites))
+        error = assert_error_shape(response, 403, "forbidden")
+        assert "'*'" in error["message"]
+        response = await client.post(DOSE_URL, json=GOOD_DOSE, headers=bearer(role, sites))
+        assert_error_shape(response, 403, "forbidden")
+    assert client.app.state.stored == []  # type: ignore[attr-defined]
+
+
+async def test_wildcard_site_claim_is_honoured_for_admin(client: httpx.AsyncClient) -> None:
+    response = await client.get("/me", headers=bearer("admin", ["*"]))
+    assert response.status_code == 200, response.text
+    assert response.json()["sites"] == ["*"]
+
+
 async def test_role_not_allowed_is_403(client: httpx.AsyncClient) -> None:
     response = await client.post(DOSE_URL, json=GOOD_DOSE, headers=bearer("therapist"))
     error = assert_error_shape(response, 403, "forbidden")
@@ -177,7 +197,9 @@ async def test_other_site_is_403(client: httpx.AsyncClient) -> None:
     assert client.app.state.stored == []  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("role", "sites"), [("nurse", ["site-north"]), ("prescriber", ["*"])])
+@pytest.mark.parametrize(
+    ("role", "sites"), [("nurse", ["site-north"]), ("prescriber", ["site-north"])]
+)
 async def test_allowed_role_at_own_site_is_served(
     client: httpx.AsyncClient, role: str, sites: list[str]
 ) -> None:

@@ -113,7 +113,7 @@ def test_token_with_an_unknown_role_is_401(
 
 def _raw_token(role: str) -> str:
     now = int(utc_now().timestamp())
-    claims = {"sub": "x", "role": role, "sites": ["*"], "iat": now, "exp": now + 600}
+    claims = {"sub": "x", "role": role, "sites": ["site-a"], "iat": now, "exp": now + 600}
     return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
 
 

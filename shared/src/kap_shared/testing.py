@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from .auth.tokens import mint_token
+from .http.openapi import ERROR_SCHEMA_REF
 from .settings import ServiceSettings
 
 TEST_SECRET = "unit-test-secret-of-at-least-32-bytes!"  # noqa: S105 - test-only key
@@ -93,3 +94,28 @@ def offline_page_problems(client: httpx.Client, url: str) -> list[str]:
         if asset.status_code != 200:
             problems.append(f"{reference}: {asset.status_code}")
     return problems
+
+
+def documented_errors(spec: dict[str, Any]) -> dict[str, set[int]]:
+    """`{"GET /sessions/{session_id}": {401, 403, 404, 422, 503}, ...}`: the 4xx/5xx
+    statuses each operation of an OpenAPI document declares."""
+    return {
+        f"{method.upper()} {path}": {int(s) for s in operation["responses"] if int(s) >= 400}
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+def assert_openapi_errors(spec: dict[str, Any], expected: dict[str, set[int]]) -> None:
+    """Every operation declares exactly the expected error statuses, each with the
+    platform's error schema (never FastAPI's `HTTPValidationError`)."""
+    assert documented_errors(spec) == expected
+    assert "HTTPValidationError" not in spec.get("components", {}).get("schemas", {})
+    error = spec["components"]["schemas"]["ErrorDetail"]
+    assert {"code", "message"} <= set(error["required"])
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400 and not (path == "/readyz" and status == "503"):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": ERROR_SCHEMA_REF}, (method, path, status)

@@ -28,6 +28,10 @@ def current_principal(
             401, f"invalid token: {exc}", headers={"WWW-Authenticate": "Bearer"}
         ) from exc
     request.state.principal = principal
+    if principal.misuses_wildcard:
+        raise HTTPException(
+            403, f"a '*' site claim is honoured only for role admin, not {principal.role}"
+        )
     return principal
 
 

@@ -18,6 +18,7 @@ from ..events.enums import Role
 from ..events.envelope import utc_now
 
 ISSUER = "kap-platform"
+WILDCARD_SITE = "*"
 
 
 class Principal(BaseModel):
@@ -27,8 +28,18 @@ class Principal(BaseModel):
     role: Role
     sites: list[str] = Field(default_factory=list)
 
+    @property
+    def all_sites(self) -> bool:
+        """`*` means every site, for an admin only (CONTRACT 6.4)."""
+        return self.role is Role.ADMIN and WILDCARD_SITE in self.sites
+
+    @property
+    def misuses_wildcard(self) -> bool:
+        """A `*` claim on any other role: refused (403), never narrowed silently."""
+        return self.role is not Role.ADMIN and WILDCARD_SITE in self.sites
+
     def can_access_site(self, site_id: str) -> bool:
-        return site_id in self.sites or "*" in self.sites
+        return self.all_sites or (site_id in self.sites and site_id != WILDCARD_SITE)
 
 
 class InvalidToken(Exception):

@@ -18,11 +18,12 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from sqlalchemy import MetaData, text
 
 from ..auth.tokens import TokenVerifier
@@ -31,6 +32,8 @@ from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
 from ..http.idempotency import IdempotencyMiddleware
+from ..http.input_guard import install_input_guard
+from ..http.openapi import document_platform_errors
 from ..logging import configure_logging, get_logger
 from ..messaging.broker import create_broker, dead_letter_middleware, outbox_sender
 from ..messaging.consumer import EventConsumer, EventHandler
@@ -46,6 +49,11 @@ from .docs_ui import STATIC_PATH, install_docs_ui
 from .metrics import ServiceMetrics
 
 log = get_logger(__name__)
+
+
+class Readiness(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
 
 
 @dataclass
@@ -296,19 +304,32 @@ class ServiceRuntime:
         install_error_handlers(app)
         # Inside the request context (503 while not ready, trace and metrics apply to replays).
         app.add_middleware(IdempotencyMiddleware)
+        # Inside the request context (added after it runs before it): its 422s are traced.
+        install_input_guard(app, exempt=OPERATIONS_PATHS)
         _install_request_context(app, self.metrics)
 
         @app.get("/healthz", tags=["operations"], summary="Process is up")
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @app.get("/readyz", tags=["operations"], summary="Broker and database reachable")
+        @app.get(
+            "/readyz",
+            tags=["operations"],
+            summary="Broker and database reachable",
+            response_model=Readiness,
+            responses={503: {"model": Readiness, "description": "not ready (yet)"}},
+        )
         async def readyz() -> JSONResponse:
             checks = await runtime.ready()
             ok = all(checks.values())
             return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-        @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+        @app.get(
+            "/metrics",
+            tags=["operations"],
+            summary="Prometheus metrics",
+            response_class=PlainTextResponse,
+        )
         async def metrics() -> Response:
             with contextlib.suppress(Exception):  # metrics must answer while the DB is down
                 count, oldest = await outbox_backlog(runtime.sessions)
@@ -331,6 +352,7 @@ class ServiceRuntime:
         install_docs_ui(app, runtime.asyncapi)
 
         for router in routers:
+            document_platform_errors(router.routes)
             app.include_router(router)
         return app
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Connection, Table, event
 from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import new_id, utc_now
 
 REGISTRY = service_registry()
 
@@ -18,7 +18,7 @@ class IntakeTable(SQLModel, registry=REGISTRY):
     """Base of intake's tables: they live on intake's own metadata."""
 
 
-__all__ = ["REGISTRY", "Consent", "Patient", "Screening", "select"]
+__all__ = ["REGISTRY", "AuditRecord", "Consent", "Patient", "Screening", "select"]
 
 
 class Patient(IntakeTable, table=True):
@@ -65,3 +65,54 @@ class Consent(IntakeTable, table=True):
     granted: bool
     recorded_by: str
     recorded_at: datetime = Field(default_factory=utc_now)
+
+
+class AuditRecord(IntakeTable, table=True):
+    """Who read or wrote which patient's PHI, and with what outcome (HIPAA audit
+    controls). Append-only: no code path updates or deletes a row, and the database
+    refuses it (triggers below). Rows never leave intake's database."""
+
+    __tablename__ = "audit_records"
+
+    audit_id: str = Field(default_factory=new_id, primary_key=True, max_length=36)
+    at: datetime = Field(default_factory=utc_now, index=True)
+    # Unbounded: whatever a caller sends (a long id, a header) must not stop the record.
+    actor: str | None = Field(default=None, index=True)
+    role: str | None = None
+    actor_sites: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    site_id: str | None = None
+    patient_id: str | None = Field(default=None, index=True)
+    action: str  # AuditAction
+    resource: str  # AuditResource
+    method: str = Field(max_length=8)
+    path: str
+    status: int
+    outcome: str  # AuditOutcome
+    trace_id: str | None = Field(default=None, max_length=32)
+    request_id: str | None = None
+
+
+# The database itself refuses to change the trail (the Alembic revision runs the same
+# statements; these cover DB_SCHEMA=create_all).
+APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": tuple(
+        f"CREATE TRIGGER audit_records_no_{op.lower()} BEFORE {op} ON audit_records "
+        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END"
+        for op in ("UPDATE", "DELETE")
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'audit_records is append-only'; END $$",
+        "CREATE TRIGGER audit_records_no_change BEFORE UPDATE OR DELETE ON audit_records "
+        "FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()",
+        "CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()",
+    ),
+}
+
+
+@event.listens_for(AuditRecord.__table__, "after_create")  # type: ignore[attr-defined]
+def _append_only(_table: Table, connection: Connection, **_: Any) -> None:
+    for statement in APPEND_ONLY_DDL.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)

@@ -5,19 +5,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.idempotency import IdempotencyKey
+from kap_shared.events.envelope import as_utc
+from kap_shared.fhir import FhirResponse
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters import tables
 from ..config import IntakeSettings
+from ..domain.audit import AuditAction, AuditResource
 from ..domain.commands import RecordConsent, RegisterPatient, ReviewScreening, ScreenPatient
-from ..handlers import commands
+from ..handlers import audit, commands
+from .audit import AuditEntry, audited
+from .fhir import patient_resource
 
 router = APIRouter(tags=["intake"])
 
@@ -25,6 +31,16 @@ CLINICAL = (Role.PRESCRIBER, Role.THERAPIST, Role.NURSE, Role.COORDINATOR, Role.
 Clinician = Annotated[Principal, Depends(require_roles(*CLINICAL))]
 Screener = Annotated[Principal, Depends(require_roles(Role.PRESCRIBER, Role.NURSE, Role.THERAPIST))]
 Prescriber = Annotated[Principal, Depends(require_roles(Role.PRESCRIBER))]
+Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+# The PHI access trail: each route's first parameter, so refusals are recorded too.
+READ, CREATE, UPDATE = AuditAction.READ, AuditAction.CREATE, AuditAction.UPDATE
+ReadsPatient = Annotated[AuditEntry, audited(READ, AuditResource.PATIENT)]
+ReadsFhirPatient = Annotated[AuditEntry, audited(READ, AuditResource.FHIR_PATIENT)]
+CreatesPatient = Annotated[AuditEntry, audited(CREATE, AuditResource.PATIENT, success=201)]
+Screens = Annotated[AuditEntry, audited(CREATE, AuditResource.SCREENING, success=201)]
+Reviews = Annotated[AuditEntry, audited(UPDATE, AuditResource.SCREENING_REVIEW)]
+Consents = Annotated[AuditEntry, audited(CREATE, AuditResource.CONSENT, success=201)]
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -80,8 +96,29 @@ class ConsentView(BaseModel):
     recorded_at: datetime
 
 
-async def _patient_for(uow: UnitOfWork, patient_id: str, principal: Principal) -> tables.Patient:
+class AuditView(BaseModel):
+    audit_id: str
+    at: datetime
+    actor: str | None
+    role: str | None
+    actor_sites: list[str]
+    site_id: str | None
+    patient_id: str | None
+    action: AuditAction
+    resource: AuditResource
+    method: str
+    path: str
+    status: int
+    outcome: str
+    trace_id: str | None
+    request_id: str | None
+
+
+async def _patient_for(
+    uow: UnitOfWork, patient_id: str, principal: Principal, entry: AuditEntry
+) -> tables.Patient:
     patient = await commands.get_patient(uow, patient_id)
+    entry.about(patient.patient_id, patient.site_id)
     ensure_site(principal, patient.site_id)
     return patient
 
@@ -89,17 +126,22 @@ async def _patient_for(uow: UnitOfWork, patient_id: str, principal: Principal) -
 @router.post(
     "/patients", dependencies=[IdempotencyKey], status_code=201, response_model=PatientCreated
 )
-async def register_patient(cmd: RegisterPatient, principal: Clinician, uow: Uow) -> PatientCreated:
+async def register_patient(
+    entry: CreatesPatient, cmd: RegisterPatient, principal: Clinician, uow: Uow
+) -> PatientCreated:
     ensure_site(principal, cmd.site_id)
     async with uow:
         patient = await commands.register_patient(uow, cmd)
+        entry.about(patient.patient_id, patient.site_id)
     return PatientCreated(patient_id=patient.patient_id)
 
 
-@router.get("/patients/{patient_id}", response_model=PatientView)
-async def get_patient(patient_id: str, principal: Clinician, uow: Uow) -> PatientView:
+@router.get("/patients/{patient_id}", response_model=PatientView, responses=error_responses(404))
+async def get_patient(
+    entry: ReadsPatient, patient_id: str, principal: Clinician, uow: Uow
+) -> PatientView:
     async with uow:
-        patient = await _patient_for(uow, patient_id, principal)
+        patient = await _patient_for(uow, patient_id, principal, entry)
         screenings = await uow.session.exec(
             tables.select(tables.Screening).where(tables.Screening.patient_id == patient_id)
         )
@@ -120,13 +162,19 @@ async def get_patient(patient_id: str, principal: Clinician, uow: Uow) -> Patien
     dependencies=[IdempotencyKey],
     status_code=201,
     response_model=ScreeningView,
+    responses=error_responses(404),
 )
 async def screen_patient(
-    patient_id: str, cmd: ScreenPatient, principal: Screener, uow: Uow, request: Request
+    entry: Screens,
+    patient_id: str,
+    cmd: ScreenPatient,
+    principal: Screener,
+    uow: Uow,
+    request: Request,
 ) -> ScreeningView:
     settings: IntakeSettings = _runtime(request).settings  # type: ignore[assignment]
     async with uow:
-        patient = await _patient_for(uow, patient_id, principal)
+        patient = await _patient_for(uow, patient_id, principal, entry)
         screening = await commands.screen_patient(
             uow, patient, cmd, settings.screening_rules.for_site(patient.site_id), principal
         )
@@ -138,12 +186,18 @@ async def screen_patient(
     dependencies=[IdempotencyKey],
     status_code=200,
     response_model=ScreeningView,
+    responses=error_responses(404, 409),
 )
 async def review_screening(
-    patient_id: str, screening_id: str, cmd: ReviewScreening, principal: Prescriber, uow: Uow
+    entry: Reviews,
+    patient_id: str,
+    screening_id: str,
+    cmd: ReviewScreening,
+    principal: Prescriber,
+    uow: Uow,
 ) -> ScreeningView:
     async with uow:
-        patient = await _patient_for(uow, patient_id, principal)
+        patient = await _patient_for(uow, patient_id, principal, entry)
         screening = await commands.review_screening(uow, patient, screening_id, cmd, principal)
     return ScreeningView(**screening.model_dump())
 
@@ -153,11 +207,56 @@ async def review_screening(
     dependencies=[IdempotencyKey],
     status_code=201,
     response_model=ConsentView,
+    responses=error_responses(404),
 )
 async def record_consent(
-    patient_id: str, cmd: RecordConsent, principal: Clinician, uow: Uow
+    entry: Consents, patient_id: str, cmd: RecordConsent, principal: Clinician, uow: Uow
 ) -> ConsentView:
     async with uow:
-        patient = await _patient_for(uow, patient_id, principal)
+        patient = await _patient_for(uow, patient_id, principal, entry)
         consent = await commands.record_consent(uow, patient, cmd, principal)
     return ConsentView(**consent.model_dump())
+
+
+@router.get(
+    "/fhir/Patient/{patient_id}",
+    response_class=FhirResponse,
+    responses=error_responses(404),
+    tags=["fhir"],
+    summary="The patient as a FHIR R4 Patient (PHI; audited)",
+)
+async def get_fhir_patient(
+    entry: ReadsFhirPatient, patient_id: str, principal: Clinician, uow: Uow
+) -> FhirResponse:
+    """identifier = the pseudonymous id the events carry; name, birthDate, telecom."""
+    async with uow:
+        patient = await _patient_for(uow, patient_id, principal, entry)
+        return FhirResponse(patient_resource(patient))
+
+
+@router.get("/audit", response_model=list[AuditView], tags=["audit"])
+async def search_audit(
+    principal: Admin,
+    uow: Uow,
+    patient_id: str | None = None,
+    actor: str | None = None,
+    since: Annotated[datetime | None, Query(description="inclusive")] = None,
+    until: Annotated[datetime | None, Query(description="exclusive")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    # Bounded (a database integer); older records are reached with `until`.
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[AuditView]:
+    """Who read or wrote which patient's PHI, newest first (admins; an admin without
+    `*` sees the records of their own sites)."""
+    query = audit.AuditQuery(
+        patient_id=patient_id,
+        actor=actor,
+        since=as_utc(since) if since else None,
+        until=as_utc(until) if until else None,
+        sites=None if principal.all_sites else tuple(principal.sites),
+        limit=limit,
+        offset=offset,
+    )
+    async with uow:
+        records = await audit.search(uow.session, query)
+        return [AuditView.model_validate(r, from_attributes=True) for r in records]

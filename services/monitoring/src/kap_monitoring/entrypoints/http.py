@@ -20,6 +20,7 @@ from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -99,20 +100,16 @@ async def _session_for(uow: UnitOfWork, session_id: str, principal: Principal) -
 
 
 # Statuses every endpoint may answer besides its success (CONTRACT section 4).
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "no valid token"},
-    403: {"description": "a role not allowed, or another site's session or patient"},
-    404: {"description": "monitoring does not know the session, patient, alert or concern"},
-    409: {"description": "a rule forbids it: `code` is the rule id, details say what clears it"},
-    422: {"description": "invalid input: the message and details name the field"},
-}
+# 401/403/422/503 are documented by the platform (kap_shared.http.openapi); these are ours.
+ERRORS = error_responses(404, 409)
+READ_ERRORS = error_responses(404)
 
 
 @router.get(
     "/sessions/{session_id}",
     response_model=SessionView,
     summary="A monitoring window, with every discharge blocker and what clears it",
-    responses=ERRORS,
+    responses=READ_ERRORS,
 )
 async def get_session(
     session_id: str, principal: Reader, uow: Uow, request: Request

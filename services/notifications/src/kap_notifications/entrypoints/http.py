@@ -30,6 +30,7 @@ from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -117,7 +118,9 @@ async def put_recipient(
     return view
 
 
-@router.get("/recipients/{clinician_id}", response_model=RecipientView)
+@router.get(
+    "/recipients/{clinician_id}", responses=error_responses(404), response_model=RecipientView
+)
 async def get_recipient(clinician_id: str, principal: Clinician, uow: Uow) -> RecipientView:
     async with uow:
         recipient, sites = await directory.get_recipient(uow.session, clinician_id, principal)
@@ -259,6 +262,7 @@ class Acknowledgement(BaseModel):
 @router.post(
     "/notifications/{notification_id}/ack",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404),
     response_model=Acknowledgement,
     summary="Acknowledge a notification; emits AlertAcknowledged and stops its escalation",
 )

@@ -57,7 +57,7 @@ def _visible(
     query: SelectOfScalar[Notification], principal: Principal
 ) -> SelectOfScalar[Notification]:
     query = query.where(Notification.recipient_id == principal.sub)
-    if "*" not in principal.sites:
+    if not principal.all_sites:
         # Filter by site before the limit, so other sites' rows never use up the page.
         query = query.where(col(Notification.site_id).in_(principal.sites))
     return query

@@ -26,6 +26,7 @@ from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.messaging.idempotency import HeldUntilCommit
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
@@ -92,6 +93,7 @@ WriteLock = Annotated[HeldUntilCommit, Depends(_lock)]
 @router.post(
     "/sites",
     dependencies=[IdempotencyKey],
+    responses=error_responses(409),
     status_code=201,
     response_model=SiteView,
     tags=["directory"],
@@ -102,7 +104,9 @@ async def create_site(cmd: CreateSite, principal: DirectoryEditor, uow: Uow) -> 
         return SiteView.of(await directory.create_site(uow, cmd))
 
 
-@router.patch("/sites/{site_id}", response_model=SiteView, tags=["directory"])
+@router.patch(
+    "/sites/{site_id}", responses=error_responses(404), response_model=SiteView, tags=["directory"]
+)
 async def update_site(
     site_id: str, cmd: UpdateSite, principal: DirectoryEditor, uow: Uow
 ) -> SiteView:
@@ -116,6 +120,7 @@ async def update_site(
 @router.post(
     "/sites/{site_id}/rooms",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     status_code=201,
     response_model=RoomView,
     tags=["directory"],
@@ -129,6 +134,7 @@ async def add_room(site_id: str, cmd: AddRoom, principal: DirectoryEditor, uow: 
 @router.post(
     "/clinicians",
     dependencies=[IdempotencyKey],
+    responses=error_responses(409),
     status_code=201,
     response_model=ClinicianView,
     tags=["directory"],
@@ -145,7 +151,12 @@ async def create_clinician(
 # -- plans and holds -----------------------------------------------------------------------
 
 
-@router.get("/patients/{patient_id}/plan", response_model=PlanView, tags=["plans"])
+@router.get(
+    "/patients/{patient_id}/plan",
+    responses=error_responses(404),
+    response_model=PlanView,
+    tags=["plans"],
+)
 async def get_plan(
     patient_id: str, principal: Viewer, uow: Uow, rules: Rules, now: Now
 ) -> PlanView:
@@ -162,6 +173,7 @@ async def get_plan(
 @router.post(
     "/patients/{patient_id}/holds/{hold_id}/clear",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     response_model=HoldView,
     tags=["plans"],
 )
@@ -195,6 +207,7 @@ async def _view(uow: UnitOfWork, row: TreatmentSession, rules: Rules) -> Session
 @router.post(
     "/sessions",
     dependencies=[IdempotencyKey],
+    responses=error_responses(409),
     status_code=201,
     response_model=SessionView,
     tags=["sessions"],
@@ -210,7 +223,12 @@ async def book_session(
         return await _view(uow, row, rules)
 
 
-@router.get("/sessions/{session_id}", response_model=SessionView, tags=["sessions"])
+@router.get(
+    "/sessions/{session_id}",
+    responses=error_responses(404),
+    response_model=SessionView,
+    tags=["sessions"],
+)
 async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules) -> SessionView:
     async with uow:
         row = await sessions.get_session(uow, session_id, for_update=False)
@@ -221,6 +239,7 @@ async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules
 @router.post(
     "/sessions/{session_id}/reschedule",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     response_model=SessionView,
     tags=["sessions"],
 )
@@ -245,6 +264,7 @@ async def reschedule_session(
 @router.post(
     "/sessions/{session_id}/cancel",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     response_model=SessionView,
     tags=["sessions"],
 )
@@ -268,6 +288,7 @@ async def cancel_session(
 @router.post(
     "/sessions/{session_id}/check-in",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     response_model=SessionView,
     tags=["sessions"],
 )
@@ -293,6 +314,7 @@ async def check_in(
 @router.post(
     "/sessions/{session_id}/complete",
     dependencies=[IdempotencyKey],
+    responses=error_responses(404, 409),
     response_model=SessionView,
     tags=["sessions"],
 )
