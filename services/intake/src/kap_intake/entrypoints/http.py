@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
-from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.events.envelope import as_utc
 from kap_shared.fhir import FhirResponse
+from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime

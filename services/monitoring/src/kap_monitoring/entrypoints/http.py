@@ -11,7 +11,7 @@ request must also be for a session or patient of one of the caller's sites.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 

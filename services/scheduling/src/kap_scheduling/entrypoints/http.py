@@ -25,8 +25,8 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
-from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.http.openapi import error_responses
+from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 from kap_shared.service.runtime import ServiceRuntime
