@@ -71,6 +71,27 @@ def test_every_phi_request_leaves_a_record_naming_who_did_what(
     assert times == sorted(times, reverse=True)
 
 
+def test_a_keyed_write_is_recorded_with_its_effect(
+    client: TestClient, therapist: Headers, referral: dict[str, Any]
+) -> None:
+    # Idempotency-Key (CONTRACT 6.4): the effect is held until the response is stored;
+    # the audit record joins that transaction (SQLite has one writer: a second
+    # transaction would wait on the first until it timed out).
+    keyed = {**therapist, "Idempotency-Key": "referral-audit-1"}
+    first = client.post("/patients", json=referral, headers=keyed)
+    replay = client.post("/patients", json=referral, headers=keyed)
+    assert (first.status_code, replay.status_code) == (201, 201)
+    assert replay.json() == first.json()
+    patient_id = first.json()["patient_id"]
+    assert client.get(f"/patients/{patient_id}", headers=therapist).status_code == 200
+
+    records = trail(client, actor="th-ana")
+    assert [(r["action"], r["resource"], r["patient_id"]) for r in records][-2:] == [
+        ("read", "patient", patient_id),
+        ("create", "patient", patient_id),
+    ]
+
+
 def test_refused_and_unknown_requests_are_recorded_too(
     client: TestClient, patient_id: str, outbox: Callable[[], list[dict[str, Any]]]
 ) -> None:

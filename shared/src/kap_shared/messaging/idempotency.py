@@ -92,6 +92,15 @@ class RequestScope:
         if uow not in self.held:
             self.held.append(uow)
 
+    def join(self, row: object) -> bool:
+        """Add a row to the held transaction, so it commits with the request's effect;
+        False when nothing is held. A second writer would wait on the held one's lock
+        (SQLite has one writer), so writes made after the effect must join it."""
+        if not self.held:
+            return False
+        self.held[0].session.add(row)
+        return True
+
     async def complete(self, status_code: int, content_type: str, body: bytes) -> None:
         """Store the response with the effect and commit both (raises on a conflict:
         another request with the same key committed first)."""

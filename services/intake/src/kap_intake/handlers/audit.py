@@ -10,12 +10,19 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from kap_shared.messaging.idempotency import deferring_scope
+
 from ..adapters.tables import AuditRecord
 
 
 async def append(sessions: async_sessionmaker[AsyncSession], record: AuditRecord) -> None:
     """In a transaction of its own: refusals are recorded even though the request's
-    own transaction was rolled back."""
+    own transaction was rolled back. In a keyed request whose effect is held until the
+    response is stored (Idempotency-Key), the record joins that transaction instead:
+    effect, response and record are durable together."""
+    scope = deferring_scope()
+    if scope is not None and scope.join(record):
+        return
     async with sessions() as session:
         session.add(record)
         await session.commit()
