@@ -4,13 +4,16 @@ processes).
 
 One scenario, several checks: a coordinator's booking refused by KAP-1 shows the
 rule id and the reason in words; a nurse checks the patient in with the pre-dose
-checklist; her floor, already open, shows a critical alert card (announced in the
-ARIA live region) after a device reading is put on the vitals topic, without a
-reload; she acknowledges it in the browser, AlertAcknowledged is on the topic and
-the escalation does not fire; discharge is disabled with its blockers listed until
-the criteria hold, then the prescriber signs it and the card turns "discharged"; a
-therapist sees the journey with the PHQ-9 trend (and the timeline once records is
-part of the platform); a clinician of another site gets 403 pages. Every screen
+checklist and charts the IV dose in the console's form (given 35 minutes ago, the
+infusion's end, the lot: monitoring 0.3.0); her floor, already open, shows a critical
+alert card (announced in the ARIA live region) after a device reading is put on the
+vitals topic, without a reload; she acknowledges it in the browser, AlertAcknowledged
+is on the topic and the escalation does not fire; discharge is disabled with its
+blockers listed until the criteria hold (recent readings with the dissociation
+assessment); the nurse's request is then refused with MON-DIS-3 and what clears it,
+the prescriber signs the stability assessment and the card turns "discharged"; a
+therapist sees the journey with the timeline from records and the PHQ-9 trend with a
+score recorded after baseline; a clinician of another site gets 403 pages. Every screen
 passes axe-core with no serious or critical violation and is screenshotted (into
 docs/screenshots/ for the README only with KAP_UPDATE_SCREENSHOTS=1, so an ordinary run
 changes no tracked file; otherwise into the test's temporary directory).
