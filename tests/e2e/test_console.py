@@ -330,7 +330,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(card.locator(".refusal")).to_contain_text("MON-DIS-3", timeout=UI_TIMEOUT)
         await expect(card.locator(".refusal")).to_contain_text("To clear")
         # The prescriber signs: the stability assessment (coded), then the discharge.
-        for answer in (
+        for assessed in (
             "Clinically stable",
             "Vital signs acceptable",
             "Sedation resolved",
@@ -338,7 +338,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
             "Respiratory depression resolved",
             "Alert and oriented",
         ):
-            await doctor_card.get_by_label(answer, exact=True).check()
+            await doctor_card.get_by_label(assessed, exact=True).check()
         await doctor_card.get_by_label("Escort confirmed", exact=True).select_option("yes")
         await doctor_card.get_by_label("Aldrete score", exact=True).fill("10")
         await sign.click()
@@ -380,6 +380,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(timeline).to_contain_text("PatientScreened", timeout=UI_TIMEOUT)
         await expect(timeline).to_contain_text("DischargeCleared")
         await expect(therapist_page.locator("#timeline-unavailable")).to_have_count(0)
+        await expect(therapist_page.locator("#pmf-unavailable")).to_contain_text("prescribers")
         await expect(therapist_page.locator(".facts")).to_contain_text("Next action")
         await accessible(therapist_page, "journey", screenshots)
 

@@ -27,6 +27,7 @@ class Journey:
     timeline_message: str | None
     pmf: list[dict[str, Any]] | None
     timeline_total: int | None = None
+    pmf_message: str | None = None
     trends: list[Trend] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -39,6 +40,12 @@ def _records_message(exc: Exception) -> str:
     if isinstance(exc, ServiceError):
         return f"The care record answered {exc.status} {exc.code}: {exc.message}"
     return "The care record is unavailable."
+
+
+def _pmf_message(exc: Exception) -> str:
+    if isinstance(exc, ServiceError) and exc.status == 403:
+        return "REMS forms are kept for prescribers, nurses and coordinators."
+    return _records_message(exc)
 
 
 async def _safe(coro: Any) -> tuple[Any, Exception | None]:
@@ -91,7 +98,7 @@ async def journey(api: ServiceApi, principal: Principal, patient_id: str) -> Jou
         (patient, _),
         (timeline_page, timeline_error),
         (outcomes_page, _),
-        (pmf, _),
+        (pmf, pmf_error),
     ) = await asyncio.gather(
         _safe(api.get("scheduling", f"/patients/{patient_id}/plan")),
         _safe(api.get("intake", f"/patients/{patient_id}")),
@@ -120,6 +127,7 @@ async def journey(api: ServiceApi, principal: Principal, patient_id: str) -> Jou
         timeline_message=_records_message(timeline_error) if timeline_error else None,
         timeline_total=timeline_page.get("total") if isinstance(timeline_page, dict) else None,
         pmf=_forms(pmf, patient_id),
+        pmf_message=_pmf_message(pmf_error) if pmf_error else None,
         trends=[
             trend(label, baselines.get(key), points.get(key, []))
             for key, label in TREND_INSTRUMENTS
