@@ -275,6 +275,9 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(discharge_button).to_be_disabled()
         await expect(card.locator(".blockers-box")).to_contain_text("MON-DIS-2")
         await expect(card.locator(".blockers-box")).to_contain_text("KET-DIS-3")
+        await expect(card.locator(".blockers-box")).to_contain_text(
+            "to clear: record a respiratory rate now"
+        )
         await accessible(nurse, "floor-critical-alert", screenshots)
 
         # She acknowledges the escalating alert in the browser, from the keyboard.
@@ -326,9 +329,14 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         request_discharge = card.get_by_role("button", name="Request discharge")
         await expect(request_discharge).to_be_enabled(timeout=UI_TIMEOUT)  # followed live
         # The nurse may request it: monitoring says what is still missing (the signature).
-        await request_discharge.click()
-        await expect(card.locator(".refusal")).to_contain_text("MON-DIS-3", timeout=UI_TIMEOUT)
-        await expect(card.locator(".refusal")).to_contain_text("To clear")
+        # (The card's answer is read from the response: a live refresh may replace the card.)
+        async with nurse.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith("/discharge")
+        ) as requested:
+            await request_discharge.click()
+        refused = await (await requested.value).text()
+        assert "MON-DIS-3" in refused, refused
+        assert "to clear: a prescriber documents the stability assessment" in refused
         # The prescriber signs: the stability assessment (coded), then the discharge.
         for assessed in (
             "Clinically stable",

@@ -17,6 +17,7 @@ import pytest_asyncio
 
 from kap_console.adapters.services import ServiceApi, Services
 from kap_console.domain.floor import build_card, cleared_by_signing
+from kap_console.entrypoints.web import TEMPLATES
 from kap_console.handlers import actions, journey, lists
 from kap_shared.auth import Principal
 from kap_shared.events.enums import Role
@@ -76,6 +77,28 @@ def test_spr_dis_1_mon_dis_3_sign_discharge_offered_only_when_signing_clears_eve
     assert card.ready_to_sign is ready
     assert card.blockers == blockers  # every blocker shown, as monitoring named it
     assert not card.discharge_allowed
+
+
+def test_card_shows_each_blocker_with_what_clears_it_and_signs_for_prescribers() -> None:
+    blockers = [
+        {
+            "rule_id": "MON-DIS-3",
+            "message": "no stability assessment signed yet",
+            "clear": "a prescriber documents the stability assessment",
+        },
+    ]
+    card = build_card(_booking(), _window(blockers), [], NOW)
+    page = TEMPLATES.get_template("partials/card.html")
+    prescriber = Principal(sub="rx-1", role=Role.PRESCRIBER, sites=["site-north"])
+    html = page.render(card=card, me=prescriber, now=NOW, csrf_token="t")
+    assert "MON-DIS-3" in html
+    assert "to clear: a prescriber documents the stability assessment" in html
+    assert "Sign discharge" in html
+    assert "Clinically stable" in html
+    nurse = Principal(sub="rn-1", role=Role.NURSE, sites=["site-north"])
+    html = page.render(card=card, me=nurse, now=NOW, csrf_token="t")
+    assert "Request discharge" in html
+    assert "Sign discharge" not in html
 
 
 def test_spr_goal_blocker_from_a_reading_is_not_cleared_by_signing() -> None:
