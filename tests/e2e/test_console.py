@@ -4,19 +4,24 @@ processes).
 
 One scenario, several checks: a coordinator's booking refused by KAP-1 shows the
 rule id and the reason in words; a nurse checks the patient in with the pre-dose
-checklist; her floor, already open, shows a critical alert card (announced in the
-ARIA live region) after a device reading is put on the vitals topic, without a
-reload; she acknowledges it in the browser, AlertAcknowledged is on the topic and
-the escalation does not fire; discharge is disabled with its blockers listed until
-the criteria hold, then the prescriber signs it and the card turns "discharged"; a
-therapist sees the journey with the PHQ-9 trend (and the timeline once records is
-part of the platform); a clinician of another site gets 403 pages. Every screen
-passes axe-core with no serious or critical violation and is screenshotted into
-docs/screenshots/.
+checklist and charts the IV dose in the console's form (given 35 minutes ago, the
+infusion's end, the lot: monitoring 0.3.0); her floor, already open, shows a critical
+alert card (announced in the ARIA live region) after a device reading is put on the
+vitals topic, without a reload; she acknowledges it in the browser, AlertAcknowledged
+is on the topic and the escalation does not fire; discharge is disabled with its
+blockers listed until the criteria hold (recent readings with the dissociation
+assessment); the nurse's request is then refused with MON-DIS-3 and what clears it,
+the prescriber signs the stability assessment and the card turns "discharged"; a
+therapist sees the journey with the timeline from records and the PHQ-9 trend with a
+score recorded after baseline; a clinician of another site gets 403 pages. Every screen
+passes axe-core with no serious or critical violation and is screenshotted (into
+docs/screenshots/ for the README only with KAP_UPDATE_SCREENSHOTS=1, so an ordinary run
+changes no tracked file; otherwise into the test's temporary directory).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -48,7 +53,7 @@ from kap_shared.events.topics import MONITORING_VITALS, NOTIFICATIONS_EVENTS
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SITE = "site-console"  # tests/rules: early check-in, 30-minute IV observation
 OTHER_SITE = "site-console-other"
 ESCALATE_AFTER = 45  # seconds: level 1 would page the coordinator
@@ -80,8 +85,16 @@ async def sign_in(browser: Browser, console: str, who: tuple[str, str, list[str]
     return page
 
 
-async def accessible(page: Page, name: str) -> None:
-    """axe-core finds no serious or critical violation; then the screenshot for the README."""
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("KAP_UPDATE_SCREENSHOTS") == "1":
+        README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return README_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+async def accessible(page: Page, name: str, into: Path) -> None:
+    """axe-core finds no serious or critical violation; then the screenshot."""
     results = await Axe().run(page)
     bad = [
         (v["id"], v["impact"], v["help"])
@@ -89,8 +102,7 @@ async def accessible(page: Page, name: str) -> None:
         if v.get("impact") in ("serious", "critical")
     ]
     assert not bad, f"{name}: {bad}"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(into / f"{name}.png"), full_page=True)
 
 
 def _reading(site: SchedulingSite, patient_id: str, session_id: str, **values: Any) -> bytes:
@@ -111,7 +123,7 @@ def _reading(site: SchedulingSite, patient_id: str, session_id: str, **values: A
 
 @pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
-    platform: Platform, browser: Browser
+    platform: Platform, browser: Browser, screenshots: Path
 ) -> None:
     console = platform.url("console")
     secret = platform.jwt_secret
@@ -157,9 +169,9 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     refusal = coordinator.locator(".refusal")
     await expect(refusal).to_contain_text("KAP-1", timeout=UI_TIMEOUT)
     assert "preparation" in (await refusal.inner_text()).lower()
-    await accessible(coordinator, "schedule-booking-refused")
+    await accessible(coordinator, "schedule-booking-refused", screenshots)
     await coordinator.goto(f"{console}/coordinator/{SITE}")
-    await accessible(coordinator, "coordinator")
+    await accessible(coordinator, "coordinator", screenshots)
 
     # -- prepare, book the dosing session; the nurse checks in with the checklist ----------
     for n in (0, 1):
@@ -190,7 +202,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     await row.get_by_label("Hours since last liquid", exact=True).fill("3")
     await row.get_by_label("Transport home arranged", exact=True).select_option("yes")
     await row.get_by_label("Escort present", exact=True).select_option("yes")
-    await accessible(nurse, "schedule-check-in")
+    await accessible(nurse, "schedule-check-in", screenshots)
     await row.get_by_role("button", name="Check in").click()
     await expect(nurse.locator(f"#row-{session_id} .badge")).to_have_text(
         "checked in", timeout=UI_TIMEOUT
@@ -203,20 +215,25 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         return found.status_code == 200 and found.json()["status"] == "checked_in"
 
     await eventually(window_open, timeout=60)
+    # The dose through the console's form (monitoring 0.3.0): given 35 minutes ago, the
+    # infusion's end charted (KET-DIS-6), inside the window (MON-DOSE-2, site tolerance).
+    await nurse.goto(f"{console}/schedule/{SITE}?day={day}")
     given = datetime.now(UTC) - timedelta(minutes=35)
-    response = await monitoring.request(
-        "POST",
-        f"/sessions/{session_id}/doses",
-        as_=site.nurse_,
-        json_body={
-            "route": "iv",
-            "agent": "ketamine",
-            "dose_mg": 35,
-            "administered_at": given.isoformat(),
-            "ends_at": (given + timedelta(minutes=1)).isoformat(),
-        },
+    await row.get_by_label("Route", exact=True).select_option("iv")
+    await row.get_by_label("Agent", exact=True).select_option("ketamine")
+    await row.get_by_label("Dose (mg)", exact=True).fill("35")
+    await row.get_by_label("Given at (UTC, empty: now)", exact=True).fill(given.strftime("%H:%M"))
+    await row.get_by_label("Dosing ended at (infusion)", exact=True).fill(
+        (given + timedelta(minutes=1)).strftime("%H:%M")
     )
-    assert response.status_code == 201, response.text
+    await row.get_by_label("Lot number", exact=True).fill("LOT-K35")
+    await row.get_by_role("button", name="Record dose").click()
+    await expect(nurse.locator(".refusal")).to_have_count(0)
+    dose = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
+    assert [
+        (d["route"], d["dose_mg"], d["administered_at"][11:16], d["dosing_ended_source"])
+        for d in dose.json()["doses"]
+    ] == [("iv", 35, given.strftime("%H:%M"), "charted")]
 
     # -- the nurse's floor is open; a device reading goes onto the vitals topic -----------
     await nurse.goto(f"{console}/floor/{SITE}?day={day}")
@@ -258,7 +275,10 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         await expect(discharge_button).to_be_disabled()
         await expect(card.locator(".blockers-box")).to_contain_text("MON-DIS-2")
         await expect(card.locator(".blockers-box")).to_contain_text("KET-DIS-3")
-        await accessible(nurse, "floor-critical-alert")
+        await expect(card.locator(".blockers-box")).to_contain_text(
+            "to clear: record a respiratory rate now"
+        )
+        await accessible(nurse, "floor-critical-alert", screenshots)
 
         # She acknowledges the escalating alert in the browser, from the keyboard.
         acknowledge = card.get_by_role("button", name="Acknowledge")
@@ -300,40 +320,77 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
                 "spo2": 98,
                 "respiratory_rate": 14,
                 "sedation_moaas": 5,
+                "dissociation": "none",
             },
         )
         assert response.status_code == 201, response.text
         sign = doctor_card.get_by_role("button", name="Sign discharge")
         await expect(sign).to_be_enabled(timeout=UI_TIMEOUT)
-        await expect(card.get_by_role("button", name="Request discharge")).to_be_enabled(
-            timeout=UI_TIMEOUT
-        )  # the nurse's open floor followed live
+        request_discharge = card.get_by_role("button", name="Request discharge")
+        await expect(request_discharge).to_be_enabled(timeout=UI_TIMEOUT)  # followed live
+        # The nurse may request it: monitoring says what is still missing (the signature).
+        # (The card's answer is read from the response: a live refresh may replace the card.)
+        async with nurse.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith("/discharge")
+        ) as requested:
+            await request_discharge.click()
+        refused = await (await requested.value).text()
+        assert "MON-DIS-3" in refused, refused
+        assert "to clear: a prescriber documents the stability assessment" in refused
+        # The prescriber signs: the stability assessment (coded), then the discharge.
+        for assessed in (
+            "Clinically stable",
+            "Vital signs acceptable",
+            "Sedation resolved",
+            "Dissociation resolved",
+            "Respiratory depression resolved",
+            "Alert and oriented",
+        ):
+            await doctor_card.get_by_label(assessed, exact=True).check()
+        await doctor_card.get_by_label("Escort confirmed", exact=True).select_option("yes")
+        await doctor_card.get_by_label("Aldrete score", exact=True).fill("10")
         await sign.click()
         await expect(doctor_card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
         await expect(card.locator(".badge")).to_have_text("discharged", timeout=UI_TIMEOUT)
-        await accessible(doctor, "floor-discharged")
+        signed = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
+        assert signed.json()["signed_by"] == prescriber
+        await accessible(doctor, "floor-discharged", screenshots)
         await doctor.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
-        await accessible(doctor, "floor-tablet")
+        await accessible(doctor, "floor-tablet", screenshots)
 
         await doctor.goto(f"{console}/inbox")
         await expect(doctor.locator(".note").first).to_be_visible(timeout=UI_TIMEOUT)
-        await accessible(doctor, "inbox")
+        await accessible(doctor, "inbox", screenshots)
 
-        # -- the therapist's view of the journey ------------------------------------------
+        # -- the therapist's view of the journey: timeline and trend from records -------
+        records = Api(platform.url("records"), secret)
+        measure = await monitoring.request(
+            "POST",
+            f"/patients/{patient_id}/measures",
+            as_=site.as_(therapist),
+            json_body={"instrument": "PHQ-9", "items": [1, 1, 1, 1, 1, 1, 1, 0, 0]},
+        )
+        assert measure.status_code == 201, measure.text
+
+        async def outcome_in_record() -> bool:
+            found = await records.request(
+                "GET", f"/patients/{patient_id}/timeline?types=OutcomeRecorded", as_=site.nurse_
+            )
+            return found.status_code == 200 and bool(found.json()["entries"])
+
+        await eventually(outcome_in_record, timeout=60)
         therapist_page = await sign_in(browser, console, site.as_(therapist))
         await therapist_page.goto(f"{console}/patients/{patient_id}")
         trend = therapist_page.locator("figure.trend").first
-        await expect(trend).to_contain_text("PHQ-9: baseline 16")
+        await expect(trend).to_contain_text("PHQ-9: baseline 16, latest 7")
         await expect(therapist_page.locator(".chart canvas").first).to_be_visible()
-        timeline = therapist_page.locator("#timeline-h + *")
-        if "records" in platform.services:
-            # Records (CONTRACT 6.3 GET /patients/{id}/timeline) is part of the platform.
-            await expect(timeline).to_contain_text("PatientScreened", timeout=UI_TIMEOUT)
-        else:
-            await expect(therapist_page.locator("#timeline-unavailable")).to_contain_text(
-                "records service"
-            )
-        await accessible(therapist_page, "journey")
+        timeline = therapist_page.locator("#timeline-h + ol.timeline")
+        await expect(timeline).to_contain_text("PatientScreened", timeout=UI_TIMEOUT)
+        await expect(timeline).to_contain_text("DischargeCleared")
+        await expect(therapist_page.locator("#timeline-unavailable")).to_have_count(0)
+        await expect(therapist_page.locator("#pmf-unavailable")).to_contain_text("prescribers")
+        await expect(therapist_page.locator(".facts")).to_contain_text("Next action")
+        await accessible(therapist_page, "journey", screenshots)
 
         # -- a clinician of another site: 403 pages, never the patient --------------------
         stranger = await sign_in(browser, console, ("rx-elsewhere", "prescriber", [OTHER_SITE]))
@@ -349,7 +406,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
             assert "Zelphine" not in await stranger.content()
         sign_in_page = await browser.new_page(viewport={"width": 1280, "height": 800})
         await sign_in_page.goto(f"{console}/sign-in")
-        await accessible(sign_in_page, "sign-in")
+        await accessible(sign_in_page, "sign-in", screenshots)
 
         # -- the escalation never fires: its level time passes with nothing escalated -----
         await eventually(

@@ -238,6 +238,12 @@ def test_make_run_serves_the_readme_walkthrough_and_stops_on_ctrl_c(make_run: Ma
     banner = make_run.banner()
     assert {"intake", "scheduling", "notifications"} <= set(banner.urls), banner.text
     assert {"rn-north", "th-north"} <= set(banner.tokens), banner.text
+    # The console's URL comes first (a clinic opens it before anything else), records runs.
+    first = next(line for line in banner.text.splitlines() if "http://" in line)
+    assert first.strip().startswith("Care-team console"), banner.text
+    console = first.split()[-1].rstrip("/")
+    assert "records" in banner.urls, banner.text
+    assert httpx.get(f"{console}/sign-in", timeout=30).status_code == 200
 
     preamble = [substitute_tokens(line, banner.tokens) for line in walk.preamble]
     bound: dict[str, str] = {}

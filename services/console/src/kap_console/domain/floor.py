@@ -64,6 +64,14 @@ class Card:
     blockers: list[dict[str, Any]]
     discharge_allowed: bool
     monitored: bool
+    # Every remaining blocker is one the signed stability assessment clears.
+    ready_to_sign: bool = False
+    concerns: list[dict[str, Any]] = field(default_factory=list)
+    # Rule ids holding further doses (MON-DOSE gates): open critical alerts, MBC-1.
+    doses_held_by: list[str] = field(default_factory=list)
+    route: str | None = None
+    agent: str | None = None
+    dissociation: str | None = None
     display_name: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -90,6 +98,19 @@ _UNITS = {
     "respiratory_rate": "/min",
     "sedation_moaas": "",
 }
+
+
+# Discharge blockers a signed stability assessment clears (monitoring's
+# `domain.discharge._assessment`): the signature itself (SPR-DIS-1 esketamine, MON-DIS-3
+# ketamine), the escort (KET-DIS-5) and Aldrete (KET-DIS-1) it records, and SPR-GOAL when
+# the assessment (not a reading) said "not resolved". Every other blocker needs a reading,
+# time or a prescriber's alert decision first, so the signature waits for those.
+SIGNATURE_RULES = frozenset({"SPR-DIS-1", "MON-DIS-3", "KET-DIS-5", "KET-DIS-1"})
+
+
+def cleared_by_signing(blocker: dict[str, Any]) -> bool:
+    rule = blocker.get("rule_id")
+    return rule in SIGNATURE_RULES or (rule == "SPR-GOAL" and "fields" in blocker)
 
 
 def _out_of_range(metric: str, value: float) -> str | None:
@@ -124,6 +145,14 @@ def vital_marks(latest: dict[str, Any]) -> list[VitalMark]:
             )
         )
     return marks
+
+
+def _dissociation(latest: dict[str, Any] | None) -> str | None:
+    """The latest coded assessment (SPR-GOAL), with its CADSS total when recorded."""
+    if not latest or not latest.get("value"):
+        return None
+    cadss = latest.get("cadss_total")
+    return str(latest["value"]) + (f" (CADSS {cadss})" if cadss is not None else "")
 
 
 def _when(value: Any) -> datetime | None:
@@ -168,6 +197,9 @@ def build_card(
     due = first_dose + BP_CHECK_AFTER if first_dose else None
     bp_done = bool(window.get("bp_check_done"))
     active = state in (CardState.DOSING, CardState.OBSERVING, CardState.READY)
+    alerts = list(window.get("open_alerts", []))
+    concerns = list(window.get("open_safety_concerns", []))
+    shown_blockers = blockers if state not in (CardState.DISCHARGED, CardState.BOOKED) else []
     return Card(
         session_id=booking["session_id"],
         patient_id=booking["patient_id"],
@@ -187,10 +219,19 @@ def build_card(
             first_dose and active and not bp_done and now > first_dose + BP_CHECK_OVERDUE_AFTER
         ),
         vitals=vital_marks(window.get("latest", {})),
-        alerts=list(window.get("open_alerts", [])),
+        alerts=alerts,
         escalations=[e for e in escalations if e.get("status") == "open"],
-        blockers=blockers if state not in (CardState.DISCHARGED, CardState.BOOKED) else [],
+        blockers=shown_blockers,
         discharge_allowed=bool(window.get("discharge", {}).get("allowed")),
         monitored=bool(window),
         display_name=display_name,
+        ready_to_sign=bool(shown_blockers) and all(cleared_by_signing(b) for b in shown_blockers),
+        concerns=concerns,
+        doses_held_by=sorted(
+            {str(a["rule_id"]) for a in alerts if a.get("severity") == "critical"}
+            | {str(c.get("rule_id", "MBC-1")) for c in concerns}
+        ),
+        route=window.get("route"),
+        agent=window.get("agent"),
+        dissociation=_dissociation(window.get("dissociation")),
     )

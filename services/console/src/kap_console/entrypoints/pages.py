@@ -4,7 +4,7 @@ htmx fetches again when the live stream says something changed."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -95,9 +95,40 @@ async def resolve_alert(
     return await _card(request, sign_in, api, session_id, refusal=refusal)
 
 
+@router.post("/cards/{session_id}/safety-concerns/{concern_id}/resolve", dependencies=[Csrf])
+async def resolve_concern(
+    session_id: str,
+    concern_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    decision: Annotated[str, Form()],
+) -> Response:
+    refusal = await _attempt(actions.resolve_concern(api, session_id, concern_id, decision))
+    return await _card(request, sign_in, api, session_id, refusal=refusal)
+
+
 @router.post("/cards/{session_id}/discharge", dependencies=[Csrf])
 async def discharge(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
     refusal = await _attempt(actions.discharge(api, session_id))
+    return await _card(request, sign_in, api, session_id, refusal=refusal)
+
+
+@router.post("/cards/{session_id}/sign-discharge", dependencies=[Csrf])
+async def sign_discharge(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+    """The prescriber's stability assessment (coded answers only), then the discharge."""
+    form = await request.form()
+    assessment: dict[str, object] = {
+        name: form.get(name) == "yes" for name, _ in actions.ASSESSMENT_ANSWERS
+    }
+    escort = _yes_no(str(form.get("escort_confirmed", "")))
+    if escort is not None:
+        assessment["escort_confirmed"] = escort
+    for name in ("aldrete_score", "aldrete_pre_dose", "ready_to_leave_minutes"):
+        value = str(form.get(name, "")).strip()
+        if value.isdigit():
+            assessment[name] = int(value)
+    refusal = await _attempt(actions.sign_discharge(api, session_id, assessment))
     return await _card(request, sign_in, api, session_id, refusal=refusal)
 
 
@@ -212,7 +243,7 @@ async def book(
     start: Annotated[str, Form()],
     minutes: Annotated[int, Form(ge=15, le=600)],
     room_id: Annotated[str, Form()],
-    therapist_id: Annotated[str, Form()],
+    therapist_id: Annotated[str, Form()] = "",
     prescriber_id: Annotated[str, Form()] = "",
 ) -> Response:
     ensure_site_page(sign_in.principal, site_id)
@@ -226,7 +257,7 @@ async def book(
             starts_at=actions.local_time(day, start, tz),
             minutes=minutes,
             room_id=room_id.strip(),
-            therapist_id=therapist_id.strip(),
+            therapist_id=therapist_id.strip() or None,
             prescriber_id=prescriber_id.strip() or None,
         )
         outcome["booked"] = booked
@@ -284,6 +315,18 @@ async def check_in(
     )
 
 
+def _clock(value: str, request: Request) -> datetime | None:
+    """A charted clock time (HH:MM) in the floor's zone, or None when left empty."""
+    value = value.strip()
+    if not value:
+        return None
+    return actions.charted_time(value, utc_now(), settings_of(request).floor_timezone)
+
+
+def _yes_no(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
 @router.post("/sessions/{session_id}/dose", dependencies=[Csrf])
 async def dose(
     session_id: str,
@@ -295,12 +338,37 @@ async def dose(
     agent: Annotated[str, Form()],
     dose_mg: Annotated[float, Form(gt=0)],
     device_number: Annotated[str, Form()] = "",
+    administered_at: Annotated[str, Form()] = "",
+    dosing_ended_at: Annotated[str, Form()] = "",
+    lot_number: Annotated[str, Form()] = "",
+    medications_asked: Annotated[str, Form()] = "",
+    concomitant_medications: Annotated[list[str] | None, Form()] = None,
+    nasal_medication: Annotated[str, Form()] = "",
+    nasal_medication_at: Annotated[str, Form()] = "",
 ) -> Response:
     ensure_site_page(sign_in.principal, site_id)
-    body: dict[str, object] = {"route": route, "agent": agent, "dose_mg": dose_mg}
-    if device_number.strip():
-        body["device_number"] = int(device_number)
-    refusal = await _attempt(actions.record_dose(api, session_id, body))
+    try:
+        body = actions.dose_body(
+            route=route,
+            agent=agent,
+            dose_mg=dose_mg,
+            device_number=int(device_number) if device_number.strip() else None,
+            administered_at=_clock(administered_at, request),
+            dosing_ended_at=_clock(dosing_ended_at, request),
+            lot_number=lot_number.strip() or None,
+            # SPR-PRE-7: ticked classes, or [] once the nurse says she asked.
+            concomitant_medications=list(concomitant_medications or [])
+            if medications_asked == "yes" or concomitant_medications
+            else None,
+            nasal_medication_used=_yes_no(nasal_medication),
+            nasal_medication_at=_clock(nasal_medication_at, request),
+        )
+    except ValueError:
+        refusal: ServiceError | None = ServiceError(
+            "console", 422, "invalid_time", "a time or device number is not valid"
+        )
+    else:
+        refusal = await _attempt(actions.record_dose(api, session_id, body))
     return await _schedule(
         request,
         sign_in,
@@ -319,6 +387,7 @@ VITAL_FIELDS = (
     "spo2",
     "respiratory_rate",
     "sedation_moaas",
+    "cadss_total",
 )
 
 
@@ -332,6 +401,9 @@ async def vitals(session_id: str, request: Request, sign_in: Session, api: Api) 
         value = str(form.get(name, "")).strip()
         if value:
             body[name] = float(value) if name == "spo2" else int(float(value))
+    dissociation = str(form.get("dissociation", "")).strip()
+    if dissociation:  # SPR-GOAL: the coded assessment, none | mild | moderate | severe
+        body["dissociation"] = dissociation
     refusal = await _attempt(actions.record_vitals(api, session_id, body))
     return await _schedule(
         request,

@@ -12,11 +12,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from kap_shared.auth import Principal
+from kap_shared.events.enums import ConcomitantMedicationClass, Dissociation
 from kap_shared.events.envelope import utc_now
 
 from ..adapters.services import ServiceApi, Services
 from ..adapters.sessions import SessionStore, SignIn
 from ..config import ConsoleSettings
+from ..handlers.actions import ASSESSMENT_ANSWERS
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 
@@ -33,6 +35,10 @@ def _minutes_until(when: datetime | None, now: datetime) -> str:
 TEMPLATES.env.filters["until"] = _minutes_until
 TEMPLATES.env.filters["hm"] = lambda d: d.strftime("%H:%M") if d else ""
 TEMPLATES.env.filters["iso"] = lambda d: d.isoformat() if d else ""
+# The coded vocabularies the forms offer (the services validate them).
+TEMPLATES.env.globals["ASSESSMENT_ANSWERS"] = ASSESSMENT_ANSWERS
+TEMPLATES.env.globals["MEDICATION_CLASSES"] = [c.value for c in ConcomitantMedicationClass]
+TEMPLATES.env.globals["DISSOCIATION"] = [d.value for d in Dissociation]
 
 
 class NotSignedIn(Exception):

@@ -32,7 +32,8 @@ async def coordinator(api: ServiceApi, site_id: str) -> Worklist:
             return None, f"The PMF worklist (records service) {reason}."
         except ServiceError as exc:
             return None, f"The PMF worklist answered {exc.status} {exc.code}: {exc.message}"
-        rows = found if isinstance(found, list) else list((found or {}).get("items", []))
+        # Records' PMF JSON: {"forms": [...]}, each form with due_by, status, missing_fields.
+        rows = list((found or {}).get("forms") or []) if isinstance(found, dict) else []
         return sorted(rows, key=lambda r: str(r.get("due_by", ""))), None
 
     (rows, message), alerts = await asyncio.gather(

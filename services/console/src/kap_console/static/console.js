@@ -9,8 +9,16 @@
   var dirty = {};
 
   // One fetch per target at a time; a change arriving meanwhile fetches once more after.
+  // A card whose stability assessment is being filled in is not replaced under the
+  // prescriber's hands: the change waits until focus leaves the card (or it is submitted,
+  // which swaps the card anyway).
+  function editing(target) {
+    var el = document.querySelector(target);
+    return !!(el && el.querySelector("form[data-editing='true']"));
+  }
+
   function refresh(url, target) {
-    if (inFlight[target]) { dirty[target] = url; return; }
+    if (inFlight[target] || editing(target)) { dirty[target] = url; return; }
     inFlight[target] = true;
     htmx.ajax("GET", url, { target: target, swap: "outerHTML" }).finally(function () {
       inFlight[target] = false;
@@ -83,6 +91,19 @@
     document.body.addEventListener("htmx:afterSwap", function () { announceCritical(document); });
     // Partials swapped in by outerHTML: htmx:afterSettle fires on the new element.
     document.body.addEventListener("htmx:afterSettle", function () { announceCritical(document); });
+    document.body.addEventListener("change", function (e) {
+      var form = e.target.closest && e.target.closest("form.sign-form");
+      if (form) { form.setAttribute("data-editing", "true"); }
+    });
+    document.body.addEventListener("focusout", function (e) {
+      var card = e.target.closest && e.target.closest(".card");
+      if (!card || (e.relatedTarget && card.contains(e.relatedTarget))) { return; }
+      var form = card.querySelector("form[data-editing='true']");
+      if (!form) { return; }
+      form.removeAttribute("data-editing");
+      var target = "#" + card.id;
+      if (dirty[target]) { var again = dirty[target]; delete dirty[target]; refresh(again, target); }
+    });
     if (document.body.getAttribute("data-live") === "on") { connect(); }
     setInterval(tickCountdowns, 1000);
   });

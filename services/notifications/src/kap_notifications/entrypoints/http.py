@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
-from sqlmodel import col, select
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Channel, Role
@@ -36,10 +35,10 @@ from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters.hub import Closed, InboxHub
 from ..adapters.metrics import NotificationMetrics
-from ..adapters.tables import Alert, EscalationPolicy, Notification, Recipient
+from ..adapters.tables import EscalationPolicy, Recipient
 from ..config import NotificationsSettings
 from ..domain.commands import PutEscalation, PutRecipient
-from ..handlers import directory, inbox, measures
+from ..handlers import directory, inbox, measures, views
 from ..handlers.acknowledge import acknowledge
 from ..handlers.inbox import NotificationView
 
@@ -304,27 +303,9 @@ async def measurement_schedule(
 # -- alerts (escalation state) --------------------------------------------------------------------
 
 
-class AlertStateView(BaseModel):
-    """An escalating alert as notifications sees it (id = the id of the event that raised
-    it), with its in-app notifications: acknowledging any one of them acknowledges it."""
-
-    alert_id: str
-    event_type: str
-    site_id: str
-    patient_id: str
-    priority: str
-    title: str
-    level: int
-    status: str
-    opened_at: datetime
-    acknowledged_by: str | None
-    acknowledged_at: datetime | None
-    notification_ids: list[str]
-
-
 @router.get(
     "/alerts",
-    response_model=list[AlertStateView],
+    response_model=list[views.AlertStateView],
     summary="A site's escalating alerts and their escalation state, newest first",
     responses={403: {"description": "a site not in the token"}},
     description="For the care-team console: `status` open | acknowledged | resolved.",
@@ -336,45 +317,9 @@ async def list_alerts(
     patient_id: str | None = None,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[AlertStateView]:
+) -> list[views.AlertStateView]:
     ensure_site(principal, site_id)
-    query = select(Alert).where(Alert.site_id == site_id)
-    if patient_id is not None:
-        query = query.where(Alert.patient_id == patient_id)
-    if status is not None:
-        query = query.where(Alert.status == status)
     async with uow:
-        alerts = list(
-            await uow.session.exec(query.order_by(col(Alert.opened_at).desc()).limit(limit))
+        return await views.alert_states(
+            uow.session, site_id, patient_id=patient_id, status=status, limit=limit
         )
-        ids = [a.alert_id for a in alerts]
-        rows = await uow.session.exec(
-            select(Notification.alert_id, Notification.notification_id)
-            .where(col(Notification.alert_id).in_(ids))
-            .where(Notification.channel == Channel.IN_APP.value)
-            .order_by(col(Notification.created_at))
-        )
-        by_alert: dict[str, list[str]] = {}
-        for alert_id, notification_id in rows:
-            by_alert.setdefault(str(alert_id), []).append(notification_id)
-        return [
-            AlertStateView(
-                **a.model_dump(
-                    include={
-                        "alert_id",
-                        "event_type",
-                        "site_id",
-                        "patient_id",
-                        "priority",
-                        "title",
-                        "level",
-                        "status",
-                        "opened_at",
-                        "acknowledged_by",
-                        "acknowledged_at",
-                    }
-                ),
-                notification_ids=by_alert.get(a.alert_id, []),
-            )
-            for a in alerts
-        ]

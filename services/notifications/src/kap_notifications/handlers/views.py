@@ -1,11 +1,13 @@
 """Notifications' view of the clinic: care teams (from scheduling's events),
-the recipient directory (PUT /recipients) and what routing needs from them."""
+the recipient directory (PUT /recipients) and what routing needs from them, and the
+read views its routes return (the escalation state of a site's alerts, `GET /alerts`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import time
+from datetime import datetime, time
 
+from pydantic import BaseModel
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,7 +27,15 @@ from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.logging import get_logger
 
-from ..adapters.tables import CareTeam, Recipient, RecipientSite, SessionTeam, select
+from ..adapters.tables import (
+    Alert,
+    CareTeam,
+    Notification,
+    Recipient,
+    RecipientSite,
+    SessionTeam,
+    select,
+)
 from ..domain.delivery import Profile, QuietHours
 from ..domain.routing import Audience, Priority, RoutingContext, Rule, Team
 
@@ -212,3 +222,57 @@ async def profiles(session: AsyncSession, recipient_ids: Iterable[str]) -> dict[
         return {}
     rows = await session.exec(select(Recipient).where(col(Recipient.clinician_id).in_(ids)))
     return {r.clinician_id: profile_of(r) for r in rows}
+
+
+# -- read views ------------------------------------------------------------------------------
+
+
+class AlertStateView(BaseModel):
+    """An escalating alert as notifications sees it (id = the id of the event that raised
+    it), with its in-app notifications: acknowledging any one of them acknowledges it."""
+
+    alert_id: str
+    event_type: str
+    site_id: str
+    patient_id: str
+    priority: str
+    title: str
+    level: int
+    status: str
+    opened_at: datetime
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    notification_ids: list[str]
+
+
+async def alert_states(
+    session: AsyncSession,
+    site_id: str,
+    *,
+    patient_id: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[AlertStateView]:
+    """A site's escalating alerts, newest first, each with its in-app notification ids."""
+    query = select(Alert).where(Alert.site_id == site_id)
+    if patient_id is not None:
+        query = query.where(Alert.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Alert.status == status)
+    alerts = list(await session.exec(query.order_by(col(Alert.opened_at).desc()).limit(limit)))
+    rows = await session.exec(
+        select(Notification.alert_id, Notification.notification_id)
+        .where(col(Notification.alert_id).in_([a.alert_id for a in alerts]))
+        .where(Notification.channel == Channel.IN_APP.value)
+        .order_by(col(Notification.created_at))
+    )
+    by_alert: dict[str, list[str]] = {}
+    for alert_id, notification_id in rows:
+        by_alert.setdefault(str(alert_id), []).append(notification_id)
+    return [
+        AlertStateView(
+            **a.model_dump(include=set(AlertStateView.model_fields) - {"notification_ids"}),
+            notification_ids=by_alert.get(a.alert_id, []),
+        )
+        for a in alerts
+    ]

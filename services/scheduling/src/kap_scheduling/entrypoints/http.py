@@ -351,7 +351,5 @@ async def site_sessions(
     floor asks for the site's day (its own midnight to midnight)."""
     ensure_site(principal, site_id)
     async with uow:
-        rows = await repo.site_sessions(
-            uow.session, site_id, start, end or start + timedelta(days=1)
-        )
-        return [await _view(uow, row, rules) for row in rows]
+        day = await views.site_day(uow, site_id, start, end or start + timedelta(days=1))
+        return [SessionView.of(row, plan, rules.for_site(site_id)) for row, plan in day]

@@ -1,10 +1,13 @@
 """What `GET /patients/{id}/plan` shows: the plan with its sessions, consents,
-open holds, integration deadlines and the next action for the coordinator."""
+open holds, integration deadlines and the next action for the coordinator; and the
+sessions of a site's day with their plans (`GET /sites/{id}/sessions`, the floor)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from sqlmodel import col, select
 
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
@@ -60,3 +63,17 @@ async def plan_snapshot(
         next_action=next_action(state, rules, site.local(now).date()),
         warnings=warnings(state, rules, now),
     )
+
+
+async def site_day(
+    uow: UnitOfWork, site_id: str, start: datetime, end: datetime
+) -> list[tuple[TreatmentSession, Plan]]:
+    """A site's sessions starting in [start, end), in time order, each with its plan
+    (one query for the plans, not one per session)."""
+    rows = await repo.site_sessions(uow.session, site_id, start, end)
+    ids = {row.plan_id for row in rows}
+    plans = {
+        plan.plan_id: plan
+        for plan in await uow.session.exec(select(Plan).where(col(Plan.plan_id).in_(ids)))
+    }
+    return [(row, plans[row.plan_id]) for row in rows if row.plan_id in plans]
