@@ -31,6 +31,20 @@ async def test_rescreen_with_item_9_holds_dosing_until_a_prescriber_clears_it(
     await consent(platform, site, patient_id, "rems_enrollment")
     plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
 
+    # Notifications learns the care team from TreatmentPlanCreated (scheduling's topic);
+    # topics are not ordered relative to each other, so the re-screening (intake's topic)
+    # is sent once the therapist has been told about the plan.
+    async def plan_announced() -> bool:
+        response = await apis(platform)["notifications"].request(
+            "GET", "/inbox?limit=500", as_=site.as_(plan["therapist_id"])
+        )
+        return any(
+            (n["source_event_type"], n["patient_id"]) == ("TreatmentPlanCreated", patient_id)
+            for n in response.json()
+        )
+
+    await eventually(plan_announced, timeout=60)
+
     rescreened = await screen(platform, site, patient_id, **route, phq9=[2, 2, 2, 2, 2, 2, 2, 2, 1])
     assert (rescreened["outcome"], rescreened["reasons"]) == ("needs_review", ["MBC-1"])
 
