@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import ConsentScope, Route
+from kap_shared.validation import ID_PATTERN
 
 from .rules import CONTRAINDICATIONS
 
@@ -42,7 +43,7 @@ class RegisterPatient(Command):
     family_name: str = Field(min_length=1, max_length=100)
     date_of_birth: date
     contact: Contact = Field(default_factory=Contact)
-    site_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    site_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     indications: list[Indication] = Field(min_length=1)
     # Coded, because it travels in PatientReferred: no free text may carry PHI.
     referral_source: ReferralSource | None = None

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kap_shared.clinical.thresholds import spr_pre_5_elevated
 from kap_shared.events.enums import Severity
 
 from .rules import (
@@ -648,8 +649,10 @@ def crisis_symptoms(reading: Reading, rules: MonitoringRules) -> tuple[str, ...]
 
 
 def predose_bp_elevated(reading: Reading, rules: MonitoringRules) -> bool:
-    """SPR-PRE-5: BP strictly above 140/90."""
-    sys_, dia = reading.bp_systolic, reading.bp_diastolic
-    return (sys_ is not None and sys_ > rules.predose_bp_systolic_above) or (
-        dia is not None and dia > rules.predose_bp_diastolic_above
+    """SPR-PRE-5: BP strictly above 140/90 (the comparison intake's screening uses too)."""
+    return spr_pre_5_elevated(
+        reading.bp_systolic,
+        reading.bp_diastolic,
+        systolic_above=rules.predose_bp_systolic_above,
+        diastolic_above=rules.predose_bp_diastolic_above,
     )

@@ -18,10 +18,10 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import Channel
+from kap_shared.validation import Identifier
 
 from .routing import Priority
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]
 # E.164: the form SMS providers take.
 Phone = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+15550100200"])]

@@ -19,11 +19,11 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import Phase, Role
+from kap_shared.validation import ID_PATTERN
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]+$"
-Identifier = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
-OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
 
 # Coded, because SessionCancelled carries it: no free text (and so no PHI) on the wire.
 # `plan_suspended` is scheduling's own, used when an ineligible screening suspends a plan.
