@@ -18,27 +18,15 @@ from pydantic import (
     model_validator,
 )
 
-from kap_shared.events.enums import Phase, Role
+from kap_shared.events.enums import CancelReason, Phase, Role
 from kap_shared.validation import ID_PATTERN
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
 
-# Coded, because SessionCancelled carries it: no free text (and so no PHI) on the wire.
 # `plan_suspended` is scheduling's own, used when an ineligible screening suspends a plan.
-CancelReason = Literal[
-    "patient_request",
-    "patient_unwell",
-    "patient_no_show",
-    "clinician_unavailable",
-    "room_unavailable",
-    "safety_hold",
-    "clinical_decision",
-    "rebooked",
-    "other",
-]
-PLAN_SUSPENDED = "plan_suspended"
+PLAN_SUSPENDED = CancelReason.PLAN_SUSPENDED
 
 
 class Command(BaseModel):
@@ -146,9 +134,18 @@ class RescheduleSession(Command):
 
 
 class CancelSession(Command):
+    # Coded (kap_shared's CancelReason), because SessionCancelled carries it: no free
+    # text (and so no PHI) on the wire.
     reason: CancelReason
     # Free text for the clinic's own record; it never leaves scheduling.
     note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_scheduling_own(cls, value: CancelReason) -> CancelReason:
+        if value is PLAN_SUSPENDED:
+            raise ValueError("plan_suspended is set by scheduling when a plan is suspended")
+        return value
 
 
 class CheckIn(Command):

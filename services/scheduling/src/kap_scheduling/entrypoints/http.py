@@ -335,7 +335,8 @@ async def complete_session(
     "/sites/{site_id}/sessions",
     response_model=list[SessionView],
     tags=["sessions"],
-    responses={403: {"description": "a site not in the token, or a role not allowed"}},
+    # 403 (a site not in the token, or a role not allowed) and the rest come with the app.
+    responses=error_responses(),
 )
 async def site_sessions(
     site_id: str,
