@@ -31,3 +31,11 @@ def spr_pre_5_elevated(
     return (systolic is not None and systolic > systolic_above) or (
         diastolic is not None and diastolic > diastolic_above
     )
+
+
+# MBC-2: "PHQ-9 total >= 20, or a rise of >= 5 from the previous score" [K].
+MBC_2_PHQ9_TOTAL_AT_LEAST = 20
+MBC_2_PHQ9_RISE_AT_LEAST = 5
+# MBC-4: "GAD-7 >= 15, or PCL-5 rise >= 10 -> notify the therapist" [V bands / MCID].
+MBC_4_GAD7_TOTAL_AT_LEAST = 15
+MBC_4_PCL5_RISE_AT_LEAST = 10

@@ -138,3 +138,13 @@ class ObservationKind(StrEnum):
 
     BP_CHECK_40MIN = "bp_check_40min"
     BP_CHECK_40MIN_OVERDUE = "bp_check_40min_overdue"
+
+
+class MeasureFollowUp(StrEnum):
+    """OutcomeRecorded.follow_up: the measurement-based follow-ups monitoring decided
+    (rulebook 3.1, 3.3); consumers route on these rather than recompute them."""
+
+    MBC_2 = "MBC-2"  # PHQ-9 worsening: the care team hears at once
+    MBC_4 = "MBC-4"  # GAD-7 / PCL-5 worsening: the therapist reviews
+    MBC_GAD7_REFER = "MBC-GAD7-REFER"  # GAD-7 >= 10: refer for further evaluation
+    MBC_PCL5_PROVISIONAL = "MBC-PCL5-PROVISIONAL"  # PCL-5 provisional DSM-5 PTSD
