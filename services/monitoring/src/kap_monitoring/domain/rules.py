@@ -94,7 +94,6 @@ KET_DIS_3 = "KET-DIS-3"
 KET_DIS_4 = "KET-DIS-4"
 KET_DIS_6 = "KET-DIS-6"
 MBC_1 = "MBC-1"
-MBC_3 = "MBC-3"
 # The follow-ups OutcomeRecorded carries: the contract's vocabulary (two of them are
 # measure rules of rulebook 3.1 without an id there).
 MBC_2 = MeasureFollowUp.MBC_2

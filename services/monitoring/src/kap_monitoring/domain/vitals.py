@@ -20,7 +20,7 @@ Times are integer microseconds since the epoch, so boundaries such as "exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -81,7 +81,6 @@ GROUP_RULES: dict[Group, tuple[str, ...]] = {
     Group.RR: (KET_MON_RR, KET_MON_RR_SOFT),
     Group.SED: (KET_MON_SED, KET_MON_SED_SOFT),
 }
-RULE_GROUP: dict[str, Group] = {rule: g for g, rules in GROUP_RULES.items() for rule in rules}
 # Reading.groups() for each combination of present metric groups (bit i = i-th group).
 _GROUPS_BY_MASK = tuple(
     tuple(g for i, g in enumerate(Group) if mask & (1 << i)) for mask in range(1 << len(Group))
@@ -584,7 +583,6 @@ STEPS: dict[Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[
     Group.RR: _step_rr,
     Group.SED: _step_sedation,
 }
-GROUPS = tuple(Group)
 
 
 # -- replay (late readings) ----------------------------------------------------------------
@@ -628,16 +626,6 @@ def replay(
                 ended = current.pop(finding.rule_id)
                 ended.end_t, ended.end_reading_id = finding.t, finding.reading_id
     return state, episodes
-
-
-def evaluate_in_order(
-    state: VitalsState, readings: Sequence[Reading], group: Group, rules: MonitoringRules
-) -> list[Finding]:
-    """Feed readings (sorted by time, none older than the state) to `group`'s machine."""
-    out: list[Finding] = []
-    for reading in readings:
-        out.extend(step(state, reading, group, rules))
-    return out
 
 
 def crisis_symptoms(reading: Reading, rules: MonitoringRules) -> tuple[str, ...]:
