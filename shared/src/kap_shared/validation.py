@@ -4,13 +4,15 @@
 lot numbers): letters, digits and `._:-`, nothing that needs escaping in a path, a
 Kafka key or a log line. `CLOCK_SKEW`: how far ahead of the server's clock a charted
 time may be (a bedside device or front-desk clock running slightly fast); anything
-later is "in the future" and refused with 422.
+later is "in the future" and refused with 422. `known_time_zone`: a site's or a
+recipient's IANA zone.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field
 
@@ -26,3 +28,14 @@ CLOCK_SKEW = timedelta(seconds=5)
 def in_the_future(value: datetime, now: datetime) -> bool:
     """True when `value` is later than `now` plus the allowed clock skew."""
     return value > now + CLOCK_SKEW
+
+
+def known_time_zone(value: str) -> str:
+    """A pydantic validator: `value` if it names an IANA time zone, else ValueError (422)."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+        ) from exc
+    return value

@@ -7,8 +7,6 @@ through RULES_FILE (kap_shared.rules.SiteRules), e.g.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import Field, field_validator
 
 from kap_shared.clinical.thresholds import (
@@ -19,6 +17,7 @@ from kap_shared.clinical.thresholds import (
 )
 from kap_shared.events.enums import Instrument
 from kap_shared.rules import RulesModel
+from kap_shared.validation import known_time_zone
 
 
 class NotificationRules(RulesModel):
@@ -65,11 +64,4 @@ class NotificationRules(RulesModel):
         }
     )
 
-    @field_validator("digest_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
+    _known_zone = field_validator("digest_timezone")(known_time_zone)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -19,7 +18,7 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import CancelReason, Phase, Role
-from kap_shared.validation import ID_PATTERN
+from kap_shared.validation import ID_PATTERN, known_time_zone
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
@@ -33,16 +32,6 @@ class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def _known_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-        ) from exc
-    return value
-
-
 class CreateSite(Command):
     site_id: str = Identifier
     name: str = Field(min_length=1, max_length=200)
@@ -53,7 +42,7 @@ class CreateSite(Command):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        return _known_timezone(value)
+        return known_time_zone(value)
 
 
 class UpdateSite(Command):
@@ -66,7 +55,7 @@ class UpdateSite(Command):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        return None if value is None else _known_timezone(value)
+        return None if value is None else known_time_zone(value)
 
 
 class AddRoom(Command):
