@@ -42,7 +42,8 @@ kafka: deps kafka-jars ## Only Kafka, on 127.0.0.1:9092 (foreground)
 	$(UV) run python -m kap_local.kafka start --port 9092 --work-dir var/kafka
 
 .PHONY: lint
-lint: deps ## ruff (lint and format check) and strict mypy
+lint: deps ## ruff (lint and format check), strict mypy and the import layering (import-linter)
+	$(UV) run lint-imports
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy shared/src deploy/local/src $(foreach s,$(SERVICES),services/$(s)/src)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from kap_shared.events import (
     decode,
 )
 from kap_shared.events.catalog import UnknownTopicError
+from kap_shared.events.envelope import envelope_fields
 from kap_shared.events.topics import ALL_TOPICS, dead_letter_topic
 
 from .examples import CORRELATION, EXAMPLE_DATA, EXAMPLES, PATIENT, SITE, example, example_data
@@ -227,6 +229,32 @@ def test_caused_by_accepts_overrides() -> None:
     )
     assert concern.occurred_at == when
     assert concern.causation_id == str(outcome.event_id)
+
+
+@dataclass
+class _Row:
+    """A service's row the event is about (the envelope_fields Subject)."""
+
+    site_id: str = SITE
+    patient_id: str = PATIENT
+    correlation_id: str | None = CORRELATION
+
+
+def test_envelope_fields_take_patient_site_and_episode_from_the_subject() -> None:
+    when = datetime(2025, 3, 5, 10, 0, tzinfo=UTC)
+    fields = envelope_fields(_Row(), producer="records", causation_id="e-1", occurred_at=when)
+    event = SafetyConcernRaised(**fields, data=EXAMPLE_DATA["SafetyConcernRaised"])
+    assert (event.producer, event.site_id, event.patient_id) == ("records", SITE, PATIENT)
+    assert (event.correlation_id, event.causation_id) == (CORRELATION, "e-1")
+    assert event.occurred_at == when
+
+
+def test_envelope_fields_fall_back_for_a_subject_without_an_episode() -> None:
+    fields = envelope_fields(
+        _Row(correlation_id=None), producer="notifications", correlation_fallback="e-9"
+    )
+    assert fields["correlation_id"] == "e-9"
+    assert "occurred_at" not in fields  # the envelope's own default: now
 
 
 # --- malformed messages name the field ---------------------------------------------------

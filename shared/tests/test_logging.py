@@ -1,4 +1,7 @@
-"""PHI never enters a log line (CONTRACT section 1, PHI rule)."""
+"""PHI never enters a log line (CONTRACT section 1, PHI rule).
+
+What counts as PHI is read from intake's tables (the only place PHI is stored: the
+columns marked with `kap_shared.phi.phi_column`), not from a copy of the list."""
 
 from __future__ import annotations
 
@@ -7,25 +10,48 @@ from typing import Any
 
 import structlog
 
-from kap_shared.logging import PHI_KEYS, drop_phi
+from kap_intake.adapters.tables import REGISTRY
+from kap_shared.logging import drop_phi
+from kap_shared.phi import PHI_INFO_KEY
 
-PHI = {
+# Every PHI column of intake, with a value it could hold.
+INTAKE_PHI_COLUMNS = sorted(
+    column.name
+    for table in REGISTRY.metadata.tables.values()
+    for column in table.columns
+    if column.info.get(PHI_INFO_KEY)
+)
+SAMPLES = {
+    "given_name": "Ada",
+    "family_name": "Lovelace",
+    "date_of_birth": "1815-12-10",
+    "phone": "+44 20 7946 0000",
+    "email": "ada@example.org",
+    "review_note": "discussed childhood trauma",
+}
+# Other names the same facts go by in request bodies and code.
+ALIASES = {
     "name": "Ada Lovelace",
     "full_name": "Ada King",
     "first_name": "Ada",
     "last_name": "Lovelace",
-    "date_of_birth": "1815-12-10",
     "dob": "1815-12-10",
-    "phone": "+44 20 7946 0000",
-    "email": "ada@example.org",
     "address": "12 St James's Square",
-    "notes": "discussed childhood trauma",
     "contact": "sister, +44 20 7946 0001",
+    "note": "patient anxious about dosing",
+    "notes": "discussed childhood trauma",
 }
+PHI = {name: SAMPLES.get(name, f"phi value of {name}") for name in INTAKE_PHI_COLUMNS} | ALIASES
 
 
-def test_drop_phi_redacts_every_phi_key_and_keeps_the_rest() -> None:
-    assert set(PHI) == set(PHI_KEYS)
+def test_intake_declares_its_phi_columns() -> None:
+    """Names and birth date included (they were not redacted before issue 9)."""
+    assert {"given_name", "family_name", "date_of_birth", "phone", "email"} <= set(
+        INTAKE_PHI_COLUMNS
+    )
+
+
+def test_drop_phi_redacts_every_intake_phi_column_and_alias_and_keeps_the_rest() -> None:
     event_dict: dict[str, Any] = {
         "event": "intake.patient_registered",
         "patient_id": "pt-7f3c2a",
@@ -49,9 +75,16 @@ def test_rendered_log_line_contains_no_phi_values() -> None:
     logger = structlog.wrap_logger(
         structlog.ReturnLogger(), processors=[drop_phi, structlog.processors.JSONRenderer()]
     )
-    line = logger.info("intake.referral", patient_id="pt-1", email=PHI["email"], dob=PHI["dob"])
-    assert PHI["email"] not in line
-    assert PHI["dob"] not in line
+    line = logger.info(
+        "intake.referral",
+        patient_id="pt-1",
+        given_name=PHI["given_name"],
+        family_name=PHI["family_name"],
+        email=PHI["email"],
+        dob=PHI["dob"],
+    )
+    for key in ("given_name", "family_name", "email", "dob"):
+        assert PHI[key] not in line
     assert json.loads(line)["patient_id"] == "pt-1"
 
 
@@ -60,9 +93,11 @@ def test_phi_nested_in_a_logged_dict_is_redacted() -> None:
         structlog.ReturnLogger(), processors=[drop_phi, structlog.processors.JSONRenderer()]
     )
     line = logger.warning(
-        "intake.rejected", payload={"email": PHI["email"], "indications": ["trd"]}
+        "intake.rejected",
+        payload={"patient": {"family_name": PHI["family_name"]}, "email": PHI["email"]},
     )
     assert PHI["email"] not in line
+    assert PHI["family_name"] not in line
 
 
 def test_a_flood_of_aiokafka_errors_becomes_a_few_lines() -> None:

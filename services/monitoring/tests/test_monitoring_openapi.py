@@ -24,7 +24,10 @@ EXPECTED = {
     "POST /sessions/{session_id}/predose-decision": API | {404, 409},
     "POST /sessions/{session_id}/alerts/{alert_id}/resolve": API | {404, 409},
     "POST /sessions/{session_id}/discharge": API | {404, 409},
-    "POST /patients/{patient_id}/measures": API | {404},
+    "POST /sessions/{session_id}/safety-concerns/{concern_id}/resolve": API | {404, 409},
+    "POST /sessions/{session_id}/stability-assessment": API | {404, 409},
+    # 409: an Idempotency-Key reused with another body.
+    "POST /patients/{patient_id}/measures": API | {404, 409},
 }
 
 

@@ -12,34 +12,15 @@ from pydantic import ValidationError
 
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
-from kap_shared.testing import TEST_SECRET
+from kap_shared.testing import TEST_SECRET, bad_rules_files
 
-CASES: list[tuple[dict[str, Any], str]] = [
-    ({"network": {"no_such_rule": 1}}, "network.no_such_rule"),
-    ({"sites": {"site-x": {"no_such_rule": 1}}}, "sites.site-x.no_such_rule"),
-    ({"network": {"KEY": 0}}, "network.KEY"),
-    ({"sites": {"site-x": {"KEY": 0}}}, "sites.site-x.KEY"),
-    ({"site": {}}, "site"),
-]
-
-
-def _cases(key: str) -> list[tuple[dict[str, Any], str]]:
-    return [
-        (json.loads(json.dumps(document).replace("KEY", key)), named.replace("KEY", key))
-        for document, named in CASES
-    ]
+BAD_RULES = bad_rules_files("hr_sustained_seconds")
 
 
 @pytest.mark.parametrize(
     ("document", "named"),
-    _cases("hr_sustained_seconds"),
-    ids=[
-        "unknown network key",
-        "unknown site key",
-        "network value out of range",
-        "site value out of range",
-        "unknown top-level key",
-    ],
+    [(document, named) for _, document, named in BAD_RULES],
+    ids=[case for case, _, _ in BAD_RULES],
 )
 def test_a_bad_rules_file_fails_at_start_up_naming_the_key(
     tmp_path: Path, document: dict[str, Any], named: str

@@ -97,7 +97,9 @@ def outcome(
     baseline: float | None = 20,
     response: bool = False,
     remission: bool = False,
+    follow_up: list[str] | None = None,
 ) -> OutcomeRecorded:
+    """`follow_up=None`: as a monitoring from before issue 8 sent it (not evaluated)."""
     change = round((total - baseline) / baseline * 100, 1) if baseline else None
     return OutcomeRecorded(
         **_env("monitoring"),
@@ -109,6 +111,7 @@ def outcome(
             change_pct=change,
             response=response,
             remission=remission,
+            follow_up=follow_up,
         ),
     )
 
@@ -283,6 +286,30 @@ def test_plan_start_is_not_a_handoff(team: Harness) -> None:
 
 
 # -- outcomes (MBC-2, MBC-3, MBC-4) ------------------------------------------------------------
+# Monitoring decides MBC-2/MBC-4 and says so in `follow_up`; notifications routes on it.
+
+
+def test_MBC_2_follow_up_from_monitoring_decides_not_the_score(team: Harness) -> None:
+    # A site may lower monitoring's limits: a PHQ-9 of 12 it calls MBC-2 is worsening ...
+    team.deliver(outcome(12, follow_up=["MBC-2"]))
+    assert len(told(team, "Depression score worsening")) == 4
+    # ... and a 25 it did not call MBC-2 (raised limits) is not, whatever the default says.
+    team.deliver(outcome(25, follow_up=[]))
+    assert len(told(team, "Depression score worsening")) == 4
+
+
+def test_MBC_4_follow_up_tells_the_therapist_other_follow_ups_do_not(team: Harness) -> None:
+    team.deliver(outcome(16, Instrument.GAD7, follow_up=["MBC-GAD7-REFER"]))
+    assert told(team, "Outcome worsening") == []
+    team.deliver(outcome(12, Instrument.GAD7, follow_up=["MBC-4", "MBC-GAD7-REFER"]))
+    assert told(team, "Outcome worsening") == [
+        (THERAPIST, "email", "urgent"),
+        (THERAPIST, "in_app", "urgent"),
+    ]
+
+
+# Events without `follow_up` (a monitoring from before issue 8): judged here with the
+# rulebook's limits, as before.
 
 
 def test_MBC_3_response_tells_the_team_once(team: Harness) -> None:

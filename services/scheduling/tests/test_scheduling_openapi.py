@@ -26,6 +26,7 @@ EXPECTED = {
     "POST /patients/{patient_id}/holds/{hold_id}/clear": API | {404, 409},
     "POST /sessions": API | {409},
     "GET /sessions/{session_id}": API | {404},
+    "GET /sites/{site_id}/sessions": API,
     "POST /sessions/{session_id}/reschedule": API | {404, 409},
     "POST /sessions/{session_id}/cancel": API | {404, 409},
     "POST /sessions/{session_id}/check-in": API | {404, 409},

@@ -208,10 +208,17 @@ def test_reschedule_422(
     [
         ({}, "reason"),
         ({"reason": "bored"}, "reason"),
+        ({"reason": "plan_suspended"}, "reason"),
         ({"reason": "other", "note": "x" * 2001}, "note"),
         ({"reason": "other", "by": "me"}, "by"),
     ],
-    ids=["missing reason", "uncoded reason", "note too long", "unexpected field"],
+    ids=[
+        "missing reason",
+        "uncoded reason",
+        "scheduling's own reason",
+        "note too long",
+        "unexpected field",
+    ],
 )
 def test_cancel_422(
     world: World, counts: Counts, session_id: str, body: dict[str, Any], field: str

@@ -2,7 +2,8 @@
 
 Context (event_id, correlation_id, patient_id, site_id, trace ids) is bound
 per message and per request through contextvars, so every line carries it.
-PHI never enters a log line: `drop_phi` removes known PHI keys defensively.
+PHI never enters a log line: `drop_phi` redacts the PHI vocabulary's keys (`kap_shared.phi`:
+intake's PHI columns and their aliases) defensively.
 """
 
 from __future__ import annotations
@@ -15,22 +16,7 @@ from typing import Any
 
 import structlog
 
-# Keys that would carry PHI if someone passed them by mistake.
-PHI_KEYS = frozenset(
-    {
-        "name",
-        "full_name",
-        "first_name",
-        "last_name",
-        "date_of_birth",
-        "dob",
-        "phone",
-        "email",
-        "address",
-        "notes",
-        "contact",
-    }
-)
+from .phi import PHI_KEYS as PHI_KEYS
 
 
 def _redact(value: Any) -> Any:

@@ -8,6 +8,7 @@ Kafka. Integration tests use the real broker instead (see `tests/`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -119,3 +120,27 @@ def assert_openapi_errors(spec: dict[str, Any], expected: dict[str, set[int]]) -
                 if int(status) >= 400 and not (path == "/readyz" and status == "503"):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": ERROR_SCHEMA_REF}, (method, path, status)
+
+
+# -- RULES_FILE validation (kap_shared.rules) ---------------------------------------------------
+
+_BAD_RULES: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown network key", {"network": {"no_such_rule": 1}}, "network.no_such_rule"),
+    ("unknown site key", {"sites": {"site-x": {"no_such_rule": 1}}}, "sites.site-x.no_such_rule"),
+    ("network value out of range", {"network": {"KEY": 0}}, "network.KEY"),
+    ("site value out of range", {"sites": {"site-x": {"KEY": 0}}}, "sites.site-x.KEY"),
+    ("unknown top-level key", {"site": {}}, "site"),
+]
+
+
+def bad_rules_files(key: str) -> list[tuple[str, dict[str, Any], str]]:
+    """(case id, RULES_FILE document, the name the start-up error must give) for each way
+    a rules file can be wrong; `key` is a rule of the service whose minimum is above 0."""
+    return [
+        (
+            case,
+            json.loads(json.dumps(document).replace("KEY", key)),
+            named.replace("KEY", key),
+        )
+        for case, document, named in _BAD_RULES
+    ]

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "rebuild":
-        from .handlers.rebuild import rebuild
+        from .entrypoints.rebuild import rebuild
 
         settings = RecordsSettings()
         configure_service_logging(settings)

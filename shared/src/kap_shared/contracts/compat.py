@@ -28,7 +28,6 @@ Breaking (the check fails; ship it on a new topic version `<topic>.v2`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -476,9 +475,3 @@ class _Differ:
             return
         for index, (a, b) in enumerate(zip(old_branches, new_branches, strict=True)):
             self.compare(a, b, f"{path}<{index}>")
-
-
-def iter_breaking(report: Report) -> Iterator[tuple[str, Finding]]:
-    for topic in report.topics:
-        for finding in topic.breaking:
-            yield topic.topic, finding

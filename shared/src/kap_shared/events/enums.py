@@ -84,3 +84,67 @@ class Dissociation(StrEnum):
     MILD = "mild"
     MODERATE = "moderate"
     SEVERE = "severe"
+
+
+# -- coded vocabularies carried in events as plain strings ---------------------------------
+# The event fields stay `str` (tolerant readers: a consumer must not reject a code a newer
+# producer added); producers validate their input against these enums, so the codes live
+# once, here. Coded rather than free text because no free text (and so no PHI) may travel.
+
+
+class ReferralSource(StrEnum):
+    """PatientReferred.referral_source."""
+
+    PRIMARY_CARE = "primary_care"
+    PSYCHIATRIST = "psychiatrist"
+    PSYCHOLOGIST = "psychologist"
+    THERAPIST = "therapist"
+    SELF = "self"
+    HOSPITAL = "hospital"
+    OTHER = "other"
+
+
+class ReviewReason(StrEnum):
+    """PatientScreened.review_reason: why a prescriber approved or declined a screening
+    that needed review (their own words stay in intake's note)."""
+
+    BENEFIT_OUTWEIGHS_RISK = "benefit_outweighs_risk"
+    RISK_MITIGATED = "risk_mitigated"
+    BP_CONTROLLED_ON_RECHECK = "bp_controlled_on_recheck"
+    RISK_OUTWEIGHS_BENEFIT = "risk_outweighs_benefit"
+    NEEDS_SPECIALIST_CLEARANCE = "needs_specialist_clearance"
+    PATIENT_DECLINED = "patient_declined"
+    OTHER = "other"
+
+
+class CancelReason(StrEnum):
+    """SessionCancelled.reason. `plan_suspended` is scheduling's own (an ineligible
+    screening suspends the plan); clients cannot send it."""
+
+    PATIENT_REQUEST = "patient_request"
+    PATIENT_UNWELL = "patient_unwell"
+    PATIENT_NO_SHOW = "patient_no_show"
+    CLINICIAN_UNAVAILABLE = "clinician_unavailable"
+    ROOM_UNAVAILABLE = "room_unavailable"
+    SAFETY_HOLD = "safety_hold"
+    CLINICAL_DECISION = "clinical_decision"
+    REBOOKED = "rebooked"
+    OTHER = "other"
+    PLAN_SUSPENDED = "plan_suspended"
+
+
+class ObservationKind(StrEnum):
+    """ObservationDue.kind: SPR-MON-1's 40-minute BP check, due and overdue."""
+
+    BP_CHECK_40MIN = "bp_check_40min"
+    BP_CHECK_40MIN_OVERDUE = "bp_check_40min_overdue"
+
+
+class MeasureFollowUp(StrEnum):
+    """OutcomeRecorded.follow_up: the measurement-based follow-ups monitoring decided
+    (rulebook 3.1, 3.3); consumers route on these rather than recompute them."""
+
+    MBC_2 = "MBC-2"  # PHQ-9 worsening: the care team hears at once
+    MBC_4 = "MBC-4"  # GAD-7 / PCL-5 worsening: the therapist reviews
+    MBC_GAD7_REFER = "MBC-GAD7-REFER"  # GAD-7 >= 10: refer for further evaluation
+    MBC_PCL5_PROVISIONAL = "MBC-PCL5-PROVISIONAL"  # PCL-5 provisional DSM-5 PTSD

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
@@ -26,6 +26,41 @@ def as_utc(value: datetime) -> datetime:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class Subject(Protocol):
+    """What an event is about: a row (or an event) carrying the patient, the site and
+    the care episode (`correlation_id`)."""
+
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+
+
+def envelope_fields(
+    subject: Subject,
+    *,
+    producer: str,
+    causation_id: str | None = None,
+    correlation_fallback: str | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """The envelope fields of an event about `subject` (the one way every service
+    builds them): `SessionCancelled(**envelope_fields(row, producer=...), data=...)`.
+    `correlation_fallback` names the episode when the subject has none recorded."""
+    fields: dict[str, Any] = {
+        "producer": producer,
+        "site_id": subject.site_id,
+        "patient_id": subject.patient_id,
+        "correlation_id": subject.correlation_id or correlation_fallback,
+        "causation_id": causation_id,
+    }
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    return fields
 
 
 class Payload(BaseModel):
@@ -62,15 +97,8 @@ class Envelope(BaseModel):
     @classmethod
     def caused_by(cls, cause: Envelope, *, producer: str, data: Any, **overrides: Any) -> Self:
         """A follow-up event in the same chain: same patient, site, correlation."""
-        fields: dict[str, Any] = {
-            "producer": producer,
-            "site_id": cause.site_id,
-            "patient_id": cause.patient_id,
-            "correlation_id": cause.correlation_id,
-            "causation_id": str(cause.event_id),
-            "data": data,
-        }
-        fields.update(overrides)
+        fields = envelope_fields(cause, producer=producer, causation_id=str(cause.event_id))
+        fields.update(data=data, **overrides)
         return cls(**fields)
 
     def to_json(self) -> bytes:

@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import new_id, utc_now
+from kap_shared.phi import phi_column
 
 REGISTRY = service_registry()
 
@@ -26,11 +27,11 @@ class Patient(IntakeTable, table=True):
 
     patient_id: str = Field(primary_key=True, max_length=36)
     site_id: str = Field(index=True, max_length=64)
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    phone: str | None = None
-    email: str | None = None
+    given_name: str = phi_column()
+    family_name: str = phi_column()
+    date_of_birth: date = phi_column()
+    phone: str | None = phi_column(default=None)
+    email: str | None = phi_column(default=None)
     indications: list[str] = Field(sa_column=Column(JSON, nullable=False))
     referral_source: str | None = None
     correlation_id: str = Field(max_length=36)
@@ -51,7 +52,7 @@ class Screening(IntakeTable, table=True):
     reviewed_by: str | None = None
     review_decision: str | None = None
     review_reason: str | None = None
-    review_note: str | None = None  # free text: never leaves intake
+    review_note: str | None = phi_column(default=None)  # free text: never leaves intake
     screened_by: str
     created_at: datetime = Field(default_factory=utc_now)
 

@@ -16,13 +16,11 @@ from pydantic import (
     model_validator,
 )
 
-from kap_shared.events.enums import ConsentScope, Route
+from kap_shared.events.enums import ConsentScope, ReferralSource, ReviewReason, Route
+from kap_shared.validation import ID_PATTERN
 
 from .rules import CONTRAINDICATIONS
 
-ReferralSource = Literal[
-    "primary_care", "psychiatrist", "psychologist", "therapist", "self", "hospital", "other"
-]
 Indication = Literal["trd", "mdd_si", "ptsd", "gad", "chronic_pain", "ocd", "bipolar_depression"]
 
 
@@ -42,7 +40,7 @@ class RegisterPatient(Command):
     family_name: str = Field(min_length=1, max_length=100)
     date_of_birth: date
     contact: Contact = Field(default_factory=Contact)
-    site_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    site_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     indications: list[Indication] = Field(min_length=1)
     # Coded, because it travels in PatientReferred: no free text may carry PHI.
     referral_source: ReferralSource | None = None
@@ -88,21 +86,10 @@ class ScreenPatient(Command):
         return sorted(set(codes))
 
 
-# Coded so that the PatientScreened event can carry it without free text (PHI rule);
-# the prescriber's own words go in `note`, which stays in intake.
-ReviewReason = Literal[
-    "benefit_outweighs_risk",
-    "risk_mitigated",
-    "bp_controlled_on_recheck",
-    "risk_outweighs_benefit",
-    "needs_specialist_clearance",
-    "patient_declined",
-    "other",
-]
-
-
 class ReviewScreening(Command):
     decision: Literal["approve", "decline"]
+    # Coded (kap_shared's ReviewReason) so that PatientScreened can carry it; the
+    # prescriber's own words go in `note`, which stays in intake.
     reason: ReviewReason
     note: str | None = Field(default=None, max_length=2000)
 

@@ -23,8 +23,10 @@ from pydantic import Field
 from kap_shared.clinical.instruments import PCL5_CLUSTERS, PCL5_ENDORSED_AT, pcl5_provisional_ptsd
 from kap_shared.clinical.thresholds import (
     GAD7_FOLLOW_UP_AT,
+    MBC_1_PHQ9_ITEM9_AT_LEAST,
     SPR_PRE_5_DIASTOLIC_ABOVE,
     SPR_PRE_5_SYSTOLIC_ABOVE,
+    spr_pre_5_elevated,
 )
 from kap_shared.events.enums import ContraindicationClass, ScreeningOutcome
 from kap_shared.rules import RulesModel
@@ -77,7 +79,7 @@ class ScreeningRules(RulesModel):
     bp_systolic_review_above: int = Field(default=SPR_PRE_5_SYSTOLIC_ABOVE, gt=0, lt=400)
     bp_diastolic_review_above: int = Field(default=SPR_PRE_5_DIASTOLIC_ABOVE, gt=0, lt=300)
     # MBC-1: any positive answer on PHQ-9 item 9.
-    phq9_item9_review_at: int = Field(default=1, ge=1, le=3)
+    phq9_item9_review_at: int = Field(default=MBC_1_PHQ9_ITEM9_AT_LEAST, ge=1, le=3)
     # SCR-GAD7-10: GAD-7 ">= 10 = refer for further evaluation" [V].
     gad7_follow_up_at: int = Field(default=GAD7_FOLLOW_UP_AT, ge=1, le=21)
     # SCR-PCL5-DX: a PCL-5 item counts as endorsed at >= 2 [V/S].
@@ -112,9 +114,11 @@ def decide(facts: ScreeningFacts, rules: ScreeningRules) -> ScreeningDecision:
         ineligible.append(ABSOLUTE_CI)
     if RELATIVE in classes:
         review.append(RELATIVE_CI)
-    if (
-        facts.bp_systolic > rules.bp_systolic_review_above
-        or facts.bp_diastolic > rules.bp_diastolic_review_above
+    if spr_pre_5_elevated(
+        facts.bp_systolic,
+        facts.bp_diastolic,
+        systolic_above=rules.bp_systolic_review_above,
+        diastolic_above=rules.bp_diastolic_review_above,
     ):
         review.append(PRE_DOSE_BP)
     if facts.phq9_item9 >= rules.phq9_item9_review_at:

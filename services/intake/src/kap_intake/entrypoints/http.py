@@ -12,10 +12,10 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import as_utc
 from kap_shared.fhir import FhirResponse
+from kap_shared.http.dependencies import Uow, runtime_of
 from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
-from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters import tables
 from ..config import IntakeSettings
@@ -41,18 +41,6 @@ CreatesPatient = Annotated[AuditEntry, audited(CREATE, AuditResource.PATIENT, su
 Screens = Annotated[AuditEntry, audited(CREATE, AuditResource.SCREENING, success=201)]
 Reviews = Annotated[AuditEntry, audited(UPDATE, AuditResource.SCREENING_REVIEW)]
 Consents = Annotated[AuditEntry, audited(CREATE, AuditResource.CONSENT, success=201)]
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def _uow(request: Request) -> UnitOfWork:
-    return _runtime(request).unit_of_work()
-
-
-Uow = Annotated[UnitOfWork, Depends(_uow)]
 
 
 class PatientCreated(BaseModel):
@@ -172,7 +160,7 @@ async def screen_patient(
     uow: Uow,
     request: Request,
 ) -> ScreeningView:
-    settings: IntakeSettings = _runtime(request).settings  # type: ignore[assignment]
+    settings: IntakeSettings = runtime_of(request).settings  # type: ignore[assignment]
     async with uow:
         patient = await _patient_for(uow, patient_id, principal, entry)
         screening = await commands.screen_patient(

@@ -9,6 +9,7 @@ from kap_shared.auth import Principal
 from kap_shared.clinical.instruments import Score, ScoringError, score
 from kap_shared.events import ConsentRecorded, PatientReferred, PatientScreened, new_id
 from kap_shared.events.enums import Instrument, Route, ScreeningOutcome
+from kap_shared.events.envelope import envelope_fields
 from kap_shared.events.intake import (
     Baseline,
     ConsentRecordedData,
@@ -45,10 +46,7 @@ async def register_patient(uow: UnitOfWork, cmd: RegisterPatient) -> tables.Pati
     uow.session.add(patient)
     uow.publish(
         PatientReferred(
-            producer=PRODUCER,
-            site_id=patient.site_id,
-            patient_id=patient_id,
-            correlation_id=patient.correlation_id,
+            **envelope_fields(patient, producer=PRODUCER),
             data=PatientReferredData(
                 indications=patient.indications, referral_source=cmd.referral_source
             ),
@@ -134,10 +132,7 @@ def _screened_event(
     patient: tables.Patient, screening: tables.Screening, indications: list[str]
 ) -> PatientScreened:
     return PatientScreened(
-        producer=PRODUCER,
-        site_id=patient.site_id,
-        patient_id=patient.patient_id,
-        correlation_id=patient.correlation_id,
+        **envelope_fields(patient, producer=PRODUCER),
         data=PatientScreenedData(
             screening_id=screening.screening_id,
             outcome=ScreeningOutcome(screening.outcome),
@@ -196,10 +191,7 @@ async def record_consent(
     uow.session.add(consent)
     uow.publish(
         ConsentRecorded(
-            producer=PRODUCER,
-            site_id=patient.site_id,
-            patient_id=patient.patient_id,
-            correlation_id=patient.correlation_id,
+            **envelope_fields(patient, producer=PRODUCER),
             data=ConsentRecordedData(
                 consent_id=consent.consent_id, scope=cmd.scope, granted=cmd.granted
             ),

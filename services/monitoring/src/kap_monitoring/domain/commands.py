@@ -28,11 +28,9 @@ from kap_shared.events.enums import (
 )
 from kap_shared.events.envelope import utc_now
 from kap_shared.events.monitoring import VITAL_METRICS
+from kap_shared.validation import ID_PATTERN, in_the_future
 
-from .dosing import CLOCK_SKEW
 from .rules import CRISIS_SYMPTOMS
-
-ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 
 Symptom = Literal[
     "chest_pain",
@@ -58,7 +56,7 @@ class Command(BaseModel):
 
 
 def _not_in_future(value: datetime | None) -> datetime | None:
-    if value is not None and value > utc_now() + CLOCK_SKEW:
+    if value is not None and in_the_future(value, utc_now()):
         raise ValueError("must not be in the future")
     return value
 

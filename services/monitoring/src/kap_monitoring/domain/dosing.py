@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from kap_shared.events.enums import Agent, ConcomitantMedicationClass, Route
+from kap_shared.validation import in_the_future
 
 from .gates import Blocker
 from .rules import (
@@ -28,9 +29,6 @@ from .rules import (
     SPR_PRE_7,
     MonitoringRules,
 )
-
-# Readings and doses may be charted late, never ahead of the clock (small skew allowed).
-CLOCK_SKEW = timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ def _clock(
     session's monitoring window (check-in minus the charting tolerance .. now)."""
     out: list[Blocker] = []
     tolerance = timedelta(minutes=rules.dose_charting_tolerance_minutes)
-    if dose.administered_at > now + CLOCK_SKEW:
+    if in_the_future(dose.administered_at, now):
         out.append(
             Blocker(
                 MON_DOSE_2,
@@ -138,7 +136,7 @@ def _clock(
             )
         )
     end = dose.dosing_ended_at
-    if end is not None and end > now + CLOCK_SKEW:
+    if end is not None and in_the_future(end, now):
         out.append(
             Blocker(
                 MON_DOSE_2,

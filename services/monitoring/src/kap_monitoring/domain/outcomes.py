@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kap_shared.clinical.instruments import Score
+from kap_shared.clinical.instruments import PCL5_CLUSTERS, Score, pcl5_provisional_ptsd
 from kap_shared.events.enums import Instrument
 
 from .rules import (
@@ -20,9 +20,6 @@ from .rules import (
     MBC_PCL5_PROVISIONAL,
     MonitoringRules,
 )
-
-# PCL-5 DSM-5 clusters: B items 1-5, C 6-7, D 8-14, E 15-20 (0-based slices).
-PCL5_CLUSTERS = (slice(0, 5), slice(5, 7), slice(7, 14), slice(14, 20))
 
 
 @dataclass(frozen=True)
@@ -63,12 +60,17 @@ def outcome(score: Score, baseline_total: int | None, rules: MonitoringRules) ->
 
 
 def pcl5_provisional(items: Sequence[int | None], rules: MonitoringRules) -> bool:
-    """MBC-PCL5-PROVISIONAL: each DSM-5 cluster has enough endorsed items (>= 2)."""
-    endorsed = [v is not None and v >= rules.pcl5_item_endorsed_at_least for v in items]
-    return all(
-        sum(endorsed[cluster]) >= minimum
-        for cluster, minimum in zip(PCL5_CLUSTERS, rules.pcl5_cluster_minimums, strict=True)
-    )
+    """MBC-PCL5-PROVISIONAL: each DSM-5 cluster has enough endorsed items (>= 2); the
+    rule is kap_shared's (intake screens with it), with this service's configured limits.
+    An unanswered item is not endorsed."""
+    clusters = {
+        name: (part, minimum)
+        for (name, (part, _)), minimum in zip(
+            PCL5_CLUSTERS.items(), rules.pcl5_cluster_minimums, strict=True
+        )
+    }
+    answers = [0 if v is None else v for v in items]
+    return pcl5_provisional_ptsd(answers, rules.pcl5_item_endorsed_at_least, clusters)
 
 
 def follow_ups(

@@ -53,8 +53,18 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kap_shared.clinical.thresholds import SPR_PRE_5_DIASTOLIC_ABOVE, SPR_PRE_5_SYSTOLIC_ABOVE
-from kap_shared.events.enums import Agent, Role, Route, Severity
+from kap_shared.clinical.instruments import PCL5_CLUSTERS, PCL5_ENDORSED_AT
+from kap_shared.clinical.thresholds import (
+    GAD7_FOLLOW_UP_AT,
+    MBC_1_PHQ9_ITEM9_AT_LEAST,
+    MBC_2_PHQ9_RISE_AT_LEAST,
+    MBC_2_PHQ9_TOTAL_AT_LEAST,
+    MBC_4_GAD7_TOTAL_AT_LEAST,
+    MBC_4_PCL5_RISE_AT_LEAST,
+    SPR_PRE_5_DIASTOLIC_ABOVE,
+    SPR_PRE_5_SYSTOLIC_ABOVE,
+)
+from kap_shared.events.enums import Agent, MeasureFollowUp, Role, Route, Severity
 
 SPR_PRE_3 = "SPR-PRE-3"
 SPR_PRE_4 = "SPR-PRE-4"
@@ -84,12 +94,12 @@ KET_DIS_3 = "KET-DIS-3"
 KET_DIS_4 = "KET-DIS-4"
 KET_DIS_6 = "KET-DIS-6"
 MBC_1 = "MBC-1"
-MBC_2 = "MBC-2"
-MBC_3 = "MBC-3"
-MBC_4 = "MBC-4"
-# Measure rules of rulebook 3.1 without an id there.
-MBC_GAD7_REFER = "MBC-GAD7-REFER"  # GAD-7 >= 10: refer for further evaluation
-MBC_PCL5_PROVISIONAL = "MBC-PCL5-PROVISIONAL"  # PCL-5 provisional DSM-5 PTSD diagnosis
+# The follow-ups OutcomeRecorded carries: the contract's vocabulary (two of them are
+# measure rules of rulebook 3.1 without an id there).
+MBC_2 = MeasureFollowUp.MBC_2
+MBC_4 = MeasureFollowUp.MBC_4
+MBC_GAD7_REFER = MeasureFollowUp.MBC_GAD7_REFER
+MBC_PCL5_PROVISIONAL = MeasureFollowUp.MBC_PCL5_PROVISIONAL
 # Monitoring's own ids for conditions the rulebook does not number.
 MON_WINDOW_1 = "MON-WINDOW-1"  # the session's monitoring window is not open
 MON_DIS_1 = "MON-DIS-1"  # discharge needs at least one recorded dose
@@ -103,6 +113,12 @@ MON_READING_1 = "MON-READING-1"  # a reading_id belongs to exactly one session
 MON_READING_2 = "MON-READING-2"  # a topic reading's patient/site is not its session's
 
 CRISIS_SYMPTOMS = ("chest_pain", "severe_headache", "vision_change", "neuro_change")
+
+
+# B, C, D, E: the rulebook's minimum endorsed items per cluster, as kap_shared has them.
+PCL5_CLUSTER_MINIMUMS: tuple[int, int, int, int] = tuple(  # type: ignore[assignment]
+    minimum for _, minimum in PCL5_CLUSTERS.values()
+)
 
 
 class MonitoringRules(BaseModel):
@@ -238,24 +254,24 @@ class MonitoringRules(BaseModel):
 
     # -- measurement-based care (rulebook 3.1, 3.3) --------------------------------------
     # MBC-1: "any positive answer (>= 1) needs immediate clinical evaluation".
-    phq9_item9_concern_at_least: int = Field(default=1, ge=1, le=3)
+    phq9_item9_concern_at_least: int = Field(default=MBC_1_PHQ9_ITEM9_AT_LEAST, ge=1, le=3)
     # Severity of the MBC-1 concern: critical from this answer up, warning below it.
-    phq9_item9_critical_at_least: int = Field(default=1, ge=1, le=3)
+    phq9_item9_critical_at_least: int = Field(default=MBC_1_PHQ9_ITEM9_AT_LEAST, ge=1, le=3)
     # MBC-3: response = ">= 50 % reduction from baseline"; remission = PHQ-9 "< 5".
     response_drop_pct_at_least: float = Field(default=50.0, gt=0, le=100)
     phq9_remission_below: int = Field(default=5, ge=0)
     # MBC-2: "PHQ-9 total >= 20, or a rise of >= 5 from the previous score" [K].
-    mbc2_phq9_total_at_least: int = Field(default=20, ge=0, le=27)
-    mbc2_phq9_rise_at_least: int = Field(default=5, ge=1, le=27)
+    mbc2_phq9_total_at_least: int = Field(default=MBC_2_PHQ9_TOTAL_AT_LEAST, ge=0, le=27)
+    mbc2_phq9_rise_at_least: int = Field(default=MBC_2_PHQ9_RISE_AT_LEAST, ge=1, le=27)
     # MBC-4: "GAD-7 >= 15, or PCL-5 rise >= 10 -> notify the therapist" [V bands / MCID].
-    mbc4_gad7_total_at_least: int = Field(default=15, ge=0, le=21)
-    mbc4_pcl5_rise_at_least: int = Field(default=10, ge=1, le=80)
+    mbc4_gad7_total_at_least: int = Field(default=MBC_4_GAD7_TOTAL_AT_LEAST, ge=0, le=21)
+    mbc4_pcl5_rise_at_least: int = Field(default=MBC_4_PCL5_RISE_AT_LEAST, ge=1, le=80)
     # GAD-7 ">= 10 = refer for further evaluation" [V].
-    gad7_refer_at_least: int = Field(default=10, ge=0, le=21)
+    gad7_refer_at_least: int = Field(default=GAD7_FOLLOW_UP_AT, ge=0, le=21)
     # PCL-5 provisional diagnosis [V]: an item >= 2 is endorsed; at least 1 B (items
     # 1-5), 1 C (6-7), 2 D (8-14), 2 E (15-20).
-    pcl5_item_endorsed_at_least: int = Field(default=2, ge=1, le=4)
-    pcl5_cluster_minimums: tuple[int, int, int, int] = (1, 1, 2, 2)
+    pcl5_item_endorsed_at_least: int = Field(default=PCL5_ENDORSED_AT, ge=1, le=4)
+    pcl5_cluster_minimums: tuple[int, int, int, int] = PCL5_CLUSTER_MINIMUMS
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -20,12 +20,13 @@ Times are integer microseconds since the epoch, so boundaries such as "exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kap_shared.clinical.thresholds import spr_pre_5_elevated
 from kap_shared.events.enums import Severity
 
 from .rules import (
@@ -80,7 +81,6 @@ GROUP_RULES: dict[Group, tuple[str, ...]] = {
     Group.RR: (KET_MON_RR, KET_MON_RR_SOFT),
     Group.SED: (KET_MON_SED, KET_MON_SED_SOFT),
 }
-RULE_GROUP: dict[str, Group] = {rule: g for g, rules in GROUP_RULES.items() for rule in rules}
 # Reading.groups() for each combination of present metric groups (bit i = i-th group).
 _GROUPS_BY_MASK = tuple(
     tuple(g for i, g in enumerate(Group) if mask & (1 << i)) for mask in range(1 << len(Group))
@@ -583,7 +583,6 @@ STEPS: dict[Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[
     Group.RR: _step_rr,
     Group.SED: _step_sedation,
 }
-GROUPS = tuple(Group)
 
 
 # -- replay (late readings) ----------------------------------------------------------------
@@ -629,16 +628,6 @@ def replay(
     return state, episodes
 
 
-def evaluate_in_order(
-    state: VitalsState, readings: Sequence[Reading], group: Group, rules: MonitoringRules
-) -> list[Finding]:
-    """Feed readings (sorted by time, none older than the state) to `group`'s machine."""
-    out: list[Finding] = []
-    for reading in readings:
-        out.extend(step(state, reading, group, rules))
-    return out
-
-
 def crisis_symptoms(reading: Reading, rules: MonitoringRules) -> tuple[str, ...]:
     """SPR-MON-6: the reading's hypertensive-crisis symptoms (known codes only)."""
     if not reading.symptoms:
@@ -648,8 +637,10 @@ def crisis_symptoms(reading: Reading, rules: MonitoringRules) -> tuple[str, ...]
 
 
 def predose_bp_elevated(reading: Reading, rules: MonitoringRules) -> bool:
-    """SPR-PRE-5: BP strictly above 140/90."""
-    sys_, dia = reading.bp_systolic, reading.bp_diastolic
-    return (sys_ is not None and sys_ > rules.predose_bp_systolic_above) or (
-        dia is not None and dia > rules.predose_bp_diastolic_above
+    """SPR-PRE-5: BP strictly above 140/90 (the comparison intake's screening uses too)."""
+    return spr_pre_5_elevated(
+        reading.bp_systolic,
+        reading.bp_diastolic,
+        systolic_above=rules.predose_bp_systolic_above,
+        diastolic_above=rules.predose_bp_diastolic_above,
     )

@@ -18,11 +18,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
+from kap_shared.http.dependencies import Uow, runtime_of
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
-from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters.tables import MonitoredSession
 from ..config import MonitoringSettings
@@ -71,20 +71,8 @@ Rater = Annotated[
 ]
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime
-
-
-def _uow(request: Request) -> UnitOfWork:
-    return _runtime(request).unit_of_work()
-
-
-Uow = Annotated[UnitOfWork, Depends(_uow)]
-
-
 def _rules(request: Request, site_id: str) -> MonitoringRules:
-    settings: MonitoringSettings = _runtime(request).settings  # type: ignore[assignment]
+    settings: MonitoringSettings = runtime_of(request).settings  # type: ignore[assignment]
     return settings.monitoring_rules.for_site(site_id)
 
 

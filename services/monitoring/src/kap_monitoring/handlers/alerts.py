@@ -10,6 +10,7 @@ from opentelemetry.trace import SpanKind
 from kap_shared.events import ObservationDue, VitalsAlert, VitalsAlertResolved, new_id
 from kap_shared.events.enums import Severity
 from kap_shared.events.envelope import Envelope
+from kap_shared.events.envelope import envelope_fields as shared_envelope_fields
 from kap_shared.events.monitoring import (
     ObservationDueData,
     VitalsAlertData,
@@ -46,13 +47,9 @@ DISCHARGED = "discharged"
 
 def envelope_fields(row: SessionLike, causation_id: str | None) -> dict[str, Any]:
     """The envelope of an event about `row`'s session: its patient, site and episode."""
-    return {
-        "producer": PRODUCER,
-        "site_id": row.site_id,
-        "patient_id": row.patient_id,
-        "correlation_id": row.correlation_id or row.session_id,
-        "causation_id": causation_id,
-    }
+    return shared_envelope_fields(
+        row, producer=PRODUCER, causation_id=causation_id, correlation_fallback=row.session_id
+    )
 
 
 def publish(uow: UnitOfWork, event: Envelope, traceparent: str | None = None) -> None:

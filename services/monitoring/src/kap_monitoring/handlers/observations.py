@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from kap_shared.events.enums import ObservationKind
 from kap_shared.events.envelope import as_utc, utc_now
 from kap_shared.messaging import timers
 from kap_shared.messaging.timers import ScheduledJob, TimerHandler
@@ -26,9 +27,9 @@ from .alerts import observation_due
 
 REMINDER = "bp_check_40min_reminder"
 OVERDUE = "bp_check_40min_overdue"
-# ObservationDue kinds (CONTRACT example: `bp_check_40min`).
-KIND_DUE = "bp_check_40min"
-KIND_OVERDUE = "bp_check_40min_overdue"
+# ObservationDue kinds: the contract's vocabulary.
+KIND_DUE = ObservationKind.BP_CHECK_40MIN
+KIND_OVERDUE = ObservationKind.BP_CHECK_40MIN_OVERDUE
 
 
 def reminder_key(session_id: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import time
 from typing import Annotated, Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -18,10 +17,10 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import Channel
+from kap_shared.validation import Identifier, known_time_zone
 
 from .routing import Priority
 
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]
 # E.164: the form SMS providers take.
 Phone = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+15550100200"])]
@@ -46,14 +45,7 @@ class QuietHoursIn(Command):
     end: ClockTime
     timezone: str = Field(min_length=1, max_length=64, examples=["America/New_York"])
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
+    _known_zone = field_validator("timezone")(known_time_zone)
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from kap_shared.events.enums import Instrument, Phase
+from kap_shared.events.enums import Instrument, MeasureFollowUp, Phase
 from kap_shared.events.monitoring import OutcomeRecordedData
 
 from .rules import NotificationRules
@@ -37,21 +37,42 @@ def outcome_rule(
 ) -> str | None:
     """The one handoff row an OutcomeRecorded calls for, most pressing first; None when
     nothing changed that a clinician needs to hear (no flood on every measure)."""
-    rise = d.total - seen.previous_total if seen.previous_total is not None else None
+    follow_up = worsening(d, seen, rules)
     if d.instrument is Instrument.PHQ9:
         if seen.induction_review_due and not d.response and not seen.no_response_told:
             return "induction-no-response"
-        if d.total >= rules.mbc2_phq9_total or (rise is not None and rise >= rules.mbc2_phq9_rise):
+        if follow_up is MeasureFollowUp.MBC_2:
             return "outcome-worsening-phq9"
         if d.remission and not seen.remission_told:
             return "outcome-remission"
         if d.response and not seen.response_told and not seen.remission_told:
             return "outcome-response"
         return None
+    if follow_up is MeasureFollowUp.MBC_4:
+        return "outcome-worsening"
+    return None
+
+
+def worsening(
+    d: OutcomeRecordedData, seen: OutcomeMemory, rules: NotificationRules
+) -> MeasureFollowUp | None:
+    """MBC-2 (PHQ-9) or MBC-4 (GAD-7, PCL-5), as monitoring's measure rules decided it
+    (`follow_up`: one place decides). Only an event without `follow_up` (a monitoring
+    from before issue 8) is judged here, with the same rulebook limits."""
+    if d.follow_up is not None:
+        for rule in (MeasureFollowUp.MBC_2, MeasureFollowUp.MBC_4):
+            if rule.value in d.follow_up:
+                return rule
+        return None
+    rise = d.total - seen.previous_total if seen.previous_total is not None else None
+    if d.instrument is Instrument.PHQ9:
+        if d.total >= rules.mbc2_phq9_total or (rise is not None and rise >= rules.mbc2_phq9_rise):
+            return MeasureFollowUp.MBC_2
+        return None
     if d.instrument is Instrument.GAD7 and d.total >= rules.mbc4_gad7_total:
-        return "outcome-worsening"
+        return MeasureFollowUp.MBC_4
     if d.instrument is Instrument.PCL5 and rise is not None and rise >= rules.mbc4_pcl5_rise:
-        return "outcome-worsening"
+        return MeasureFollowUp.MBC_4
     return None
 
 

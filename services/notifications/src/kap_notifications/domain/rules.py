@@ -7,12 +7,17 @@ through RULES_FILE (kap_shared.rules.SiteRules), e.g.
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from pydantic import Field, field_validator
 
+from kap_shared.clinical.thresholds import (
+    MBC_2_PHQ9_RISE_AT_LEAST,
+    MBC_2_PHQ9_TOTAL_AT_LEAST,
+    MBC_4_GAD7_TOTAL_AT_LEAST,
+    MBC_4_PCL5_RISE_AT_LEAST,
+)
 from kap_shared.events.enums import Instrument
 from kap_shared.rules import RulesModel
+from kap_shared.validation import known_time_zone
 
 
 class NotificationRules(RulesModel):
@@ -38,13 +43,15 @@ class NotificationRules(RulesModel):
     digest_local_time: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     digest_timezone: str = "UTC"
     digest_period_seconds: int = Field(default=86_400, ge=1)
-    # MBC-2: PHQ-9 total at or above this, or a rise of at least this from the previous
-    # PHQ-9, is a worsening the care team hears about at once. [K]
-    mbc2_phq9_total: float = 20
-    mbc2_phq9_rise: float = 5
+    # MBC-2 / MBC-4 are decided by monitoring (OutcomeRecorded.follow_up). These limits
+    # only serve OutcomeRecorded events without `follow_up`, from monitoring versions
+    # before issue 8 (the topic may still hold them); the defaults are kap_shared's.
+    # MBC-2: PHQ-9 total at or above this, or a rise of at least this [K].
+    mbc2_phq9_total: float = MBC_2_PHQ9_TOTAL_AT_LEAST
+    mbc2_phq9_rise: float = MBC_2_PHQ9_RISE_AT_LEAST
     # MBC-4: GAD-7 total at or above this, or a PCL-5 rise of at least this -> therapist.
-    mbc4_gad7_total: float = 15
-    mbc4_pcl5_rise: float = 10
+    mbc4_gad7_total: float = MBC_4_GAD7_TOTAL_AT_LEAST
+    mbc4_pcl5_rise: float = MBC_4_PCL5_RISE_AT_LEAST
 
     # Rulebook 3.2 administration frequency, in days, reset at each treatment session
     # (MoodMonitor's default: a PHQ-9 every 14 days) and by each measure. PHQ-9 is
@@ -57,11 +64,4 @@ class NotificationRules(RulesModel):
         }
     )
 
-    @field_validator("digest_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
+    _known_zone = field_validator("digest_timezone")(known_time_zone)

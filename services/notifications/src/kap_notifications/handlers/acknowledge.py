@@ -17,6 +17,7 @@ from datetime import datetime
 from kap_shared.auth import Principal
 from kap_shared.events import AlertAcknowledged
 from kap_shared.events.enums import Role
+from kap_shared.events.envelope import envelope_fields
 from kap_shared.events.notifications import AlertAcknowledgedData
 from kap_shared.http.errors import ApiError, NotFound
 from kap_shared.logging import get_logger
@@ -70,11 +71,12 @@ async def acknowledge(
             log.info("alert.acknowledged", alert_id=alert.alert_id, level=alert.level)
     uow.publish(
         AlertAcknowledged(
-            producer=PRODUCER,
-            site_id=notification.site_id,
-            patient_id=notification.patient_id,
-            correlation_id=notification.correlation_id or source_event_id,
-            causation_id=source_event_id,
+            **envelope_fields(
+                notification,
+                producer=PRODUCER,
+                causation_id=source_event_id,
+                correlation_fallback=source_event_id,
+            ),
             data=AlertAcknowledgedData(
                 notification_id=notification_id,
                 source_event_id=source_event_id,

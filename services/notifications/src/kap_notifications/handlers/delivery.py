@@ -32,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events import NotificationFailed
 from kap_shared.events.enums import Channel
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import envelope_fields, utc_now
 from kap_shared.events.notifications import NotificationFailedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -243,11 +243,12 @@ class DeliveryWorker:
 
 def notification_failed(row: Notification, error: str) -> NotificationFailed:
     return NotificationFailed(
-        producer=PRODUCER,
-        site_id=row.site_id,
-        patient_id=row.patient_id,
-        correlation_id=row.correlation_id or row.source_event_id,
-        causation_id=row.source_event_id,
+        **envelope_fields(
+            row,
+            producer=PRODUCER,
+            causation_id=row.source_event_id,
+            correlation_fallback=row.source_event_id,
+        ),
         data=NotificationFailedData(
             notification_id=row.notification_id,
             source_event_id=row.source_event_id,

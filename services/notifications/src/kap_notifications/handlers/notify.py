@@ -37,7 +37,7 @@ from kap_shared.events import (
     new_id,
 )
 from kap_shared.events.enums import Channel, Phase
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import envelope_fields, utc_now
 from kap_shared.events.notifications import AlertEscalatedData, NotificationSentData
 from kap_shared.logging import get_logger
 from kap_shared.messaging import timers
@@ -267,11 +267,7 @@ class Notifier:
             log.warning("escalation.no_recipient", alert_id=alert_id, level=number)
             return
         escalated = AlertEscalated(
-            producer=PRODUCER,
-            site_id=alert.site_id,
-            patient_id=alert.patient_id,
-            correlation_id=alert.correlation_id,
-            causation_id=alert_id,
+            **envelope_fields(alert, producer=PRODUCER, causation_id=alert_id),
             data=AlertEscalatedData(
                 source_event_id=alert_id, level=number, to_recipient_ids=recipients
             ),
@@ -333,11 +329,12 @@ async def locked_alert(session: AsyncSession, alert_id: str) -> Alert | None:
 
 def notification_sent(row: Notification) -> NotificationSent:
     return NotificationSent(
-        producer=PRODUCER,
-        site_id=row.site_id,
-        patient_id=row.patient_id,
-        correlation_id=row.correlation_id or row.source_event_id,
-        causation_id=row.source_event_id,
+        **envelope_fields(
+            row,
+            producer=PRODUCER,
+            causation_id=row.source_event_id,
+            correlation_fallback=row.source_event_id,
+        ),
         data=NotificationSentData(
             notification_id=row.notification_id,
             source_event_id=row.source_event_id,

@@ -27,14 +27,6 @@ class PmfStatus(StrEnum):
     SUBMITTED = "submitted"
 
 
-# Fields a clinician completes (PATCH /pmf/{id}); every other field comes from events.
-COMPLETABLE = (
-    "patient_rems_id",
-    "setting_rems_id",
-    "vitals_acceptable_pre_dose",  # SPR-DIS-2
-    "vitals_acceptable_pre_completion",  # SPR-DIS-2
-    "ready_to_leave_minutes",  # SPR-DIS-3
-)
 # Required fields, in the form's order (rulebook 1.5); each is listed when missing.
 REQUIRED = (
     "patient_rems_id",

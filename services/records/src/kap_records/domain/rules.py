@@ -19,7 +19,6 @@ from pydantic import Field, model_validator
 from kap_shared.rules import RulesModel
 
 PMF_RULE = "SPR-PMF-1"
-MONITORING_BP_RULE = "SPR-MON-1"
 
 
 class RecordsRules(RulesModel):

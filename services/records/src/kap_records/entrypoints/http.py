@@ -20,10 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
+from kap_shared.http.dependencies import Uow
 from kap_shared.http.errors import InvalidField
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
-from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters import repository as repo
 from ..adapters.tables import PmfForm
@@ -41,17 +41,11 @@ FormReader = Annotated[Principal, Depends(require_roles(P, N, C, A))]
 FormEditor = Annotated[Principal, Depends(require_roles(P, N, C))]
 
 
-def _uow(request: Request) -> UnitOfWork:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime.unit_of_work()
-
-
 def _rules(request: Request) -> SiteRules[RecordsRules]:
     rules: SiteRules[RecordsRules] = request.app.state.rules
     return rules
 
 
-Uow = Annotated[UnitOfWork, Depends(_uow)]
 Rules = Annotated[SiteRules[RecordsRules], Depends(_rules)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {

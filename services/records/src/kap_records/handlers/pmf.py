@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events import DoseAdministered, PmfOpened, PmfOverdue, PmfReminder, PmfSubmitted
-from kap_shared.events.envelope import as_utc
+from kap_shared.events.envelope import as_utc, envelope_fields
 from kap_shared.events.records import (
     PmfOpenedData,
     PmfOverdueData,
@@ -46,13 +46,7 @@ def pmf_id_for(session_id: str) -> str:
 
 
 def _fields(form: PmfForm, causation_id: str | None = None) -> dict[str, Any]:
-    return {
-        "producer": PRODUCER,
-        "site_id": form.site_id,
-        "patient_id": form.patient_id,
-        "correlation_id": form.correlation_id,
-        "causation_id": causation_id,
-    }
+    return envelope_fields(form, producer=PRODUCER, causation_id=causation_id)
 
 
 async def open_pmf(uow: UnitOfWork, dose: DoseAdministered, rules: RecordsRules) -> None:

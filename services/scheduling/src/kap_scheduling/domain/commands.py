@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from typing import Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AwareDatetime,
@@ -18,41 +17,19 @@ from pydantic import (
     model_validator,
 )
 
-from kap_shared.events.enums import Phase, Role
+from kap_shared.events.enums import CancelReason, Phase, Role
+from kap_shared.validation import ID_PATTERN, known_time_zone
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]+$"
-Identifier = Field(min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
-OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=IDENTIFIER_PATTERN)
+Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+OptionalIdentifier = Field(default=None, min_length=1, max_length=64, pattern=ID_PATTERN)
 
-# Coded, because SessionCancelled carries it: no free text (and so no PHI) on the wire.
 # `plan_suspended` is scheduling's own, used when an ineligible screening suspends a plan.
-CancelReason = Literal[
-    "patient_request",
-    "patient_unwell",
-    "patient_no_show",
-    "clinician_unavailable",
-    "room_unavailable",
-    "safety_hold",
-    "clinical_decision",
-    "rebooked",
-    "other",
-]
-PLAN_SUSPENDED = "plan_suspended"
+PLAN_SUSPENDED = CancelReason.PLAN_SUSPENDED
 
 
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def _known_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-        ) from exc
-    return value
 
 
 class CreateSite(Command):
@@ -65,7 +42,7 @@ class CreateSite(Command):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        return _known_timezone(value)
+        return known_time_zone(value)
 
 
 class UpdateSite(Command):
@@ -78,7 +55,7 @@ class UpdateSite(Command):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
-        return None if value is None else _known_timezone(value)
+        return None if value is None else known_time_zone(value)
 
 
 class AddRoom(Command):
@@ -146,9 +123,18 @@ class RescheduleSession(Command):
 
 
 class CancelSession(Command):
+    # Coded (kap_shared's CancelReason), because SessionCancelled carries it: no free
+    # text (and so no PHI) on the wire.
     reason: CancelReason
     # Free text for the clinic's own record; it never leaves scheduling.
     note: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_scheduling_own(cls, value: CancelReason) -> CancelReason:
+        if value is PLAN_SUSPENDED:
+            raise ValueError("plan_suspended is set by scheduling when a plan is suspended")
+        return value
 
 
 class CheckIn(Command):

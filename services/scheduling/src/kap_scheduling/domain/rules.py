@@ -98,8 +98,6 @@ INDUCTION_REVIEW = "SPR-SCH-1"
 ESKETAMINE_SPACING = "SPR-SCH-3"
 KETAMINE_GAP = "KAP-4"
 
-KETAMINE_ROUTES = (Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL)
-
 
 class SchedulingRules(RulesModel):
     """Every scheduling threshold, with the clinical rulebook's default.

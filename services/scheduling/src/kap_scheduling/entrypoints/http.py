@@ -23,13 +23,13 @@ from pydantic import AwareDatetime
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
+from kap_shared.http.dependencies import Uow
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
-from kap_shared.service.runtime import ServiceRuntime
 
 from ..adapters import repository as repo
 from ..adapters.tables import Plan, TreatmentSession
@@ -60,11 +60,6 @@ Bedside = Annotated[Principal, Depends(require_roles(N, P, T))]
 Prescriber = Annotated[Principal, Depends(require_roles(P))]
 
 
-def _uow(request: Request) -> UnitOfWork:
-    runtime: ServiceRuntime = request.app.state.runtime
-    return runtime.unit_of_work()
-
-
 def _now(request: Request) -> datetime:
     clock: Clock = request.app.state.clock
     return clock()
@@ -81,7 +76,6 @@ def _lock(request: Request) -> HeldUntilCommit:
     return HeldUntilCommit(lock)
 
 
-Uow = Annotated[UnitOfWork, Depends(_uow)]
 Now = Annotated[datetime, Depends(_now)]
 Rules = Annotated[SiteRules[SchedulingRules], Depends(_rules)]
 WriteLock = Annotated[HeldUntilCommit, Depends(_lock)]
@@ -335,7 +329,8 @@ async def complete_session(
     "/sites/{site_id}/sessions",
     response_model=list[SessionView],
     tags=["sessions"],
-    responses={403: {"description": "a site not in the token, or a role not allowed"}},
+    # 403 (a site not in the token, or a role not allowed) and the rest come with the app.
+    responses=error_responses(),
 )
 async def site_sessions(
     site_id: str,

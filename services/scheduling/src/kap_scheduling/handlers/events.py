@@ -8,6 +8,7 @@ from typing import Any
 
 from kap_shared.events import PhaseAdvanced, SessionCancelled
 from kap_shared.events.enums import Phase
+from kap_shared.events.envelope import envelope_fields
 from kap_shared.events.scheduling import PhaseAdvancedData, SessionCancelledData
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
@@ -20,16 +21,10 @@ PRODUCER = "scheduling"
 def plan_fields(
     plan: Plan, *, causation_id: str | None = None, occurred_at: datetime | None = None
 ) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "producer": PRODUCER,
-        "site_id": plan.site_id,
-        "patient_id": plan.patient_id,
-        "correlation_id": plan.correlation_id,
-        "causation_id": causation_id,
-    }
-    if occurred_at is not None:
-        fields["occurred_at"] = occurred_at
-    return fields
+    """The envelope of an event about the plan's patient (kap_shared's one helper)."""
+    return envelope_fields(
+        plan, producer=PRODUCER, causation_id=causation_id, occurred_at=occurred_at
+    )
 
 
 def advance_phase(

@@ -26,6 +26,7 @@ from kap_shared.http.errors import InvalidField, NotFound, RuleViolation
 from kap_shared.messaging import timers
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
+from kap_shared.validation import in_the_future
 
 from ..adapters import repository as repo
 from ..adapters.tables import (
@@ -331,10 +332,10 @@ def _attestation(row: TreatmentSession, cmd: CheckIn, now: datetime) -> Attestat
         for field in ("last_food_at", "last_liquid_at", "transport_arranged"):
             if getattr(cmd, field) is None:
                 raise InvalidField(field, "required to check in a dosing session")
-    # A minute of slack for clocks that differ between the front desk and the server.
+    # kap_shared's clock skew: the front desk's clock may run slightly ahead of the server's.
     for field in ("last_food_at", "last_liquid_at"):
         value: datetime | None = getattr(cmd, field)
-        if value is not None and value > now + timedelta(minutes=1):
+        if value is not None and in_the_future(value, now):
             raise InvalidField(field, f"{value.isoformat()} is in the future")
     return Attestation(cmd.last_food_at, cmd.last_liquid_at, cmd.transport_arranged)
 

@@ -1,4 +1,4 @@
-"""`kap-records rebuild`: drop the projection and rebuild it from the topics.
+"""`kap-records rebuild`, a command-line entrypoint: drop the projection, replay the topics.
 
 Reads every topic from its beginning up to the end offsets seen at the start,
 outside any consumer group (nothing committed; the live `records` group keeps its
@@ -31,7 +31,7 @@ from kap_shared.ops.kafka import partitions_of, reader
 from ..adapters.tables import PROJECTION, REGISTRY
 from ..bootstrap import runtime_for
 from ..config import RecordsSettings
-from ..entrypoints.stream import handlers
+from .stream import handlers
 
 log = get_logger(__name__)
 
