@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from kap_shared.testing import assert_openapi_errors
 
 # Every authenticated endpoint: 401 (no token), 403 (role, site, '*' claim), 422 (input),
-# 503 (not ready); the use cases add 404 (unknown id) and 409 (a rule refuses).
+# 503 (not ready); the use cases add 404 (unknown id) and 409 (a rule refuses); a POST
+# that takes an Idempotency-Key adds 409 (`idempotency_key_reused`).
 OPERATIONS = {
     "GET /healthz": set(),
     "GET /readyz": {503},
@@ -18,11 +19,11 @@ OPERATIONS = {
 API = {401, 403, 422, 503}
 EXPECTED = {
     **OPERATIONS,
-    "POST /patients": API,
+    "POST /patients": API | {409},
     "GET /patients/{patient_id}": API | {404},
-    "POST /patients/{patient_id}/screenings": API | {404},
+    "POST /patients/{patient_id}/screenings": API | {404, 409},
     "POST /patients/{patient_id}/screenings/{screening_id}/review": API | {404, 409},
-    "POST /patients/{patient_id}/consents": API | {404},
+    "POST /patients/{patient_id}/consents": API | {404, 409},
     "GET /fhir/Patient/{patient_id}": API | {404},
     "GET /audit": API,
 }

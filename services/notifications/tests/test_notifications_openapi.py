@@ -24,7 +24,10 @@ EXPECTED = {
     "GET /sites/{site_id}/escalation": API,
     "GET /inbox": API,
     "GET /inbox/stream": API,
-    "POST /notifications/{notification_id}/ack": API | {404},
+    # 409: the same Idempotency-Key with another request (`idempotency_key_reused`)
+    "POST /notifications/{notification_id}/ack": API | {404, 409},
+    "GET /patients/{patient_id}/measurement-schedule": API | {404},
+    "GET /alerts": API,
 }
 
 

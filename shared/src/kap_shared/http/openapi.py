@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
 from ..auth.dependencies import current_principal
+from .idempotency import IdempotencyKey
 
 
 class ErrorDetail(BaseModel):
@@ -48,7 +49,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     403: "the role may not do this, the site is not the caller's, or a `*` site claim "
     "on a role other than admin (`forbidden`)",
     404: "the resource does not exist (`not_found`)",
-    409: "a rule forbids the action: `code` is the rule id, `details` what would clear it",
+    409: "a rule forbids the action: `code` is the rule id, `details` what would clear it "
+    "(or `idempotency_key_reused`: the same Idempotency-Key with another request)",
     422: "invalid input (`validation_error`): `details[].field` names each field",
     503: "the service is starting and its database is not reachable yet (`not_ready`)",
 }
@@ -84,9 +86,18 @@ def _takes_input(dependant: Dependant) -> bool:
     return bool(own) or any(_takes_input(dep) for dep in dependant.dependencies)
 
 
+def _accepts_idempotency_key(dependant: Dependant) -> bool:
+    return any(
+        dep.call is IdempotencyKey.dependency or _accepts_idempotency_key(dep)
+        for dep in dependant.dependencies
+    )
+
+
 def platform_statuses(route: APIRoute) -> list[int]:
     """What the platform (not the use case) may answer on this route."""
     statuses = [401, 403] if _needs_token(route.dependant) else []
+    if _accepts_idempotency_key(route.dependant):
+        statuses.append(409)  # idempotency_key_reused (CONTRACT 6.4)
     if _takes_input(route.dependant):
         statuses.append(422)
     statuses.append(503)

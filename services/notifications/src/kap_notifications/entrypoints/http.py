@@ -286,7 +286,7 @@ async def ack(
     "/patients/{patient_id}/measurement-schedule",
     response_model=measures.MeasurementScheduleView,
     summary="When the patient's PHQ-9 / GAD-7 / PCL-5 are due; overdue before the next dosing",
-    responses={404: {"description": "no measurement schedule known for the patient"}},
+    responses=error_responses(404),
 )
 async def measurement_schedule(
     patient_id: str, principal: Clinician, uow: Uow, request: Request
@@ -307,7 +307,6 @@ async def measurement_schedule(
     "/alerts",
     response_model=list[views.AlertStateView],
     summary="A site's escalating alerts and their escalation state, newest first",
-    responses={403: {"description": "a site not in the token"}},
     description="For the care-team console: `status` open | acknowledged | resolved.",
 )
 async def list_alerts(
