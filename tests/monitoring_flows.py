@@ -6,6 +6,10 @@ The steps satisfy monitoring's fail-closed gates (issue 8): a BP before the firs
 esketamine device (SPR-PRE-4), the SPR-PRE-3/7 answers with it, the end of an IV
 infusion (KET-DIS-6), a full recent reading with a dissociation assessment and a
 prescriber's signed stability assessment before discharge.
+
+A window of a session that the real scheduling checked in is the same class given
+that session's ids (`Window(..., session_id=, nurse=, prescriber=)`), then `opened()`
+instead of `open()`: see `scheduling_flows.bedside`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from kap_shared.events.scheduling import (
 
 ESKETAMINE = {"route": "intranasal_esketamine", "agent": "esketamine", "dose_mg": 28}
 IV = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+Caller = tuple[str, str, list[str]]
 # SPR-PRE-3 and SPR-PRE-7, answered with the first esketamine device.
 FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}
 # Every discharge criterion in range (KET-DIS-2/3/4, SPR-GOAL).
@@ -69,15 +74,19 @@ class Window:
         site_id: str | None = None,
         route: Route = Route.IV,
         patient_id: str | None = None,
+        *,
+        session_id: str | None = None,
+        nurse: Caller | None = None,
+        prescriber: Caller | None = None,
     ) -> None:
         self.platform = platform
         self.site_id = site_id or unique("site")
         self.patient_id = patient_id or unique("pt")
-        self.session_id = unique("ses")
+        self.session_id = session_id or unique("ses")
         self.route = route
         self.api: Api = apis(platform)["monitoring"]
-        self.nurse = (unique("rn"), "nurse", [self.site_id])
-        self.prescriber = (unique("dr"), "prescriber", [self.site_id])
+        self.nurse = nurse or (unique("rn"), "nurse", [self.site_id])
+        self.prescriber = prescriber or (unique("dr"), "prescriber", [self.site_id])
 
     async def open(self, checked_in_hours_ago: float = 3) -> Window:
         correlation = unique("episode")
@@ -127,6 +136,10 @@ class Window:
             topics.SCHEDULING_EVENTS,
             [(key, plan.to_json()), (key, scheduled.to_json()), (key, checked_in.to_json())],
         )
+        return await self.opened()
+
+    async def opened(self) -> Window:
+        """Once monitoring has opened the window (consumed the session's check-in)."""
 
         async def is_open() -> bool:
             response = await self.api.request("GET", f"/sessions/{self.session_id}", as_=self.nurse)

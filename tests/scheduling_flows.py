@@ -1,5 +1,8 @@
-"""Steps of the care pathway through scheduling, driven over HTTP only (plus the
-DischargeCleared events a test produces in monitoring's place).
+"""Steps of the care pathway through scheduling, driven over HTTP only. A dosing
+session completes once scheduling has consumed its DischargeCleared: produced by the
+test in monitoring's place (`discharge`), or, with `run_session(..., monitored=True)`,
+published by the real monitoring after the session went through its HTTP API
+(`discharge_at_monitoring`).
 
 Sites here have fixed ids so that tests/rules/scheduling.json can give them their
 own rules; each platform run (SQLite, then PostgreSQL) has fresh databases, so a
@@ -15,10 +18,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flows import ADMIN, ELIGIBLE_SCREENING, REFERRAL, apis
+from monitoring_flows import IV, Window
 from support import Api, eventually, produce
 
 from kap_local.platform import Platform
 from kap_shared.events import DischargeCleared
+from kap_shared.events.enums import Route
 from kap_shared.events.monitoring import DischargeClearedData
 from kap_shared.events.topics import MONITORING_EVENTS
 
@@ -274,6 +279,42 @@ async def discharge(
     await produce(platform.bootstrap, MONITORING_EVENTS, [(event.key, event.to_json())])
 
 
+def bedside(
+    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
+) -> Window:
+    """Monitoring's window of a dosing session checked in at scheduling, driven as the
+    site's nurse and the plan's prescriber (call `opened()` before using it)."""
+    return Window(
+        platform,
+        site.site_id,
+        Route(plan["route"]),
+        plan["patient_id"],
+        session_id=session_id,
+        nurse=site.nurse_,
+        prescriber=site.as_(plan["prescriber_id"]),
+    )
+
+
+async def discharge_at_monitoring(
+    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
+) -> dict[str, Any]:
+    """The dosing session through monitoring's gates, dosed now: one dose (esketamine:
+    one device after a pre-dose BP, SPR-PRE-3/4/7 answered), every discharge criterion
+    charted, the prescriber's stability assessment, then the discharge; monitoring
+    publishes DischargeCleared. Dosing now needs a site without a minimum observation
+    time (SPR-MON-3 / KET-DIS-6 set to 0 in tests/rules/monitoring.json)."""
+    window = await bedside(platform, site, plan, session_id).opened()
+    if window.route is Route.INTRANASAL_ESKETAMINE:
+        await window.first_device(0)
+    else:
+        await window.dose(0, **{**IV, "route": window.route.value})
+    await window.ready()
+    response = await window.post("/discharge")
+    assert response.status_code == 200, response.text
+    cleared: dict[str, Any] = response.json()
+    return cleared
+
+
 async def run_session(
     platform: Platform,
     site: SchedulingSite,
@@ -282,9 +323,11 @@ async def run_session(
     starts_at: datetime,
     *,
     room_id: str,
+    monitored: bool = False,
 ) -> dict[str, Any]:
     """Book, check in and complete one session; a dosing session completes once
-    scheduling has consumed monitoring's DischargeCleared for it."""
+    scheduling has consumed monitoring's DischargeCleared for it (published by the
+    real monitoring when `monitored`, else produced by the test in its place)."""
     api = scheduling(platform)
     session = await book(platform, site, plan, phase, starts_at, room_id=room_id)
     sid = session["session_id"]
@@ -293,7 +336,9 @@ async def run_session(
         "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=body
     )
     assert response.status_code == 200, response.text
-    if phase == "dosing":
+    if phase == "dosing" and monitored:
+        await discharge_at_monitoring(platform, site, plan, sid)
+    elif phase == "dosing":
         await discharge(platform, site, plan, sid)
 
     async def complete() -> dict[str, Any] | None:

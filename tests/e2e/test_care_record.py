@@ -14,26 +14,31 @@ through preparation, two dosing sessions and their integration sessions, then
 * the FHIR Bundle validates against R4 (fhir.resources R4B);
 * `kap-records rebuild` gives the same timeline.
 
-Monitoring's facts that its HTTP API does not take yet (lot numbers, concomitant
-medications, coded dissociation, the discharge's signer) are produced by the test in
-monitoring's and the device gateway's place; the critical BP alert is raised by
-monitoring itself from readings posted to its HTTP ingest, and routed by notifications.
+Every dosing fact comes from the real monitoring, driven over its HTTP API at the
+chair: readings (with coded dissociation), doses (lot numbers, concomitant
+medications, SPR-PRE-3/4/7 answered), the prescriber's stability assessment and the
+discharge; monitoring publishes what records and notifications consume, including the
+critical BP alert it raises itself. The doses are charted 125 minutes back so that
+the session need not last two hours (SPR-MON-3): tests/rules/monitoring.json lets this
+site chart them up to 130 minutes before check-in (MON-DOSE-2).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from fhir.resources.R4B import get_fhir_model_class
+from monitoring_flows import ESKETAMINE, FIRST_DEVICE
 from scheduling_flows import (
     SchedulingSite,
     attestation,
+    bedside,
     book,
     consent,
     create_site,
@@ -43,20 +48,12 @@ from scheduling_flows import (
     scheduling,
     screen,
 )
-from support import Api, TopicReader, eventually, produce
+from support import Api, TopicReader, eventually
 
 from kap_local.platform import Platform
-from kap_shared.events import DischargeCleared, DoseAdministered, Envelope, VitalsRecorded, new_id
-from kap_shared.events.enums import Agent, ConcomitantMedicationClass, Dissociation, Route
-from kap_shared.events.monitoring import (
-    DischargeClearedData,
-    DoseAdministeredData,
-    VitalsRecordedData,
-)
 from kap_shared.events.topics import (
     ALL_TOPICS,
     INTAKE_EVENTS,
-    MONITORING_EVENTS,
     MONITORING_VITALS,
     RECORDS_EVENTS,
 )
@@ -68,79 +65,6 @@ FIRST_DEVICE_MINUTES_AGO = 125  # the rules' deadline counts from here
 Event = dict[str, Any]
 
 
-def _at(minutes_ago: float) -> datetime:
-    return datetime.now(UTC) - timedelta(minutes=minutes_ago)
-
-
-class Bedside:
-    """A dosing session's facts, produced as monitoring and the device gateway would."""
-
-    def __init__(self, platform: Platform, site: SchedulingSite, plan: dict[str, Any]) -> None:
-        self.platform, self.site, self.plan = platform, site, plan
-
-    def _fields(self) -> dict[str, Any]:
-        return {
-            "site_id": self.site.site_id,
-            "patient_id": self.plan["patient_id"],
-            "correlation_id": self.plan["correlation_id"],
-        }
-
-    async def send(self, topic: str, *events: Envelope) -> None:
-        await produce(self.platform.bootstrap, topic, [(e.key, e.to_json()) for e in events])
-
-    def reading(self, session_id: str, minutes_ago: float, **values: Any) -> VitalsRecorded:
-        return VitalsRecorded(
-            producer="device-gateway",
-            **self._fields(),
-            data=VitalsRecordedData(
-                session_id=session_id,
-                reading_id=new_id(),
-                recorded_at=_at(minutes_ago),
-                heart_rate=76,
-                **values,
-            ),
-        )
-
-    async def doses(self, session_id: str, first_minutes_ago: float) -> None:
-        await self.send(
-            MONITORING_EVENTS,
-            *(
-                DoseAdministered(
-                    producer="monitoring",
-                    **self._fields(),
-                    data=DoseAdministeredData(
-                        session_id=session_id,
-                        administered_at=_at(first_minutes_ago - 5 * (device - 1)),
-                        route=Route.INTRANASAL_ESKETAMINE,
-                        agent=Agent.ESKETAMINE,
-                        dose_mg=28,
-                        device_number=device,
-                        lot_number=f"LOT-{device}A",
-                        concomitant_medications=[ConcomitantMedicationClass.BENZODIAZEPINE],
-                    ),
-                )
-                for device in (1, 2)
-            ),
-        )
-
-    async def discharge(self, session_id: str) -> None:
-        now = datetime.now(UTC)
-        await self.send(
-            MONITORING_EVENTS,
-            DischargeCleared(
-                producer="monitoring",
-                **self._fields(),
-                data=DischargeClearedData(
-                    session_id=session_id,
-                    first_dose_at=now - timedelta(minutes=FIRST_DEVICE_MINUTES_AGO),
-                    cleared_at=now,
-                    observed_minutes=FIRST_DEVICE_MINUTES_AGO,
-                    signed_by=self.site.nurse,
-                ),
-            ),
-        )
-
-
 async def dosing_session(
     platform: Platform,
     site: SchedulingSite,
@@ -149,74 +73,70 @@ async def dosing_session(
     *,
     with_40_min_bp: bool,
     critical_bp: bool,
-) -> str:
-    """Book, check in, monitor (two devices 125 and 120 min ago), discharge, complete."""
+) -> tuple[str, Event]:
+    """Book and check in at scheduling; at monitoring: readings, two devices (125 and 120
+    min ago), the prescriber's assessment, the discharge; complete at scheduling. Returns
+    the session id and monitoring's discharge."""
     api = scheduling(platform)
     session = await book(platform, site, plan, "dosing", starts_at, room_id=site.rooms[0])
-    sid = session["session_id"]
+    sid = str(session["session_id"])
     response = await api.request(
         "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=attestation()
     )
     assert response.status_code == 200, response.text
-    bedside = Bedside(platform, site, plan)
+    chair = await bedside(platform, site, plan, sid).opened()
     first = FIRST_DEVICE_MINUTES_AGO
-    readings = [
-        bedside.reading(
-            sid,
-            first + 5,
-            bp_systolic=128,
-            bp_diastolic=80,
-            spo2=98,
-            sedation_moaas=5,
-            dissociation=Dissociation.NONE,
-        ),
-        bedside.reading(
-            sid, first - 20, spo2=96, sedation_moaas=3, dissociation=Dissociation.MODERATE
-        ),
-    ]
-    if with_40_min_bp:
-        readings.append(
-            bedside.reading(
-                sid, first - 41, bp_systolic=150, bp_diastolic=92, spo2=97, sedation_moaas=4
-            )
-        )
-    await bedside.send(MONITORING_VITALS, *readings)
-    await bedside.doses(sid, first)
-    if critical_bp:  # two readings above 180/110 at monitoring's ingest: KET-MON-BP
-        monitoring = Api(platform.url("monitoring"), platform.jwt_secret)
-
-        async def window_open() -> bool:
-            response = await monitoring.request("GET", f"/sessions/{sid}", as_=site.nurse_)
-            return response.status_code == 200
-
-        await eventually(window_open, timeout=60)
-        for minutes_ago, bp in ((3.0, (186, 114)), (2.5, (184, 112))):
-            response = await monitoring.request(
-                "POST",
-                f"/sessions/{sid}/vitals",
-                as_=site.nurse_,
-                json_body={
-                    "recorded_at": _at(minutes_ago).isoformat(),
-                    "bp_systolic": bp[0],
-                    "bp_diastolic": bp[1],
-                    "heart_rate": 88,
-                    "spo2": 97,
-                },
-            )
-            assert response.status_code == 201, response.text
-    await bedside.send(
-        MONITORING_VITALS,
-        bedside.reading(
-            sid,
-            1,
-            bp_systolic=132,
-            bp_diastolic=84,
-            spo2=99,
-            sedation_moaas=5,
-            dissociation=Dissociation.NONE,
-        ),
+    # The pre-dose BP (SPR-PRE-4), with the first dissociation assessment.
+    await chair.vitals(
+        first + 5,
+        bp_systolic=128,
+        bp_diastolic=80,
+        heart_rate=76,
+        spo2=98,
+        sedation_moaas=5,
+        dissociation="none",
     )
-    await bedside.discharge(sid)
+    if with_40_min_bp:
+        # The monitor's 40-minute BP, charted before the doses are: the first dose finds
+        # SPR-MON-1's check done, so no reminder timer races the reading. At most 140/90
+        # (a BP before any dose above it awaits a prescriber's decision, SPR-PRE-5).
+        await chair.vitals(
+            first - 41, bp_systolic=138, bp_diastolic=88, heart_rate=76, spo2=97, sedation_moaas=4
+        )
+    for device in (1, 2):
+        answers = {**FIRST_DEVICE, "concomitant_medications": ["benzodiazepine"]}
+        await chair.dose(
+            first - 5 * (device - 1),
+            **ESKETAMINE,
+            device_number=device,
+            lot_number=f"LOT-{device}A",
+            **(answers if device == 1 else {}),
+        )
+    # Sedated (MOAA/S 4: observed, yet above KET-MON-SED-SOFT's 3, so no warning pages
+    # the prescriber) and dissociated.
+    await chair.vitals(
+        first - 20, heart_rate=76, spo2=96, sedation_moaas=4, dissociation="moderate"
+    )
+    if critical_bp:  # two readings above 180/110 at monitoring's ingest: KET-MON-BP
+        for minutes_ago, bp in ((3.0, (186, 114)), (2.5, (184, 112))):
+            await chair.vitals(
+                minutes_ago, bp_systolic=bp[0], bp_diastolic=bp[1], heart_rate=88, spo2=97
+            )
+    # Back in range (ends the alert's episode), every discharge criterion charted.
+    await chair.vitals(
+        1,
+        bp_systolic=132,
+        bp_diastolic=84,
+        heart_rate=76,
+        spo2=99,
+        respiratory_rate=14,
+        sedation_moaas=5,
+        dissociation="none",
+    )
+    await chair.assess()
+    response = await chair.post("/discharge")
+    assert response.status_code == 200, response.text
+    discharged: Event = response.json()
 
     async def complete() -> bool:
         response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
@@ -226,7 +146,7 @@ async def dosing_session(
         return True
 
     await eventually(complete, timeout=60, interval=0.2)
-    return str(sid)
+    return sid, discharged
 
 
 async def topic_events(platform: Platform, patient_id: str) -> list[Event]:
@@ -290,7 +210,7 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     room = site.rooms[0]
     for day in (0, 1):
         await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
-    session_1 = await dosing_session(
+    session_1, discharged_1 = await dosing_session(
         platform, site, plan, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
     )
 
@@ -330,11 +250,14 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     assert fields["total_dose_mg"] == 56
     assert fields["concomitant_medications"]["benzodiazepine"] is True
     bps = [fields[k] for k in ("bp_pre_dose", "bp_40_min", "bp_pre_discharge")]
-    assert [(bp["systolic"], bp["diastolic"]) for bp in bps] == [(128, 80), (150, 92), (132, 84)]
+    assert [(bp["systolic"], bp["diastolic"]) for bp in bps] == [(128, 80), (138, 88), (132, 84)]
     assert fields["sedation"]["observed"] is True
     assert fields["dissociation"] == {"observed": True, "resolved": True, "assessments": 3}
-    assert fields["monitoring_minutes"] == FIRST_DEVICE_MINUTES_AGO
-    assert fields["discharge"]["signed_by"] == site.nurse
+    # Monitoring's own count from the first device to the discharge (SPR-MON-3: >= 120).
+    assert fields["monitoring_minutes"] == discharged_1["observed_minutes"]
+    assert fields["monitoring_minutes"] >= FIRST_DEVICE_MINUTES_AGO
+    # Signed by the prescriber whose stability assessment cleared it (SPR-DIS-1).
+    assert fields["discharge"]["signed_by"] == discharged_1["signed_by"] == plan["prescriber_id"]
     assert [a["rule_id"] for a in fields["adverse_events"]] == ["KET-MON-BP"]
     response = await records.request(
         "POST", f"/pmf/{pmf_1}/submit", as_=coordinator, json_body={"confirmation": "REMS-7712"}
@@ -360,7 +283,7 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     )
 
     # -- session 2 misses its 40-minute BP ----------------------------------------------
-    session_2 = await dosing_session(
+    session_2, _ = await dosing_session(
         platform, site, plan, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
     )
     await run_session(
@@ -386,6 +309,14 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     assert all("bp_40_min" in e["data"]["missing_fields"] for e in reminders_2)
     (overdue,) = pmf_events(events, "PmfOverdue", pmf_2)
     assert "bp_40_min" in overdue["data"]["missing_fields"]
+    # monitoring saw the same gap at the chair: SPR-MON-1's 40-minute BP check overdue
+    assert [
+        e
+        for e in events
+        if e["event_type"] == "ObservationDue"
+        and e["data"]["session_id"] == session_2
+        and e["data"]["kind"] == "bp_check_40min_overdue"
+    ]
     # submitted within its first reminder: session 1's later reminders and overdue never came
     # (they were due before session 2's overdue)
     assert len(pmf_events(events, "PmfReminder", pmf_1)) == 1

@@ -5,10 +5,13 @@ each step: the right handoff, once, to the right person, at the right priority, 
 nothing for the clinician who does not need it; and the patient's measurement schedule.
 
 `site-handoffs` has shortened timers in tests/rules/notifications.json (the KAP-2
-warning 6 s after the dosing session ended instead of 48 h; a digest every 15 s) and
-one preparation session in tests/rules/scheduling.json. monitoring's DischargeCleared
-is produced by the test (as in the care-pathway test), and so is InductionReviewDue,
-which scheduling publishes after the 8th induction session (SPR-SCH-1).
+warning 6 s after the dosing session ended instead of 48 h; a digest every 15 s); in
+tests/rules/scheduling.json one preparation session and an induction of one dosing
+session (SPR-SCH-1, 8 by default), so the real scheduling publishes InductionReviewDue
+after it; in tests/rules/monitoring.json no minimum observation time (SPR-MON-3,
+KET-DIS-6), so each dosing session goes through monitoring's real gates (dose, vitals,
+the prescriber's stability assessment, discharge) without waiting, and the real
+monitoring publishes the DischargeCleared that completes it.
 """
 
 from __future__ import annotations
@@ -28,12 +31,9 @@ from scheduling_flows import (
     run_session,
     screen,
 )
-from support import Api, eventually, produce
+from support import Api, eventually
 
 from kap_local.platform import Platform
-from kap_shared.events import InductionReviewDue
-from kap_shared.events.scheduling import InductionReviewDueData
-from kap_shared.events.topics import SCHEDULING_EVENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -140,15 +140,27 @@ async def patient_course(
     # Preparation: no handoff (the bookings are the older session-team rows).
     await run_session(platform, site, plan, "preparation", site.at(0, hhmm), room_id=room)
     await inboxes.check()
+    if esketamine:
+        # Baseline 16 -> 13: no response, not yet a decision point: nothing.
+        await record_phq9(platform, site, patient_id, [2, 2, 2, 2, 2, 1, 1, 1, 0])
+        await inboxes.check()
 
-    # Dosing: check-in moves the plan to dosing (both); discharge + completion open
-    # the KAP-2 integration window for the therapist, with its deadline.
-    await run_session(platform, site, plan, "dosing", site.at(0, hhmm, week=1), room_id=room)
+    # Dosing (through monitoring: dose, vitals, signed assessment, discharge): check-in
+    # moves the plan to dosing (both); discharge + completion open the KAP-2
+    # integration window for the therapist, with its deadline.
+    await run_session(
+        platform, site, plan, "dosing", site.at(0, hhmm, week=1), room_id=room, monitored=True
+    )
     for who in (rx, th):
         inboxes.add(who, patient_id, "Phase advanced", "routine")
     inboxes.add(th, patient_id, "Integration window open", "routine")
     # No integration session booked: the KAP-2 warning (48 h; 6 s at this site), urgent.
     inboxes.add(th, patient_id, "Integration session not booked", "urgent")
+    if esketamine:
+        # The end of induction (SPR-SCH-1; one dosing session at this site): scheduling's
+        # InductionReviewDue, an urgent task for the prescriber with the latest PHQ-9
+        # (no response) combined.
+        inboxes.add(rx, patient_id, "TASK: no response at the end of induction", "urgent")
     await inboxes.check()
     [window] = [
         n
@@ -185,24 +197,6 @@ async def patient_course(
         for who in (rx, th):
             inboxes.add(who, patient_id, "Response", "routine")
         await inboxes.check()
-        return
-    # Baseline 16 -> 13: no response, not yet a decision point: nothing.
-    await record_phq9(platform, site, patient_id, [2, 2, 2, 2, 2, 1, 1, 1, 0])
-    await inboxes.check()
-    # The end of induction (SPR-SCH-1): an urgent task for the prescriber, with the
-    # latest PHQ-9 (no response) combined.
-    review = InductionReviewDue(
-        producer="scheduling",
-        site_id=site.site_id,
-        patient_id=patient_id,
-        correlation_id=plan["correlation_id"],
-        data=InductionReviewDueData(
-            plan_id=plan["plan_id"], prescriber_id=rx, dosing_sessions_completed=8
-        ),
-    )
-    await produce(platform.bootstrap, SCHEDULING_EVENTS, [(review.key, review.to_json())])
-    inboxes.add(rx, patient_id, "TASK: no response at the end of induction", "urgent")
-    await inboxes.check()
 
 
 @pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
