@@ -141,7 +141,9 @@ async def patient_course(
     await run_session(platform, site, plan, "preparation", site.at(0, hhmm), room_id=room)
     await inboxes.check()
     if esketamine:
-        # Baseline 16 -> 13: no response, not yet a decision point: nothing.
+        # Baseline 16 -> 13: no response, not yet a decision point: nothing. (Recorded
+        # before dosing so the end of induction finds it; the two topics are not ordered,
+        # but the whole dosing session lies between this OutcomeRecorded and it.)
         await record_phq9(platform, site, patient_id, [2, 2, 2, 2, 2, 1, 1, 1, 0])
         await inboxes.check()
 
