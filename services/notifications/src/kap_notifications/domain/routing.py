@@ -482,35 +482,14 @@ def _audience(rule: Rule, event: Envelope, ctx: RoutingContext) -> tuple[str, ..
 # -- texts: ids, codes and numbers only -------------------------------------------------------
 
 
-def _num(value: float) -> str:
-    return f"{value:g}"
-
-
 def _vitals_alert(e: VitalsAlert) -> tuple[str, str]:
     d = e.data
     label = {Severity.CRITICAL: "CRITICAL vitals alert", Severity.WARNING: "Vitals warning"}
     return (
         label.get(d.severity, "Vitals alert"),
-        f"Session {d.session_id}, patient {e.patient_id}: {d.metric} {_num(d.value)} "
-        f"(threshold {_num(d.threshold)}, rule {d.rule_id}). Alert {d.alert_id}. "
+        f"Session {d.session_id}, patient {e.patient_id}: {d.metric} {d.value:g} "
+        f"(threshold {d.threshold:g}, rule {d.rule_id}). Alert {d.alert_id}. "
         "Acknowledge in the KAP inbox.",
-    )
-
-
-def _vitals_resolved(e: VitalsAlertResolved) -> tuple[str, str]:
-    d = e.data
-    return (
-        "Vitals alert resolved",
-        f"Alert {d.alert_id} in session {d.session_id}, patient {e.patient_id}, is resolved.",
-    )
-
-
-def _safety(e: SafetyConcernRaised) -> tuple[str, str]:
-    d = e.data
-    return (
-        "Safety concern",
-        f"Patient {e.patient_id}: {d.source} = {_num(d.value)} (severity {d.severity.value}). "
-        "Clinical risk assessment needed (MBC-1).",
     )
 
 
@@ -524,84 +503,61 @@ def _screened(e: PatientScreened) -> tuple[str, str]:
     )
 
 
-def _plan(e: TreatmentPlanCreated) -> tuple[str, str]:
-    d = e.data
-    return (
+# Title and body template per event type; the body is formatted with the event as `e` and
+# its data as `d`. Events whose text needs more than their fields have a function above.
+_TEXTS: dict[type[Envelope], tuple[str, str]] = {
+    VitalsAlertResolved: (
+        "Vitals alert resolved",
+        "Alert {d.alert_id} in session {d.session_id}, patient {e.patient_id}, is resolved.",
+    ),
+    SafetyConcernRaised: (
+        "Safety concern",
+        "Patient {e.patient_id}: {d.source} = {d.value:g} (severity {d.severity.value}). "
+        "Clinical risk assessment needed (MBC-1).",
+    ),
+    TreatmentPlanCreated: (
         "New patient assigned",
-        f"Patient {e.patient_id} starts plan {d.plan_id} ({d.protocol}, "
-        f"{d.planned_dosing_sessions} dosing sessions). Next: book the first "
+        "Patient {e.patient_id} starts plan {d.plan_id} ({d.protocol}, "
+        "{d.planned_dosing_sessions} dosing sessions). Next: book the first "
         "preparation session.",
-    )
-
-
-def _scheduled(e: SessionScheduled) -> tuple[str, str]:
-    d = e.data
-    return (
+    ),
+    SessionScheduled: (
         "Session booked",
-        f"Session {d.session_id} ({d.phase.value} #{d.sequence}) for patient {e.patient_id}, "
-        f"plan {d.plan_id}, room {d.room_id}. See the schedule for the time.",
-    )
-
-
-def _rescheduled(e: SessionRescheduled) -> tuple[str, str]:
-    d = e.data
-    return (
+        "Session {d.session_id} ({d.phase.value} #{d.sequence}) for patient {e.patient_id}, "
+        "plan {d.plan_id}, room {d.room_id}. See the schedule for the time.",
+    ),
+    SessionRescheduled: (
         "Session moved",
-        f"Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} has a new time. "
+        "Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} has a new time. "
         "See the schedule.",
-    )
-
-
-def _cancelled(e: SessionCancelled) -> tuple[str, str]:
-    d = e.data
-    return (
+    ),
+    SessionCancelled: (
         "Session cancelled",
-        f"Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} is cancelled.",
-    )
-
-
-def _overdue(e: IntegrationOverdue) -> tuple[str, str]:
-    d = e.data
-    return (
+        "Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} is cancelled.",
+    ),
+    IntegrationOverdue: (
         "Integration session overdue",
-        f"Patient {e.patient_id}: no integration session booked after dosing session "
-        f"{d.dosing_session_id} (KAP-2). Book one.",
-    )
-
-
-def _observation(e: ObservationDue) -> tuple[str, str]:
-    d = e.data
-    return (
+        "Patient {e.patient_id}: no integration session booked after dosing session "
+        "{d.dosing_session_id} (KAP-2). Book one.",
+    ),
+    ObservationDue: (
         "Observation due",
-        f"Session {d.session_id}, patient {e.patient_id}: {d.kind} is due.",
-    )
+        "Session {d.session_id}, patient {e.patient_id}: {d.kind} is due.",
+    ),
+}
 
 
 def _text(event: Envelope) -> tuple[str, str]:
     if isinstance(event, PmfReminder | PmfOverdue):
         return pmf_text(event)
-    match event:
-        case VitalsAlert():
-            return _vitals_alert(event)
-        case VitalsAlertResolved():
-            return _vitals_resolved(event)
-        case SafetyConcernRaised():
-            return _safety(event)
-        case PatientScreened():
-            return _screened(event)
-        case TreatmentPlanCreated():
-            return _plan(event)
-        case SessionScheduled():
-            return _scheduled(event)
-        case SessionRescheduled():
-            return _rescheduled(event)
-        case SessionCancelled():
-            return _cancelled(event)
-        case IntegrationOverdue():
-            return _overdue(event)
-        case ObservationDue():
-            return _observation(event)
-    raise TypeError(f"no text for {event.event_type}")  # pragma: no cover
+    if isinstance(event, VitalsAlert):
+        return _vitals_alert(event)
+    if isinstance(event, PatientScreened):
+        return _screened(event)
+    if (template := _TEXTS.get(type(event))) is None:
+        raise TypeError(f"no text for {event.event_type}")  # pragma: no cover
+    title, body = template
+    return title, body.format(e=event, d=event.data)
 
 
 # -- records: the REMS Patient Monitoring Form (SPR-PMF-1) -------------------------------------

@@ -15,8 +15,10 @@ Who may do what (any other role: 403; a site not in the token: 403):
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import AwareDatetime
@@ -79,19 +81,32 @@ def _lock(request: Request) -> HeldUntilCommit:
 Now = Annotated[datetime, Depends(_now)]
 Rules = Annotated[SiteRules[SchedulingRules], Depends(_rules)]
 WriteLock = Annotated[HeldUntilCommit, Depends(_lock)]
+_Route = TypeVar("_Route", bound=Callable[..., Any])
+
+
+def _keyed_post(
+    path: str, view: type[Any], tag: str, *errors: int, created: bool = False
+) -> Callable[[_Route], _Route]:
+    """A POST that takes an Idempotency-Key (a retry replays the stored response)."""
+    return router.post(
+        path,
+        dependencies=[IdempotencyKey],
+        responses=error_responses(*errors),
+        status_code=201 if created else 200,
+        response_model=view,
+        tags=[tag],
+    )
+
+
+def _session_action(action: str) -> Callable[[_Route], _Route]:
+    """`POST /sessions/{session_id}/<action>`: 404 unknown session, 409 naming the rule."""
+    return _keyed_post(f"/sessions/{{session_id}}/{action}", SessionView, "sessions", 404, 409)
 
 
 # -- directory ------------------------------------------------------------------------------
 
 
-@router.post(
-    "/sites",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(409),
-    status_code=201,
-    response_model=SiteView,
-    tags=["directory"],
-)
+@_keyed_post("/sites", SiteView, "directory", 409, created=True)
 async def create_site(cmd: CreateSite, principal: DirectoryEditor, uow: Uow) -> SiteView:
     ensure_site(principal, cmd.site_id)
     async with uow:
@@ -111,28 +126,14 @@ async def update_site(
         return SiteView.of(await directory.update_site(uow, site_id, cmd))
 
 
-@router.post(
-    "/sites/{site_id}/rooms",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    status_code=201,
-    response_model=RoomView,
-    tags=["directory"],
-)
+@_keyed_post("/sites/{site_id}/rooms", RoomView, "directory", 404, 409, created=True)
 async def add_room(site_id: str, cmd: AddRoom, principal: DirectoryEditor, uow: Uow) -> RoomView:
     ensure_site(principal, site_id)
     async with uow:
         return RoomView.of(await directory.add_room(uow, site_id, cmd))
 
 
-@router.post(
-    "/clinicians",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(409),
-    status_code=201,
-    response_model=ClinicianView,
-    tags=["directory"],
-)
+@_keyed_post("/clinicians", ClinicianView, "directory", 409, created=True)
 async def create_clinician(
     cmd: CreateClinician, principal: DirectoryEditor, uow: Uow
 ) -> ClinicianView:
@@ -164,13 +165,7 @@ async def get_plan(
         return PlanView.of(await views.plan_snapshot(uow, plan, rules, now))
 
 
-@router.post(
-    "/patients/{patient_id}/holds/{hold_id}/clear",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    response_model=HoldView,
-    tags=["plans"],
-)
+@_keyed_post("/patients/{patient_id}/holds/{hold_id}/clear", HoldView, "plans", 404, 409)
 async def clear_hold(
     patient_id: str,
     hold_id: str,
@@ -198,14 +193,7 @@ async def _view(uow: UnitOfWork, row: TreatmentSession, rules: Rules) -> Session
     return SessionView.of(row, plan, rules.for_site(row.site_id))
 
 
-@router.post(
-    "/sessions",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(409),
-    status_code=201,
-    response_model=SessionView,
-    tags=["sessions"],
-)
+@_keyed_post("/sessions", SessionView, "sessions", 409, created=True)
 async def book_session(
     cmd: BookSession, principal: Booker, uow: Uow, rules: Rules, now: Now, lock: WriteLock
 ) -> SessionView:
@@ -230,99 +218,90 @@ async def get_session(session_id: str, principal: Viewer, uow: Uow, rules: Rules
         return await _view(uow, row, rules)
 
 
-@router.post(
-    "/sessions/{session_id}/reschedule",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    response_model=SessionView,
-    tags=["sessions"],
-)
+@dataclass(frozen=True)
+class _SessionWrite:
+    """What every change to a booked session needs; `change` runs the shared steps."""
+
+    uow: UnitOfWork
+    rules: SiteRules[SchedulingRules]
+    now: datetime
+    lock: HeldUntilCommit
+
+    async def change(
+        self,
+        session_id: str,
+        principal: Principal,
+        use_case: Callable[[TreatmentSession], Awaitable[TreatmentSession]],
+    ) -> SessionView:
+        """Load the session (404), check the caller's site (403), run the use case under
+        the write lock and return the session as it now stands."""
+        async with self.lock, self.uow:
+            row = await sessions.get_session(self.uow, session_id)
+            ensure_site(principal, row.site_id)
+            return await _view(self.uow, await use_case(row), self.rules)
+
+
+def _session_write(uow: Uow, rules: Rules, now: Now, lock: WriteLock) -> _SessionWrite:
+    return _SessionWrite(uow, rules, now, lock)
+
+
+SessionWrite = Annotated[_SessionWrite, Depends(_session_write)]
+
+
+@_session_action("reschedule")
 async def reschedule_session(
-    session_id: str,
-    cmd: RescheduleSession,
-    principal: Booker,
-    uow: Uow,
-    rules: Rules,
-    now: Now,
-    lock: WriteLock,
+    session_id: str, cmd: RescheduleSession, principal: Booker, write: SessionWrite
 ) -> SessionView:
     """New times for a scheduled session; every booking rule is checked again. Emits
     SessionRescheduled with previous_starts_at."""
-    async with lock, uow:
-        row = await sessions.get_session(uow, session_id)
-        ensure_site(principal, row.site_id)
-        row = await sessions.reschedule_session(uow, row, cmd, rules, now)
-        return await _view(uow, row, rules)
+    return await write.change(
+        session_id,
+        principal,
+        lambda row: sessions.reschedule_session(write.uow, row, cmd, write.rules, write.now),
+    )
 
 
-@router.post(
-    "/sessions/{session_id}/cancel",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    response_model=SessionView,
-    tags=["sessions"],
-)
+@_session_action("cancel")
 async def cancel_session(
-    session_id: str,
-    cmd: CancelSession,
-    principal: Canceller,
-    uow: Uow,
-    rules: Rules,
-    now: Now,
-    lock: WriteLock,
+    session_id: str, cmd: CancelSession, principal: Canceller, write: SessionWrite
 ) -> SessionView:
     """Cancel with a coded reason (the optional note stays here). Emits SessionCancelled."""
-    async with lock, uow:
-        row = await sessions.get_session(uow, session_id)
-        ensure_site(principal, row.site_id)
-        row = await sessions.cancel_session(uow, row, cmd, principal, now)
-        return await _view(uow, row, rules)
+    return await write.change(
+        session_id,
+        principal,
+        lambda row: sessions.cancel_session(write.uow, row, cmd, principal, write.now),
+    )
 
 
-@router.post(
-    "/sessions/{session_id}/check-in",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    response_model=SessionView,
-    tags=["sessions"],
-)
+@_session_action("check-in")
 async def check_in(
     session_id: str,
     principal: Bedside,
-    uow: Uow,
-    rules: Rules,
-    now: Now,
-    lock: WriteLock,
+    write: SessionWrite,
     cmd: Annotated[CheckIn | None, Body()] = None,
 ) -> SessionView:
     """Check the patient in. Dosing sessions need `last_food_at`, `last_liquid_at` and
     `transport_arranged` (fasting and transport gates). Emits SessionCheckedIn, and
     PhaseAdvanced (preparation -> dosing) at the first dosing check-in."""
-    async with lock, uow:
-        row = await sessions.get_session(uow, session_id)
-        ensure_site(principal, row.site_id)
-        row = await sessions.check_in(uow, row, cmd or CheckIn(), principal, rules, now)
-        return await _view(uow, row, rules)
+    return await write.change(
+        session_id,
+        principal,
+        lambda row: sessions.check_in(
+            write.uow, row, cmd or CheckIn(), principal, write.rules, write.now
+        ),
+    )
 
 
-@router.post(
-    "/sessions/{session_id}/complete",
-    dependencies=[IdempotencyKey],
-    responses=error_responses(404, 409),
-    response_model=SessionView,
-    tags=["sessions"],
-)
-async def complete_session(
-    session_id: str, principal: Bedside, uow: Uow, rules: Rules, now: Now, lock: WriteLock
-) -> SessionView:
+@_session_action("complete")
+async def complete_session(session_id: str, principal: Bedside, write: SessionWrite) -> SessionView:
     """Complete a checked-in session (dosing: once monitoring has cleared discharge).
     Emits SessionCompleted; a dosing session starts its integration deadline (KAP-2),
     the last planned one advances the plan to integration."""
-    async with lock, uow:
-        row = await sessions.get_session(uow, session_id)
-        ensure_site(principal, row.site_id)
-        row = await sessions.complete_session(uow, row, principal, rules, now)
-        return await _view(uow, row, rules)
+    return await write.change(
+        session_id,
+        principal,
+        lambda row: sessions.complete_session(write.uow, row, principal, write.rules, write.now),
+    )
 
 
 @router.get(

@@ -173,6 +173,30 @@ async def _therapist_for(
     return await _staff(uow, plan.therapist_id, Role.THERAPIST, "therapist_id"), False
 
 
+def _proposal(
+    phase: Phase,
+    starts_at: datetime,
+    ends_at: datetime,
+    room: Room,
+    therapist: Clinician,
+    prescriber: Clinician | None,
+    therapist_present: bool,
+    replaces: str | None = None,
+) -> Proposal:
+    """What the booking rules judge, for a new booking or new times of a booked session."""
+    return Proposal(
+        phase=phase,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        room_id=room.room_id,
+        room_site_id=room.site_id,
+        therapist=repo.to_staff(therapist),
+        prescriber=repo.to_staff(prescriber) if prescriber else None,
+        replaces=replaces,
+        therapist_present=therapist_present,
+    )
+
+
 # -- booking -----------------------------------------------------------------------------------
 
 
@@ -206,16 +230,7 @@ async def book_session(
     if plan is None:
         raise _no_plan(patient)
     therapist, present = await _therapist_for(uow, plan, cmd.phase, therapist)
-    proposal = Proposal(
-        phase=cmd.phase,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        room_id=room.room_id,
-        room_site_id=room.site_id,
-        therapist=repo.to_staff(therapist),
-        prescriber=repo.to_staff(prescriber) if prescriber else None,
-        therapist_present=present,
-    )
+    proposal = _proposal(cmd.phase, starts_at, ends_at, room, therapist, prescriber, present)
     ctx = await _context(uow, plan, starts_at, ends_at, rules)
     enforce(check_booking(proposal, ctx, rules))
 
@@ -278,16 +293,15 @@ async def reschedule_session(
     prescriber = await uow.session.get(Clinician, row.prescriber_id) if row.prescriber_id else None
     if room is None or therapist is None:  # foreign keys guarantee them
         raise NotFound("room or therapist of session", row.session_id)
-    proposal = Proposal(
-        phase=Phase(row.phase),
-        starts_at=starts_at,
-        ends_at=ends_at,
-        room_id=room.room_id,
-        room_site_id=room.site_id,
-        therapist=repo.to_staff(therapist),
-        prescriber=repo.to_staff(prescriber) if prescriber else None,
+    proposal = _proposal(
+        Phase(row.phase),
+        starts_at,
+        ends_at,
+        room,
+        therapist,
+        prescriber,
+        row.therapist_present,
         replaces=row.session_id,
-        therapist_present=row.therapist_present,
     )
     enforce(check_booking(proposal, await _context(uow, plan, starts_at, ends_at, rules), rules))
 
