@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlmodel import select
 
-from kap_notifications.adapters.hub import Closed, InboxHub, InboxItem, after_commit
+from kap_notifications.adapters.hub import Closed, InboxHub, InboxItem
 from kap_notifications.adapters.tables import Notification
 from kap_notifications.bootstrap import build
 from kap_notifications.config import NotificationsSettings
@@ -312,12 +312,12 @@ async def test_hub_feeds_on_commit_never_on_rollback(live: Live) -> None:
     seen = hub.subscribe("th-ben")
 
     async with UnitOfWork(live.runtime.sessions) as uow:
-        after_commit(uow, lambda: hub.publish([_item(1)]))
+        uow.after_commit(lambda: hub.publish([_item(1)]))
         # no commit: rolled back
     assert await seen.next(0.05) is None
 
     async with UnitOfWork(live.runtime.sessions) as uow:
-        after_commit(uow, lambda: hub.publish([_item(2)]))
+        uow.after_commit(lambda: hub.publish([_item(2)]))
         await uow.commit()
     assert await seen.next(0.1) == _item(2)
     hub.unsubscribe(seen)

@@ -11,13 +11,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..events.envelope import Envelope
+from ..logging import get_logger
 from ..tracing import current_traceparent
 from .idempotency import deferring_scope
 from .outbox import outbox_row
+
+log = get_logger(__name__)
 
 
 class UnitOfWork:
@@ -67,6 +72,19 @@ class UnitOfWork:
         headers = {"traceparent": tp} if (tp := current_traceparent()) else {}
         self.session.add(outbox_row(event, headers))
         self._events.append(event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never when it rolls back;
+        in a keyed request, when the deferred commit happens). Its errors are logged, not
+        raised: the transaction is already durable."""
+
+        def run(_: Session) -> None:
+            try:
+                callback()
+            except Exception as exc:
+                log.warning("after_commit.failed", error=repr(exc)[:300])
+
+        sa_event.listen(self.session.sync_session, "after_commit", run, once=True)
 
     @property
     def published(self) -> list[Envelope]:

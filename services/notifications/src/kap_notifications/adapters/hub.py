@@ -2,7 +2,7 @@
 
 Whatever part of the process creates in-app notifications (the event
 consumer, the escalation timers) hands them to the hub **after its
-transaction commits** (`after_commit`), so a stream never shows a
+transaction commits** (`UnitOfWork.after_commit`), so a stream never shows a
 notification that was rolled back. Each connected stream has a bounded
 queue; a client too slow to keep up is disconnected (its queue would grow
 without bound) and reconnects with `Last-Event-ID` to replay what it missed.
@@ -12,31 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
 from kap_shared.logging import get_logger
-from kap_shared.messaging.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
-
-
-def after_commit(uow: UnitOfWork, callback: Callable[[], None]) -> None:
-    """Run `callback` once the unit of work's transaction has committed
-    (never when it rolls back). Errors in the callback are logged, not raised:
-    the transaction is already durable."""
-
-    def run(_: Session) -> None:
-        try:
-            callback()
-        except Exception as exc:
-            log.warning("after_commit.failed", error=repr(exc)[:300])
-
-    event.listen(uow.session.sync_session, "after_commit", run, once=True)
 
 
 @dataclass(frozen=True)

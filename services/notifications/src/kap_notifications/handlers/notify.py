@@ -45,7 +45,7 @@ from kap_shared.messaging.consumer import EventHandler
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
-from ..adapters.hub import InboxHub, after_commit
+from ..adapters.hub import InboxHub
 from ..adapters.metrics import NotificationMetrics
 from ..adapters.tables import (
     DELIVERED,
@@ -207,9 +207,9 @@ class Notifier:
                 uow.publish(notification_sent(row))
         live = [inbox.item(r) for r in rows if r.channel == Channel.IN_APP]
         if live:
-            after_commit(uow, lambda: self.hub.publish(live))
+            uow.after_commit(lambda: self.hub.publish(live))
         if any(r.status == PENDING for r in rows):
-            after_commit(uow, self.wake_delivery)
+            uow.after_commit(self.wake_delivery)
         return rows
 
     # -- alerts and escalation -----------------------------------------------------------------
