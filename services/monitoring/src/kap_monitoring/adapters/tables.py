@@ -17,6 +17,8 @@ from sqlmodel import Field, SQLModel, select
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
 
+from ..domain.discharge import StabilityCriteria
+
 REGISTRY = service_registry()
 
 
@@ -277,7 +279,7 @@ class SafetyConcern(MonitoringTable, table=True):
     event_id: str = Field(max_length=36)
 
 
-class StabilityAssessment(MonitoringTable, table=True):
+class StabilityAssessment(StabilityCriteria, MonitoringTable, table=True):
     """A clinician's documented assessment of clinical stability before discharge
     (SPR-MON-3, SPR-DIS-1/2/3, KET-DIS-1/4/5): coded fields only; the author signs the
     discharge. Only a role the site allows (default: prescriber) records one."""
@@ -288,14 +290,5 @@ class StabilityAssessment(MonitoringTable, table=True):
     session_id: str = Field(foreign_key="monitored_sessions.session_id", index=True, max_length=64)
     assessed_by: str = Field(max_length=64)
     role: str = Field(max_length=16)
-    clinically_stable: bool
-    vital_signs_acceptable: bool
-    sedation_resolved: bool
-    dissociation_resolved: bool
-    respiratory_depression_resolved: bool
-    alert_and_oriented: bool
-    escort_confirmed: bool | None = None
-    aldrete_score: int | None = None
-    aldrete_pre_dose: int | None = None
     ready_to_leave_minutes: int | None = None
     assessed_at: datetime = Field(default_factory=utc_now)

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlmodel import SQLModel
+
 from kap_shared.events.enums import Dissociation, Route
 
 from .gates import Blocker
@@ -34,15 +36,21 @@ from .rules import (
     MonitoringRules,
 )
 
-__all__ = ["Assessment", "Blocker", "DischargeFacts", "blockers", "observed_minutes", "signer_rule"]
+__all__ = [
+    "Assessment",
+    "Blocker",
+    "DischargeFacts",
+    "StabilityCriteria",
+    "blockers",
+    "observed_minutes",
+    "signer_rule",
+]
 
 
-@dataclass(frozen=True)
-class Assessment:
-    """The latest stability assessment a clinician allowed to sign documented."""
+class StabilityCriteria(SQLModel):
+    """What a stability assessment documents, coded (SPR-MON-3, SPR-DIS-1/2, SPR-GOAL,
+    KET-DIS-1/4/5): one list for the stored assessment, its view and the rules here."""
 
-    assessed_by: str
-    assessed_at: datetime
     clinically_stable: bool
     vital_signs_acceptable: bool
     sedation_resolved: bool
@@ -52,6 +60,13 @@ class Assessment:
     escort_confirmed: bool | None = None
     aldrete_score: int | None = None
     aldrete_pre_dose: int | None = None
+
+
+class Assessment(StabilityCriteria):
+    """The latest stability assessment a clinician allowed to sign documented."""
+
+    assessed_by: str
+    assessed_at: datetime
 
 
 @dataclass(frozen=True)

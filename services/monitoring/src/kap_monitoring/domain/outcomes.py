@@ -8,7 +8,8 @@ intake so a baseline and a follow-up are scored the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from pydantic import BaseModel
 
 from kap_shared.clinical.instruments import PCL5_CLUSTERS, Score, pcl5_provisional_ptsd
 from kap_shared.events.enums import Instrument
@@ -22,8 +23,9 @@ from .rules import (
 )
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(BaseModel, frozen=True):
+    """A measure's result as the contract's OutcomeRecorded carries it (MBC-3)."""
+
     instrument: Instrument
     total: int
     band: str

@@ -11,7 +11,10 @@ request must also be for a session or patient of one of the caller's sites.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
 
@@ -21,7 +24,7 @@ from kap_shared.events.envelope import utc_now
 from kap_shared.http.dependencies import Uow, runtime_of
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
-from kap_shared.http.openapi import error_responses
+from kap_shared.http.openapi import Responses, error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters.tables import MonitoredSession
@@ -48,7 +51,7 @@ from ..handlers.views import (
     SessionView,
     VitalsResult,
 )
-from ..handlers.vitals import VitalsIngest
+from ..handlers.vitals import IngestResult, VitalsIngest
 
 router = APIRouter(tags=["monitoring"])
 
@@ -81,16 +84,12 @@ def _ingest(request: Request) -> VitalsIngest:
     return ingest
 
 
-async def _session_for(uow: UnitOfWork, session_id: str, principal: Principal) -> MonitoredSession:
-    row = await commands.locked_session(uow, session_id)
-    ensure_site(principal, row.site_id)
-    return row
-
-
 # Statuses every endpoint may answer besides its success (CONTRACT section 4).
 # 401/403/422/503 are documented by the platform (kap_shared.http.openapi); these are ours.
 ERRORS = error_responses(404, 409)
 READ_ERRORS = error_responses(404)
+_Route = TypeVar("_Route", bound=Callable[..., Any])
+_Result = TypeVar("_Result")
 
 
 @router.get(
@@ -110,12 +109,61 @@ async def get_session(
         return await views.session_view(uow, row, _rules(request, row.site_id), utc_now())
 
 
-@router.post(
-    "/sessions/{session_id}/vitals",
-    dependencies=[IdempotencyKey],
-    status_code=201,
-    response_model=VitalsResult,
-    summary="Record a reading (the fields of VitalsRecorded)",
+@dataclass(frozen=True)
+class _SessionWrite:
+    """What every change to a monitoring window needs; `change` runs the shared steps."""
+
+    uow: UnitOfWork
+    request: Request
+
+    def rules(self, row: MonitoredSession) -> MonitoringRules:
+        return _rules(self.request, row.site_id)
+
+    async def change(
+        self,
+        session_id: str,
+        principal: Principal,
+        use_case: Callable[[MonitoredSession], Awaitable[_Result]],
+    ) -> _Result:
+        """Lock the session (404), check the caller's site (403), run the use case."""
+        async with self.uow:
+            row = await commands.locked_session(self.uow, session_id)
+            ensure_site(principal, row.site_id)
+            return await use_case(row)
+
+
+def _session_write(uow: Uow, request: Request) -> _SessionWrite:
+    return _SessionWrite(uow, request)
+
+
+SessionWrite = Annotated[_SessionWrite, Depends(_session_write)]
+
+
+def _session_post(
+    action: str,
+    view: type[Any],
+    summary: str,
+    *,
+    keyed: bool = True,
+    created: bool = False,
+    responses: Responses = ERRORS,
+) -> Callable[[_Route], _Route]:
+    """`POST /sessions/{session_id}/<action>`; keyed ones take an Idempotency-Key."""
+    return router.post(
+        f"/sessions/{{session_id}}/{action}",
+        dependencies=[IdempotencyKey] if keyed else [],
+        status_code=201 if created else 200,
+        response_model=view,
+        summary=summary,
+        responses=responses,
+    )
+
+
+@_session_post(
+    "vitals",
+    VitalsResult,
+    "Record a reading (the fields of VitalsRecorded)",
+    created=True,
     responses={
         **ERRORS,
         200: {"description": "this reading_id was already recorded; no second effect"},
@@ -125,117 +173,121 @@ async def record_vitals(
     session_id: str,
     cmd: RecordVitals,
     principal: VitalsWriter,
-    uow: Uow,
-    request: Request,
+    write: SessionWrite,
     response: Response,
 ) -> VitalsResult:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
+    async def record(row: MonitoredSession) -> tuple[IngestResult, str, datetime]:
         commands.require_open(row)
-        result, reading_id, recorded_at = await commands.record_vitals(
-            uow, _ingest(request), row, cmd
-        )
+        return await commands.record_vitals(write.uow, _ingest(write.request), row, cmd)
+
+    result, reading_id, recorded_at = await write.change(session_id, principal, record)
     if result.duplicates:
         response.status_code = 200
     return VitalsResult.of(session_id, reading_id, recorded_at, result)
 
 
-@router.post(
-    "/sessions/{session_id}/doses",
-    dependencies=[IdempotencyKey],
-    status_code=201,
-    response_model=DoseView,
-    summary="Record a dose (DoseAdministered); 409 naming the rule at every closed gate",
-    responses=ERRORS,
+@_session_post(
+    "doses",
+    DoseView,
+    "Record a dose (DoseAdministered); 409 naming the rule at every closed gate",
+    created=True,
 )
 async def record_dose(
-    session_id: str, cmd: RecordDose, principal: Dosing, uow: Uow, request: Request
+    session_id: str, cmd: RecordDose, principal: Dosing, write: SessionWrite
 ) -> DoseView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        dose = await commands.record_dose(uow, row, cmd, _rules(request, row.site_id), principal)
+    dose = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.record_dose(write.uow, row, cmd, write.rules(row), principal),
+    )
     return DoseView.of(dose)
 
 
-@router.post(
-    "/sessions/{session_id}/predose-decision",
-    dependencies=[IdempotencyKey],
-    status_code=201,
-    response_model=DecisionView,
-    summary="SPR-PRE-5: a prescriber's proceed/defer on an elevated pre-dose BP",
-    responses=ERRORS,
+@_session_post(
+    "predose-decision",
+    DecisionView,
+    "SPR-PRE-5: a prescriber's proceed/defer on an elevated pre-dose BP",
+    created=True,
 )
 async def decide_predose(
-    session_id: str, cmd: DecidePredose, principal: Prescriber, uow: Uow
+    session_id: str, cmd: DecidePredose, principal: Prescriber, write: SessionWrite
 ) -> DecisionView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        decision = await commands.decide_predose(uow, row, cmd, principal)
+    decision = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.decide_predose(write.uow, row, cmd, principal),
+    )
     return DecisionView.of(decision)
 
 
-@router.post(
-    "/sessions/{session_id}/alerts/{alert_id}/resolve",
-    dependencies=[IdempotencyKey],
-    response_model=AlertView,
-    summary="A prescriber resolves an alert after assessing the patient",
-    responses=ERRORS,
+@_session_post(
+    "alerts/{alert_id}/resolve",
+    AlertView,
+    "A prescriber resolves an alert after assessing the patient",
 )
 async def resolve_alert(
-    session_id: str, alert_id: str, cmd: ResolveAlert, principal: Prescriber, uow: Uow
+    session_id: str, alert_id: str, cmd: ResolveAlert, principal: Prescriber, write: SessionWrite
 ) -> AlertView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        alert = await commands.resolve_by_prescriber(uow, row, alert_id, cmd, principal)
+    alert = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.resolve_by_prescriber(write.uow, row, alert_id, cmd, principal),
+    )
     return AlertView.of(alert)
 
 
-@router.post(
-    "/sessions/{session_id}/safety-concerns/{concern_id}/resolve",
-    response_model=ConcernView,
-    summary="A prescriber's coded decision on an in-session safety concern (MBC-1)",
-    responses=ERRORS,
+@_session_post(
+    "safety-concerns/{concern_id}/resolve",
+    ConcernView,
+    "A prescriber's coded decision on an in-session safety concern (MBC-1)",
+    keyed=False,
 )
 async def resolve_concern(
-    session_id: str, concern_id: str, cmd: ResolveConcern, principal: Prescriber, uow: Uow
+    session_id: str,
+    concern_id: str,
+    cmd: ResolveConcern,
+    principal: Prescriber,
+    write: SessionWrite,
 ) -> ConcernView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        concern = await commands.resolve_concern(uow, row, concern_id, cmd, principal)
+    concern = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.resolve_concern(write.uow, row, concern_id, cmd, principal),
+    )
     return ConcernView.of(concern)
 
 
-@router.post(
-    "/sessions/{session_id}/stability-assessment",
-    status_code=201,
-    response_model=AssessmentView,
-    summary="The clinician's stability assessment that signs the discharge (SPR-DIS-1)",
-    responses=ERRORS,
+@_session_post(
+    "stability-assessment",
+    AssessmentView,
+    "The clinician's stability assessment that signs the discharge (SPR-DIS-1)",
+    keyed=False,
+    created=True,
 )
 async def assess_stability(
-    session_id: str, cmd: AssessStability, principal: Assessor, uow: Uow, request: Request
+    session_id: str, cmd: AssessStability, principal: Assessor, write: SessionWrite
 ) -> AssessmentView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        assessment = await commands.assess_stability(
-            uow, row, cmd, _rules(request, row.site_id), principal
-        )
+    assessment = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.assess_stability(write.uow, row, cmd, write.rules(row), principal),
+    )
     return AssessmentView.of(assessment)
 
 
-@router.post(
-    "/sessions/{session_id}/discharge",
-    dependencies=[IdempotencyKey],
-    response_model=DischargeView,
-    summary="Discharge: 409 naming the rule while a criterion fails (DischargeCleared)",
-    responses=ERRORS,
+@_session_post(
+    "discharge",
+    DischargeView,
+    "Discharge: 409 naming the rule while a criterion fails (DischargeCleared)",
 )
 async def discharge_session(
-    session_id: str, principal: Dosing, uow: Uow, request: Request
+    session_id: str, principal: Dosing, write: SessionWrite
 ) -> DischargeView:
-    async with uow:
-        row = await _session_for(uow, session_id, principal)
-        row = await commands.discharge_session(uow, row, _rules(request, row.site_id), principal)
+    row = await write.change(
+        session_id,
+        principal,
+        lambda row: commands.discharge_session(write.uow, row, write.rules(row), principal),
+    )
     return DischargeView.of(row)
 
 

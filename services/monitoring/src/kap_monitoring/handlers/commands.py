@@ -16,6 +16,7 @@ from kap_shared.events.envelope import as_utc, utc_now
 from kap_shared.events.monitoring import (
     DischargeClearedData,
     DoseAdministeredData,
+    VitalsReading,
     VitalsRecordedData,
 )
 from kap_shared.http.errors import NotFound, RuleViolation
@@ -87,37 +88,18 @@ async def record_vitals(
     to the vitals topic through the outbox (its echo is deduplicated by reading_id)."""
     recorded_at = cmd.recorded_at or clock()
     reading_id = cmd.reading_id or new_id()
+    # The reading's values (the contract's VitalsReading fields), once for event and rules.
+    values = cmd.model_dump(include=set(VitalsReading.model_fields))
     event = VitalsRecorded(
         **envelope_fields(row, None),
         occurred_at=clock(),
         data=VitalsRecordedData(
-            session_id=row.session_id,
-            reading_id=reading_id,
-            recorded_at=recorded_at,
-            bp_systolic=cmd.bp_systolic,
-            bp_diastolic=cmd.bp_diastolic,
-            heart_rate=cmd.heart_rate,
-            spo2=cmd.spo2,
-            respiratory_rate=cmd.respiratory_rate,
-            sedation_moaas=cmd.sedation_moaas,
-            symptoms=list(cmd.symptoms),
-            dissociation=cmd.dissociation,
-            cadss_total=cmd.cadss_total,
+            session_id=row.session_id, reading_id=reading_id, recorded_at=recorded_at, **values
         ),
     )
-    reading = DomainReading(
-        reading_id=reading_id,
-        t=micros(recorded_at),
-        bp_systolic=cmd.bp_systolic,
-        bp_diastolic=cmd.bp_diastolic,
-        heart_rate=cmd.heart_rate,
-        spo2=cmd.spo2,
-        respiratory_rate=cmd.respiratory_rate,
-        sedation_moaas=cmd.sedation_moaas,
-        symptoms=tuple(cmd.symptoms),
-        dissociation=cmd.dissociation.value if cmd.dissociation is not None else None,
-        cadss_total=cmd.cadss_total,
-    )
+    values["symptoms"] = tuple(cmd.symptoms)
+    values["dissociation"] = cmd.dissociation.value if cmd.dissociation is not None else None
+    reading = DomainReading(reading_id=reading_id, t=micros(recorded_at), **values)
     item = Incoming(reading, recorded_at, row.session_id, "http", str(event.event_id))
     # The reading's own event first: what it triggers follows it in the outbox.
     uow.publish(event)
@@ -400,9 +382,7 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
     signed = await latest_assessment(uow, row.session_id)
     assessment = (
         discharge.Assessment(
-            **signed.model_dump(
-                include=set(discharge.Assessment.__dataclass_fields__) - {"assessed_at"}
-            ),
+            **signed.model_dump(include=set(discharge.Assessment.model_fields) - {"assessed_at"}),
             assessed_at=as_utc(signed.assessed_at),
         )
         if signed is not None

@@ -121,31 +121,15 @@ async def record_measure(
         "occurred_at": now,
     }
     recorded = OutcomeRecorded(
-        **envelope,
-        data=OutcomeRecordedData(
-            instrument=result.instrument,
-            total=result.total,
-            band=result.band,
-            baseline_total=result.baseline_total,
-            change_pct=result.change_pct,
-            response=result.response,
-            remission=result.remission,
-            follow_up=follow_up,
-        ),
+        **envelope, data=OutcomeRecordedData(**result.model_dump(), follow_up=follow_up)
     )
     measure = Measure(
         measure_id=new_id(),
         patient_id=patient.patient_id,
         site_id=patient.site_id,
         session_id=cmd.session_id,
-        instrument=cmd.instrument.value,
         items=list(cmd.items),
-        total=result.total,
-        band=result.band,
-        baseline_total=result.baseline_total,
-        change_pct=result.change_pct,
-        response=result.response,
-        remission=result.remission,
+        **result.model_dump(mode="json"),  # the instrument stored as its code
         follow_up=follow_up,
         recorded_by=recorded_by.sub,
         administered_at=cmd.administered_at or now,

@@ -26,6 +26,8 @@ from ..adapters.tables import (
     StabilityAssessment,
 )
 from ..domain import discharge
+from ..domain.discharge import StabilityCriteria
+from ..domain.outcomes import Outcome
 from ..domain.rules import MonitoringRules
 from ..domain.vitals import GROUP_METRICS, VitalsState, from_micros
 from . import commands
@@ -125,21 +127,12 @@ class DecisionView(BaseModel):
         return cls(**decision.model_dump(exclude={"note"}))
 
 
-class AssessmentView(BaseModel):
+class AssessmentView(StabilityCriteria):
     assessment_id: str
     session_id: str
     assessed_by: str
     role: str
     assessed_at: datetime
-    clinically_stable: bool
-    vital_signs_acceptable: bool
-    sedation_resolved: bool
-    dissociation_resolved: bool
-    respiratory_depression_resolved: bool
-    alert_and_oriented: bool
-    escort_confirmed: bool | None
-    aldrete_score: int | None
-    aldrete_pre_dose: int | None
     ready_to_leave_minutes: int | None
 
     @classmethod
@@ -237,16 +230,9 @@ class SessionView(BaseModel):
     observed_minutes: float | None
 
 
-class MeasureView(BaseModel):
+class MeasureView(Outcome):
     measure_id: str
     patient_id: str
-    instrument: str
-    total: int
-    band: str
-    baseline_total: int | None
-    change_pct: float | None
-    response: bool
-    remission: bool
     # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
     follow_up: list[str]
     # MBC-1: severity of the SafetyConcernRaised this measure caused, if any.
