@@ -62,6 +62,10 @@ class StabilityCriteria(SQLModel):
     aldrete_pre_dose: int | None = None
 
 
+_GOAL_FIELDS = ("sedation_resolved", "dissociation_resolved", "respiratory_depression_resolved")
+_STABLE_FIELDS = ("clinically_stable", "vital_signs_acceptable", "alert_and_oriented")
+
+
 class Assessment(StabilityCriteria):
     """The latest stability assessment a clinician allowed to sign documented."""
 
@@ -349,36 +353,21 @@ def _assessment(
             )
         ]
     out: list[Blocker] = []
-    goal = {
-        "sedation_resolved": a.sedation_resolved,
-        "dissociation_resolved": a.dissociation_resolved,
-        "respiratory_depression_resolved": a.respiratory_depression_resolved,
-    }
-    unresolved = sorted(k for k, ok in goal.items() if not ok)
-    if unresolved:
-        out.append(
-            Blocker(
-                SPR_GOAL,
-                f"the assessment says not resolved: {', '.join(unresolved)}",
-                "keep observing; sign a new assessment once resolved",
-                {"fields": unresolved},
+    # SPR-GOAL's effects resolved, then the signer's rule: stable, vitals, oriented.
+    for rule_id, fields, state in (
+        (SPR_GOAL, _GOAL_FIELDS, "resolved"),
+        (rule, _STABLE_FIELDS, "stable"),
+    ):
+        failed = sorted(name for name in fields if not getattr(a, name))
+        if failed:
+            out.append(
+                Blocker(
+                    rule_id,
+                    f"the assessment says not {state}: {', '.join(failed)}",
+                    f"keep observing; sign a new assessment once {state}",
+                    {"fields": failed},
+                )
             )
-        )
-    stable = {
-        "clinically_stable": a.clinically_stable,
-        "vital_signs_acceptable": a.vital_signs_acceptable,
-        "alert_and_oriented": a.alert_and_oriented,
-    }
-    unstable = sorted(k for k, ok in stable.items() if not ok)
-    if unstable:
-        out.append(
-            Blocker(
-                rule,
-                f"the assessment says not stable: {', '.join(unstable)}",
-                "keep observing; sign a new assessment once stable",
-                {"fields": unstable},
-            )
-        )
     if not esketamine:
         if rules.escort_required_for_ketamine and a.escort_confirmed is not True:
             out.append(

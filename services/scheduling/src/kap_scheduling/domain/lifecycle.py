@@ -109,63 +109,56 @@ def check_check_in(
         violation = rems_enrollment(consents) or rems_certification(
             site, site.local(session.starts_at).date()
         )
-        return violation or esketamine_pre_dose(attestation, now, rules)
-    return ketamine_pre_dose(attestation, now, rules)
+        return violation or pre_dose(attestation, now, rules, esketamine=True)
+    return pre_dose(attestation, now, rules, esketamine=False)
 
 
-def _since(moment: datetime | None, now: datetime) -> float:
-    return minutes(now - moment) if moment is not None else float("inf")
-
-
-def esketamine_pre_dose(
-    attestation: Attestation, now: datetime, rules: SchedulingRules
+def pre_dose(
+    attestation: Attestation, now: datetime, rules: SchedulingRules, *, esketamine: bool
 ) -> Violation | None:
-    food = _since(attestation.last_food_at, now)
-    if food < rules.esketamine_food_fast_minutes:
-        return Violation(
-            r.ESKETAMINE_FOOD,
-            f"no food for at least {format_minutes(rules.esketamine_food_fast_minutes)} "
-            f"before esketamine; the patient last ate {format_minutes(food)} ago",
+    """Fasting, then the way home, before a dose: the drug decides the rules and limits.
+    Never eaten or drunk counts as fasted."""
+    a = attestation
+    if esketamine:
+        drug = "esketamine"
+        fasts = (
+            (r.ESKETAMINE_FOOD, "food", a.last_food_at, rules.esketamine_food_fast_minutes),
+            (
+                r.ESKETAMINE_LIQUIDS,
+                "liquids",
+                a.last_liquid_at,
+                rules.esketamine_liquid_fast_minutes,
+            ),
         )
-    liquid = _since(attestation.last_liquid_at, now)
-    if liquid < rules.esketamine_liquid_fast_minutes:
-        return Violation(
-            r.ESKETAMINE_LIQUIDS,
-            f"no liquids for at least {format_minutes(rules.esketamine_liquid_fast_minutes)} "
-            f"before esketamine; the patient last drank {format_minutes(liquid)} ago",
-        )
-    if not attestation.transport_arranged:
-        return Violation(
+        way_home = Violation(
             r.ESKETAMINE_TRANSPORT,
             "the patient must not drive until the next day; arrange transport home before check-in",
         )
-    return None
-
-
-def ketamine_pre_dose(
-    attestation: Attestation, now: datetime, rules: SchedulingRules
-) -> Violation | None:
-    food = _since(attestation.last_food_at, now)
-    liquid = _since(attestation.last_liquid_at, now)
-    if food < rules.ketamine_solids_fast_minutes:
-        return Violation(
-            r.KETAMINE_FASTING,
-            f"no solid food for at least {format_minutes(rules.ketamine_solids_fast_minutes)} "
-            f"before ketamine; the patient last ate {format_minutes(food)} ago",
+    else:
+        drug = "ketamine"
+        fasts = (
+            (r.KETAMINE_FASTING, "solid food", a.last_food_at, rules.ketamine_solids_fast_minutes),
+            (
+                r.KETAMINE_FASTING,
+                "clear liquids",
+                a.last_liquid_at,
+                rules.ketamine_clear_liquids_fast_minutes,
+            ),
         )
-    if liquid < rules.ketamine_clear_liquids_fast_minutes:
-        return Violation(
-            r.KETAMINE_FASTING,
-            "no clear liquids for at least "
-            f"{format_minutes(rules.ketamine_clear_liquids_fast_minutes)} before ketamine; "
-            f"the patient last drank {format_minutes(liquid)} ago",
-        )
-    if not attestation.transport_arranged:
-        return Violation(
+        way_home = Violation(
             r.KETAMINE_ESCORT,
             "a responsible adult must take the patient home; arrange an escort before check-in",
         )
-    return None
+    for rule_id, intake, last_at, fast_minutes in fasts:
+        since = minutes(now - last_at) if last_at is not None else float("inf")
+        if since < fast_minutes:
+            verb = "drank" if "liquids" in intake else "ate"
+            return Violation(
+                rule_id,
+                f"no {intake} for at least {format_minutes(fast_minutes)} before {drug}; "
+                f"the patient last {verb} {format_minutes(since)} ago",
+            )
+    return None if a.transport_arranged else way_home
 
 
 def check_complete(session: Slot) -> Violation | None:
