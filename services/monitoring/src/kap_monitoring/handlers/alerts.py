@@ -9,7 +9,7 @@ from opentelemetry.trace import SpanKind
 
 from kap_shared.events import ObservationDue, VitalsAlert, VitalsAlertResolved, new_id
 from kap_shared.events.enums import Severity
-from kap_shared.events.envelope import Envelope
+from kap_shared.events.envelope import Envelope, Subject
 from kap_shared.events.envelope import envelope_fields as shared_envelope_fields
 from kap_shared.events.monitoring import (
     ObservationDueData,
@@ -24,17 +24,12 @@ from ..adapters.tables import OPEN, RESOLVED, Alert
 PRODUCER = "monitoring"
 
 
-class SessionLike(Protocol):
-    """What an event about a session needs to know of it (an ORM row or a SessionRow)."""
+class SessionLike(Subject, Protocol):
+    """What an event about a session needs to know of it (an ORM row or a SessionRow):
+    the envelope's subject, and the session."""
 
     @property
     def session_id(self) -> str: ...
-    @property
-    def patient_id(self) -> str: ...
-    @property
-    def site_id(self) -> str: ...
-    @property
-    def correlation_id(self) -> str: ...
 
 
 # Who resolved an alert when no person did.
@@ -78,32 +73,21 @@ def raise_alert(
     now: datetime,
     traceparent: str | None = None,
 ) -> Alert:
-    alert_id = new_id()
-    event = VitalsAlert(
-        **envelope_fields(row, causation_id),
-        occurred_at=now,
-        data=VitalsAlertData(
-            alert_id=alert_id,
-            session_id=row.session_id,
-            severity=severity,
-            rule_id=rule_id,
-            metric=metric,
-            value=value,
-            threshold=threshold,
-            message=message,
-        ),
-    )
-    alert = Alert(
-        alert_id=alert_id,
+    data = VitalsAlertData(
+        alert_id=new_id(),
         session_id=row.session_id,
-        patient_id=row.patient_id,
-        site_id=row.site_id,
+        severity=severity,
         rule_id=rule_id,
-        severity=severity.value,
         metric=metric,
         value=value,
         threshold=threshold,
         message=message,
+    )
+    event = VitalsAlert(**envelope_fields(row, causation_id), occurred_at=now, data=data)
+    alert = Alert(
+        **data.model_dump(mode="json"),  # the event's fields, the severity as its code
+        patient_id=row.patient_id,
+        site_id=row.site_id,
         status=OPEN,
         raised_at=now,
         triggered_at=triggered_at,

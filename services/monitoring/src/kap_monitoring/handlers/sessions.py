@@ -17,6 +17,7 @@ from kap_shared.events import (
 )
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.projections import booked_session
 
 from ..adapters import store
 from ..adapters.tables import (
@@ -90,20 +91,7 @@ async def on_session_scheduled(event: SessionScheduled, uow: UnitOfWork) -> None
     session = await _locked(uow, data.session_id)
     if session is not None:
         return  # a repeated SessionScheduled for the same session changes nothing
-    uow.session.add(
-        MonitoredSession(
-            session_id=data.session_id,
-            patient_id=event.patient_id,
-            site_id=event.site_id,
-            correlation_id=event.correlation_id,
-            plan_id=data.plan_id,
-            phase=data.phase.value,
-            starts_at=data.starts_at,
-            ends_at=data.ends_at,
-            therapist_id=data.therapist_id,
-            prescriber_id=data.prescriber_id,
-        )
-    )
+    uow.session.add(MonitoredSession(**booked_session(event), correlation_id=event.correlation_id))
 
 
 async def on_session_rescheduled(event: SessionRescheduled, uow: UnitOfWork) -> None:

@@ -170,15 +170,8 @@ class DischargeView(BaseModel):
 
     @classmethod
     def of(cls, row: MonitoredSession) -> DischargeView:
-        return cls(
-            session_id=row.session_id,
-            status=row.status,
-            first_dose_at=row.first_dose_at,
-            cleared_at=row.discharged_at,
-            observed_minutes=row.observed_minutes,
-            signed_by=row.signed_by,
-            discharged_by=row.discharged_by,
-        )
+        same_names = row.model_dump(include=set(cls.model_fields) - {"cleared_at"})
+        return cls(**same_names, cleared_at=row.discharged_at)
 
 
 class LatestValue(BaseModel):

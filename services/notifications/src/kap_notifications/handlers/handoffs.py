@@ -194,12 +194,8 @@ class Handoffs:
                 opened_at=now,
                 status=OPEN,
             )
-            await timers.schedule(
-                session,
-                kind=WARNING_TIMER,
-                key=f"{WARNING_TIMER}:{session_id}",
-                due_at=now + timedelta(seconds=rules.integration_warning_after_seconds),
-                payload={"dosing_session_id": session_id},
+            await _window_timer(
+                session, WARNING_TIMER, session_id, now, rules.integration_warning_after_seconds
             )
         if due_by is not None:
             window.due_by = due_by
@@ -208,12 +204,8 @@ class Handoffs:
             return
         if due_by is None:
             # A discharge: wait a little for the completion and its deadline.
-            await timers.schedule(
-                session,
-                kind=WINDOW_TIMER,
-                key=f"{WINDOW_TIMER}:{session_id}",
-                due_at=now + timedelta(seconds=rules.integration_window_grace_seconds),
-                payload={"dosing_session_id": session_id},
+            await _window_timer(
+                session, WINDOW_TIMER, session_id, now, rules.integration_window_grace_seconds
             )
             return
         await timers.cancel(session, f"{WINDOW_TIMER}:{session_id}")
@@ -440,3 +432,16 @@ class Handoffs:
             source = Source(digest_id, "Digest", site_id, "*", job.key)
             await self.notifier.send(uow, source, message, now)
         log.info("digest.sent", site_id=site_id, recipients=len(by_recipient), items=len(items))
+
+
+async def _window_timer(
+    session: AsyncSession, kind: str, dosing_session_id: str, now: datetime, after_seconds: float
+) -> None:
+    """A timer about a dosing session's integration window, keyed `<kind>:<session id>`."""
+    await timers.schedule(
+        session,
+        kind=kind,
+        key=f"{kind}:{dosing_session_id}",
+        due_at=now + timedelta(seconds=after_seconds),
+        payload={"dosing_session_id": dosing_session_id},
+    )

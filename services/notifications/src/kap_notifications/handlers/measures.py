@@ -19,6 +19,7 @@ from kap_shared.events.enums import Instrument, Phase
 from kap_shared.events.envelope import as_utc
 from kap_shared.messaging import timers
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.projections import upsert
 
 from ..adapters.tables import CareTeam, MeasureSchedule, SessionTeam, select
 from ..domain.rules import NotificationRules
@@ -43,19 +44,17 @@ async def reset(
         days = rules.measure_interval_days.get(instrument)
         if days is None:
             continue
-        row = await session.get(MeasureSchedule, (event.patient_id, instrument.value))
         due = now + timedelta(days=days)
-        if row is None:
-            row = MeasureSchedule(
-                patient_id=event.patient_id,
-                instrument=instrument.value,
-                site_id=event.site_id,
-                correlation_id=event.correlation_id,
-                due_at=due,
-                reset_at=now,
-            )
-        row.due_at, row.reset_at = due, now
-        session.add(row)
+        first = {
+            "patient_id": event.patient_id,
+            "instrument": instrument.value,
+            "site_id": event.site_id,
+            "correlation_id": event.correlation_id,
+        }
+        key = (event.patient_id, instrument.value)
+        await upsert(
+            session, MeasureSchedule, key, {"due_at": due, "reset_at": now}, when_new=first
+        )
         await timers.schedule(
             session,
             kind=MEASURE_TIMER,

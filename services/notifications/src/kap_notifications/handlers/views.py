@@ -26,6 +26,7 @@ from kap_shared.events import (
 from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
 from kap_shared.logging import get_logger
+from kap_shared.projections import booked_session, upsert
 
 from ..adapters.tables import (
     Alert,
@@ -65,41 +66,26 @@ async def update_views(session: AsyncSession, event: Envelope) -> None:
 
 async def _plan_created(session: AsyncSession, event: TreatmentPlanCreated) -> None:
     d = event.data
-    team = await session.get(CareTeam, event.patient_id)
-    if team is None:
-        team = CareTeam(
-            patient_id=event.patient_id,
-            site_id=event.site_id,
-            plan_id=d.plan_id,
-            prescriber_id=d.prescriber_id,
-            therapist_id=d.therapist_id,
-        )
-    team.site_id, team.plan_id = event.site_id, d.plan_id
-    team.prescriber_id, team.therapist_id = d.prescriber_id, d.therapist_id
-    team.updated_at = utc_now()
-    session.add(team)
+    values = {
+        "site_id": event.site_id,
+        "plan_id": d.plan_id,
+        "prescriber_id": d.prescriber_id,
+        "therapist_id": d.therapist_id,
+        "updated_at": utc_now(),
+    }
+    await upsert(
+        session, CareTeam, event.patient_id, values, when_new={"patient_id": event.patient_id}
+    )
 
 
 async def _session_scheduled(session: AsyncSession, event: SessionScheduled) -> None:
-    s = event.data
-    row = await session.get(SessionTeam, s.session_id)
-    if row is None:
-        row = SessionTeam(
-            session_id=s.session_id,
-            patient_id=event.patient_id,
-            site_id=event.site_id,
-            plan_id=s.plan_id,
-            phase=s.phase.value,
-            room_id=s.room_id,
-            therapist_id=s.therapist_id,
-            starts_at=s.starts_at,
-            ends_at=s.ends_at,
-        )
-    row.patient_id, row.site_id, row.plan_id = event.patient_id, event.site_id, s.plan_id
-    row.phase, row.room_id, row.status = s.phase.value, s.room_id, "scheduled"
-    row.prescriber_id, row.therapist_id = s.prescriber_id, s.therapist_id
-    row.starts_at, row.ends_at, row.updated_at = s.starts_at, s.ends_at, utc_now()
-    session.add(row)
+    values = {
+        **booked_session(event),
+        "room_id": event.data.room_id,
+        "status": "scheduled",
+        "updated_at": utc_now(),
+    }
+    await upsert(session, SessionTeam, event.data.session_id, values)
 
 
 # -- what routing needs ----------------------------------------------------------------------
