@@ -132,13 +132,17 @@ def outcome_text(
 # -- sessions and phases ---------------------------------------------------------------------
 
 
+def _hours_left(due_by: datetime, now: datetime) -> str:
+    """Hours until the KAP-2 deadline, to a tenth (0 once passed): texts carry no dates."""
+    return _num(round(max(0.0, (due_by - now).total_seconds() / 3600), 1))
+
+
 def window_text(
     patient_id: str, dosing_session_id: str, due_by: datetime | None, now: datetime
 ) -> tuple[str, str]:
     """KAP-2: the integration window, its deadline as hours from now (no dates in texts)."""
     if due_by is not None:
-        hours = max(0.0, (due_by - now).total_seconds() / 3600)
-        deadline = f"within {_num(round(hours, 1))} h (KAP-2)"
+        deadline = f"within {_hours_left(due_by, now)} h (KAP-2)"
     else:
         deadline = "within the KAP-2 window (72 h; oral 7 days)"
     return (
@@ -151,9 +155,7 @@ def window_text(
 def warning_text(
     patient_id: str, dosing_session_id: str, due_by: datetime | None, now: datetime
 ) -> tuple[str, str]:
-    left = ""
-    if due_by is not None:
-        left = f" {_num(round(max(0.0, (due_by - now).total_seconds() / 3600), 1))} h left."
+    left = f" {_hours_left(due_by, now)} h left." if due_by is not None else ""
     return (
         "Integration session not booked",
         f"Patient {patient_id}: no integration session booked after dosing session "
