@@ -14,7 +14,7 @@ from kap_shared.auth import Principal
 from kap_shared.clinical.instruments import ScoringError, score
 from kap_shared.events import OutcomeRecorded, SafetyConcernRaised, new_id
 from kap_shared.events.enums import Instrument, Severity
-from kap_shared.events.envelope import utc_now
+from kap_shared.events.envelope import envelope_fields, utc_now
 from kap_shared.events.monitoring import OutcomeRecordedData, SafetyConcernRaisedData
 from kap_shared.http.errors import InvalidField, NotFound
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -113,13 +113,9 @@ async def record_measure(
         rules,
     )
     now = clock()
-    envelope = {
-        "producer": PRODUCER,
-        "site_id": patient.site_id,
-        "patient_id": patient.patient_id,
-        "correlation_id": patient.correlation_id or patient.patient_id,
-        "occurred_at": now,
-    }
+    envelope = envelope_fields(
+        patient, producer=PRODUCER, correlation_fallback=patient.patient_id, occurred_at=now
+    )
     recorded = OutcomeRecorded(
         **envelope, data=OutcomeRecordedData(**result.model_dump(), follow_up=follow_up)
     )
@@ -145,8 +141,7 @@ async def record_measure(
         if concern is not None:
             # MBC-1: whatever the total. Caused by the measure, so the chain is followable.
             raised = SafetyConcernRaised(
-                **envelope,
-                causation_id=str(recorded.event_id),
+                **{**envelope, "causation_id": str(recorded.event_id)},
                 data=SafetyConcernRaisedData(
                     source=PHQ9_ITEM9, value=item9, severity=concern, rule_id=MBC_1
                 ),
