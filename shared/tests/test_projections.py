@@ -3,8 +3,8 @@ SessionScheduled, and upsert, which keeps a projected row when an event is seen 
 
 from __future__ import annotations
 
-from kap_shared.events import SessionScheduled
-from kap_shared.projections import booked_session, upsert
+from kap_shared.events import SessionScheduled, TreatmentPlanCreated
+from kap_shared.projections import PlanColumns, booked_session, planned, upsert
 
 from .dbsupport import CareTask, Sessions, care_tasks
 from .examples import example
@@ -52,3 +52,16 @@ async def test_upsert_creates_once_then_updates_only_the_values(sessions: Sessio
     assert [(t.id, t.patient_id, t.kind) for t in await care_tasks(sessions)] == [
         (1, "pt-1", "again")
     ]
+
+
+def test_planned_copies_the_plan_columns_of_treatment_plan_created() -> None:
+    message = example("TreatmentPlanCreated")
+    values = planned(TreatmentPlanCreated.model_validate(message))
+    wire = message["data"]
+    assert set(values) == set(PlanColumns.model_fields)
+    assert (values["patient_id"], values["site_id"]) == (
+        message["patient_id"],
+        message["site_id"],
+    )
+    for name in ("plan_id", "route", "protocol", "prescriber_id"):
+        assert values[name] == wire[name], name

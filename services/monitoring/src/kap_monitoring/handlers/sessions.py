@@ -17,7 +17,7 @@ from kap_shared.events import (
 )
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
-from kap_shared.projections import booked_session
+from kap_shared.projections import booked_session, planned
 
 from ..adapters import store
 from ..adapters.tables import (
@@ -36,16 +36,7 @@ async def on_treatment_plan_created(event: TreatmentPlanCreated, uow: UnitOfWork
     data = event.data
     if await uow.session.get(Plan, data.plan_id) is not None:
         return  # a repeated announcement changes nothing
-    uow.session.add(
-        Plan(
-            plan_id=data.plan_id,
-            patient_id=event.patient_id,
-            site_id=event.site_id,
-            route=data.route.value,
-            protocol=data.protocol,
-            prescriber_id=data.prescriber_id,
-        )
-    )
+    uow.session.add(Plan(**planned(event)))
 
 
 async def on_patient_screened(event: PatientScreened, uow: UnitOfWork) -> None:
