@@ -88,17 +88,8 @@ def _recipient_view(recipient: Recipient, sites: list[str]) -> RecipientView:
         quiet = QuietHoursView(
             start=recipient.quiet_start, end=recipient.quiet_end, timezone=recipient.quiet_timezone
         )
-    return RecipientView(
-        clinician_id=recipient.clinician_id,
-        role=recipient.role,
-        sites=sites,
-        email=recipient.email,
-        phone=recipient.phone,
-        channels=recipient.channels,
-        quiet_hours=quiet,
-        updated_by=recipient.updated_by,
-        updated_at=recipient.updated_at,
-    )
+    same_names = recipient.model_dump(include=set(RecipientView.model_fields))
+    return RecipientView(**same_names, sites=sites, quiet_hours=quiet)
 
 
 @router.put(
