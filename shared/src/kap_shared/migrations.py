@@ -10,6 +10,8 @@ Developers add a revision with
     uv run python -m kap_shared.migrations revision kap_scheduling "add holds"
 
 which autogenerates the difference between the models and the migrated schema.
+Revisions use `create_indexes` / `drop_indexes` below for the models' plain
+`index=True` columns instead of Alembic's one batch statement per index.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from alembic import command, context
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
@@ -39,6 +41,21 @@ def migrations_dir(package: str) -> Path:
 
 
 PLATFORM_VERSIONS = Path(__file__).with_name("platform_migrations")
+
+
+def create_indexes(table: str, *columns: str) -> None:
+    """The plain index of each column, named as SQLModel's `index=True` names it
+    (`ix_<table>_<column>`); batch mode, so SQLite and PostgreSQL take the same path."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
+
+
+def drop_indexes(table: str, *columns: str) -> None:
+    """The inverse of `create_indexes` (a downgrade drops them in reverse order)."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in reversed(columns):
+            batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))
 
 
 def alembic_config(url: str, script_location: Path) -> Config:
