@@ -10,8 +10,9 @@ Developers add a revision with
     uv run python -m kap_shared.migrations revision kap_scheduling "add holds"
 
 which autogenerates the difference between the models and the migrated schema.
-Revisions use `create_indexes` / `drop_indexes` below for the models' plain
-`index=True` columns instead of Alembic's one batch statement per index.
+Revisions use the helpers below for what every service's tables repeat:
+`patient_and_site` (the two scope columns of nearly every table) and
+`create_indexes` / `drop_indexes` (the models' plain `index=True` columns).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.sql.sqltypes import AutoString
 
 # The platform tables must be registered before their metadata is read.
 from .messaging import idempotency, inbox, outbox, timers  # noqa: F401
@@ -41,6 +44,15 @@ def migrations_dir(package: str) -> Path:
 
 
 PLATFORM_VERSIONS = Path(__file__).with_name("platform_migrations")
+
+
+def patient_and_site() -> tuple[sa.Column[str], sa.Column[str]]:
+    """`patient_id` and `site_id`, required, 64 characters: the envelope's scope, which
+    the services' tables keep to read by patient and authorize by site."""
+    return (
+        sa.Column("patient_id", AutoString(length=64), nullable=False),
+        sa.Column("site_id", AutoString(length=64), nullable=False),
+    )
 
 
 def create_indexes(table: str, *columns: str) -> None:

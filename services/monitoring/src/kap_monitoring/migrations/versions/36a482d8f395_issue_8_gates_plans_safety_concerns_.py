@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
 
 revision: str = "36a482d8f395"
 down_revision: str | None = "f6b6c954a4e8"
@@ -24,8 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("protocol", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("prescriber_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
 
 revision: str = "f6b6c954a4e8"
 down_revision: str | None = None
@@ -25,8 +25,7 @@ def upgrade() -> None:
         "alerts",
         sa.Column("alert_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("rule_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("metric", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
@@ -59,8 +58,7 @@ def upgrade() -> None:
 
     op.create_table(
         "baselines",
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("screening_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -76,8 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "measures",
         sa.Column("measure_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("instrument", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("items", sa.JSON(), nullable=False),
@@ -98,8 +95,7 @@ def upgrade() -> None:
     op.create_table(
         "monitored_sessions",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
 
 revision: str = "af3c0581ae6f"
 down_revision: str | None = None
@@ -50,8 +50,7 @@ def upgrade() -> None:
 
     op.create_table(
         "care_teams",
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("prescriber_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("therapist_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -127,8 +126,7 @@ def upgrade() -> None:
     op.create_table(
         "session_teams",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("room_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
 
 revision: str = "1cb90171e581"
 down_revision: str | None = None
@@ -24,8 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("protocol", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("prescriber_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -40,8 +39,7 @@ def upgrade() -> None:
         "pmf_forms",
         sa.Column("pmf_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("opened_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("session_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -58,8 +56,7 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -77,8 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "timeline_entries",
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("occurred_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -98,8 +94,7 @@ def upgrade() -> None:
         "vitals_readings",
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("reading_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
 
 revision: str = "d658d7fb7b0e"
 down_revision: str | None = None
@@ -42,8 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "holds",
         sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -60,8 +59,7 @@ def upgrade() -> None:
 
     op.create_table(
         "patients",
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("last_screening_outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -72,8 +70,7 @@ def upgrade() -> None:
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("screening_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -117,8 +114,7 @@ def upgrade() -> None:
         "sessions",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("starts_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -179,8 +175,7 @@ def upgrade() -> None:
         "integration_deadlines",
         sa.Column("dosing_session_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("therapist_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("due_by", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
