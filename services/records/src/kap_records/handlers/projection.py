@@ -29,6 +29,7 @@ from kap_shared.events import (
     VitalsRecorded,
 )
 from kap_shared.events.enums import Agent
+from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
@@ -92,8 +93,7 @@ async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
         Reading(
             event_id=str(event.event_id),
             reading_id=data.reading_id,
-            patient_id=event.patient_id,
-            site_id=event.site_id,
+            **scope_fields(event),
             session_id=data.session_id,
             correlation_id=event.correlation_id,
             recorded_at=data.recorded_at,
@@ -108,8 +108,7 @@ async def _entry(event: Envelope, uow: UnitOfWork) -> None:
         uow.session,
         Entry(
             event_id=str(event.event_id),
-            patient_id=event.patient_id,
-            site_id=event.site_id,
+            **scope_fields(event),
             event_type=event.event_type,
             topic=event.topic,
             occurred_at=event.occurred_at,
@@ -132,8 +131,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
             session,
             PlanFact(
                 plan_id=d.plan_id,
-                patient_id=event.patient_id,
-                site_id=event.site_id,
+                **scope_fields(event),
                 route=d.route.value,
                 protocol=d.protocol,
                 prescriber_id=d.prescriber_id,
@@ -148,8 +146,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
             session,
             SessionFact(
                 session_id=s.session_id,
-                patient_id=event.patient_id,
-                site_id=event.site_id,
+                **scope_fields(event),
                 plan_id=s.plan_id,
                 phase=s.phase.value,
                 sequence=s.sequence,
@@ -176,8 +173,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
             PmfForm(
                 pmf_id=event.data.pmf_id,
                 session_id=event.data.session_id,
-                patient_id=event.patient_id,
-                site_id=event.site_id,
+                **scope_fields(event),
                 correlation_id=event.correlation_id,
                 opened_at=event.occurred_at,
                 session_at=event.occurred_at,
