@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.db import append_only_ddl
 from kap_shared.migrations import create_indexes, drop_indexes
 
 revision: str = "3a270dbc76c9"
@@ -19,23 +20,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-APPEND_ONLY = {
-    "sqlite": (
-        "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
-        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
-        "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
-        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
-    ),
-    "postgresql": (
-        "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN "
-        "RAISE EXCEPTION 'audit_records is append-only'; END $$",
-        "CREATE TRIGGER audit_records_no_change BEFORE UPDATE OR DELETE ON audit_records "
-        "FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()",
-        "CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records "
-        "FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()",
-    ),
-}
+# The database refuses to change the trail: the triggers create_all installs too.
+APPEND_ONLY = append_only_ddl("audit_records")
 
 
 def upgrade() -> None:
