@@ -11,8 +11,8 @@ Developers add a revision with
 
 which autogenerates the difference between the models and the migrated schema.
 Revisions use the helpers below for what every service's tables repeat:
-`patient_and_site` (the two scope columns of nearly every table) and
-`create_indexes` / `drop_indexes` (the models' plain `index=True` columns).
+`patient_and_site` (the two scope columns of nearly every table),
+`create_indexes` (the models' plain `index=True` columns) and `drop_tables`.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ def create_indexes(table: str, *columns: str) -> None:
             batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
 
 
-def drop_indexes(table: str, *columns: str) -> None:
-    """The inverse of `create_indexes` (a downgrade drops them in reverse order)."""
-    with op.batch_alter_table(table, schema=None) as batch_op:
-        for column in reversed(columns):
-            batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))
+def drop_tables(*tables: str) -> None:
+    """A downgrade's table drops, newest table first. Each table's indexes (and
+    triggers) go with it on SQLite and PostgreSQL alike, so none is dropped one by one."""
+    for table in tables:
+        op.drop_table(table)
 
 
 def alembic_config(url: str, script_location: Path) -> Config:

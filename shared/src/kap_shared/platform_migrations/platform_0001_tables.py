@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_tables
 
 revision: str = "platform_0001"
 down_revision: str | None = None
@@ -69,10 +69,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_indexes("scheduled_jobs", "due_at", "kind", "status")
-
-    op.drop_table("scheduled_jobs")
-    drop_indexes("outbox_messages", "created_at", "published_at")
-
-    op.drop_table("outbox_messages")
-    op.drop_table("inbox_messages")
+    drop_tables("scheduled_jobs", "outbox_messages", "inbox_messages")

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes
+from kap_shared.migrations import create_indexes, drop_tables
 
 revision: str = "platform_0002"
 down_revision: str | None = "platform_0001"
@@ -38,5 +38,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    drop_indexes("idempotency_keys", "created_at")
-    op.drop_table("idempotency_keys")
+    drop_tables("idempotency_keys")

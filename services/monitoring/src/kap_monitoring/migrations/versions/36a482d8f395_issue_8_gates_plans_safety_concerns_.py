@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_indexes, patient_and_site
+from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
 
 revision: str = "36a482d8f395"
 down_revision: str | None = "f6b6c954a4e8"
@@ -133,13 +133,5 @@ def downgrade() -> None:
         batch_op.drop_column("ends_at_source")
         batch_op.drop_column("charted_at")
 
-    drop_indexes("stability_assessments", "session_id")
-
-    op.drop_table("stability_assessments")
-    drop_indexes("safety_concerns", "patient_id", "session_id")
-
-    op.drop_table("safety_concerns")
-    drop_indexes("plans", "patient_id")
-
-    op.drop_table("plans")
+    drop_tables("stability_assessments", "safety_concerns", "plans")
     # ### end Alembic commands ###
