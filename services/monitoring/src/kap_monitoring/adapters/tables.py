@@ -16,6 +16,7 @@ from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
+from kap_shared.projections import PlanColumns
 
 REGISTRY = service_registry()
 
@@ -64,18 +65,12 @@ class Baseline(MonitoringTable, table=True):
     updated_at: datetime = Field(default_factory=utc_now)
 
 
-class Plan(MonitoringTable, table=True):
+class Plan(MonitoringTable, PlanColumns, table=True):
     """A treatment plan as scheduling announced it (TreatmentPlanCreated): the route
     every dose of its sessions must follow (MON-DOSE-3)."""
 
     __tablename__ = "plans"
 
-    plan_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
-    route: str = Field(max_length=32)
-    protocol: str = Field(max_length=64)
-    prescriber_id: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utc_now)
 
 
