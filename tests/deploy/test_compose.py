@@ -113,8 +113,8 @@ def test_one_database_per_service_all_created_at_init() -> None:
 
 def test_the_seed_job_runs_once_after_scheduling_is_healthy() -> None:
     seed = load_compose()["services"]["seed"]
-    assert seed["build"]["dockerfile"] == "deploy/seed/Dockerfile"
-    assert (ROOT / seed["build"]["dockerfile"]).exists()
+    assert seed["build"]["target"] == "seed"
+    assert (ROOT / seed["build"]["context"] / "Dockerfile").exists()
     assert seed["depends_on"]["scheduling"]["condition"] == "service_healthy"
     assert seed["restart"] == "no"
     assert seed["environment"]["SCHEDULING_URL"] == "http://scheduling:8002"
@@ -126,7 +126,8 @@ def test_each_image_has_its_own_version_tag() -> None:
         assert services[name]["image"] == f"kap-{name}:${{KAP_{name.upper()}_VERSION:-local}}"
         assert services[name]["build"] == {
             "context": ".",
-            "dockerfile": f"services/{name}/Dockerfile",
+            "target": "service",
+            "args": {"SERVICE": name, "HTTP_PORT": str(PORTS[name])},
         }
 
 

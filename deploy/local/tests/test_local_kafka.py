@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from kap_local import kafka as kk
+from kap_local.processes import free_port
 from kap_local.pytest_plugin import broker_source
 
 pytestmark = pytest.mark.kafka
@@ -207,9 +208,7 @@ def test_death_during_start_raises_with_log_tail(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        broker = kk.LocalKafka(
-            work_dir=tmp_path / "bad", port=port, controller_port=kk._free_ports(1)[0]
-        )
+        broker = kk.LocalKafka(work_dir=tmp_path / "bad", port=port, controller_port=free_port())
         with pytest.raises(RuntimeError, match=r"exited with code \d+ during start") as info:
             broker.start(timeout=60)
     assert "Address already in use" in str(info.value)  # the log tail names the culprit
@@ -246,7 +245,7 @@ CLI = [sys.executable, "-m", "kap_local.kafka"]
 
 def test_cli_start_status_stop(tmp_path: Path) -> None:
     work = tmp_path / "cli"
-    port = kk._free_ports(1)[0]
+    port = free_port()
 
     # 1) foreground start, status, then SIGTERM to the CLI (what a supervisor does).
     proc = _cli_start(work, port)

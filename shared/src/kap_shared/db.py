@@ -62,3 +62,26 @@ async def create_tables(engine: AsyncEngine, metadatas: Sequence[MetaData]) -> N
 
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def append_only_ddl(table: str) -> dict[str, tuple[str, ...]]:
+    """Per dialect, the statements after which the database itself refuses to change
+    `table` (UPDATE, DELETE; on PostgreSQL also TRUNCATE): for audit trails. The same
+    statements serve `create_all` (an `after_create` listener) and the Alembic revision.
+    Existing revisions run them, so change a table's triggers with a new revision."""
+    refusal = f"'{table} is append-only'"
+    return {
+        "sqlite": tuple(
+            f"CREATE TRIGGER {table}_no_{statement.lower()} BEFORE {statement} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, {refusal}); END"
+            for statement in ("UPDATE", "DELETE")
+        ),
+        "postgresql": (
+            f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION {refusal}; END $$",
+            f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {table}_append_only()",
+        ),
+    }

@@ -10,6 +10,9 @@ Developers add a revision with
     uv run python -m kap_shared.migrations revision kap_scheduling "add holds"
 
 which autogenerates the difference between the models and the migrated schema.
+Revisions use the helpers below for what every service's tables repeat:
+`patient_and_site` (the two scope columns of nearly every table),
+`create_indexes` (the models' plain `index=True` columns) and `drop_tables`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from alembic import command, context
+import sqlalchemy as sa
+from alembic import command, context, op
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel.sql.sqltypes import AutoString
 
 # The platform tables must be registered before their metadata is read.
 from .messaging import idempotency, inbox, outbox, timers  # noqa: F401
@@ -39,6 +44,30 @@ def migrations_dir(package: str) -> Path:
 
 
 PLATFORM_VERSIONS = Path(__file__).with_name("platform_migrations")
+
+
+def patient_and_site() -> tuple[sa.Column[str], sa.Column[str]]:
+    """`patient_id` and `site_id`, required, 64 characters: the envelope's scope, which
+    the services' tables keep to read by patient and authorize by site."""
+    return (
+        sa.Column("patient_id", AutoString(length=64), nullable=False),
+        sa.Column("site_id", AutoString(length=64), nullable=False),
+    )
+
+
+def create_indexes(table: str, *columns: str) -> None:
+    """The plain index of each column, named as SQLModel's `index=True` names it
+    (`ix_<table>_<column>`); batch mode, so SQLite and PostgreSQL take the same path."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
+
+
+def drop_tables(*tables: str) -> None:
+    """A downgrade's table drops, newest table first. Each table's indexes (and
+    triggers) go with it on SQLite and PostgreSQL alike, so none is dropped one by one."""
+    for table in tables:
+        op.drop_table(table)
 
 
 def alembic_config(url: str, script_location: Path) -> Config:

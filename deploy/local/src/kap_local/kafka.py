@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,11 +44,13 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, Any, NoReturn, Self, TypeVar
+from types import FrameType
+from typing import IO, Any, NoReturn, TypeVar
 
 from filelock import FileLock
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from .processes import LocalServer, free_ports
 
 __all__ = [
     "KafkaSetupError",
@@ -259,20 +260,6 @@ def ensure_jars(*, offline: bool = False, timeout: float = 900) -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-def _free_ports(n: int) -> list[int]:
-    """n distinct free TCP ports on 127.0.0.1 (racy by nature: start() retries once)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _cluster_id() -> str:
     """Same format as org.apache.kafka.common.Uuid.toString(): 22 url-safe base64 chars."""
     while True:
@@ -389,7 +376,7 @@ def _advertised_port(work_dir: Path) -> int | None:
 # --------------------------------------------------------------------------- broker
 
 
-class LocalKafka:
+class LocalKafka(LocalServer):
     """One single-node Kafka broker (combined broker+controller, KRaft) as a child process.
 
     ``work_dir=None`` uses a fresh temp dir that :meth:`stop` deletes; a given
@@ -470,19 +457,7 @@ class LocalKafka:
         """Broker console output (WARN+ and the readiness line); INFO is in logs/server.log."""
         return self.work_dir / "logs" / "broker.out"
 
-    # ---- lifecycle
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    # ---- lifecycle (`with LocalKafka() as kafka:` from LocalServer)
 
     def start(self, timeout: float = 90) -> str:
         """Format storage if needed, launch the broker, wait until ready; return the bootstrap."""
@@ -517,7 +492,7 @@ class LocalKafka:
         try:
             for attempt in retrying:
                 with attempt:
-                    free = iter(_free_ports(2))
+                    free = iter(free_ports(2))
                     self._port = self._requested_port or next(free)
                     self._controller_port = self._requested_controller_port or next(free)
                     try:

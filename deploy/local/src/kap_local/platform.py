@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from .processes import free_port as free_port  # re-exported: tests and bench take it from here
 
 DEFAULT_PORTS: dict[str, int] = {
     "console": 8000,
@@ -42,13 +43,6 @@ def console_env(ports: Mapping[str, int]) -> dict[str, str]:
     }
     env.update({"DEV_SIGN_IN": "true", "SESSION_COOKIE_SECURE": "false"})
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

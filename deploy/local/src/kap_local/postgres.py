@@ -29,7 +29,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -38,10 +37,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 from urllib.parse import quote
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+from .processes import LocalServer, free_port
 
 __all__ = ["LocalPostgres", "find_pg_bin"]
 
@@ -100,13 +101,6 @@ def _pg_major(bin_dir: Path) -> int:
     if not match:
         raise RuntimeError(f"cannot parse postgres version from {out!r}")
     return int(match.group(1))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _pid_alive(pid: int) -> bool:
@@ -185,7 +179,7 @@ class _PortInUseError(RuntimeError):
     pass
 
 
-class LocalPostgres:
+class LocalPostgres(LocalServer):
     """One PostgreSQL cluster in ``work_dir`` (data/, run/ socket dir, postgres.log).
 
     ``work_dir=None`` makes a temp dir that ``stop()`` deletes; an explicit work dir is kept, so
@@ -199,7 +193,7 @@ class LocalPostgres:
             Path(tempfile.mkdtemp(prefix="kap-pg-")) if work_dir is None else Path(work_dir)
         ).absolute()
         self._port_fixed = port is not None
-        self.port = port if port is not None else _free_port()
+        self.port = port if port is not None else free_port(HOST)
         self.user = SUPERUSER
         self.data_dir = self.work_dir / "data"
         self.log_file = self.work_dir / "postgres.log"
@@ -234,7 +228,7 @@ class LocalPostgres:
         for attempt in Retrying(
             stop=stop_after_attempt(1 if self._port_fixed else 3),
             retry=retry_if_exception_type(_PortInUseError),
-            before_sleep=lambda _: setattr(self, "port", _free_port()),
+            before_sleep=lambda _: setattr(self, "port", free_port(HOST)),
             reraise=True,
         ):
             with attempt:
@@ -281,18 +275,6 @@ class LocalPostgres:
         self._check_name(name)
         force = " WITH (FORCE)" if _pg_major(self.bin_dir) >= 13 else ""
         self._psql(f'DROP DATABASE IF EXISTS :"db"{force}\n', db=name)
-
-    def __enter__(self) -> LocalPostgres:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- internals ----------------------------------------------------------------------------
 

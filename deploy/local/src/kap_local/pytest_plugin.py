@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,6 +114,27 @@ def _from_docker() -> Generator[tuple[str, str], None, None]:
         container.stop()
 
 
+def _from_jars(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Generator[tuple[str, str], None, None]:
+    from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
+
+    started = time.monotonic()
+    ensure_jars()
+    broker = LocalKafka(work_dir=tmp_path_factory.mktemp("kafka"))
+    try:
+        bootstrap = broker.start()
+        yield (
+            bootstrap,
+            (
+                f"(Kafka {kafka_version()} from Maven jars, pid {broker.pid}, "
+                f"ready in {time.monotonic() - started:.1f}s, logs in {broker.work_dir / 'logs'})"
+            ),
+        )
+    finally:
+        broker.stop()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -130,48 +151,29 @@ def kafka_bootstrap(
     if provider not in {"auto", "docker", "local"}:
         pytest.fail(f"{ENV_PROVIDER}={provider!r}: expected auto, docker or local", pytrace=False)
     problems: list[str] = []
-
+    # (source, what a failure is reported as, the broker's generator); tried in order.
+    sources: list[tuple[str, str, Callable[[], Generator[tuple[str, str], None, None]]]] = []
     if provider in {"auto", "docker"}:
         if _docker_available():
-            gen = _from_docker()
-            try:
-                bootstrap, detail = next(gen)
-            except Exception as exc:  # e.g. image pull refused: fall through to local
-                problems.append(f"testcontainers: {type(exc).__name__}: {exc}")
-            else:
-                _announce(config, BrokerInfo("testcontainers", bootstrap, detail))
-                try:
-                    yield bootstrap
-                finally:
-                    gen.close()
-                return
+            sources.append(("testcontainers", "testcontainers", _from_docker))
         else:
             problems.append("testcontainers: no Docker engine answered a ping")
-
     if provider in {"auto", "local"}:
-        from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
+        sources.append(("local", "Kafka from Maven jars", lambda: _from_jars(tmp_path_factory)))
 
-        broker: LocalKafka | None = None
+    for source, label, start in sources:
+        broker = start()
         try:
-            started = time.monotonic()
-            ensure_jars()
-            broker = LocalKafka(work_dir=tmp_path_factory.mktemp("kafka"))
-            bootstrap = broker.start()
-        except Exception as exc:
-            problems.append(f"Kafka from Maven jars: {type(exc).__name__}: {exc}")
-            if broker is not None:
-                broker.stop()
-        else:
-            detail = (
-                f"(Kafka {kafka_version()} from Maven jars, pid {broker.pid}, "
-                f"ready in {time.monotonic() - started:.1f}s, logs in {broker.work_dir / 'logs'})"
-            )
-            _announce(config, BrokerInfo("local", bootstrap, detail))
-            try:
-                yield bootstrap
-            finally:
-                broker.stop()
-            return
+            bootstrap, detail = next(broker)
+        except Exception as exc:  # e.g. image pull refused: fall through to the next
+            problems.append(f"{label}: {type(exc).__name__}: {exc}")
+            continue
+        _announce(config, BrokerInfo(source, bootstrap, detail))
+        try:
+            yield bootstrap
+        finally:
+            broker.close()  # stops the container or the broker
+        return
 
     pytest.fail(
         HOW_TO_GET_A_BROKER + "\nTried:\n" + "\n".join(f"  - {p}" for p in problems),

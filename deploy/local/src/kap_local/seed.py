@@ -54,25 +54,31 @@ CLINICIANS = (
 )
 
 
-def _post(client: httpx.Client, path: str, body: dict[str, object]) -> None:
-    response = client.post(path, json=body)
-    # 409 already_exists: seeding twice is fine.
-    if response.status_code not in (201, 409):
+def _admin_client(base_url: str, secret: str) -> httpx.Client:
+    """A client of one service, signed in as the seeding admin of every site."""
+    token = mint_token(secret, sub="seed", role="admin", sites=["*"])
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _send(client: httpx.Client, method: str, path: str, body: dict[str, object]) -> None:
+    response = client.request(method, path, json=body)
+    # POST creates (409 already_exists: seeding twice is fine); PUT creates or replaces.
+    done = (201, 409) if method == "POST" else (200, 201)
+    if response.status_code not in done:
         raise RuntimeError(f"seeding {path} failed: {response.status_code} {response.text}")
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, object]) -> None:
+    _send(client, "POST", path, body)
 
 
 def _put(client: httpx.Client, path: str, body: dict[str, object]) -> None:
-    response = client.put(path, json=body)
-    if response.status_code not in (200, 201):
-        raise RuntimeError(f"seeding {path} failed: {response.status_code} {response.text}")
+    _send(client, "PUT", path, body)
 
 
 def seed_notifications(notifications_url: str, secret: str) -> None:
     """Contact points (demo addresses only) and each site's escalation levels."""
-    token = mint_token(secret, sub="seed", role="admin", sites=["*"])
-    with httpx.Client(
-        base_url=notifications_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
+    with _admin_client(notifications_url, secret) as client:
         for clinician in CLINICIANS:
             if clinician.role == "admin":
                 continue
@@ -105,10 +111,7 @@ def seed_notifications(notifications_url: str, secret: str) -> None:
 
 
 def seed(scheduling_url: str, secret: str) -> None:
-    token = mint_token(secret, sub="seed", role="admin", sites=["*"])
-    with httpx.Client(
-        base_url=scheduling_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as client:
+    with _admin_client(scheduling_url, secret) as client:
         for site in SITES:
             _post(client, "/sites", dict(site))
         for site_id, rooms in ROOMS.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
@@ -61,6 +61,17 @@ def envelope_fields(
     if occurred_at is not None:
         fields["occurred_at"] = occurred_at
     return fields
+
+
+class Scope(TypedDict):
+    patient_id: str
+    site_id: str
+
+
+def scope_fields(event: Subject) -> Scope:
+    """`patient_id` and `site_id` of an event, for the row a consumer keeps about it
+    (the inverse of `envelope_fields`): `Reading(**scope_fields(event), ...)`."""
+    return {"patient_id": event.patient_id, "site_id": event.site_id}
 
 
 class Payload(BaseModel):

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, LargeBinary
@@ -162,12 +161,8 @@ class HeldUntilCommit:
     async def __aenter__(self) -> None:
         await self._lock.acquire()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        # released whether or not the block raised: the scope's commit decides what stands
         scope = deferring_scope()
         if scope is not None and scope.held:
             scope.finally_.append(self._lock.release)

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.migrations import create_indexes, drop_tables
+
 revision: str = "platform_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("platform",)
@@ -46,13 +48,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq"),
         sa.UniqueConstraint("event_id"),
     )
-    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_outbox_messages_created_at"), ["created_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_outbox_messages_published_at"), ["published_at"], unique=False
-        )
+    create_indexes("outbox_messages", "created_at", "published_at")
 
     op.create_table(
         "scheduled_jobs",
@@ -69,22 +65,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("job_id"),
         sa.UniqueConstraint("key"),
     )
-    with op.batch_alter_table("scheduled_jobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_scheduled_jobs_due_at"), ["due_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_scheduled_jobs_kind"), ["kind"], unique=False)
-        batch_op.create_index(batch_op.f("ix_scheduled_jobs_status"), ["status"], unique=False)
+    create_indexes("scheduled_jobs", "due_at", "kind", "status")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("scheduled_jobs", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_scheduled_jobs_status"))
-        batch_op.drop_index(batch_op.f("ix_scheduled_jobs_kind"))
-        batch_op.drop_index(batch_op.f("ix_scheduled_jobs_due_at"))
-
-    op.drop_table("scheduled_jobs")
-    with op.batch_alter_table("outbox_messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_outbox_messages_published_at"))
-        batch_op.drop_index(batch_op.f("ix_outbox_messages_created_at"))
-
-    op.drop_table("outbox_messages")
-    op.drop_table("inbox_messages")
+    drop_tables("scheduled_jobs", "outbox_messages", "inbox_messages")

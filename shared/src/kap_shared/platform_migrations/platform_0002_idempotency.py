@@ -12,6 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.migrations import create_indexes, drop_tables
+
 revision: str = "platform_0002"
 down_revision: str | None = "platform_0001"
 branch_labels: str | Sequence[str] | None = None
@@ -32,13 +34,8 @@ def upgrade() -> None:
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("caller", "key"),
     )
-    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False
-        )
+    create_indexes("idempotency_keys", "created_at")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
-    op.drop_table("idempotency_keys")
+    drop_tables("idempotency_keys")

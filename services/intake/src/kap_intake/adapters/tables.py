@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Connection, Table, event
 from sqlmodel import Field, SQLModel, select
 
-from kap_shared.db import service_registry
+from kap_shared.db import append_only_ddl, service_registry
 from kap_shared.events.envelope import new_id, utc_now
 from kap_shared.phi import phi_column
 
@@ -95,22 +95,7 @@ class AuditRecord(IntakeTable, table=True):
 
 # The database itself refuses to change the trail (the Alembic revision runs the same
 # statements; these cover DB_SCHEMA=create_all).
-APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
-    "sqlite": tuple(
-        f"CREATE TRIGGER audit_records_no_{op.lower()} BEFORE {op} ON audit_records "
-        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END"
-        for op in ("UPDATE", "DELETE")
-    ),
-    "postgresql": (
-        "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN "
-        "RAISE EXCEPTION 'audit_records is append-only'; END $$",
-        "CREATE TRIGGER audit_records_no_change BEFORE UPDATE OR DELETE ON audit_records "
-        "FOR EACH ROW EXECUTE FUNCTION audit_records_append_only()",
-        "CREATE TRIGGER audit_records_no_truncate BEFORE TRUNCATE ON audit_records "
-        "FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()",
-    ),
-}
+APPEND_ONLY_DDL = append_only_ddl("audit_records")
 
 
 @event.listens_for(AuditRecord.__table__, "after_create")  # type: ignore[attr-defined]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
 
-from sqlmodel import col, select
+from sqlalchemy import ColumnElement
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events.envelope import as_utc
@@ -12,41 +14,40 @@ from kap_shared.events.envelope import as_utc
 from ..domain.timeline import ReadingFact
 from .tables import Entry, PlanFact, PmfForm, Reading, SessionFact
 
+_Row = TypeVar("_Row", bound=SQLModel)
+
+
+async def _ordered(
+    session: AsyncSession, table: type[_Row], condition: ColumnElement[bool] | bool, *order: Any
+) -> list[_Row]:
+    """The rows of `table` meeting `condition`, in `order` (a time, then an id as tie-break,
+    so two reads list the same rows the same way)."""
+    result = await session.exec(select(table).where(condition).order_by(*map(col, order)))
+    return list(result)
+
 
 async def entries_of(session: AsyncSession, patient_id: str) -> list[Entry]:
-    result = await session.exec(
-        select(Entry)
-        .where(Entry.patient_id == patient_id)
-        .order_by(col(Entry.occurred_at), col(Entry.event_id))
+    return await _ordered(
+        session, Entry, Entry.patient_id == patient_id, Entry.occurred_at, Entry.event_id
     )
-    return list(result)
 
 
 async def session_entries(session: AsyncSession, session_id: str) -> list[Entry]:
-    result = await session.exec(
-        select(Entry)
-        .where(Entry.session_id == session_id)
-        .order_by(col(Entry.occurred_at), col(Entry.event_id))
+    return await _ordered(
+        session, Entry, Entry.session_id == session_id, Entry.occurred_at, Entry.event_id
     )
-    return list(result)
 
 
 async def readings_of_patient(session: AsyncSession, patient_id: str) -> list[Reading]:
-    result = await session.exec(
-        select(Reading)
-        .where(Reading.patient_id == patient_id)
-        .order_by(col(Reading.recorded_at), col(Reading.event_id))
+    return await _ordered(
+        session, Reading, Reading.patient_id == patient_id, Reading.recorded_at, Reading.event_id
     )
-    return list(result)
 
 
 async def readings_of_session(session: AsyncSession, session_id: str) -> list[Reading]:
-    result = await session.exec(
-        select(Reading)
-        .where(Reading.session_id == session_id)
-        .order_by(col(Reading.recorded_at), col(Reading.event_id))
+    return await _ordered(
+        session, Reading, Reading.session_id == session_id, Reading.recorded_at, Reading.event_id
     )
-    return list(result)
 
 
 def reading_fact(row: Reading) -> ReadingFact:
@@ -54,21 +55,19 @@ def reading_fact(row: Reading) -> ReadingFact:
 
 
 async def sessions_of(session: AsyncSession, patient_id: str) -> list[SessionFact]:
-    result = await session.exec(
-        select(SessionFact)
-        .where(SessionFact.patient_id == patient_id)
-        .order_by(col(SessionFact.starts_at), col(SessionFact.session_id))
+    return await _ordered(
+        session,
+        SessionFact,
+        SessionFact.patient_id == patient_id,
+        SessionFact.starts_at,
+        SessionFact.session_id,
     )
-    return list(result)
 
 
 async def plans_of(session: AsyncSession, patient_id: str) -> list[PlanFact]:
-    result = await session.exec(
-        select(PlanFact)
-        .where(PlanFact.patient_id == patient_id)
-        .order_by(col(PlanFact.created_at), col(PlanFact.plan_id))
+    return await _ordered(
+        session, PlanFact, PlanFact.patient_id == patient_id, PlanFact.created_at, PlanFact.plan_id
     )
-    return list(result)
 
 
 async def pmf_of_session(session: AsyncSession, session_id: str) -> PmfForm | None:

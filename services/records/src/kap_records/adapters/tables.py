@@ -17,6 +17,7 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from kap_shared.db import service_registry
+from kap_shared.projections import PlanColumns
 
 REGISTRY = service_registry()
 
@@ -60,15 +61,9 @@ class Reading(RecordsTable, table=True):
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
-class PlanFact(RecordsTable, table=True):
+class PlanFact(RecordsTable, PlanColumns, table=True):
     __tablename__ = "plans"
 
-    plan_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
-    route: str = Field(max_length=32)
-    protocol: str = Field(max_length=64)
-    prescriber_id: str = Field(max_length=64)
     therapist_id: str = Field(max_length=64)
     planned_dosing_sessions: int
     created_at: datetime

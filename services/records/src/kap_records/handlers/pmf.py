@@ -6,7 +6,7 @@ cancels whatever is pending, in the same transaction that records it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events import DoseAdministered, PmfOpened, PmfOverdue, PmfReminder, PmfSubmitted
-from kap_shared.events.envelope import as_utc, envelope_fields
+from kap_shared.events.envelope import Envelope, Payload, as_utc, envelope_fields
 from kap_shared.events.records import (
     PmfOpenedData,
     PmfOverdueData,
@@ -251,40 +251,35 @@ async def submit(
 
 
 def timer_handlers(site_rules: SiteRules[RecordsRules]) -> dict[str, TimerHandler]:
-    async def remind(job: ScheduledJob, uow: UnitOfWork) -> None:
+    async def notice(
+        job: ScheduledJob,
+        uow: UnitOfWork,
+        event: Callable[..., Envelope],
+        data: Callable[..., Payload],
+        **extra: Any,
+    ) -> PmfForm | None:
+        """Publish `event` about the timer's form with what it still misses; a form
+        submitted meanwhile (or gone) is neither reminded of nor overdue: None."""
         form = await uow.session.get(PmfForm, job.payload["pmf_id"])
         if form is None or form.submitted_at is not None:
-            return
+            return None
         view = await view_of(uow.session, form, site_rules.for_site(form.site_id))
-        uow.publish(
-            PmfReminder(
-                **_fields(form),
-                data=PmfReminderData(
-                    pmf_id=form.pmf_id,
-                    session_id=form.session_id,
-                    due_by=as_utc(form.due_by),
-                    days_left=int(job.payload["days_left"]),
-                    missing_fields=view["missing_fields"],
-                ),
-            )
+        details = data(
+            pmf_id=form.pmf_id,
+            session_id=form.session_id,
+            due_by=as_utc(form.due_by),
+            missing_fields=view["missing_fields"],
+            **extra,
         )
+        uow.publish(event(**_fields(form), data=details))
+        return form
+
+    async def remind(job: ScheduledJob, uow: UnitOfWork) -> None:
+        days_left = int(job.payload["days_left"])
+        await notice(job, uow, PmfReminder, PmfReminderData, days_left=days_left)
 
     async def overdue(job: ScheduledJob, uow: UnitOfWork) -> None:
-        form = await uow.session.get(PmfForm, job.payload["pmf_id"])
-        if form is None or form.submitted_at is not None:
-            return
-        view = await view_of(uow.session, form, site_rules.for_site(form.site_id))
-        uow.publish(
-            PmfOverdue(
-                **_fields(form),
-                data=PmfOverdueData(
-                    pmf_id=form.pmf_id,
-                    session_id=form.session_id,
-                    due_by=as_utc(form.due_by),
-                    missing_fields=view["missing_fields"],
-                ),
-            )
-        )
-        log.info("pmf.overdue", pmf_id=form.pmf_id)
+        if form := await notice(job, uow, PmfOverdue, PmfOverdueData):
+            log.info("pmf.overdue", pmf_id=form.pmf_id)
 
     return {REMINDER: remind, OVERDUE: overdue}

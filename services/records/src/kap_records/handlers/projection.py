@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from kap_shared.events import (
     DoseAdministered,
     Envelope,
@@ -25,6 +29,7 @@ from kap_shared.events import (
     VitalsRecorded,
 )
 from kap_shared.events.enums import Agent
+from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
@@ -60,36 +65,50 @@ def projector(site_rules: SiteRules[RecordsRules], *, live: bool = True) -> Hand
     return handle
 
 
+async def _add_once(session: AsyncSession, row: SQLModel) -> None:
+    """Insert `row` unless its primary key is there already: a redelivered or replayed
+    event finds the row it made the first time."""
+    key = sa_inspect(type(row)).primary_key_from_instance(row)
+    if await session.get(type(row), tuple(key)) is None:
+        session.add(row)
+
+
+async def _update(session: AsyncSession, table: type[SQLModel], key: str, **values: Any) -> None:
+    """Set `values` on the row at `key`, if records has it (its creating event may be
+    on a topic not read yet in a rebuild; the row then arrives with the values of its own)."""
+    row = await session.get(table, key)
+    if row is not None:
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.add(row)
+
+
 async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
-    if await uow.session.get(Reading, str(event.event_id)) is not None:
-        return
     data = event.data
     values = data.model_dump(
         mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
     )
-    uow.session.add(
+    await _add_once(
+        uow.session,
         Reading(
             event_id=str(event.event_id),
             reading_id=data.reading_id,
-            patient_id=event.patient_id,
-            site_id=event.site_id,
+            **scope_fields(event),
             session_id=data.session_id,
             correlation_id=event.correlation_id,
             recorded_at=data.recorded_at,
             values=values,
-        )
+        ),
     )
 
 
 async def _entry(event: Envelope, uow: UnitOfWork) -> None:
-    if await uow.session.get(Entry, str(event.event_id)) is not None:
-        return
     data = coded_data(event.data.model_dump(mode="json", by_alias=True))
-    uow.session.add(
+    await _add_once(
+        uow.session,
         Entry(
             event_id=str(event.event_id),
-            patient_id=event.patient_id,
-            site_id=event.site_id,
+            **scope_fields(event),
             event_type=event.event_type,
             topic=event.topic,
             occurred_at=event.occurred_at,
@@ -99,7 +118,7 @@ async def _entry(event: Envelope, uow: UnitOfWork) -> None:
             rule_ids=rule_ids_of(event.event_type, data),
             summary=summarize(event.event_type, data),
             data=data,
-        )
+        ),
     )
 
 
@@ -108,65 +127,59 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
     session = uow.session
     if isinstance(event, TreatmentPlanCreated):
         d = event.data
-        if await session.get(PlanFact, d.plan_id) is None:
-            session.add(
-                PlanFact(
-                    plan_id=d.plan_id,
-                    patient_id=event.patient_id,
-                    site_id=event.site_id,
-                    route=d.route.value,
-                    protocol=d.protocol,
-                    prescriber_id=d.prescriber_id,
-                    therapist_id=d.therapist_id,
-                    planned_dosing_sessions=d.planned_dosing_sessions,
-                    created_at=event.occurred_at,
-                )
-            )
+        await _add_once(
+            session,
+            PlanFact(
+                plan_id=d.plan_id,
+                **scope_fields(event),
+                route=d.route.value,
+                protocol=d.protocol,
+                prescriber_id=d.prescriber_id,
+                therapist_id=d.therapist_id,
+                planned_dosing_sessions=d.planned_dosing_sessions,
+                created_at=event.occurred_at,
+            ),
+        )
     elif isinstance(event, SessionScheduled):
         s = event.data
-        row = await session.get(SessionFact, s.session_id)
-        if row is None:
-            session.add(
-                SessionFact(
-                    session_id=s.session_id,
-                    patient_id=event.patient_id,
-                    site_id=event.site_id,
-                    plan_id=s.plan_id,
-                    phase=s.phase.value,
-                    sequence=s.sequence,
-                    starts_at=s.starts_at,
-                    ends_at=s.ends_at,
-                    room_id=s.room_id,
-                    prescriber_id=s.prescriber_id,
-                    therapist_id=s.therapist_id,
-                    nurse_id=s.nurse_id,
-                )
-            )
+        await _add_once(
+            session,
+            SessionFact(
+                session_id=s.session_id,
+                **scope_fields(event),
+                plan_id=s.plan_id,
+                phase=s.phase.value,
+                sequence=s.sequence,
+                starts_at=s.starts_at,
+                ends_at=s.ends_at,
+                room_id=s.room_id,
+                prescriber_id=s.prescriber_id,
+                therapist_id=s.therapist_id,
+                nurse_id=s.nurse_id,
+            ),
+        )
     elif isinstance(event, SessionRescheduled):
-        moved = await session.get(SessionFact, event.data.session_id)
-        if moved is not None:
-            moved.starts_at, moved.ends_at = event.data.starts_at, event.data.ends_at
-            session.add(moved)
+        moved = event.data
+        await _update(
+            session, SessionFact, moved.session_id, starts_at=moved.starts_at, ends_at=moved.ends_at
+        )
     elif isinstance(event, SessionCancelled | SessionCheckedIn | SessionCompleted):
-        changed = await session.get(SessionFact, event.data.session_id)
-        if changed is not None:
-            changed.status = SESSION_STATUS[event.event_type]
-            session.add(changed)
+        status = SESSION_STATUS[event.event_type]
+        await _update(session, SessionFact, event.data.session_id, status=status)
     elif isinstance(event, PmfOpened):
         # Records' own event: restores a form after a loss of its database.
-        if await session.get(PmfForm, event.data.pmf_id) is None:
-            session.add(
-                PmfForm(
-                    pmf_id=event.data.pmf_id,
-                    session_id=event.data.session_id,
-                    patient_id=event.patient_id,
-                    site_id=event.site_id,
-                    correlation_id=event.correlation_id,
-                    opened_at=event.occurred_at,
-                    session_at=event.occurred_at,
-                    due_by=event.data.due_by,
-                )
-            )
+        await _add_once(
+            session,
+            PmfForm(
+                pmf_id=event.data.pmf_id,
+                session_id=event.data.session_id,
+                **scope_fields(event),
+                correlation_id=event.correlation_id,
+                opened_at=event.occurred_at,
+                session_at=event.occurred_at,
+                due_by=event.data.due_by,
+            ),
+        )
     elif isinstance(event, PmfSubmitted):
         form = await session.get(PmfForm, event.data.pmf_id)
         if form is not None and form.submitted_at is None:

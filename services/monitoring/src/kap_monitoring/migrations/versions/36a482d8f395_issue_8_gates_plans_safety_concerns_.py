@@ -11,6 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+
 revision: str = "36a482d8f395"
 down_revision: str | None = "f6b6c954a4e8"
 branch_labels: str | Sequence[str] | None = None
@@ -22,16 +24,14 @@ def upgrade() -> None:
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("protocol", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("prescriber_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("plan_id"),
     )
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_plans_patient_id"), ["patient_id"], unique=False)
+    create_indexes("plans", "patient_id")
 
     op.create_table(
         "safety_concerns",
@@ -51,13 +51,7 @@ def upgrade() -> None:
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.PrimaryKeyConstraint("concern_id"),
     )
-    with op.batch_alter_table("safety_concerns", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_safety_concerns_patient_id"), ["patient_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_safety_concerns_session_id"), ["session_id"], unique=False
-        )
+    create_indexes("safety_concerns", "patient_id", "session_id")
 
     op.create_table(
         "stability_assessments",
@@ -82,10 +76,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("assessment_id"),
     )
-    with op.batch_alter_table("stability_assessments", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_stability_assessments_session_id"), ["session_id"], unique=False
-        )
+    create_indexes("stability_assessments", "session_id")
 
     with op.batch_alter_table("doses", schema=None) as batch_op:
         batch_op.add_column(
@@ -142,17 +133,5 @@ def downgrade() -> None:
         batch_op.drop_column("ends_at_source")
         batch_op.drop_column("charted_at")
 
-    with op.batch_alter_table("stability_assessments", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_stability_assessments_session_id"))
-
-    op.drop_table("stability_assessments")
-    with op.batch_alter_table("safety_concerns", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_safety_concerns_session_id"))
-        batch_op.drop_index(batch_op.f("ix_safety_concerns_patient_id"))
-
-    op.drop_table("safety_concerns")
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_plans_patient_id"))
-
-    op.drop_table("plans")
+    drop_tables("stability_assessments", "safety_concerns", "plans")
     # ### end Alembic commands ###

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+
 revision: str = "1cb90171e581"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_records",)
@@ -22,8 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("protocol", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("prescriber_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -32,15 +33,13 @@ def upgrade() -> None:
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("plan_id"),
     )
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_plans_patient_id"), ["patient_id"], unique=False)
+    create_indexes("plans", "patient_id")
 
     op.create_table(
         "pmf_forms",
         sa.Column("pmf_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("opened_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("session_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -52,16 +51,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pmf_id"),
         sa.UniqueConstraint("session_id"),
     )
-    with op.batch_alter_table("pmf_forms", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_pmf_forms_due_by"), ["due_by"], unique=False)
-        batch_op.create_index(batch_op.f("ix_pmf_forms_patient_id"), ["patient_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_pmf_forms_site_id"), ["site_id"], unique=False)
+    create_indexes("pmf_forms", "due_by", "patient_id", "site_id")
 
     op.create_table(
         "sessions",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
@@ -74,14 +69,12 @@ def upgrade() -> None:
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.PrimaryKeyConstraint("session_id"),
     )
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sessions_patient_id"), ["patient_id"], unique=False)
+    create_indexes("sessions", "patient_id")
 
     op.create_table(
         "timeline_entries",
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
         sa.Column("occurred_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -93,79 +86,27 @@ def upgrade() -> None:
         sa.Column("data", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("event_id"),
     )
-    with op.batch_alter_table("timeline_entries", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_timeline_entries_event_type"), ["event_type"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_timeline_entries_occurred_at"), ["occurred_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_timeline_entries_patient_id"), ["patient_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_timeline_entries_session_id"), ["session_id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_timeline_entries_site_id"), ["site_id"], unique=False)
+    create_indexes(
+        "timeline_entries", "event_type", "occurred_at", "patient_id", "session_id", "site_id"
+    )
 
     op.create_table(
         "vitals_readings",
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("reading_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("values", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("event_id"),
     )
-    with op.batch_alter_table("vitals_readings", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_vitals_readings_patient_id"), ["patient_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_vitals_readings_reading_id"), ["reading_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_vitals_readings_recorded_at"), ["recorded_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_vitals_readings_session_id"), ["session_id"], unique=False
-        )
+    create_indexes("vitals_readings", "patient_id", "reading_id", "recorded_at", "session_id")
 
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("vitals_readings", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_vitals_readings_session_id"))
-        batch_op.drop_index(batch_op.f("ix_vitals_readings_recorded_at"))
-        batch_op.drop_index(batch_op.f("ix_vitals_readings_reading_id"))
-        batch_op.drop_index(batch_op.f("ix_vitals_readings_patient_id"))
-
-    op.drop_table("vitals_readings")
-    with op.batch_alter_table("timeline_entries", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_timeline_entries_site_id"))
-        batch_op.drop_index(batch_op.f("ix_timeline_entries_session_id"))
-        batch_op.drop_index(batch_op.f("ix_timeline_entries_patient_id"))
-        batch_op.drop_index(batch_op.f("ix_timeline_entries_occurred_at"))
-        batch_op.drop_index(batch_op.f("ix_timeline_entries_event_type"))
-
-    op.drop_table("timeline_entries")
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sessions_patient_id"))
-
-    op.drop_table("sessions")
-    with op.batch_alter_table("pmf_forms", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_pmf_forms_site_id"))
-        batch_op.drop_index(batch_op.f("ix_pmf_forms_patient_id"))
-        batch_op.drop_index(batch_op.f("ix_pmf_forms_due_by"))
-
-    op.drop_table("pmf_forms")
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_plans_patient_id"))
-
-    op.drop_table("plans")
+    drop_tables("vitals_readings", "timeline_entries", "sessions", "pmf_forms", "plans")
     # ### end Alembic commands ###

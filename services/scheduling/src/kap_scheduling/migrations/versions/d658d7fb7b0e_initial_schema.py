@@ -11,6 +11,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+
 revision: str = "d658d7fb7b0e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_scheduling",)
@@ -40,8 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "holds",
         sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -54,27 +55,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hold_id"),
         sa.UniqueConstraint("source_event_id"),
     )
-    with op.batch_alter_table("holds", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_holds_patient_id"), ["patient_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_holds_status"), ["status"], unique=False)
+    create_indexes("holds", "patient_id", "status")
 
     op.create_table(
         "patients",
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("last_screening_outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("patient_id"),
     )
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_patients_site_id"), ["site_id"], unique=False)
+    create_indexes("patients", "site_id")
 
     op.create_table(
         "plans",
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("screening_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -91,12 +87,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("plan_id"),
         sa.UniqueConstraint("patient_id", "screening_id"),
     )
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_plans_patient_id"), ["patient_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plans_prescriber_id"), ["prescriber_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plans_site_id"), ["site_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plans_status"), ["status"], unique=False)
-        batch_op.create_index(batch_op.f("ix_plans_therapist_id"), ["therapist_id"], unique=False)
+    create_indexes("plans", "patient_id", "prescriber_id", "site_id", "status", "therapist_id")
 
     op.create_table(
         "sites",
@@ -117,15 +108,13 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("room_id"),
     )
-    with op.batch_alter_table("rooms", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_rooms_site_id"), ["site_id"], unique=False)
+    create_indexes("rooms", "site_id")
 
     op.create_table(
         "sessions",
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("sequence", sa.Integer(), nullable=False),
         sa.Column("starts_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -169,27 +158,24 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("session_id"),
     )
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_sessions_ends_at"), ["ends_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sessions_patient_id"), ["patient_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sessions_plan_id"), ["plan_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_sessions_prescriber_id"), ["prescriber_id"], unique=False
-        )
-        batch_op.create_index(batch_op.f("ix_sessions_room_id"), ["room_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sessions_site_id"), ["site_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sessions_starts_at"), ["starts_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_sessions_status"), ["status"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_sessions_therapist_id"), ["therapist_id"], unique=False
-        )
+    create_indexes(
+        "sessions",
+        "ends_at",
+        "patient_id",
+        "plan_id",
+        "prescriber_id",
+        "room_id",
+        "site_id",
+        "starts_at",
+        "status",
+        "therapist_id",
+    )
 
     op.create_table(
         "integration_deadlines",
         sa.Column("dosing_session_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("patient_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("site_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        *patient_and_site(),
         sa.Column("therapist_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("due_by", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -206,62 +192,22 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("dosing_session_id"),
     )
-    with op.batch_alter_table("integration_deadlines", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_integration_deadlines_patient_id"), ["patient_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_integration_deadlines_plan_id"), ["plan_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_integration_deadlines_status"), ["status"], unique=False
-        )
+    create_indexes("integration_deadlines", "patient_id", "plan_id", "status")
 
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("integration_deadlines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_integration_deadlines_status"))
-        batch_op.drop_index(batch_op.f("ix_integration_deadlines_plan_id"))
-        batch_op.drop_index(batch_op.f("ix_integration_deadlines_patient_id"))
-
-    op.drop_table("integration_deadlines")
-    with op.batch_alter_table("sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_sessions_therapist_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_status"))
-        batch_op.drop_index(batch_op.f("ix_sessions_starts_at"))
-        batch_op.drop_index(batch_op.f("ix_sessions_site_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_room_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_prescriber_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_plan_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_patient_id"))
-        batch_op.drop_index(batch_op.f("ix_sessions_ends_at"))
-
-    op.drop_table("sessions")
-    with op.batch_alter_table("rooms", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_rooms_site_id"))
-
-    op.drop_table("rooms")
-    op.drop_table("sites")
-    with op.batch_alter_table("plans", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_plans_therapist_id"))
-        batch_op.drop_index(batch_op.f("ix_plans_status"))
-        batch_op.drop_index(batch_op.f("ix_plans_site_id"))
-        batch_op.drop_index(batch_op.f("ix_plans_prescriber_id"))
-        batch_op.drop_index(batch_op.f("ix_plans_patient_id"))
-
-    op.drop_table("plans")
-    with op.batch_alter_table("patients", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_patients_site_id"))
-
-    op.drop_table("patients")
-    with op.batch_alter_table("holds", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_holds_status"))
-        batch_op.drop_index(batch_op.f("ix_holds_patient_id"))
-
-    op.drop_table("holds")
-    op.drop_table("consents")
-    op.drop_table("clinicians")
+    drop_tables(
+        "integration_deadlines",
+        "sessions",
+        "rooms",
+        "sites",
+        "plans",
+        "patients",
+        "holds",
+        "consents",
+        "clinicians",
+    )
     # ### end Alembic commands ###
