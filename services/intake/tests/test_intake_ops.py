@@ -2,58 +2,48 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from kap_shared.events.topics import INTAKE_EVENTS
-
-PUBLISHES = {"PatientReferred", "PatientScreened", "ConsentRecorded"}
+from kap_shared.testing_ops import (
+    assert_healthz_ok,
+    assert_not_ready_without_broker,
+    asyncapi_document,
+    event_types_on,
+    metric_value,
+    metrics_text,
+    openapi_paths,
+)
 
 
 def test_healthz_200(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert_healthz_ok(client)
 
 
 def test_readyz_503_while_the_broker_is_unreachable(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json() == {"ready": False, "checks": {"broker": False, "database": True}}
+    assert_not_ready_without_broker(client)
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(
     client: TestClient, patient_id: str
 ) -> None:
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    assert "# TYPE kap_outbox_backlog gauge" in response.text
+    text = metrics_text(client)
     # The referral's PatientReferred waits in the outbox: the broker is unreachable.
-    assert re.search(r"^kap_outbox_backlog 1\.0$", response.text, re.MULTILINE)
-    age = re.search(r"^kap_outbox_oldest_unsent_age_seconds (\S+)$", response.text, re.MULTILINE)
+    assert metric_value(text, "kap_outbox_backlog") == 1
+    age = metric_value(text, "kap_outbox_oldest_unsent_age_seconds")
     assert age is not None
-    assert 0 <= float(age.group(1)) < 60
-    assert 'kap_http_requests_total{method="POST",route="/patients",status="201"} 1.0' in (
-        response.text
-    )
+    assert 0 <= age < 60
+    assert 'kap_http_requests_total{method="POST",route="/patients",status="201"} 1.0' in (text)
 
 
 def test_asyncapi_documents_the_intake_topic_and_its_events(client: TestClient) -> None:
-    response = client.get("/asyncapi")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    assert document["asyncapi"].startswith("3.")
-    addresses = {channel["address"] for channel in document["channels"].values()}
+    addresses, channels = asyncapi_document(client)
     assert INTAKE_EVENTS in addresses
-    assert set(document["channels"]) >= PUBLISHES
+    assert channels >= event_types_on(INTAKE_EVENTS)
 
 
 def test_openapi_docs(client: TestClient) -> None:
-    assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    paths = openapi_paths(client)
     assert {
         "/patients",
         "/patients/{patient_id}",

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from kap_shared.events.topics import (
@@ -13,47 +10,34 @@ from kap_shared.events.topics import (
     MONITORING_VITALS,
     SCHEDULING_EVENTS,
 )
-
-PUBLISHES = {
-    "DoseAdministered",
-    "VitalsAlert",
-    "VitalsAlertResolved",
-    "ObservationDue",
-    "DischargeCleared",
-    "OutcomeRecorded",
-    "SafetyConcernRaised",
-    "VitalsRecorded",
-}
+from kap_shared.testing_ops import (
+    assert_healthz_ok,
+    assert_not_ready_without_broker,
+    asyncapi_document,
+    event_types_on,
+    metric_value,
+    metrics_text,
+)
 
 
 def test_healthz_200(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert_healthz_ok(client)
 
 
 def test_readyz_503_while_the_broker_is_unreachable(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json() == {"ready": False, "checks": {"broker": False, "database": True}}
+    assert_not_ready_without_broker(client)
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(client: TestClient) -> None:
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    assert "# TYPE kap_outbox_backlog gauge" in response.text
-    assert re.search(r"^kap_outbox_backlog 0\.0$", response.text, re.MULTILINE)
-    assert re.search(r"^kap_outbox_oldest_unsent_age_seconds 0\.0$", response.text, re.MULTILINE)
+    text = metrics_text(client)
+    assert metric_value(text, "kap_outbox_backlog") == 0
+    assert metric_value(text, "kap_outbox_oldest_unsent_age_seconds") == 0
 
 
 def test_asyncapi_documents_published_and_consumed_topics(client: TestClient) -> None:
-    response = client.get("/asyncapi")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    addresses = {channel["address"] for channel in document["channels"].values()}
+    addresses, channels = asyncapi_document(client)
     assert {MONITORING_EVENTS, MONITORING_VITALS, INTAKE_EVENTS, SCHEDULING_EVENTS} <= addresses
-    assert set(document["channels"]) >= PUBLISHES
+    assert channels >= event_types_on(MONITORING_EVENTS, MONITORING_VITALS)
 
 
 def test_openapi_docs(client: TestClient) -> None:

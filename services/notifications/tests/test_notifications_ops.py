@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -18,20 +16,23 @@ from kap_shared.events.topics import (
     NOTIFICATIONS_EVENTS,
     SCHEDULING_EVENTS,
 )
-
-PUBLISHES = {"NotificationSent", "NotificationFailed", "AlertAcknowledged", "AlertEscalated"}
+from kap_shared.testing_ops import (
+    assert_healthz_ok,
+    assert_not_ready_without_broker,
+    asyncapi_document,
+    event_types_on,
+    metric_value,
+    metrics_text,
+    openapi_paths,
+)
 
 
 def test_healthz_200(client: TestClient) -> None:
-    response = client.get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert_healthz_ok(client)
 
 
 def test_readyz_503_while_the_broker_is_unreachable(client: TestClient) -> None:
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json() == {"ready": False, "checks": {"broker": False, "database": True}}
+    assert_not_ready_without_broker(client)
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(
@@ -53,26 +54,19 @@ def test_metrics_is_prometheus_text_with_the_outbox_backlog(
             ),
         )
     )
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    assert "# TYPE kap_outbox_backlog gauge" in response.text
-    assert re.search(r"^kap_outbox_backlog 2\.0$", response.text, re.MULTILINE)
+    text = metrics_text(client)
+    assert metric_value(text, "kap_outbox_backlog") == 2
 
 
 def test_asyncapi_documents_published_and_consumed_topics(client: TestClient) -> None:
-    response = client.get("/asyncapi")
-    assert response.status_code == 200
-    document: dict[str, Any] = response.json()
-    addresses = {channel["address"] for channel in document["channels"].values()}
+    addresses, channels = asyncapi_document(client)
     assert {NOTIFICATIONS_EVENTS, SCHEDULING_EVENTS, INTAKE_EVENTS, MONITORING_EVENTS} <= addresses
     assert MONITORING_VITALS not in addresses  # the high-volume vitals topic is not consumed
-    assert set(document["channels"]) >= PUBLISHES
+    assert channels >= event_types_on(NOTIFICATIONS_EVENTS)
 
 
 def test_openapi_docs(client: TestClient) -> None:
-    assert client.get("/docs").status_code == 200
-    paths = client.get("/openapi.json").json()["paths"]
+    paths = openapi_paths(client)
     assert {
         "/inbox",
         "/inbox/stream",

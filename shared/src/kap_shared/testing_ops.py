@@ -1,0 +1,90 @@
+"""Checks of what every service exposes (CONTRACT section 4: /healthz, /readyz,
+/metrics, /asyncapi, /docs and the OpenAPI's error statuses), shared by the services'
+unit tests so that each service's test states only what is its own."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from .events import EVENTS_BY_TOPIC
+from .testing import assert_openapi_errors
+
+# The operational endpoints and their documented error statuses: /readyz answers 503
+# until the broker and the database answer.
+OPERATIONAL_ENDPOINTS: dict[str, set[int]] = {
+    "GET /healthz": set(),
+    "GET /readyz": {503},
+    "GET /metrics": set(),
+    "GET /asyncapi": set(),
+}
+# Every authenticated endpoint: 401 (no token), 403 (role, site, '*' claim), 422 (input),
+# 503 (not ready); the use cases add 404 (unknown id) and 409 (a rule refuses, or an
+# Idempotency-Key reused with another body: `idempotency_key_reused`).
+API_ERRORS: frozenset[int] = frozenset({401, 403, 422, 503})
+
+
+def assert_openapi_documents(client: TestClient, api: Mapping[str, Iterable[int]]) -> None:
+    """/openapi.json lists exactly the operational endpoints plus `api` (operation ->
+    error statuses), every error with the platform's error schema."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    expected = {**OPERATIONAL_ENDPOINTS, **{op: set(codes) for op, codes in api.items()}}
+    assert_openapi_errors(response.json(), expected)
+
+
+def assert_healthz_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def assert_not_ready_without_broker(client: TestClient) -> None:
+    """/readyz is 503 while the broker is unreachable, and says which check failed."""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "checks": {"broker": False, "database": True}}
+
+
+def metrics_text(client: TestClient) -> str:
+    """The Prometheus text of /metrics, after checking it is one."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text: str = response.text
+    assert "# TYPE kap_outbox_backlog gauge" in text
+    return text
+
+
+def metric_value(text: str, sample: str) -> float | None:
+    """The value of the unlabelled sample `sample` in Prometheus text, None if absent."""
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def asyncapi_document(client: TestClient) -> tuple[set[str], set[str]]:
+    """(the topic addresses, the channel names = event types) of a 3.x /asyncapi."""
+    response = client.get("/asyncapi")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    return addresses, set(document["channels"])
+
+
+def event_types_on(*topics: str) -> set[str]:
+    """The event types the contract carries on `topics` (shared/tests/test_events.py
+    checks that table against CONTRACT section 2)."""
+    return {cls.model_fields["event_type"].default for t in topics for cls in EVENTS_BY_TOPIC[t]}
+
+
+def openapi_paths(client: TestClient) -> dict[str, Any]:
+    """The paths of /openapi.json, after checking /docs renders."""
+    assert client.get("/docs").status_code == 200
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    paths: dict[str, Any] = response.json()["paths"]
+    return paths
