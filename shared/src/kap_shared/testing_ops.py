@@ -1,17 +1,25 @@
 """Checks of what every service exposes (CONTRACT section 4: /healthz, /readyz,
-/metrics, /asyncapi, /docs and the OpenAPI's error statuses), shared by the services'
-unit tests so that each service's test states only what is its own."""
+/metrics, /asyncapi, /docs and the OpenAPI's error statuses) and of how it starts with
+a RULES_FILE, shared by the services' unit tests so that each service's test states
+only what is its own."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from .events import EVENTS_BY_TOPIC
-from .testing import assert_openapi_errors
+from .settings import ServiceSettings
+from .testing import TEST_SECRET, assert_openapi_errors, bad_rules_files
+
+S = TypeVar("S", bound=ServiceSettings)
 
 # The operational endpoints and their documented error statuses: /readyz answers 503
 # until the broker and the database answer.
@@ -88,3 +96,20 @@ def openapi_paths(client: TestClient) -> dict[str, Any]:
     assert response.status_code == 200
     paths: dict[str, Any] = response.json()["paths"]
     return paths
+
+
+def start_with_rules(
+    settings_cls: type[S], build: Callable[[S], FastAPI], tmp_path: Path, rules: dict[str, Any]
+) -> FastAPI:
+    """Build the service as it starts with `rules` as its RULES_FILE; a bad file raises
+    the settings' `ValidationError` here, at start-up."""
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    return build(settings_cls(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=path))
+
+
+def bad_rules_params(key: str) -> list[Any]:
+    """`bad_rules_files(key)` as pytest params (document, the name the error must give)."""
+    return [
+        pytest.param(document, named, id=case) for case, document, named in bad_rules_files(key)
+    ]
