@@ -44,24 +44,25 @@ Caller = tuple[str, str, list[str]]
 FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}
 # Every discharge criterion in range (KET-DIS-2/3/4, SPR-GOAL).
 STABLE: dict[str, Any] = {
-    "bp_systolic": 122,
+    "bp_systolic": 124,
     "bp_diastolic": 78,
-    "heart_rate": 74,
+    "heart_rate": 72,
     "spo2": 98,
     "respiratory_rate": 14,
     "sedation_moaas": 5,
     "dissociation": "none",
 }
-SIGNED: dict[str, Any] = {
+# The stability criteria a prescriber's assessment attests (SPR-DIS-1); a signing
+# assessment adds, for ketamine, the escort (KET-DIS-5) and the Aldrete score (KET-DIS-1).
+STABILITY_CRITERIA: dict[str, Any] = {
     "clinically_stable": True,
     "vital_signs_acceptable": True,
     "sedation_resolved": True,
     "dissociation_resolved": True,
     "respiratory_depression_resolved": True,
     "alert_and_oriented": True,
-    "escort_confirmed": True,
-    "aldrete_score": 10,
 }
+SIGNED: dict[str, Any] = {**STABILITY_CRITERIA, "escort_confirmed": True, "aldrete_score": 10}
 
 
 class Window:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from monitoring_flows import STABILITY_CRITERIA
 from scheduling_flows import (
     book,
     consent,
@@ -231,14 +232,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
             "POST",
             f"/sessions/{session_id}/stability-assessment",
             as_=site.as_(prescriber),
-            json_body={
-                "clinically_stable": True,
-                "vital_signs_acceptable": True,
-                "sedation_resolved": True,
-                "dissociation_resolved": True,
-                "respiratory_depression_resolved": True,
-                "alert_and_oriented": True,
-            },
+            json_body=STABILITY_CRITERIA,
         )
         assert response.status_code == 201, response.text
         wait = first_device + timedelta(minutes=120, seconds=1) - datetime.now(UTC)
