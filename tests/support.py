@@ -180,31 +180,46 @@ class SmsWebhook:
 @dataclass
 class LiveInbox:
     notifications: list[Event] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # each notification's SSE `id:`
     comments: list[str] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @contextlib.asynccontextmanager
-async def live_inbox(api: Api, caller: tuple[str, str, list[str]]) -> AsyncIterator[LiveInbox]:
+async def live_inbox(
+    api: Api,
+    caller: tuple[str, str, list[str]],
+    *,
+    base_url: str | None = None,
+    last_event_id: str | None = None,
+) -> AsyncIterator[LiveInbox]:
+    """Read GET /inbox/stream of `api` (or of the instance at `base_url`) in the
+    background, resuming after `last_event_id` when given; entered once connected."""
     live = LiveInbox()
+    headers = api.headers(*caller)
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
 
     async def read() -> None:
         async with (
             httpx.AsyncClient(
-                base_url=api.base_url, timeout=httpx.Timeout(10.0, read=60.0)
+                base_url=base_url or api.base_url, timeout=httpx.Timeout(10.0, read=60.0)
             ) as http,
-            http.stream("GET", "/inbox/stream", headers=api.headers(*caller)) as response,
+            http.stream("GET", "/inbox/stream", headers=headers) as response,
         ):
             assert response.status_code == 200
-            kind = None
+            event_id = kind = None
             async for line in response.aiter_lines():
                 if line.startswith(":"):
                     live.comments.append(line[1:].strip())
                     live.connected.set()
+                elif line.startswith("id:"):
+                    event_id = line.partition(":")[2].strip()
                 elif line.startswith("event:"):
                     kind = line.partition(":")[2].strip()
                 elif line.startswith("data:") and kind == "notification":
                     live.notifications.append(json.loads(line.partition(":")[2]))
+                    live.ids.append(event_id or "")
 
     task = asyncio.create_task(read())
     try:
