@@ -4,53 +4,34 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from kap_shared import testing_ops as ops
 from kap_shared.events.topics import INTAKE_EVENTS
-from kap_shared.testing_ops import (
-    assert_healthz_ok,
-    assert_not_ready_without_broker,
-    asyncapi_document,
-    event_types_on,
-    metric_value,
-    metrics_text,
-    openapi_paths,
-)
+
+from .test_intake_openapi import EXPECTED
 
 
-def test_healthz_200(client: TestClient) -> None:
-    assert_healthz_ok(client)
+class TestOperationalEndpoints(ops.OperationalEndpoints):
+    """/healthz, /readyz, /docs and a path for every operation of the OpenAPI test."""
 
-
-def test_readyz_503_while_the_broker_is_unreachable(client: TestClient) -> None:
-    assert_not_ready_without_broker(client)
+    api = EXPECTED
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(
     client: TestClient, patient_id: str
 ) -> None:
-    text = metrics_text(client)
+    text = ops.metrics_text(client)
     # The referral's PatientReferred waits in the outbox: the broker is unreachable.
-    assert metric_value(text, "kap_outbox_backlog") == 1
-    age = metric_value(text, "kap_outbox_oldest_unsent_age_seconds")
+    assert ops.metric_value(text, "kap_outbox_backlog") == 1
+    age = ops.metric_value(text, "kap_outbox_oldest_unsent_age_seconds")
     assert age is not None
     assert 0 <= age < 60
     assert 'kap_http_requests_total{method="POST",route="/patients",status="201"} 1.0' in (text)
 
 
 def test_asyncapi_documents_the_intake_topic_and_its_events(client: TestClient) -> None:
-    addresses, channels = asyncapi_document(client)
+    addresses, channels = ops.asyncapi_document(client)
     assert INTAKE_EVENTS in addresses
-    assert channels >= event_types_on(INTAKE_EVENTS)
-
-
-def test_openapi_docs(client: TestClient) -> None:
-    paths = openapi_paths(client)
-    assert {
-        "/patients",
-        "/patients/{patient_id}",
-        "/patients/{patient_id}/screenings",
-        "/patients/{patient_id}/screenings/{screening_id}/review",
-        "/patients/{patient_id}/consents",
-    } <= set(paths)
+    assert channels >= ops.event_types_on(INTAKE_EVENTS)
 
 
 def test_unknown_path_and_method_use_the_error_shape(client: TestClient) -> None:

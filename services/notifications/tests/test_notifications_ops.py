@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from kap_shared.events import Envelope, TreatmentPlanCreated
-from kap_shared.events.enums import Route
-from kap_shared.events.scheduling import TreatmentPlanCreatedData
+from kap_shared import testing_ops as ops
+from kap_shared.events import Envelope
 from kap_shared.events.topics import (
     INTAKE_EVENTS,
     MONITORING_EVENTS,
@@ -16,64 +15,34 @@ from kap_shared.events.topics import (
     NOTIFICATIONS_EVENTS,
     SCHEDULING_EVENTS,
 )
-from kap_shared.testing_ops import (
-    assert_healthz_ok,
-    assert_not_ready_without_broker,
-    asyncapi_document,
-    event_types_on,
-    metric_value,
-    metrics_text,
-    openapi_paths,
-)
+
+from .factories import plan_created
+from .test_notifications_openapi import EXPECTED
 
 
-def test_healthz_200(client: TestClient) -> None:
-    assert_healthz_ok(client)
+class TestOperationalEndpoints(ops.OperationalEndpoints):
+    """/healthz, /readyz, /docs and a path for every operation of the OpenAPI test."""
 
-
-def test_readyz_503_while_the_broker_is_unreachable(client: TestClient) -> None:
-    assert_not_ready_without_broker(client)
+    api = EXPECTED
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(
     client: TestClient, deliver: Callable[[Envelope], bool]
 ) -> None:
-    deliver(
-        TreatmentPlanCreated(
-            producer="scheduling",
-            site_id="site-a",
-            patient_id="pt-1",
-            correlation_id="ep-1",
-            data=TreatmentPlanCreatedData(
-                plan_id="plan-1",
-                route=Route.ORAL,
-                protocol="kap_sublingual",
-                prescriber_id="rx-1",
-                therapist_id="th-1",
-                planned_dosing_sessions=6,
-            ),
-        )
-    )
-    text = metrics_text(client)
-    assert metric_value(text, "kap_outbox_backlog") == 2
+    deliver(plan_created())
+    text = ops.metrics_text(client)
+    assert ops.metric_value(text, "kap_outbox_backlog") == 2
 
 
 def test_asyncapi_documents_published_and_consumed_topics(client: TestClient) -> None:
-    addresses, channels = asyncapi_document(client)
+    addresses, channels = ops.asyncapi_document(client)
     assert {NOTIFICATIONS_EVENTS, SCHEDULING_EVENTS, INTAKE_EVENTS, MONITORING_EVENTS} <= addresses
     assert MONITORING_VITALS not in addresses  # the high-volume vitals topic is not consumed
-    assert channels >= event_types_on(NOTIFICATIONS_EVENTS)
+    assert channels >= ops.event_types_on(NOTIFICATIONS_EVENTS)
 
 
-def test_openapi_docs(client: TestClient) -> None:
-    paths = openapi_paths(client)
-    assert {
-        "/inbox",
-        "/inbox/stream",
-        "/recipients/{clinician_id}",
-        "/sites/{site_id}/escalation",
-        "/notifications/{notification_id}/ack",
-    } <= set(paths)
+def test_the_inbox_stream_is_documented_as_server_sent_events(client: TestClient) -> None:
+    paths = ops.openapi_paths(client)
     assert "text/event-stream" in paths["/inbox/stream"]["get"]["responses"]["200"]["content"]
 
 

@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from fastapi import FastAPI
@@ -113,3 +113,22 @@ def bad_rules_params(key: str) -> list[Any]:
     return [
         pytest.param(document, named, id=case) for case, document, named in bad_rules_files(key)
     ]
+
+
+class OperationalEndpoints:
+    """The checks every service passes the same way; each service's test module
+    subclasses it as `TestOperationalEndpoints` (pytest collects the subclass) and sets
+    `api` to its operations as its OpenAPI test lists them (`"POST /patients": {...}`)."""
+
+    api: ClassVar[Mapping[str, Iterable[int]]] = {}
+
+    def test_healthz_200(self, client: TestClient) -> None:
+        assert_healthz_ok(client)
+
+    def test_readyz_503_while_the_broker_is_unreachable(self, client: TestClient) -> None:
+        assert_not_ready_without_broker(client)
+
+    def test_openapi_docs(self, client: TestClient) -> None:
+        """/docs renders and /openapi.json has a path for every operation of `api`."""
+        paths = openapi_paths(client)
+        assert {operation.split(" ", 1)[1] for operation in self.api} <= set(paths)
