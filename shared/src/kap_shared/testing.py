@@ -27,6 +27,21 @@ from .settings import ServiceSettings
 
 TEST_SECRET = "unit-test-secret-of-at-least-32-bytes!"  # noqa: S105 - test-only key
 UNREACHABLE_BROKER = "127.0.0.1:1"
+# CONTRACT section 1, written out by hand so that tests do not trust the Envelope model.
+CONTRACT_ENVELOPE_FIELDS = frozenset(
+    {
+        "event_id",
+        "event_type",
+        "schema_version",
+        "occurred_at",
+        "producer",
+        "site_id",
+        "patient_id",
+        "correlation_id",
+        "causation_id",
+        "data",
+    }
+)
 
 S = TypeVar("S", bound=ServiceSettings)
 
