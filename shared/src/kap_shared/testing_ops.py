@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
 from .events import EVENTS_BY_TOPIC
 from .settings import ServiceSettings
@@ -108,13 +109,6 @@ def start_with_rules(
     return build(settings_cls(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=path))
 
 
-def bad_rules_params(key: str) -> list[Any]:
-    """`bad_rules_files(key)` as pytest params (document, the name the error must give)."""
-    return [
-        pytest.param(document, named, id=case) for case, document, named in bad_rules_files(key)
-    ]
-
-
 class OperationalEndpoints:
     """The checks every service passes the same way; each service's test module
     subclasses it as `TestOperationalEndpoints` (pytest collects the subclass) and sets
@@ -132,3 +126,25 @@ class OperationalEndpoints:
         """/docs renders and /openapi.json has a path for every operation of `api`."""
         paths = openapi_paths(client)
         assert {operation.split(" ", 1)[1] for operation in self.api} <= set(paths)
+
+
+class RulesFileAtStartUp:
+    """RULES_FILE checks every service with rules passes the same way; a service's test
+    module subclasses it as `TestRulesFile`, naming its settings, its `build` and `key`,
+    a rule of its own whose minimum is above 0."""
+
+    settings: ClassVar[type[ServiceSettings]]
+    build: ClassVar[Callable[[Any], FastAPI]]
+    key: ClassVar[str]
+
+    @pytest.mark.parametrize("case", [case for case, _, _ in bad_rules_files("KEY")])
+    def test_a_bad_rules_file_fails_at_start_up_naming_the_key(
+        self, tmp_path: Path, case: str
+    ) -> None:
+        document, named = {c: (d, n) for c, d, n in bad_rules_files(self.key)}[case]
+        with pytest.raises(ValidationError, match=re.escape(named)):
+            start_with_rules(self.settings, type(self).build, tmp_path, document)
+
+    def test_a_valid_override_at_the_boundary_starts(self, tmp_path: Path) -> None:
+        overrides = {"sites": {"site-x": {self.key: 1}}}
+        start_with_rules(self.settings, type(self).build, tmp_path, overrides)
