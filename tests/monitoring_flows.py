@@ -37,8 +37,12 @@ from kap_shared.events.scheduling import (
     TreatmentPlanCreatedData,
 )
 
-ESKETAMINE = {"route": "intranasal_esketamine", "agent": "esketamine", "dose_mg": 28}
-IV = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+ESKETAMINE: dict[str, Any] = {
+    "route": "intranasal_esketamine",
+    "agent": "esketamine",
+    "dose_mg": 28,
+}
+IV: dict[str, Any] = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
 Caller = tuple[str, str, list[str]]
 # SPR-PRE-3 and SPR-PRE-7, answered with the first esketamine device.
 FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from monitoring_flows import ESKETAMINE, FIRST_DEVICE, IV, SIGNED, STABLE
+
+# Re-exported (`as`) for the test modules.
+from monitoring_flows import ESKETAMINE as ESKETAMINE
+from monitoring_flows import FIRST_DEVICE as FIRST_DEVICE
+from monitoring_flows import IV
+from monitoring_flows import SIGNED as SIGNED
+from monitoring_flows import STABLE as STABLE
 
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
@@ -232,7 +238,7 @@ def ago(**delta: float) -> str:
 # The request bodies the end-to-end window uses too: ESKETAMINE, FIRST_DEVICE (SPR-PRE-3
 # and SPR-PRE-7 answered with the first device), STABLE (every discharge criterion in range
 # of the baseline, KET-DIS-2/3/4, SPR-GOAL), SIGNED (a prescriber's signing assessment).
-IV_KETAMINE = IV
+IV_KETAMINE: dict[str, Any] = IV
 IM_KETAMINE: dict[str, Any] = {**IV, "route": "im"}
 
 

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,6 +50,22 @@ S = TypeVar("S", bound=ServiceSettings)
 def token(sub: str, role: str, sites: list[str]) -> dict[str, str]:
     """Authorization header for a development token."""
     return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub=sub, role=role, sites=sites)}"}
+
+
+# Every way a request can lack a valid token: each must be 401 `unauthenticated`.
+BAD_CREDENTIALS: dict[str, dict[str, str]] = {
+    "no token": {},
+    "garbage token": {"Authorization": "Bearer not.a.jwt"},
+    "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+    "wrong secret": {
+        "Authorization": "Bearer "
+        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
+    },
+    "expired": {
+        "Authorization": "Bearer "
+        + mint_token(TEST_SECRET, sub="x", role="admin", sites=["*"], ttl=timedelta(minutes=-5))
+    },
+}
 
 
 @contextmanager

@@ -148,3 +148,11 @@ class RulesFileAtStartUp:
     def test_a_valid_override_at_the_boundary_starts(self, tmp_path: Path) -> None:
         overrides = {"sites": {"site-x": {self.key: 1}}}
         start_with_rules(self.settings, type(self).build, tmp_path, overrides)
+
+
+def assert_idempotency_key_documented(client: TestClient, paths: Iterable[str]) -> None:
+    """Each POST of `paths` documents the `Idempotency-Key` header (issue 9 section 6)."""
+    documented = openapi_paths(client)
+    for path in paths:
+        names = [p["name"] for p in documented[path]["post"].get("parameters", [])]
+        assert "Idempotency-Key" in names, path
