@@ -11,6 +11,7 @@ class cannot be imported by test modules under --import-mode=importlib).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -332,6 +333,36 @@ class World:
         assert response.status_code == 201, response.text
         session: dict[str, Any] = response.json()
         return session
+
+    def ready_patients(self, prefix: str, count: int = 4) -> list[str]:
+        patients = [f"{prefix}{n}" for n in range(count)]
+        for patient_id in patients:
+            self.ready(patient_id)
+        return patients
+
+    def book_at_once(
+        self, patients: list[str], start: datetime, *, key_prefix: str | None = None
+    ) -> list[int]:
+        """Each patient (with their plan's therapist) booked into the same preparation
+        slot at `start`, all at once, one thread each; the sorted statuses. With
+        `key_prefix`, each booking carries the Idempotency-Key `<key_prefix><patient>`."""
+        therapists = {p: self.plan(p)["therapist_id"] for p in patients}
+
+        def book(patient_id: str) -> int:
+            headers = COORDINATOR
+            if key_prefix is not None:
+                headers = {**COORDINATOR, "Idempotency-Key": f"{key_prefix}{patient_id}"}
+            response = self.book(
+                "preparation",
+                start,
+                as_=headers,
+                patient_id=patient_id,
+                therapist_id=therapists[patient_id],
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=len(patients)) as pool:
+            return sorted(pool.map(book, patients))
 
     def attest(self, **overrides: Any) -> dict[str, Any]:
         """A patient who fasted well and has a lift home."""
