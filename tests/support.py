@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fhir.resources.R4B import get_fhir_model_class
 
 from kap_local.platform import free_port
 from kap_shared.auth import mint_token
@@ -229,3 +230,29 @@ async def live_inbox(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await task
+
+
+# -- FHIR R4 (records' GET /fhir/Patient/{id}/$everything) ---------------------------------
+
+# What a patient's whole care record holds, as FHIR resource types.
+CARE_RECORD_RESOURCE_TYPES = frozenset(
+    {
+        "CarePlan",
+        "Appointment",
+        "Observation",
+        "QuestionnaireResponse",
+        "MedicationAdministration",
+        "DetectedIssue",
+        "Communication",
+    }
+)
+
+
+def validated_fhir_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources of a FHIR R4 bundle, after validating the bundle and each resource
+    against its R4 model (fhir.resources)."""
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    resources: list[dict[str, Any]] = [entry["resource"] for entry in bundle["entry"]]
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resources
