@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from kap_shared.events.envelope import utc_now
 from kap_shared.testing import BAD_CREDENTIALS, TEST_SECRET, token
+from kap_shared.testing_ops import assert_error
 
 Headers = dict[str, str]
 Counts = Callable[[], dict[str, int]]
@@ -55,12 +56,6 @@ def call(
 ) -> Any:
     method, url, body = endpoint
     return client.request(method, url, json=body, headers=headers or {})
-
-
-def assert_error(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["message"]
 
 
 ENDPOINTS = ["register", "get", "screen", "review", "consent"]

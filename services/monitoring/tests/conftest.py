@@ -42,6 +42,7 @@ from kap_shared.events.scheduling import (
 )
 from kap_shared.testing import service_client, token
 from kap_shared.testing_app import delivery, outbox_payloads, table_counts
+from kap_shared.testing_ops import assert_error as assert_error
 
 SITE = "site-a"
 OTHER_SITE = "site-b"
@@ -353,14 +354,6 @@ def counts(db: Path) -> Callable[[], dict[str, int]]:
     """Row counts of every table a request could write to."""
 
     return partial(table_counts, db, TABLES)
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    return error
 
 
 @pytest.fixture

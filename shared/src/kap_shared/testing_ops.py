@@ -156,3 +156,21 @@ def assert_idempotency_key_documented(client: TestClient, paths: Iterable[str]) 
     for path in paths:
         names = [p["name"] for p in documented[path]["post"].get("parameters", [])]
         assert "Idempotency-Key" in names, path
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is the platform's error `status` with `code` and a message; the
+    error object (for its details)."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    return error
+
+
+def assert_422_naming(response: Any, field: str) -> dict[str, Any]:
+    """A 422 `validation_error` whose details name `field`; the error object."""
+    error = assert_error(response, 422, "validation_error")
+    named = [d["field"] for d in error["details"]]
+    assert field in named, f"expected {field!r} in {named}"
+    return error
