@@ -39,13 +39,10 @@ from scheduling_flows import (
     attestation,
     bedside,
     book,
-    consent,
     create_site,
-    plan_when,
-    refer,
+    enrolled,
     run_session,
     scheduling,
-    screen,
 )
 from support import (
     CARE_RECORD_RESOURCE_TYPES,
@@ -207,11 +204,8 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     assert response.status_code in (200, 201), response.text
 
     # -- referral to integration: two dosing sessions, each followed by integration --------
-    patient_id = await refer(platform, site)
-    await screen(platform, site, patient_id, route="intranasal_esketamine")
-    await consent(platform, site, patient_id, "treatment")
-    await consent(platform, site, patient_id, "rems_enrollment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
+    plan = await enrolled(platform, site, route="intranasal_esketamine")
+    patient_id = plan["patient_id"]
     room = site.rooms[0]
     for day in (0, 1):
         await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
