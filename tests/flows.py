@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,9 @@ ELIGIBLE_SCREENING: dict[str, Any] = {
 }
 
 
-async def refer_and_screen(platform: Platform, clinic: Clinic) -> str:
-    intake = apis(platform)["intake"]
-    response = await intake.request(
+async def refer(platform: Platform, clinic: Clinic) -> str:
+    """A nurse refers a patient at the clinic; the new patient's id."""
+    response = await apis(platform)["intake"].request(
         "POST",
         "/patients",
         as_=clinic.as_("nurse"),
@@ -89,7 +90,18 @@ async def refer_and_screen(platform: Platform, clinic: Clinic) -> str:
     )
     assert response.status_code == 201, response.text
     patient_id: str = response.json()["patient_id"]
-    response = await intake.request(
+    return patient_id
+
+
+async def refer_and_screen(platform: Platform, clinic: Clinic) -> str:
+    """A referred patient screened eligible for IV ketamine (PatientScreened published)."""
+    patient_id = await refer(platform, clinic)
+    await screen_eligible(platform, clinic, patient_id)
+    return patient_id
+
+
+async def screen_eligible(platform: Platform, clinic: Clinic, patient_id: str) -> None:
+    response = await apis(platform)["intake"].request(
         "POST",
         f"/patients/{patient_id}/screenings",
         as_=clinic.as_("nurse"),
@@ -97,4 +109,16 @@ async def refer_and_screen(platform: Platform, clinic: Clinic) -> str:
     )
     assert response.status_code == 201, response.text
     assert response.json()["outcome"] == "eligible"
-    return patient_id
+
+
+async def refer_and_screen_many(
+    platform: Platform, clinic: Clinic, count: int, *, concurrency: int = 1
+) -> list[str]:
+    """`count` patients referred and screened, `concurrency` at a time (1: in order)."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> str:
+        async with semaphore:
+            return await refer_and_screen(platform, clinic)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))

@@ -37,31 +37,36 @@ from kap_shared.events.scheduling import (
     TreatmentPlanCreatedData,
 )
 
-ESKETAMINE = {"route": "intranasal_esketamine", "agent": "esketamine", "dose_mg": 28}
-IV = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
+ESKETAMINE: dict[str, Any] = {
+    "route": "intranasal_esketamine",
+    "agent": "esketamine",
+    "dose_mg": 28,
+}
+IV: dict[str, Any] = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
 Caller = tuple[str, str, list[str]]
 # SPR-PRE-3 and SPR-PRE-7, answered with the first esketamine device.
 FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}
 # Every discharge criterion in range (KET-DIS-2/3/4, SPR-GOAL).
 STABLE: dict[str, Any] = {
-    "bp_systolic": 122,
+    "bp_systolic": 124,
     "bp_diastolic": 78,
-    "heart_rate": 74,
+    "heart_rate": 72,
     "spo2": 98,
     "respiratory_rate": 14,
     "sedation_moaas": 5,
     "dissociation": "none",
 }
-SIGNED: dict[str, Any] = {
+# The stability criteria a prescriber's assessment attests (SPR-DIS-1); a signing
+# assessment adds, for ketamine, the escort (KET-DIS-5) and the Aldrete score (KET-DIS-1).
+STABILITY_CRITERIA: dict[str, Any] = {
     "clinically_stable": True,
     "vital_signs_acceptable": True,
     "sedation_resolved": True,
     "dissociation_resolved": True,
     "respiratory_depression_resolved": True,
     "alert_and_oriented": True,
-    "escort_confirmed": True,
-    "aldrete_score": 10,
 }
+SIGNED: dict[str, Any] = {**STABILITY_CRITERIA, "escort_confirmed": True, "aldrete_score": 10}
 
 
 class Window:

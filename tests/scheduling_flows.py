@@ -220,6 +220,22 @@ async def plan_when(
     return plan
 
 
+async def enrolled(
+    platform: Platform, site: SchedulingSite, route: str = "iv", **screening: Any
+) -> dict[str, Any]:
+    """A patient referred, screened eligible for `route`, consented to treatment (and,
+    for esketamine, to REMS enrolment) and planned: the active plan."""
+    patient_id = await refer(platform, site)
+    result = await screen(platform, site, patient_id, route=route, **screening)
+    assert result["outcome"] == "eligible", result
+    scopes = (
+        ("treatment", "rems_enrollment") if route == "intranasal_esketamine" else ("treatment",)
+    )
+    for scope in scopes:
+        await consent(platform, site, patient_id, scope)
+    return await plan_when(platform, site, patient_id, consents=scopes)
+
+
 async def book(
     platform: Platform,
     site: SchedulingSite,

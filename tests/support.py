@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fhir.resources.R4B import get_fhir_model_class
 
 from kap_local.platform import free_port
 from kap_shared.auth import mint_token
@@ -180,31 +181,46 @@ class SmsWebhook:
 @dataclass
 class LiveInbox:
     notifications: list[Event] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # each notification's SSE `id:`
     comments: list[str] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @contextlib.asynccontextmanager
-async def live_inbox(api: Api, caller: tuple[str, str, list[str]]) -> AsyncIterator[LiveInbox]:
+async def live_inbox(
+    api: Api,
+    caller: tuple[str, str, list[str]],
+    *,
+    base_url: str | None = None,
+    last_event_id: str | None = None,
+) -> AsyncIterator[LiveInbox]:
+    """Read GET /inbox/stream of `api` (or of the instance at `base_url`) in the
+    background, resuming after `last_event_id` when given; entered once connected."""
     live = LiveInbox()
+    headers = api.headers(*caller)
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
 
     async def read() -> None:
         async with (
             httpx.AsyncClient(
-                base_url=api.base_url, timeout=httpx.Timeout(10.0, read=60.0)
+                base_url=base_url or api.base_url, timeout=httpx.Timeout(10.0, read=60.0)
             ) as http,
-            http.stream("GET", "/inbox/stream", headers=api.headers(*caller)) as response,
+            http.stream("GET", "/inbox/stream", headers=headers) as response,
         ):
             assert response.status_code == 200
-            kind = None
+            event_id = kind = None
             async for line in response.aiter_lines():
                 if line.startswith(":"):
                     live.comments.append(line[1:].strip())
                     live.connected.set()
+                elif line.startswith("id:"):
+                    event_id = line.partition(":")[2].strip()
                 elif line.startswith("event:"):
                     kind = line.partition(":")[2].strip()
                 elif line.startswith("data:") and kind == "notification":
                     live.notifications.append(json.loads(line.partition(":")[2]))
+                    live.ids.append(event_id or "")
 
     task = asyncio.create_task(read())
     try:
@@ -214,3 +230,29 @@ async def live_inbox(api: Api, caller: tuple[str, str, list[str]]) -> AsyncItera
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await task
+
+
+# -- FHIR R4 (records' GET /fhir/Patient/{id}/$everything) ---------------------------------
+
+# What a patient's whole care record holds, as FHIR resource types.
+CARE_RECORD_RESOURCE_TYPES = frozenset(
+    {
+        "CarePlan",
+        "Appointment",
+        "Observation",
+        "QuestionnaireResponse",
+        "MedicationAdministration",
+        "DetectedIssue",
+        "Communication",
+    }
+)
+
+
+def validated_fhir_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resources of a FHIR R4 bundle, after validating the bundle and each resource
+    against its R4 model (fhir.resources)."""
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    resources: list[dict[str, Any]] = [entry["resource"] for entry in bundle["entry"]]
+    for resource in resources:
+        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resources

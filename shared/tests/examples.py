@@ -238,41 +238,44 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
     },
 }
 
-PRODUCERS: dict[str, str] = {
-    **dict.fromkeys(["PatientReferred", "PatientScreened", "ConsentRecorded"], "intake"),
-    **dict.fromkeys(
-        [
-            "TreatmentPlanCreated",
-            "SessionScheduled",
-            "SessionRescheduled",
-            "SessionCancelled",
-            "SessionCheckedIn",
-            "SessionCompleted",
-            "PhaseAdvanced",
-            "IntegrationOverdue",
-            "InductionReviewDue",
-        ],
-        "scheduling",
-    ),
-    "VitalsRecorded": "gw-bedside-07",
-    **dict.fromkeys(
-        [
-            "DoseAdministered",
-            "VitalsAlert",
-            "VitalsAlertResolved",
-            "ObservationDue",
-            "DischargeCleared",
-            "OutcomeRecorded",
-            "SafetyConcernRaised",
-        ],
-        "monitoring",
-    ),
-    **dict.fromkeys(
-        ["NotificationSent", "NotificationFailed", "AlertAcknowledged", "AlertEscalated"],
-        "notifications",
-    ),
-    **dict.fromkeys(["PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted"], "records"),
+# CONTRACT section 2, written out by hand so the tests do not trust the code's own table.
+CONTRACT_TOPICS: dict[str, list[str]] = {
+    "kap.intake.events.v1": ["PatientReferred", "PatientScreened", "ConsentRecorded"],
+    "kap.scheduling.events.v1": [
+        "TreatmentPlanCreated",
+        "SessionScheduled",
+        "SessionRescheduled",
+        "SessionCancelled",
+        "SessionCheckedIn",
+        "SessionCompleted",
+        "PhaseAdvanced",
+        "IntegrationOverdue",
+        "InductionReviewDue",
+    ],
+    "kap.monitoring.vitals.v1": ["VitalsRecorded"],
+    "kap.monitoring.events.v1": [
+        "DoseAdministered",
+        "VitalsAlert",
+        "VitalsAlertResolved",
+        "ObservationDue",
+        "DischargeCleared",
+        "OutcomeRecorded",
+        "SafetyConcernRaised",
+    ],
+    "kap.notifications.events.v1": [
+        "NotificationSent",
+        "NotificationFailed",
+        "AlertAcknowledged",
+        "AlertEscalated",
+    ],
+    "kap.records.events.v1": ["PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted"],
 }
+# The producer of each topic's events (CONTRACT section 2); vitals come from a device.
+PRODUCERS: dict[str, str] = {
+    event_type: topic.split(".")[1]
+    for topic, types in CONTRACT_TOPICS.items()
+    for event_type in types
+} | {"VitalsRecorded": "gw-bedside-07"}
 
 
 def _event_id(index: int) -> str:

@@ -186,6 +186,22 @@ async def test_retries_back_off_exponentially() -> None:
 # --- EventConsumer through the broker -----------------------------------------------------
 
 
+def consumer_with_dlq_spy(
+    events: EventConsumer,
+) -> tuple[KafkaBroker, list[KafkaMessage]]:
+    """A broker running `events` behind the dead-letter middleware (no backoff), and
+    the list a spy on the DLQ fills."""
+    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
+    events.subscribe(broker)
+    dead: list[KafkaMessage] = []
+
+    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
+    async def spy(message: KafkaMessage) -> None:
+        dead.append(message)
+
+    return broker, dead
+
+
 async def test_event_consumer_end_to_end_dedupes_continues_trace_and_dead_letters(
     sessions: Sessions,
 ) -> None:
@@ -197,13 +213,7 @@ async def test_event_consumer_end_to_end_dedupes_continues_trace_and_dead_letter
     events = EventConsumer(
         group_id=GROUP, sessions=sessions, handlers={OutcomeRecorded: on_outcome}
     )
-    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
-    events.subscribe(broker)
-    dead: list[KafkaMessage] = []
-
-    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
-    async def spy(message: KafkaMessage) -> None:
-        dead.append(message)
+    broker, dead = consumer_with_dlq_spy(events)
 
     body = outcome_json()
     event_id = json.loads(body)["event_id"]
@@ -244,13 +254,7 @@ async def test_tolerant_reader_skips_types_without_a_handler_and_dead_letters_ba
             (topic, event_type, outcome)
         ),
     )
-    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
-    events.subscribe(broker)
-    dead: list[KafkaMessage] = []
-
-    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
-    async def spy(message: KafkaMessage) -> None:
-        dead.append(message)
+    broker, dead = consumer_with_dlq_spy(events)
 
     future = json.dumps(
         {"event_type": "OutcomeReviewed", "event_id": str(uuid.uuid4()), "data": {"x": [1]}}
@@ -287,13 +291,7 @@ async def test_a_header_naming_a_handled_type_does_not_smuggle_another_payload(
     events = EventConsumer(
         group_id=GROUP, sessions=sessions, handlers={OutcomeRecorded: on_outcome}
     )
-    broker = KafkaBroker(middlewares=[dead_letter_middleware(GROUP, backoff_seconds=0)])
-    events.subscribe(broker)
-    dead: list[KafkaMessage] = []
-
-    @broker.subscriber(DLQ, group_id="ops-dlq-spy")
-    async def spy(message: KafkaMessage) -> None:
-        dead.append(message)
+    broker, dead = consumer_with_dlq_spy(events)
 
     dose = json.dumps(example("DoseAdministered", event_id=str(uuid.uuid4()))).encode()
     async with TestKafkaBroker(broker) as br:

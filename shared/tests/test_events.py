@@ -24,55 +24,21 @@ from kap_shared.events import (
 from kap_shared.events.catalog import UnknownTopicError
 from kap_shared.events.envelope import envelope_fields
 from kap_shared.events.topics import ALL_TOPICS, dead_letter_topic
+from kap_shared.testing import CONTRACT_ENVELOPE_FIELDS as ENVELOPE_FIELDS
 
-from .examples import CORRELATION, EXAMPLE_DATA, EXAMPLES, PATIENT, SITE, example, example_data
+from .examples import (
+    CONTRACT_TOPICS,
+    CORRELATION,
+    EXAMPLE_DATA,
+    EXAMPLES,
+    PATIENT,
+    SITE,
+    example,
+    example_data,
+)
 
-# CONTRACT section 2, written out by hand so the test does not trust the code's own table.
-CONTRACT_TOPICS: dict[str, list[str]] = {
-    "kap.intake.events.v1": ["PatientReferred", "PatientScreened", "ConsentRecorded"],
-    "kap.scheduling.events.v1": [
-        "TreatmentPlanCreated",
-        "SessionScheduled",
-        "SessionRescheduled",
-        "SessionCancelled",
-        "SessionCheckedIn",
-        "SessionCompleted",
-        "PhaseAdvanced",
-        "IntegrationOverdue",
-        "InductionReviewDue",
-    ],
-    "kap.monitoring.vitals.v1": ["VitalsRecorded"],
-    "kap.monitoring.events.v1": [
-        "DoseAdministered",
-        "VitalsAlert",
-        "VitalsAlertResolved",
-        "ObservationDue",
-        "DischargeCleared",
-        "OutcomeRecorded",
-        "SafetyConcernRaised",
-    ],
-    "kap.notifications.events.v1": [
-        "NotificationSent",
-        "NotificationFailed",
-        "AlertAcknowledged",
-        "AlertEscalated",
-    ],
-    "kap.records.events.v1": ["PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted"],
-}
 CONTRACT_TOPIC_OF = {et: topic for topic, types in CONTRACT_TOPICS.items() for et in types}
 
-ENVELOPE_FIELDS = {
-    "event_id",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "site_id",
-    "patient_id",
-    "correlation_id",
-    "causation_id",
-    "data",
-}
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 VITAL_METRICS = (
     "bp_systolic",

@@ -26,6 +26,7 @@ from scheduling_flows import (
     approve,
     consent,
     create_site,
+    enrolled,
     gather,
     plan_when,
     refer,
@@ -202,10 +203,8 @@ async def test_integration_overdue_survives_a_crash_and_a_restart_exactly_once(
     platform: Platform,
 ) -> None:
     site = await create_site(platform, "site-overdue")
-    patient_id = await refer(platform, site)
-    await screen(platform, site, patient_id, route="iv")
-    await consent(platform, site, patient_id, "treatment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment",))
+    plan = await enrolled(platform, site)
+    patient_id = plan["patient_id"]
     # No preparation needed at this site (KAP-1 minimum 0); the deadline is 14.4 s.
     dosing = await run_session(
         platform, site, plan, "dosing", site.at(0, "13:00", week=1), room_id=site.rooms[0]

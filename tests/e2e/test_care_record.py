@@ -33,22 +33,24 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from fhir.resources.R4B import get_fhir_model_class
 from monitoring_flows import ESKETAMINE, FIRST_DEVICE
 from scheduling_flows import (
     SchedulingSite,
     attestation,
     bedside,
     book,
-    consent,
     create_site,
-    plan_when,
-    refer,
+    enrolled,
     run_session,
     scheduling,
-    screen,
 )
-from support import Api, TopicReader, eventually
+from support import (
+    CARE_RECORD_RESOURCE_TYPES,
+    Api,
+    TopicReader,
+    eventually,
+    validated_fhir_resources,
+)
 
 from kap_local.platform import Platform
 from kap_shared.events.topics import (
@@ -202,11 +204,8 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     assert response.status_code in (200, 201), response.text
 
     # -- referral to integration: two dosing sessions, each followed by integration --------
-    patient_id = await refer(platform, site)
-    await screen(platform, site, patient_id, route="intranasal_esketamine")
-    await consent(platform, site, patient_id, "treatment")
-    await consent(platform, site, patient_id, "rems_enrollment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
+    plan = await enrolled(platform, site, route="intranasal_esketamine")
+    patient_id = plan["patient_id"]
     room = site.rooms[0]
     for day in (0, 1):
         await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
@@ -387,21 +386,8 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     )
     assert response.status_code == 200, response.text
     bundle = response.json()
-    get_fhir_model_class("Bundle").model_validate(bundle)
-    kinds = set()
-    for entry in bundle["entry"]:
-        resource = entry["resource"]
-        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
-        kinds.add(resource["resourceType"])
-    assert {
-        "CarePlan",
-        "Appointment",
-        "Observation",
-        "QuestionnaireResponse",
-        "MedicationAdministration",
-        "DetectedIssue",
-        "Communication",
-    } <= kinds
+    kinds = {resource["resourceType"] for resource in validated_fhir_resources(bundle)}
+    assert kinds >= CARE_RECORD_RESOURCE_TYPES
 
     # -- rebuild from the topics: the same timeline ----------------------------------------
     # (the topics the services created keep events forever; vitals expire after 7 days)

@@ -35,13 +35,10 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright, expect
 from scheduling_flows import (
     SchedulingSite,
-    consent,
     create_site,
-    plan_when,
-    refer,
+    enrolled,
     run_session,
     scheduling,
-    screen,
 )
 from support import Api, TopicReader, eventually, produce
 
@@ -146,10 +143,8 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     )
     assert response.status_code == 200, response.text
 
-    patient_id = await refer(platform, site)
-    await screen(platform, site, patient_id)  # IV ketamine, PHQ-9 baseline 16
-    await consent(platform, site, patient_id, "treatment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment",))
+    plan = await enrolled(platform, site)  # IV ketamine, PHQ-9 baseline 16
+    patient_id = plan["patient_id"]
     dosing_at = site.at(2, "09:00")
     day = dosing_at.astimezone(UTC).date().isoformat()
 

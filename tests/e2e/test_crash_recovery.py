@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from flows import ELIGIBLE_SCREENING, REFERRAL, Clinic, apis, create_clinic
+from flows import REFERRAL, Clinic, apis, create_clinic, refer_and_screen_many
 from support import TopicReader, eventually
 
 from kap_local.platform import Platform
@@ -18,32 +18,6 @@ from kap_shared.events import topics
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 BURST = 200
-
-
-async def _refer_and_screen_many(platform: Platform, clinic: Clinic, count: int) -> list[str]:
-    intake = apis(platform)["intake"]
-    semaphore = asyncio.Semaphore(8)
-
-    async def one() -> str:
-        async with semaphore:
-            response = await intake.request(
-                "POST",
-                "/patients",
-                as_=clinic.as_("nurse"),
-                json_body={**REFERRAL, "site_id": clinic.site_id},
-            )
-            assert response.status_code == 201, response.text
-            patient_id: str = response.json()["patient_id"]
-            response = await intake.request(
-                "POST",
-                f"/patients/{patient_id}/screenings",
-                as_=clinic.as_("nurse"),
-                json_body=ELIGIBLE_SCREENING,
-            )
-            assert response.status_code == 201, response.text
-            return patient_id
-
-    return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
 async def _inbox(platform: Platform, clinic: Clinic, who: str) -> list[dict[str, Any]]:
@@ -59,7 +33,7 @@ async def test_notifications_sigkilled_mid_burst_delivers_each_notification_once
     platform: Platform,
 ) -> None:
     clinic = await create_clinic(platform)
-    burst = asyncio.create_task(_refer_and_screen_many(platform, clinic, BURST))
+    burst = asyncio.create_task(refer_and_screen_many(platform, clinic, BURST, concurrency=8))
 
     # Kill notifications as soon as it has started delivering this burst.
     await eventually(lambda: _inbox(platform, clinic, "therapist"), timeout=60, interval=0.05)

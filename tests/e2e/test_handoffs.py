@@ -23,13 +23,10 @@ import pytest
 from flows import ADMIN, apis
 from scheduling_flows import (
     SchedulingSite,
-    consent,
     create_site,
+    enrolled,
     gather,
-    plan_when,
-    refer,
     run_session,
-    screen,
 )
 from support import Api, eventually
 
@@ -126,13 +123,8 @@ async def patient_course(
     platform: Platform, site: SchedulingSite, inboxes: Inboxes, route: str
 ) -> None:
     esketamine = route == "intranasal_esketamine"
-    patient_id = await refer(platform, site)
-    assert (await screen(platform, site, patient_id, route=route))["outcome"] == "eligible"
-    await consent(platform, site, patient_id, "treatment")
-    if esketamine:
-        await consent(platform, site, patient_id, "rems_enrollment")
-    scopes = ("treatment", "rems_enrollment") if esketamine else ("treatment",)
-    plan = await plan_when(platform, site, patient_id, consents=scopes)
+    plan = await enrolled(platform, site, route=route)
+    patient_id = plan["patient_id"]
     rx, th = plan["prescriber_id"], plan["therapist_id"]
     room = site.rooms[0 if esketamine else 1]
     hhmm = "09:00" if esketamine else "13:00"

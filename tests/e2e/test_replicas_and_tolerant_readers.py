@@ -11,20 +11,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from flows import ELIGIBLE_SCREENING, REFERRAL, Clinic, apis, create_clinic
-from support import Api, TopicReader, eventually, produce
+from flows import apis, create_clinic, refer, refer_and_screen_many, screen_eligible
+from support import Api, TopicReader, eventually, live_inbox, produce
 
 from kap_local.platform import Platform, ServiceProcess, free_port
 from kap_shared.events import topics
@@ -93,14 +89,7 @@ async def test_a_future_event_type_on_every_topic_is_skipped_and_nothing_is_dead
 ) -> None:
     clinic = await create_clinic(platform)
     api = apis(platform)
-    response = await api["intake"].request(
-        "POST",
-        "/patients",
-        as_=clinic.as_("nurse"),
-        json_body={**REFERRAL, "site_id": clinic.site_id},
-    )
-    assert response.status_code == 201, response.text
-    patient_id = response.json()["patient_id"]
+    patient_id = await refer(platform, clinic)
     key = patient_id.encode()
     dlqs = {t: TopicReader(platform.bootstrap, topics.dead_letter_topic(t)) for t in FUTURE}
     try:
@@ -115,13 +104,7 @@ async def test_a_future_event_type_on_every_topic_is_skipped_and_nothing_is_dead
         # The next real events on the same partitions are processed: screening -> plan
         # (scheduling read past the future intake event) -> therapist's inbox
         # (notifications read past the future scheduling event).
-        response = await api["intake"].request(
-            "POST",
-            f"/patients/{patient_id}/screenings",
-            as_=clinic.as_("nurse"),
-            json_body=ELIGIBLE_SCREENING,
-        )
-        assert response.status_code == 201, response.text
+        await screen_eligible(platform, clinic, patient_id)
 
         async def inbox() -> list[dict[str, Any]]:
             got = await api["notifications"].request("GET", "/inbox", as_=clinic.as_("therapist"))
@@ -161,73 +144,6 @@ async def produce_with_header_less(bootstrap: str, topic: str, key: bytes, patie
 
 
 # -- two notifications instances -------------------------------------------------------------
-
-
-@dataclass
-class Stream:
-    ids: list[str] = field(default_factory=list)
-    items: list[dict[str, Any]] = field(default_factory=list)
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@contextlib.asynccontextmanager
-async def stream_from(
-    url: str, api: Api, caller: tuple[str, str, list[str]], last_event_id: str | None = None
-) -> AsyncIterator[Stream]:
-    live = Stream()
-    headers = api.headers(*caller)
-    if last_event_id:
-        headers["Last-Event-ID"] = last_event_id
-
-    async def read() -> None:
-        async with (
-            httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(10.0, read=60.0)) as http,
-            http.stream("GET", "/inbox/stream", headers=headers) as response,
-        ):
-            assert response.status_code == 200
-            event_id = kind = None
-            async for line in response.aiter_lines():
-                if line.startswith(":"):
-                    live.connected.set()
-                elif line.startswith("id:"):
-                    event_id = line.partition(":")[2].strip()
-                elif line.startswith("event:"):
-                    kind = line.partition(":")[2].strip()
-                elif line.startswith("data:") and kind == "notification":
-                    live.items.append(json.loads(line.partition(":")[2]))
-                    live.ids.append(event_id or "")
-
-    task = asyncio.create_task(read())
-    try:
-        await asyncio.wait_for(live.connected.wait(), timeout=30)
-        yield live
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
-            await task
-
-
-async def refer_and_screen_many(platform: Platform, clinic: Clinic, count: int) -> list[str]:
-    intake = apis(platform)["intake"]
-    patients = []
-    for _ in range(count):
-        response = await intake.request(
-            "POST",
-            "/patients",
-            as_=clinic.as_("nurse"),
-            json_body={**REFERRAL, "site_id": clinic.site_id},
-        )
-        assert response.status_code == 201, response.text
-        patient_id = response.json()["patient_id"]
-        response = await intake.request(
-            "POST",
-            f"/patients/{patient_id}/screenings",
-            as_=clinic.as_("nurse"),
-            json_body=ELIGIBLE_SCREENING,
-        )
-        assert response.status_code == 201, response.text
-        patients.append(patient_id)
-    return patients
 
 
 async def processed_plans(url: str, api: Api) -> float:
@@ -276,11 +192,11 @@ async def test_a_clinician_on_one_instance_gets_what_the_other_instance_created(
         therapist = clinic.as_("therapist")
         b_before = await processed_plans(b.url, api)
 
-        async with stream_from(a.url, api, therapist) as on_a:
+        async with live_inbox(api, therapist, base_url=a.url) as on_a:
             patients = await refer_and_screen_many(platform, clinic, 8)
 
             def all_streamed() -> bool:
-                return {i["patient_id"] for i in on_a.items} >= set(patients)
+                return {i["patient_id"] for i in on_a.notifications} >= set(patients)
 
             await eventually(all_streamed, timeout=120)
             assert len(on_a.ids) == len(set(on_a.ids)) == len(patients)  # each once
@@ -296,9 +212,9 @@ async def test_a_clinician_on_one_instance_gets_what_the_other_instance_created(
             return {i["patient_id"] for i in got.json()} >= set(missed)
 
         await eventually(inbox_has_them, timeout=90)
-        async with stream_from(b.url, api, therapist, last_event_id=last) as on_b:
-            await eventually(lambda: len(on_b.items) >= len(missed), timeout=30)
-            replayed = {i["patient_id"] for i in on_b.items}
+        async with live_inbox(api, therapist, base_url=b.url, last_event_id=last) as on_b:
+            await eventually(lambda: len(on_b.notifications) >= len(missed), timeout=30)
+            replayed = {i["patient_id"] for i in on_b.notifications}
             # Nothing missed; a replay may repeat what the client had (same ids: it dedupes).
             assert set(missed) <= replayed
             assert replayed <= set(missed) | set(patients)

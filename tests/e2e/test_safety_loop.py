@@ -20,15 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from monitoring_flows import STABILITY_CRITERIA
 from scheduling_flows import (
     book,
-    consent,
     create_site,
-    plan_when,
-    refer,
+    enrolled,
     run_session,
     scheduling,
-    screen,
 )
 from support import Api, SmsWebhook, TopicReader, eventually, live_inbox
 
@@ -85,11 +83,8 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
     assert response.status_code == 200, response.text
 
     # -- intake and scheduling: to a checked-in esketamine dosing session ----------------
-    patient_id = await refer(platform, site)
-    await screen(platform, site, patient_id, route="intranasal_esketamine")
-    await consent(platform, site, patient_id, "treatment")
-    await consent(platform, site, patient_id, "rems_enrollment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
+    plan = await enrolled(platform, site, route="intranasal_esketamine")
+    patient_id = plan["patient_id"]
     for day in (0, 1):  # preparation sessions (KAP-1 asks none for esketamine; offered here)
         await run_session(
             platform, site, plan, "preparation", site.at(day, "09:00"), room_id=site.rooms[0]
@@ -231,14 +226,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
             "POST",
             f"/sessions/{session_id}/stability-assessment",
             as_=site.as_(prescriber),
-            json_body={
-                "clinically_stable": True,
-                "vital_signs_acceptable": True,
-                "sedation_resolved": True,
-                "dissociation_resolved": True,
-                "respiratory_depression_resolved": True,
-                "alert_and_oriented": True,
-            },
+            json_body=STABILITY_CRITERIA,
         )
         assert response.status_code == 201, response.text
         wait = first_device + timedelta(minutes=120, seconds=1) - datetime.now(UTC)

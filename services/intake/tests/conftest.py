@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from kap_intake.bootstrap import build
 from kap_intake.config import IntakeSettings
-from kap_shared.testing import rows, service_client, token
+from kap_shared.testing import service_client, token
+from kap_shared.testing_app import outbox_payloads, table_counts
 
 SITE_A = "site-a"
 
@@ -67,22 +68,11 @@ def patient_id(client: TestClient, therapist: dict[str, str], referral: dict[str
 def outbox(db: Path) -> Callable[[], list[dict[str, Any]]]:
     """The outbox's event payloads, in publishing order."""
 
-    def read() -> list[dict[str, Any]]:
-        return [
-            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
-        ]
-
-    return read
+    return partial(outbox_payloads, db)
 
 
 @pytest.fixture
 def counts(db: Path) -> Callable[[], dict[str, int]]:
     """Row counts of every table a request could write to."""
 
-    def read() -> dict[str, int]:
-        return {
-            table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
-            for table in ("patients", "screenings", "consents", "outbox_messages")
-        }
-
-    return read
+    return partial(table_counts, db, ("patients", "screenings", "consents", "outbox_messages"))

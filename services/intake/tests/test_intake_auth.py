@@ -5,16 +5,15 @@ A refused request stores and publishes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from kap_shared.auth import mint_token
 from kap_shared.events.envelope import utc_now
-from kap_shared.testing import TEST_SECRET, token
+from kap_shared.testing import BAD_CREDENTIALS, TEST_SECRET, token
+from kap_shared.testing_ops import assert_error
 
 Headers = dict[str, str]
 Counts = Callable[[], dict[str, int]]
@@ -59,27 +58,7 @@ def call(
     return client.request(method, url, json=body, headers=headers or {})
 
 
-def assert_error(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["message"]
-
-
 ENDPOINTS = ["register", "get", "screen", "review", "consent"]
-
-BAD_CREDENTIALS: dict[str, Headers] = {
-    "no token": {},
-    "garbage token": {"Authorization": "Bearer not.a.jwt"},
-    "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
-    "wrong secret": {
-        "Authorization": "Bearer "
-        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
-    },
-    "expired": {
-        "Authorization": "Bearer "
-        + mint_token(TEST_SECRET, sub="x", role="admin", sites=["*"], ttl=timedelta(minutes=-5))
-    },
-}
 
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=list(BAD_CREDENTIALS))

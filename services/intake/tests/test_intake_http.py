@@ -14,23 +14,11 @@ from fastapi.testclient import TestClient
 
 from kap_shared.events import decode
 from kap_shared.events.topics import INTAKE_EVENTS
+from kap_shared.testing import CONTRACT_ENVELOPE_FIELDS as ENVELOPE_FIELDS
 from kap_shared.testing import rows
 
 Outbox = Callable[[], list[dict[str, Any]]]
 Headers = dict[str, str]
-
-ENVELOPE_FIELDS = {
-    "event_id",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "producer",
-    "site_id",
-    "patient_id",
-    "correlation_id",
-    "causation_id",
-    "data",
-}
 
 
 def screening(

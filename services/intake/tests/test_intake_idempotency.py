@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kap_intake.entrypoints import http
+from kap_shared import testing_ops as ops
 from kap_shared.testing import token
 
 from .test_intake_http import screening
@@ -140,15 +141,15 @@ def test_a_key_longer_than_255_characters_is_422_naming_the_header(
 
 
 def test_the_header_is_documented_on_every_creating_post(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    for path in (
-        "/patients",
-        "/patients/{patient_id}/screenings",
-        "/patients/{patient_id}/screenings/{screening_id}/review",
-        "/patients/{patient_id}/consents",
-    ):
-        names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
-        assert "Idempotency-Key" in names, path
+    ops.assert_idempotency_key_documented(
+        client,
+        (
+            "/patients",
+            "/patients/{patient_id}/screenings",
+            "/patients/{patient_id}/screenings/{screening_id}/review",
+            "/patients/{patient_id}/consents",
+        ),
+    )
 
 
 def test_effect_and_stored_response_commit_together_a_failure_after_the_effect_keeps_neither(

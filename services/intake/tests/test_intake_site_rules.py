@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from kap_intake.bootstrap import build
 from kap_intake.config import IntakeSettings
-from kap_shared.testing import TEST_SECRET, service_client, token
+from kap_shared.testing import service_client, token
+from kap_shared.testing_ops import start_with_rules
 
 from .conftest import REFERRAL
 
@@ -66,11 +67,8 @@ def test_network_override_applies_to_every_site(tmp_path: Path) -> None:
 def test_a_bad_rules_file_stops_intake_at_start_up_naming_the_key(
     tmp_path: Path, document: dict[str, Any], named: str
 ) -> None:
-    rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps(document))
-    settings = IntakeSettings(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=rules)
     with pytest.raises(ValidationError, match=re.escape(named)):
-        build(settings)
+        start_with_rules(IntakeSettings, build, tmp_path, document)
 
 
 def test_gad7_follow_up_threshold_overridden_per_site(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from kap_shared import testing_ops as ops
 from kap_shared.testing import rows, token
 
 Headers = dict[str, str]
@@ -50,12 +51,8 @@ def _item(field: str, index: int, value: Any) -> Mutation:
 
 
 def assert_422_naming(response: Any, field: str) -> None:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "validation_error"
-    named = [d["field"] for d in error["details"]]
-    assert field in named, f"expected {field!r} in {named}"
-    assert field in error["message"]
+    """The error names the field in its details and in its message."""
+    assert field in ops.assert_422_naming(response, field)["message"]
 
 
 # -- POST /patients ----------------------------------------------------------------------

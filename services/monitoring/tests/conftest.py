@@ -9,12 +9,19 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
+
+# Re-exported (`as`) for the test modules.
+from monitoring_flows import ESKETAMINE as ESKETAMINE
+from monitoring_flows import FIRST_DEVICE as FIRST_DEVICE
+from monitoring_flows import IV
+from monitoring_flows import SIGNED as SIGNED
+from monitoring_flows import STABLE as STABLE
 
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
@@ -25,7 +32,6 @@ from kap_shared.events import (
     SessionCheckedIn,
     SessionScheduled,
     TreatmentPlanCreated,
-    decode,
 )
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome
 from kap_shared.events.intake import Baseline, PatientScreenedData
@@ -34,9 +40,9 @@ from kap_shared.events.scheduling import (
     SessionScheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.messaging.consumer import EventConsumer
-from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import rows, service_client, token
+from kap_shared.testing import service_client, token
+from kap_shared.testing_app import delivery, outbox_payloads, table_counts
+from kap_shared.testing_ops import assert_error as assert_error
 
 SITE = "site-a"
 OTHER_SITE = "site-b"
@@ -56,28 +62,12 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "monitoring.db"
 
 
-def runtime_of(client: TestClient) -> ServiceRuntime:
-    app = client.app
-    assert isinstance(app, FastAPI)
-    runtime: ServiceRuntime = app.state.runtime
-    return runtime
-
-
 @pytest.fixture
 def deliver(client: TestClient) -> Deliver:
     """Hand an event to monitoring's consumer as Kafka would: serialized, decoded
     against the contract, handled in the app's loop and database. Exceptions the
     handler raises propagate (the broker middleware turns them into dead letters)."""
-    consumer = EventConsumer(
-        group_id="monitoring", sessions=runtime_of(client).sessions, handlers=HANDLERS
-    )
-
-    def run(event: Envelope) -> bool:
-        decoded = decode(event.topic, event.to_json())
-        assert client.portal is not None
-        return client.portal.call(consumer.handle, decoded)
-
-    return run
+    return delivery(client, "monitoring", HANDLERS)
 
 
 # -- events from the other services --------------------------------------------------------
@@ -246,36 +236,11 @@ def ago(**delta: float) -> str:
     return iso(now() - timedelta(**delta))
 
 
-ESKETAMINE: dict[str, Any] = {
-    "route": "intranasal_esketamine",
-    "agent": "esketamine",
-    "dose_mg": 28,
-}
-IM_KETAMINE: dict[str, Any] = {"route": "im", "agent": "ketamine", "dose_mg": 35}
-IV_KETAMINE: dict[str, Any] = {"route": "iv", "agent": "ketamine", "dose_mg": 35}
-# SPR-PRE-3 and SPR-PRE-7 answered with the first device of an esketamine session.
-FIRST_DEVICE: dict[str, Any] = {"nasal_medication_used": False, "concomitant_medications": []}
-# Every discharge criterion in range (KET-DIS-2/3/4, SPR-GOAL).
-STABLE: dict[str, Any] = {
-    "bp_systolic": 124,
-    "bp_diastolic": 78,
-    "heart_rate": 72,
-    "spo2": 98,
-    "respiratory_rate": 14,
-    "sedation_moaas": 5,
-    "dissociation": "none",
-}
-# A prescriber's stability assessment that signs (escort and Aldrete for ketamine).
-SIGNED: dict[str, Any] = {
-    "clinically_stable": True,
-    "vital_signs_acceptable": True,
-    "sedation_resolved": True,
-    "dissociation_resolved": True,
-    "respiratory_depression_resolved": True,
-    "alert_and_oriented": True,
-    "escort_confirmed": True,
-    "aldrete_score": 10,
-}
+# The request bodies the end-to-end window uses too: ESKETAMINE, FIRST_DEVICE (SPR-PRE-3
+# and SPR-PRE-7 answered with the first device), STABLE (every discharge criterion in range
+# of the baseline, KET-DIS-2/3/4, SPR-GOAL), SIGNED (a prescriber's signing assessment).
+IV_KETAMINE: dict[str, Any] = IV
+IM_KETAMINE: dict[str, Any] = {**IV, "route": "im"}
 
 
 @dataclass
@@ -367,13 +332,7 @@ def dosed_session(open_session: Callable[..., str], mon: Monitoring) -> Callable
 def outbox(db: Path) -> Callable[..., list[dict[str, Any]]]:
     """The outbox's event payloads in publishing order, optionally of some types."""
 
-    def read(*event_types: str) -> list[dict[str, Any]]:
-        events = [
-            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
-        ]
-        return [e for e in events if not event_types or e["event_type"] in event_types]
-
-    return read
+    return partial(outbox_payloads, db)
 
 
 TABLES = (
@@ -394,21 +353,7 @@ TABLES = (
 def counts(db: Path) -> Callable[[], dict[str, int]]:
     """Row counts of every table a request could write to."""
 
-    def read() -> dict[str, int]:
-        return {
-            table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
-            for table in TABLES
-        }
-
-    return read
-
-
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error: dict[str, Any] = response.json()["error"]
-    assert error["code"] == code, error
-    assert error["message"]
-    return error
+    return partial(table_counts, db, TABLES)
 
 
 @pytest.fixture
@@ -423,17 +368,14 @@ def deliver_into(tmp_path: Path) -> Iterator[Callable[..., Monitoring]]:
             client = stack.enter_context(
                 service_client(MonitoringSettings, build, tmp_path, rules_file=path)
             )
-            consumer = EventConsumer(
-                group_id="monitoring", sessions=runtime_of(client).sessions, handlers=HANDLERS
-            )
-            assert client.portal is not None
+            deliver = delivery(client, "monitoring", HANDLERS)
             for event in (
                 plan_created("plan-ses-1", route),
                 screened(),
                 scheduled("ses-1"),
                 checked_in("ses-1"),
             ):
-                client.portal.call(consumer.handle, decode(event.topic, event.to_json()))
+                deliver(event)
             return Monitoring(
                 client, token("rn-cleo", "nurse", [SITE]), token("rx-ada", "prescriber", [SITE])
             )

@@ -5,14 +5,12 @@ request stores and publishes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from kap_shared.auth import mint_token
-from kap_shared.testing import TEST_SECRET, token
+from kap_shared.testing import BAD_CREDENTIALS, token
 
 from .conftest import OTHER_SITE, SIGNED, SITE, Headers, Monitoring, assert_error
 
@@ -77,21 +75,6 @@ def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, En
 def call(client: TestClient, endpoint: Endpoint, headers: Headers | None) -> Any:
     method, url, body = endpoint
     return client.request(method, url, json=body, headers=headers or {})
-
-
-BAD_CREDENTIALS: dict[str, Headers] = {
-    "no token": {},
-    "garbage token": {"Authorization": "Bearer not.a.jwt"},
-    "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
-    "wrong secret": {
-        "Authorization": "Bearer "
-        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
-    },
-    "expired": {
-        "Authorization": "Bearer "
-        + mint_token(TEST_SECRET, sub="x", role="nurse", sites=["*"], ttl=timedelta(minutes=-5))
-    },
-}
 
 
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))

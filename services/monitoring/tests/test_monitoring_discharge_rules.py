@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from monitoring_flows import SIGNED, STABLE
 
 from kap_monitoring.domain.discharge import (
     Assessment,
@@ -23,28 +24,14 @@ RULES = MonitoringRules()
 FIRST = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 LATER = FIRST + timedelta(hours=3)
 # Every criterion in range, charted a minute before LATER.
-GOOD = {
-    "bp_systolic": 124,
-    "bp_diastolic": 78,
-    "heart_rate": 72,
-    "spo2": 98,
-    "respiratory_rate": 14,
-    "sedation_moaas": 5,
-}
+GOOD = {name: value for name, value in STABLE.items() if name != "dissociation"}
 
 
 def assessment(at: datetime = LATER - timedelta(minutes=1), **overrides: Any) -> Assessment:
     values: dict[str, Any] = {
         "assessed_by": "rx-ada",
         "assessed_at": at,
-        "clinically_stable": True,
-        "vital_signs_acceptable": True,
-        "sedation_resolved": True,
-        "dissociation_resolved": True,
-        "respiratory_depression_resolved": True,
-        "alert_and_oriented": True,
-        "escort_confirmed": True,
-        "aldrete_score": 10,
+        **SIGNED,
     }
     values.update(overrides)
     return Assessment(**values)

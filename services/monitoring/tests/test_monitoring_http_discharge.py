@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitoring_flows import STABILITY_CRITERIA
+
 from kap_shared.events.enums import Route
 from kap_shared.testing import rows
 
@@ -229,14 +231,7 @@ def test_the_stability_assessment_is_a_prescribers_by_default(
     before = counts()
     by_nurse = mon.client.post(
         "/sessions/ses-1/stability-assessment",
-        json={
-            "clinically_stable": True,
-            "vital_signs_acceptable": True,
-            "sedation_resolved": True,
-            "dissociation_resolved": True,
-            "respiratory_depression_resolved": True,
-            "alert_and_oriented": True,
-        },
+        json=STABILITY_CRITERIA,
         headers=nurse,
     )
     error = assert_error(by_nurse, 409, "SPR-DIS-1")

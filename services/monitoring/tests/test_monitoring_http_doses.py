@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from kap_monitoring.domain.rules import MonitoringRules
 from kap_monitoring.handlers.observations import timer_handlers
 from kap_shared.events.enums import Route
-from kap_shared.messaging.timers import TimerWorker
 from kap_shared.rules import SiteRules
 from kap_shared.testing import rows
+from kap_shared.testing_app import timer_firing
 
 from .conftest import (
     ESKETAMINE,
@@ -27,7 +27,6 @@ from .conftest import (
     ago,
     assert_error,
     now,
-    runtime_of,
 )
 
 Outbox = Callable[..., list[dict[str, Any]]]
@@ -221,14 +220,7 @@ def jobs(db: Path) -> dict[str, tuple[str, str]]:
 
 
 def fire(client: TestClient, at: datetime) -> int:
-    worker = TimerWorker(
-        runtime_of(client).sessions,
-        timer_handlers(SiteRules(MonitoringRules())),
-        clock=lambda: at,
-    )
-    assert client.portal is not None
-    fired: int = client.portal.call(worker.fire_due)
-    return fired
+    return timer_firing(client, timer_handlers(SiteRules(MonitoringRules())))(at)
 
 
 def test_SPR_MON_1_the_first_dose_sets_a_reminder_at_35_and_an_overdue_at_50_minutes(

@@ -14,6 +14,7 @@ from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
 from kap_shared.events.enums import Phase
 from kap_shared.testing import rows, service_client, token
+from kap_shared.testing_app import delivery
 
 from .conftest import (
     SITE,
@@ -324,16 +325,12 @@ def test_thresholds_come_from_the_rules_file_per_site(tmp_path: Path) -> None:
     rules.write_text(json.dumps({"sites": {SITE: {"spo2_critical_below": 85}}}))
     with service_client(MonitoringSettings, build, tmp_path, rules_file=rules) as client:
         from kap_monitoring.entrypoints.stream import HANDLERS
-        from kap_shared.messaging.consumer import EventConsumer
 
-        from .conftest import checked_in, runtime_of
+        from .conftest import checked_in
 
-        consumer = EventConsumer(
-            group_id="monitoring", sessions=runtime_of(client).sessions, handlers=HANDLERS
-        )
-        assert client.portal is not None
-        client.portal.call(consumer.handle, scheduled("ses-1"))
-        client.portal.call(consumer.handle, checked_in("ses-1"))
+        deliver = delivery(client, "monitoring", HANDLERS)
+        deliver(scheduled("ses-1"))
+        deliver(checked_in("ses-1"))
         headers = token("rn-1", "nurse", [SITE])
         response = client.post("/sessions/ses-1/vitals", json={"spo2": 88}, headers=headers)
         assert response.json()["alerts"] == []  # 88 is not below this site's 85

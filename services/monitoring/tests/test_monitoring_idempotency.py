@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from kap_shared import testing_ops as ops
+
 from .conftest import Deliver, Headers, screened
 
 Outbox = Callable[..., list[dict[str, Any]]]
@@ -34,12 +36,12 @@ def test_a_retried_measure_is_recorded_once(
 
 
 def test_the_header_is_documented_on_monitorings_creating_posts(client: TestClient) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    for path in (
-        "/sessions/{session_id}/vitals",
-        "/sessions/{session_id}/doses",
-        "/sessions/{session_id}/discharge",
-        "/patients/{patient_id}/measures",
-    ):
-        names = [p["name"] for p in paths[path]["post"].get("parameters", [])]
-        assert "Idempotency-Key" in names, path
+    ops.assert_idempotency_key_documented(
+        client,
+        (
+            "/sessions/{session_id}/vitals",
+            "/sessions/{session_id}/doses",
+            "/sessions/{session_id}/discharge",
+            "/patients/{patient_id}/measures",
+        ),
+    )

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from kap_shared.testing_ops import assert_422_naming
+
 from .conftest import Headers, ago
 
 Counts = Callable[[], dict[str, int]]
@@ -111,14 +113,6 @@ MEASURE_CASES: list[tuple[str, dict[str, Any], str]] = [
         "administered_at",
     ),
 ]
-
-
-def assert_422_naming(response: Any, field: str) -> None:
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "validation_error"
-    named = [d["field"] for d in error["details"]]
-    assert field in named, f"expected {field!r} in {named}"
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ free ports. Tests assert what they actually received."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -17,12 +16,9 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from kap_local.platform import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["FakeSmsProvider", "FakeSmtpServer", "free_port"]
 
 
 @dataclass

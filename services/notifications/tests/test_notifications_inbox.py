@@ -10,39 +10,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kap_shared.events import Envelope, TreatmentPlanCreated, decode
-from kap_shared.events.enums import Route
-from kap_shared.events.scheduling import TreatmentPlanCreatedData
+from kap_shared.events import Envelope, decode
 from kap_shared.events.topics import NOTIFICATIONS_EVENTS
 from kap_shared.testing import rows, token
 
+from .factories import plan_created
+
 Deliver = Callable[[Envelope], bool]
 Outbox = Callable[[], list[dict[str, Any]]]
-
-
-def plan_created(
-    plan_id: str = "plan-1",
-    *,
-    patient_id: str = "pt-1",
-    site_id: str = "site-a",
-    therapist_id: str = "th-ben",
-    prescriber_id: str = "rx-ada",
-) -> TreatmentPlanCreated:
-    return TreatmentPlanCreated(
-        producer="scheduling",
-        site_id=site_id,
-        patient_id=patient_id,
-        correlation_id=f"episode-{patient_id}",
-        causation_id="screened-event-1",
-        data=TreatmentPlanCreatedData(
-            plan_id=plan_id,
-            route=Route.IV,
-            protocol="ketamine_iv_induction",
-            prescriber_id=prescriber_id,
-            therapist_id=therapist_id,
-            planned_dosing_sessions=6,
-        ),
-    )
 
 
 def notifications(db: Path) -> list[tuple[Any, ...]]:

@@ -9,15 +9,14 @@ be imported by test modules under --import-mode=importlib).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from kap_records.bootstrap import build
@@ -38,7 +37,6 @@ from kap_shared.events import (
     VitalsAlert,
     VitalsAlertResolved,
     VitalsRecorded,
-    decode,
     new_id,
 )
 from kap_shared.events.enums import (
@@ -66,10 +64,8 @@ from kap_shared.events.scheduling import (
     SessionScheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.messaging.consumer import EventConsumer
-from kap_shared.messaging.timers import TimerWorker
-from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import rows, service_client, token
+from kap_shared.testing import service_client, token
+from kap_shared.testing_app import app_of, delivery, outbox_payloads, timer_firing
 
 SITE = "site-a"
 COORDINATOR = token("co-amy", "coordinator", [SITE])
@@ -80,13 +76,6 @@ OTHER_SITE = token("co-zed", "coordinator", ["site-b"])
 DEVICE = token("dev-1", "device", [SITE])
 # A month ahead: no timer set by the tests is ever due for the service's own worker.
 T0 = datetime.combine(date.today() + timedelta(days=30), time(14, 0), UTC)
-
-
-def _runtime(client: TestClient) -> ServiceRuntime:
-    app = client.app
-    assert isinstance(app, FastAPI)
-    runtime: ServiceRuntime = app.state.runtime
-    return runtime
 
 
 @pytest.fixture
@@ -108,41 +97,17 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def deliver(client: TestClient) -> Callable[[Envelope], bool]:
-    app = client.app
-    assert isinstance(app, FastAPI)
-    consumer = EventConsumer(
-        group_id="records", sessions=_runtime(client).sessions, handlers=handlers(app.state.rules)
-    )
-
-    def run(event: Envelope) -> bool:
-        decoded = decode(event.topic, event.to_json())
-        assert client.portal is not None
-        return client.portal.call(consumer.handle, decoded)
-
-    return run
+    return delivery(client, "records", handlers(app_of(client).state.rules))
 
 
 @pytest.fixture
 def fire_timers(client: TestClient) -> Callable[[datetime], int]:
-    app = client.app
-    assert isinstance(app, FastAPI)
-
-    def fire(now: datetime) -> int:
-        worker = TimerWorker(_runtime(client).sessions, timers(app.state.rules), clock=lambda: now)
-        assert client.portal is not None
-        return client.portal.call(worker.fire_due)
-
-    return fire
+    return timer_firing(client, timers(app_of(client).state.rules))
 
 
 @pytest.fixture
 def outbox(db: Path) -> Callable[[], list[dict[str, Any]]]:
-    def read() -> list[dict[str, Any]]:
-        return [
-            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
-        ]
-
-    return read
+    return partial(outbox_payloads, db)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from fhir.resources.R4B import get_fhir_model_class
+from support import CARE_RECORD_RESOURCE_TYPES, validated_fhir_resources
 
 from kap_shared.testing import token
 
@@ -53,21 +53,10 @@ def test_everything_bundle_validates_against_R4(client: TestClient, story: Story
     story.intake_and_plan(T0)
     story.dosing_session("s-1", T0, critical_alert=True)
     bundle = _bundle(client)
-    get_fhir_model_class("Bundle").model_validate(bundle)
+    resources = validated_fhir_resources(bundle)
     assert bundle["type"] == "collection"
-    resources = [e["resource"] for e in bundle["entry"]]
-    for resource in resources:
-        get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     kinds = Counter(r["resourceType"] for r in resources)
-    assert set(kinds) == {
-        "CarePlan",
-        "Appointment",
-        "Observation",
-        "QuestionnaireResponse",
-        "MedicationAdministration",
-        "DetectedIssue",
-        "Communication",
-    }
+    assert set(kinds) == CARE_RECORD_RESOURCE_TYPES
     assert kinds["MedicationAdministration"] == 2
     assert len({r["id"] for r in resources}) == len(resources)
     text = str(bundle)

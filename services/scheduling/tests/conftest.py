@@ -10,8 +10,8 @@ class cannot be imported by test modules under --import-mode=importlib).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from kap_scheduling.bootstrap import build
@@ -33,16 +32,13 @@ from kap_shared.events import (
     Envelope,
     PatientScreened,
     SafetyConcernRaised,
-    decode,
     new_id,
 )
 from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome, Severity
 from kap_shared.events.intake import Baseline, ConsentRecordedData, PatientScreenedData
 from kap_shared.events.monitoring import DischargeClearedData, SafetyConcernRaisedData
-from kap_shared.messaging.consumer import EventConsumer
-from kap_shared.messaging.timers import TimerWorker
-from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import rows, service_client, token
+from kap_shared.testing import service_client, token
+from kap_shared.testing_app import app_of, delivery, outbox_payloads, table_counts, timer_firing
 
 NEW_YORK = ZoneInfo("America/New_York")
 Headers = dict[str, str]
@@ -91,13 +87,6 @@ class FakeClock:
         return self.now
 
 
-def _runtime(client: TestClient) -> ServiceRuntime:
-    app = client.app
-    assert isinstance(app, FastAPI)
-    runtime: ServiceRuntime = app.state.runtime
-    return runtime
-
-
 @pytest.fixture
 def rules_file() -> Path | None:
     """Override in a test module (or parametrize) to run with a RULES_FILE."""
@@ -132,54 +121,24 @@ def admin() -> Headers:
 def deliver(client: TestClient) -> Callable[[Envelope], bool]:
     """Hand an event to scheduling's consumer as Kafka would: serialized, decoded
     against the contract, then handled in the app's event loop and database."""
-    app = client.app
-    assert isinstance(app, FastAPI)
-    consumer = EventConsumer(
-        group_id="scheduling",
-        sessions=_runtime(client).sessions,
-        handlers=handlers(app.state.rules),
-    )
-
-    def run(event: Envelope) -> bool:
-        decoded = decode(event.topic, event.to_json())
-        assert client.portal is not None
-        return client.portal.call(consumer.handle, decoded)
-
-    return run
+    return delivery(client, "scheduling", handlers(app_of(client).state.rules))
 
 
 @pytest.fixture
 def fire_timers(client: TestClient) -> Callable[[datetime], int]:
     """Fire the durable timers due at `now` with the service's timer handlers, as the
     service's worker would at that time; returns how many fired."""
-
-    def fire(now: datetime) -> int:
-        worker = TimerWorker(_runtime(client).sessions, TIMERS, clock=lambda: now)
-        assert client.portal is not None
-        return client.portal.call(worker.fire_due)
-
-    return fire
+    return timer_firing(client, TIMERS)
 
 
 @pytest.fixture
 def outbox(db: Path) -> Callable[[], list[dict[str, Any]]]:
-    def read() -> list[dict[str, Any]]:
-        return [
-            json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
-        ]
-
-    return read
+    return partial(outbox_payloads, db)
 
 
 @pytest.fixture
 def counts(db: Path) -> Callable[[], dict[str, int]]:
-    def read() -> dict[str, int]:
-        return {
-            table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
-            for table in TABLES
-        }
-
-    return read
+    return partial(table_counts, db, TABLES)
 
 
 @pytest.fixture
@@ -374,6 +333,36 @@ class World:
         assert response.status_code == 201, response.text
         session: dict[str, Any] = response.json()
         return session
+
+    def ready_patients(self, prefix: str, count: int = 4) -> list[str]:
+        patients = [f"{prefix}{n}" for n in range(count)]
+        for patient_id in patients:
+            self.ready(patient_id)
+        return patients
+
+    def book_at_once(
+        self, patients: list[str], start: datetime, *, key_prefix: str | None = None
+    ) -> list[int]:
+        """Each patient (with their plan's therapist) booked into the same preparation
+        slot at `start`, all at once, one thread each; the sorted statuses. With
+        `key_prefix`, each booking carries the Idempotency-Key `<key_prefix><patient>`."""
+        therapists = {p: self.plan(p)["therapist_id"] for p in patients}
+
+        def book(patient_id: str) -> int:
+            headers = COORDINATOR
+            if key_prefix is not None:
+                headers = {**COORDINATOR, "Idempotency-Key": f"{key_prefix}{patient_id}"}
+            response = self.book(
+                "preparation",
+                start,
+                as_=headers,
+                patient_id=patient_id,
+                therapist_id=therapists[patient_id],
+            )
+            return response.status_code
+
+        with ThreadPoolExecutor(max_workers=len(patients)) as pool:
+            return sorted(pool.map(book, patients))
 
     def attest(self, **overrides: Any) -> dict[str, Any]:
         """A patient who fasted well and has a lift home."""

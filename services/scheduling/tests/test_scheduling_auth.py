@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from kap_shared.auth import mint_token
-from kap_shared.testing import token
+from kap_shared.testing import BAD_CREDENTIALS, token
 
 World = Any  # conftest.World
 Counts = Callable[[], dict[str, int]]
@@ -123,17 +122,6 @@ def test_a_token_for_every_site_is_honoured_only_for_admin(
         assert response.status_code in (200, 201), response.text
     else:
         assert response.status_code == 403, response.text
-
-
-BAD_CREDENTIALS: dict[str, dict[str, str]] = {
-    "no token": {},
-    "garbage": {"Authorization": "Bearer not.a.jwt"},
-    "basic": {"Authorization": "Basic dXNlcjpwYXNz"},
-    "wrong secret": {
-        "Authorization": "Bearer "
-        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
-    },
-}
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

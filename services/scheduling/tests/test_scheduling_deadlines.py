@@ -27,12 +27,27 @@ def overdue_events(outbox: Outbox) -> list[dict[str, Any]]:
     return [e for e in outbox() if e["event_type"] == "IntegrationOverdue"]
 
 
+def first_dosing_done(world: World) -> tuple[dict[str, Any], datetime]:
+    """A prepared IV patient's first dosing session, completed; its KAP-2 deadline."""
+    world.prepared()
+    dosing: dict[str, Any] = world.session("dosing", world.at(0, "09:00", week=1))
+    return dosing, datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+
+
+def completed_event(outbox: Outbox, session: dict[str, Any]) -> dict[str, Any]:
+    """The SessionCompleted event of `session` in the outbox."""
+    return next(
+        e
+        for e in outbox()
+        if e["event_type"] == "SessionCompleted"
+        and e["data"]["session_id"] == session["session_id"]
+    )
+
+
 def test_KAP_2_nothing_fires_a_second_before_the_deadline(
     world: World, fire_timers: Fire, outbox: Outbox
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    _, due_by = first_dosing_done(world)
 
     assert fire_timers(due_by - timedelta(seconds=1)) == 0
     assert overdue_events(outbox) == []
@@ -41,14 +56,8 @@ def test_KAP_2_nothing_fires_a_second_before_the_deadline(
 def test_KAP_2_integration_overdue_when_the_deadline_passes(
     world: World, fire_timers: Fire, outbox: Outbox
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
-    completed = next(
-        e
-        for e in outbox()
-        if e["event_type"] == "SessionCompleted" and e["data"]["session_id"] == dosing["session_id"]
-    )
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    dosing, due_by = first_dosing_done(world)
+    completed = completed_event(outbox, dosing)
 
     assert fire_timers(due_by) == 1
 
@@ -72,9 +81,7 @@ def test_KAP_2_integration_overdue_when_the_deadline_passes(
 def test_KAP_2_an_overdue_deadline_fires_once_even_after_a_restart(
     world: World, fire_timers: Fire, outbox: Outbox, db: Path
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    _, due_by = first_dosing_done(world)
 
     assert fire_timers(due_by + timedelta(hours=1)) == 1
     # A new worker (a restarted service) later on finds nothing left to fire.
@@ -86,10 +93,8 @@ def test_KAP_2_an_overdue_deadline_fires_once_even_after_a_restart(
 def test_KAP_2_a_completed_integration_session_stops_the_timer(
     world: World, fire_timers: Fire, outbox: Outbox
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
+    _, due_by = first_dosing_done(world)
     world.session("integration", world.at(2, "09:00", week=1))
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
 
     assert fire_timers(due_by + timedelta(hours=1)) == 0
     assert overdue_events(outbox) == []
@@ -98,10 +103,8 @@ def test_KAP_2_a_completed_integration_session_stops_the_timer(
 def test_KAP_2_a_booked_but_not_completed_integration_does_not_stop_it(
     world: World, fire_timers: Fire, outbox: Outbox
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
+    _, due_by = first_dosing_done(world)
     world.booked("integration", world.at(4, "09:00", week=1))
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
     assert fire_timers(due_by) == 1
     assert len(overdue_events(outbox)) == 1
 
@@ -109,9 +112,7 @@ def test_KAP_2_a_booked_but_not_completed_integration_does_not_stop_it(
 def test_KAP_2_integration_completed_after_the_alert_is_met_late(
     world: World, fire_timers: Fire
 ) -> None:
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    _, due_by = first_dosing_done(world)
     fire_timers(due_by)
     world.session("integration", world.at(4, "09:00", week=1))
     [deadline] = world.plan()["integration_deadlines"]
@@ -167,14 +168,8 @@ def test_KAP_2_dosing_session_completed_carries_its_integration_deadline(
     world: World, outbox: Outbox
 ) -> None:
     """Issue 11: notifications tells the therapist the deadline from the event itself."""
-    world.prepared()
-    dosing = world.session("dosing", world.at(0, "09:00", week=1))
-    completed = next(
-        e
-        for e in outbox()
-        if e["event_type"] == "SessionCompleted" and e["data"]["session_id"] == dosing["session_id"]
-    )
-    due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=72)
+    dosing, due_by = first_dosing_done(world)
+    completed = completed_event(outbox, dosing)
     assert datetime.fromisoformat(completed["data"]["integration_due_by"]) == due_by
     assert completed["data"]["dosing_sessions_completed"] == 1
     assert completed["data"]["planned_dosing_sessions"] >= 1

@@ -6,7 +6,6 @@ other."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -70,25 +69,10 @@ def test_a_retried_booking_books_once_and_emits_one_session_scheduled(
 def test_keyed_concurrent_bookings_of_the_same_slot_cannot_both_succeed(
     world: World, outbox: Outbox
 ) -> None:
-    patients = [f"pt-k{n}" for n in range(4)]
-    for patient_id in patients:
-        world.ready(patient_id)
-    therapists = {p: world.plan(p)["therapist_id"] for p in patients}
+    patients = world.ready_patients("pt-k")
     before = len(outbox())
-    start = world.at(0, "09:00")
 
-    def book(patient_id: str) -> int:
-        body = world.body(
-            "preparation", start, patient_id=patient_id, therapist_id=therapists[patient_id]
-        )
-        response = world.client.post(
-            "/sessions", json=body, headers=keyed(COORDINATOR, f"k-{patient_id}")
-        )
-        status: int = response.status_code
-        return status
-
-    with ThreadPoolExecutor(max_workers=len(patients)) as pool:
-        statuses = sorted(pool.map(book, patients))
+    statuses = world.book_at_once(patients, world.at(0, "09:00"), key_prefix="k-")
 
     assert statuses == [201, 409, 409, 409]
     assert [e["event_type"] for e in outbox()[before:]] == ["SessionScheduled"]

@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from kap_shared.testing import assert_openapi_errors
+from kap_shared.testing_ops import API_ERRORS as API
+from kap_shared.testing_ops import assert_openapi_documents
 
-# Every authenticated endpoint: 401 (no token), 403 (role, site, '*' claim), 422 (input),
-# 503 (not ready); the use cases add 404 (unknown id) and 409 (a rule refuses).
-OPERATIONS = {
-    "GET /healthz": set(),
-    "GET /readyz": {503},
-    "GET /metrics": set(),
-    "GET /asyncapi": set(),
-}
-API = {401, 403, 422, 503}
+# Besides the operational endpoints (kap_shared.testing_ops.OPERATIONAL_ENDPOINTS).
 EXPECTED = {
-    **OPERATIONS,
     "POST /sites": API | {409},
     "PATCH /sites/{site_id}": API | {404},
     "POST /sites/{site_id}/rooms": API | {404, 409},
@@ -35,6 +27,4 @@ EXPECTED = {
 
 
 def test_openapi_documents_every_error_status_with_the_error_schema(client: TestClient) -> None:
-    response = client.get("/openapi.json")
-    assert response.status_code == 200
-    assert_openapi_errors(response.json(), EXPECTED)
+    assert_openapi_documents(client, EXPECTED)

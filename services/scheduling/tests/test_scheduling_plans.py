@@ -77,6 +77,20 @@ def screened(
     )
 
 
+# The stored plan of the eligible IV screening `screened()` once its care team is known:
+# (patient, status, phase, prescriber, therapist, protocol, planned dosing, screening).
+ACTIVE_IV_PLAN = (
+    "pt-001",
+    "active",
+    "preparation",
+    "rx-ada",
+    "th-ben",
+    "ketamine_iv_induction",
+    6,
+    "scr-001",
+)
+
+
 def plans(db: Path) -> list[tuple[Any, ...]]:
     return rows(
         db,
@@ -96,18 +110,7 @@ def test_eligible_creates_an_active_plan_in_preparation(
 
     assert deliver(event) is True
 
-    assert plans(db) == [
-        (
-            "pt-001",
-            "active",
-            "preparation",
-            "rx-ada",
-            "th-ben",
-            "ketamine_iv_induction",
-            6,
-            "scr-001",
-        )
-    ]
+    assert plans(db) == [ACTIVE_IV_PLAN]
     created, advanced = outbox()
     assert created["event_type"] == "TreatmentPlanCreated"
     assert advanced["event_type"] == "PhaseAdvanced"
@@ -274,18 +277,7 @@ def test_adding_the_missing_clinician_staffs_the_waiting_plan(
 
     add_clinician("th-ben", "therapist", ["site-a"])
 
-    assert plans(db) == [
-        (
-            "pt-001",
-            "active",
-            "preparation",
-            "rx-ada",
-            "th-ben",
-            "ketamine_iv_induction",
-            6,
-            "scr-001",
-        )
-    ]
+    assert plans(db) == [ACTIVE_IV_PLAN]
     created, advanced = outbox()
     assert [created["event_type"], advanced["event_type"]] == [
         "TreatmentPlanCreated",

@@ -18,7 +18,7 @@ from kap_scheduling.domain import rules as rules_module
 from kap_scheduling.domain.rules import SchedulingRules
 from kap_shared.events.enums import Phase, Route, Severity
 from kap_shared.rules import SiteRules
-from kap_shared.testing import TEST_SECRET
+from kap_shared.testing_ops import start_with_rules
 
 README = Path(__file__).parents[1] / "README.md"
 RULE_IDS = sorted(
@@ -79,11 +79,8 @@ def test_a_rules_file_overrides_the_network_and_each_site(tmp_path: Path) -> Non
     ids=["unknown key", "negative hours", "unknown severity"],
 )
 def test_a_bad_rules_file_fails_at_start_up(tmp_path: Path, document: dict[str, object]) -> None:
-    path = tmp_path / "rules.json"
-    path.write_text(json.dumps(document))
-    settings = SchedulingSettings(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=path)
     with pytest.raises(ValidationError, match=r"(network|sites\.site-a)\.\w+"):
-        build(settings)
+        start_with_rules(SchedulingSettings, build, tmp_path, document)
 
 
 def test_rules_are_immutable() -> None:

@@ -4,7 +4,6 @@ complete), what is stored and what goes into the outbox (CONTRACT section 3)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -471,22 +470,10 @@ def test_get_session_shows_it(world: World) -> None:
 def test_concurrent_bookings_of_the_same_slot_cannot_both_succeed(
     world: World, outbox: Outbox
 ) -> None:
-    patients = [f"pt-c{n}" for n in range(4)]
-    for patient_id in patients:
-        world.ready(patient_id)
-    therapists = {p: world.plan(p)["therapist_id"] for p in patients}
+    patients = world.ready_patients("pt-c")
     before = len(outbox())
-    start = world.at(0, "09:00")
 
-    def book(patient_id: str) -> int:
-        response = world.book(
-            "preparation", start, patient_id=patient_id, therapist_id=therapists[patient_id]
-        )
-        status: int = response.status_code
-        return status
-
-    with ThreadPoolExecutor(max_workers=len(patients)) as pool:
-        statuses = sorted(pool.map(book, patients))
+    statuses = world.book_at_once(patients, world.at(0, "09:00"))
 
     assert statuses == [201, 409, 409, 409]
     assert types(events_since(outbox, before)) == ["SessionScheduled"]

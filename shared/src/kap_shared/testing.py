@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,21 @@ from .settings import ServiceSettings
 
 TEST_SECRET = "unit-test-secret-of-at-least-32-bytes!"  # noqa: S105 - test-only key
 UNREACHABLE_BROKER = "127.0.0.1:1"
+# CONTRACT section 1, written out by hand so that tests do not trust the Envelope model.
+CONTRACT_ENVELOPE_FIELDS = frozenset(
+    {
+        "event_id",
+        "event_type",
+        "schema_version",
+        "occurred_at",
+        "producer",
+        "site_id",
+        "patient_id",
+        "correlation_id",
+        "causation_id",
+        "data",
+    }
+)
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -34,6 +50,22 @@ S = TypeVar("S", bound=ServiceSettings)
 def token(sub: str, role: str, sites: list[str]) -> dict[str, str]:
     """Authorization header for a development token."""
     return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub=sub, role=role, sites=sites)}"}
+
+
+# Every way a request can lack a valid token: each must be 401 `unauthenticated`.
+BAD_CREDENTIALS: dict[str, dict[str, str]] = {
+    "no token": {},
+    "garbage token": {"Authorization": "Bearer not.a.jwt"},
+    "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},
+    "wrong secret": {
+        "Authorization": "Bearer "
+        + mint_token("another-secret-of-at-least-32-bytes!!", sub="x", role="admin", sites=["*"])
+    },
+    "expired": {
+        "Authorization": "Bearer "
+        + mint_token(TEST_SECRET, sub="x", role="admin", sites=["*"], ttl=timedelta(minutes=-5))
+    },
+}
 
 
 @contextmanager

@@ -1,0 +1,85 @@
+"""Handles on a service app that `kap_shared.testing.service_client` runs in-process:
+its runtime, its consumer and timer worker (driven in the app's own event loop), and
+what it stored (outbox payloads, table row counts). Shared by every service's tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from .events import Envelope, decode
+from .messaging.consumer import EventConsumer, EventHandler
+from .messaging.timers import TimerHandler, TimerWorker
+from .service.runtime import ServiceRuntime
+from .testing import rows
+
+
+def app_of(client: TestClient) -> FastAPI:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return app
+
+
+def runtime_of(client: TestClient) -> ServiceRuntime:
+    runtime: ServiceRuntime = app_of(client).state.runtime
+    return runtime
+
+
+def delivery(
+    client: TestClient,
+    group_id: str,
+    handlers: Mapping[type[Envelope], EventHandler],
+    **consumer: Any,
+) -> Callable[[Envelope], bool]:
+    """Hand an event to the service's consumer as Kafka would: serialized, decoded
+    against the contract, handled in the app's event loop and database. Exceptions the
+    handler raises propagate (the broker middleware turns them into dead letters)."""
+    event_consumer = EventConsumer(
+        group_id=group_id, sessions=runtime_of(client).sessions, handlers=handlers, **consumer
+    )
+
+    def deliver(event: Envelope) -> bool:
+        assert client.portal is not None
+        handled: bool = client.portal.call(
+            event_consumer.handle, decode(event.topic, event.to_json())
+        )
+        return handled
+
+    return deliver
+
+
+def timer_firing(
+    client: TestClient, timers: Mapping[str, TimerHandler]
+) -> Callable[[datetime], int]:
+    """Fire the durable timers due at `now` with these handlers, as the service's worker
+    would at that time; returns how many fired."""
+
+    def fire(now: datetime) -> int:
+        worker = TimerWorker(runtime_of(client).sessions, timers, clock=lambda: now)
+        assert client.portal is not None
+        fired: int = client.portal.call(worker.fire_due)
+        return fired
+
+    return fire
+
+
+def outbox_payloads(db: Path, *event_types: str) -> list[dict[str, Any]]:
+    """The outbox's event payloads in publishing order, optionally only of some types."""
+    events = [
+        json.loads(p) for (p,) in rows(db, "SELECT payload FROM outbox_messages ORDER BY seq")
+    ]
+    return [e for e in events if not event_types or e["event_type"] in event_types]
+
+
+def table_counts(db: Path, tables: Iterable[str]) -> dict[str, int]:
+    """Row counts of these tables (e.g. every table a refused request must not write)."""
+    return {
+        table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
+        for table in tables
+    }

@@ -1,0 +1,176 @@
+"""Checks of what every service exposes (CONTRACT section 4: /healthz, /readyz,
+/metrics, /asyncapi, /docs and the OpenAPI's error statuses) and of how it starts with
+a RULES_FILE, shared by the services' unit tests so that each service's test states
+only what is its own."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from .events import EVENTS_BY_TOPIC
+from .settings import ServiceSettings
+from .testing import TEST_SECRET, assert_openapi_errors, bad_rules_files
+
+S = TypeVar("S", bound=ServiceSettings)
+
+# The operational endpoints and their documented error statuses: /readyz answers 503
+# until the broker and the database answer.
+OPERATIONAL_ENDPOINTS: dict[str, set[int]] = {
+    "GET /healthz": set(),
+    "GET /readyz": {503},
+    "GET /metrics": set(),
+    "GET /asyncapi": set(),
+}
+# Every authenticated endpoint: 401 (no token), 403 (role, site, '*' claim), 422 (input),
+# 503 (not ready); the use cases add 404 (unknown id) and 409 (a rule refuses, or an
+# Idempotency-Key reused with another body: `idempotency_key_reused`).
+API_ERRORS: frozenset[int] = frozenset({401, 403, 422, 503})
+
+
+def assert_openapi_documents(client: TestClient, api: Mapping[str, Iterable[int]]) -> None:
+    """/openapi.json lists exactly the operational endpoints plus `api` (operation ->
+    error statuses), every error with the platform's error schema."""
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    expected = {**OPERATIONAL_ENDPOINTS, **{op: set(codes) for op, codes in api.items()}}
+    assert_openapi_errors(response.json(), expected)
+
+
+def assert_healthz_ok(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def assert_not_ready_without_broker(client: TestClient) -> None:
+    """/readyz is 503 while the broker is unreachable, and says which check failed."""
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"ready": False, "checks": {"broker": False, "database": True}}
+
+
+def metrics_text(client: TestClient) -> str:
+    """The Prometheus text of /metrics, after checking it is one."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text: str = response.text
+    assert "# TYPE kap_outbox_backlog gauge" in text
+    return text
+
+
+def metric_value(text: str, sample: str) -> float | None:
+    """The value of the unlabelled sample `sample` in Prometheus text, None if absent."""
+    found = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+def asyncapi_document(client: TestClient) -> tuple[set[str], set[str]]:
+    """(the topic addresses, the channel names = event types) of a 3.x /asyncapi."""
+    response = client.get("/asyncapi")
+    assert response.status_code == 200
+    document: dict[str, Any] = response.json()
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    return addresses, set(document["channels"])
+
+
+def event_types_on(*topics: str) -> set[str]:
+    """The event types the contract carries on `topics` (shared/tests/test_events.py
+    checks that table against CONTRACT section 2)."""
+    return {cls.model_fields["event_type"].default for t in topics for cls in EVENTS_BY_TOPIC[t]}
+
+
+def openapi_paths(client: TestClient) -> dict[str, Any]:
+    """The paths of /openapi.json, after checking /docs renders."""
+    assert client.get("/docs").status_code == 200
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    paths: dict[str, Any] = response.json()["paths"]
+    return paths
+
+
+def start_with_rules(
+    settings_cls: type[S], build: Callable[[S], FastAPI], tmp_path: Path, rules: dict[str, Any]
+) -> FastAPI:
+    """Build the service as it starts with `rules` as its RULES_FILE; a bad file raises
+    the settings' `ValidationError` here, at start-up."""
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(rules))
+    return build(settings_cls(var_dir=tmp_path, kap_jwt_secret=TEST_SECRET, rules_file=path))
+
+
+class OperationalEndpoints:
+    """The checks every service passes the same way; each service's test module
+    subclasses it as `TestOperationalEndpoints` (pytest collects the subclass) and sets
+    `api` to its operations as its OpenAPI test lists them (`"POST /patients": {...}`)."""
+
+    api: ClassVar[Mapping[str, Iterable[int]]] = {}
+
+    def test_healthz_200(self, client: TestClient) -> None:
+        assert_healthz_ok(client)
+
+    def test_readyz_503_while_the_broker_is_unreachable(self, client: TestClient) -> None:
+        assert_not_ready_without_broker(client)
+
+    def test_openapi_docs(self, client: TestClient) -> None:
+        """/docs renders and /openapi.json has a path for every operation of `api`."""
+        paths = openapi_paths(client)
+        assert {operation.split(" ", 1)[1] for operation in self.api} <= set(paths)
+
+
+class RulesFileAtStartUp:
+    """RULES_FILE checks every service with rules passes the same way; a service's test
+    module subclasses it as `TestRulesFile`, naming its settings, its `build` and `key`,
+    a rule of its own whose minimum is above 0."""
+
+    settings: ClassVar[type[ServiceSettings]]
+    build: ClassVar[Callable[[Any], FastAPI]]
+    key: ClassVar[str]
+
+    @pytest.mark.parametrize("case", [case for case, _, _ in bad_rules_files("KEY")])
+    def test_a_bad_rules_file_fails_at_start_up_naming_the_key(
+        self, tmp_path: Path, case: str
+    ) -> None:
+        document, named = {c: (d, n) for c, d, n in bad_rules_files(self.key)}[case]
+        with pytest.raises(ValidationError, match=re.escape(named)):
+            start_with_rules(self.settings, type(self).build, tmp_path, document)
+
+    def test_a_valid_override_at_the_boundary_starts(self, tmp_path: Path) -> None:
+        overrides = {"sites": {"site-x": {self.key: 1}}}
+        start_with_rules(self.settings, type(self).build, tmp_path, overrides)
+
+
+def assert_idempotency_key_documented(client: TestClient, paths: Iterable[str]) -> None:
+    """Each POST of `paths` documents the `Idempotency-Key` header (issue 9 section 6)."""
+    documented = openapi_paths(client)
+    for path in paths:
+        names = [p["name"] for p in documented[path]["post"].get("parameters", [])]
+        assert "Idempotency-Key" in names, path
+
+
+def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is the platform's error `status` with `code` and a message; the
+    error object (for its details)."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"]
+    return error
+
+
+def assert_422_naming(response: Any, field: str) -> dict[str, Any]:
+    """A 422 `validation_error` whose details name `field`; the error object."""
+    error = assert_error(response, 422, "validation_error")
+    named = [d["field"] for d in error["details"]]
+    assert field in named, f"expected {field!r} in {named}"
+    return error
