@@ -19,6 +19,7 @@ API = {401, 403, 422, 503}
 EXPECTED = {
     **OPERATIONS,
     "GET /sessions/{session_id}": API | {404},
+    "GET /sites/{site_id}/sessions": API,
     "POST /sessions/{session_id}/vitals": API | {404, 409},
     "POST /sessions/{session_id}/doses": API | {404, 409},
     "POST /sessions/{session_id}/predose-decision": API | {404, 409},
