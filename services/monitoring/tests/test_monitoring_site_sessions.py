@@ -11,7 +11,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from .conftest import IM_KETAMINE, OTHER_SITE, SITE, Headers, Monitoring, ago, now, token
+from kap_shared.testing import token
+
+from .conftest import IM_KETAMINE, OTHER_SITE, SITE, Headers, Monitoring, ago, now
 
 
 def board(client: TestClient, headers: Headers, site: str = SITE, **params: Any) -> Any:
