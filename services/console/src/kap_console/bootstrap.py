@@ -7,6 +7,7 @@ group, the sign-in session store and, when configured, the OpenID Connect client
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -16,11 +17,13 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kap_shared.events import topics
 
 from .adapters.live import LiveFeed, LiveHub
+from .adapters.metrics import ConsoleMetrics
 from .adapters.oidc import OidcClient
 from .adapters.services import ServiceError, Services, ServiceUnavailable
 from .adapters.sessions import SessionStore
@@ -69,7 +72,8 @@ def build(settings: ConsoleSettings) -> FastAPI:
     if settings.dev_sign_in and settings.kap_jwt_secret is None:
         raise ValueError("DEV_SIGN_IN needs KAP_JWT_SECRET to mint development tokens")
     hub = LiveHub()
-    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub)
+    metrics = ConsoleMetrics()
+    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +90,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
                     "records": settings.records_url,
                 },
                 client=client,
+                metrics=metrics,
             )
             feed.start()
             try:
@@ -105,6 +110,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
     app.state.settings = settings
     app.state.live_hub = hub
     app.state.live_feed = feed
+    app.state.metrics = metrics
     app.state.sessions = SessionStore(settings.session_ttl_seconds)
     app.state.oidc = _oidc(settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -121,6 +127,21 @@ def build(settings: ConsoleSettings) -> FastAPI:
         if feed.ready:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready", "live": "joining"}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        metrics.live_listeners.set(hub.listeners)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        # The route's template (not the URL): ids must not become label values.
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
