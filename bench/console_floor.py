@@ -184,6 +184,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         **os.environ,
         "HTTP_PORT": str(console_port),
+        "VAR_DIR": str(work / "console"),  # its sign-in sessions database
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAP_JWT_SECRET": SECRET,
         "DEV_SIGN_IN": "true",
@@ -198,7 +199,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     try:
         _wait_http(f"{stub_url}/alerts")
-        _wait_http(f"{console}/readyz")
+        # Set-up, not measured: a fresh broker's group coordinator can take minutes under load.
+        _wait_http(f"{console}/readyz", timeout=300)
         floor_url = f"{console}/floor/{SITE}"
 
         # -- render at the BFF ------------------------------------------------------------
