@@ -50,6 +50,8 @@ from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import free_port
 from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.messaging.topics_admin import ensure_topics
+from kap_shared.settings import KafkaSettings
 
 RESULTS = Path(__file__).parent / "results" / "console_floor.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away console
@@ -166,6 +168,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="kap-bench-console-"))
     kafka = LocalKafka(work_dir=work / "kafka", port=free_port())
     bootstrap = kafka.start()
+    # The services create the contract's topics at start-up; the stand-in does not, and
+    # the console's live reader subscribes by pattern (it never creates a topic).
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), partitions=6, replication=1)
     stub_port, console_port = free_port(), free_port()
     stub_url, console = f"http://127.0.0.1:{stub_port}", f"http://127.0.0.1:{console_port}"
     logs = (work / "stub.log").open("wb"), (work / "console.log").open("wb")
