@@ -102,6 +102,7 @@ async def get_display_names(
     about gets its own audit record (allowed, not found, or the refusal)."""
     async with uow:
         found = await views.patients(uow, ids)
+        # Every patient's site is on its record before a refusal can stop the loop.
         for patient in found.values():
             entry.about(patient.patient_id, patient.site_id)
         for patient in found.values():
