@@ -146,16 +146,25 @@ async def _bare_kafka(bootstrap: str, samples: int) -> list[float]:
     await producer.start()
     while not consumer.assignment():
         await consumer.getmany(timeout_ms=200)
+    # Resolve every partition's position now: "latest" resolved lazily, after the first
+    # produce, would skip that record and wait for it forever.
+    partitions = consumer.assignment()
+    await consumer.seek_to_end(*partitions)
+    for partition in partitions:
+        await consumer.position(partition)
     delays = []
     try:
         for i in range(samples):
-            marker = f"s{i % 50:03d}".encode()
+            marker = f"bare-{i}".encode()
             started = time.time()
             await producer.send_and_wait(topics.MONITORING_VITALS, _reading("s000", i), key=marker)
+            deadline = time.monotonic() + 60
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
                 if any(r.key == marker for records in batch.values() for r in records):
                     break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"bare consumer never saw sample {i}")
             delays.append((time.time() - started) * 1000)
     finally:
         await producer.stop()
