@@ -7,9 +7,11 @@ What one run does:
    (bench/console_stub.py: 50 checked-in dosing sessions answered from memory, so the
    console's own cost is measured, not the services' databases) and the console as
    separate processes;
-2. render: GET /floor/<site> as a signed-in nurse, --renders times (each one is 1 +
-   3 x 50 API calls to the stand-in and the page); floor: the same 50 cards rendered
-   by the template alone, in this process, no HTTP (the cost of the HTML itself);
+2. render: GET /floor/<site> as a signed-in nurse, --renders times (each one is 4 API
+   calls to the stand-in whatever the number of chairs: scheduling's and monitoring's
+   site day, notifications' open escalations, intake's display names; counted from the
+   console's /metrics) and the page; floor: the same 50 cards rendered by the template
+   alone, in this process, no HTTP (the cost of the HTML itself);
 3. live: Chromium (Debian's, driven by Playwright) keeps the floor open; per sample
    the stand-in's heart rate for one chair changes, then a VitalsRecorded for that
    chair is produced on kap.monitoring.vitals.v1; delay = when a MutationObserver in
@@ -40,6 +42,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from playwright.async_api import async_playwright
+from prometheus_client.parser import text_string_to_metric_families
 
 from kap_console.domain.floor import build_card
 from kap_console.entrypoints.web import TEMPLATES
@@ -47,6 +50,8 @@ from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import free_port
 from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.messaging.topics_admin import ensure_topics
+from kap_shared.settings import KafkaSettings
 
 RESULTS = Path(__file__).parent / "results" / "console_floor.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away console
@@ -97,11 +102,22 @@ def _reading(session_id: str, value: int) -> bytes:
     ).to_json()
 
 
+async def _service_calls(console: httpx.AsyncClient) -> float:
+    """The console's calls to the services so far (its /metrics)."""
+    text = (await console.get("/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kap_console_service_calls_total"
+    )
+
+
 async def _static_render(stub: str, chairs: int, repeats: int) -> list[float]:
     """The floor: the same 50 cards through the template only (data fetched once)."""
     async with httpx.AsyncClient(base_url=stub) as client:
         bookings = (await client.get(f"/sites/{SITE}/sessions")).json()
-        windows = [(await client.get(f"/sessions/{b['session_id']}")).json() for b in bookings]
+        windows = (await client.get(f"/monitoring/sites/{SITE}/sessions")).json()
     template = TEMPLATES.env.get_template("partials/board.html")
     me = {"role": {"value": "nurse"}}
     timings = []
@@ -130,16 +146,25 @@ async def _bare_kafka(bootstrap: str, samples: int) -> list[float]:
     await producer.start()
     while not consumer.assignment():
         await consumer.getmany(timeout_ms=200)
+    # Resolve every partition's position now: "latest" resolved lazily, after the first
+    # produce, would skip that record and wait for it forever.
+    partitions = consumer.assignment()
+    await consumer.seek_to_end(*partitions)
+    for partition in partitions:
+        await consumer.position(partition)
     delays = []
     try:
         for i in range(samples):
-            marker = f"s{i % 50:03d}".encode()
+            marker = f"bare-{i}".encode()
             started = time.time()
             await producer.send_and_wait(topics.MONITORING_VITALS, _reading("s000", i), key=marker)
+            deadline = time.monotonic() + 60
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
                 if any(r.key == marker for records in batch.values() for r in records):
                     break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"bare consumer never saw sample {i}")
             delays.append((time.time() - started) * 1000)
     finally:
         await producer.stop()
@@ -152,6 +177,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="kap-bench-console-"))
     kafka = LocalKafka(work_dir=work / "kafka", port=free_port())
     bootstrap = kafka.start()
+    # The services create the contract's topics at start-up; the stand-in does not, and
+    # the console's live reader subscribes by pattern (it never creates a topic).
+    await ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), partitions=6, replication=1)
     stub_port, console_port = free_port(), free_port()
     stub_url, console = f"http://127.0.0.1:{stub_port}", f"http://127.0.0.1:{console_port}"
     logs = (work / "stub.log").open("wb"), (work / "console.log").open("wb")
@@ -170,20 +198,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         **os.environ,
         "HTTP_PORT": str(console_port),
+        "VAR_DIR": str(work / "console"),  # its sign-in sessions database
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "KAP_JWT_SECRET": SECRET,
         "DEV_SIGN_IN": "true",
         "DEV_CLINICIANS": f"rn-bench:nurse:{SITE}",
         "SESSION_COOKIE_SECURE": "false",
         "LOG_LEVEL": "WARNING",
-        **{f"{s}_URL": stub_url for s in ("INTAKE", "SCHEDULING", "MONITORING", "NOTIFICATIONS")},
+        **{f"{s}_URL": stub_url for s in ("INTAKE", "SCHEDULING", "NOTIFICATIONS")},
+        "MONITORING_URL": f"{stub_url}/monitoring",
     }
     console_proc = subprocess.Popen(  # noqa: ASYNC220 - set-up
         [sys.executable, "-m", "kap_console"], env=env, stdout=logs[1], stderr=subprocess.STDOUT
     )
     try:
         _wait_http(f"{stub_url}/alerts")
-        _wait_http(f"{console}/readyz")
+        # Set-up, not measured: a fresh broker's group coordinator can take minutes under load.
+        _wait_http(f"{console}/readyz", timeout=300)
         floor_url = f"{console}/floor/{SITE}"
 
         # -- render at the BFF ------------------------------------------------------------
@@ -192,6 +223,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             assert signed.status_code == 303, signed.text
             for _ in range(3):  # warm-up: connection pools, template cache
                 await client.get(f"/floor/{SITE}")
+            calls_before = await _service_calls(client)
             renders = []
             for _ in range(args.renders):
                 started = time.perf_counter()
@@ -199,6 +231,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 renders.append((time.perf_counter() - started) * 1000)
                 assert page.status_code == 200
                 assert page.text.count('class="card ') == args.chairs
+                assert "Chair P." in page.text  # intake's display names are on the cards
+            calls_per_board = (await _service_calls(client) - calls_before) / args.renders
         static = await _static_render(stub_url, args.chairs, args.renders)
 
         # -- event on the topic -> card changed in the browser ----------------------------
@@ -207,13 +241,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         delays: list[float] = []
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = await browser.new_page(viewport={"width": 1280, "height": 800})
-            await page.goto(f"{console}/sign-in")
-            await page.get_by_label("Seeded clinician").select_option("rn-bench")
-            await page.get_by_role("button", name="Sign in as this clinician").click()
-            await page.goto(floor_url)
-            await page.wait_for_selector("body[data-live-connected='true']")
-            await page.evaluate(
+            tab = await browser.new_page(viewport={"width": 1280, "height": 800})
+            await tab.goto(f"{console}/sign-in")
+            await tab.get_by_label("Seeded clinician").select_option("rn-bench")
+            await tab.get_by_role("button", name="Sign in as this clinician").click()
+            await tab.goto(floor_url)
+            await tab.wait_for_selector("body[data-live-connected='true']")
+            await tab.evaluate(
                 """() => { window.__seen = {};
                   new MutationObserver(() => {
                     document.querySelectorAll('.card').forEach(c => {
@@ -232,10 +266,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         _reading(session_id, value),
                         key=f"p{i % args.chairs:03d}".encode(),
                     )
-                    await page.wait_for_function(
+                    await tab.wait_for_function(
                         f"() => window.__seen && '{value}' in window.__seen", timeout=30_000
                     )
-                    seen = await page.evaluate(f"() => window.__seen['{value}']")
+                    seen = await tab.evaluate(f"() => window.__seen['{value}']")
                     delays.append(seen - started * 1000)
                     await asyncio.sleep(args.interval)
             await browser.close()
@@ -265,9 +299,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "renders": args.renders,
             "samples": args.samples,
             "interval_seconds": args.interval,
-            "services": "in-memory stand-in (bench/console_stub.py)",
+            "services": "in-memory stand-in (bench/console_stub.py), batch read endpoints",
         },
         "render_ms": {"console_floor_page": _stats(renders), "floor_template_only": _stats(static)},
+        "service_calls_per_board": calls_per_board,
         "event_to_card_ms": {
             "browser_card_changed": _stats(delays),
             "floor_bare_kafka": _stats(bare),

@@ -2,16 +2,18 @@
 benchmark: a site with N live chairs, answered from memory (run as its own process:
 `python bench/console_stub.py --port P --chairs 50`). It isolates the console's own
 cost (fan-out calls, card building, rendering) from the services' databases.
+Monitoring's routes are under `/monitoring` (its `MONITORING_URL` is `<stub>/monitoring`):
+scheduling and monitoring both answer `GET /sites/{id}/sessions`, each its own view.
 `POST /_bump/{session_id}` sets the next heart rate the session's window reports."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 
 SITE = "site-bench"
 
@@ -50,7 +52,18 @@ def build(chairs: int) -> FastAPI:
         return [booking(n) for n in range(chairs)]
 
     @app.get("/sessions/{session_id}")
+    async def booked(session_id: str) -> dict[str, Any]:
+        return booking(int(session_id[1:]))
+
+    @app.get("/monitoring/sites/{site_id}/sessions")
+    async def windows(site_id: str) -> list[dict[str, Any]]:
+        return [window(f"s{n:03d}") for n in range(chairs)]
+
+    @app.get("/monitoring/sessions/{session_id}")
     async def session(session_id: str) -> dict[str, Any]:
+        return window(session_id)
+
+    def window(session_id: str) -> dict[str, Any]:
         n = int(session_id[1:])
         first = now - timedelta(minutes=20 + n % 40)
         at = datetime.now(UTC).isoformat()
@@ -75,6 +88,7 @@ def build(chairs: int) -> FastAPI:
                         "rule_id": "KET-DIS-6",
                         "message": "observed 20 of at least 60 minutes after the end of dosing",
                         "discharge_allowed_at": (first + timedelta(minutes=61)).isoformat(),
+                        "cleared_by": "time",
                     }
                 ],
             },
@@ -83,6 +97,16 @@ def build(chairs: int) -> FastAPI:
     @app.get("/alerts")
     async def alerts() -> list[dict[str, Any]]:
         return []
+
+    @app.get("/patients/display-names")
+    async def display_names(ids: Annotated[list[str], Query()]) -> dict[str, Any]:
+        return {
+            "patients": [
+                {"patient_id": i, "site_id": SITE, "display_name": f"Chair {i.upper()[:1]}."}
+                for i in ids
+            ],
+            "not_found": [],
+        }
 
     @app.get("/patients/{patient_id}")
     async def patient(patient_id: str) -> dict[str, Any]:

@@ -13,7 +13,8 @@ blockers listed until the criteria hold (recent readings with the dissociation
 assessment); the nurse's request is then refused with MON-DIS-3 and what clears it,
 the prescriber signs the stability assessment and the card turns "discharged"; a
 therapist sees the journey with the timeline from records and the PHQ-9 trend with a
-score recorded after baseline; a clinician of another site gets 403 pages. Every screen
+score recorded after baseline; a clinician of another site gets 403 pages; the names
+on the floor are audited at intake (resource `display_name`). Every screen
 passes axe-core with no serious or critical violation and is screenshotted (into
 docs/screenshots/ for the README only with KAP_UPDATE_SCREENSHOTS=1, so an ordinary run
 changes no tracked file; otherwise into the test's temporary directory).
@@ -234,6 +235,15 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     await nurse.goto(f"{console}/floor/{SITE}?day={day}")
     card = nurse.locator(f"#card-{session_id}")
     await expect(card).to_contain_text("Zelphine", timeout=UI_TIMEOUT)  # name from intake
+    # Showing the name is a PHI read at intake: audited per patient (one batch call a board).
+    trail = await Api(platform.url("intake"), secret).request(
+        "GET", f"/audit?patient_id={patient_id}", as_=admin
+    )
+    assert trail.status_code == 200, trail.text
+    assert any(
+        (r["resource"], r["role"], r["outcome"]) == ("display_name", "nurse", "allowed")
+        for r in trail.json()
+    ), trail.json()
     await expect(nurse.locator("body[data-live-connected='true']")).to_have_count(
         1, timeout=UI_TIMEOUT
     )

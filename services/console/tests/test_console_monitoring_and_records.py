@@ -52,22 +52,34 @@ def _window(blockers: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
     }
 
 
-SIGNATURE = {"rule_id": "MON-DIS-3", "message": "no stability assessment signed yet", "clear": "…"}
-NO_RR = {"rule_id": "KET-DIS-3", "message": "no respiratory_rate reading", "metric": "rr"}
-NO_DISSOCIATION = {"rule_id": "SPR-GOAL", "message": "no dissociation", "metric": "dissociation"}
-ASSESSED_UNRESOLVED = {"rule_id": "SPR-GOAL", "message": "…", "fields": ["sedation_resolved"]}
+# Blockers as monitoring names them, with what clears them (`cleared_by`).
+SIGNATURE = {
+    "rule_id": "MON-DIS-3",
+    "message": "no stability assessment signed yet",
+    "clear": "…",
+    "cleared_by": "signature",
+}
+ESCORT = {"rule_id": "KET-DIS-5", "cleared_by": "signature"}
+ALDRETE = {"rule_id": "KET-DIS-1", "cleared_by": "signature"}
+NO_RR = {"rule_id": "KET-DIS-3", "message": "no rr reading", "cleared_by": "reading"}
+NO_DISSOCIATION = {"rule_id": "SPR-GOAL", "message": "no dissociation", "cleared_by": "reading"}
+ASSESSED_UNRESOLVED = {"rule_id": "SPR-GOAL", "fields": ["x"], "cleared_by": "signature"}
+CRITICAL_OPEN = {"rule_id": "MON-DIS-2", "cleared_by": "alert_decision"}
+OBSERVING = {"rule_id": "KET-DIS-6", "discharge_allowed_at": NOW.isoformat(), "cleared_by": "time"}
 
 
 @pytest.mark.parametrize(
     ("blockers", "ready"),
     [
         ([SIGNATURE], True),
-        ([SIGNATURE, {"rule_id": "KET-DIS-5"}, {"rule_id": "KET-DIS-1"}], True),
-        ([{"rule_id": "SPR-DIS-1"}, ASSESSED_UNRESOLVED], True),
+        ([SIGNATURE, ESCORT, ALDRETE], True),
+        ([{**SIGNATURE, "rule_id": "SPR-DIS-1"}, ASSESSED_UNRESOLVED], True),
         ([SIGNATURE, NO_RR], False),  # a reading is missing: signing would not clear it
         ([SIGNATURE, NO_DISSOCIATION], False),  # SPR-GOAL from a reading, not the assessment
-        ([SIGNATURE, {"rule_id": "MON-DIS-2"}], False),  # an open critical alert
-        ([SIGNATURE, {"rule_id": "KET-DIS-6", "discharge_allowed_at": NOW.isoformat()}], False),
+        ([SIGNATURE, CRITICAL_OPEN], False),  # an open critical alert
+        ([SIGNATURE, OBSERVING], False),
+        # Fail closed: a blocker that does not say what clears it is not the signature's.
+        ([SIGNATURE, {"rule_id": "SPR-DIS-1"}], False),
     ],
 )
 def test_spr_dis_1_mon_dis_3_sign_discharge_offered_only_when_signing_clears_every_blocker(
@@ -85,6 +97,7 @@ def test_card_shows_each_blocker_with_what_clears_it_and_signs_for_prescribers()
             "rule_id": "MON-DIS-3",
             "message": "no stability assessment signed yet",
             "clear": "a prescriber documents the stability assessment",
+            "cleared_by": "signature",
         },
     ]
     card = build_card(_booking(), _window(blockers), [], NOW)
@@ -101,7 +114,7 @@ def test_card_shows_each_blocker_with_what_clears_it_and_signs_for_prescribers()
     assert "Sign discharge" not in html
 
 
-def test_spr_goal_blocker_from_a_reading_is_not_cleared_by_signing() -> None:
+def test_spr_goal_blocker_cleared_by_a_reading_is_not_the_signatures() -> None:
     assert not cleared_by_signing(NO_DISSOCIATION)
     assert cleared_by_signing(ASSESSED_UNRESOLVED)
 

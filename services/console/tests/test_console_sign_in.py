@@ -4,6 +4,9 @@ the site rule on pages before any service is called."""
 
 from __future__ import annotations
 
+import re
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
 
@@ -29,6 +32,8 @@ def settings(**changes: object) -> ConsoleSettings:
         "scheduling_url": "http://127.0.0.1:9",
         "monitoring_url": "http://127.0.0.1:9",
         "notifications_url": "http://127.0.0.1:9",
+        # Sign-in sessions live in the console's own database: one per test app.
+        "var_dir": tempfile.mkdtemp(prefix="kap-console-test-"),
     }
     return ConsoleSettings.model_validate({**base, **changes})
 
@@ -84,7 +89,9 @@ def test_oidc_authorization_code_with_pkce_signs_the_clinician_in(idp: FakeIdp) 
         session_id = client.cookies.get("kap_console_session")
         assert session_id
         assert session_id.count(".") == 0
-        signed_in = client.app.state.sessions.get(session_id)  # type: ignore[attr-defined]
+        store = client.app.state.sessions  # type: ignore[attr-defined]
+        signed_in = client.portal.call(store.get, session_id)  # type: ignore[union-attr]
+        assert signed_in is not None
         assert signed_in.principal.sub == "dr-north"
         assert signed_in.principal.role == "prescriber"
         assert signed_in.principal.sites == ["site-north"]
@@ -106,10 +113,15 @@ def test_a_callback_with_a_forged_state_signs_nobody_in(idp: FakeIdp) -> None:
 def test_a_wrong_pkce_verifier_is_refused_by_the_idp(idp: FakeIdp) -> None:
     with oidc_client(idp) as client:
         start = client.get("/sign-in/oidc")
-        state = parse_qs(urlparse(start.headers["location"]).query)["state"][0]
         back = httpx.get(start.headers["location"], follow_redirects=False)
-        pending = client.app.state.sessions._pending[state]  # type: ignore[attr-defined]
-        pending.code_verifier = "not-the-verifier-the-challenge-was-made-from-0123456789"
+        # The pending login is in the console's database (any replica may get the redirect).
+        db = client.app.state.settings.var_dir / "console.db"  # type: ignore[attr-defined]
+        with sqlite3.connect(db) as connection:
+            changed = connection.execute(
+                "UPDATE pending_logins SET code_verifier = ?",
+                ("not-the-verifier-the-challenge-was-made-from-0123456789",),
+            )
+            assert changed.rowcount == 1
         callback = urlparse(back.headers["location"])
         refused = client.get(f"{callback.path}?{callback.query}")
         assert refused.status_code == 401
@@ -173,3 +185,31 @@ def test_pages_forbid_inline_script_and_framing(dev_client: TestClient) -> None:
     assert "script-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
     assert "<script>" not in page.text  # only external, same-origin scripts
+
+
+def test_replicas_share_sign_in_sessions_through_the_consoles_database() -> None:
+    """Two console instances on one database: a clinician signed in on one is signed
+    in on the other (no sticky sessions); signing out on one signs out everywhere. The
+    database holds neither the cookie's value nor anything clinical."""
+    shared = settings(dev_sign_in=True, dev_clinicians="rn-north:nurse:site-north")
+    with (
+        TestClient(build(shared), base_url=CONSOLE, follow_redirects=False) as first,
+        TestClient(build(shared), base_url=CONSOLE, follow_redirects=False) as second,
+    ):
+        _dev_sign_in(first)
+        cookie = first.cookies["kap_console_session"]
+        second.cookies.set("kap_console_session", cookie)
+        # Signed in on the other replica: its page is served (a 403 page for another
+        # site, decided from the session's principal, not a redirect to sign in).
+        assert second.get("/floor/site-south").status_code == 403
+        with sqlite3.connect(shared.var_dir / "console.db") as connection:
+            stored = connection.execute("SELECT session_key, token FROM sign_in_sessions")
+            [(key, token)] = stored.fetchall()
+        assert key != cookie  # a hash of the cookie's id is the key
+        assert cookie not in token
+        page = second.get("/floor/site-south").text  # the session's CSRF token, as served
+        csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page)
+        assert csrf is not None
+        signed_out = first.post("/sign-out", headers={"X-CSRF-Token": csrf.group(1)})
+        assert signed_out.status_code == 303
+        assert second.get("/floor/site-north").status_code == 303  # signed out here too

@@ -12,6 +12,7 @@ from kap_shared.testing_ops import assert_openapi_documents
 EXPECTED = {
     "POST /patients": API | {409},
     "GET /patients/{patient_id}": API | {404},
+    "GET /patients/display-names": API,
     "POST /patients/{patient_id}/screenings": API | {404, 409},
     "POST /patients/{patient_id}/screenings/{screening_id}/review": API | {404, 409},
     "POST /patients/{patient_id}/consents": API | {404, 409},

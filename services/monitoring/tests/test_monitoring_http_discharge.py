@@ -104,6 +104,7 @@ def test_KET_DIS_6_iv_counts_from_the_end_of_the_infusion(
     mon.ready("ses-a")
     error = assert_error(mon.discharge("ses-a"), 409, "KET-DIS-6")
     assert "end of dosing" in error["message"]
+    assert error["details"]["blockers"][0]["cleared_by"] == "time"
     open_session("ses-b", patient_id="pt-2", route=Route.IV)
     mon.dose(
         "ses-b",
@@ -117,7 +118,8 @@ def test_KET_DIS_6_iv_counts_from_the_end_of_the_infusion(
 
 def test_MON_DIS_1_no_dose_no_discharge(mon: Monitoring, open_session: Callable[..., str]) -> None:
     open_session()
-    assert_error(mon.discharge(), 409, "MON-DIS-1")
+    error = assert_error(mon.discharge(), 409, "MON-DIS-1")
+    assert error["details"]["blockers"][0]["cleared_by"] == "dose"
 
 
 def test_fail_closed_a_dose_alone_lists_every_missing_fact(
@@ -138,6 +140,8 @@ def test_fail_closed_a_dose_alone_lists_every_missing_fact(
         "MON-DIS-3",  # the signed stability assessment
     ]
     assert all(b["clear"] for b in blockers)
+    # What clears each (the console enables signing on it): readings, then the signature.
+    assert [b["cleared_by"] for b in blockers] == ["reading"] * 6 + ["signature"]
     # The session view shows the same blockers.
     assert mon.session()["discharge"]["blockers"] == blockers
     assert counts() == before
@@ -169,6 +173,7 @@ def test_MON_DIS_2_an_open_critical_alert_blocks_until_values_are_back_in_range(
     mon.ok_vitals(bp_systolic=205, bp_diastolic=118)
     error = assert_error(mon.discharge(), 409, "MON-DIS-2")
     assert "KET-MON-BP" in error["message"]
+    assert error["details"]["blockers"][0]["cleared_by"] == "alert_decision"
     mon.ok_vitals(bp_systolic=150, bp_diastolic=92)
     assert mon.discharge().status_code == 200
 
@@ -266,6 +271,7 @@ def test_KET_DIS_5_and_KET_DIS_1_ketamine_needs_an_escort_and_an_aldrete_score(
     assert mon.assess(escort_confirmed=None, aldrete_score=None).status_code == 201
     error = assert_error(mon.discharge(), 409, "KET-DIS-5")
     assert [b["rule_id"] for b in error["details"]["blockers"]] == ["KET-DIS-5", "KET-DIS-1"]
+    assert {b["cleared_by"] for b in error["details"]["blockers"]} == {"signature"}
     assert mon.assess(aldrete_score=9).status_code == 201
     assert mon.discharge().status_code == 200
 

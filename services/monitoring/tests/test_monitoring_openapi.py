@@ -11,6 +11,7 @@ from kap_shared.testing_ops import assert_openapi_documents
 # Besides the operational endpoints (kap_shared.testing_ops.OPERATIONAL_ENDPOINTS).
 EXPECTED = {
     "GET /sessions/{session_id}": API | {404},
+    "GET /sites/{site_id}/sessions": API,
     "POST /sessions/{session_id}/vitals": API | {404, 409},
     "POST /sessions/{session_id}/doses": API | {404, 409},
     "POST /sessions/{session_id}/predose-decision": API | {404, 409},

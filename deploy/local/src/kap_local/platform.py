@@ -29,7 +29,8 @@ DEFAULT_PORTS: dict[str, int] = {
     "records": 8005,
 }
 SERVICES = tuple(DEFAULT_PORTS)
-# Deployables without a database of their own (the console holds no clinical state).
+# Deployables given no PostgreSQL database locally: the console holds no clinical state
+# (its sign-in sessions stay in SQLite under its VAR_DIR).
 STATELESS = frozenset({"console"})
 
 

@@ -1,12 +1,14 @@
 """Composition root: build(settings) -> the console app.
 
-No database and no outbox: the console holds no clinical state. It has one HTTP
-client pool for the services' APIs, one live Kafka reader in its own consumer
-group, the sign-in session store and, when configured, the OpenID Connect client.
+No outbox and no clinical state. It has one HTTP client pool for the services'
+APIs, one live Kafka reader in its own consumer group, the sign-in session store
+(its own small database, shared by the replicas) and, when configured, the OpenID
+Connect client.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -16,14 +18,18 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kap_shared.db import create_engine, create_tables, session_factory
 from kap_shared.events import topics
 
 from .adapters.live import LiveFeed, LiveHub
+from .adapters.metrics import ConsoleMetrics
 from .adapters.oidc import OidcClient
 from .adapters.services import ServiceError, Services, ServiceUnavailable
-from .adapters.sessions import SessionStore
+from .adapters.sessions import SessionStore, SignIn
+from .adapters.tables import CONSOLE_REGISTRY
 from .config import ConsoleSettings
 from .entrypoints import auth, live, pages
 from .entrypoints.web import Forbidden, NotSignedIn, redirect, render, store_of
@@ -69,10 +75,14 @@ def build(settings: ConsoleSettings) -> FastAPI:
     if settings.dev_sign_in and settings.kap_jwt_secret is None:
         raise ValueError("DEV_SIGN_IN needs KAP_JWT_SECRET to mint development tokens")
     hub = LiveHub()
-    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub)
+    metrics = ConsoleMetrics()
+    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sign-in sessions only (disposable: a schema change may drop them; everyone
+        # signs in again), so the tables are created, not migrated.
+        await create_tables(engine, [CONSOLE_REGISTRY.metadata])
         async with httpx.AsyncClient(
             timeout=settings.api_timeout_seconds,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -86,6 +96,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
                     "records": settings.records_url,
                 },
                 client=client,
+                metrics=metrics,
             )
             feed.start()
             try:
@@ -93,6 +104,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
             finally:
                 hub.close_all()
                 await feed.stop()
+                await engine.dispose()
 
     app = FastAPI(
         title="KAP care-team console",
@@ -105,7 +117,9 @@ def build(settings: ConsoleSettings) -> FastAPI:
     app.state.settings = settings
     app.state.live_hub = hub
     app.state.live_feed = feed
-    app.state.sessions = SessionStore(settings.session_ttl_seconds)
+    app.state.metrics = metrics
+    engine = create_engine(settings.resolved_database_url)
+    app.state.sessions = SessionStore(session_factory(engine), settings.session_ttl_seconds)
     app.state.oidc = _oidc(settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(auth.router)
@@ -121,6 +135,21 @@ def build(settings: ConsoleSettings) -> FastAPI:
         if feed.ready:
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "not_ready", "live": "joining"}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        metrics.live_listeners.set(hub.listeners)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        # The route's template (not the URL): ids must not become label values.
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
+        metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
+        return response
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -146,7 +175,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
         return render(
             request,
             "error.html",
-            _maybe_sign_in(request),
+            await _maybe_sign_in(request),
             403,
             title="Not available to you",
             message=exc.message,
@@ -155,13 +184,13 @@ def build(settings: ConsoleSettings) -> FastAPI:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
         if exc.status == 401:  # the clinician's token expired: sign in again
-            store_of(request).drop(request.cookies.get(settings.session_cookie_name))
+            await store_of(request).drop(request.cookies.get(settings.session_cookie_name))
             return redirect(f"/sign-in?next={request.url.path}")
         titles = {403: "Not available to you", 404: "Not found"}
         return render(
             request,
             "error.html",
-            _maybe_sign_in(request),
+            await _maybe_sign_in(request),
             exc.status if exc.status in titles else 502,
             title=titles.get(exc.status, f"{exc.service} could not answer"),
             message=f"{exc.message} ({exc.code})",
@@ -172,7 +201,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
         return render(
             request,
             "error.html",
-            _maybe_sign_in(request),
+            await _maybe_sign_in(request),
             503,
             title="A service is unavailable",
             message=f"The {exc.service} service {exc.reason}. Try again shortly.",
@@ -183,13 +212,13 @@ def build(settings: ConsoleSettings) -> FastAPI:
         return render(
             request,
             "error.html",
-            _maybe_sign_in(request),
+            await _maybe_sign_in(request),
             exc.status_code,
             title="Request not understood",
             message=str(exc.detail),
         )
 
-    def _maybe_sign_in(request: Request):  # type: ignore[no-untyped-def]
-        return store_of(request).get(request.cookies.get(settings.session_cookie_name))
+    async def _maybe_sign_in(request: Request) -> SignIn | None:
+        return await store_of(request).get(request.cookies.get(settings.session_cookie_name))
 
     return app

@@ -148,3 +148,15 @@ class MeasureFollowUp(StrEnum):
     MBC_4 = "MBC-4"  # GAD-7 / PCL-5 worsening: the therapist reviews
     MBC_GAD7_REFER = "MBC-GAD7-REFER"  # GAD-7 >= 10: refer for further evaluation
     MBC_PCL5_PROVISIONAL = "MBC-PCL5-PROVISIONAL"  # PCL-5 provisional DSM-5 PTSD
+
+
+class ClearedBy(StrEnum):
+    """What clears a safety gate's blocker (monitoring's 409 details and session view,
+    `cleared_by`): the console enables "Sign discharge" only when every blocker says
+    `signature`, instead of keeping its own copy of which rules the signature clears."""
+
+    SIGNATURE = "signature"  # a signed stability assessment (SPR-DIS-1 / MON-DIS-3)
+    READING = "reading"  # a new recorded reading or assessment (vitals, dissociation)
+    TIME = "time"  # observation time still has to pass
+    ALERT_DECISION = "alert_decision"  # values back in range or a prescriber resolves
+    DOSE = "dose"  # a dose has to be recorded first

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer
 
 from kap_shared.logging import get_logger
 from kap_shared.ops.kafka import client_kwargs
+from kap_shared.service.metrics import ServiceMetrics
 from kap_shared.settings import KafkaSettings
 
 from ..domain.live import LiveEvent, parse
@@ -111,8 +112,14 @@ class LiveFeed:
     """Reads `topics` in this instance's own consumer group and feeds the hub."""
 
     def __init__(
-        self, kafka: KafkaSettings, topics: Iterable[str], group_id: str, hub: LiveHub
+        self,
+        kafka: KafkaSettings,
+        topics: Iterable[str],
+        group_id: str,
+        hub: LiveHub,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._kafka = kafka
         self._topics = tuple(topics)
         self._group_id = group_id
@@ -164,6 +171,12 @@ class LiveFeed:
                     event = parse(record.topic, record.value, headers)
                     if event is not None:
                         self._hub.publish(event)
+                    if self._metrics is not None:
+                        self._metrics.events_consumed.labels(
+                            record.topic,
+                            event.event_type if event else "unknown",
+                            "forwarded" if event else "skipped",
+                        ).inc()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -8,10 +8,13 @@ contract's `{"error": {code, message, details}}` so a page can explain it
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from .metrics import ConsoleMetrics
 
 
 @dataclass
@@ -41,8 +44,7 @@ class Services:
 
     urls: dict[str, str | None]
     client: httpx.AsyncClient
-    # Filled in by tests and the benchmark: how many calls each page made.
-    calls: dict[str, int] = field(default_factory=dict)
+    metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
 
     def as_(self, token: str) -> ServiceApi:
         return ServiceApi(self, token)
@@ -70,6 +72,8 @@ class ServiceApi:
         base = self._services.urls.get(service)
         if not base:
             raise ServiceUnavailable(service, "not configured")
+        metrics = self._services.metrics
+        started = time.perf_counter()
         try:
             response = await self._services.client.request(
                 method,
@@ -79,7 +83,13 @@ class ServiceApi:
                 headers={"Authorization": f"Bearer {self._token}"},
             )
         except httpx.HTTPError as exc:
+            metrics.service_calls.labels(service, method, "unreachable").inc()
             raise ServiceUnavailable(service, type(exc).__name__) from exc
+        finally:
+            metrics.service_call_latency.labels(service, method).observe(
+                time.perf_counter() - started
+            )
+        metrics.service_calls.labels(service, method, str(response.status_code)).inc()
         if response.status_code >= 400:
             raise _error(service, response)
         if response.status_code == 204 or not response.content:

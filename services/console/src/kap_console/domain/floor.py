@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from kap_shared.events.enums import ClearedBy
+
 # SPR-MON-1 (rulebook default): a BP check 40 minutes after the first dose, overdue
 # once its +/-10 minute window has passed. Monitoring owns the timers; the card shows them.
 BP_CHECK_AFTER = timedelta(minutes=40)
@@ -100,17 +102,10 @@ _UNITS = {
 }
 
 
-# Discharge blockers a signed stability assessment clears (monitoring's
-# `domain.discharge._assessment`): the signature itself (SPR-DIS-1 esketamine, MON-DIS-3
-# ketamine), the escort (KET-DIS-5) and Aldrete (KET-DIS-1) it records, and SPR-GOAL when
-# the assessment (not a reading) said "not resolved". Every other blocker needs a reading,
-# time or a prescriber's alert decision first, so the signature waits for those.
-SIGNATURE_RULES = frozenset({"SPR-DIS-1", "MON-DIS-3", "KET-DIS-5", "KET-DIS-1"})
-
-
 def cleared_by_signing(blocker: dict[str, Any]) -> bool:
-    rule = blocker.get("rule_id")
-    return rule in SIGNATURE_RULES or (rule == "SPR-GOAL" and "fields" in blocker)
+    """Monitoring says what clears each blocker (`cleared_by`); the signed stability
+    assessment clears those it names `signature` (a blocker without the field does not)."""
+    return blocker.get("cleared_by") == ClearedBy.SIGNATURE
 
 
 def _out_of_range(metric: str, value: float) -> str | None:

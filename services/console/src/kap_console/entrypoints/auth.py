@@ -32,7 +32,7 @@ def _safe_next(path: str | None) -> str:
     return "/"
 
 
-def _signed_in(
+async def _signed_in(
     request: Request,
     token: str,
     principal: Principal,
@@ -40,7 +40,7 @@ def _signed_in(
     expires_at: float | None = None,
 ) -> Response:
     settings = settings_of(request)
-    session_id = store_of(request).create(token, principal, expires_at)
+    session_id = await store_of(request).create(token, principal, expires_at)
     response = redirect(_safe_next(next_path))
     response.set_cookie(
         settings.session_cookie_name,
@@ -113,7 +113,7 @@ async def sign_in_dev(
         sites=list(chosen.sites),
     )
     principal = Principal(sub=chosen.clinician_id, role=chosen.role, sites=list(chosen.sites))
-    return _signed_in(request, token, principal, next)
+    return await _signed_in(request, token, principal, next)
 
 
 @router.get("/sign-in/oidc", include_in_schema=False)
@@ -125,7 +125,7 @@ async def sign_in_oidc(request: Request, next: str = "/") -> Response:
         auth = await oidc.authorization_request()
     except SignInFailed as exc:
         return redirect(f"/sign-in?error={exc}")
-    store_of(request).remember_login(
+    await store_of(request).remember_login(
         auth.state,
         PendingLogin(auth.code_verifier, auth.nonce, _safe_next(next), time.time() + 600),
     )
@@ -137,7 +137,7 @@ async def oidc_callback(
     request: Request, state: str = "", code: str = "", error: str | None = None
 ) -> Response:
     oidc: OidcClient | None = request.app.state.oidc
-    pending = store_of(request).take_login(state) if state else None
+    pending = await store_of(request).take_login(state) if state else None
     if oidc is None or pending is None or error or not code:
         return render(
             request,
@@ -164,7 +164,7 @@ async def oidc_callback(
             oidc=True,
             error=str(exc),
         )
-    return _signed_in(
+    return await _signed_in(
         request, tokens.access_token, tokens.principal, pending.next_path, tokens.expires_at
     )
 
@@ -173,7 +173,7 @@ async def oidc_callback(
 async def sign_out(request: Request, sign_in: Session) -> Response:
     await check_csrf(request, sign_in)
     settings = settings_of(request)
-    store_of(request).drop(request.cookies.get(settings.session_cookie_name))
+    await store_of(request).drop(request.cookies.get(settings.session_cookie_name))
     response = redirect("/sign-in")
     response.delete_cookie(settings.session_cookie_name, path="/")
     return response

@@ -61,9 +61,9 @@ def store_of(request: Request) -> SessionStore:
     return store
 
 
-def current_sign_in(request: Request) -> SignIn:
+async def current_sign_in(request: Request) -> SignIn:
     settings = settings_of(request)
-    found = store_of(request).get(request.cookies.get(settings.session_cookie_name))
+    found = await store_of(request).get(request.cookies.get(settings.session_cookie_name))
     if found is None:
         raise NotSignedIn
     request.state.principal = found.principal

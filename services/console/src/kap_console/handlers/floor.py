@@ -1,8 +1,9 @@
 """The treatment floor: a site's sessions today, one card each, assembled from
 scheduling (booking, room), monitoring (window) and notifications (escalations),
-with the patient's display name from intake for roles allowed to read it (that
-read is audited by intake). Calls run concurrently; a service that fails shows
-as a warning on the board, not an error page."""
+with the patient's display name from intake for roles allowed to read it (intake
+audits each patient's read). Each service is asked once per board, not once per
+chair (site-day batch reads), concurrently; a service that fails shows as a warning
+on the board, not an error page."""
 
 from __future__ import annotations
 
@@ -51,42 +52,40 @@ async def _optional(coro: Any, warnings: list[str], what: str) -> Any:
     return None
 
 
-async def display_name(api: ServiceApi, principal: Principal, patient_id: str) -> str | None:
-    if principal.role not in NAME_READERS:
-        return None
-    try:
-        patient = await api.get("intake", f"/patients/{patient_id}")
-    except (ServiceError, ServiceUnavailable):
-        return None
-    return f"{patient['given_name']} {patient['family_name'][:1]}."
-
-
-async def card(
-    api: ServiceApi,
-    principal: Principal,
-    booking: dict[str, Any],
-    now: datetime,
-    warnings: list[str],
-    escalations: list[dict[str, Any]] | None = None,
-) -> Card:
-    """One card; `escalations` given by the board (one call for the whole site)."""
-    session_id, patient_id = booking["session_id"], booking["patient_id"]
-    if escalations is None:
-        escalations = (
-            await _optional(
-                api.get(
-                    "notifications", "/alerts", site_id=booking["site_id"], patient_id=patient_id
-                ),
-                warnings,
-                "escalations",
-            )
-            or []
-        )
-    window, name = await asyncio.gather(
-        _optional(api.get("monitoring", f"/sessions/{session_id}"), warnings, "monitoring"),
-        display_name(api, principal, patient_id),
+async def display_names(
+    api: ServiceApi, principal: Principal, patient_ids: list[str], warnings: list[str]
+) -> dict[str, str]:
+    """Patient id -> display name, in one call to intake (which audits each patient's
+    read); empty for roles that do not see names at the bedside."""
+    ids = sorted(set(patient_ids))
+    if principal.role not in NAME_READERS or not ids:
+        return {}
+    answer = await _optional(
+        api.get("intake", "/patients/display-names", ids=ids), warnings, "names"
     )
-    return build_card(booking, window, escalations, now, name)
+    if not isinstance(answer, dict):
+        return {}
+    return {p["patient_id"]: p["display_name"] for p in answer.get("patients", [])}
+
+
+async def one_card(api: ServiceApi, principal: Principal, session_id: str, now: datetime) -> Card:
+    """One card again (a live update): four calls, made concurrently once the booking
+    names the patient."""
+    booking = await api.get("scheduling", f"/sessions/{session_id}")
+    warnings: list[str] = []
+    patient_id = booking["patient_id"]
+    window, escalations, names = await asyncio.gather(
+        _optional(api.get("monitoring", f"/sessions/{session_id}"), warnings, "monitoring"),
+        _optional(
+            api.get("notifications", "/alerts", site_id=booking["site_id"], patient_id=patient_id),
+            warnings,
+            "escalations",
+        ),
+        display_names(api, principal, [patient_id], warnings),
+    )
+    found = build_card(booking, window, escalations or [], now, names.get(patient_id))
+    found.warnings.extend(warnings)
+    return found
 
 
 async def floor(
@@ -97,38 +96,43 @@ async def floor(
     tz: str | None,
     day: date | None = None,
 ) -> Floor:
+    """The board in four calls whatever the number of chairs: scheduling's bookings,
+    monitoring's windows and notifications' open escalations of the site's day at once,
+    then intake's display names for the booked patients."""
     start, end = day_bounds(now, tz, day)
-    bookings: list[dict[str, Any]] = await api.get(
-        "scheduling",
-        f"/sites/{site_id}/sessions",
-        **{"from": start.isoformat()},
-        to=end.isoformat(),
-    )
+    window = {"from": start.isoformat(), "to": end.isoformat()}
     warnings: list[str] = []
-    open_alerts = (
-        await _optional(
+
+    async def bookings_and_names() -> tuple[list[dict[str, Any]], dict[str, str]]:
+        bookings: list[dict[str, Any]] = await api.get(
+            "scheduling", f"/sites/{site_id}/sessions", **window
+        )
+        live = [b for b in bookings if b["status"] != "cancelled"]
+        return live, await display_names(api, principal, [b["patient_id"] for b in live], warnings)
+
+    (bookings, names), windows, open_alerts = await asyncio.gather(
+        bookings_and_names(),
+        _optional(
+            api.get("monitoring", f"/sites/{site_id}/sessions", **window), warnings, "monitoring"
+        ),
+        _optional(
             api.get("notifications", "/alerts", site_id=site_id, status="open", limit=500),
             warnings,
             "escalations",
-        )
-        or []
+        ),
     )
+    by_session = {w["session_id"]: w for w in windows or []}
     by_patient: dict[str, list[dict[str, Any]]] = {}
-    for alert in open_alerts:
+    for alert in open_alerts or []:
         by_patient.setdefault(alert["patient_id"], []).append(alert)
-    cards = await asyncio.gather(
-        *(
-            card(api, principal, b, now, warnings, by_patient.get(b["patient_id"], []))
-            for b in bookings
-            if b["status"] != "cancelled"
+    cards = [
+        build_card(
+            b,
+            by_session.get(b["session_id"]),
+            by_patient.get(b["patient_id"], []),
+            now,
+            names.get(b["patient_id"]),
         )
-    )
-    return Floor(site_id, start.date().isoformat(), list(cards), sorted(set(warnings)))
-
-
-async def one_card(api: ServiceApi, principal: Principal, session_id: str, now: datetime) -> Card:
-    booking = await api.get("scheduling", f"/sessions/{session_id}")
-    warnings: list[str] = []
-    found = await card(api, principal, booking, now, warnings)
-    found.warnings.extend(warnings)
-    return found
+        for b in bookings
+    ]
+    return Floor(site_id, start.date().isoformat(), cards, sorted(set(warnings)))

@@ -17,6 +17,7 @@ class AuditResource(StrEnum):
 
     PATIENT = "patient"  # the intake record: names, birth date, contacts
     FHIR_PATIENT = "fhir_patient"  # the same PHI as a FHIR R4 Patient
+    DISPLAY_NAME = "display_name"  # given name and family initial (the console's floor)
     SCREENING = "screening"
     SCREENING_REVIEW = "screening_review"  # holds the prescriber's free-text note
     CONSENT = "consent"

@@ -11,3 +11,10 @@ def age_on(date_of_birth: date, day: date) -> int:
     if (day.month, day.day) < (date_of_birth.month, date_of_birth.day):
         years -= 1
     return years
+
+
+def display_name(given_name: str, family_name: str) -> str:
+    """What a screen shows to identify a patient in the room: the given name and the
+    family name's initial (the minimum necessary of the record's PHI)."""
+    initial = family_name.strip()[:1]
+    return f"{given_name.strip()} {initial}." if initial else given_name.strip()

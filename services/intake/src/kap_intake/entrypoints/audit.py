@@ -38,6 +38,23 @@ class AuditEntry:
         self.patient_id, self.site_id = patient_id, site_id
 
 
+class BatchAuditEntry:
+    """A request about several patients: one record per patient, each with the
+    patient's site and its own outcome (a name disclosed, an id not found); when the
+    request itself is refused, every patient's record carries the refusal."""
+
+    def __init__(self, patient_ids: list[str]) -> None:
+        self.patient_ids = list(dict.fromkeys(patient_ids))
+        self.sites: dict[str, str] = {}
+        self.statuses: dict[str, int] = {}
+
+    def about(self, patient_id: str, site_id: str) -> None:
+        self.sites[patient_id] = site_id
+
+    def answered(self, patient_id: str, status: int) -> None:
+        self.statuses[patient_id] = status
+
+
 def _status_of(exc: BaseException) -> int:
     if isinstance(exc, ApiError):
         return exc.status
@@ -65,6 +82,47 @@ def audited(action: AuditAction, resource: AuditResource, *, success: int = 200)
     return Depends(dependency, scope="function")
 
 
+def audited_batch(
+    action: AuditAction, resource: AuditResource, *, ids_param: str = "ids", limit: int = 200
+) -> Any:
+    """`entry: Annotated[BatchAuditEntry, audited_batch(READ, DISPLAY_NAME)]`: the
+    patients are the query parameter `ids_param` (repeated). More than `limit` ids is
+    refused (422) with a single record that names no patient."""
+
+    async def dependency(request: Request) -> AsyncIterator[BatchAuditEntry]:
+        ids = request.query_params.getlist(ids_param)
+        entry = BatchAuditEntry(ids if len(ids) <= limit else [])
+        try:
+            yield entry
+        except Exception as exc:
+            await _record_batch(request, action, resource, entry, _status_of(exc), failed=True)
+            raise
+        await _record_batch(request, action, resource, entry, 200, failed=False)
+
+    return Depends(dependency, scope="function")
+
+
+async def _record_batch(
+    request: Request,
+    action: AuditAction,
+    resource: AuditResource,
+    batch: BatchAuditEntry,
+    status: int,
+    *,
+    failed: bool,
+) -> None:
+    if not batch.patient_ids:
+        await _record(request, action, resource, AuditEntry(None), status)
+        return
+    records = []
+    for patient_id in batch.patient_ids:
+        entry = AuditEntry(patient_id)
+        entry.site_id = batch.sites.get(patient_id)
+        # A refused request disclosed nothing: each record carries its status.
+        records.append((entry, status if failed else batch.statuses.get(patient_id, status)))
+    await _record_many(request, action, resource, records)
+
+
 async def _record(
     request: Request,
     action: AuditAction,
@@ -72,25 +130,38 @@ async def _record(
     entry: AuditEntry,
     status: int,
 ) -> None:
+    await _record_many(request, action, resource, [(entry, status)])
+
+
+async def _record_many(
+    request: Request,
+    action: AuditAction,
+    resource: AuditResource,
+    entries: list[tuple[AuditEntry, int]],
+) -> None:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         return  # 401: nobody to name
     runtime: ServiceRuntime = request.app.state.runtime
+    trace_id = trace_id_of(current_traceparent())
     await audit.append(
         runtime.sessions,
-        AuditRecord(
-            actor=principal.sub,
-            role=principal.role,
-            actor_sites=list(principal.sites),
-            site_id=entry.site_id,
-            patient_id=entry.patient_id,
-            action=action,
-            resource=resource,
-            method=request.method,
-            path=request.url.path,
-            status=status,
-            outcome=outcome_of(status),
-            trace_id=trace_id_of(current_traceparent()),
-            request_id=request.headers.get("x-request-id"),
+        *(
+            AuditRecord(
+                actor=principal.sub,
+                role=principal.role,
+                actor_sites=list(principal.sites),
+                site_id=entry.site_id,
+                patient_id=entry.patient_id,
+                action=action,
+                resource=resource,
+                method=request.method,
+                path=request.url.path,
+                status=status,
+                outcome=outcome_of(status),
+                trace_id=trace_id,
+                request_id=request.headers.get("x-request-id"),
+            )
+            for entry, status in entries
         ),
     )

@@ -1,16 +1,16 @@
-"""HTTP API (CONTRACT section 4). Thin: authorize, translate, call a use case."""
+"""HTTP API (CONTRACT section 4). Thin: authorize, audit, call a use case or a view
+(queries and response models live in handlers/views.py)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
-from kap_shared.events.envelope import as_utc
 from kap_shared.fhir import FhirResponse
 from kap_shared.http.dependencies import Uow, runtime_of
 from kap_shared.http.idempotency import IdempotencyKey
@@ -21,8 +21,16 @@ from ..adapters import tables
 from ..config import IntakeSettings
 from ..domain.audit import AuditAction, AuditResource
 from ..domain.commands import RecordConsent, RegisterPatient, ReviewScreening, ScreenPatient
-from ..handlers import audit, commands
-from .audit import AuditEntry, audited
+from ..handlers import commands, views
+from ..handlers.views import (
+    AuditFilters,
+    AuditView,
+    ConsentView,
+    DisplayNames,
+    PatientView,
+    ScreeningView,
+)
+from .audit import AuditEntry, BatchAuditEntry, audited, audited_batch
 from .fhir import patient_resource
 
 router = APIRouter(tags=["intake"])
@@ -37,6 +45,12 @@ Admin = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 READ, CREATE, UPDATE = AuditAction.READ, AuditAction.CREATE, AuditAction.UPDATE
 ReadsPatient = Annotated[AuditEntry, audited(READ, AuditResource.PATIENT)]
 ReadsFhirPatient = Annotated[AuditEntry, audited(READ, AuditResource.FHIR_PATIENT)]
+# At most this many patients per display-name request (one board of chairs, with room).
+DISPLAY_NAMES_MAX = 200
+ReadsDisplayNames = Annotated[
+    BatchAuditEntry,
+    audited_batch(READ, AuditResource.DISPLAY_NAME, limit=DISPLAY_NAMES_MAX),
+]
 CreatesPatient = Annotated[AuditEntry, audited(CREATE, AuditResource.PATIENT, success=201)]
 Screens = Annotated[AuditEntry, audited(CREATE, AuditResource.SCREENING, success=201)]
 Reviews = Annotated[AuditEntry, audited(UPDATE, AuditResource.SCREENING_REVIEW)]
@@ -45,61 +59,6 @@ Consents = Annotated[AuditEntry, audited(CREATE, AuditResource.CONSENT, success=
 
 class PatientCreated(BaseModel):
     patient_id: str
-
-
-class PatientView(BaseModel):
-    patient_id: str
-    site_id: str
-    given_name: str
-    family_name: str
-    date_of_birth: date
-    phone: str | None
-    email: str | None
-    indications: list[str]
-    referral_source: str | None
-    created_at: datetime
-    screenings: list[dict[str, Any]]
-    consents: list[dict[str, Any]]
-
-
-class ScreeningView(BaseModel):
-    screening_id: str
-    patient_id: str
-    route: str
-    outcome: str
-    reasons: list[str]
-    contraindications: list[dict[str, Any]]
-    baseline: dict[str, Any]
-    scores: dict[str, Any]
-    reviewed_by: str | None
-    review_decision: str | None
-    review_reason: str | None
-
-
-class ConsentView(BaseModel):
-    consent_id: str
-    patient_id: str
-    scope: str
-    granted: bool
-    recorded_at: datetime
-
-
-class AuditView(BaseModel):
-    audit_id: str
-    at: datetime
-    actor: str | None
-    role: str | None
-    actor_sites: list[str]
-    site_id: str | None
-    patient_id: str | None
-    action: AuditAction
-    resource: AuditResource
-    method: str
-    path: str
-    status: int
-    outcome: str
-    trace_id: str | None
-    request_id: str | None
 
 
 async def _patient_for(
@@ -124,25 +83,43 @@ async def register_patient(
     return PatientCreated(patient_id=patient.patient_id)
 
 
+@router.get(
+    "/patients/display-names",
+    response_model=DisplayNames,
+    summary="Display names (given name, family initial) of several patients; each audited",
+)
+async def get_display_names(
+    entry: ReadsDisplayNames,
+    principal: Clinician,
+    uow: Uow,
+    ids: Annotated[
+        list[str],
+        Query(min_length=1, max_length=DISPLAY_NAMES_MAX, description="patient ids, repeated"),
+    ],
+) -> DisplayNames:
+    """Same roles and site rule as `GET /patients/{id}`: one patient of a site not in
+    the token refuses the whole request (403, nothing disclosed). Every patient asked
+    about gets its own audit record (allowed, not found, or the refusal)."""
+    async with uow:
+        found = await views.patients(uow, ids)
+        # Every patient's site is on its record before a refusal can stop the loop.
+        for patient in found.values():
+            entry.about(patient.patient_id, patient.site_id)
+        for patient in found.values():
+            ensure_site(principal, patient.site_id)
+        names = views.display_names(ids, found)
+    for unknown in names.not_found:
+        entry.answered(unknown, 404)
+    return names
+
+
 @router.get("/patients/{patient_id}", response_model=PatientView, responses=error_responses(404))
 async def get_patient(
     entry: ReadsPatient, patient_id: str, principal: Clinician, uow: Uow
 ) -> PatientView:
     async with uow:
         patient = await _patient_for(uow, patient_id, principal, entry)
-        screenings = await uow.session.exec(
-            tables.select(tables.Screening).where(tables.Screening.patient_id == patient_id)
-        )
-        consents = await uow.session.exec(
-            tables.select(tables.Consent).where(tables.Consent.patient_id == patient_id)
-        )
-        return PatientView(
-            **patient.model_dump(),
-            screenings=[
-                ScreeningView(**s.model_dump()).model_dump(mode="json") for s in screenings
-            ],
-            consents=[ConsentView(**c.model_dump()).model_dump(mode="json") for c in consents],
-        )
+        return await views.patient_view(uow, patient)
 
 
 @router.post(
@@ -236,15 +213,6 @@ async def search_audit(
 ) -> list[AuditView]:
     """Who read or wrote which patient's PHI, newest first (admins; an admin without
     `*` sees the records of their own sites)."""
-    query = audit.AuditQuery(
-        patient_id=patient_id,
-        actor=actor,
-        since=as_utc(since) if since else None,
-        until=as_utc(until) if until else None,
-        sites=None if principal.all_sites else tuple(principal.sites),
-        limit=limit,
-        offset=offset,
-    )
+    filters = AuditFilters(patient_id, actor, since, until, limit, offset)
     async with uow:
-        records = await audit.search(uow.session, query)
-        return [AuditView.model_validate(r, from_attributes=True) for r in records]
+        return await views.audit_trail(uow, principal, filters)

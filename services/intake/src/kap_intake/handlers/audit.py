@@ -15,16 +15,16 @@ from kap_shared.messaging.idempotency import deferring_scope
 from ..adapters.tables import AuditRecord
 
 
-async def append(sessions: async_sessionmaker[AsyncSession], record: AuditRecord) -> None:
+async def append(sessions: async_sessionmaker[AsyncSession], *records: AuditRecord) -> None:
     """In a transaction of its own: refusals are recorded even though the request's
     own transaction was rolled back. In a keyed request whose effect is held until the
-    response is stored (Idempotency-Key), the record joins that transaction instead:
-    effect, response and record are durable together."""
+    response is stored (Idempotency-Key), the records join that transaction instead:
+    effect, response and records are durable together."""
     scope = deferring_scope()
-    if scope is not None and scope.join(record):
+    if scope is not None and all(scope.join(record) for record in records):
         return
     async with sessions() as session:
-        session.add(record)
+        session.add_all(records)
         await session.commit()
 
 

@@ -10,12 +10,12 @@ assessment (by default a prescriber's) signs the discharge.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import SQLModel
 
-from kap_shared.events.enums import Dissociation, Route
+from kap_shared.events.enums import ClearedBy, Dissociation, Route
 
 from .gates import Blocker
 from .rules import (
@@ -108,7 +108,14 @@ def _within(value: float, baseline: float | None, tolerance_pct: float) -> bool:
 
 def blockers(facts: DischargeFacts, rules: MonitoringRules, now: datetime) -> list[Blocker]:
     if facts.first_dose_at is None or facts.route is None or facts.dosing_end_at is None:
-        return [Blocker(MON_DIS_1, "no dose is recorded for this session", "record the dose")]
+        return [
+            Blocker(
+                MON_DIS_1,
+                "no dose is recorded for this session",
+                "record the dose",
+                cleared_by=ClearedBy.DOSE,
+            )
+        ]
     esketamine = facts.route is Route.INTRANASAL_ESKETAMINE
     found: list[Blocker] = []
     minimum = rules.min_observation_minutes(facts.route)
@@ -129,6 +136,7 @@ def blockers(facts: DischargeFacts, rules: MonitoringRules, now: datetime) -> li
                     "required_minutes": minimum,
                     "discharge_allowed_at": allowed_at.isoformat(),
                 },
+                ClearedBy.TIME,
             )
         )
     if facts.open_critical:
@@ -139,11 +147,18 @@ def blockers(facts: DischargeFacts, rules: MonitoringRules, now: datetime) -> li
                 f"open critical alert(s): {', '.join(names)}",
                 "values back in range, or a prescriber resolves the alert(s)",
                 {"open_alerts": names},
+                ClearedBy.ALERT_DECISION,
             )
         )
-    found.extend(_readings(facts, rules, now, esketamine))
-    found.extend(_assessment(facts, rules, now, esketamine))
+    found.extend(_cleared_by(ClearedBy.READING, _readings(facts, rules, now, esketamine)))
+    found.extend(_cleared_by(ClearedBy.SIGNATURE, _assessment(facts, rules, now, esketamine)))
     return found
+
+
+def _cleared_by(act: ClearedBy, found: list[Blocker]) -> list[Blocker]:
+    """Every blocker of one family is cleared by the same kind of act: a reading for
+    the readings' criteria, the signed assessment for what the assessment records."""
+    return [replace(b, cleared_by=act) for b in found]
 
 
 # (metric group, metrics, rule when esketamine, rule when ketamine, what to record)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
@@ -157,6 +158,38 @@ def _session_post(
         summary=summary,
         responses=responses,
     )
+
+
+@router.get(
+    "/sites/{site_id}/sessions",
+    response_model=list[SessionView],
+    summary="A site's monitoring windows starting in [from, to): the treatment floor",
+    # 403 (a site not in the token, or a role not allowed) and the rest come with the app.
+    responses=error_responses(),
+)
+async def site_sessions(
+    site_id: str,
+    principal: Reader,
+    uow: Uow,
+    request: Request,
+    start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
+    end: Annotated[
+        AwareDatetime | None, Query(alias="to", description="default: from + 1 day")
+    ] = None,
+) -> list[SessionView]:
+    """Each session as `GET /sessions/{id}` shows it (state, doses, latest values,
+    open alerts and concerns, every discharge blocker with what clears it), in time
+    order: one call for the console's board instead of one per chair."""
+    ensure_site(principal, site_id)
+    async with uow:
+        return await views.site_day_view(
+            uow,
+            site_id,
+            start,
+            end or start + timedelta(days=1),
+            lambda site: _rules(request, site),
+            utc_now(),
+        )
 
 
 @_session_post(

@@ -373,13 +373,21 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
         .where(Alert.status == OPEN)
         .where(Alert.severity == Severity.CRITICAL.value)
     )
+    return facts_of(row, list(critical), await latest_assessment(uow, row.session_id))
+
+
+def facts_of(
+    row: MonitoredSession, open_critical: list[str], signed: StabilityAssessment | None
+) -> discharge.DischargeFacts:
+    """The discharge criteria's facts from the session row, the rule ids of its open
+    critical alerts and its latest signed assessment (no I/O: a board loads those for
+    many sessions at once)."""
     state = VitalsState.from_json(row.rule_state)
     baseline_bp = (
         (row.baseline_bp_systolic, row.baseline_bp_diastolic)
         if row.baseline_bp_systolic is not None and row.baseline_bp_diastolic is not None
         else None
     )
-    signed = await latest_assessment(uow, row.session_id)
     assessment = (
         discharge.Assessment(
             **signed.model_dump(include=set(discharge.Assessment.model_fields) - {"assessed_at"}),
@@ -392,7 +400,7 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
         route=Route(row.route) if row.route else None,
         first_dose_at=as_utc(row.first_dose_at) if row.first_dose_at else None,
         dosing_end_at=as_utc(row.dosing_end_at) if row.dosing_end_at else None,
-        open_critical=list(critical),
+        open_critical=open_critical,
         latest=state.latest,
         latest_at={metric: from_micros(t) for metric, t in state.last_t.items()},
         dissociation=Dissociation(state.dissociation) if state.dissociation else None,

@@ -6,12 +6,15 @@ id and what would clear it."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from kap_shared.events.enums import Severity
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters import store
@@ -242,26 +245,109 @@ class MeasureView(Outcome):
 async def session_view(
     uow: UnitOfWork, row: MonitoredSession, rules: MonitoringRules, now: datetime
 ) -> SessionView:
+    return (await _views(uow, [row], lambda _: rules, now))[0]
+
+
+async def site_day_view(
+    uow: UnitOfWork,
+    site_id: str,
+    start: datetime,
+    end: datetime,
+    rules: Callable[[str], MonitoringRules],
+    now: datetime,
+) -> list[SessionView]:
+    """A site's sessions starting in [start, end), in time order, each as
+    `session_view` shows it: the treatment floor's board in one request (a handful of
+    queries for the whole board, not a handful per session)."""
+    rows = await uow.session.exec(
+        select(MonitoredSession)
+        .where(MonitoredSession.site_id == site_id)
+        .where(col(MonitoredSession.starts_at) >= start)
+        .where(col(MonitoredSession.starts_at) < end)
+        .order_by(col(MonitoredSession.starts_at), col(MonitoredSession.session_id))
+    )
+    return await _views(uow, list(rows), rules, now)
+
+
+Related = TypeVar("Related", Dose, PredoseDecision, SafetyConcern, Alert, StabilityAssessment)
+
+
+def _by_session(items: Iterable[Related]) -> dict[str, list[Related]]:
+    grouped: dict[str, list[Related]] = defaultdict(list)
+    for item in items:
+        if item.session_id is not None:
+            grouped[item.session_id].append(item)
+    return grouped
+
+
+async def _views(
+    uow: UnitOfWork,
+    rows: list[MonitoredSession],
+    rules: Callable[[str], MonitoringRules],
+    now: datetime,
+) -> list[SessionView]:
+    """The views of several sessions, each related table read once for all of them."""
+    if not rows:
+        return []
     db = uow.session
-    session_id = row.session_id
-    doses = await db.exec(
-        select(Dose).where(Dose.session_id == session_id).order_by(col(Dose.administered_at))
+    ids = [row.session_id for row in rows]
+    doses = _by_session(
+        await db.exec(
+            select(Dose).where(col(Dose.session_id).in_(ids)).order_by(col(Dose.administered_at))
+        )
     )
-    decisions = await db.exec(
-        select(PredoseDecision)
-        .where(PredoseDecision.session_id == session_id)
-        .order_by(col(PredoseDecision.decided_at))
+    decisions = _by_session(
+        await db.exec(
+            select(PredoseDecision)
+            .where(col(PredoseDecision.session_id).in_(ids))
+            .order_by(col(PredoseDecision.decided_at))
+        )
     )
-    concerns = await db.exec(
-        select(SafetyConcern)
-        .where(SafetyConcern.session_id == session_id)
-        .where(SafetyConcern.status == OPEN)
-        .order_by(col(SafetyConcern.raised_at))
+    concerns = _by_session(
+        await db.exec(
+            select(SafetyConcern)
+            .where(col(SafetyConcern.session_id).in_(ids))
+            .where(SafetyConcern.status == OPEN)
+            .order_by(col(SafetyConcern.raised_at))
+        )
     )
-    open_alerts = await store.open_alerts(db, [session_id])
-    assessment = await commands.latest_assessment(uow, session_id)
+    alerts = _by_session(await store.open_alerts(db, ids))
+    # Newest first: the first of each session is its latest assessment.
+    assessments = _by_session(
+        await db.exec(
+            select(StabilityAssessment)
+            .where(col(StabilityAssessment.session_id).in_(ids))
+            .order_by(col(StabilityAssessment.assessed_at).desc())
+        )
+    )
+    return [
+        _view(
+            row,
+            doses.get(row.session_id, []),
+            decisions.get(row.session_id, []),
+            concerns.get(row.session_id, []),
+            alerts.get(row.session_id, []),
+            next(iter(assessments.get(row.session_id, [])), None),
+            rules(row.site_id),
+            now,
+        )
+        for row in rows
+    ]
+
+
+def _view(
+    row: MonitoredSession,
+    doses: list[Dose],
+    decisions: list[PredoseDecision],
+    concerns: list[SafetyConcern],
+    open_alerts: list[Alert],
+    assessment: StabilityAssessment | None,
+    rules: MonitoringRules,
+    now: datetime,
+) -> SessionView:
+    critical = [a.rule_id for a in open_alerts if a.severity == Severity.CRITICAL.value]
     blockers = (
-        discharge.blockers(await commands.discharge_facts(uow, row), rules, now)
+        discharge.blockers(commands.facts_of(row, critical, assessment), rules, now)
         if row.status == CHECKED_IN
         else []
     )
