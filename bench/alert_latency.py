@@ -51,6 +51,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from prometheus_client.parser import text_string_to_metric_families
 
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform
@@ -312,6 +313,119 @@ async def _open_sessions(
                 await asyncio.sleep(0.2)  # monitoring has not consumed the check-in yet
 
 
+async def wait_caught_up(platform: Platform, budget: float = 600) -> float:
+    """Wait until every service has consumed what the set-up produced (consumer lag 0)
+    and published its outbox, so the set-up backlog is not measured as alert latency.
+    Returns the seconds waited."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=30) as http:
+        while True:
+            behind = 0.0
+            for name in ("intake", "scheduling", "monitoring", "notifications", "records"):
+                text = (await http.get(f"{platform.url(name)}/metrics")).text
+                for line in text.splitlines():
+                    if line.startswith(("kap_consumer_lag{", "kap_outbox_backlog ")):
+                        behind += float(line.rpartition(" ")[2])
+            if behind == 0:
+                return time.monotonic() - started
+            if time.monotonic() - started > budget:
+                raise RuntimeError(f"the services are still {behind:.0f} events behind")
+            await asyncio.sleep(1)
+
+
+MetricSamples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+async def scrape(platform: Platform) -> dict[str, MetricSamples]:
+    """monitoring's and notifications' /metrics samples (counters and histograms)."""
+    scraped: dict[str, MetricSamples] = {}
+    async with httpx.AsyncClient(timeout=30) as http:
+        for name in PROFILED:
+            text = (await http.get(f"{platform.url(name)}/metrics")).text
+            scraped[name] = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+    return scraped
+
+
+def histogram(
+    before: MetricSamples, after: MetricSamples, name: str, **labels: str
+) -> dict[str, float] | None:
+    """A histogram's observations between two scrapes: count, mean and the bucket
+    bounds (upper, in ms) holding the median and the 99th percentile."""
+
+    def delta(sample: str, **extra: str) -> float:
+        key = (sample, tuple(sorted({**labels, **extra}.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    count = delta(f"{name}_count")
+    if not count:
+        return None
+    bounds = sorted(
+        {dict(k[1])["le"] for k in after if k[0] == f"{name}_bucket" and "le" in dict(k[1])},
+        key=float,
+    )
+    cumulative = [(float(le), delta(f"{name}_bucket", le=le)) for le in bounds]
+
+    def bound(share: float) -> float:
+        return next(le for le, n in cumulative if n >= share * count) * 1000
+
+    return {
+        "count": count,
+        "mean_ms": round(delta(f"{name}_sum") / count * 1000, 1),
+        "p50_le_ms": bound(0.5),
+        "p99_le_ms": bound(0.99),
+    }
+
+
+def service_metrics(
+    before: dict[str, MetricSamples], after: dict[str, MetricSamples]
+) -> dict[str, Any]:
+    """What the services' own metrics say about the measured phase."""
+    monitoring, notifications = (
+        (before["monitoring"], after["monitoring"]),
+        (
+            before["notifications"],
+            after["notifications"],
+        ),
+    )
+    handler = "kap_event_handler_duration_seconds"
+    relay = "kap_outbox_relay_seconds"
+    batches = histogram(*monitoring, handler, topic=topics.MONITORING_VITALS)
+    stored_key = (
+        "kap_events_consumed_total",
+        tuple(
+            sorted(
+                {
+                    "topic": topics.MONITORING_VITALS,
+                    "event_type": "VitalsRecorded",
+                    "outcome": "processed",
+                }.items()
+            )
+        ),
+    )
+    stored = monitoring[1].get(stored_key, 0.0) - monitoring[0].get(stored_key, 0.0)
+    return {
+        "monitoring_vitals_batch": {
+            **(batches or {}),
+            "mean_records": round(stored / batches["count"], 1) if batches else None,
+        },
+        "monitoring_relay": {
+            stage: histogram(*monitoring, relay, stage=stage)
+            for stage in ("wake_to_send", "send", "mark")
+        },
+        "notifications_handler_monitoring_events": histogram(
+            *notifications, handler, topic=topics.MONITORING_EVENTS
+        ),
+        "notifications_relay": {
+            stage: histogram(*notifications, relay, stage=stage)
+            for stage in ("wake_to_send", "send", "mark")
+        },
+    }
+
+
 async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str) -> dict[str, Any]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -331,6 +445,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     measured = [(f"pt-m-{n}", f"sess-m-{n}") for n in range(args.samples)]
     background = [(f"pt-b-{n}", f"sess-b-{n}") for n in range(args.background_sessions)]
     await _open_sessions(args, platform, background_producer, measured + background, measured)
+    setup_backlog_seconds = await wait_caught_up(platform)
 
     prescriber_token = mint_token(SECRET, sub=PRESCRIBER, role="prescriber", sites=[SITE])
     prescriber = {"Authorization": f"Bearer {prescriber_token}"}
@@ -422,6 +537,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     await asyncio.sleep(args.warmup)
     started, background_at_start = time.perf_counter(), background_sent
     measuring = args.samples * args.interval
+    metrics_before = await scrape(platform)
     profilers = start_profilers(platform, measuring, args.profile_rate) if args.profile else []
     for number, (patient_id, session_id) in enumerate(measured):
         key, value = _reading(patient_id, session_id, bp_systolic=210, bp_diastolic=125)
@@ -435,6 +551,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_arrived.wait(), 30)
     elapsed = time.perf_counter() - started
+    metrics_after = await scrape(platform)
     stop.set()
     await loader
     for task in tasks:
@@ -475,6 +592,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
             (background_sent - background_at_start) / elapsed, 1
         ),
         "received": len(latencies),
+        "setup_backlog_seconds": round(setup_backlog_seconds, 1),
         "latency_ms": alert,
         "floor_ms": bare,
         "ratio": {
@@ -487,6 +605,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
             "ratio": 10,
             "ratio_met": alert["p99"] / bare["p99"] <= 10,
         },
+        "service_metrics": service_metrics(metrics_before, metrics_after),
         "profiles": profiles,
         "_samples": {
             "sent": sent_at,
@@ -607,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         _record(result)
     print(json.dumps({k: result[k] for k in ("latency_ms", "floor_ms", "ratio")}, indent=1))
     print(json.dumps(result["hops_ms"], indent=1))
+    print(json.dumps(result["service_metrics"], indent=1))
     print("background/s:", result["background_readings_per_second_achieved"])
     return 0
 

@@ -316,6 +316,39 @@ async def test_running_relay_is_woken_by_notify_after_commit(
         await relay.stop(flush_timeout=3)
 
 
+async def test_relay_reports_its_stages_for_published_batches_only(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """Where the relay's time goes (kap_outbox_relay_seconds): notify -> sending, the
+    broker's acknowledgements, marking sent; nothing for an empty or a failed batch."""
+    observed: list[tuple[str, float]] = []
+    send = FakeSender()
+    relay = OutboxRelay(
+        engine, sessions, send, observe=lambda stage, s: observed.append((stage, s))
+    )
+    assert await relay.publish_pending() == 0
+    assert observed == []
+
+    await commit_events(sessions, [event("VitalsAlert")], on_commit=relay.notify)
+    await asyncio.sleep(0.02)  # the notify -> sending stage includes this wait
+    assert await relay.publish_pending() == 1
+    assert [stage for stage, _ in observed] == ["wake_to_send", "send", "mark"]
+    assert observed[0][1] >= 0.02
+    assert all(seconds >= 0 for _, seconds in observed)
+
+    observed.clear()
+    send.fail_with = ConnectionError("broker down")
+    await commit_events(sessions, [event("VitalsAlert", "pt-2")], on_commit=relay.notify)
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert [stage for stage, _ in observed] == ["wake_to_send"]  # never "sent"
+
+    observed.clear()
+    send.fail_with = None
+    assert await relay.publish_pending() == 1  # the retry: no new notify
+    assert [stage for stage, _ in observed] == ["send", "mark"]
+
+
 async def test_notify_during_an_in_flight_batch_is_not_lost(
     engine: AsyncEngine, sessions: Sessions
 ) -> None:

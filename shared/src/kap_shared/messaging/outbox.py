@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,11 @@ from ..logging import get_logger
 from ..retry import backoff_seconds
 
 log = get_logger(__name__)
+
+# (stage, seconds) -> None; stages: "wake_to_send" (a commit's notify() until its rows
+# are read and sending starts), "send" (until the broker acknowledged every row) and
+# "mark" (rows marked published, committed). Only batches that published rows count.
+RelayObserver = Callable[[str, float], None]
 
 # Postgres advisory-lock key: one relay per database publishes at a time, so
 # per-patient order holds even with several instances of a service.
@@ -75,18 +81,24 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.5,
+        observe: RelayObserver = lambda stage, seconds: None,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._send = send
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._observe = observe
         self._wake = asyncio.Event()
+        # When the first notify() since the last batch arrived (for the "wake_to_send" stage).
+        self._woken_at: float | None = None
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out at once."""
+        if self._woken_at is None:
+            self._woken_at = time.perf_counter()
         self._wake.set()
 
     def start(self) -> None:
@@ -128,6 +140,8 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """One batch: returns how many rows were published."""
         error: Exception | None = None
+        # A notify() from here on is for rows this batch may not see: the next one's.
+        woken_at, self._woken_at = self._woken_at, None
         async with self._sessions() as session, session.begin():
             if is_postgres(self._engine):
                 locked = await session.scalar(
@@ -146,6 +160,9 @@ class OutboxRelay:
             if not rows:
                 return 0
             seqs = [row.seq for row in rows]
+            sending = time.perf_counter()
+            if woken_at is not None:
+                self._observe("wake_to_send", sending - woken_at)
             try:
                 await self._send(rows)
             except Exception as exc:
@@ -157,6 +174,8 @@ class OutboxRelay:
                     .values(attempts=OutboxMessage.attempts + 1, last_error=repr(exc)[:500])
                 )
             else:
+                sent = time.perf_counter()
+                self._observe("send", sent - sending)
                 await session.exec(
                     update(OutboxMessage)
                     .where(col(OutboxMessage.seq).in_(seqs))
@@ -164,6 +183,7 @@ class OutboxRelay:
                 )
         if error is not None:
             raise error
+        self._observe("mark", time.perf_counter() - sent)
         log.debug("outbox.published", count=len(rows))
         return len(rows)
 

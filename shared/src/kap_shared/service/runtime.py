@@ -90,6 +90,9 @@ class ServiceRuntime:
             outbox_sender(self.broker),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
+            observe=lambda stage, seconds: self.metrics.outbox_relay_latency.labels(stage).observe(
+                seconds
+            ),
         )
         self.broker_connected = False
         self.database_ready = False
