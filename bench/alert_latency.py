@@ -625,7 +625,7 @@ def _hops(samples: dict[str, Any], work: Path) -> dict[str, dict[str, float]]:
         "3 relay sent -> bare side consumer got VitalsAlert (broker hop)": [],
         "4 relay sent -> notifications routed (consume, inbox claim, views, routing)": [],
         "5 notifications routed -> SSE arrival (notification rows, commit, hub, SSE)": [],
-        "(off the path) relay sent -> broker ack and row marked published": [],
+        "(off the path) relay sent -> broker acknowledged (published_at)": [],
     }
     names = list(hops)
     for patient_id, arrived in samples["arrived"].items():
