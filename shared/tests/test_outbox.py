@@ -316,6 +316,39 @@ async def test_running_relay_is_woken_by_notify_after_commit(
         await relay.stop(flush_timeout=3)
 
 
+async def test_relay_reports_its_stages_for_published_batches_only(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """Where the relay's time goes (kap_outbox_relay_seconds): notify -> sending, the
+    broker's acknowledgements, marking sent; nothing for an empty or a failed batch."""
+    observed: list[tuple[str, float]] = []
+    send = FakeSender()
+    relay = OutboxRelay(
+        engine, sessions, send, observe=lambda stage, s: observed.append((stage, s))
+    )
+    assert await relay.publish_pending() == 0
+    assert observed == []
+
+    await commit_events(sessions, [event("VitalsAlert")], on_commit=relay.notify)
+    await asyncio.sleep(0.02)  # the notify -> sending stage includes this wait
+    assert await relay.publish_pending() == 1
+    assert [stage for stage, _ in observed] == ["wake_to_send", "send", "mark"]
+    assert observed[0][1] >= 0.02
+    assert all(seconds >= 0 for _, seconds in observed)
+
+    observed.clear()
+    send.fail_with = ConnectionError("broker down")
+    await commit_events(sessions, [event("VitalsAlert", "pt-2")], on_commit=relay.notify)
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert [stage for stage, _ in observed] == ["wake_to_send"]  # never "sent"
+
+    observed.clear()
+    send.fail_with = None
+    assert await relay.publish_pending() == 1  # the retry: no new notify
+    assert [stage for stage, _ in observed] == ["send", "mark"]
+
+
 async def test_notify_during_an_in_flight_batch_is_not_lost(
     engine: AsyncEngine, sessions: Sessions
 ) -> None:
@@ -338,6 +371,51 @@ async def test_notify_during_an_in_flight_batch_is_not_lost(
         assert send.event_ids == [str(first.event_id), str(second.event_id)]
     finally:
         await relay.stop(flush_timeout=0.2)
+
+
+async def test_relay_keeps_sending_while_another_writer_holds_the_sqlite_lock(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """SQLite has one writer: marking a batch sent waits behind e.g. a vitals batch's
+    transaction. The next alert must not wait behind the marking (pipelined relay)."""
+    first, second = event("VitalsAlert", "pt-1"), event("VitalsAlert", "pt-2")
+    relay: OutboxRelay
+    holder = sessions()
+    lock_held = asyncio.Event()
+
+    class HoldTheLockAfterTheFirstBatch(FakeSender):
+        async def __call__(self, rows: list[OutboxMessage]) -> None:
+            await super().__call__(rows)
+            if len(self.batches) == 1:
+                await commit_events(sessions, [second], on_commit=relay.notify)
+                holder.add(CareTask(patient_id="pt-9", kind="a long transaction"))
+                await holder.flush()  # holds SQLite's write lock until rolled back
+                lock_held.set()
+
+    send = HoldTheLockAfterTheFirstBatch()
+    await commit_events(sessions, [first])
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
+    assert relay._pipelined  # SQLite
+    relay.start()
+    try:
+        await asyncio.wait_for(lock_held.wait(), timeout=3)
+        # The second alert goes out while the first one's mark waits for the lock.
+        await asyncio.wait_for(_until(lambda: len(send.batches) == 2), timeout=3)
+        assert send.event_ids == [str(first.event_id), str(second.event_id)]
+        await holder.rollback()
+        await holder.close()
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=5)
+        rows = await outbox_rows(sessions)
+        assert all(r.published_at is not None and r.attempts == 1 for r in rows)
+        assert len(send.batches) == 2  # nothing sent twice
+    finally:
+        await holder.close()
+        await relay.stop(flush_timeout=3)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():  # noqa: ASYNC110 - polling what another task changes
+        await asyncio.sleep(0.01)
 
 
 async def test_relay_started_later_publishes_what_a_crash_left_behind_and_survives_errors(

@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     # Outbox relay: how often it looks for unsent events when nothing woke it.
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)
+    # On SQLite, mark sent rows beside the sending instead of before the next batch
+    # (OutboxRelay: pipelined); False restores the serial relay (benchmark comparisons).
+    outbox_pipelined: bool = True
     # Operators may pause publishing (e.g. during a broker migration); events
     # keep accumulating safely in the outbox and go out once resumed.
     outbox_relay_enabled: bool = True

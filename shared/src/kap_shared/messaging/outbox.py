@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,11 @@ from ..logging import get_logger
 from ..retry import backoff_seconds
 
 log = get_logger(__name__)
+
+# (stage, seconds) -> None; stages: "wake_to_send" (a commit's notify() until its rows
+# are read and sending starts), "send" (until the broker acknowledged every row) and
+# "mark" (rows marked published, committed). Only batches that published rows count.
+RelayObserver = Callable[[str, float], None]
 
 # Postgres advisory-lock key: one relay per database publishes at a time, so
 # per-patient order holds even with several instances of a service.
@@ -65,7 +71,19 @@ def outbox_row(event: Envelope, headers: dict[str, str] | None = None) -> Outbox
 
 
 class OutboxRelay:
-    """Publishes unsent outbox rows in order, then marks them sent."""
+    """Publishes unsent outbox rows in order, then marks them sent.
+
+    On SQLite the marking runs beside the sending (`pipelined`): SQLite has one writer
+    at a time, so a relay that marked its batch before reading the next would wait
+    behind whatever transaction holds the lock (a vitals batch: hundreds of ms under
+    load) while the next alert waits behind the relay. One process owns a SQLite file,
+    so its relay alone reads the outbox: it continues after the highest `seq` it sent
+    (SQLite assigns `seq` in commit order) while a marker task marks the sent rows.
+    A crash before the mark re-sends them after the restart: at-least-once, as always.
+    On PostgreSQL several instances' relays take turns under an advisory lock that
+    lasts one transaction, and `seq` is not commit-ordered, so there a batch is sent
+    and marked in one locked transaction (no global write lock makes that wait).
+    """
 
     def __init__(
         self,
@@ -75,34 +93,51 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_seconds: float = 0.5,
+        observe: RelayObserver = lambda stage, seconds: None,
+        pipelined: bool | None = None,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._send = send
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._observe = observe
+        self._pipelined = not is_postgres(engine) if pipelined is None else pipelined
         self._wake = asyncio.Event()
+        # When the first notify() since the last batch arrived (for the "wake_to_send" stage).
+        self._woken_at: float | None = None
+        # Pipelined: the highest seq sent by this process, and sent batches not marked yet.
+        self._sent_up_to = 0
+        self._unmarked: list[tuple[list[int], datetime, float]] = []
+        self._marks_waiting = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._marker: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """Called after a commit that wrote outbox rows, so they go out at once."""
+        if self._woken_at is None:
+            self._woken_at = time.perf_counter()
         self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        if self._pipelined:
+            self._marker = asyncio.create_task(self._mark_loop(), name="outbox-marker")
 
     async def stop(self, flush_timeout: float = 10.0) -> None:
         """Flush what is pending (bounded), then stop."""
         self._stopping = True
         self._wake.set()
-        if self._task is None:
-            return
-        try:
-            await asyncio.wait_for(self._task, timeout=flush_timeout)
-        except TimeoutError:
-            self._task.cancel()
-        self._task = None
+        self._marks_waiting.set()
+        for task in (self._task, self._marker):  # the sender first: the marker drains last
+            if task is None:
+                continue
+            try:
+                await asyncio.wait_for(task, timeout=flush_timeout)
+            except TimeoutError:
+                task.cancel()
+        self._task = self._marker = None
 
     async def _run(self) -> None:
         backoff, failures = self._poll_seconds, 0
@@ -110,7 +145,7 @@ class OutboxRelay:
             # Clear before publishing: a notify() arriving mid-batch must not be lost.
             self._wake.clear()
             try:
-                sent = await self.publish_pending()
+                sent = await (self._send_next() if self._pipelined else self.publish_pending())
                 backoff, failures = self._poll_seconds, 0
             except Exception as exc:
                 sent, failures = 0, failures + 1
@@ -118,6 +153,7 @@ class OutboxRelay:
                 log.warning("outbox.publish_failed", error=repr(exc)[:300], retry_in=backoff)
             if self._stopping:
                 if sent == 0:
+                    self._marks_waiting.set()  # let the marker finish and end
                     return
                 continue  # flushing: no waiting between batches
             if sent >= self._batch_size:
@@ -126,8 +162,20 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
     async def publish_pending(self) -> int:
-        """One batch: returns how many rows were published."""
+        """One batch, sent and marked sent: returns how many rows were published."""
+        return await self._publish(after_seq=0, mark=True)
+
+    async def _send_next(self) -> int:
+        """Pipelined: send the rows after the last one sent; the marker marks them. Once
+        everything sent is marked, `published_at` alone tells what is left (so a seq
+        SQLite reuses after rows were deleted is never skipped)."""
+        after = self._sent_up_to if self._unmarked else 0
+        return await self._publish(after_seq=after, mark=False)
+
+    async def _publish(self, *, after_seq: int, mark: bool) -> int:
         error: Exception | None = None
+        # A notify() from here on is for rows this batch may not see: the next one's.
+        woken_at, self._woken_at = self._woken_at, None
         async with self._sessions() as session, session.begin():
             if is_postgres(self._engine):
                 locked = await session.scalar(
@@ -139,13 +187,17 @@ class OutboxRelay:
                 await session.exec(
                     select(OutboxMessage)
                     .where(col(OutboxMessage.published_at).is_(None))
+                    .where(col(OutboxMessage.seq) > after_seq)
                     .order_by(col(OutboxMessage.seq))
                     .limit(self._batch_size)
                 )
             )
             if not rows:
                 return 0
-            seqs = [row.seq for row in rows]
+            seqs = [row.seq for row in rows if row.seq is not None]
+            sending = time.perf_counter()
+            if woken_at is not None:
+                self._observe("wake_to_send", sending - woken_at)
             try:
                 await self._send(rows)
             except Exception as exc:
@@ -157,15 +209,55 @@ class OutboxRelay:
                     .values(attempts=OutboxMessage.attempts + 1, last_error=repr(exc)[:500])
                 )
             else:
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.seq).in_(seqs))
-                    .values(published_at=utc_now(), attempts=OutboxMessage.attempts + 1)
-                )
+                sent = time.perf_counter()
+                self._observe("send", sent - sending)
+                if mark:
+                    await _mark_published(session, seqs, utc_now())
+                else:
+                    self._sent_up_to = max(seqs)
+                    self._unmarked.append((seqs, utc_now(), sent))
+                    self._marks_waiting.set()
         if error is not None:
             raise error
+        if mark:
+            self._observe("mark", time.perf_counter() - sent)
         log.debug("outbox.published", count=len(rows))
         return len(rows)
+
+    async def _mark_loop(self) -> None:
+        """Pipelined: mark what the sender sent (several batches per transaction when
+        they pile up behind another writer); retried until it succeeds."""
+        failures = 0
+        while True:
+            await self._marks_waiting.wait()
+            self._marks_waiting.clear()
+            while self._unmarked:
+                batches = list(self._unmarked)
+                try:
+                    async with self._sessions() as session, session.begin():
+                        for seqs, acked_at, _ in batches:
+                            await _mark_published(session, seqs, acked_at)
+                except Exception as exc:
+                    failures += 1
+                    retry_in = backoff_seconds(failures, first=self._poll_seconds)
+                    log.warning("outbox.mark_failed", error=repr(exc)[:300], retry_in=retry_in)
+                    await asyncio.sleep(retry_in)
+                    continue
+                failures = 0
+                del self._unmarked[: len(batches)]
+                marked = time.perf_counter()
+                for _, _, sent in batches:
+                    self._observe("mark", marked - sent)
+            if self._stopping and (self._task is None or self._task.done()):
+                return
+
+
+async def _mark_published(session: AsyncSession, seqs: list[int], acked_at: datetime) -> None:
+    await session.exec(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.seq).in_(seqs))
+        .values(published_at=acked_at, attempts=OutboxMessage.attempts + 1)
+    )
 
 
 async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, datetime | None]:

@@ -47,6 +47,15 @@ class ServiceMetrics:
         self.outbox_backlog = Gauge(
             "kap_outbox_backlog", "Events written but not yet published", registry=self.registry
         )
+        # Where the outbox relay's time goes per published batch (OutboxRelay stages),
+        # in buckets fine enough for the alert path's milliseconds.
+        self.outbox_relay_latency = Histogram(
+            "kap_outbox_relay_seconds",
+            "Outbox relay: notify -> sending, sending -> acknowledged, marking sent",
+            ["stage"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
         self.outbox_oldest_age = Gauge(
             "kap_outbox_oldest_unsent_age_seconds",
             "Age of the oldest unsent outbox event",
