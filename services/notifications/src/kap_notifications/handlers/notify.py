@@ -23,17 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events import (
     AlertEscalated,
     Envelope,
-    IntegrationOverdue,
     NotificationSent,
-    ObservationDue,
-    PatientScreened,
-    SafetyConcernRaised,
-    SessionCancelled,
-    SessionRescheduled,
     SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsAlert,
-    VitalsAlertResolved,
     new_id,
 )
 from kap_shared.events.enums import Channel, Phase
@@ -59,7 +50,7 @@ from ..adapters.tables import (
 )
 from ..domain.delivery import plan
 from ..domain.escalation import Level, due_at, levels_for, timer_key
-from ..domain.routing import PMF_EVENTS, RULES, Message, escalation_text, route, rule_for
+from ..domain.routing import ROUTED_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
 from .views import profiles, routing_context, site_members, update_views
@@ -67,20 +58,6 @@ from .views import profiles, routing_context, site_members, update_views
 PRODUCER = "notifications"
 ESCALATION_TIMER = "escalation"
 log = get_logger(__name__)
-
-# The events notifications consumes (the routing table's, plus care-team facts).
-CONSUMED: tuple[type[Envelope], ...] = (
-    PatientScreened,
-    TreatmentPlanCreated,
-    SessionScheduled,
-    SessionRescheduled,
-    SessionCancelled,
-    IntegrationOverdue,
-    VitalsAlert,
-    VitalsAlertResolved,
-    ObservationDue,
-    SafetyConcernRaised,
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +90,7 @@ class Notifier:
     extensions: list[Extension] = field(default_factory=list)
 
     def handlers(self) -> dict[type, EventHandler]:
-        handlers: dict[type, EventHandler] = dict.fromkeys((*CONSUMED, *PMF_EVENTS), self.on_event)
+        handlers: dict[type, EventHandler] = dict.fromkeys(ROUTED_EVENTS, self.on_event)
         for extension in self.extensions:
             handlers |= extension.handlers()
         return handlers
