@@ -23,13 +23,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events import (
     AlertEscalated,
     Envelope,
-    NotificationSent,
     SessionScheduled,
     new_id,
 )
 from kap_shared.events.enums import Channel, Phase
 from kap_shared.events.envelope import envelope_fields, utc_now
-from kap_shared.events.notifications import AlertEscalatedData, NotificationSentData
+from kap_shared.events.notifications import AlertEscalatedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging import timers
 from kap_shared.messaging.consumer import EventHandler
@@ -53,9 +52,9 @@ from ..domain.escalation import Level, due_at, levels_for, timer_key
 from ..domain.routing import ROUTED_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
+from .outcomes import PRODUCER, notification_sent
 from .views import profiles, routing_context, site_members, update_views
 
-PRODUCER = "notifications"
 ESCALATION_TIMER = "escalation"
 log = get_logger(__name__)
 
@@ -302,21 +301,3 @@ async def locked_alert(session: AsyncSession, alert_id: str) -> Alert | None:
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     return (await session.exec(query)).first()
-
-
-def notification_sent(row: Notification) -> NotificationSent:
-    return NotificationSent(
-        **envelope_fields(
-            row,
-            producer=PRODUCER,
-            causation_id=row.source_event_id,
-            correlation_fallback=row.source_event_id,
-        ),
-        data=NotificationSentData(
-            notification_id=row.notification_id,
-            source_event_id=row.source_event_id,
-            recipient_id=row.recipient_id,
-            channel=Channel(row.channel),
-            priority=row.priority,
-        ),
-    )
