@@ -6,6 +6,8 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from kap_shared.events import event_types_on
+from kap_shared.events.topics import INTAKE_EVENTS
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.tables import REGISTRY
@@ -23,7 +25,7 @@ def build(settings: IntakeSettings | None = None) -> FastAPI:
         settings,
         [REGISTRY.metadata],
         version=VERSION,
-        publishes=("PatientReferred", "PatientScreened", "ConsentRecorded"),
+        publishes=event_types_on(INTAKE_EVENTS),
         migrations_package="kap_intake",
     )
     return runtime.http_app(

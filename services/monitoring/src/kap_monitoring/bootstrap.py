@@ -7,6 +7,8 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from kap_shared.events import event_types_on
+from kap_shared.events.topics import MONITORING_EVENTS, MONITORING_VITALS
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.metrics import register_open_alerts
@@ -28,16 +30,7 @@ def build(settings: MonitoringSettings | None = None) -> FastAPI:
         settings,
         [REGISTRY.metadata],
         version=VERSION,
-        publishes=(
-            "DoseAdministered",
-            "VitalsAlert",
-            "VitalsAlertResolved",
-            "ObservationDue",
-            "DischargeCleared",
-            "OutcomeRecorded",
-            "SafetyConcernRaised",
-            "VitalsRecorded",
-        ),
+        publishes=event_types_on(MONITORING_EVENTS, MONITORING_VITALS),
         migrations_package="kap_monitoring",
     )
     rules = settings.monitoring_rules

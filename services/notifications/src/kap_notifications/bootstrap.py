@@ -8,6 +8,8 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from kap_shared.events import event_types_on
+from kap_shared.events.topics import NOTIFICATIONS_EVENTS
 from kap_shared.logging import get_logger
 from kap_shared.messaging.live import LiveConsumer
 from kap_shared.service.runtime import ServiceRuntime
@@ -33,7 +35,7 @@ def build(settings: NotificationsSettings | None = None) -> FastAPI:
         settings,
         [REGISTRY.metadata],
         version=VERSION,
-        publishes=("NotificationSent", "NotificationFailed", "AlertAcknowledged", "AlertEscalated"),
+        publishes=event_types_on(NOTIFICATIONS_EVENTS),
         migrations_package="kap_notifications",
     )
     metrics = NotificationMetrics(runtime.metrics.registry)

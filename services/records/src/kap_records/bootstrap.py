@@ -6,6 +6,8 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from kap_shared.events import event_types_on
+from kap_shared.events.topics import RECORDS_EVENTS
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.tables import REGISTRY
@@ -15,7 +17,7 @@ from .entrypoints.stream import handlers, timers
 
 # The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
 VERSION = version("kap-records")
-PUBLISHES = ("PmfOpened", "PmfReminder", "PmfOverdue", "PmfSubmitted")
+PUBLISHES = event_types_on(RECORDS_EVENTS)
 
 
 def runtime_for(settings: RecordsSettings) -> ServiceRuntime:

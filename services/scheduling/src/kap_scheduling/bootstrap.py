@@ -7,7 +7,9 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from kap_shared.events import event_types_on
 from kap_shared.events.envelope import utc_now
+from kap_shared.events.topics import SCHEDULING_EVENTS
 from kap_shared.service.runtime import ServiceRuntime
 
 from .adapters.tables import REGISTRY
@@ -27,17 +29,7 @@ def build(settings: SchedulingSettings | None = None, *, clock: Clock = utc_now)
         settings,
         [REGISTRY.metadata],
         version=VERSION,
-        publishes=(
-            "TreatmentPlanCreated",
-            "SessionScheduled",
-            "SessionRescheduled",
-            "SessionCancelled",
-            "SessionCheckedIn",
-            "SessionCompleted",
-            "PhaseAdvanced",
-            "IntegrationOverdue",
-            "InductionReviewDue",
-        ),
+        publishes=event_types_on(SCHEDULING_EVENTS),
         migrations_package="kap_scheduling",
     )
     runtime.consume(handlers(rules))

@@ -1,6 +1,6 @@
 """The platform's integration events (CONTRACT sections 1-3), as pydantic models."""
 
-from .catalog import EVENT_TYPES, EVENTS_BY_TOPIC, decode
+from .catalog import EVENT_TYPES, EVENTS_BY_TOPIC, decode, event_types_on
 from .envelope import Envelope, Payload, new_id, utc_now
 from .intake import ConsentRecorded, PatientReferred, PatientScreened
 from .monitoring import (
@@ -61,6 +61,7 @@ __all__ = [
     "VitalsAlertResolved",
     "VitalsRecorded",
     "decode",
+    "event_types_on",
     "new_id",
     "utc_now",
 ]

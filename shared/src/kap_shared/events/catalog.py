@@ -78,6 +78,16 @@ class UnknownTopicError(LookupError):
     pass
 
 
+def event_types_on(*topics: str) -> tuple[str, ...]:
+    """The event types of the topics, in catalog order: what the service owning
+    those topics publishes (each topic has one producer, CONTRACT section 2)."""
+    try:
+        classes = [cls for topic in topics for cls in EVENTS_BY_TOPIC[topic]]
+    except KeyError as missing:
+        raise UnknownTopicError(missing.args[0]) from None
+    return tuple(cls.model_fields["event_type"].default for cls in classes)
+
+
 @cache
 def topic_adapter(topic: str) -> TypeAdapter[Any]:
     """A TypeAdapter over the discriminated union of the topic's event types."""

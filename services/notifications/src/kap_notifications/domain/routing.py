@@ -51,22 +51,18 @@ or free text (VitalsAlert's `message` is free text and is never copied).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from kap_shared.events import (
+    EVENT_TYPES,
     Envelope,
     IntegrationOverdue,
-    ObservationDue,
     PatientScreened,
-    SafetyConcernRaised,
-    SessionCancelled,
-    SessionRescheduled,
-    SessionScheduled,
     TreatmentPlanCreated,
     VitalsAlert,
-    VitalsAlertResolved,
 )
 from kap_shared.events.enums import Channel, ScreeningOutcome, Severity
 from kap_shared.events.records import PmfOverdue, PmfReminder
@@ -360,6 +356,17 @@ HANDOFF_TABLE: tuple[Rule, ...] = (
 
 RULES: dict[str, Rule] = {rule.key: rule for rule in ROUTING_TABLE + HANDOFF_TABLE}
 
+# The events the routing table names, which also carry the care-team facts routing reads:
+# what notifications' consumer hands to the notifier (the handoff rows have their own).
+ROUTED_EVENTS: tuple[type[Envelope], ...] = tuple(
+    EVENT_TYPES[event_type] for event_type in dict.fromkeys(r.event_type for r in ROUTING_TABLE)
+)
+# The row of each event type the table routes one way only (rule_for decides the others).
+_ROWS_PER_TYPE = Counter(r.event_type for r in ROUTING_TABLE)
+_ONLY_ROW: dict[str, Rule] = {
+    r.event_type: r for r in ROUTING_TABLE if _ROWS_PER_TYPE[r.event_type] == 1
+}
+
 
 # -- routing context -----------------------------------------------------------------------
 
@@ -404,8 +411,6 @@ class Message:
 
 def rule_for(event: Envelope) -> Rule | None:
     """The routing-table row that applies to `event` (None: nobody needs to know)."""
-    if (pmf := pmf_rule(event)) is not None:
-        return pmf
     if isinstance(event, VitalsAlert):
         return {
             Severity.CRITICAL: RULES["vitals-critical"],
@@ -416,18 +421,7 @@ def rule_for(event: Envelope) -> Rule | None:
         if data.outcome is not ScreeningOutcome.NEEDS_REVIEW or data.reviewed_by is not None:
             return None
         return RULES["screening-review-risk" if "MBC-1" in data.reasons else "screening-review"]
-    simple = {
-        VitalsAlertResolved: "vitals-resolved",
-        SafetyConcernRaised: "safety-concern",
-        TreatmentPlanCreated: "plan-created",
-        SessionScheduled: "session-scheduled",
-        SessionRescheduled: "session-rescheduled",
-        SessionCancelled: "session-cancelled",
-        IntegrationOverdue: "integration-overdue",
-        ObservationDue: "observation-due",
-    }
-    key = simple.get(type(event))
-    return RULES[key] if key else None
+    return _ONLY_ROW.get(event.event_type)
 
 
 def route(event: Envelope, context: RoutingContext) -> Message | None:
@@ -505,42 +499,42 @@ def _screened(e: PatientScreened) -> tuple[str, str]:
 
 # Title and body template per event type; the body is formatted with the event as `e` and
 # its data as `d`. Events whose text needs more than their fields have a function above.
-_TEXTS: dict[type[Envelope], tuple[str, str]] = {
-    VitalsAlertResolved: (
+_TEXTS: dict[str, tuple[str, str]] = {
+    "VitalsAlertResolved": (
         "Vitals alert resolved",
         "Alert {d.alert_id} in session {d.session_id}, patient {e.patient_id}, is resolved.",
     ),
-    SafetyConcernRaised: (
+    "SafetyConcernRaised": (
         "Safety concern",
         "Patient {e.patient_id}: {d.source} = {d.value:g} (severity {d.severity.value}). "
         "Clinical risk assessment needed (MBC-1).",
     ),
-    TreatmentPlanCreated: (
+    "TreatmentPlanCreated": (
         "New patient assigned",
         "Patient {e.patient_id} starts plan {d.plan_id} ({d.protocol}, "
         "{d.planned_dosing_sessions} dosing sessions). Next: book the first "
         "preparation session.",
     ),
-    SessionScheduled: (
+    "SessionScheduled": (
         "Session booked",
         "Session {d.session_id} ({d.phase.value} #{d.sequence}) for patient {e.patient_id}, "
         "plan {d.plan_id}, room {d.room_id}. See the schedule for the time.",
     ),
-    SessionRescheduled: (
+    "SessionRescheduled": (
         "Session moved",
         "Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} has a new time. "
         "See the schedule.",
     ),
-    SessionCancelled: (
+    "SessionCancelled": (
         "Session cancelled",
         "Session {d.session_id} ({d.phase.value}) for patient {e.patient_id} is cancelled.",
     ),
-    IntegrationOverdue: (
+    "IntegrationOverdue": (
         "Integration session overdue",
         "Patient {e.patient_id}: no integration session booked after dosing session "
         "{d.dosing_session_id} (KAP-2). Book one.",
     ),
-    ObservationDue: (
+    "ObservationDue": (
         "Observation due",
         "Session {d.session_id}, patient {e.patient_id}: {d.kind} is due.",
     ),
@@ -554,23 +548,13 @@ def _text(event: Envelope) -> tuple[str, str]:
         return _vitals_alert(event)
     if isinstance(event, PatientScreened):
         return _screened(event)
-    if (template := _TEXTS.get(type(event))) is None:
+    if (template := _TEXTS.get(event.event_type)) is None:
         raise TypeError(f"no text for {event.event_type}")  # pragma: no cover
     title, body = template
     return title, body.format(e=event, d=event.data)
 
 
 # -- records: the REMS Patient Monitoring Form (SPR-PMF-1) -------------------------------------
-
-PMF_EVENTS: tuple[type[Envelope], ...] = (PmfReminder, PmfOverdue)
-
-
-def pmf_rule(event: Envelope) -> Rule | None:
-    if isinstance(event, PmfReminder):
-        return RULES["pmf-reminder"]
-    if isinstance(event, PmfOverdue):
-        return RULES["pmf-overdue"]
-    return None
 
 
 def pmf_audience(ctx: RoutingContext) -> tuple[str, ...]:

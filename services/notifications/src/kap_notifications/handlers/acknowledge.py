@@ -15,16 +15,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from kap_shared.auth import Principal
-from kap_shared.events import AlertAcknowledged
 from kap_shared.events.enums import Role
-from kap_shared.events.envelope import envelope_fields
-from kap_shared.events.notifications import AlertAcknowledgedData
 from kap_shared.http.errors import ApiError, NotFound
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters.tables import ACKNOWLEDGED, OPEN, Notification
-from .notify import PRODUCER, cancel_escalation, locked_alert
+from .notify import cancel_escalation, locked_alert
+from .outcomes import alert_acknowledged
 
 log = get_logger(__name__)
 
@@ -69,21 +67,6 @@ async def acknowledge(
             uow.session.add(alert)
             await cancel_escalation(uow.session, alert)
             log.info("alert.acknowledged", alert_id=alert.alert_id, level=alert.level)
-    uow.publish(
-        AlertAcknowledged(
-            **envelope_fields(
-                notification,
-                producer=PRODUCER,
-                causation_id=source_event_id,
-                correlation_fallback=source_event_id,
-            ),
-            data=AlertAcknowledgedData(
-                notification_id=notification_id,
-                source_event_id=source_event_id,
-                acknowledged_by=principal.sub,
-                acknowledged_at=now,
-            ),
-        )
-    )
+    uow.publish(alert_acknowledged(notification, source_event_id, principal.sub, now))
     await uow.commit()
     return notification, True

@@ -30,10 +30,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_shared.events import NotificationFailed
 from kap_shared.events.enums import Channel
-from kap_shared.events.envelope import envelope_fields, utc_now
-from kap_shared.events.notifications import NotificationFailedData
+from kap_shared.events.envelope import utc_now
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
@@ -41,7 +39,7 @@ from ..adapters.channels import DeliveryError, Outgoing, Sender
 from ..adapters.metrics import NotificationMetrics
 from ..adapters.tables import DELIVERED, FAILED, PENDING, Notification, Recipient, select
 from ..domain.delivery import RetryPolicy
-from .notify import PRODUCER, notification_sent
+from .outcomes import notification_failed, notification_sent
 
 log = get_logger(__name__)
 
@@ -239,21 +237,3 @@ class DeliveryWorker:
             attempt=claimed.attempt,
             error=error.code if error else None,
         )
-
-
-def notification_failed(row: Notification, error: str) -> NotificationFailed:
-    return NotificationFailed(
-        **envelope_fields(
-            row,
-            producer=PRODUCER,
-            causation_id=row.source_event_id,
-            correlation_fallback=row.source_event_id,
-        ),
-        data=NotificationFailedData(
-            notification_id=row.notification_id,
-            source_event_id=row.source_event_id,
-            recipient_id=row.recipient_id,
-            channel=Channel(row.channel),
-            error=error,
-        ),
-    )

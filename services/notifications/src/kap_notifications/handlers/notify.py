@@ -23,22 +23,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events import (
     AlertEscalated,
     Envelope,
-    IntegrationOverdue,
-    NotificationSent,
-    ObservationDue,
-    PatientScreened,
-    SafetyConcernRaised,
-    SessionCancelled,
-    SessionRescheduled,
     SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsAlert,
-    VitalsAlertResolved,
     new_id,
 )
 from kap_shared.events.enums import Channel, Phase
 from kap_shared.events.envelope import envelope_fields, utc_now
-from kap_shared.events.notifications import AlertEscalatedData, NotificationSentData
+from kap_shared.events.notifications import AlertEscalatedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging import timers
 from kap_shared.messaging.consumer import EventHandler
@@ -59,28 +49,14 @@ from ..adapters.tables import (
 )
 from ..domain.delivery import plan
 from ..domain.escalation import Level, due_at, levels_for, timer_key
-from ..domain.routing import PMF_EVENTS, RULES, Message, escalation_text, route, rule_for
+from ..domain.routing import ROUTED_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
+from .outcomes import PRODUCER, notification_sent
 from .views import profiles, routing_context, site_members, update_views
 
-PRODUCER = "notifications"
 ESCALATION_TIMER = "escalation"
 log = get_logger(__name__)
-
-# The events notifications consumes (the routing table's, plus care-team facts).
-CONSUMED: tuple[type[Envelope], ...] = (
-    PatientScreened,
-    TreatmentPlanCreated,
-    SessionScheduled,
-    SessionRescheduled,
-    SessionCancelled,
-    IntegrationOverdue,
-    VitalsAlert,
-    VitalsAlertResolved,
-    ObservationDue,
-    SafetyConcernRaised,
-)
 
 
 @dataclass(frozen=True)
@@ -113,7 +89,7 @@ class Notifier:
     extensions: list[Extension] = field(default_factory=list)
 
     def handlers(self) -> dict[type, EventHandler]:
-        handlers: dict[type, EventHandler] = dict.fromkeys((*CONSUMED, *PMF_EVENTS), self.on_event)
+        handlers: dict[type, EventHandler] = dict.fromkeys(ROUTED_EVENTS, self.on_event)
         for extension in self.extensions:
             handlers |= extension.handlers()
         return handlers
@@ -325,21 +301,3 @@ async def locked_alert(session: AsyncSession, alert_id: str) -> Alert | None:
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
     return (await session.exec(query)).first()
-
-
-def notification_sent(row: Notification) -> NotificationSent:
-    return NotificationSent(
-        **envelope_fields(
-            row,
-            producer=PRODUCER,
-            causation_id=row.source_event_id,
-            correlation_fallback=row.source_event_id,
-        ),
-        data=NotificationSentData(
-            notification_id=row.notification_id,
-            source_event_id=row.source_event_id,
-            recipient_id=row.recipient_id,
-            channel=Channel(row.channel),
-            priority=row.priority,
-        ),
-    )

@@ -14,14 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events import (
     Envelope,
     IntegrationOverdue,
-    ObservationDue,
     SafetyConcernRaised,
     SessionCancelled,
     SessionRescheduled,
     SessionScheduled,
     TreatmentPlanCreated,
     VitalsAlert,
-    VitalsAlertResolved,
 )
 from kap_shared.events.enums import Channel, Role
 from kap_shared.events.envelope import utc_now
@@ -92,19 +90,12 @@ async def _session_scheduled(session: AsyncSession, event: SessionScheduled) -> 
 
 
 def _session_id(event: Envelope) -> str | None:
-    if isinstance(
-        event,
-        VitalsAlert
-        | VitalsAlertResolved
-        | ObservationDue
-        | SessionScheduled
-        | SessionRescheduled
-        | SessionCancelled,
-    ):
-        return event.data.session_id
+    """The session a routed event is about: the one it names, or the dosing session an
+    IntegrationOverdue follows (plans, screenings and safety concerns name none)."""
     if isinstance(event, IntegrationOverdue):
         return event.data.dosing_session_id
-    return None
+    session_id: str | None = getattr(event.data, "session_id", None)
+    return session_id
 
 
 async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) -> RoutingContext:
