@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -410,6 +411,29 @@ async def test_relay_keeps_sending_while_another_writer_holds_the_sqlite_lock(
         assert len(send.batches) == 2  # nothing sent twice
     finally:
         await holder.close()
+        await relay.stop(flush_timeout=3)
+
+
+async def test_pipelined_relay_sends_a_row_whose_seq_sqlite_reused_after_pruning(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """Once everything sent is marked, the relay forgets its last seq: a row that gets
+    a reused (lower) seq after published rows were deleted still goes out."""
+    first, second = event("VitalsAlert", "pt-1"), event("VitalsAlert", "pt-2")
+    send = FakeSender()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
+    relay.start()
+    try:
+        await commit_events(sessions, [first], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        async with sessions() as session:
+            await session.execute(delete(OutboxMessage))  # a retention job pruned them
+            await session.commit()
+        await commit_events(sessions, [second], on_commit=relay.notify)
+        assert [r.seq for r in await outbox_rows(sessions)] == [1]  # seq 1 again
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        assert send.event_ids == [str(first.event_id), str(second.event_id)]
+    finally:
         await relay.stop(flush_timeout=3)
 
 
