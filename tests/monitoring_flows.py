@@ -69,6 +69,20 @@ STABILITY_CRITERIA: dict[str, Any] = {
 SIGNED: dict[str, Any] = {**STABILITY_CRITERIA, "escort_confirmed": True, "aldrete_score": 10}
 
 
+async def phq9(api: Api, patient_id: str, caller: Caller, items: list[int]) -> dict[str, Any]:
+    """A PHQ-9 recorded for the patient at monitoring (POST /patients/{id}/measures);
+    the recorded measure (total, remission, safety concern)."""
+    response = await api.request(
+        "POST",
+        f"/patients/{patient_id}/measures",
+        as_=caller,
+        json_body={"instrument": "PHQ-9", "items": items},
+    )
+    assert response.status_code == 201, response.text
+    measure: dict[str, Any] = response.json()
+    return measure
+
+
 class Window:
     """One dosing session's monitoring window, driven as a nurse at its site (and its
     prescriber where a prescriber must act)."""

@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
+from monitoring_flows import phq9
 from playwright.async_api import Browser, Page, async_playwright, expect
 from scheduling_flows import (
     SchedulingSite,
@@ -359,13 +360,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
 
         # -- the therapist's view of the journey: timeline and trend from records -------
         records = Api(platform.url("records"), secret)
-        measure = await monitoring.request(
-            "POST",
-            f"/patients/{patient_id}/measures",
-            as_=site.as_(therapist),
-            json_body={"instrument": "PHQ-9", "items": [1, 1, 1, 1, 1, 1, 1, 0, 0]},
-        )
-        assert measure.status_code == 201, measure.text
+        await phq9(monitoring, patient_id, site.as_(therapist), [1, 1, 1, 1, 1, 1, 1, 0, 0])
 
         async def outcome_in_record() -> bool:
             found = await records.request(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from monitoring_flows import STABILITY_CRITERIA
+from monitoring_flows import STABILITY_CRITERIA, phq9
 from scheduling_flows import (
     book,
     create_site,
@@ -259,13 +259,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
         await eventually(completed, timeout=60)
 
         # -- PHQ-9 item 9 = 1: safety concern, paged, and a dosing hold ------------------
-        response = await monitoring.request(
-            "POST",
-            f"/patients/{patient_id}/measures",
-            as_=site.as_(therapist),
-            json_body={"instrument": "PHQ-9", "items": [1, 1, 0, 0, 0, 0, 0, 0, 1]},
-        )
-        assert response.status_code == 201, response.text
+        await phq9(monitoring, patient_id, site.as_(therapist), [1, 1, 0, 0, 0, 0, 0, 0, 1])
         await monitoring_topic.wait_for(
             lambda events: any(
                 e["event_type"] == "SafetyConcernRaised" and e["patient_id"] == patient_id
