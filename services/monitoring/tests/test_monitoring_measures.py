@@ -10,10 +10,16 @@ import pytest
 from fastapi.testclient import TestClient
 from monitoring_flows import MBC_1_CONCERN
 
-from .conftest import SITE, Deliver, Headers, assert_error, scheduled, screened
-
-Outbox = Callable[..., list[dict[str, Any]]]
-Counts = Callable[[], dict[str, int]]
+from .conftest import (
+    SITE,
+    Counts,
+    Deliver,
+    Headers,
+    Outbox,
+    assert_error,
+    scheduled,
+    screened,
+)
 
 
 def post(client: TestClient, headers: Headers, body: dict[str, Any], patient: str = "pt-1") -> Any:
