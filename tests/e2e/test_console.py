@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
+from flows import register_recipient, set_escalation
 from monitoring_flows import phq9
 from playwright.async_api import Browser, Page, async_playwright, expect
 from scheduling_flows import (
@@ -130,19 +131,8 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     paging = Api(platform.url("notifications"), secret)
     admin = ("admin-1", "admin", [SITE])
     for who, role in ((prescriber, "prescriber"), (therapist, "therapist")):
-        response = await paging.request(
-            "PUT", f"/recipients/{who}", as_=admin, json_body={"role": role, "sites": [SITE]}
-        )
-        assert response.status_code in (200, 201), response.text
-    response = await paging.request(
-        "PUT",
-        f"/sites/{SITE}/escalation",
-        as_=admin,
-        json_body={
-            "levels": [{"after_seconds": ESCALATE_AFTER, "recipient_ids": [site.coordinator]}]
-        },
-    )
-    assert response.status_code == 200, response.text
+        await register_recipient(platform, who, role, SITE, as_=admin)
+    await set_escalation(platform, SITE, [(ESCALATE_AFTER, site.coordinator)], as_=admin)
 
     plan = await enrolled(platform, site)  # IV ketamine, PHQ-9 baseline 16
     patient_id = plan["patient_id"]
