@@ -122,3 +122,46 @@ async def refer_and_screen_many(
             return await refer_and_screen(platform, clinic)
 
     return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+# -- notifications' directory ---------------------------------------------------------------
+
+
+async def register_recipient(
+    platform: Platform,
+    who: str,
+    role: str,
+    site_id: str,
+    *,
+    as_: tuple[str, str, list[str]] = ADMIN,
+    **contact: str,
+) -> None:
+    """The clinician's entry in notifications' directory (PUT /recipients/{id}), by an
+    admin: role, site and optional contact (phone, email)."""
+    response = await apis(platform)["notifications"].request(
+        "PUT",
+        f"/recipients/{who}",
+        as_=as_,
+        json_body={"role": role, "sites": [site_id], **contact},
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+async def set_escalation(
+    platform: Platform,
+    site_id: str,
+    levels: list[tuple[float, str]],
+    *,
+    as_: tuple[str, str, list[str]] = ADMIN,
+) -> None:
+    """The site's escalation ladder (PUT /sites/{id}/escalation): per level, after how
+    many seconds unacknowledged, and whom it pages."""
+    response = await apis(platform)["notifications"].request(
+        "PUT",
+        f"/sites/{site_id}/escalation",
+        as_=as_,
+        json_body={
+            "levels": [{"after_seconds": after, "recipient_ids": [who]} for after, who in levels]
+        },
+    )
+    assert response.status_code == 200, response.text

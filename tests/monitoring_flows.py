@@ -67,6 +67,27 @@ STABILITY_CRITERIA: dict[str, Any] = {
     "alert_and_oriented": True,
 }
 SIGNED: dict[str, Any] = {**STABILITY_CRITERIA, "escort_confirmed": True, "aldrete_score": 10}
+# The data of the SafetyConcernRaised that a PHQ-9 item 9 of 1 raises (MBC-1).
+MBC_1_CONCERN: dict[str, Any] = {
+    "source": "PHQ-9 item 9",
+    "value": 1.0,
+    "severity": "critical",
+    "rule_id": "MBC-1",
+}
+
+
+async def phq9(api: Api, patient_id: str, caller: Caller, items: list[int]) -> dict[str, Any]:
+    """A PHQ-9 recorded for the patient at monitoring (POST /patients/{id}/measures);
+    the recorded measure (total, remission, safety concern)."""
+    response = await api.request(
+        "POST",
+        f"/patients/{patient_id}/measures",
+        as_=caller,
+        json_body={"instrument": "PHQ-9", "items": items},
+    )
+    assert response.status_code == 201, response.text
+    measure: dict[str, Any] = response.json()
+    return measure
 
 
 class Window:

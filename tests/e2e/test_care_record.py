@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from flows import register_recipient
 from monitoring_flows import ESKETAMINE, FIRST_DEVICE
 from scheduling_flows import (
     SchedulingSite,
@@ -195,13 +196,7 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     site = await create_site(platform, SITE)
     admin = ("admin-1", "admin", [SITE])
     coordinator, prescriber = site.coordinator_, site.as_(site.prescribers[0])
-    response = await paging.request(
-        "PUT",
-        f"/recipients/{site.coordinator}",
-        as_=admin,
-        json_body={"role": "coordinator", "sites": [SITE]},
-    )
-    assert response.status_code in (200, 201), response.text
+    await register_recipient(platform, site.coordinator, "coordinator", SITE, as_=admin)
 
     # -- referral to integration: two dosing sessions, each followed by integration --------
     plan = await enrolled(platform, site, route="intranasal_esketamine")

@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from axe_playwright_python.async_playwright import Axe
+from flows import register_recipient, set_escalation
+from monitoring_flows import phq9
 from playwright.async_api import Browser, Page, async_playwright, expect
 from scheduling_flows import (
     SchedulingSite,
@@ -130,19 +132,8 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     paging = Api(platform.url("notifications"), secret)
     admin = ("admin-1", "admin", [SITE])
     for who, role in ((prescriber, "prescriber"), (therapist, "therapist")):
-        response = await paging.request(
-            "PUT", f"/recipients/{who}", as_=admin, json_body={"role": role, "sites": [SITE]}
-        )
-        assert response.status_code in (200, 201), response.text
-    response = await paging.request(
-        "PUT",
-        f"/sites/{SITE}/escalation",
-        as_=admin,
-        json_body={
-            "levels": [{"after_seconds": ESCALATE_AFTER, "recipient_ids": [site.coordinator]}]
-        },
-    )
-    assert response.status_code == 200, response.text
+        await register_recipient(platform, who, role, SITE, as_=admin)
+    await set_escalation(platform, SITE, [(ESCALATE_AFTER, site.coordinator)], as_=admin)
 
     plan = await enrolled(platform, site)  # IV ketamine, PHQ-9 baseline 16
     patient_id = plan["patient_id"]
@@ -369,13 +360,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
 
         # -- the therapist's view of the journey: timeline and trend from records -------
         records = Api(platform.url("records"), secret)
-        measure = await monitoring.request(
-            "POST",
-            f"/patients/{patient_id}/measures",
-            as_=site.as_(therapist),
-            json_body={"instrument": "PHQ-9", "items": [1, 1, 1, 1, 1, 1, 1, 0, 0]},
-        )
-        assert measure.status_code == 201, measure.text
+        await phq9(monitoring, patient_id, site.as_(therapist), [1, 1, 1, 1, 1, 1, 1, 0, 0])
 
         async def outcome_in_record() -> bool:
             found = await records.request(

@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from flows import ADMIN, apis
+from flows import apis, register_recipient
 from scheduling_flows import (
     SchedulingSite,
     create_site,
@@ -85,18 +85,11 @@ class Inboxes:
 
 
 async def register(platform: Platform, site: SchedulingSite) -> None:
-    api = apis(platform)["notifications"]
     roles = [(c, "prescriber") for c in site.prescribers] + [
         (c, "therapist") for c in site.therapists
     ]
     for who, role in roles:
-        response = await api.request(
-            "PUT",
-            f"/recipients/{who}",
-            as_=ADMIN,
-            json_body={"role": role, "sites": [site.site_id], "email": f"{who}@clinic.example"},
-        )
-        assert response.status_code in (200, 201), response.text
+        await register_recipient(platform, who, role, site.site_id, email=f"{who}@clinic.example")
 
 
 async def record_phq9(

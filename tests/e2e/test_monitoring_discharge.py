@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flows import Clinic, apis, refer_and_screen, unique
-from monitoring_flows import ESKETAMINE, IV, Window
+from monitoring_flows import ESKETAMINE, IV, MBC_1_CONCERN, Window
 from support import TopicReader, eventually, produce
 
 from kap_local.platform import Platform
@@ -285,12 +285,7 @@ async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_
         mine = events.of_patient(patient_id)
         [outcome] = [e for e in mine if e["event_type"] == "OutcomeRecorded"]
         [concern] = [e for e in mine if e["event_type"] == "SafetyConcernRaised"]
-        assert concern["data"] == {
-            "source": "PHQ-9 item 9",
-            "value": 1.0,
-            "severity": "critical",
-            "rule_id": "MBC-1",
-        }
+        assert concern["data"] == MBC_1_CONCERN
         assert concern["causation_id"] == outcome["event_id"]
         assert outcome["data"]["baseline_total"] == 16
         assert concern["site_id"] == clinic.site_id

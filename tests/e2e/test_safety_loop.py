@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from monitoring_flows import STABILITY_CRITERIA
+from flows import register_recipient, set_escalation
+from monitoring_flows import STABILITY_CRITERIA, phq9
 from scheduling_flows import (
     book,
     create_site,
@@ -62,25 +63,10 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
         who: f"+1555{uuid.uuid4().int % 10**7:07d}" for who in (prescriber, therapist, oncall)
     }
     for who, role in ((prescriber, "prescriber"), (therapist, "therapist"), (oncall, "prescriber")):
-        response = await paging.request(
-            "PUT",
-            f"/recipients/{who}",
-            as_=admin,
-            json_body={"role": role, "sites": [SITE], "phone": phones[who]},
-        )
-        assert response.status_code in (200, 201), response.text
-    response = await paging.request(
-        "PUT",
-        f"/sites/{SITE}/escalation",
-        as_=admin,
-        json_body={
-            "levels": [
-                {"after_seconds": LEVEL_1_AFTER, "recipient_ids": [oncall]},
-                {"after_seconds": LEVEL_2_AFTER, "recipient_ids": [coordinator]},
-            ]
-        },
+        await register_recipient(platform, who, role, SITE, phone=phones[who], as_=admin)
+    await set_escalation(
+        platform, SITE, [(LEVEL_1_AFTER, oncall), (LEVEL_2_AFTER, coordinator)], as_=admin
     )
-    assert response.status_code == 200, response.text
 
     # -- intake and scheduling: to a checked-in esketamine dosing session ----------------
     plan = await enrolled(platform, site, route="intranasal_esketamine")
@@ -259,13 +245,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
         await eventually(completed, timeout=60)
 
         # -- PHQ-9 item 9 = 1: safety concern, paged, and a dosing hold ------------------
-        response = await monitoring.request(
-            "POST",
-            f"/patients/{patient_id}/measures",
-            as_=site.as_(therapist),
-            json_body={"instrument": "PHQ-9", "items": [1, 1, 0, 0, 0, 0, 0, 0, 1]},
-        )
-        assert response.status_code == 201, response.text
+        await phq9(monitoring, patient_id, site.as_(therapist), [1, 1, 0, 0, 0, 0, 0, 0, 1])
         await monitoring_topic.wait_for(
             lambda events: any(
                 e["event_type"] == "SafetyConcernRaised" and e["patient_id"] == patient_id

@@ -49,6 +49,8 @@ OTHER_SITE = "site-b"
 PATIENT = "pt-1"
 Headers = dict[str, str]
 Deliver = Callable[[Envelope], bool]
+Outbox = Callable[..., list[dict[str, Any]]]  # the `outbox` fixture
+Counts = Callable[[], dict[str, int]]  # the `counts` fixture
 
 
 @pytest.fixture
@@ -230,6 +232,11 @@ def therapist() -> Headers:
 
 def iso(value: datetime) -> str:
     return value.isoformat()
+
+
+def parse(value: str) -> datetime:
+    """A timestamp of a response or event (RFC 3339, `Z` for UTC)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def ago(**delta: float) -> str:

@@ -12,9 +12,16 @@ from fastapi.testclient import TestClient
 
 from kap_shared.testing import BAD_CREDENTIALS, token
 
-from .conftest import OTHER_SITE, SIGNED, SITE, Headers, Monitoring, assert_error
+from .conftest import (
+    OTHER_SITE,
+    SIGNED,
+    SITE,
+    Counts,
+    Headers,
+    Monitoring,
+    assert_error,
+)
 
-Counts = Callable[[], dict[str, int]]
 Endpoint = tuple[str, str, dict[str, Any] | None]
 
 ROLES = ("prescriber", "nurse", "therapist", "coordinator", "admin", "device")

@@ -5,9 +5,8 @@ signed by the assessment's author and a closed window."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from monitoring_flows import STABILITY_CRITERIA
 
@@ -21,19 +20,16 @@ from .conftest import (
     SIGNED,
     SITE,
     STABLE,
+    Counts,
     Monitoring,
+    Outbox,
     ago,
     assert_error,
     now,
+    parse,
 )
 
-Outbox = Callable[..., list[dict[str, Any]]]
-Counts = Callable[[], dict[str, int]]
 ESK = Route.INTRANASAL_ESKETAMINE
-
-
-def parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def test_SPR_MON_3_esketamine_119_minutes_after_the_first_device_is_409(

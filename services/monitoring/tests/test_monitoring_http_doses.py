@@ -23,18 +23,14 @@ from .conftest import (
     IM_KETAMINE,
     IV_KETAMINE,
     SITE,
+    Counts,
     Monitoring,
+    Outbox,
     ago,
     assert_error,
     now,
+    parse,
 )
-
-Outbox = Callable[..., list[dict[str, Any]]]
-Counts = Callable[[], dict[str, int]]
-
-
-def parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def test_a_dose_is_recorded_and_published(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -18,16 +17,15 @@ from kap_shared.testing_app import delivery
 
 from .conftest import (
     SITE,
+    Counts,
     Deliver,
     Headers,
     Monitoring,
+    Outbox,
     ago,
     assert_error,
     scheduled,
 )
-
-Outbox = Callable[..., list[dict[str, Any]]]
-Counts = Callable[[], dict[str, int]]
 
 
 def test_a_reading_is_stored_and_published_as_VitalsRecorded(

@@ -3,16 +3,16 @@ measure records one OutcomeRecorded (and one SafetyConcernRaised)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi.testclient import TestClient
 
 from kap_shared import testing_ops as ops
 
-from .conftest import Deliver, Headers, screened
-
-Outbox = Callable[..., list[dict[str, Any]]]
+from .conftest import (
+    Deliver,
+    Headers,
+    Outbox,
+    screened,
+)
 
 
 def test_a_retried_measure_is_recorded_once(

@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from monitoring_flows import MBC_1_CONCERN
 
-from .conftest import SITE, Deliver, Headers, assert_error, scheduled, screened
-
-Outbox = Callable[..., list[dict[str, Any]]]
-Counts = Callable[[], dict[str, int]]
+from .conftest import (
+    SITE,
+    Counts,
+    Deliver,
+    Headers,
+    Outbox,
+    assert_error,
+    scheduled,
+    screened,
+)
 
 
 def post(client: TestClient, headers: Headers, body: dict[str, Any], patient: str = "pt-1") -> Any:
@@ -64,12 +71,7 @@ def test_MBC_1_item_9_of_1_raises_a_safety_concern_whatever_the_total(
     assert (body["total"], body["remission"], body["safety_concern"]) == (4, True, "critical")
     outcome, concern = outbox()
     assert concern["event_type"] == "SafetyConcernRaised"
-    assert concern["data"] == {
-        "source": "PHQ-9 item 9",
-        "value": 1.0,
-        "severity": "critical",
-        "rule_id": "MBC-1",
-    }
+    assert concern["data"] == MBC_1_CONCERN
     assert concern["causation_id"] == outcome["event_id"]
 
 

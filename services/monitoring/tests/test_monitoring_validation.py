@@ -10,9 +10,12 @@ from fastapi.testclient import TestClient
 
 from kap_shared.testing_ops import assert_422_naming
 
-from .conftest import Headers, ago
+from .conftest import (
+    Counts,
+    Headers,
+    ago,
+)
 
-Counts = Callable[[], dict[str, int]]
 IN_AN_HOUR = ago(minutes=-60)
 
 VITALS_CASES: list[tuple[str, dict[str, Any], str]] = [

@@ -18,7 +18,7 @@ from kap_shared.events import (
     VitalsAlertResolved,
 )
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome, Severity
-from kap_shared.events.intake import Baseline, PatientScreenedData
+from kap_shared.events.intake import PatientScreenedData
 from kap_shared.events.monitoring import (
     ObservationDueData,
     SafetyConcernRaisedData,
@@ -32,6 +32,7 @@ from kap_shared.events.scheduling import (
     SessionScheduledData,
     TreatmentPlanCreatedData,
 )
+from kap_shared.testing_app import screening_baseline
 
 SITE = "site-a"
 PATIENT = "pt-1"
@@ -166,7 +167,7 @@ def screened(
             route=Route.IV,
             indications=["trd"],
             reasons=list(reasons),
-            baseline=Baseline(
+            baseline=screening_baseline(
                 phq9_total=14,
                 phq9_item9=1 if "MBC-1" in reasons else 0,
                 gad7_total=8,

@@ -49,7 +49,7 @@ from kap_shared.events.enums import (
     ScreeningOutcome,
     Severity,
 )
-from kap_shared.events.intake import Baseline, PatientReferredData, PatientScreenedData
+from kap_shared.events.intake import PatientReferredData, PatientScreenedData
 from kap_shared.events.monitoring import (
     DischargeClearedData,
     DoseAdministeredData,
@@ -65,7 +65,13 @@ from kap_shared.events.scheduling import (
     TreatmentPlanCreatedData,
 )
 from kap_shared.testing import service_client, token
-from kap_shared.testing_app import app_of, delivery, outbox_payloads, timer_firing
+from kap_shared.testing_app import (
+    app_of,
+    delivery,
+    outbox_payloads,
+    screening_baseline,
+    timer_firing,
+)
 
 SITE = "site-a"
 COORDINATOR = token("co-amy", "coordinator", [SITE])
@@ -145,14 +151,7 @@ class Story:
                 outcome=ScreeningOutcome.ELIGIBLE,
                 route=Route.INTRANASAL_ESKETAMINE,
                 indications=["trd"],
-                baseline=Baseline(
-                    phq9_total=16,
-                    phq9_item9=0,
-                    gad7_total=11,
-                    bp_systolic=124,
-                    bp_diastolic=78,
-                    heart_rate=72,
-                ),
+                baseline=screening_baseline(),
             ),
             at - timedelta(days=8),
         )

@@ -35,10 +35,17 @@ from kap_shared.events import (
     new_id,
 )
 from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome, Severity
-from kap_shared.events.intake import Baseline, ConsentRecordedData, PatientScreenedData
+from kap_shared.events.intake import ConsentRecordedData, PatientScreenedData
 from kap_shared.events.monitoring import DischargeClearedData, SafetyConcernRaisedData
 from kap_shared.testing import service_client, token
-from kap_shared.testing_app import app_of, delivery, outbox_payloads, table_counts, timer_firing
+from kap_shared.testing_app import (
+    app_of,
+    delivery,
+    outbox_payloads,
+    screening_baseline,
+    table_counts,
+    timer_firing,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 Headers = dict[str, str]
@@ -173,14 +180,7 @@ def staffed(sites: list[str], add_clinician: Callable[..., Any]) -> None:
 
 # -- the clinic world --------------------------------------------------------------------------
 
-BASELINE = Baseline(
-    phq9_total=16,
-    phq9_item9=0,
-    gad7_total=11,
-    bp_systolic=128,
-    bp_diastolic=82,
-    heart_rate=72,
-)
+BASELINE = screening_baseline(bp_systolic=128, bp_diastolic=82)
 DEFAULT_MINUTES = {"preparation": 60, "integration": 60}
 CHAIR_MINUTES = {Route.INTRANASAL_ESKETAMINE: 120}
 

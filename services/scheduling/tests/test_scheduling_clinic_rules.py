@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 from kap_shared.events import PatientScreened, new_id
 from kap_shared.events.enums import Route, ScreeningOutcome
-from kap_shared.events.intake import Baseline, PatientScreenedData
+from kap_shared.events.intake import PatientScreenedData
 from kap_shared.testing import token
+from kap_shared.testing_app import screening_baseline
 
 World = Any  # conftest.World
 Outbox = Callable[[], list[dict[str, Any]]]
@@ -52,13 +53,8 @@ def rescreen(world: World, *, item9: int, reviewed_by: str | None = None) -> Pat
             route=Route.IV,
             indications=["trd"],
             reasons=reasons,
-            baseline=Baseline(
-                phq9_total=14,
-                phq9_item9=item9,
-                gad7_total=8,
-                bp_systolic=124,
-                bp_diastolic=78,
-                heart_rate=70,
+            baseline=screening_baseline(
+                phq9_total=14, phq9_item9=item9, gad7_total=8, heart_rate=70
             ),
             reviewed_by=reviewed_by,
         ),

@@ -21,26 +21,20 @@ from kap_shared.events import (
 )
 from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome
 from kap_shared.events.intake import (
-    Baseline,
     ConsentRecordedData,
     PatientReferredData,
     PatientScreenedData,
 )
 from kap_shared.events.topics import SCHEDULING_EVENTS
 from kap_shared.testing import rows, token
+from kap_shared.testing_app import screening_baseline
 
 Deliver = Callable[[Envelope], bool]
 Outbox = Callable[[], list[dict[str, Any]]]
 AddClinician = Callable[..., Any]
 
-BASELINE = Baseline(
-    phq9_total=18,
-    phq9_item9=0,
-    gad7_total=12,
-    pcl5_total=None,
-    bp_systolic=132,
-    bp_diastolic=84,
-    heart_rate=76,
+BASELINE = screening_baseline(
+    phq9_total=18, gad7_total=12, pcl5_total=None, bp_systolic=132, bp_diastolic=84, heart_rate=76
 )
 
 

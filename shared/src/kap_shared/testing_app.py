@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from .events import Envelope, decode
+from .events.intake import Baseline
 from .messaging.consumer import EventConsumer, EventHandler
 from .messaging.timers import TimerHandler, TimerWorker
 from .service.runtime import ServiceRuntime
@@ -83,3 +84,17 @@ def table_counts(db: Path, tables: Iterable[str]) -> dict[str, int]:
         table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
         for table in tables
     }
+
+
+def screening_baseline(**overrides: Any) -> Baseline:
+    """The baseline of a PatientScreened: an eligible patient's (PHQ-9 16, item 9 at 0,
+    GAD-7 11, BP 124/78, heart rate 72) with `overrides`."""
+    values: dict[str, Any] = {
+        "phq9_total": 16,
+        "phq9_item9": 0,
+        "gad7_total": 11,
+        "bp_systolic": 124,
+        "bp_diastolic": 78,
+        "heart_rate": 72,
+    }
+    return Baseline(**{**values, **overrides})
