@@ -79,11 +79,14 @@ def test_SPR_MON_3_esketamine_120_minutes_after_the_first_device_is_cleared_and_
     assert event["data"]["cleared_at"] == body["cleared_at"]
     assert event["data"]["observed_minutes"] == body["observed_minutes"]
     assert (event["patient_id"], event["producer"]) == ("pt-1", "monitoring")
-    # The window is closed: no more readings, doses or discharges; timers cancelled.
+    # The window is closed: no more readings, doses or discharges; no timer still waits.
     assert_error(mon.vitals(heart_rate=80), 409, "MON-WINDOW-1")
     assert_error(mon.dose(**ESKETAMINE, device_number=3), 409, "MON-WINDOW-1")
     assert_error(mon.discharge(), 409, "MON-WINDOW-1")
-    assert {s for (s,) in rows(db, "SELECT status FROM scheduled_jobs")} == {"cancelled"}
+    statuses = {s for (s,) in rows(db, "SELECT status FROM scheduled_jobs")}
+    # The doses are back-dated, so the SPR-MON-1 overdue notice is already due and the
+    # app's timer worker may fire it before the discharge; none may remain pending.
+    assert statuses and statuses <= {"cancelled", "fired"}
 
 
 def test_KET_DIS_6_iv_counts_from_the_end_of_the_infusion(
