@@ -374,6 +374,17 @@ class VitalsBatchConsumer:
             JSON decoding of the whole batch."""
             return
 
+        async def lean_parse(records: tuple[Any, ...], parse_batch: Any) -> StreamMessage[Any]:
+            """faststream's batch parser copies every record's body and decodes its
+            headers into a dict (~2 µs a record, measured with the benchmark's
+            --profile); `decode` reads the raw records itself, so the message is built
+            from the first record only and then carries the whole batch. Acks commit
+            the consumer's position and nacks rewind from `raw_message`: both see
+            every record."""
+            message: StreamMessage[Any] = await parse_batch(records[:1])
+            message.raw_message = records
+            return message
+
         @broker.subscriber(
             MONITORING_VITALS,
             batch=True,
@@ -383,6 +394,7 @@ class VitalsBatchConsumer:
             max_records=settings.vitals_batch_max_records,
             batch_timeout_ms=settings.vitals_batch_timeout_ms,
             max_partition_fetch_bytes=settings.vitals_max_partition_fetch_bytes,
+            parser=lean_parse,
             decoder=no_decode,
             title=f"{self.group_id}:{MONITORING_VITALS}",
             description="VitalsRecorded from bedside device gateways and monitoring's own "
