@@ -249,20 +249,28 @@ async def bare_consumer(
     await consumer.start()
     seen = size = 0
     first: float | None = None
+    cpu = 0.0
     try:
         while seen < total:
             batches = await consumer.getmany(timeout_ms=100, max_records=max_records)
             for records in batches.values():
                 if first is None:
-                    first = time.perf_counter()
+                    first, cpu = time.perf_counter(), time.process_time()
                 for record in records:
                     size += len(record.value or b"")
                     seen += 1
-        done = time.perf_counter()
+        done, cpu = time.perf_counter(), time.process_time() - cpu
     finally:
         await consumer.stop()
     assert first is not None
-    return {"records": seen, "bytes": size, "seconds": done - first, "rate": seen / (done - first)}
+    return {
+        "records": seen,
+        "bytes": size,
+        "seconds": done - first,
+        "rate": seen / (done - first),
+        "cpu_seconds": cpu,
+        "records_per_cpu_second": seen / cpu,
+    }
 
 
 VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
@@ -287,22 +295,30 @@ async def contract_consumer(
     await consumer.start()
     seen = valid = 0
     first: float | None = None
+    cpu = 0.0
     try:
         while seen < total:
             batches = await consumer.getmany(timeout_ms=100, max_records=max_records)
             for records in batches.values():
                 if first is None:
-                    first = time.perf_counter()
+                    first, cpu = time.perf_counter(), time.process_time()
                 for record in records:
                     seen += 1
                     with contextlib.suppress(ValidationError):
                         validate(record.value or b"")
                         valid += 1
-        done = time.perf_counter()
+        done, cpu = time.perf_counter(), time.process_time() - cpu
     finally:
         await consumer.stop()
     assert first is not None
-    return {"records": seen, "valid": valid, "seconds": done - first, "rate": seen / (done - first)}
+    return {
+        "records": seen,
+        "valid": valid,
+        "seconds": done - first,
+        "rate": seen / (done - first),
+        "cpu_seconds": cpu,
+        "records_per_cpu_second": seen / cpu,
+    }
 
 
 # -- (b) monitoring -------------------------------------------------------------------------
@@ -346,6 +362,7 @@ async def monitoring_consumer(
             await asyncio.sleep(0.01)
             if time.monotonic() > deadline:
                 raise TimeoutError("the vitals consumer never started")
+        cpu = time.process_time()  # the whole process: its threads (aiosqlite's) too
         if profiler:
             profiler.enable()
         stats = vitals.stats
@@ -353,6 +370,7 @@ async def monitoring_consumer(
             await asyncio.sleep(0.02)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {stats.stored} of {expected[0]} readings stored")
+        cpu = time.process_time() - cpu
         if profiler:
             profiler.disable()
         runtime = app.state.runtime
@@ -375,6 +393,8 @@ async def monitoring_consumer(
         "mean_batch_size": round(stats.records / stats.batches, 1),
         "seconds": seconds,
         "rate": total / seconds,
+        "cpu_seconds": cpu,
+        "records_per_cpu_second": total / cpu,
         "stage_seconds": {k: round(v, 3) for k, v in stats.seconds.items()},
         "database_rows": counts,
     }
@@ -520,6 +540,10 @@ async def scaling_run(
     }
 
 
+def _rounded(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in values.items()}
+
+
 def _profile_lines(report: str) -> list[str]:
     lines = report.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("ncalls"))
@@ -601,6 +625,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         expected = (per_session * args.sessions, max(1, args.readings // 10_000))
         mon = await monitoring_consumer(settings, len(records), expected, args.profile)
         log(f"monitoring: {mon['rate']:.0f} readings/s")
+        # The machine is shared: the baselines run again after monitoring, and the
+        # ratios use the mean of both runs (each run is recorded).
+        bare_after = await bare_consumer(
+            kafka.bootstrap, len(records), args.batch, settings.vitals_max_partition_fetch_bytes
+        )
+        contract_after = await contract_consumer(
+            kafka.bootstrap, len(records), args.batch, settings.vitals_max_partition_fetch_bytes
+        )
+        log(f"after: bare {bare_after['rate']:.0f}/s, contract {contract_after['rate']:.0f}/s")
         scaling = []
         for instances in args.scale:
             if args.database != "postgres":
@@ -625,7 +658,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result = await scaling_run(scaled, instances, expected[0], len(records), roles)
             log(f"{instances} instance(s): {result['rate']} readings/s")
             scaling.append(result)
-    ratio = mon["rate"] / bare["rate"]
+    bare_rate = (bare["rate"] + bare_after["rate"]) / 2
+    contract_rate = (contract["rate"] + contract_after["rate"]) / 2
+    ratio = mon["rate"] / bare_rate
+    bare_cpu = (bare["records_per_cpu_second"] + bare_after["records_per_cpu_second"]) / 2
+    contract_cpu = (
+        contract["records_per_cpu_second"] + contract_after["records_per_cpu_second"]
+    ) / 2
     return {
         "benchmark": "vitals_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -640,18 +679,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "reading_cadence_seconds": CADENCE_SECONDS,
         },
         "prefill_seconds": round(seconds, 2),
-        "bare_aiokafka": {k: round(v, 3) if isinstance(v, float) else v for k, v in bare.items()},
-        "monitoring": {k: round(v, 3) if isinstance(v, float) else v for k, v in mon.items()},
-        "contract_validation_only": {
-            k: round(v, 3) if isinstance(v, float) else v for k, v in contract.items()
-        },
+        "bare_aiokafka": _rounded(bare),
+        "bare_aiokafka_after": _rounded(bare_after),
+        "monitoring": _rounded(mon),
+        "contract_validation_only": _rounded(contract),
+        "contract_validation_only_after": _rounded(contract_after),
         "ratio": round(ratio, 3),
-        "ratio_contract_to_bare": round(contract["rate"] / bare["rate"], 3),
-        "ratio_monitoring_to_contract": round(mon["rate"] / contract["rate"], 3),
+        "ratio_contract_to_bare": round(contract_rate / bare_rate, 3),
+        "ratio_monitoring_to_contract": round(mon["rate"] / contract_rate, 3),
         "microseconds_per_record": {
-            "bare_aiokafka": round(1e6 / bare["rate"], 2),
-            "contract_validation_added": round(1e6 / contract["rate"] - 1e6 / bare["rate"], 2),
-            "platform_added": round(1e6 / mon["rate"] - 1e6 / contract["rate"], 2),
+            "bare_aiokafka": round(1e6 / bare_rate, 2),
+            "contract_validation_added": round(1e6 / contract_rate - 1e6 / bare_rate, 2),
+            "platform_added": round(1e6 / mon["rate"] - 1e6 / contract_rate, 2),
+        },
+        "cpu_ratio": round(mon["records_per_cpu_second"] / bare_cpu, 3),
+        "cpu_microseconds_per_record": {
+            "bare_aiokafka": round(1e6 / bare_cpu, 2),
+            "contract_validation_added": round(1e6 / contract_cpu - 1e6 / bare_cpu, 2),
+            "platform_added": round(1e6 / mon["records_per_cpu_second"] - 1e6 / contract_cpu, 2),
         },
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "scaling_postgres_processes": scaling,
@@ -698,7 +743,13 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": result["machine"]["load_average_at_start"],
             "load_average_at_end": result["load_average_at_end"],
             "bare_aiokafka_rate": result["bare_aiokafka"]["rate"],
+            "bare_aiokafka_rate_after": result["bare_aiokafka_after"]["rate"],
             "contract_validation_rate": result["contract_validation_only"]["rate"],
+            "contract_validation_rate_after": result["contract_validation_only_after"]["rate"],
+            "ratio_contract_to_bare": result["ratio_contract_to_bare"],
+            "microseconds_per_record": result["microseconds_per_record"],
+            "cpu_ratio": result["cpu_ratio"],
+            "cpu_microseconds_per_record": result["cpu_microseconds_per_record"],
             "monitoring_rate": result["monitoring"]["rate"],
             "ratio": result["ratio"],
             "stage_seconds": result["monitoring"]["stage_seconds"],
