@@ -63,9 +63,19 @@ log = get_logger(__name__)
 VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
 EVENT_TYPE = "VitalsRecorded"
 
-# Errors a retry can fix: the database (or the network to it) is unavailable, or a
-# concurrent writer stored the same reading first.
+
+class TransactionAborted(Exception):
+    """PostgreSQL aborted the batch's transaction to break a deadlock (40P01) or a
+    serialization conflict (40001), e.g. with a timer firing for one of its sessions:
+    nothing was stored, and the same batch succeeds when tried again."""
+
+
+ABORTED_SQLSTATES = frozenset({"40P01", "40001"})
+
+# Errors a retry can fix: the database (or the network to it) is unavailable, a
+# concurrent writer stored the same reading first, or a deadlock was broken.
 TRANSIENT: tuple[type[BaseException], ...] = (
+    TransactionAborted,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
@@ -225,6 +235,10 @@ class VitalsBatchConsumer:
         gc.disable()
         try:
             return await self._process(records)
+        except sa_exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) in ABORTED_SQLSTATES:
+                raise TransactionAborted(str(exc.orig)[:200]) from exc
+            raise
         finally:
             if collecting:
                 gc.enable()
