@@ -423,12 +423,12 @@ def _instance(settings: MonitoringSettings, stop: Any) -> None:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """user + system CPU of one process so far (0 once it is gone)."""
+def _cpu_seconds(pid: int) -> float | None:
+    """user + system CPU of one process so far (None once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return None
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
@@ -462,7 +462,9 @@ class CpuMeter:
     def _sample(self) -> None:
         for role, pids in self.roles.items():
             for pid in pids():
-                self.seen[pid] = (role, _cpu_seconds(pid))
+                cpu = _cpu_seconds(pid)
+                if cpu is not None:  # a process that is gone keeps its last figure
+                    self.seen[pid] = (role, cpu)
 
     def start(self) -> None:
         self._sample()
@@ -521,6 +523,7 @@ async def scaling_run(
             elif first is not None:
                 meter.tick()
             if count >= expected:
+                usage = meter.stop(now - first) if first is not None else {}
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{count} of {expected} readings stored")
@@ -536,7 +539,7 @@ async def scaling_run(
         "instances": instances,
         "seconds": round(seconds, 3),
         "rate": round(records / seconds),
-        **meter.stop(seconds),
+        **usage,
     }
 
 
