@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from kap_monitoring.entrypoints.vitals_batch import DeadLetter, VitalsBatchConsumer, decode
 from kap_monitoring.handlers.vitals import VitalsIngest
@@ -343,6 +343,41 @@ def test_a_database_outage_rewinds_the_batch_and_dead_letters_nothing(
     assert (message.acked, message.nacked) == (0, 1)
     assert published == []
     assert readings(db) == []
+
+
+class DeadlockDetected(Exception):
+    """What SQLAlchemy's asyncpg adapter raises for PostgreSQL's 40P01."""
+
+    sqlstate = "40P01"
+
+
+def test_a_deadlock_is_retried_as_a_whole_batch_not_record_by_record(
+    handle: Callable[..., FakeMessage],
+    open_session: Callable[..., str],
+    published: list[dict[str, Any]],
+    consumer: VitalsBatchConsumer,
+    monkeypatch: pytest.MonkeyPatch,
+    db: Path,
+) -> None:
+    """PostgreSQL breaks a deadlock (a timer firing for one of the batch's sessions) by
+    aborting one transaction: the batch is tried again as a whole and stored once."""
+    open_session()
+    monkeypatch.setattr(consumer.settings, "vitals_batch_retry_backoff_seconds", 0)
+    real = VitalsIngest.apply
+    calls: list[int] = []
+
+    async def deadlocked_once(self: VitalsIngest, uow: Any, items: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) == 1:
+            raise DBAPIError("UPDATE monitored_sessions", {}, DeadlockDetected("deadlock"))
+        return await real(self, uow, items)
+
+    monkeypatch.setattr(VitalsIngest, "apply", deadlocked_once)
+    message = handle(records(reading("ok-1"), reading("ok-2")))
+    assert message.acked == 1
+    assert calls == [2, 2]  # the whole batch twice, never one record at a time
+    assert sorted(r[0] for r in readings(db)) == ["ok-1", "ok-2"]
+    assert published == []
 
 
 def test_an_unexpected_error_isolates_the_failing_record(

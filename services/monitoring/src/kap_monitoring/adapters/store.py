@@ -42,7 +42,19 @@ async def lock_sessions(session: AsyncSession, session_ids: Iterable[str]) -> No
     ids = sorted(set(session_ids))  # a fixed order: no lock-order deadlocks
     connection = await session.connection()
     paramstyle = connection.dialect.paramstyle
+    postgres = connection.dialect.name == "postgresql"
     for part in chunks(ids):
+        if postgres:
+            # An UPDATE ... IN (...) locks rows in its scan's (physical) order, not the
+            # list's: two instances whose batches share sessions (a rebalance hands a
+            # partition over mid-batch) deadlocked in bench/vitals_throughput.py
+            # --scale 1,2. Rows locked in key order first never form a cycle.
+            await connection.exec_driver_sql(
+                f"SELECT session_id FROM {MonitoredSession.__tablename__} "  # noqa: S608
+                f"WHERE session_id IN ({_placeholders(paramstyle, len(part))}) "
+                "ORDER BY session_id FOR UPDATE",
+                tuple(part),
+            )
         statement = (
             f"UPDATE {MonitoredSession.__tablename__} SET version = version + 1 "  # noqa: S608
             f"WHERE session_id IN ({_placeholders(paramstyle, len(part))})"

@@ -1,0 +1,466 @@
+"""HTTP under load: monitoring's `POST /sessions/{id}/vitals` and `GET /sessions/{id}`
+at a fixed request rate, from a second process, against monitoring as a real process.
+
+    uv run python bench/http_load.py                     # the recorded run: 200 req/s, 60 s
+    uv run python bench/http_load.py --seconds 20 --profile --no-write   # where the time goes
+
+What one run does:
+1. starts Kafka from the Maven jars and monitoring alone as an OS process (uvicorn,
+   SQLite, kap_local.platform; with --profile under cProfile);
+2. opens dosing sessions as scheduling would announce them (TreatmentPlanCreated,
+   SessionScheduled, SessionCheckedIn on kap.scheduling.events.v1) and gives each its
+   first dose over HTTP, so every reading runs the in-session rules;
+3. a load generator in a SECOND process (asyncio + httpx, open loop: request n is due
+   at start + n / rate whether or not earlier ones have answered, so a slow server
+   cannot slow the load down) alternates a new reading (POST, a fresh reading_id, as a
+   nurse charting) and a session read (GET) over the sessions, after a warm-up;
+4. latency is measured from each request's due time to its response (so queueing in
+   the generator counts too) and, separately, from its actual send; p50/p90/p99/max
+   per endpoint, errors (any status other than 201/200, or no answer) and the rate
+   achieved; monitoring's CPU over the measured window and the load average;
+5. writes bench/results/http_load.json.
+
+Not a test: numbers depend on the machine and its load, which are recorded with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
+from kap_local.platform import Platform, ServiceProcess
+from kap_shared.auth import mint_token
+from kap_shared.events import SessionCheckedIn, SessionScheduled, TreatmentPlanCreated, topics
+from kap_shared.events.enums import Phase, Route
+from kap_shared.events.scheduling import (
+    SessionCheckedInData,
+    SessionScheduledData,
+    TreatmentPlanCreatedData,
+)
+
+RESULTS = Path(__file__).parent / "results" / "http_load.json"
+SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
+SITE = "site-bench"
+GOAL_P99_MS = 25.0
+MAX_IN_FLIGHT = 100  # the client's connections; beyond, a due request is not sent
+NOT_SENT = -2  # status recorded for a request not sent (MAX_IN_FLIGHT reached)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _opening_events(n: int) -> list[tuple[bytes, bytes, str]]:
+    now = datetime.now(UTC)
+    patient, session = f"pt-h-{n}", f"sess-h-{n}"
+    common: dict[str, Any] = {
+        "producer": "scheduling",
+        "site_id": SITE,
+        "patient_id": patient,
+        "correlation_id": f"episode-{patient}",
+    }
+    plan = TreatmentPlanCreated(
+        **common,
+        data=TreatmentPlanCreatedData(
+            plan_id=f"plan-{patient}",
+            route=Route.IM,
+            protocol="im",
+            prescriber_id="rx-bench",
+            therapist_id="th-bench",
+            planned_dosing_sessions=6,
+        ),
+    )
+    scheduled = SessionScheduled(
+        **common,
+        data=SessionScheduledData(
+            session_id=session,
+            plan_id=f"plan-{patient}",
+            phase=Phase.DOSING,
+            sequence=1,
+            starts_at=now - timedelta(minutes=10),
+            ends_at=now + timedelta(hours=3),
+            room_id="room-bench",
+            prescriber_id="rx-bench",
+            therapist_id="th-bench",
+        ),
+    )
+    checked_in = SessionCheckedIn(
+        **common,
+        data=SessionCheckedInData(
+            session_id=session, phase=Phase.DOSING, checked_in_at=now - timedelta(minutes=5)
+        ),
+    )
+    return [(e.key, e.to_json(), e.event_type) for e in (plan, scheduled, checked_in)]
+
+
+async def open_sessions(bootstrap: str, base_url: str, token: str, count: int) -> list[str]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        for n in range(count):
+            for key, value, kind in _opening_events(n):
+                await producer.send(
+                    topics.SCHEDULING_EVENTS,
+                    value,
+                    key=key,
+                    headers=[("event_type", kind.encode()), ("content-type", b"application/json")],
+                )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    sessions = [f"sess-h-{n}" for n in range(count)]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as api:
+        for session_id in sessions:
+            deadline = time.monotonic() + 120
+            while True:
+                response = await api.post(
+                    f"/sessions/{session_id}/doses",
+                    json={"route": "im", "agent": "ketamine", "dose_mg": 35},
+                )
+                if response.status_code == 201:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"dose for {session_id}: {response.text}")
+                await asyncio.sleep(0.2)  # monitoring has not consumed the check-in yet
+    return sessions
+
+
+# -- the load generator (the second process) ---------------------------------------------
+
+
+async def _generate(
+    base_url: str, token: str, sessions: list[str], rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
+    headers = {"Authorization": f"Bearer {token}"}
+    samples: list[tuple[str, float, float, float, int]] = []  # kind, due, sent, done, status
+    lag_max = 0.0
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=5, limits=limits
+    ) as client:
+
+        async def one(n: int, due: float) -> None:
+            session_id = sessions[(n // 2) % len(sessions)]
+            sent = time.perf_counter()
+            status = 0
+            try:
+                if n % 2 == 0:
+                    response = await client.post(
+                        f"/sessions/{session_id}/vitals",
+                        json={
+                            "reading_id": f"http-{uuid.uuid4().hex}",
+                            "recorded_at": datetime.now(UTC).isoformat(),
+                            "bp_systolic": 118 + n % 20,
+                            "bp_diastolic": 76 + n % 10,
+                            "heart_rate": 70 + n % 15,
+                            "spo2": 97.0,
+                            "respiratory_rate": 14,
+                        },
+                    )
+                else:
+                    response = await client.get(f"/sessions/{session_id}")
+                status = response.status_code
+            except httpx.HTTPError:
+                status = -1
+            kind = "post_vitals" if n % 2 == 0 else "get_session"
+            samples.append((kind, due, sent, time.perf_counter(), status))
+
+        tasks: set[asyncio.Task[None]] = set()
+        total = int(rate * (seconds + warmup))
+        start = time.perf_counter() + 0.5
+        for n in range(total):
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                lag_max = max(lag_max, -delay)
+            if len(tasks) >= MAX_IN_FLIGHT:
+                # The server is saturated: an open loop would pile up requests without
+                # bound (and the generator with them); this one counts as an error.
+                kind = "post_vitals" if n % 2 == 0 else "get_session"
+                samples.append((kind, due, due, due, NOT_SENT))
+            else:
+                task = asyncio.create_task(one(n, due))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            if n % int(rate * 5) == 0:
+                print(f"generator: {n} due, {len(samples)} done", file=sys.stderr)
+        if tasks:
+            await asyncio.wait(tasks, timeout=15)
+        for task in list(tasks):  # still unanswered: errors too
+            task.cancel()
+        print(f"generator: {len(samples)} done, {len(tasks)} unanswered", file=sys.stderr)
+    measured_from = start + warmup
+    kept = [s for s in samples if s[1] >= measured_from]
+    return {"samples": kept, "generator_max_lag_ms": round(lag_max * 1000, 1)}
+
+
+def generator_main(spec_path: str) -> int:
+    """The second process's entry point: `http_load.py --generate SPEC.json`."""
+    spec = json.loads(Path(spec_path).read_text())
+    outcome = asyncio.run(
+        _generate(
+            spec["base_url"],
+            spec["token"],
+            spec["sessions"],
+            spec["rate"],
+            spec["seconds"],
+            spec["warmup"],
+        )
+    )
+    Path(spec["output"]).write_text(json.dumps(outcome))
+    return 0
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    values = sorted(values)
+
+    def pct(p: float) -> float:
+        return round(values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] * 1000, 2)
+
+    return {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": round(values[-1] * 1000, 2)}
+
+
+def summarize(
+    samples: list[tuple[str, float, float, float, int]], seconds: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, ok in (("post_vitals", (201,)), ("get_session", (200,)), ("all", (200, 201))):
+        chosen = [s for s in samples if kind == "all" or s[0] == kind]
+        errors: dict[str, int] = {}
+        for s in chosen:
+            if s[4] not in ok:
+                errors[str(s[4])] = errors.get(str(s[4]), 0) + 1
+        out[kind] = {
+            "requests": len(chosen),
+            "rate_achieved": round(len(chosen) / seconds, 1),
+            "errors": sum(errors.values()),
+            "errors_by_status": errors,
+            "unanswered_or_not_sent": sum(1 for s in chosen if s[4] < 0),
+            # over the requests that got an answer (errors are counted above)
+            "latency_ms_from_due": _percentiles([s[3] - s[1] for s in chosen if s[4] > 0]),
+            "latency_ms_from_send": _percentiles([s[3] - s[2] for s in chosen if s[4] > 0]),
+        }
+    return out
+
+
+# -- monitoring as a process ----------------------------------------------------------------
+
+
+# uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler the
+# process would die before cProfile writes, so the handler it restores is a no-op.
+PROFILED_MAIN = """
+import cProfile, signal, sys
+from kap_monitoring.__main__ import main
+signal.signal(signal.SIGTERM, lambda *_: None)
+profiler = cProfile.Profile()
+profiler.enable()
+try:
+    main()
+finally:
+    profiler.disable()
+    profiler.dump_stats(sys.argv[1])
+"""
+
+
+def start_profiled(service: ServiceProcess, profile_path: Path) -> None:
+    """As ServiceProcess.start, under cProfile (written when the process exits)."""
+    service.log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file = service.log_path.open("ab")
+    service._log_file = log_file
+    service.proc = subprocess.Popen(
+        [sys.executable, "-c", PROFILED_MAIN, str(profile_path)],
+        env=service.env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    import importlib.metadata as md
+    import platform as host
+
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": host.python_version(),
+        "kafka": kafka_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "packages": {
+            name: md.version(name)
+            for name in ("fastapi", "uvicorn", "httpx", "pydantic", "sqlalchemy", "aiosqlite")
+        },
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine()
+    ensure_jars()
+    work = Path(tempfile.mkdtemp(prefix="kap-bench-http-"))
+    profile_path = work / "monitoring.prof"
+    with LocalKafka(partitions=3) as kafka:
+        log(f"kafka {kafka.bootstrap} up")
+        platform = Platform(
+            bootstrap=kafka.bootstrap,
+            work_dir=work,
+            jwt_secret=SECRET,
+            extra_env={"LOG_LEVEL": "WARNING", "KAFKA_TOPIC_PARTITIONS": "3"},
+        )
+        service = platform["monitoring"]
+        if args.profile:
+            start_profiled(service, profile_path)
+            service.wait_ready(120)
+        else:
+            platform.start(["monitoring"], timeout=120)
+        try:
+            token = mint_token(SECRET, sub="rn-bench", role="nurse", sites=[SITE])
+            sessions = await open_sessions(kafka.bootstrap, service.url, token, args.sessions)
+            log(f"{len(sessions)} sessions open, dosed; load: {args.rate} req/s")
+            assert service.proc is not None
+            pid = service.proc.pid
+            spec = work / "generator.json"
+            output = work / "generator-result.json"
+            spec.write_text(
+                json.dumps(
+                    {
+                        "base_url": service.url,
+                        "token": token,
+                        "sessions": sessions,
+                        "rate": args.rate,
+                        "seconds": args.seconds,
+                        "warmup": args.warmup,
+                        "output": str(output),
+                    }
+                )
+            )
+            generator = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--generate", str(spec)
+            )
+            await asyncio.sleep(args.warmup + 0.5)
+            cpu_before, load_before = cpu_seconds(pid), os.getloadavg()
+            measured_started = time.perf_counter()
+            code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
+            cpu_used = cpu_seconds(pid) - cpu_before
+            wall = time.perf_counter() - measured_started
+            if code != 0:
+                raise RuntimeError(f"the load generator failed ({code})")
+            outcome = json.loads(output.read_text())
+        finally:
+            platform.stop()
+    summary = summarize(outcome["samples"], args.seconds)
+    p99 = summary["all"]["latency_ms_from_due"].get("p99", float("inf"))
+    result: dict[str, Any] = {
+        "benchmark": "http_load",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            **info,
+            "load_average_before_load": [round(x, 2) for x in load_before],
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "parameters": {
+            "rate_per_second": args.rate,
+            "seconds": args.seconds,
+            "warmup_seconds": args.warmup,
+            "sessions": args.sessions,
+            "mix": "1:1 POST /sessions/{id}/vitals : GET /sessions/{id}",
+            "database": "sqlite",
+            "server": "monitoring as an OS process (uvicorn, one worker)",
+            "generator": "a second OS process, asyncio + httpx, open loop, "
+            f"at most {MAX_IN_FLIGHT} in flight",
+            "profiled": args.profile,
+        },
+        "generator_max_lag_ms": outcome["generator_max_lag_ms"],
+        "monitoring_cpu": {
+            "seconds": round(cpu_used, 2),
+            "cores_used": round(cpu_used / wall, 3),
+            "ms_per_request": round(cpu_used * 1000 / max(1, summary["all"]["requests"]), 2),
+        },
+        "endpoints": summary,
+        "targets": {
+            "p99_ms": GOAL_P99_MS,
+            "met": bool(p99 <= GOAL_P99_MS and summary["all"]["errors"] == 0),
+        },
+    }
+    if args.profile and profile_path.exists():
+        out = io.StringIO()
+        stats = pstats.Stats(str(profile_path), stream=out)
+        stats.sort_stats("cumulative").print_stats(40)
+        result["profile_top_cumulative"] = [
+            line.rstrip() for line in out.getvalue().splitlines() if line.strip()
+        ][-42:]
+        out = io.StringIO()
+        pstats.Stats(str(profile_path), stream=out).sort_stats("tottime").print_stats(30)
+        result["profile_top_tottime"] = [
+            line.rstrip() for line in out.getvalue().splitlines() if line.strip()
+        ][-32:]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s (both endpoints)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured duration")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--profile", action="store_true", help="monitoring under cProfile")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--variant", help="record under variants.<name> of the output file")
+    parser.add_argument("--generate", help=argparse.SUPPRESS)  # the load generator process
+    args = parser.parse_args(argv)
+    if args.generate:
+        return generator_main(args.generate)
+    result = asyncio.run(run(args))
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("profile")}, indent=2))
+    for key in ("profile_top_tottime", "profile_top_cumulative"):
+        if key in result:
+            print("\n".join(result[key]))
+    if args.no_write:
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    document = json.loads(args.output.read_text()) if args.output.exists() else {}
+    if args.variant:
+        document.setdefault("variants", {})[args.variant] = result
+    else:
+        result["variants"] = document.get("variants", {})
+        document = result
+    args.output.write_text(json.dumps(document, indent=2) + "\n")
+    log(f"written {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
