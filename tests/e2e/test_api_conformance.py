@@ -46,6 +46,7 @@ DEFAULT_ROLE = {
     "scheduling": "coordinator",
     "monitoring": "nurse",
     "notifications": "therapist",
+    "records": "prescriber",
 }
 ROLE_FOR: dict[str, str] = {
     "POST /patients/{patient_id}/screenings/{screening_id}/review": "prescriber",
@@ -147,7 +148,9 @@ def _exercise(
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
 @pytest.mark.parametrize("platform", ["postgres"], indirect=True)
-@pytest.mark.parametrize("service", ["intake", "scheduling", "monitoring", "notifications"])
+@pytest.mark.parametrize(
+    "service", ["intake", "scheduling", "monitoring", "notifications", "records"]
+)
 def test_every_operation_conforms_to_its_openapi(
     platform: Platform, known: Known, service: str
 ) -> None:

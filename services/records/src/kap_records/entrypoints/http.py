@@ -20,8 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
+from kap_shared.fhir import FhirResponse
 from kap_shared.http.dependencies import Uow
 from kap_shared.http.errors import InvalidField
+from kap_shared.http.openapi import error_responses
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
@@ -48,19 +50,13 @@ def _rules(request: Request) -> SiteRules[RecordsRules]:
 
 Rules = Annotated[SiteRules[RecordsRules], Depends(_rules)]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or invalid token"},
-    403: {"description": "role not allowed, or the patient's site is not in the token"},
-    404: {"description": "unknown patient or form"},
-    422: {"description": "invalid input; `details[].field` names the field"},
-}
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    409: {
-        "description": "`SPR-PMF-1`: the form is incomplete (`details.missing_fields`); "
-        "`PMF-STATE-1`: the form was already submitted"
-    },
-}
+# 401, 403, 422 and 503 come with the app (kap_shared.http.openapi); all with ErrorResponse.
+ERRORS = error_responses(404)
+WRITE_ERRORS = error_responses(404, 409)
+WRITE_ERRORS[409]["description"] = (
+    "`SPR-PMF-1`: the form is incomplete (`details.missing_fields`); "
+    "`PMF-STATE-1`: the form was already submitted"
+)
 
 
 async def _patient_sites(uow: UnitOfWork, principal: Principal, patient_id: str) -> None:
@@ -109,14 +105,14 @@ async def timeline(
     "/fhir/Patient/{patient_id}/$everything",
     tags=["fhir"],
     responses=ERRORS,
-    response_class=JSONResponse,
+    response_class=FhirResponse,
 )
-async def everything(patient_id: str, principal: Viewer, uow: Uow) -> JSONResponse:
+async def everything(patient_id: str, principal: Viewer, uow: Uow) -> FhirResponse:
     """FHIR R4 Bundle (type collection) of the patient's care record."""
     async with uow:
         await _patient_sites(uow, principal, patient_id)
         bundle = await fhir.everything(uow.session, patient_id)
-    return JSONResponse(bundle, media_type="application/fhir+json")
+    return FhirResponse(bundle)
 
 
 # -- REMS Patient Monitoring Form (SPR-PMF-1) --------------------------------------------------
