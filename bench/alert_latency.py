@@ -53,6 +53,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchlib import cpu_model, first_dose
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform
 from kap_shared.auth import mint_token
@@ -242,14 +243,6 @@ def _outbox_times(database: Path, event_type: str) -> dict[str, tuple[float, flo
     return times
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return host.processor() or "unknown"
-
-
 def _versions() -> dict[str, str]:
     names = ("aiokafka", "faststream", "sqlalchemy", "uvicorn", "kap-shared")
     found = {name: metadata.version(name) for name in names}
@@ -300,17 +293,7 @@ async def _open_sessions(
         base_url=platform.url("monitoring"), headers=nurse, timeout=30
     ) as api:
         for _patient_id, session_id in measured:  # KET-MON-BP applies once dosing started
-            deadline = time.monotonic() + 60
-            while True:
-                response = await api.post(
-                    f"/sessions/{session_id}/doses",
-                    json={"route": "im", "agent": "ketamine", "dose_mg": 35},
-                )
-                if response.status_code == 201:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"dose for {session_id}: {response.text}")
-                await asyncio.sleep(0.2)  # monitoring has not consumed the check-in yet
+            await first_dose(api, session_id, within=60)
 
 
 async def wait_caught_up(platform: Platform, budget: float = 600) -> float:
@@ -573,7 +556,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
         "variant": args.variant,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_average_at_end": list(os.getloadavg()),
         },

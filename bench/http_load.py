@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -44,6 +43,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
+from benchlib import cpu_model, first_dose, running_cpu_seconds
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform, ServiceProcess
 from kap_shared.auth import mint_token
@@ -129,17 +129,7 @@ async def open_sessions(bootstrap: str, base_url: str, token: str, count: int) -
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as api:
         for session_id in sessions:
-            deadline = time.monotonic() + 120
-            while True:
-                response = await api.post(
-                    f"/sessions/{session_id}/doses",
-                    json={"route": "im", "agent": "ketamine", "dose_mg": 35},
-                )
-                if response.status_code == 201:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"dose for {session_id}: {response.text}")
-                await asyncio.sleep(0.2)  # monitoring has not consumed the check-in yet
+            await first_dose(api, session_id)
     return sessions
 
 
@@ -298,24 +288,13 @@ def start_profiled(service: ServiceProcess, profile_path: Path) -> None:
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     import importlib.metadata as md
     import platform as host
 
     return {
         "cores": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "python": host.python_version(),
         "kafka": kafka_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
@@ -370,10 +349,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 sys.executable, __file__, "--generate", str(spec)
             )
             await asyncio.sleep(args.warmup + 0.5)
-            cpu_before, load_before = cpu_seconds(pid), os.getloadavg()
+            cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
             measured_started = time.perf_counter()
             code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
-            cpu_used = cpu_seconds(pid) - cpu_before
+            cpu_used = running_cpu_seconds(pid) - cpu_before
             wall = time.perf_counter() - measured_started
             if code != 0:
                 raise RuntimeError(f"the load generator failed ({code})")

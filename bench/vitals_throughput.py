@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import text
 
+from benchlib import cpu_model, cpu_seconds
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.postgres import LocalPostgres
 from kap_monitoring.bootstrap import build
@@ -235,19 +236,26 @@ async def prefill(bootstrap: str, records: list[tuple[bytes, bytes]]) -> float:
 # -- (a) the baseline -----------------------------------------------------------------------
 
 
-async def bare_consumer(
-    bootstrap: str, total: int, max_records: int, fetch_bytes: int
+async def _timed_drain(
+    bootstrap: str,
+    group: str,
+    total: int,
+    max_records: int,
+    fetch_bytes: int,
+    per_value: Callable[[bytes], None],
 ) -> dict[str, Any]:
+    """A bare aiokafka `getmany` loop over the topic (own group, same fetch size as
+    monitoring) calling `per_value` on each value; timed from the first batch."""
     consumer = AIOKafkaConsumer(
         MONITORING_VITALS,
         bootstrap_servers=bootstrap,
-        group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+        group_id=f"{group}-{uuid.uuid4().hex[:6]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=fetch_bytes,
     )
     await consumer.start()
-    seen = size = 0
+    seen = 0
     first: float | None = None
     cpu = 0.0
     try:
@@ -257,7 +265,7 @@ async def bare_consumer(
                 if first is None:
                     first, cpu = time.perf_counter(), time.process_time()
                 for record in records:
-                    size += len(record.value or b"")
+                    per_value(record.value or b"")
                     seen += 1
         done, cpu = time.perf_counter(), time.process_time() - cpu
     finally:
@@ -265,12 +273,25 @@ async def bare_consumer(
     assert first is not None
     return {
         "records": seen,
-        "bytes": size,
         "seconds": done - first,
         "rate": seen / (done - first),
         "cpu_seconds": cpu,
         "records_per_cpu_second": seen / cpu,
     }
+
+
+async def bare_consumer(
+    bootstrap: str, total: int, max_records: int, fetch_bytes: int
+) -> dict[str, Any]:
+    """The baseline: touch each value (its length) and do nothing else."""
+    size = 0
+
+    def touch(value: bytes) -> None:
+        nonlocal size
+        size += len(value)
+
+    result = await _timed_drain(bootstrap, "bench-bare", total, max_records, fetch_bytes, touch)
+    return {**result, "bytes": size}
 
 
 VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
@@ -283,42 +304,17 @@ async def contract_consumer(
     against the contract model (straight from bytes) and nothing else is done: what
     the contract costs on its own, so the rest of monitoring's figure is what the
     platform adds (rules, persistence, offsets)."""
-    consumer = AIOKafkaConsumer(
-        MONITORING_VITALS,
-        bootstrap_servers=bootstrap,
-        group_id=f"bench-contract-{uuid.uuid4().hex[:6]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=fetch_bytes,
-    )
     validate = VITALS_ADAPTER.validate_json
-    await consumer.start()
-    seen = valid = 0
-    first: float | None = None
-    cpu = 0.0
-    try:
-        while seen < total:
-            batches = await consumer.getmany(timeout_ms=100, max_records=max_records)
-            for records in batches.values():
-                if first is None:
-                    first, cpu = time.perf_counter(), time.process_time()
-                for record in records:
-                    seen += 1
-                    with contextlib.suppress(ValidationError):
-                        validate(record.value or b"")
-                        valid += 1
-        done, cpu = time.perf_counter(), time.process_time() - cpu
-    finally:
-        await consumer.stop()
-    assert first is not None
-    return {
-        "records": seen,
-        "valid": valid,
-        "seconds": done - first,
-        "rate": seen / (done - first),
-        "cpu_seconds": cpu,
-        "records_per_cpu_second": seen / cpu,
-    }
+    valid = 0
+
+    def check(value: bytes) -> None:
+        nonlocal valid
+        with contextlib.suppress(ValidationError):
+            validate(value)
+            valid += 1
+
+    result = await _timed_drain(bootstrap, "bench-contract", total, max_records, fetch_bytes, check)
+    return {**result, "valid": valid}
 
 
 # -- (b) monitoring -------------------------------------------------------------------------
@@ -423,15 +419,6 @@ def _instance(settings: MonitoringSettings, stop: Any) -> None:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """user + system CPU of one process so far (None once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
 def _children(parent: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -462,7 +449,7 @@ class CpuMeter:
     def _sample(self) -> None:
         for role, pids in self.roles.items():
             for pid in pids():
-                cpu = _cpu_seconds(pid)
+                cpu = cpu_seconds(pid)
                 if cpu is not None:  # a process that is gone keeps its last figure
                     self.seen[pid] = (role, cpu)
 
@@ -557,15 +544,9 @@ def _profile_lines(report: str) -> list[str]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     return {
         "cores": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "os": platform.platform(),
