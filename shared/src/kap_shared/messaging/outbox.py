@@ -94,7 +94,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         observe: RelayObserver = lambda stage, seconds: None,
-        pipelined: bool | None = None,
+        pipelined: bool = True,
     ) -> None:
         self._engine = engine
         self._sessions = sessions
@@ -102,7 +102,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._observe = observe
-        self._pipelined = not is_postgres(engine) if pipelined is None else pipelined
+        # Never on PostgreSQL: there `seq` is not commit-ordered (see above).
+        self._pipelined = pipelined and not is_postgres(engine)
         self._wake = asyncio.Event()
         # When the first notify() since the last batch arrived (for the "wake_to_send" stage).
         self._woken_at: float | None = None

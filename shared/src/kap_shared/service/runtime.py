@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData, text
 
 from ..auth.tokens import TokenVerifier
-from ..db import create_engine, create_tables, is_postgres, session_factory
+from ..db import create_engine, create_tables, session_factory
 from ..events.catalog import EVENT_TYPES
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
@@ -90,7 +90,7 @@ class ServiceRuntime:
             outbox_sender(self.broker),
             batch_size=self.settings.outbox_batch_size,
             poll_seconds=self.settings.outbox_poll_seconds,
-            pipelined=self.settings.outbox_pipelined and not is_postgres(self.engine),
+            pipelined=self.settings.outbox_pipelined,
             observe=lambda stage, seconds: self.metrics.outbox_relay_latency.labels(stage).observe(
                 seconds
             ),
