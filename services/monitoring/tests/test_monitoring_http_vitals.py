@@ -15,6 +15,7 @@ from kap_shared.events.enums import Phase
 from kap_shared.testing import rows, service_client, token
 from kap_shared.testing_app import delivery
 
+from .clock import ago
 from .conftest import (
     SITE,
     Counts,
@@ -22,7 +23,6 @@ from .conftest import (
     Headers,
     Monitoring,
     Outbox,
-    ago,
     assert_error,
     scheduled,
 )

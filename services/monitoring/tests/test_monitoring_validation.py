@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 
 from kap_shared.testing_ops import assert_422_naming
 
+from .clock import ago
 from .conftest import (
     Counts,
     Headers,
-    ago,
 )
 
 IN_AN_HOUR = ago(minutes=-60)
