@@ -16,16 +16,7 @@ from kap_shared.testing import rows, service_client, token
 from kap_shared.testing_app import delivery
 
 from .clock import ago
-from .conftest import (
-    SITE,
-    Counts,
-    Deliver,
-    Headers,
-    Monitoring,
-    Outbox,
-    assert_error,
-    scheduled,
-)
+from .conftest import SITE, Counts, Deliver, Headers, Monitoring, Outbox, assert_error, scheduled
 
 
 def test_a_reading_is_stored_and_published_as_VitalsRecorded(

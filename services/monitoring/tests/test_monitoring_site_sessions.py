@@ -14,13 +14,7 @@ from fastapi.testclient import TestClient
 from kap_shared.testing import token
 
 from .clock import ago, now
-from .conftest import (
-    IM_KETAMINE,
-    OTHER_SITE,
-    SITE,
-    Headers,
-    Monitoring,
-)
+from .conftest import IM_KETAMINE, OTHER_SITE, SITE, Headers, Monitoring
 
 
 def board(client: TestClient, headers: Headers, site: str = SITE, **params: Any) -> Any:
