@@ -15,19 +15,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_shared.events import (
-    DoseAdministered,
-    Envelope,
-    PmfOpened,
-    PmfSubmitted,
-    SessionCancelled,
-    SessionCheckedIn,
-    SessionCompleted,
-    SessionRescheduled,
-    SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsRecorded,
-)
+from kap_shared import events
 from kap_shared.events.enums import Agent
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
@@ -53,13 +41,17 @@ def projector(site_rules: SiteRules[RecordsRules], *, live: bool = True) -> Hand
     """The one handler for every event type. `live=False` (a rebuild) only projects:
     it opens no form and publishes nothing (the forms' own events are replayed)."""
 
-    async def handle(event: Envelope, uow: UnitOfWork) -> None:
-        if isinstance(event, VitalsRecorded):
+    async def handle(event: events.Envelope, uow: UnitOfWork) -> None:
+        if isinstance(event, events.VitalsRecorded):
             await _reading(event, uow)
             return
         await _entry(event, uow)
         await _facts(event, uow)
-        if live and isinstance(event, DoseAdministered) and event.data.agent is Agent.ESKETAMINE:
+        if (
+            live
+            and isinstance(event, events.DoseAdministered)
+            and event.data.agent is Agent.ESKETAMINE
+        ):
             await open_pmf(uow, event, site_rules.for_site(event.site_id))
 
     return handle
@@ -83,7 +75,7 @@ async def _update(session: AsyncSession, table: type[SQLModel], key: str, **valu
         session.add(row)
 
 
-async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
+async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
     data = event.data
     values = data.model_dump(
         mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
@@ -102,7 +94,7 @@ async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
     )
 
 
-async def _entry(event: Envelope, uow: UnitOfWork) -> None:
+async def _entry(event: events.Envelope, uow: UnitOfWork) -> None:
     data = coded_data(event.data.model_dump(mode="json", by_alias=True))
     await _add_once(
         uow.session,
@@ -122,10 +114,10 @@ async def _entry(event: Envelope, uow: UnitOfWork) -> None:
     )
 
 
-async def _facts(event: Envelope, uow: UnitOfWork) -> None:
+async def _facts(event: events.Envelope, uow: UnitOfWork) -> None:
     """What records needs to know of plans, sessions and forms."""
     session = uow.session
-    if isinstance(event, TreatmentPlanCreated):
+    if isinstance(event, events.TreatmentPlanCreated):
         d = event.data
         await _add_once(
             session,
@@ -140,7 +132,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
                 created_at=event.occurred_at,
             ),
         )
-    elif isinstance(event, SessionScheduled):
+    elif isinstance(event, events.SessionScheduled):
         s = event.data
         await _add_once(
             session,
@@ -158,15 +150,17 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
                 nurse_id=s.nurse_id,
             ),
         )
-    elif isinstance(event, SessionRescheduled):
+    elif isinstance(event, events.SessionRescheduled):
         moved = event.data
         await _update(
             session, SessionFact, moved.session_id, starts_at=moved.starts_at, ends_at=moved.ends_at
         )
-    elif isinstance(event, SessionCancelled | SessionCheckedIn | SessionCompleted):
+    elif isinstance(
+        event, events.SessionCancelled | events.SessionCheckedIn | events.SessionCompleted
+    ):
         status = SESSION_STATUS[event.event_type]
         await _update(session, SessionFact, event.data.session_id, status=status)
-    elif isinstance(event, PmfOpened):
+    elif isinstance(event, events.PmfOpened):
         # Records' own event: restores a form after a loss of its database.
         await _add_once(
             session,
@@ -180,7 +174,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
                 due_by=event.data.due_by,
             ),
         )
-    elif isinstance(event, PmfSubmitted):
+    elif isinstance(event, events.PmfSubmitted):
         form = await session.get(PmfForm, event.data.pmf_id)
         if form is not None and form.submitted_at is None:
             form.submitted_at = event.data.submitted_at
