@@ -20,6 +20,7 @@ from kap_shared.events.enums import Agent
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.projections import booked_session, planned
 from kap_shared.rules import SiteRules
 
 from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
@@ -122,11 +123,7 @@ async def _facts(event: events.Envelope, uow: UnitOfWork) -> None:
         await _add_once(
             session,
             PlanFact(
-                plan_id=d.plan_id,
-                **scope_fields(event),
-                route=d.route.value,
-                protocol=d.protocol,
-                prescriber_id=d.prescriber_id,
+                **planned(event),
                 therapist_id=d.therapist_id,
                 planned_dosing_sessions=d.planned_dosing_sessions,
                 created_at=event.occurred_at,
@@ -137,16 +134,9 @@ async def _facts(event: events.Envelope, uow: UnitOfWork) -> None:
         await _add_once(
             session,
             SessionFact(
-                session_id=s.session_id,
-                **scope_fields(event),
-                plan_id=s.plan_id,
-                phase=s.phase.value,
+                **booked_session(event),
                 sequence=s.sequence,
-                starts_at=s.starts_at,
-                ends_at=s.ends_at,
                 room_id=s.room_id,
-                prescriber_id=s.prescriber_id,
-                therapist_id=s.therapist_id,
                 nurse_id=s.nurse_id,
             ),
         )
