@@ -23,6 +23,7 @@ from kap_shared.events import (
 )
 from kap_shared.events.catalog import UnknownTopicError
 from kap_shared.events.envelope import envelope_fields
+from kap_shared.events.monitoring import VITAL_METRICS
 from kap_shared.events.topics import ALL_TOPICS, dead_letter_topic
 from kap_shared.testing import CONTRACT_ENVELOPE_FIELDS as ENVELOPE_FIELDS
 
@@ -40,14 +41,6 @@ from .examples import (
 CONTRACT_TOPIC_OF = {et: topic for topic, types in CONTRACT_TOPICS.items() for et in types}
 
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
-VITAL_METRICS = (
-    "bp_systolic",
-    "bp_diastolic",
-    "heart_rate",
-    "spo2",
-    "respiratory_rate",
-    "sedation_moaas",
-)
 
 
 def error_paths(exc: ValidationError) -> list[str]:
@@ -240,107 +233,56 @@ def _baseline(**overrides: Any) -> dict[str, Any]:
     return {**EXAMPLE_DATA["PatientScreened"]["baseline"], **overrides}
 
 
-MALFORMED: list[Any] = [
-    pytest.param(
+# Each case: (test id, event type, what is wrong, the field the error must name).
+BAD_DATA: list[tuple[str, str, dict[str, Any], str]] = [
+    ("bad-outcome-enum", "PatientScreened", {"outcome": "maybe"}, "data.outcome"),
+    (
+        "phq9-item9-out-of-range",
         "PatientScreened",
-        _with_data("PatientScreened", outcome="maybe"),
-        "data.outcome",
-        id="bad-outcome-enum",
-    ),
-    pytest.param(
-        "PatientScreened",
-        _with_data("PatientScreened", baseline=_baseline(phq9_item9=4)),
+        {"baseline": _baseline(phq9_item9=4)},
         "data.baseline.phq9_item9",
-        id="phq9-item9-out-of-range",
     ),
-    pytest.param(
+    (
+        "bad-contraindication-class",
         "PatientScreened",
-        _with_data("PatientScreened", contraindications=[{"code": "x", "class": "maybe"}]),
+        {"contraindications": [{"code": "x", "class": "maybe"}]},
         "data.contraindications.0.class",
-        id="bad-contraindication-class",
     ),
-    pytest.param(
-        "PatientScreened",
-        _without("PatientScreened", "patient_id"),
-        "patient_id",
-        id="missing-patient_id",
-    ),
-    pytest.param(
-        "VitalsRecorded",
-        _without("VitalsRecorded", "patient_id"),
-        "patient_id",
-        id="missing-patient_id-single-type-topic",
-    ),
-    pytest.param(
-        "OutcomeRecorded",
-        example("OutcomeRecorded", patient_id=""),
-        "patient_id",
-        id="empty-patient_id",
-    ),
-    pytest.param(
-        "OutcomeRecorded",
-        example("OutcomeRecorded", event_id="evt-1"),
-        "event_id",
-        id="event_id-not-uuid",
-    ),
-    pytest.param(
-        "OutcomeRecorded",
-        example("OutcomeRecorded", occurred_at="2025-03-05T09:41:07"),
-        "occurred_at",
-        id="occurred_at-without-timezone",
-    ),
-    pytest.param(
-        "OutcomeRecorded",
-        example("OutcomeRecorded", schema_version=0),
-        "schema_version",
-        id="schema_version-zero",
-    ),
-    pytest.param("OutcomeRecorded", _without("OutcomeRecorded", "data"), "data", id="missing-data"),
-    pytest.param(
-        "OutcomeRecorded",
-        _with_data("OutcomeRecorded", instrument="MADRS"),
-        "data.instrument",
-        id="unknown-instrument",
-    ),
-    pytest.param(
-        "DoseAdministered",
-        _with_data("DoseAdministered", device_number=4),
-        "data.device_number",
-        id="esketamine-device-4",
-    ),
-    pytest.param(
-        "DoseAdministered",
-        _with_data("DoseAdministered", route="rectal"),
-        "data.route",
-        id="bad-route",
-    ),
-    pytest.param(
-        "VitalsAlert",
-        _with_data("VitalsAlert", severity="urgent"),
-        "data.severity",
-        id="bad-severity",
-    ),
-    pytest.param(
-        "SessionScheduled",
-        _with_data("SessionScheduled", phase="maintenance"),
-        "data.phase",
-        id="bad-phase",
-    ),
-    pytest.param(
-        "VitalsRecorded", _with_data("VitalsRecorded", spo2=101), "data.spo2", id="spo2-over-100"
-    ),
-    pytest.param(
+    ("unknown-instrument", "OutcomeRecorded", {"instrument": "MADRS"}, "data.instrument"),
+    ("esketamine-device-4", "DoseAdministered", {"device_number": 4}, "data.device_number"),
+    ("bad-route", "DoseAdministered", {"route": "rectal"}, "data.route"),
+    ("bad-severity", "VitalsAlert", {"severity": "urgent"}, "data.severity"),
+    ("bad-phase", "SessionScheduled", {"phase": "maintenance"}, "data.phase"),
+    ("spo2-over-100", "VitalsRecorded", {"spo2": 101}, "data.spo2"),
+    (
+        "escalation-without-recipients",
         "AlertEscalated",
-        _with_data("AlertEscalated", to_recipient_ids=[]),
+        {"to_recipient_ids": []},
         "data.to_recipient_ids",
-        id="escalation-without-recipients",
     ),
-    pytest.param(
-        "NotificationSent",
-        _with_data("NotificationSent", channel="fax"),
-        "data.channel",
-        id="bad-channel",
+    ("bad-channel", "NotificationSent", {"channel": "fax"}, "data.channel"),
+]
+BAD_ENVELOPE: list[tuple[str, str, dict[str, Any], str]] = [
+    ("empty-patient_id", "OutcomeRecorded", {"patient_id": ""}, "patient_id"),
+    ("event_id-not-uuid", "OutcomeRecorded", {"event_id": "evt-1"}, "event_id"),
+    (
+        "occurred_at-without-timezone",
+        "OutcomeRecorded",
+        {"occurred_at": "2025-03-05T09:41:07"},
+        "occurred_at",
     ),
+    ("schema_version-zero", "OutcomeRecorded", {"schema_version": 0}, "schema_version"),
+]
+# (test id, event type, the envelope field left out)
+MISSING: list[tuple[str, str, str]] = [
+    ("missing-patient_id", "PatientScreened", "patient_id"),
+    ("missing-patient_id-single-type-topic", "VitalsRecorded", "patient_id"),
+    ("missing-data", "OutcomeRecorded", "data"),
+]
+MALFORMED: list[Any] = [
+    *(pytest.param(t, _with_data(t, **data), path, id=i) for i, t, data, path in BAD_DATA),
+    *(pytest.param(t, example(t, **fields), path, id=i) for i, t, fields, path in BAD_ENVELOPE),
+    *(pytest.param(t, _without(t, field), field, id=i) for i, t, field in MISSING),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 import uuid
 from typing import Any
@@ -13,15 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from kap_shared.messaging.broker import (
-    DLQ_ATTEMPTS,
-    DLQ_ERROR,
-    DLQ_ERROR_TYPE,
-    DLQ_GROUP,
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_TOPIC,
-)
+from kap_shared.messaging import broker
 from kap_shared.ops import dlq
 from kap_shared.ops.kafka import partitions_of
 from kap_shared.settings import KafkaSettings
@@ -42,19 +35,13 @@ def original_headers(event_type: str) -> Headers:
 
 
 def dead_letter_headers(
-    event_type: str, *, topic: str, group: str, error_type: str, offset: int
+    event_type: str, *, topic: str, group: str, error: BaseException, offset: int
 ) -> Headers:
-    """What DeadLetterMiddleware adds to the original headers."""
-    return [
-        *original_headers(event_type),
-        (DLQ_ERROR, f"{error_type}: handler failed on attempt 3".encode()),
-        (DLQ_ERROR_TYPE, error_type.encode()),
-        (DLQ_GROUP, group.encode()),
-        (DLQ_TOPIC, topic.encode()),
-        (DLQ_PARTITION, b"0"),
-        (DLQ_OFFSET, str(offset).encode()),
-        (DLQ_ATTEMPTS, b"3"),
-    ]
+    """The original headers and what the dead-letter middleware adds to them."""
+    added = broker.dead_letter_headers(
+        error, consumer_group=group, topic=topic, partition=0, offset=offset, attempts=3
+    )
+    return [*original_headers(event_type), *((k, v.encode()) for k, v in added.items())]
 
 
 async def create_topics(bootstrap: str, *names: str, partitions: int = 3) -> None:
@@ -113,31 +100,19 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
 
 def seed_dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
     """Two dead letters: one of group `notifications` (RuntimeError), one of `monitoring`."""
-    first = example("TreatmentPlanCreated", event_id=str(uuid.uuid4()), patient_id="pt-dlq-1")
-    second = example("SessionScheduled", event_id=str(uuid.uuid4()), patient_id="pt-dlq-2")
+    letters = [
+        ("pt-dlq-1", "TreatmentPlanCreated", "notifications", RuntimeError("handler failed"), 41),
+        ("pt-dlq-2", "SessionScheduled", "monitoring", sqlite3.OperationalError("locked"), 42),
+    ]
     records = [
         (
-            b"pt-dlq-1",
-            json.dumps(first).encode(),
-            dead_letter_headers(
-                "TreatmentPlanCreated",
-                topic=topic,
-                group="notifications",
-                error_type="RuntimeError",
-                offset=41,
-            ),
-        ),
-        (
-            b"pt-dlq-2",
-            json.dumps(second).encode(),
-            dead_letter_headers(
-                "SessionScheduled",
-                topic=topic,
-                group="monitoring",
-                error_type="OperationalError",
-                offset=42,
-            ),
-        ),
+            patient.encode(),
+            json.dumps(
+                example(event_type, event_id=str(uuid.uuid4()), patient_id=patient)
+            ).encode(),
+            dead_letter_headers(event_type, topic=topic, group=group, error=error, offset=offset),
+        )
+        for patient, event_type, group, error, offset in letters
     ]
     asyncio.run(produce(bootstrap, f"{topic}.dlq", records))
     return [(key, value) for key, value, _ in records]
@@ -242,7 +217,7 @@ def test_replay_by_offset_range_keeps_order(
         for _ in range(3)
     ]
     headers = dead_letter_headers(
-        "SessionCheckedIn", topic=topic, group="monitoring", error_type="RuntimeError", offset=7
+        "SessionCheckedIn", topic=topic, group="monitoring", error=RuntimeError("boom"), offset=7
     )
     asyncio.run(produce(kafka_bootstrap, dlq_topic, [(b"pt-order", v, headers) for v in values]))
     letters = asyncio.run(dlq.read_dead_letters(settings, topic))

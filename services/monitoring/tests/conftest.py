@@ -37,11 +37,10 @@ from kap_shared.events.enums import Phase, Route, ScreeningOutcome
 from kap_shared.events.intake import Baseline, PatientScreenedData
 from kap_shared.events.scheduling import (
     SessionCheckedInData,
-    SessionScheduledData,
     TreatmentPlanCreatedData,
 )
 from kap_shared.testing import service_client, token
-from kap_shared.testing_app import delivery, outbox_payloads, table_counts
+from kap_shared.testing_app import delivery, outbox_payloads, session_booking, table_counts
 from kap_shared.testing_ops import assert_error as assert_error
 
 SITE = "site-a"
@@ -144,16 +143,12 @@ def scheduled(
         site_id=site_id,
         patient_id=patient_id,
         correlation_id=f"episode-{patient_id}",
-        data=SessionScheduledData(
-            session_id=session_id,
+        data=session_booking(
+            session_id,
+            starts,
             plan_id=f"plan-{session_id}",
             phase=phase,
-            sequence=1,
-            starts_at=starts,
             ends_at=starts + timedelta(hours=4),
-            room_id="room-1",
-            prescriber_id="rx-ada",
-            therapist_id="th-ben",
         ),
     )
 

@@ -11,18 +11,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kap_shared.testing import BAD_CREDENTIALS, token
+from kap_shared.testing_ops import Endpoint, assert_401_stores_nothing, call
 
 from .conftest import (
     OTHER_SITE,
     SIGNED,
     SITE,
     Counts,
-    Headers,
     Monitoring,
     assert_error,
 )
-
-Endpoint = tuple[str, str, dict[str, Any] | None]
 
 ROLES = ("prescriber", "nurse", "therapist", "coordinator", "admin", "device")
 ALLOWED: dict[str, set[str]] = {
@@ -79,11 +77,6 @@ def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, En
     }
 
 
-def call(client: TestClient, endpoint: Endpoint, headers: Headers | None) -> Any:
-    method, url, body = endpoint
-    return client.request(method, url, json=body, headers=headers or {})
-
-
 @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
 @pytest.mark.parametrize("name", list(ALLOWED))
 def test_401_without_a_valid_token(
@@ -93,11 +86,7 @@ def test_401_without_a_valid_token(
     name: str,
     credentials: str,
 ) -> None:
-    before = counts()
-    response = call(client, endpoints[name], BAD_CREDENTIALS[credentials])
-    assert_error(response, 401, "unauthenticated")
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert counts() == before
+    assert_401_stores_nothing(client, endpoints[name], BAD_CREDENTIALS[credentials], counts)
 
 
 MATRIX = [(name, role) for name in ALLOWED for role in ROLES]

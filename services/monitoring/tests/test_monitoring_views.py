@@ -18,10 +18,11 @@ from kap_shared.events import (
 )
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome
 from kap_shared.events.intake import Baseline, PatientReferredData, PatientScreenedData
-from kap_shared.events.scheduling import SessionCheckedInData, SessionScheduledData
+from kap_shared.events.scheduling import SessionCheckedInData
 from kap_shared.messaging.broker import NON_RETRYABLE
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.testing import rows
+from kap_shared.testing_app import session_booking
 
 Deliver = Callable[[Envelope], bool]
 
@@ -65,17 +66,7 @@ def scheduled(session_id: str = "ses-1", phase: Phase = Phase.DOSING) -> Session
         site_id="site-a",
         patient_id="pt-1",
         correlation_id="episode-1",
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id="plan-1",
-            phase=phase,
-            sequence=1,
-            starts_at=STARTS,
-            ends_at=STARTS + timedelta(hours=2),
-            room_id="room-1",
-            prescriber_id="rx-ada",
-            therapist_id="th-ben",
-        ),
+        data=session_booking(session_id, STARTS, phase=phase),
     )
 
 

@@ -5,18 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kap_shared.events import (
-    IntegrationOverdue,
-    ObservationDue,
-    PatientScreened,
-    SafetyConcernRaised,
-    SessionCancelled,
-    SessionRescheduled,
-    SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsAlert,
-    VitalsAlertResolved,
-)
+from kap_shared import events
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome, Severity
 from kap_shared.events.intake import PatientScreenedData
 from kap_shared.events.monitoring import (
@@ -29,10 +18,9 @@ from kap_shared.events.scheduling import (
     IntegrationOverdueData,
     SessionCancelledData,
     SessionRescheduledData,
-    SessionScheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing_app import screening_baseline
+from kap_shared.testing_app import screening_baseline, session_booking
 
 SITE = "site-a"
 PATIENT = "pt-1"
@@ -55,8 +43,8 @@ def plan_created(
     site_id: str = SITE,
     therapist_id: str = "th-ben",
     prescriber_id: str = "rx-ada",
-) -> TreatmentPlanCreated:
-    return TreatmentPlanCreated(
+) -> events.TreatmentPlanCreated:
+    return events.TreatmentPlanCreated(
         **_envelope("scheduling", site_id, patient_id),
         causation_id="screened-event-1",
         data=TreatmentPlanCreatedData(
@@ -79,16 +67,13 @@ def session_scheduled(
     prescriber_id: str | None = "rx-ada",
     phase: Phase = Phase.DOSING,
     room_id: str = "room-1",
-) -> SessionScheduled:
-    return SessionScheduled(
+) -> events.SessionScheduled:
+    return events.SessionScheduled(
         **_envelope("scheduling", site_id, patient_id),
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id="plan-1",
+        data=session_booking(
+            session_id,
+            STARTS,
             phase=phase,
-            sequence=1,
-            starts_at=STARTS,
-            ends_at=STARTS + timedelta(hours=2),
             room_id=room_id,
             prescriber_id=prescriber_id,
             therapist_id=therapist_id,
@@ -96,8 +81,10 @@ def session_scheduled(
     )
 
 
-def session_rescheduled(session_id: str = "sess-1", *, site_id: str = SITE) -> SessionRescheduled:
-    return SessionRescheduled(
+def session_rescheduled(
+    session_id: str = "sess-1", *, site_id: str = SITE
+) -> events.SessionRescheduled:
+    return events.SessionRescheduled(
         **_envelope("scheduling", site_id, PATIENT),
         data=SessionRescheduledData(
             session_id=session_id,
@@ -109,8 +96,10 @@ def session_rescheduled(session_id: str = "sess-1", *, site_id: str = SITE) -> S
     )
 
 
-def session_cancelled(session_id: str = "sess-1", *, site_id: str = SITE) -> SessionCancelled:
-    return SessionCancelled(
+def session_cancelled(
+    session_id: str = "sess-1", *, site_id: str = SITE
+) -> events.SessionCancelled:
+    return events.SessionCancelled(
         **_envelope("scheduling", site_id, PATIENT),
         data=SessionCancelledData(session_id=session_id, phase=Phase.DOSING, reason="patient_ill"),
     )
@@ -122,8 +111,8 @@ def vitals_alert(
     session_id: str = "sess-1",
     patient_id: str = PATIENT,
     site_id: str = SITE,
-) -> VitalsAlert:
-    return VitalsAlert(
+) -> events.VitalsAlert:
+    return events.VitalsAlert(
         **_envelope("monitoring", site_id, patient_id),
         data=VitalsAlertData(
             alert_id="va-1",
@@ -138,15 +127,15 @@ def vitals_alert(
     )
 
 
-def vitals_resolved(session_id: str = "sess-1") -> VitalsAlertResolved:
-    return VitalsAlertResolved(
+def vitals_resolved(session_id: str = "sess-1") -> events.VitalsAlertResolved:
+    return events.VitalsAlertResolved(
         **_envelope("monitoring", SITE, PATIENT),
         data=VitalsAlertResolvedData(alert_id="va-1", session_id=session_id, resolved_at=STARTS),
     )
 
 
-def safety_concern(*, patient_id: str = PATIENT, site_id: str = SITE) -> SafetyConcernRaised:
-    return SafetyConcernRaised(
+def safety_concern(*, patient_id: str = PATIENT, site_id: str = SITE) -> events.SafetyConcernRaised:
+    return events.SafetyConcernRaised(
         **_envelope("monitoring", site_id, patient_id),
         data=SafetyConcernRaisedData(source="PHQ-9 item 9", value=2, severity=Severity.CRITICAL),
     )
@@ -158,8 +147,8 @@ def screened(
     *,
     reviewed_by: str | None = None,
     site_id: str = SITE,
-) -> PatientScreened:
-    return PatientScreened(
+) -> events.PatientScreened:
+    return events.PatientScreened(
         **_envelope("intake", site_id, PATIENT),
         data=PatientScreenedData(
             screening_id="scr-1",
@@ -182,8 +171,8 @@ def screened(
 
 def integration_overdue(
     therapist_id: str = "th-ben", *, site_id: str = SITE, patient_id: str = PATIENT
-) -> IntegrationOverdue:
-    return IntegrationOverdue(
+) -> events.IntegrationOverdue:
+    return events.IntegrationOverdue(
         **_envelope("scheduling", site_id, patient_id),
         data=IntegrationOverdueData(
             dosing_session_id="sess-1",
@@ -193,8 +182,8 @@ def integration_overdue(
     )
 
 
-def observation_due(session_id: str = "sess-1") -> ObservationDue:
-    return ObservationDue(
+def observation_due(session_id: str = "sess-1") -> events.ObservationDue:
+    return events.ObservationDue(
         **_envelope("monitoring", SITE, PATIENT),
         data=ObservationDueData(
             session_id=session_id, kind="bp_check_40min", due_at=STARTS + timedelta(minutes=40)

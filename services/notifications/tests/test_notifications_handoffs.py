@@ -25,9 +25,9 @@ from kap_shared.events.scheduling import (
     InductionReviewDueData,
     PhaseAdvancedData,
     SessionCompletedData,
-    SessionScheduledData,
 )
 from kap_shared.testing import rows, token
+from kap_shared.testing_app import session_booking
 
 from . import factories as f
 from .conftest import Harness, ts
@@ -494,14 +494,11 @@ DAY = timedelta(days=1)
 def _booked(session_id: str, therapist: str, starts: datetime, phase_: Phase) -> SessionScheduled:
     return SessionScheduled(
         **_env("scheduling"),
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id="plan-1",
+        data=session_booking(
+            session_id,
+            starts,
             phase=phase_,
             sequence=2,
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            room_id="room-1",
             prescriber_id=PRESCRIBER,
             therapist_id=therapist,
         ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from .events import Envelope, decode
+from .events.enums import Phase
 from .events.intake import Baseline
+from .events.scheduling import SessionScheduledData
 from .messaging.consumer import EventConsumer, EventHandler
 from .messaging.timers import TimerHandler, TimerWorker
 from .service.runtime import ServiceRuntime
@@ -98,3 +100,20 @@ def screening_baseline(**overrides: Any) -> Baseline:
         "heart_rate": 72,
     }
     return Baseline(**{**values, **overrides})
+
+
+def session_booking(session_id: str, starts_at: datetime, **overrides: Any) -> SessionScheduledData:
+    """The data of a SessionScheduled: dosing session 1 of plan-1, two hours from
+    `starts_at` in room-1 with prescriber rx-ada and therapist th-ben, with `overrides`."""
+    values: dict[str, Any] = {
+        "plan_id": "plan-1",
+        "phase": Phase.DOSING,
+        "sequence": 1,
+        "ends_at": starts_at + timedelta(hours=2),
+        "room_id": "room-1",
+        "prescriber_id": "rx-ada",
+        "therapist_id": "th-ben",
+    }
+    return SessionScheduledData(
+        session_id=session_id, starts_at=starts_at, **{**values, **overrides}
+    )

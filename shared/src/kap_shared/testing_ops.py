@@ -168,6 +168,30 @@ def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
     return error
 
 
+# One endpoint of a service's auth tests: method, path and JSON body (None: no body).
+Endpoint = tuple[str, str, dict[str, Any] | None]
+
+
+def call(client: TestClient, endpoint: Endpoint, headers: Mapping[str, str] | None) -> Any:
+    method, url, body = endpoint
+    return client.request(method, url, json=body, headers=dict(headers or {}))
+
+
+def assert_401_stores_nothing(
+    client: TestClient,
+    endpoint: Endpoint,
+    headers: Mapping[str, str],
+    counts: Callable[[], dict[str, int]],
+) -> None:
+    """A request without a valid token is 401 `unauthenticated` with the Bearer challenge
+    (CONTRACT section 4), and `counts` (the service's table row counts) do not move."""
+    before = counts()
+    response = call(client, endpoint, headers)
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert counts() == before
+
+
 def assert_422_naming(response: Any, field: str) -> dict[str, Any]:
     """A 422 `validation_error` whose details name `field`; the error object."""
     error = assert_error(response, 422, "validation_error")

@@ -103,6 +103,28 @@ def create_broker(
     )
 
 
+def dead_letter_headers(
+    error: BaseException,
+    *,
+    consumer_group: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    attempts: int,
+) -> dict[str, str]:
+    """The headers a dead letter carries on top of the original message's: the error, the
+    consumer group and where the message was read (CONTRACT section 2)."""
+    return {
+        DLQ_ERROR: str(error)[:1000],
+        DLQ_ERROR_TYPE: type(error).__name__,
+        DLQ_GROUP: consumer_group,
+        DLQ_TOPIC: topic,
+        DLQ_PARTITION: str(partition),
+        DLQ_OFFSET: str(offset),
+        DLQ_ATTEMPTS: str(attempts),
+    }
+
+
 async def publish_dead_letter(
     broker: KafkaBroker,
     record: Any,
@@ -124,13 +146,14 @@ async def publish_dead_letter(
         key=record.key,
         headers={
             **headers,
-            DLQ_ERROR: str(error)[:1000],
-            DLQ_ERROR_TYPE: type(error).__name__,
-            DLQ_GROUP: consumer_group,
-            DLQ_TOPIC: record.topic,
-            DLQ_PARTITION: str(record.partition),
-            DLQ_OFFSET: str(record.offset),
-            DLQ_ATTEMPTS: str(attempts),
+            **dead_letter_headers(
+                error,
+                consumer_group=consumer_group,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                attempts=attempts,
+            ),
         },
     )
     log.error(

@@ -7,30 +7,16 @@ consumer (`vitals_batch`).
 
 from __future__ import annotations
 
-from kap_shared.events import (
-    PatientScreened,
-    SessionCancelled,
-    SessionCheckedIn,
-    SessionRescheduled,
-    SessionScheduled,
-    TreatmentPlanCreated,
-)
+from kap_shared import events
 from kap_shared.messaging.consumer import EventHandler
 
-from ..handlers.sessions import (
-    on_patient_screened,
-    on_session_cancelled,
-    on_session_checked_in,
-    on_session_rescheduled,
-    on_session_scheduled,
-    on_treatment_plan_created,
-)
+from ..handlers import sessions
 
 HANDLERS: dict[type, EventHandler] = {
-    PatientScreened: on_patient_screened,
-    TreatmentPlanCreated: on_treatment_plan_created,
-    SessionScheduled: on_session_scheduled,
-    SessionRescheduled: on_session_rescheduled,
-    SessionCheckedIn: on_session_checked_in,
-    SessionCancelled: on_session_cancelled,
+    events.PatientScreened: sessions.on_patient_screened,
+    events.TreatmentPlanCreated: sessions.on_treatment_plan_created,
+    events.SessionScheduled: sessions.on_session_scheduled,
+    events.SessionRescheduled: sessions.on_session_rescheduled,
+    events.SessionCheckedIn: sessions.on_session_checked_in,
+    events.SessionCancelled: sessions.on_session_cancelled,
 }
