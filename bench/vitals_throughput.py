@@ -47,7 +47,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from benchlib import cpu_model, cpu_seconds
@@ -57,6 +57,7 @@ from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
 from kap_monitoring.domain.commands import RecordDose
 from kap_monitoring.domain.rules import MonitoringRules
+from kap_monitoring.entrypoints import vitals_codec
 from kap_monitoring.entrypoints.stream import HANDLERS
 from kap_monitoring.entrypoints.vitals_batch import VitalsBatchConsumer
 from kap_monitoring.handlers.commands import locked_session, record_dose
@@ -294,17 +295,19 @@ async def bare_consumer(
     return {**result, "bytes": size}
 
 
-VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
-
-
 async def contract_consumer(
-    bootstrap: str, total: int, max_records: int, fetch_bytes: int
+    bootstrap: str,
+    total: int,
+    max_records: int,
+    fetch_bytes: int,
+    validate: Callable[[bytes], object] = vitals_codec.decode,
 ) -> dict[str, Any]:
     """The second baseline: the same loop, but each value is decoded and validated
-    against the contract model (straight from bytes) and nothing else is done: what
-    the contract costs on its own, so the rest of monitoring's figure is what the
-    platform adds (rules, persistence, offsets)."""
-    validate = VITALS_ADAPTER.validate_json
+    against the contract (straight from bytes) and nothing else is done: what the
+    contract costs on its own, so the rest of monitoring's figure is what the platform
+    adds (rules, persistence, offsets). By default with the validation monitoring
+    uses (`vitals_codec.decode`: the msgspec fast path generated from the model, the
+    pydantic model for what it leaves); `PYDANTIC_ONLY` is the model alone."""
     valid = 0
 
     def check(value: bytes) -> None:
@@ -315,6 +318,9 @@ async def contract_consumer(
 
     result = await _timed_drain(bootstrap, "bench-contract", total, max_records, fetch_bytes, check)
     return {**result, "valid": valid}
+
+
+PYDANTIC_ONLY = vitals_codec.ADAPTER.validate_json
 
 
 # -- (b) monitoring -------------------------------------------------------------------------
@@ -605,6 +611,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             kafka.bootstrap, len(records), args.batch, settings.vitals_max_partition_fetch_bytes
         )
         log(f"aiokafka + contract validation: {contract['rate']:.0f} records/s")
+        pydantic_only = await contract_consumer(
+            kafka.bootstrap,
+            len(records),
+            args.batch,
+            settings.vitals_max_partition_fetch_bytes,
+            PYDANTIC_ONLY,
+        )
+        log(f"aiokafka + the pydantic model alone: {pydantic_only['rate']:.0f} records/s")
         per_session = args.readings // args.sessions
         expected = (per_session * args.sessions, max(1, args.readings // 10_000))
         mon = await monitoring_consumer(settings, len(records), expected, args.profile)
@@ -668,6 +682,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "monitoring": _rounded(mon),
         "contract_validation_only": _rounded(contract),
         "contract_validation_only_after": _rounded(contract_after),
+        "contract_validation_pydantic_only": _rounded(pydantic_only),
         "ratio": round(ratio, 3),
         "ratio_contract_to_bare": round(contract_rate / bare_rate, 3),
         "ratio_monitoring_to_contract": round(mon["rate"] / contract_rate, 3),
@@ -730,6 +745,9 @@ def main(argv: list[str] | None = None) -> int:
             "bare_aiokafka_rate_after": result["bare_aiokafka_after"]["rate"],
             "contract_validation_rate": result["contract_validation_only"]["rate"],
             "contract_validation_rate_after": result["contract_validation_only_after"]["rate"],
+            "contract_validation_pydantic_only_rate": result["contract_validation_pydantic_only"][
+                "rate"
+            ],
             "ratio_contract_to_bare": result["ratio_contract_to_bare"],
             "microseconds_per_record": result["microseconds_per_record"],
             "cpu_ratio": result["cpu_ratio"],

@@ -3,7 +3,8 @@ pytest plugin: KAFKA_BOOTSTRAP_SERVERS, testcontainers, or Kafka from Maven
 jars; never skipped) and the four services as separate OS processes.
 
 The platform runs twice: on SQLite (the embedded default) and on PostgreSQL
-(one database per service, from Debian's package via kap_local.postgres).
+(one database per service, from Debian's package via kap_local.postgres). So do the
+database tests beside it (the kap_local plugin's `database_url`).
 """
 
 from __future__ import annotations

@@ -21,21 +21,9 @@ from flows import apis, unique
 from support import Api, eventually, produce
 
 from kap_local.platform import Platform
-from kap_shared.events import (
-    SessionCheckedIn,
-    SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsRecorded,
-    topics,
-)
+from kap_shared.events import monitoring, scheduling, topics
 from kap_shared.events.enums import Phase, Route
 from kap_shared.events.envelope import utc_now
-from kap_shared.events.monitoring import VitalsRecordedData
-from kap_shared.events.scheduling import (
-    SessionCheckedInData,
-    SessionScheduledData,
-    TreatmentPlanCreatedData,
-)
 
 ESKETAMINE: dict[str, Any] = {
     "route": "intranasal_esketamine",
@@ -124,9 +112,9 @@ class Window:
             "correlation_id": correlation,
         }
         plan_id = unique("plan")
-        plan = TreatmentPlanCreated(
+        plan = scheduling.TreatmentPlanCreated(
             **common,
-            data=TreatmentPlanCreatedData(
+            data=scheduling.TreatmentPlanCreatedData(
                 plan_id=plan_id,
                 route=self.route,
                 protocol=self.route.value,
@@ -135,9 +123,9 @@ class Window:
                 planned_dosing_sessions=6,
             ),
         )
-        scheduled = SessionScheduled(
+        scheduled = scheduling.SessionScheduled(
             **common,
-            data=SessionScheduledData(
+            data=scheduling.SessionScheduledData(
                 session_id=self.session_id,
                 plan_id=plan_id,
                 phase=Phase.DOSING,
@@ -149,10 +137,10 @@ class Window:
                 therapist_id=unique("th"),
             ),
         )
-        checked_in = SessionCheckedIn(
+        checked_in = scheduling.SessionCheckedIn(
             **common,
             causation_id=str(scheduled.event_id),
-            data=SessionCheckedInData(
+            data=scheduling.SessionCheckedInData(
                 session_id=self.session_id, phase=Phase.DOSING, checked_in_at=starts
             ),
         )
@@ -218,13 +206,13 @@ class Window:
         result: dict[str, Any] = response.json()
         return result
 
-    def device_reading(self, reading_id: str, **metrics: Any) -> VitalsRecorded:
-        return VitalsRecorded(
+    def device_reading(self, reading_id: str, **metrics: Any) -> monitoring.VitalsRecorded:
+        return monitoring.VitalsRecorded(
             producer="gw-bedside-1",
             site_id=self.site_id,
             patient_id=self.patient_id,
             correlation_id=unique("gw"),
-            data=VitalsRecordedData(
+            data=monitoring.VitalsRecordedData(
                 session_id=self.session_id,
                 reading_id=reading_id,
                 recorded_at=utc_now(),

@@ -4,8 +4,6 @@ on SQLite and on PostgreSQL, so `make migration` drift is caught here."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,7 +12,6 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from kap_local.postgres import LocalPostgres
 from kap_shared.db import PLATFORM_REGISTRY
 from kap_shared.migrations import migrations_dir, upgrade
 
@@ -25,12 +22,6 @@ SERVICES_WITH_MIGRATIONS = {
     "kap_notifications": "kap_notifications.adapters.tables",
     "kap_records": "kap_records.adapters.tables",
 }
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[LocalPostgres]:
-    with LocalPostgres() as server:
-        yield server
 
 
 def _metadata(tables_module: str) -> list[MetaData]:
@@ -57,17 +48,8 @@ async def _diff(url: str, metadatas: list[MetaData]) -> list[object]:
 
 
 @pytest.mark.parametrize("package", sorted(SERVICES_WITH_MIGRATIONS))
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migrations_build_the_models_schema(
-    package: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
-    else:
-        server: LocalPostgres = request.getfixturevalue("postgres")
-        url = server.create_database(f"mig_{package}").replace(
-            "postgresql://", "postgresql+asyncpg://"
-        )
-    upgrade(url, migrations_dir(package))
-    upgrade(url, migrations_dir(package))  # idempotent: a restart migrates nothing
-    assert asyncio.run(_diff(url, _metadata(SERVICES_WITH_MIGRATIONS[package]))) == []
+def test_migrations_build_the_models_schema(package: str, database_url: str) -> None:
+    upgrade(database_url, migrations_dir(package))
+    upgrade(database_url, migrations_dir(package))  # idempotent: a restart migrates nothing
+    metadatas = _metadata(SERVICES_WITH_MIGRATIONS[package])
+    assert asyncio.run(_diff(database_url, metadatas)) == []

@@ -31,20 +31,14 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser  # type: ignore[import-untyped]  # no py.typed
 
+from kap_local.platform import DEFAULT_PORTS, SERVICES
 from kap_shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-# CONTRACT section 4: default ports.
-PORTS = {
-    "intake": 8001,
-    "scheduling": 8002,
-    "monitoring": 8003,
-    "notifications": 8004,
-    "records": 8005,
-    "console": 8000,
-}
-SERVICES = tuple(PORTS)
+# CONTRACT section 4: default ports (each image's EXPOSE and HTTP_PORT; checked against
+# each service's settings below).
+PORTS = DEFAULT_PORTS
 SECRET_NAMES = ("KAP_JWT_SECRET", "KAFKA_SASL_PASSWORD", "DATABASE_URL", "PASSWORD", "TOKEN")
 # Docker substitutes build arguments in these instructions; RUN sees them as environment
 # variables (the shell expands them alike); exec-form CMD and HEALTHCHECK never.

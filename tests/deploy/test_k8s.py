@@ -20,6 +20,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # ships no py.typed
 import promql_parser
 import pytest
 
+from kap_local.platform import DEFAULT_PORTS
 from kap_shared.contracts.services import subscriptions
 from kap_shared.events.catalog import EVENTS_BY_TOPIC
 from kap_shared.events.topics import MONITORING_VITALS
@@ -30,13 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
-PORTS = {
-    "intake": 8001,
-    "scheduling": 8002,
-    "monitoring": 8003,
-    "notifications": 8004,
-    "records": 8005,
-}
+# Every deployable, the console included, at its CONTRACT section 4 port.
+PORTS = DEFAULT_PORTS
 # Oldest Kubernetes minor we support, and the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.latest_version())
 PARTITIONS = {topic: 12 if topic == MONITORING_VITALS else 6 for topic in EVENTS_BY_TOPIC}

@@ -4,7 +4,7 @@ window (pure), and the live reader's tolerant parse of envelopes."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,37 +12,7 @@ import pytest
 from kap_console.domain.floor import CardState, build_card, card_state
 from kap_console.domain.live import parse
 
-NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
-
-
-def booking(status: str = "checked_in", **changes: Any) -> dict[str, Any]:
-    return {
-        "session_id": "s1",
-        "patient_id": "p1",
-        "site_id": "site-north",
-        "room_id": "north-room-1",
-        "phase": "dosing",
-        "label": "Dosing session 1 of 6",
-        "starts_at": (NOW - timedelta(hours=1)).isoformat(),
-        "status": status,
-        "discharge_cleared_at": None,
-        **changes,
-    }
-
-
-def window(minutes_since_dose: float | None = 30, **changes: Any) -> dict[str, Any]:
-    first = NOW - timedelta(minutes=minutes_since_dose) if minutes_since_dose else None
-    return {
-        "status": "checked_in",
-        "doses": [{"dose_id": "d1"}] if first else [],
-        "first_dose_at": first.isoformat() if first else None,
-        "dosing_end_at": (first + timedelta(minutes=1)).isoformat() if first else None,
-        "bp_check_done": False,
-        "latest": {},
-        "open_alerts": [],
-        "discharge": {"allowed": False, "blockers": []},
-        **changes,
-    }
+from .factories import NOW, booking, window
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,34 +22,13 @@ from kap_console.handlers import actions, journey, lists
 from kap_shared.auth import Principal
 from kap_shared.events.enums import Role
 
-NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
-
-
-def _booking() -> dict[str, Any]:
-    return {
-        "session_id": "s1",
-        "patient_id": "p1",
-        "site_id": "site-north",
-        "room_id": "north-room-1",
-        "phase": "dosing",
-        "starts_at": (NOW - timedelta(hours=1)).isoformat(),
-        "status": "checked_in",
-    }
+from .factories import NOW, booking, window
 
 
 def _window(blockers: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:
-    first = NOW - timedelta(minutes=70)
-    return {
-        "status": "checked_in",
-        "doses": [{"dose_id": "d1"}],
-        "first_dose_at": first.isoformat(),
-        "dosing_end_at": (first + timedelta(minutes=1)).isoformat(),
-        "latest": {},
-        "open_alerts": [],
-        "open_safety_concerns": [],
-        "discharge": {"allowed": not blockers, "blockers": blockers},
-        **changes,
-    }
+    """Seventy minutes after the dose, held by `blockers`."""
+    discharge = {"allowed": not blockers, "blockers": blockers}
+    return window(70, discharge=discharge, **changes)
 
 
 # Blockers as monitoring names them, with what clears them (`cleared_by`).
@@ -85,7 +64,7 @@ OBSERVING = {"rule_id": "KET-DIS-6", "discharge_allowed_at": NOW.isoformat(), "c
 def test_spr_dis_1_mon_dis_3_sign_discharge_offered_only_when_signing_clears_every_blocker(
     blockers: list[dict[str, Any]], ready: bool
 ) -> None:
-    card = build_card(_booking(), _window(blockers), [], NOW)
+    card = build_card(booking(), _window(blockers), [], NOW)
     assert card.ready_to_sign is ready
     assert card.blockers == blockers  # every blocker shown, as monitoring named it
     assert not card.discharge_allowed
@@ -100,7 +79,7 @@ def test_card_shows_each_blocker_with_what_clears_it_and_signs_for_prescribers()
             "cleared_by": "signature",
         },
     ]
-    card = build_card(_booking(), _window(blockers), [], NOW)
+    card = build_card(booking(), _window(blockers), [], NOW)
     page = TEMPLATES.get_template("partials/card.html")
     prescriber = Principal(sub="rx-1", role=Role.PRESCRIBER, sites=["site-north"])
     html = page.render(card=card, me=prescriber, now=NOW, csrf_token="t")
@@ -129,7 +108,7 @@ def test_doses_held_by_open_critical_alert_and_mbc_1_concern_dissociation_shown(
         open_safety_concerns=[{"concern_id": "c1", "rule_id": "MBC-1", "severity": "high"}],
         dissociation={"value": "mild", "cadss_total": 6, "recorded_at": NOW.isoformat()},
     )
-    card = build_card(_booking(), window, [], NOW)
+    card = build_card(booking(), window, [], NOW)
     assert card.doses_held_by == ["KET-MON-SPO2", "MBC-1"]
     assert [c["concern_id"] for c in card.concerns] == ["c1"]
     assert card.dissociation == "mild (CADSS 6)"

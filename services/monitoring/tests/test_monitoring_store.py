@@ -4,9 +4,8 @@ written it, and the ingest use case behaves the same on both databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,7 +13,6 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_local.postgres import LocalPostgres
 from kap_monitoring.adapters import store
 from kap_monitoring.adapters.tables import Reading as ReadingRow
 from kap_monitoring.domain.rules import MonitoringRules
@@ -30,22 +28,11 @@ from kap_shared.rules import SiteRules
 from .conftest import checked_in, scheduled
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[LocalPostgres]:
-    with LocalPostgres() as server:
-        yield server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    else:
-        server: LocalPostgres = request.getfixturevalue("postgres")
-        name = f"store_{abs(hash(request.node.name)) % 10**8}"
-        url = server.create_database(name).replace("postgresql://", "postgresql+asyncpg://")
-    upgrade(url, migrations_dir("kap_monitoring"))
-    return url
+@pytest.fixture
+def database_url(database_url: str) -> str:
+    """The kap_local plugin's new database on each backend, migrated to monitoring's schema."""
+    upgrade(database_url, migrations_dir("kap_monitoring"))
+    return database_url
 
 
 @pytest.fixture

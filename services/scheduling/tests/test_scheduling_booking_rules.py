@@ -10,35 +10,24 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from kap_scheduling.domain import model
 from kap_scheduling.domain.booking import (
     BookingContext,
     Proposal,
     check_booking,
     next_sequence,
 )
-from kap_scheduling.domain.model import (
-    Deadline,
-    DeadlineStatus,
-    Hold,
-    PlanInfo,
-    PlanStatus,
-    SessionStatus,
-    SiteInfo,
-    Slot,
-    StaffMember,
-    Violation,
-)
 from kap_scheduling.domain.rules import SchedulingRules
 from kap_shared.events.enums import ConsentScope, Phase, Role, Route, Severity
 
 NY = ZoneInfo("America/New_York")
 MONDAY = date(2027, 1, 4)  # ISO week 2027-W01
-SITE = SiteInfo("site-a", "America/New_York", date(2027, 12, 31))
+SITE = model.SiteInfo("site-a", "America/New_York", date(2027, 12, 31))
 RULES = SchedulingRules()
-RX = StaffMember("rx-ada", Role.PRESCRIBER, ("site-a",))
-TH = StaffMember("th-ben", Role.THERAPIST, ("site-a",))
+RX = model.StaffMember("rx-ada", Role.PRESCRIBER, ("site-a",))
+TH = model.StaffMember("th-ben", Role.THERAPIST, ("site-a",))
 OFFICE_HOURS = {d: (time(9), time(17)) for d in ("mon", "tue", "wed", "thu", "fri")}
-TH_CY = StaffMember("th-cy", Role.THERAPIST, ("site-a",), OFFICE_HOURS)
+TH_CY = model.StaffMember("th-cy", Role.THERAPIST, ("site-a",), OFFICE_HOURS)
 CONSENTED = {ConsentScope.TREATMENT: True, ConsentScope.REMS_ENROLLMENT: True}
 DOSING_MINUTES = {Route.INTRANASAL_ESKETAMINE: 120}
 _ids = iter(range(10_000))
@@ -55,9 +44,9 @@ def at(day: int, hhmm: str = "09:00", week: int = 0) -> datetime:
 def plan(
     route: Route = Route.IV,
     *,
-    status: PlanStatus = PlanStatus.ACTIVE,
+    status: model.PlanStatus = model.PlanStatus.ACTIVE,
     phase: Phase = Phase.PREPARATION,
-) -> PlanInfo:
+) -> model.PlanInfo:
     protocol, planned = {
         Route.IV: ("ketamine_iv_induction", 6),
         Route.IM: ("ketamine_iv_induction", 6),
@@ -65,7 +54,7 @@ def plan(
         Route.SUBLINGUAL: ("kap_sublingual", 6),
         Route.ORAL: ("kap_sublingual", 6),
     }[route]
-    return PlanInfo(
+    return model.PlanInfo(
         plan_id="plan-1",
         patient_id="pt-1",
         site_id="site-a",
@@ -76,7 +65,7 @@ def plan(
         phase=phase,
         prescriber_id="rx-ada",
         therapist_id="th-ben",
-        suspended_at=at(0, "08:00", week=-1) if status is PlanStatus.SUSPENDED else None,
+        suspended_at=at(0, "08:00", week=-1) if status is model.PlanStatus.SUSPENDED else None,
     )
 
 
@@ -85,15 +74,15 @@ def slot(
     start: datetime,
     minutes: int = 60,
     *,
-    status: SessionStatus = SessionStatus.SCHEDULED,
+    status: model.SessionStatus = model.SessionStatus.SCHEDULED,
     patient_id: str = "pt-1",
     therapist_id: str = "th-ben",
     prescriber_id: str | None = None,
     room_id: str = "room-a1",
     sequence: int = 1,
     session_id: str | None = None,
-) -> Slot:
-    return Slot(
+) -> model.Slot:
+    return model.Slot(
         session_id=session_id or f"s-{next(_ids)}",
         plan_id="plan-1" if patient_id == "pt-1" else f"plan-{patient_id}",
         patient_id=patient_id,
@@ -108,26 +97,26 @@ def slot(
     )
 
 
-def prep_done(n: int = 2) -> list[Slot]:
+def prep_done(n: int = 2) -> list[model.Slot]:
     return [
-        slot(P, at(day, week=-1), status=SessionStatus.COMPLETED, sequence=day + 1)
+        slot(P, at(day, week=-1), status=model.SessionStatus.COMPLETED, sequence=day + 1)
         for day in range(n)
     ]
 
 
-def dosing(start: datetime, route: Route = Route.IV, **kw: object) -> Slot:
+def dosing(start: datetime, route: Route = Route.IV, **kw: object) -> model.Slot:
     minutes = DOSING_MINUTES.get(route, 180)
     return slot(D, start, minutes, prescriber_id="rx-ada", **kw)  # type: ignore[arg-type]
 
 
 def ctx(
-    the_plan: PlanInfo | None = None,
+    the_plan: model.PlanInfo | None = None,
     *,
-    sessions: Sequence[Slot] = (),
+    sessions: Sequence[model.Slot] = (),
     consents: dict[ConsentScope, bool] | None = None,
-    holds: Sequence[Hold] = (),
-    deadlines: Sequence[Deadline] = (),
-    site: SiteInfo = SITE,
+    holds: Sequence[model.Hold] = (),
+    deadlines: Sequence[model.Deadline] = (),
+    site: model.SiteInfo = SITE,
     with_prep: bool = True,
 ) -> BookingContext:
     all_sessions = [*(prep_done() if with_prep else []), *sessions]
@@ -150,8 +139,8 @@ def propose(
     route: Route = Route.IV,
     room_id: str = "room-a1",
     room_site_id: str = "site-a",
-    therapist: StaffMember = TH,
-    prescriber: StaffMember | None = RX,
+    therapist: model.StaffMember = TH,
+    prescriber: model.StaffMember | None = RX,
     replaces: str | None = None,
 ) -> Proposal:
     if minutes is None:
@@ -168,7 +157,7 @@ def propose(
     )
 
 
-def check(p: Proposal, c: BookingContext, rules: SchedulingRules = RULES) -> Violation | None:
+def check(p: Proposal, c: BookingContext, rules: SchedulingRules = RULES) -> model.Violation | None:
     return check_booking(p, c, rules)
 
 
@@ -185,7 +174,7 @@ def test_SCH_PLAN_1_active_plan_accepted() -> None:
 
 
 def test_SCH_PLAN_1_plan_awaiting_care_team_rejected() -> None:
-    violation = check(propose(P, at(0)), ctx(plan(status=PlanStatus.AWAITING_CARE_TEAM)))
+    violation = check(propose(P, at(0)), ctx(plan(status=model.PlanStatus.AWAITING_CARE_TEAM)))
     assert violation is not None
     assert violation.rule_id == "SCH-PLAN-1"
     assert "no care team" in violation.message
@@ -193,19 +182,21 @@ def test_SCH_PLAN_1_plan_awaiting_care_team_rejected() -> None:
 
 @pytest.mark.parametrize("phase", [P, D, I])
 def test_SCH_PLAN_1_suspended_plan_rejects_bookings(phase: Phase) -> None:
-    dosed = [dosing(at(0, week=-1), status=SessionStatus.COMPLETED)]
-    violation = check(propose(phase, at(2)), ctx(plan(status=PlanStatus.SUSPENDED), sessions=dosed))
+    dosed = [dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)]
+    violation = check(
+        propose(phase, at(2)), ctx(plan(status=model.PlanStatus.SUSPENDED), sessions=dosed)
+    )
     assert violation is not None
     assert violation.rule_id == "SCH-PLAN-1"
     assert "suspended after an ineligible screening on 2026-12-28" in violation.message
 
 
 def test_SCH_PLAN_1_suspended_plan_still_takes_the_integration_it_owes() -> None:
-    done = dosing(at(0, week=-1), status=SessionStatus.COMPLETED)
-    owed = Deadline(done.session_id, at(3, week=-1), "th-ben", DeadlineStatus.OPEN)
-    suspended = plan(status=PlanStatus.SUSPENDED)
+    done = dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)
+    owed = model.Deadline(done.session_id, at(3, week=-1), "th-ben", model.DeadlineStatus.OPEN)
+    suspended = plan(status=model.PlanStatus.SUSPENDED)
     assert rule(propose(I, at(1)), ctx(suspended, sessions=[done], deadlines=[owed])) is None
-    met = Deadline(done.session_id, at(3, week=-1), "th-ben", DeadlineStatus.MET)
+    met = model.Deadline(done.session_id, at(3, week=-1), "th-ben", model.DeadlineStatus.MET)
     assert rule(propose(I, at(1)), ctx(suspended, sessions=[done], deadlines=[met])) == (
         "SCH-PLAN-1"
     )
@@ -241,13 +232,13 @@ def test_SCH_CONSENT_1_granted_treatment_consent_accepted() -> None:
 
 def test_SCH_SITE_1_room_at_another_site_rejected() -> None:
     violation = check(propose(P, at(0), room_id="room-b1", room_site_id="site-b"), ctx())
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SCH-SITE-1", "room room-b1 is at site-b, but the patient is treated at site-a"
     )
 
 
 def test_SCH_SITE_1_therapist_of_another_site_rejected() -> None:
-    far = StaffMember("th-bea", Role.THERAPIST, ("site-b",))
+    far = model.StaffMember("th-bea", Role.THERAPIST, ("site-b",))
     violation = check(propose(P, at(0), therapist=far), ctx())
     assert violation is not None
     assert violation.rule_id == "SCH-SITE-1"
@@ -255,12 +246,12 @@ def test_SCH_SITE_1_therapist_of_another_site_rejected() -> None:
 
 
 def test_SCH_SITE_1_prescriber_of_another_site_rejected() -> None:
-    far = StaffMember("rx-bo", Role.PRESCRIBER, ("site-b",))
+    far = model.StaffMember("rx-bo", Role.PRESCRIBER, ("site-b",))
     assert rule(propose(D, at(0), prescriber=far), ctx()) == "SCH-SITE-1"
 
 
 def test_SCH_SITE_1_clinician_working_at_several_sites_accepted() -> None:
-    both = StaffMember("th-bea", Role.THERAPIST, ("site-b", "site-a"))
+    both = model.StaffMember("th-bea", Role.THERAPIST, ("site-b", "site-a"))
     assert rule(propose(P, at(0), therapist=both), ctx()) is None
 
 
@@ -280,7 +271,7 @@ def test_KAP_3_dosing_with_prescriber_therapist_and_room_accepted() -> None:
 
 @pytest.mark.parametrize("phase", [P, I])
 def test_KAP_3_therapy_sessions_need_no_prescriber(phase: Phase) -> None:
-    dosed = [dosing(at(0, week=-1), status=SessionStatus.COMPLETED)]
+    dosed = [dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)]
     assert rule(propose(phase, at(0), prescriber=None), ctx(sessions=dosed)) is None
 
 
@@ -300,7 +291,7 @@ def test_KAP_3_ketamine_chair_time_3h_accepted(route: Route) -> None:
 def test_SPR_SCH_4_esketamine_chair_time_1h59_rejected() -> None:
     esk = plan(Route.INTRANASAL_ESKETAMINE)
     violation = check(propose(D, at(0), 119, route=Route.INTRANASAL_ESKETAMINE), ctx(esk))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SPR-SCH-4",
         "an esketamine dosing session must reserve at least 2 h of chair time; "
         "this one has 1 h 59 min",
@@ -323,7 +314,7 @@ def test_SPR_SCH_4_chair_time_is_configurable() -> None:
 
 
 def test_KAP_2_integration_with_another_therapist_rejected() -> None:
-    dosed = [dosing(at(0), status=SessionStatus.COMPLETED)]
+    dosed = [dosing(at(0), status=model.SessionStatus.COMPLETED)]
     violation = check(propose(I, at(1), therapist=TH_CY), ctx(sessions=dosed))
     assert violation is not None
     assert violation.rule_id == "KAP-2"
@@ -331,7 +322,7 @@ def test_KAP_2_integration_with_another_therapist_rejected() -> None:
 
 
 def test_KAP_2_integration_with_the_plan_therapist_accepted() -> None:
-    dosed = [dosing(at(0), status=SessionStatus.COMPLETED)]
+    dosed = [dosing(at(0), status=model.SessionStatus.COMPLETED)]
     assert rule(propose(I, at(1)), ctx(sessions=dosed)) is None
 
 
@@ -377,9 +368,9 @@ def test_SPR_ENR_1_does_not_apply_to_ketamine_or_to_esketamine_preparation() -> 
 
 def test_SPR_CERT_1_certification_expired_yesterday_rejected() -> None:
     start = at(2)  # Wednesday 6 January 2027
-    site = SiteInfo("site-a", "America/New_York", date(2027, 1, 5))
+    site = model.SiteInfo("site-a", "America/New_York", date(2027, 1, 5))
     violation = check(esk_dose(start), ctx(ESK, site=site))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SPR-CERT-1",
         "the REMS certification of site-a is valid until 2027-01-05; esketamine cannot be "
         "given there on 2027-01-06",
@@ -387,45 +378,45 @@ def test_SPR_CERT_1_certification_expired_yesterday_rejected() -> None:
 
 
 def test_SPR_CERT_1_certification_valid_today_accepted() -> None:
-    site = SiteInfo("site-a", "America/New_York", date(2027, 1, 6))
+    site = model.SiteInfo("site-a", "America/New_York", date(2027, 1, 6))
     assert rule(esk_dose(at(2)), ctx(ESK, site=site)) is None
 
 
 def test_SPR_CERT_1_uses_the_site_local_date() -> None:
     # 21:00 in New York on the last valid day is already the next day in UTC.
-    site = SiteInfo("site-a", "America/New_York", date(2027, 1, 6))
+    site = model.SiteInfo("site-a", "America/New_York", date(2027, 1, 6))
     late = at(2, "21:00")
     assert late.date() == date(2027, 1, 7)
     assert rule(esk_dose(late), ctx(ESK, site=site)) is None
 
 
 def test_SPR_CERT_1_uncertified_site_rejected() -> None:
-    violation = check(esk_dose(at(0)), ctx(ESK, site=SiteInfo("site-a", "America/New_York")))
+    violation = check(esk_dose(at(0)), ctx(ESK, site=model.SiteInfo("site-a", "America/New_York")))
     assert violation is not None
     assert violation.rule_id == "SPR-CERT-1"
     assert "not a REMS-certified setting" in violation.message
 
 
 def test_SPR_CERT_1_does_not_apply_to_ketamine() -> None:
-    uncertified = SiteInfo("site-a", "America/New_York")
+    uncertified = model.SiteInfo("site-a", "America/New_York")
     assert rule(propose(D, at(0)), ctx(site=uncertified)) is None
 
 
 # -- SCH-HOLD-1 --------------------------------------------------------------------------------
 
-HOLD = Hold("h-1", "PHQ-9 item 9", 1.0, Severity.CRITICAL, at(4, "10:00", week=-1))
+HOLD = model.Hold("h-1", "PHQ-9 item 9", 1.0, Severity.CRITICAL, at(4, "10:00", week=-1))
 
 
 def test_SCH_HOLD_1_open_hold_blocks_dosing() -> None:
     violation = check(propose(D, at(0)), ctx(holds=[HOLD]))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SCH-HOLD-1",
         "Dosing on hold: PHQ-9 item 9 answered 1 on 2027-01-01; a prescriber must clear the hold",
     )
 
 
 def test_SCH_HOLD_1_counts_several_open_holds() -> None:
-    second = Hold("h-2", "PHQ-9 item 9", 2.0, Severity.CRITICAL, at(0, "07:00"))
+    second = model.Hold("h-2", "PHQ-9 item 9", 2.0, Severity.CRITICAL, at(0, "07:00"))
     violation = check(propose(D, at(0)), ctx(holds=[second, HOLD]))
     assert violation is not None
     assert violation.message.endswith("(2 open holds)")
@@ -434,7 +425,7 @@ def test_SCH_HOLD_1_counts_several_open_holds() -> None:
 
 @pytest.mark.parametrize("phase", [P, I])
 def test_SCH_HOLD_1_does_not_block_therapy_sessions(phase: Phase) -> None:
-    dosed = [dosing(at(0, week=-1), status=SessionStatus.COMPLETED)]
+    dosed = [dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)]
     assert rule(propose(phase, at(0)), ctx(holds=[HOLD], sessions=dosed)) is None
 
 
@@ -443,7 +434,7 @@ def test_SCH_HOLD_1_does_not_block_therapy_sessions(phase: Phase) -> None:
 
 def test_KAP_1_first_dosing_with_1_completed_preparation_session_rejected() -> None:
     violation = check(propose(D, at(0)), ctx(sessions=prep_done(1), with_prep=False))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "KAP-1",
         "1 of 2 preparation sessions completed; complete 1 more before booking dosing",
     )
@@ -456,8 +447,8 @@ def test_KAP_1_first_dosing_with_2_completed_preparation_sessions_accepted() -> 
 def test_KAP_1_booked_or_cancelled_preparation_sessions_do_not_count() -> None:
     sessions = [
         *prep_done(1),
-        slot(P, at(0, week=-1), status=SessionStatus.CANCELLED),
-        slot(P, at(3, week=-1), status=SessionStatus.CHECKED_IN),
+        slot(P, at(0, week=-1), status=model.SessionStatus.CANCELLED),
+        slot(P, at(3, week=-1), status=model.SessionStatus.CHECKED_IN),
         slot(P, at(4)),
     ]
     assert rule(propose(D, at(1, week=1)), ctx(sessions=sessions, with_prep=False)) == "KAP-1"
@@ -473,7 +464,7 @@ def test_KAP_1_minimum_is_configurable(minimum: int, done: int, expected: str | 
 
 
 def test_KAP_1_does_not_gate_preparation_or_integration() -> None:
-    dosed = [dosing(at(0, week=-1), status=SessionStatus.COMPLETED)]
+    dosed = [dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)]
     assert rule(propose(P, at(0)), ctx(with_prep=False)) is None
     assert rule(propose(I, at(0)), ctx(sessions=dosed, with_prep=False)) is None
 
@@ -481,14 +472,16 @@ def test_KAP_1_does_not_gate_preparation_or_integration() -> None:
 # -- SCH-COURSE-1 ------------------------------------------------------------------------------
 
 
-def _iv_week(week: int, status: SessionStatus = SessionStatus.COMPLETED) -> list[Slot]:
+def _iv_week(
+    week: int, status: model.SessionStatus = model.SessionStatus.COMPLETED
+) -> list[model.Slot]:
     return [dosing(at(day, week=week), status=status) for day in (0, 2, 4)]
 
 
 def test_SCH_COURSE_1_seventh_iv_dosing_session_rejected() -> None:
-    sessions = _iv_week(0) + _iv_week(1, SessionStatus.SCHEDULED)
+    sessions = _iv_week(0) + _iv_week(1, model.SessionStatus.SCHEDULED)
     violation = check(propose(D, at(0, week=2)), ctx(sessions=sessions))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SCH-COURSE-1",
         "all 6 dosing sessions of the ketamine_iv_induction course are already booked or done",
     )
@@ -501,7 +494,9 @@ def test_SCH_COURSE_1_sixth_iv_dosing_session_accepted() -> None:
 
 def test_SCH_COURSE_1_cancelled_dosing_sessions_do_not_count() -> None:
     sessions = (
-        _iv_week(0) + _iv_week(1)[:2] + [dosing(at(4, week=1), status=SessionStatus.CANCELLED)]
+        _iv_week(0)
+        + _iv_week(1)[:2]
+        + [dosing(at(4, week=1), status=model.SessionStatus.CANCELLED)]
     )
     assert rule(propose(D, at(0, week=2)), ctx(sessions=sessions)) is None
 
@@ -526,16 +521,18 @@ def test_SCH_INT_1_integration_starting_a_minute_before_the_dosing_ends_rejected
 
 
 def test_SCH_INT_1_a_cancelled_dosing_session_is_not_enough() -> None:
-    dose = dosing(at(0, "09:00"), status=SessionStatus.CANCELLED)
+    dose = dosing(at(0, "09:00"), status=model.SessionStatus.CANCELLED)
     assert rule(propose(I, at(1)), ctx(sessions=[dose])) == "SCH-INT-1"
 
 
 # -- SPR-SCH-2 ---------------------------------------------------------------------------------
 
 
-def esk_doses(*days_weeks: tuple[int, int]) -> list[Slot]:
+def esk_doses(*days_weeks: tuple[int, int]) -> list[model.Slot]:
     return [
-        dosing(at(day, week=week), Route.INTRANASAL_ESKETAMINE, status=SessionStatus.COMPLETED)
+        dosing(
+            at(day, week=week), Route.INTRANASAL_ESKETAMINE, status=model.SessionStatus.COMPLETED
+        )
         for day, week in days_weeks
     ]
 
@@ -548,7 +545,7 @@ def test_SPR_SCH_2_second_dosing_in_week_2_accepted() -> None:
 def test_SPR_SCH_2_third_dosing_in_week_2_rejected() -> None:
     sessions = esk_doses((0, 0), (3, 0), (0, 1), (2, 1))
     violation = check(esk_dose(at(4, week=1)), ctx(ESK, sessions=sessions))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SPR-SCH-2",
         "esketamine allows at most 2 dosing sessions a week in weeks 1-4 and 1 a week from "
         "week 5; treatment week 2 (2027-01-11 to 2027-01-17, counted from the first dosing "
@@ -603,7 +600,7 @@ def test_SPR_SCH_2_weeks_are_counted_in_site_local_days() -> None:
 def test_SPR_SCH_2_cancelled_sessions_do_not_count() -> None:
     sessions = [
         *esk_doses((0, 0), (0, 1)),
-        dosing(at(2, week=1), Route.INTRANASAL_ESKETAMINE, status=SessionStatus.CANCELLED),
+        dosing(at(2, week=1), Route.INTRANASAL_ESKETAMINE, status=model.SessionStatus.CANCELLED),
     ]
     assert rule(esk_dose(at(4, week=1)), ctx(ESK, sessions=sessions)) is None
 
@@ -685,7 +682,7 @@ def test_SCH_HOURS_1_working_hours_boundaries(
 
 def test_SCH_HOURS_1_message_names_the_hours_in_the_site_time_zone() -> None:
     violation = check(propose(P, at(0, "17:30"), therapist=TH_CY), ctx())
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SCH-HOURS-1",
         "th-cy works 09:00-17:00 on Mondays (America/New_York); the session runs 17:30-18:30",
     )
@@ -693,11 +690,11 @@ def test_SCH_HOURS_1_message_names_the_hours_in_the_site_time_zone() -> None:
 
 def test_SCH_HOURS_1_a_day_off_is_rejected() -> None:
     violation = check(propose(P, at(5, "10:00"), therapist=TH_CY), ctx())
-    assert violation == Violation("SCH-HOURS-1", "th-cy does not work on Saturdays")
+    assert violation == model.Violation("SCH-HOURS-1", "th-cy does not work on Saturdays")
 
 
 def test_SCH_HOURS_1_hours_apply_to_the_prescriber_too() -> None:
-    rx = StaffMember("rx-ada", Role.PRESCRIBER, ("site-a",), OFFICE_HOURS)
+    rx = model.StaffMember("rx-ada", Role.PRESCRIBER, ("site-a",), OFFICE_HOURS)
     assert rule(propose(D, at(0, "15:00"), prescriber=rx), ctx()) == "SCH-HOURS-1"
     assert rule(propose(D, at(0, "14:00"), prescriber=rx), ctx()) is None
 
@@ -762,7 +759,7 @@ def test_SCH_CONFLICT_ROOM_other_room_accepted() -> None:
 
 
 def test_SCH_CONFLICT_cancelled_sessions_and_the_rescheduled_session_itself_do_not_clash() -> None:
-    cancelled = slot(P, at(0, "09:00"), status=SessionStatus.CANCELLED)
+    cancelled = slot(P, at(0, "09:00"), status=model.SessionStatus.CANCELLED)
     itself = slot(P, at(0, "09:00"), session_id="s-me")
     c = ctx(sessions=[cancelled, itself])
     assert rule(propose(P, at(0, "09:30"), replaces="s-me"), c) is None
@@ -774,7 +771,7 @@ def test_SCH_CONFLICT_cancelled_sessions_and_the_rescheduled_session_itself_do_n
 
 def test_the_most_fundamental_rule_is_reported_first() -> None:
     c = ctx(
-        plan(status=PlanStatus.AWAITING_CARE_TEAM),
+        plan(status=model.PlanStatus.AWAITING_CARE_TEAM),
         consents={},
         holds=[HOLD],
         with_prep=False,
@@ -788,8 +785,8 @@ def test_the_most_fundamental_rule_is_reported_first() -> None:
 
 def test_next_sequence_fills_the_lowest_free_number_of_the_phase() -> None:
     sessions = [
-        slot(P, at(0), sequence=1, status=SessionStatus.COMPLETED),
-        slot(P, at(1), sequence=2, status=SessionStatus.CANCELLED),
+        slot(P, at(0), sequence=1, status=model.SessionStatus.COMPLETED),
+        slot(P, at(1), sequence=2, status=model.SessionStatus.CANCELLED),
         slot(P, at(2), sequence=3),
         slot(D, at(3), sequence=1),
     ]
@@ -801,7 +798,7 @@ def test_next_sequence_fills_the_lowest_free_number_of_the_phase() -> None:
 # -- this turn: rules that match the clinic (issue 8, section 4) --------------------------------
 
 
-def esk_slot(start: datetime, **kw: object) -> Slot:
+def esk_slot(start: datetime, **kw: object) -> model.Slot:
     """Another patient's esketamine dosing session at site-a (its route known)."""
     fields: dict[str, object] = {
         "patient_id": "pt-2",
@@ -845,7 +842,7 @@ def test_KAP_1_ketamine_protocols_still_need_two(route: Route) -> None:
 def test_KAP_1_esketamine_minimum_is_configurable_per_protocol() -> None:
     rules = SchedulingRules(esketamine_min_preparation_sessions=1, kap_min_preparation_sessions=0)
     violation = check(esk_dose(at(0)), ctx(ESK, with_prep=False), rules)
-    assert violation == Violation(
+    assert violation == model.Violation(
         "KAP-1", "0 of 1 preparation sessions completed; complete 1 more before booking dosing"
     )
     assert rule(propose(D, at(0)), ctx(with_prep=False), rules) is None

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from kap_scheduling.domain import model
 from kap_scheduling.domain.guidance import PlanState, next_action, warnings
 from kap_scheduling.domain.lifecycle import (
     check_check_in,
@@ -19,44 +21,32 @@ from kap_scheduling.domain.lifecycle import (
     phase_after_check_in,
     phase_after_completion,
 )
-from kap_scheduling.domain.model import (
-    Attestation,
-    Deadline,
-    DeadlineStatus,
-    Hold,
-    PlanInfo,
-    PlanStatus,
-    SessionStatus,
-    SiteInfo,
-    Slot,
-    Violation,
-)
 from kap_scheduling.domain.rules import SchedulingRules
 from kap_shared.events.enums import ConsentScope, Phase, Route, Severity
 
 NY = ZoneInfo("America/New_York")
 MONDAY = date(2027, 1, 4)
-SITE = SiteInfo("site-a", "America/New_York", date(2027, 12, 31))
+SITE = model.SiteInfo("site-a", "America/New_York", date(2027, 12, 31))
 RULES = SchedulingRules()
 CONSENTED = {ConsentScope.TREATMENT: True, ConsentScope.REMS_ENROLLMENT: True}
 P, D, I = Phase.PREPARATION, Phase.DOSING, Phase.INTEGRATION  # noqa: E741
 START = datetime.combine(MONDAY, time(9), NY).astimezone(UTC)
-HOLD = Hold("h-1", "PHQ-9 item 9", 1.0, Severity.CRITICAL, START - timedelta(days=3))
+HOLD = model.Hold("h-1", "PHQ-9 item 9", 1.0, Severity.CRITICAL, START - timedelta(days=3))
 
 
 def plan(
     route: Route = Route.IV,
     *,
-    status: PlanStatus = PlanStatus.ACTIVE,
+    status: model.PlanStatus = model.PlanStatus.ACTIVE,
     phase: Phase | None = Phase.PREPARATION,
     planned: int = 6,
-) -> PlanInfo:
+) -> model.PlanInfo:
     protocol = {
         Route.INTRANASAL_ESKETAMINE: "esketamine_trd",
         Route.SUBLINGUAL: "kap_sublingual",
         Route.ORAL: "kap_sublingual",
     }.get(route, "ketamine_iv_induction")
-    return PlanInfo(
+    return model.PlanInfo(
         "plan-1",
         "pt-1",
         "site-a",
@@ -67,7 +57,7 @@ def plan(
         phase,
         "rx-ada",
         "th-ben",
-        START - timedelta(days=1) if status is PlanStatus.SUSPENDED else None,
+        START - timedelta(days=1) if status is model.PlanStatus.SUSPENDED else None,
     )
 
 
@@ -75,13 +65,13 @@ def slot(
     phase: Phase = D,
     start: datetime = START,
     *,
-    status: SessionStatus = SessionStatus.SCHEDULED,
+    status: model.SessionStatus = model.SessionStatus.SCHEDULED,
     sequence: int = 1,
     session_id: str = "s-1",
     discharged: bool = False,
     minutes: int = 180,
-) -> Slot:
-    return Slot(
+) -> model.Slot:
+    return model.Slot(
         session_id,
         "plan-1",
         "pt-1",
@@ -99,21 +89,21 @@ def slot(
 
 def fasted(
     now: datetime, *, food: float = 8 * 60, liquid: float = 3 * 60, ride: bool = True
-) -> Attestation:
-    return Attestation(now - timedelta(minutes=food), now - timedelta(minutes=liquid), ride)
+) -> model.Attestation:
+    return model.Attestation(now - timedelta(minutes=food), now - timedelta(minutes=liquid), ride)
 
 
 def check_in(
-    session: Slot | None = None,
+    session: model.Slot | None = None,
     *,
     now: datetime | None = None,
-    attestation: Attestation | None = None,
-    the_plan: PlanInfo | None = None,
+    attestation: model.Attestation | None = None,
+    the_plan: model.PlanInfo | None = None,
     consents: dict[ConsentScope, bool] | None = None,
-    holds: Sequence[Hold] = (),
-    site: SiteInfo = SITE,
+    holds: Sequence[model.Hold] = (),
+    site: model.SiteInfo = SITE,
     rules: SchedulingRules = RULES,
-) -> Violation | None:
+) -> model.Violation | None:
     now = now or START - timedelta(minutes=10)
     return check_check_in(
         session or slot(),
@@ -127,7 +117,7 @@ def check_in(
     )
 
 
-def rule_of(violation: Violation | None) -> str | None:
+def rule_of(violation: model.Violation | None) -> str | None:
     return violation.rule_id if violation else None
 
 
@@ -152,7 +142,7 @@ def test_SCH_CHECKIN_1_window_boundaries(offset: int, expected: str | None) -> N
 
 def test_SCH_CHECKIN_1_message_says_when_it_opens() -> None:
     violation = check_in(slot(P), now=START - timedelta(hours=2))
-    assert violation == Violation(
+    assert violation == model.Violation(
         "SCH-CHECKIN-1",
         "check-in opens at Mon 04 Jan 2027 08:00 America/New_York (1 h before to 30 min "
         "after the session starts)",
@@ -165,9 +155,10 @@ def test_SCH_CHECKIN_1_window_is_configurable() -> None:
 
 
 @pytest.mark.parametrize(
-    "status", [SessionStatus.CHECKED_IN, SessionStatus.COMPLETED, SessionStatus.CANCELLED]
+    "status",
+    [model.SessionStatus.CHECKED_IN, model.SessionStatus.COMPLETED, model.SessionStatus.CANCELLED],
 )
-def test_SCH_STATE_1_only_a_scheduled_session_checks_in(status: SessionStatus) -> None:
+def test_SCH_STATE_1_only_a_scheduled_session_checks_in(status: model.SessionStatus) -> None:
     violation = check_in(slot(P, status=status))
     assert violation is not None
     assert violation.rule_id == "SCH-STATE-1"
@@ -189,7 +180,7 @@ def test_SCH_HOLD_1_open_hold_blocks_dosing_check_in_but_not_therapy() -> None:
 
 
 def test_SCH_PLAN_1_suspended_plan_blocks_dosing_check_in() -> None:
-    assert rule_of(check_in(the_plan=plan(status=PlanStatus.SUSPENDED))) == "SCH-PLAN-1"
+    assert rule_of(check_in(the_plan=plan(status=model.PlanStatus.SUSPENDED))) == "SCH-PLAN-1"
 
 
 def test_SPR_ENR_1_and_SPR_CERT_1_are_checked_again_at_check_in() -> None:
@@ -198,9 +189,9 @@ def test_SPR_ENR_1_and_SPR_CERT_1_are_checked_again_at_check_in() -> None:
     assert rule_of(check_in(session, the_plan=esk, consents={ConsentScope.TREATMENT: True})) == (
         "SPR-ENR-1"
     )
-    lapsed = SiteInfo("site-a", "America/New_York", MONDAY - timedelta(days=1))
+    lapsed = model.SiteInfo("site-a", "America/New_York", MONDAY - timedelta(days=1))
     assert rule_of(check_in(session, the_plan=esk, site=lapsed)) == "SPR-CERT-1"
-    valid_today = SiteInfo("site-a", "America/New_York", MONDAY)
+    valid_today = model.SiteInfo("site-a", "America/New_York", MONDAY)
     assert check_in(session, the_plan=esk, site=valid_today) is None
 
 
@@ -210,12 +201,12 @@ ESK = plan(Route.INTRANASAL_ESKETAMINE)
 NOW = START - timedelta(minutes=10)
 
 
-def esk_check_in(**fasting: float | bool) -> Violation | None:
+def esk_check_in(**fasting: float | bool) -> model.Violation | None:
     return check_in(slot(minutes=120), the_plan=ESK, attestation=fasted(NOW, **fasting))  # type: ignore[arg-type]
 
 
 def test_SPR_PRE_1_food_1h59_before_rejected() -> None:
-    assert esk_check_in(food=119) == Violation(
+    assert esk_check_in(food=119) == model.Violation(
         "SPR-PRE-1",
         "no food for at least 2 h before esketamine; the patient last ate 1 h 59 min ago",
     )
@@ -231,7 +222,7 @@ def test_SPR_PRE_1_rulebook_examples_t90_rejected_t150_accepted() -> None:
 
 
 def test_SPR_PRE_2_liquids_29_min_before_rejected() -> None:
-    assert esk_check_in(liquid=29) == Violation(
+    assert esk_check_in(liquid=29) == model.Violation(
         "SPR-PRE-2",
         "no liquids for at least 30 min before esketamine; the patient last drank 29 min ago",
     )
@@ -254,7 +245,7 @@ def test_SPR_PRE_8_esketamine_without_transport_rejected() -> None:
 @pytest.mark.parametrize("route", [Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL])
 def test_KET_PRE_1_solids_3h59_before_rejected_4h_accepted(route: Route) -> None:
     refused = check_in(the_plan=plan(route), attestation=fasted(NOW, food=239))
-    assert refused == Violation(
+    assert refused == model.Violation(
         "KET-PRE-1",
         "no solid food for at least 4 h before ketamine; the patient last ate 3 h 59 min ago",
     )
@@ -287,35 +278,37 @@ def test_KET_PRE_3_ketamine_without_escort_rejected() -> None:
 
 
 def test_therapy_sessions_need_no_fasting_or_transport() -> None:
-    assert check_in(slot(P), attestation=Attestation()) is None
+    assert check_in(slot(P), attestation=model.Attestation()) is None
 
 
 # -- SCH-DIS-1 and completion state ------------------------------------------------------------
 
 
 def test_SCH_DIS_1_dosing_without_discharge_cleared_rejected() -> None:
-    violation = check_complete(slot(status=SessionStatus.CHECKED_IN))
+    violation = check_complete(slot(status=model.SessionStatus.CHECKED_IN))
     assert violation is not None
     assert violation.rule_id == "SCH-DIS-1"
 
 
 def test_SCH_DIS_1_dosing_with_discharge_cleared_accepted() -> None:
-    assert check_complete(slot(status=SessionStatus.CHECKED_IN, discharged=True)) is None
+    assert check_complete(slot(status=model.SessionStatus.CHECKED_IN, discharged=True)) is None
 
 
 def test_SCH_DIS_1_does_not_apply_to_therapy_sessions() -> None:
-    assert check_complete(slot(P, status=SessionStatus.CHECKED_IN)) is None
+    assert check_complete(slot(P, status=model.SessionStatus.CHECKED_IN)) is None
 
 
 @pytest.mark.parametrize(
     ("status", "words"),
     [
-        (SessionStatus.SCHEDULED, "before the patient is checked in"),
-        (SessionStatus.COMPLETED, "the session is completed; it cannot be completed"),
-        (SessionStatus.CANCELLED, "the session is cancelled; it cannot be completed"),
+        (model.SessionStatus.SCHEDULED, "before the patient is checked in"),
+        (model.SessionStatus.COMPLETED, "the session is completed; it cannot be completed"),
+        (model.SessionStatus.CANCELLED, "the session is cancelled; it cannot be completed"),
     ],
 )
-def test_SCH_STATE_1_only_a_checked_in_session_completes(status: SessionStatus, words: str) -> None:
+def test_SCH_STATE_1_only_a_checked_in_session_completes(
+    status: model.SessionStatus, words: str
+) -> None:
     violation = check_complete(slot(P, status=status, discharged=True))
     assert violation is not None
     assert violation.rule_id == "SCH-STATE-1"
@@ -361,10 +354,10 @@ def test_KAP_2_deadline_hours_are_configurable() -> None:
 
 def test_KAP_2_an_integration_session_meets_the_oldest_unmet_deadline_of_its_therapist() -> None:
     deadlines = [
-        Deadline("d-2", START + timedelta(days=5), "th-ben", DeadlineStatus.OPEN),
-        Deadline("d-0", START + timedelta(days=1), "th-ben", DeadlineStatus.MET),
-        Deadline("d-1", START + timedelta(days=2), "th-ben", DeadlineStatus.OVERDUE),
-        Deadline("d-x", START, "th-cy", DeadlineStatus.OPEN),
+        model.Deadline("d-2", START + timedelta(days=5), "th-ben", model.DeadlineStatus.OPEN),
+        model.Deadline("d-0", START + timedelta(days=1), "th-ben", model.DeadlineStatus.MET),
+        model.Deadline("d-1", START + timedelta(days=2), "th-ben", model.DeadlineStatus.OVERDUE),
+        model.Deadline("d-x", START, "th-cy", model.DeadlineStatus.OPEN),
     ]
     met = deadline_met_by(deadlines, "th-ben")
     assert met is not None
@@ -378,21 +371,20 @@ TODAY = MONDAY - timedelta(days=7)
 
 
 def state(
-    the_plan: PlanInfo | None = None,
+    the_plan: model.PlanInfo | None = None,
     *,
-    sessions: Sequence[Slot] = (),
+    sessions: Sequence[model.Slot] = (),
     consents: dict[ConsentScope, bool] | None = None,
-    holds: Sequence[Hold] = (),
-    deadlines: Sequence[Deadline] = (),
-    site: SiteInfo = SITE,
+    deadlines: Sequence[model.Deadline] = (),
 ) -> PlanState:
+    """The plan at SITE without holds; a hold or another site via `dataclasses.replace`."""
     return PlanState(
         plan=the_plan or plan(),
-        site=site,
+        site=SITE,
         sessions=sessions,
         patient_sessions=sessions,
         consents=CONSENTED if consents is None else consents,
-        holds=holds,
+        holds=(),
         deadlines=deadlines,
     )
 
@@ -401,23 +393,23 @@ def say(s: PlanState, rules: SchedulingRules = RULES) -> str:
     return next_action(s, rules, TODAY)
 
 
-def done(phase: Phase, day: int, sequence: int) -> Slot:
+def done(phase: Phase, day: int, sequence: int) -> model.Slot:
     return slot(
         phase,
         START + timedelta(days=day),
-        status=SessionStatus.COMPLETED,
+        status=model.SessionStatus.COMPLETED,
         sequence=sequence,
         session_id=f"{phase.value}-{sequence}",
     )
 
 
 def test_next_action_without_a_care_team() -> None:
-    s = state(plan(status=PlanStatus.AWAITING_CARE_TEAM, phase=None))
+    s = state(plan(status=model.PlanStatus.AWAITING_CARE_TEAM, phase=None))
     assert say(s) == "Add a prescriber and a therapist at site-a so the plan can start."
 
 
 def test_next_action_suspended() -> None:
-    s = state(plan(status=PlanStatus.SUSPENDED))
+    s = state(plan(status=model.PlanStatus.SUSPENDED))
     assert say(s) == (
         "Plan suspended after an ineligible screening on 2027-01-03; a prescriber must "
         "re-screen the patient before sessions can be booked."
@@ -425,7 +417,7 @@ def test_next_action_suspended() -> None:
 
 
 def test_next_action_on_hold_names_the_concern_and_who_clears_it() -> None:
-    assert say(state(holds=[HOLD])) == (
+    assert say(replace(state(), holds=[HOLD])) == (
         "Dosing on hold: PHQ-9 item 9 answered 1 on 2027-01-01; a prescriber must clear the "
         "hold. Preparation and integration sessions can still be booked."
     )
@@ -463,15 +455,17 @@ def test_next_action_names_the_missing_rems_prerequisite_for_esketamine() -> Non
     assert say(s).startswith(
         "Esketamine can only be given to a patient enrolled in the Spravato REMS"
     )
-    lapsed = SiteInfo("site-a", "America/New_York", TODAY - timedelta(days=1))
-    assert say(state(esk, sessions=prepared, site=lapsed)).startswith(
+    lapsed = model.SiteInfo("site-a", "America/New_York", TODAY - timedelta(days=1))
+    assert say(replace(state(esk, sessions=prepared), site=lapsed)).startswith(
         "The REMS certification of site-a is valid until"
     )
 
 
 def test_next_action_books_the_owed_integration_session() -> None:
     dosed = [done(P, -7, 1), done(P, -6, 2), done(D, 0, 1)]
-    owed = Deadline("dosing-1", START + timedelta(days=3), "th-ben", DeadlineStatus.OPEN)
+    owed = model.Deadline(
+        "dosing-1", START + timedelta(days=3), "th-ben", model.DeadlineStatus.OPEN
+    )
     assert say(state(plan(phase=D), sessions=dosed, deadlines=[owed])) == (
         "Book the integration session after dosing session 1 with th-ben by "
         "Thu 07 Jan 2027 09:00 America/New_York."
@@ -480,7 +474,9 @@ def test_next_action_books_the_owed_integration_session() -> None:
 
 def test_next_action_overdue_integration() -> None:
     dosed = [done(P, -7, 1), done(P, -6, 2), done(D, 0, 1)]
-    late = Deadline("dosing-1", START + timedelta(days=3), "th-ben", DeadlineStatus.OVERDUE)
+    late = model.Deadline(
+        "dosing-1", START + timedelta(days=3), "th-ben", model.DeadlineStatus.OVERDUE
+    )
     assert say(state(plan(phase=D), sessions=dosed, deadlines=[late])) == (
         "Integration after dosing session 1 is overdue (was due by Thu 07 Jan 2027 09:00 "
         "America/New_York); book it with th-ben now."
@@ -490,7 +486,9 @@ def test_next_action_overdue_integration() -> None:
 def test_next_action_completes_a_booked_integration_session() -> None:
     booked = slot(I, START + timedelta(days=1), sequence=1, session_id="i-1", minutes=60)
     dosed = [done(P, -7, 1), done(P, -6, 2), done(D, 0, 1), booked]
-    owed = Deadline("dosing-1", START + timedelta(days=3), "th-ben", DeadlineStatus.OPEN)
+    owed = model.Deadline(
+        "dosing-1", START + timedelta(days=3), "th-ben", model.DeadlineStatus.OPEN
+    )
     assert say(state(plan(phase=D), sessions=dosed, deadlines=[owed])).startswith(
         "Complete the integration session after dosing session 1 with th-ben, booked for "
         "Tue 05 Jan 2027 09:00"
@@ -525,7 +523,7 @@ def test_next_action_when_the_course_is_complete() -> None:
 # -- soft warnings: SPR-SCH-3 and KAP-4 -----------------------------------------------------------
 
 
-def dosed_at(*offsets_minutes: float) -> list[Slot]:
+def dosed_at(*offsets_minutes: float) -> list[model.Slot]:
     return [
         slot(D, START + timedelta(minutes=m), sequence=n + 1, session_id=f"d-{n}")
         for n, m in enumerate(offsets_minutes)
@@ -536,7 +534,7 @@ def test_SPR_SCH_3_esketamine_doses_47h59_apart_warn() -> None:
     esk = plan(Route.INTRANASAL_ESKETAMINE, planned=12)
     found = warnings(state(esk, sessions=dosed_at(0, 47 * 60 + 59)), RULES)
     assert found == [
-        Violation(
+        model.Violation(
             "SPR-SCH-3",
             "dosing sessions 1 and 2 are 47 h 59 min apart; esketamine doses are usually at "
             "least 48 h apart",
@@ -560,7 +558,10 @@ def test_KAP_4_ketamine_doses_more_than_14_days_apart_warn() -> None:
 
 
 def test_soft_warnings_ignore_cancelled_sessions_and_never_block_booking() -> None:
-    sessions = [*dosed_at(0), slot(D, START + timedelta(hours=1), status=SessionStatus.CANCELLED)]
+    sessions = [
+        *dosed_at(0),
+        slot(D, START + timedelta(hours=1), status=model.SessionStatus.CANCELLED),
+    ]
     esk = plan(Route.INTRANASAL_ESKETAMINE, planned=12)
     assert warnings(state(esk, sessions=sessions), RULES) == []
 
@@ -571,7 +572,7 @@ def test_soft_warnings_ignore_cancelled_sessions_and_never_block_booking() -> No
 def _owed(due_in_hours: float) -> tuple[PlanState, datetime]:
     dosing = done(D, 0, 1)
     due_by = dosing.ends_at + timedelta(hours=72)
-    owed = Deadline(dosing.session_id, due_by, "th-ben", DeadlineStatus.OPEN)
+    owed = model.Deadline(dosing.session_id, due_by, "th-ben", model.DeadlineStatus.OPEN)
     return state(plan(phase=D), sessions=[dosing], deadlines=[owed]), due_by - timedelta(
         hours=due_in_hours
     )
@@ -585,7 +586,7 @@ def test_KAP_2_no_warning_before_48_h() -> None:
 def test_KAP_2_warns_at_48_h_without_a_booked_integration_session() -> None:
     s, now = _owed(24)
     assert warnings(s, RULES, now) == [
-        Violation(
+        model.Violation(
             "KAP-2",
             "no integration session is booked after dosing session 1; it is due with th-ben "
             "by Thu 07 Jan 2027 12:00 America/New_York",

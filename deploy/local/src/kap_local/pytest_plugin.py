@@ -1,4 +1,5 @@
-"""pytest plugin (entry point ``kap_local``): a real Kafka broker for ``@pytest.mark.kafka`` tests.
+"""pytest plugin (entry point ``kap_local``): a real Kafka broker for ``@pytest.mark.kafka`` tests,
+and a new database on each backend for the database tests.
 
 ``kafka_bootstrap`` (session scope) resolves a broker in this order:
 
@@ -10,8 +11,13 @@
 ``KAP_KAFKA_PROVIDER=docker|local`` forces one of 2/3 (default ``auto``).  When no broker
 can be had the fixture *fails* the tests: a Kafka test never silently skips.
 
-Imports of aiokafka/docker/testcontainers stay inside functions: this plugin is loaded
-by every pytest run in the workspace and must cost nothing when Kafka is not used.
+``database_url`` (parametrized ``sqlite`` / ``postgres``) is a new, empty database as an
+async SQLAlchemy URL: a SQLite file, or a database of the test's own on the session's
+``postgres`` server (:class:`kap_local.postgres.LocalPostgres`, started on first use).
+
+Imports of aiokafka/docker/testcontainers/kap_local.postgres stay inside functions: this
+plugin is loaded by every pytest run in the workspace and must cost nothing when Kafka (or
+PostgreSQL) is not used.
 """
 
 from __future__ import annotations
@@ -19,11 +25,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from kap_local.postgres import LocalPostgres
 
 ENV_BOOTSTRAP = "KAFKA_BOOTSTRAP_SERVERS"
 ENV_PROVIDER = "KAP_KAFKA_PROVIDER"
@@ -179,3 +190,22 @@ def kafka_bootstrap(
         HOW_TO_GET_A_BROKER + "\nTried:\n" + "\n".join(f"  - {p}" for p in problems),
         pytrace=False,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server for the whole session (Debian's binaries, a temporary cluster)."""
+    from kap_local.postgres import LocalPostgres
+
+    with LocalPostgres() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database on each backend, as an async SQLAlchemy URL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    server: LocalPostgres = request.getfixturevalue("postgres")
+    url = server.create_database(f"test_{uuid.uuid4().hex}")
+    return url.replace("postgresql://", "postgresql+asyncpg://")

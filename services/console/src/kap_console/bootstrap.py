@@ -28,7 +28,7 @@ from .adapters.live import LiveFeed, LiveHub
 from .adapters.metrics import ConsoleMetrics
 from .adapters.oidc import OidcClient
 from .adapters.services import ServiceError, Services, ServiceUnavailable
-from .adapters.sessions import SessionStore, SignIn
+from .adapters.sessions import SessionStore
 from .adapters.tables import CONSOLE_REGISTRY
 from .config import ConsoleSettings
 from .entrypoints import auth, live, pages
@@ -170,16 +170,15 @@ def build(settings: ConsoleSettings) -> FastAPI:
             return Response(status_code=401, headers={"HX-Redirect": "/sign-in"})
         return redirect(f"/sign-in?next={request.url.path}")
 
+    async def error_page(request: Request, status: int, title: str, message: str) -> Response:
+        """The console's error page, with the clinician's sign-in when there is one."""
+        cookie = request.cookies.get(settings.session_cookie_name)
+        sign_in = await store_of(request).get(cookie)
+        return render(request, "error.html", sign_in, status, title=title, message=message)
+
     @app.exception_handler(Forbidden)
     async def forbidden(request: Request, exc: Forbidden) -> Response:
-        return render(
-            request,
-            "error.html",
-            await _maybe_sign_in(request),
-            403,
-            title="Not available to you",
-            message=exc.message,
-        )
+        return await error_page(request, 403, "Not available to you", exc.message)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -187,38 +186,24 @@ def build(settings: ConsoleSettings) -> FastAPI:
             await store_of(request).drop(request.cookies.get(settings.session_cookie_name))
             return redirect(f"/sign-in?next={request.url.path}")
         titles = {403: "Not available to you", 404: "Not found"}
-        return render(
+        return await error_page(
             request,
-            "error.html",
-            await _maybe_sign_in(request),
             exc.status if exc.status in titles else 502,
-            title=titles.get(exc.status, f"{exc.service} could not answer"),
-            message=f"{exc.message} ({exc.code})",
+            titles.get(exc.status, f"{exc.service} could not answer"),
+            f"{exc.message} ({exc.code})",
         )
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, exc: ServiceUnavailable) -> Response:
-        return render(
+        return await error_page(
             request,
-            "error.html",
-            await _maybe_sign_in(request),
             503,
-            title="A service is unavailable",
-            message=f"The {exc.service} service {exc.reason}. Try again shortly.",
+            "A service is unavailable",
+            f"The {exc.service} service {exc.reason}. Try again shortly.",
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return render(
-            request,
-            "error.html",
-            await _maybe_sign_in(request),
-            exc.status_code,
-            title="Request not understood",
-            message=str(exc.detail),
-        )
-
-    async def _maybe_sign_in(request: Request) -> SignIn | None:
-        return await store_of(request).get(request.cookies.get(settings.session_cookie_name))
+        return await error_page(request, exc.status_code, "Request not understood", str(exc.detail))
 
     return app

@@ -4,16 +4,20 @@ htmx fetches again when the live stream says something changed."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from kap_shared.events.enums import Role
 from kap_shared.events.envelope import utc_now
+from kap_shared.events.monitoring import VITAL_METRICS
 
 from ..adapters.services import ServiceApi, ServiceError
+from ..adapters.sessions import SignIn
 from ..handlers import actions, lists
 from ..handlers import floor as floor_handler
 from ..handlers import journey as journey_handler
@@ -33,14 +37,20 @@ async def home(sign_in: Session) -> Response:
 # -- 1. treatment floor -------------------------------------------------------------------
 
 
+async def _board(
+    request: Request, sign_in: SignIn, api: ServiceApi, site_id: str, day: date | None
+) -> floor_handler.Floor:
+    """The site's sessions on `day` (today when None), once the site check has passed."""
+    ensure_site_page(sign_in.principal, site_id)
+    zone = settings_of(request).floor_timezone
+    return await floor_handler.floor(api, sign_in.principal, site_id, utc_now(), zone, day)
+
+
 @router.get("/floor/{site_id}", response_class=HTMLResponse)
 async def floor_page(
     site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
 ) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
-    board = await floor_handler.floor(
-        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
-    )
+    board = await _board(request, sign_in, api, site_id, day)
     return render(
         request, "floor.html", sign_in, floor=board, site_id=site_id, page="floor", live=True
     )
@@ -50,74 +60,70 @@ async def floor_page(
 async def floor_board(
     site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
 ) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
-    board = await floor_handler.floor(
-        api, sign_in.principal, site_id, utc_now(), settings_of(request).floor_timezone, day
-    )
+    board = await _board(request, sign_in, api, site_id, day)
     return render(request, "partials/board.html", sign_in, floor=board, site_id=site_id)
 
 
-async def _card(
-    request: Request, sign_in: Session, api: ServiceApi, session_id: str, **extra: object
-) -> Response:
-    card = await floor_handler.one_card(api, sign_in.principal, session_id, utc_now())
-    ensure_site_page(sign_in.principal, card.site_id)
-    return render(request, "partials/card.html", sign_in, card=card, **extra)
+@dataclass(frozen=True)
+class CardView:
+    """One dosing card as a clinician asked for it (htmx swaps the card after an action)."""
+
+    session_id: str
+    request: Request
+    sign_in: SignIn
+    api: ServiceApi
+
+    async def show(self, refusal: ServiceError | None = None) -> Response:
+        principal = self.sign_in.principal
+        card = await floor_handler.one_card(self.api, principal, self.session_id, utc_now())
+        ensure_site_page(principal, card.site_id)
+        return render(self.request, "partials/card.html", self.sign_in, card=card, refusal=refusal)
+
+    async def after(self, action: Awaitable[object]) -> Response:
+        """Attempt an action on the card's session, then the card with any refusal."""
+        return await self.show(await _attempt(action))
+
+
+def card_view(session_id: str, request: Request, sign_in: Session, api: Api) -> CardView:
+    return CardView(session_id, request, sign_in, api)
+
+
+Card = Annotated[CardView, Depends(card_view)]
 
 
 @router.get("/cards/{session_id}", response_class=HTMLResponse)
-async def card_partial(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
-    return await _card(request, sign_in, api, session_id)
+async def card_partial(card: Card) -> Response:
+    return await card.show()
 
 
 @router.post("/cards/{session_id}/acknowledge", dependencies=[Csrf])
-async def acknowledge_alert(
-    session_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    notification_id: Annotated[str, Form()],
-) -> Response:
-    refusal = await _attempt(actions.acknowledge(api, notification_id))
-    return await _card(request, sign_in, api, session_id, refusal=refusal)
+async def acknowledge_alert(card: Card, notification_id: Annotated[str, Form()]) -> Response:
+    return await card.after(actions.acknowledge(card.api, notification_id))
 
 
 @router.post("/cards/{session_id}/alerts/{alert_id}/resolve", dependencies=[Csrf])
-async def resolve_alert(
-    session_id: str,
-    alert_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    reason: Annotated[str, Form()],
-) -> Response:
-    refusal = await _attempt(actions.resolve_alert(api, session_id, alert_id, reason))
-    return await _card(request, sign_in, api, session_id, refusal=refusal)
+async def resolve_alert(card: Card, alert_id: str, reason: Annotated[str, Form()]) -> Response:
+    return await card.after(actions.resolve_alert(card.api, card.session_id, alert_id, reason))
 
 
 @router.post("/cards/{session_id}/safety-concerns/{concern_id}/resolve", dependencies=[Csrf])
 async def resolve_concern(
-    session_id: str,
-    concern_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    decision: Annotated[str, Form()],
+    card: Card, concern_id: str, decision: Annotated[str, Form()]
 ) -> Response:
-    refusal = await _attempt(actions.resolve_concern(api, session_id, concern_id, decision))
-    return await _card(request, sign_in, api, session_id, refusal=refusal)
+    return await card.after(
+        actions.resolve_concern(card.api, card.session_id, concern_id, decision)
+    )
 
 
 @router.post("/cards/{session_id}/discharge", dependencies=[Csrf])
-async def discharge(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
-    refusal = await _attempt(actions.discharge(api, session_id))
-    return await _card(request, sign_in, api, session_id, refusal=refusal)
+async def discharge(card: Card) -> Response:
+    return await card.after(actions.discharge(card.api, card.session_id))
 
 
 @router.post("/cards/{session_id}/sign-discharge", dependencies=[Csrf])
-async def sign_discharge(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
+async def sign_discharge(card: Card) -> Response:
     """The prescriber's stability assessment (coded answers only), then the discharge."""
-    form = await request.form()
+    form = await card.request.form()
     assessment: dict[str, object] = {
         name: form.get(name) == "yes" for name, _ in actions.ASSESSMENT_ANSWERS
     }
@@ -128,14 +134,13 @@ async def sign_discharge(session_id: str, request: Request, sign_in: Session, ap
         value = str(form.get(name, "")).strip()
         if value.isdigit():
             assessment[name] = int(value)
-    refusal = await _attempt(actions.sign_discharge(api, session_id, assessment))
-    return await _card(request, sign_in, api, session_id, refusal=refusal)
+    return await card.after(actions.sign_discharge(card.api, card.session_id, assessment))
 
 
-async def _attempt(coro: object) -> ServiceError | None:
+async def _attempt(action: Awaitable[object]) -> ServiceError | None:
     """Run an action; a refusal is returned to be explained on the page."""
     try:
-        await coro  # type: ignore[misc]
+        await action
     except ServiceError as exc:
         if exc.status in (401, 403):
             raise
@@ -197,23 +202,12 @@ def _day(raw: str | None) -> date | None:
 
 
 async def _schedule(
-    request: Request,
-    sign_in: Session,
-    api: ServiceApi,
-    site_id: str,
-    status: int = 200,
-    /,
-    **extra: object,
+    request: Request, sign_in: SignIn, api: ServiceApi, site_id: str, /, **extra: object
 ) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
-    board = await floor_handler.floor(
-        api,
-        sign_in.principal,
-        site_id,
-        utc_now(),
-        settings_of(request).floor_timezone,
-        _day(request.query_params.get("day")),
-    )
+    """The schedule page; a `refusal` among `extra` is explained and sets the status."""
+    refusal = extra.get("refusal")
+    status = refusal.status if isinstance(refusal, ServiceError) else 200
+    board = await _board(request, sign_in, api, site_id, _day(request.query_params.get("day")))
     return render(
         request,
         "schedule.html",
@@ -269,9 +263,7 @@ async def book(
         outcome["refusal"] = ServiceError(
             "console", 422, "invalid_time", "the day or start time is not a valid date/time"
         )
-    refusal = outcome.get("refusal")
-    status = refusal.status if isinstance(refusal, ServiceError) else 200
-    return await _schedule(request, sign_in, api, site_id, status, **outcome)
+    return await _schedule(request, sign_in, api, site_id, **outcome)
 
 
 def _hours(value: str) -> float | None:
@@ -304,15 +296,7 @@ async def check_in(
             else None,
         )
     )
-    return await _schedule(
-        request,
-        sign_in,
-        api,
-        site_id,
-        200 if refusal is None else refusal.status,
-        refusal=refusal,
-        acted_on=session_id,
-    )
+    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
 
 
 def _clock(value: str, request: Request) -> datetime | None:
@@ -369,26 +353,11 @@ async def dose(
         )
     else:
         refusal = await _attempt(actions.record_dose(api, session_id, body))
-    return await _schedule(
-        request,
-        sign_in,
-        api,
-        site_id,
-        200 if refusal is None else refusal.status,
-        refusal=refusal,
-        acted_on=session_id,
-    )
+    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
 
 
-VITAL_FIELDS = (
-    "bp_systolic",
-    "bp_diastolic",
-    "heart_rate",
-    "spo2",
-    "respiratory_rate",
-    "sedation_moaas",
-    "cadss_total",
-)
+# What the nurse charts: the reading's metrics, and the optional CADSS total.
+VITAL_FIELDS = (*VITAL_METRICS, "cadss_total")
 
 
 @router.post("/sessions/{session_id}/vitals", dependencies=[Csrf])
@@ -405,15 +374,7 @@ async def vitals(session_id: str, request: Request, sign_in: Session, api: Api) 
     if dissociation:  # SPR-GOAL: the coded assessment, none | mild | moderate | severe
         body["dissociation"] = dissociation
     refusal = await _attempt(actions.record_vitals(api, session_id, body))
-    return await _schedule(
-        request,
-        sign_in,
-        api,
-        site_id,
-        200 if refusal is None else refusal.status,
-        refusal=refusal,
-        acted_on=session_id,
-    )
+    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
 
 
 @router.post("/sessions/{session_id}/complete", dependencies=[Csrf])
@@ -426,15 +387,7 @@ async def complete(
 ) -> Response:
     ensure_site_page(sign_in.principal, site_id)
     refusal = await _attempt(actions.complete(api, session_id))
-    return await _schedule(
-        request,
-        sign_in,
-        api,
-        site_id,
-        200 if refusal is None else refusal.status,
-        refusal=refusal,
-        acted_on=session_id,
-    )
+    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
 
 
 # -- 5. coordinator -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events.envelope import as_utc
+from kap_shared.events.monitoring import VITAL_METRICS
 
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import micros
@@ -193,16 +194,13 @@ class NewReading(Protocol):
     def event_id(self) -> str | None: ...
 
 
+# The readings table's columns, in the order of the rows `insert_readings` builds; the
+# metrics in the contract's order (VITAL_METRICS, the one list of them).
 INSERT_COLUMNS = (
     "reading_id",
     "session_id",
     "recorded_at",
-    "bp_systolic",
-    "bp_diastolic",
-    "heart_rate",
-    "spo2",
-    "respiratory_rate",
-    "sedation_moaas",
+    *VITAL_METRICS,
     "symptoms",
     "dissociation",
     "cadss_total",
@@ -341,16 +339,8 @@ async def _insert_readings_core(
         await session.exec(insert(table), params=part)
 
 
-READING_COLUMNS = (
-    "reading_id",
-    "recorded_at",
-    "bp_systolic",
-    "bp_diastolic",
-    "heart_rate",
-    "spo2",
-    "respiratory_rate",
-    "sedation_moaas",
-)
+# What replaying a session's rules needs of its stored readings (DomainReading's order).
+READING_COLUMNS = ("reading_id", "recorded_at", *VITAL_METRICS)
 
 
 async def session_readings(session: AsyncSession, session_id: str) -> list[DomainReading]:

@@ -7,8 +7,9 @@ consumed in batches, not one message at a time:
    that the low-volume event subscribers joining or leaving never rebalance the
    vitals stream; manual ack) hands over up to `VITALS_BATCH_MAX_RECORDS` records
    from the partitions it owns;
-2. each record is validated on its own against the contract (a pydantic
-   TypeAdapter for VitalsRecorded): a bad record is set aside for the dead-letter
+2. each record is validated on its own against the contract (`vitals_codec`: a
+   strict msgspec decoder generated from the VitalsRecorded model, the model itself
+   deciding whatever the fast path does not accept): a bad record is set aside for the dead-letter
    topic and does not poison the others; a record of another event type (one a
    producer added after this consumer was built) is skipped, never dead-lettered
    (tolerant reader: `event_type` header first, the envelope's field otherwise);
@@ -40,10 +41,9 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 
-from kap_shared.events import VitalsRecorded
 from kap_shared.events.catalog import EVENT_TYPE_HEADER, event_type_of
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
@@ -57,10 +57,10 @@ from kap_shared.tracing import traced
 from ..config import MonitoringSettings
 from ..domain.vitals import Reading, micros
 from ..handlers.vitals import Incoming, VitalsIngest
+from . import vitals_codec
 
 log = get_logger(__name__)
 
-VITALS_ADAPTER: TypeAdapter[VitalsRecorded] = TypeAdapter(VitalsRecorded)
 EVENT_TYPE = "VitalsRecorded"
 
 
@@ -141,7 +141,7 @@ def decode(
     items: list[Incoming] = []
     dead: list[DeadLetter] = []
     skipped: list[Record] = []
-    validate = VITALS_ADAPTER.validate_json
+    validate = vitals_codec.decode
     for index, record in enumerate(records):
         value = record.value
         if value is None:

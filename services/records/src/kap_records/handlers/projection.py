@@ -15,23 +15,12 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_shared.events import (
-    DoseAdministered,
-    Envelope,
-    PmfOpened,
-    PmfSubmitted,
-    SessionCancelled,
-    SessionCheckedIn,
-    SessionCompleted,
-    SessionRescheduled,
-    SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsRecorded,
-)
+from kap_shared import events
 from kap_shared.events.enums import Agent
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.projections import booked_session, planned
 from kap_shared.rules import SiteRules
 
 from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
@@ -53,13 +42,17 @@ def projector(site_rules: SiteRules[RecordsRules], *, live: bool = True) -> Hand
     """The one handler for every event type. `live=False` (a rebuild) only projects:
     it opens no form and publishes nothing (the forms' own events are replayed)."""
 
-    async def handle(event: Envelope, uow: UnitOfWork) -> None:
-        if isinstance(event, VitalsRecorded):
+    async def handle(event: events.Envelope, uow: UnitOfWork) -> None:
+        if isinstance(event, events.VitalsRecorded):
             await _reading(event, uow)
             return
         await _entry(event, uow)
         await _facts(event, uow)
-        if live and isinstance(event, DoseAdministered) and event.data.agent is Agent.ESKETAMINE:
+        if (
+            live
+            and isinstance(event, events.DoseAdministered)
+            and event.data.agent is Agent.ESKETAMINE
+        ):
             await open_pmf(uow, event, site_rules.for_site(event.site_id))
 
     return handle
@@ -83,7 +76,7 @@ async def _update(session: AsyncSession, table: type[SQLModel], key: str, **valu
         session.add(row)
 
 
-async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
+async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
     data = event.data
     values = data.model_dump(
         mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
@@ -102,7 +95,7 @@ async def _reading(event: VitalsRecorded, uow: UnitOfWork) -> None:
     )
 
 
-async def _entry(event: Envelope, uow: UnitOfWork) -> None:
+async def _entry(event: events.Envelope, uow: UnitOfWork) -> None:
     data = coded_data(event.data.model_dump(mode="json", by_alias=True))
     await _add_once(
         uow.session,
@@ -122,51 +115,42 @@ async def _entry(event: Envelope, uow: UnitOfWork) -> None:
     )
 
 
-async def _facts(event: Envelope, uow: UnitOfWork) -> None:
+async def _facts(event: events.Envelope, uow: UnitOfWork) -> None:
     """What records needs to know of plans, sessions and forms."""
     session = uow.session
-    if isinstance(event, TreatmentPlanCreated):
+    if isinstance(event, events.TreatmentPlanCreated):
         d = event.data
         await _add_once(
             session,
             PlanFact(
-                plan_id=d.plan_id,
-                **scope_fields(event),
-                route=d.route.value,
-                protocol=d.protocol,
-                prescriber_id=d.prescriber_id,
+                **planned(event),
                 therapist_id=d.therapist_id,
                 planned_dosing_sessions=d.planned_dosing_sessions,
                 created_at=event.occurred_at,
             ),
         )
-    elif isinstance(event, SessionScheduled):
+    elif isinstance(event, events.SessionScheduled):
         s = event.data
         await _add_once(
             session,
             SessionFact(
-                session_id=s.session_id,
-                **scope_fields(event),
-                plan_id=s.plan_id,
-                phase=s.phase.value,
+                **booked_session(event),
                 sequence=s.sequence,
-                starts_at=s.starts_at,
-                ends_at=s.ends_at,
                 room_id=s.room_id,
-                prescriber_id=s.prescriber_id,
-                therapist_id=s.therapist_id,
                 nurse_id=s.nurse_id,
             ),
         )
-    elif isinstance(event, SessionRescheduled):
+    elif isinstance(event, events.SessionRescheduled):
         moved = event.data
         await _update(
             session, SessionFact, moved.session_id, starts_at=moved.starts_at, ends_at=moved.ends_at
         )
-    elif isinstance(event, SessionCancelled | SessionCheckedIn | SessionCompleted):
+    elif isinstance(
+        event, events.SessionCancelled | events.SessionCheckedIn | events.SessionCompleted
+    ):
         status = SESSION_STATUS[event.event_type]
         await _update(session, SessionFact, event.data.session_id, status=status)
-    elif isinstance(event, PmfOpened):
+    elif isinstance(event, events.PmfOpened):
         # Records' own event: restores a form after a loss of its database.
         await _add_once(
             session,
@@ -180,7 +164,7 @@ async def _facts(event: Envelope, uow: UnitOfWork) -> None:
                 due_by=event.data.due_by,
             ),
         )
-    elif isinstance(event, PmfSubmitted):
+    elif isinstance(event, events.PmfSubmitted):
         form = await session.get(PmfForm, event.data.pmf_id)
         if form is not None and form.submitted_at is None:
             form.submitted_at = event.data.submitted_at

@@ -22,53 +22,40 @@ from datetime import datetime, timedelta
 
 from kap_shared.events.enums import Phase, Route
 
+from . import model
 from . import rules as r
 from .booking import dosing_hold, rems_certification, rems_enrollment, treatment_consent
-from .model import (
-    UNMET_DEADLINES,
-    Attestation,
-    Consents,
-    Deadline,
-    Hold,
-    PlanInfo,
-    PlanStatus,
-    SessionStatus,
-    SiteInfo,
-    Slot,
-    Violation,
-    format_minutes,
-    minutes,
-)
+from .model import format_minutes, minutes
 from .rules import SchedulingRules
 
 STATUS_WORD = {
-    SessionStatus.SCHEDULED: "scheduled",
-    SessionStatus.CHECKED_IN: "checked in",
-    SessionStatus.COMPLETED: "completed",
-    SessionStatus.CANCELLED: "cancelled",
+    model.SessionStatus.SCHEDULED: "scheduled",
+    model.SessionStatus.CHECKED_IN: "checked in",
+    model.SessionStatus.COMPLETED: "completed",
+    model.SessionStatus.CANCELLED: "cancelled",
 }
 
 
 def state_violation(
-    session: Slot, action: str, allowed: Sequence[SessionStatus]
-) -> Violation | None:
+    session: model.Slot, action: str, allowed: Sequence[model.SessionStatus]
+) -> model.Violation | None:
     if session.status in allowed:
         return None
-    return Violation(
+    return model.Violation(
         r.STATE, f"the session is {STATUS_WORD[session.status]}; it cannot be {action}"
     )
 
 
 def check_in_window(
-    session: Slot, now: datetime, rules: SchedulingRules, site: SiteInfo
-) -> Violation | None:
+    session: model.Slot, now: datetime, rules: SchedulingRules, site: model.SiteInfo
+) -> model.Violation | None:
     opens = session.starts_at - timedelta(minutes=rules.check_in_opens_minutes_before)
     closes = session.starts_at + timedelta(minutes=rules.check_in_closes_minutes_after)
     if opens <= now <= closes:
         return None
     when = "opens" if now < opens else "closed"
     moment = opens if now < opens else closes
-    return Violation(
+    return model.Violation(
         r.CHECK_IN_WINDOW,
         f"check-in {when} at {site.describe(moment)} "
         f"({format_minutes(rules.check_in_opens_minutes_before)} before to "
@@ -77,29 +64,29 @@ def check_in_window(
 
 
 def check_check_in(
-    session: Slot,
+    session: model.Slot,
     *,
-    plan: PlanInfo,
-    site: SiteInfo,
-    consents: Consents,
-    holds: Sequence[Hold],
-    attestation: Attestation,
+    plan: model.PlanInfo,
+    site: model.SiteInfo,
+    consents: model.Consents,
+    holds: Sequence[model.Hold],
+    attestation: model.Attestation,
     now: datetime,
     rules: SchedulingRules,
-) -> Violation | None:
+) -> model.Violation | None:
     """The first gate that keeps the patient from being checked in, or None.
 
     Dosing sessions re-check the booking gates that can change after booking (plan
     suspended, consent withdrawn, safety hold, REMS), then fasting and transport.
     The attestation's fields are required for dosing (the handler answers 422).
     """
-    violation = state_violation(session, "checked in", (SessionStatus.SCHEDULED,))
+    violation = state_violation(session, "checked in", (model.SessionStatus.SCHEDULED,))
     violation = violation or check_in_window(session, now, rules, site)
     violation = violation or treatment_consent(consents)
     if violation or session.phase is not Phase.DOSING:
         return violation
-    if plan.status is not PlanStatus.ACTIVE:
-        return Violation(
+    if plan.status is not model.PlanStatus.ACTIVE:
+        return model.Violation(
             r.PLAN, "the treatment plan is not active (suspended); dosing cannot start"
         )
     violation = dosing_hold(holds, site)
@@ -114,8 +101,8 @@ def check_check_in(
 
 
 def pre_dose(
-    attestation: Attestation, now: datetime, rules: SchedulingRules, *, esketamine: bool
-) -> Violation | None:
+    attestation: model.Attestation, now: datetime, rules: SchedulingRules, *, esketamine: bool
+) -> model.Violation | None:
     """Fasting, then the way home, before a dose: the drug decides the rules and limits.
     Never eaten or drunk counts as fasted."""
     a = attestation
@@ -130,7 +117,7 @@ def pre_dose(
                 rules.esketamine_liquid_fast_minutes,
             ),
         )
-        way_home = Violation(
+        way_home = model.Violation(
             r.ESKETAMINE_TRANSPORT,
             "the patient must not drive until the next day; arrange transport home before check-in",
         )
@@ -145,7 +132,7 @@ def pre_dose(
                 rules.ketamine_clear_liquids_fast_minutes,
             ),
         )
-        way_home = Violation(
+        way_home = model.Violation(
             r.KETAMINE_ESCORT,
             "a responsible adult must take the patient home; arrange an escort before check-in",
         )
@@ -153,7 +140,7 @@ def pre_dose(
         since = minutes(now - last_at) if last_at is not None else float("inf")
         if since < fast_minutes:
             verb = "drank" if "liquids" in intake else "ate"
-            return Violation(
+            return model.Violation(
                 rule_id,
                 f"no {intake} for at least {format_minutes(fast_minutes)} before {drug}; "
                 f"the patient last {verb} {format_minutes(since)} ago",
@@ -161,16 +148,16 @@ def pre_dose(
     return None if a.transport_arranged else way_home
 
 
-def check_complete(session: Slot) -> Violation | None:
-    if session.status is not SessionStatus.CHECKED_IN:
+def check_complete(session: model.Slot) -> model.Violation | None:
+    if session.status is not model.SessionStatus.CHECKED_IN:
         action = (
             "completed before the patient is checked in"
-            if session.status is SessionStatus.SCHEDULED
+            if session.status is model.SessionStatus.SCHEDULED
             else "completed"
         )
-        return state_violation(session, action, (SessionStatus.CHECKED_IN,))
+        return state_violation(session, action, (model.SessionStatus.CHECKED_IN,))
     if session.phase is Phase.DOSING and session.discharge_cleared_at is None:
-        return Violation(
+        return model.Violation(
             r.DISCHARGE,
             "monitoring has not cleared the patient for discharge yet; the dosing session "
             "can be completed once discharge is cleared",
@@ -178,13 +165,15 @@ def check_complete(session: Slot) -> Violation | None:
     return None
 
 
-def phase_after_check_in(plan: PlanInfo, session: Slot) -> Phase | None:
+def phase_after_check_in(plan: model.PlanInfo, session: model.Slot) -> Phase | None:
     if session.phase is Phase.DOSING and plan.phase is Phase.PREPARATION:
         return Phase.DOSING
     return None
 
 
-def phase_after_completion(plan: PlanInfo, session: Slot, completed_dosing: int) -> Phase | None:
+def phase_after_completion(
+    plan: model.PlanInfo, session: model.Slot, completed_dosing: int
+) -> Phase | None:
     """`completed_dosing` counts the plan's completed dosing sessions, this one included."""
     if (
         session.phase is Phase.DOSING
@@ -200,8 +189,12 @@ def integration_due_by(route: Route, completed_at: datetime, rules: SchedulingRu
     return completed_at + timedelta(hours=rules.integration_due_after_hours(route))
 
 
-def deadline_met_by(deadlines: Sequence[Deadline], therapist_id: str) -> Deadline | None:
+def deadline_met_by(
+    deadlines: Sequence[model.Deadline], therapist_id: str
+) -> model.Deadline | None:
     """The deadline a completed integration session satisfies: the oldest one still
     unmet (open, or already reported overdue) with the same therapist."""
-    unmet = [d for d in deadlines if d.status in UNMET_DEADLINES and d.therapist_id == therapist_id]
+    unmet = [
+        d for d in deadlines if d.status in model.UNMET_DEADLINES and d.therapist_id == therapist_id
+    ]
     return min(unmet, key=lambda d: d.due_by, default=None)
