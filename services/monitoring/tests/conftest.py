@@ -40,7 +40,13 @@ from kap_shared.events.scheduling import (
     TreatmentPlanCreatedData,
 )
 from kap_shared.testing import service_client, token
-from kap_shared.testing_app import delivery, outbox_payloads, session_booking, table_counts
+from kap_shared.testing_app import (
+    delivery,
+    envelope,
+    outbox_payloads,
+    session_booking,
+    table_counts,
+)
 from kap_shared.testing_ops import assert_error as assert_error
 
 from .clock import ago, iso
@@ -88,10 +94,7 @@ def screened(
     heart_rate: int = 72,
 ) -> PatientScreened:
     return PatientScreened(
-        producer="intake",
-        site_id=site_id,
-        patient_id=patient_id,
-        correlation_id=f"episode-{patient_id}",
+        **envelope("intake", site_id, patient_id),
         data=PatientScreenedData(
             screening_id=f"scr-{patient_id}",
             outcome=ScreeningOutcome.ELIGIBLE,
@@ -114,10 +117,7 @@ def plan_created(
     plan_id: str, route: Route, *, patient_id: str = PATIENT, site_id: str = SITE
 ) -> TreatmentPlanCreated:
     return TreatmentPlanCreated(
-        producer="scheduling",
-        site_id=site_id,
-        patient_id=patient_id,
-        correlation_id=f"episode-{patient_id}",
+        **envelope("scheduling", site_id, patient_id),
         data=TreatmentPlanCreatedData(
             plan_id=plan_id,
             route=route,
@@ -138,10 +138,7 @@ def scheduled(
 ) -> SessionScheduled:
     starts = now() - timedelta(hours=3)
     return SessionScheduled(
-        producer="scheduling",
-        site_id=site_id,
-        patient_id=patient_id,
-        correlation_id=f"episode-{patient_id}",
+        **envelope("scheduling", site_id, patient_id),
         data=session_booking(
             session_id,
             starts,
@@ -160,10 +157,7 @@ def checked_in(
     phase: Phase = Phase.DOSING,
 ) -> SessionCheckedIn:
     return SessionCheckedIn(
-        producer="scheduling",
-        site_id=site_id,
-        patient_id=patient_id,
-        correlation_id=f"episode-{patient_id}",
+        **envelope("scheduling", site_id, patient_id),
         data=SessionCheckedInData(
             session_id=session_id, phase=phase, checked_in_at=now() - timedelta(hours=3)
         ),

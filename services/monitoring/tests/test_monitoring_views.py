@@ -22,7 +22,7 @@ from kap_shared.events.scheduling import SessionCheckedInData
 from kap_shared.messaging.broker import NON_RETRYABLE
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.testing import rows
-from kap_shared.testing_app import session_booking
+from kap_shared.testing_app import envelope, session_booking
 
 Deliver = Callable[[Envelope], bool]
 
@@ -38,10 +38,7 @@ def screened(
     pcl5_total: int | None = 41,
 ) -> PatientScreened:
     return PatientScreened(
-        producer="intake",
-        site_id="site-a",
-        patient_id="pt-1",
-        correlation_id="episode-1",
+        **envelope("intake", "site-a", "pt-1"),
         data=PatientScreenedData(
             screening_id=screening_id,
             outcome=ScreeningOutcome.ELIGIBLE,
@@ -62,20 +59,14 @@ def screened(
 
 def scheduled(session_id: str = "ses-1", phase: Phase = Phase.DOSING) -> SessionScheduled:
     return SessionScheduled(
-        producer="scheduling",
-        site_id="site-a",
-        patient_id="pt-1",
-        correlation_id="episode-1",
+        **envelope("scheduling", "site-a", "pt-1"),
         data=session_booking(session_id, STARTS, phase=phase),
     )
 
 
 def checked_in(session_id: str = "ses-1") -> SessionCheckedIn:
     return SessionCheckedIn(
-        producer="scheduling",
-        site_id="site-a",
-        patient_id="pt-1",
-        correlation_id="episode-1",
+        **envelope("scheduling", "site-a", "pt-1"),
         data=SessionCheckedInData(
             session_id=session_id,
             phase=Phase.DOSING,
@@ -185,10 +176,7 @@ def test_check_in_arriving_after_its_session_is_then_processed(deliver: Deliver,
 
 def test_events_monitoring_does_not_handle_are_ignored(deliver: Deliver, db: Path) -> None:
     referred = PatientReferred(
-        producer="intake",
-        site_id="site-a",
-        patient_id="pt-1",
-        correlation_id="episode-1",
+        **envelope("intake", "site-a", "pt-1"),
         data=PatientReferredData(indications=["trd"]),
     )
     assert deliver(referred) is False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from kap_shared import events
 from kap_shared.events.enums import Phase, Route, ScreeningOutcome, Severity
@@ -20,20 +19,11 @@ from kap_shared.events.scheduling import (
     SessionRescheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing_app import screening_baseline, session_booking
+from kap_shared.testing_app import envelope, screening_baseline, session_booking
 
 SITE = "site-a"
 PATIENT = "pt-1"
 STARTS = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def _envelope(producer: str, site_id: str, patient_id: str) -> dict[str, Any]:
-    return {
-        "producer": producer,
-        "site_id": site_id,
-        "patient_id": patient_id,
-        "correlation_id": f"episode-{patient_id}",
-    }
 
 
 def plan_created(
@@ -45,7 +35,7 @@ def plan_created(
     prescriber_id: str = "rx-ada",
 ) -> events.TreatmentPlanCreated:
     return events.TreatmentPlanCreated(
-        **_envelope("scheduling", site_id, patient_id),
+        **envelope("scheduling", site_id, patient_id),
         causation_id="screened-event-1",
         data=TreatmentPlanCreatedData(
             plan_id=plan_id,
@@ -69,7 +59,7 @@ def session_scheduled(
     room_id: str = "room-1",
 ) -> events.SessionScheduled:
     return events.SessionScheduled(
-        **_envelope("scheduling", site_id, patient_id),
+        **envelope("scheduling", site_id, patient_id),
         data=session_booking(
             session_id,
             STARTS,
@@ -85,7 +75,7 @@ def session_rescheduled(
     session_id: str = "sess-1", *, site_id: str = SITE
 ) -> events.SessionRescheduled:
     return events.SessionRescheduled(
-        **_envelope("scheduling", site_id, PATIENT),
+        **envelope("scheduling", site_id, PATIENT),
         data=SessionRescheduledData(
             session_id=session_id,
             phase=Phase.DOSING,
@@ -100,7 +90,7 @@ def session_cancelled(
     session_id: str = "sess-1", *, site_id: str = SITE
 ) -> events.SessionCancelled:
     return events.SessionCancelled(
-        **_envelope("scheduling", site_id, PATIENT),
+        **envelope("scheduling", site_id, PATIENT),
         data=SessionCancelledData(session_id=session_id, phase=Phase.DOSING, reason="patient_ill"),
     )
 
@@ -113,7 +103,7 @@ def vitals_alert(
     site_id: str = SITE,
 ) -> events.VitalsAlert:
     return events.VitalsAlert(
-        **_envelope("monitoring", site_id, patient_id),
+        **envelope("monitoring", site_id, patient_id),
         data=VitalsAlertData(
             alert_id="va-1",
             session_id=session_id,
@@ -129,14 +119,14 @@ def vitals_alert(
 
 def vitals_resolved(session_id: str = "sess-1") -> events.VitalsAlertResolved:
     return events.VitalsAlertResolved(
-        **_envelope("monitoring", SITE, PATIENT),
+        **envelope("monitoring", SITE, PATIENT),
         data=VitalsAlertResolvedData(alert_id="va-1", session_id=session_id, resolved_at=STARTS),
     )
 
 
 def safety_concern(*, patient_id: str = PATIENT, site_id: str = SITE) -> events.SafetyConcernRaised:
     return events.SafetyConcernRaised(
-        **_envelope("monitoring", site_id, patient_id),
+        **envelope("monitoring", site_id, patient_id),
         data=SafetyConcernRaisedData(source="PHQ-9 item 9", value=2, severity=Severity.CRITICAL),
     )
 
@@ -149,7 +139,7 @@ def screened(
     site_id: str = SITE,
 ) -> events.PatientScreened:
     return events.PatientScreened(
-        **_envelope("intake", site_id, PATIENT),
+        **envelope("intake", site_id, PATIENT),
         data=PatientScreenedData(
             screening_id="scr-1",
             outcome=outcome,
@@ -173,7 +163,7 @@ def integration_overdue(
     therapist_id: str = "th-ben", *, site_id: str = SITE, patient_id: str = PATIENT
 ) -> events.IntegrationOverdue:
     return events.IntegrationOverdue(
-        **_envelope("scheduling", site_id, patient_id),
+        **envelope("scheduling", site_id, patient_id),
         data=IntegrationOverdueData(
             dosing_session_id="sess-1",
             due_by=STARTS + timedelta(hours=72),
@@ -184,7 +174,7 @@ def integration_overdue(
 
 def observation_due(session_id: str = "sess-1") -> events.ObservationDue:
     return events.ObservationDue(
-        **_envelope("monitoring", SITE, PATIENT),
+        **envelope("monitoring", SITE, PATIENT),
         data=ObservationDueData(
             session_id=session_id, kind="bp_check_40min", due_at=STARTS + timedelta(minutes=40)
         ),

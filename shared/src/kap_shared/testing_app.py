@@ -88,6 +88,17 @@ def table_counts(db: Path, tables: Iterable[str]) -> dict[str, int]:
     }
 
 
+def envelope(producer: str, site_id: str, patient_id: str) -> dict[str, Any]:
+    """The envelope fields of a test event from `producer` about a patient of a site,
+    in the patient's episode `episode-<patient_id>`."""
+    return {
+        "producer": producer,
+        "site_id": site_id,
+        "patient_id": patient_id,
+        "correlation_id": f"episode-{patient_id}",
+    }
+
+
 def screening_baseline(**overrides: Any) -> Baseline:
     """The baseline of a PatientScreened: an eligible patient's (PHQ-9 16, item 9 at 0,
     GAD-7 11, BP 124/78, heart rate 72) with `overrides`."""
