@@ -110,15 +110,18 @@ class DeadLetter:
     def original_topic(self) -> str:
         return self.header(DLQ_TOPIC) or self.topic.removesuffix(DLQ_SUFFIX)
 
-    @property
-    def original_partition(self) -> int | None:
-        value = self.header(DLQ_PARTITION)
+    def number_header(self, name: str) -> int | None:
+        """A header holding a whole number; None when missing or not a number."""
+        value = self.header(name)
         return int(value) if value and value.lstrip("-").isdigit() else None
 
     @property
+    def original_partition(self) -> int | None:
+        return self.number_header(DLQ_PARTITION)
+
+    @property
     def original_offset(self) -> int | None:
-        value = self.header(DLQ_OFFSET)
-        return int(value) if value and value.lstrip("-").isdigit() else None
+        return self.number_header(DLQ_OFFSET)
 
     @property
     def key_text(self) -> str:
