@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,51 +134,60 @@ def test_renaming_a_field_is_breaking_and_named_as_a_rename() -> None:
     assert "consent_ref" in renamed[0].message
 
 
-def test_changing_a_field_type_is_breaking() -> None:
-    old = released(INTAKE_EVENTS)
-    new = copy.deepcopy(old)
-    defs(new)["Baseline"]["properties"]["heart_rate"] = {"type": "string", "title": "Heart Rate"}
-    assert Change.TYPE_CHANGED in changes(old, new)
-    assert breaking(old, new)
+# Breaking edits of the released intake schema's $defs, and the change each one is.
 
 
-def test_making_a_field_nullable_is_breaking() -> None:
-    old = released(INTAKE_EVENTS)
-    new = copy.deepcopy(old)
-    props = defs(new)["ConsentRecordedData"]["properties"]
-    props["granted"] = {"anyOf": [{"type": "boolean"}, {"type": "null"}], "default": None}
-    assert Change.TYPE_CHANGED in changes(old, new)
+def _heart_rate_as_text(schema_defs: dict[str, Any]) -> None:
+    schema_defs["Baseline"]["properties"]["heart_rate"] = {"type": "string", "title": "Heart Rate"}
 
 
-def test_adding_a_required_field_is_breaking() -> None:
-    old = released(INTAKE_EVENTS)
-    new = copy.deepcopy(old)
-    data = defs(new)["ConsentRecordedData"]
+def _granted_nullable(schema_defs: dict[str, Any]) -> None:
+    schema_defs["ConsentRecordedData"]["properties"]["granted"] = {
+        "anyOf": [{"type": "boolean"}, {"type": "null"}],
+        "default": None,
+    }
+
+
+def _witness_required(schema_defs: dict[str, Any]) -> None:
+    data = schema_defs["ConsentRecordedData"]
     data["properties"]["witness_id"] = {"type": "string", "title": "Witness Id"}
     data["required"].append("witness_id")
-    assert Change.REQUIRED_FIELD_ADDED in changes(old, new)
-    assert breaking(old, new)
 
 
-def test_making_an_optional_field_required_is_breaking() -> None:
+def _referral_source_required(schema_defs: dict[str, Any]) -> None:
+    schema_defs["PatientReferredData"]["required"].append("referral_source")
+
+
+def _phq9_total_capped_at_20(schema_defs: dict[str, Any]) -> None:
+    schema_defs["Baseline"]["properties"]["phq9_total"]["maximum"] = 20
+
+
+def _data_sharing_scope_removed(schema_defs: dict[str, Any]) -> None:
+    schema_defs["ConsentScope"]["enum"].remove("data_sharing")
+
+
+BREAKING_EDITS = [
+    pytest.param(_heart_rate_as_text, Change.TYPE_CHANGED, id="changing-a-field-type"),
+    pytest.param(_granted_nullable, Change.TYPE_CHANGED, id="making-a-field-nullable"),
+    pytest.param(_witness_required, Change.REQUIRED_FIELD_ADDED, id="adding-a-required-field"),
+    pytest.param(
+        _referral_source_required, Change.BECAME_REQUIRED, id="making-an-optional-field-required"
+    ),
+    pytest.param(_phq9_total_capped_at_20, Change.CONSTRAINT_CHANGED, id="tightening-a-constraint"),
+    pytest.param(
+        _data_sharing_scope_removed, Change.ENUM_VALUE_REMOVED, id="removing-an-enum-value"
+    ),
+]
+
+
+@pytest.mark.parametrize(("edit", "change"), BREAKING_EDITS)
+def test_a_breaking_edit_is_named_and_fails_the_check(
+    edit: Callable[[dict[str, Any]], None], change: Change
+) -> None:
     old = released(INTAKE_EVENTS)
     new = copy.deepcopy(old)
-    defs(new)["PatientReferredData"]["required"].append("referral_source")
-    assert Change.BECAME_REQUIRED in changes(old, new)
-
-
-def test_tightening_a_constraint_is_breaking() -> None:
-    old = released(INTAKE_EVENTS)
-    new = copy.deepcopy(old)
-    defs(new)["Baseline"]["properties"]["phq9_total"]["maximum"] = 20
-    assert Change.CONSTRAINT_CHANGED in changes(old, new)
-
-
-def test_removing_an_enum_value_is_breaking() -> None:
-    old = released(INTAKE_EVENTS)
-    new = copy.deepcopy(old)
-    defs(new)["ConsentScope"]["enum"].remove("data_sharing")
-    assert Change.ENUM_VALUE_REMOVED in changes(old, new)
+    edit(defs(new))
+    assert change in changes(old, new)
     assert breaking(old, new)
 
 

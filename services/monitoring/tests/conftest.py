@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,9 @@ from kap_shared.testing import service_client, token
 from kap_shared.testing_app import delivery, outbox_payloads, session_booking, table_counts
 from kap_shared.testing_ops import assert_error as assert_error
 
+from .clock import ago, iso
+from .clock import now as now  # re-exported for the vitals batch tests
+
 SITE = "site-a"
 OTHER_SITE = "site-b"
 PATIENT = "pt-1"
@@ -72,10 +75,6 @@ def deliver(client: TestClient) -> Deliver:
 
 
 # -- events from the other services --------------------------------------------------------
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def screened(
@@ -223,19 +222,6 @@ def therapist() -> Headers:
 
 
 # -- requests ----------------------------------------------------------------------------------
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-def parse(value: str) -> datetime:
-    """A timestamp of a response or event (RFC 3339, `Z` for UTC)."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def ago(**delta: float) -> str:
-    return iso(now() - timedelta(**delta))
 
 
 # The request bodies the end-to-end window uses too: ESKETAMINE, FIRST_DEVICE (SPR-PRE-3

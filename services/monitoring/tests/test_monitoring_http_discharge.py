@@ -13,6 +13,7 @@ from monitoring_flows import STABILITY_CRITERIA
 from kap_shared.events.enums import Route
 from kap_shared.testing import rows
 
+from .clock import ago, now, parse
 from .conftest import (
     ESKETAMINE,
     IM_KETAMINE,
@@ -23,10 +24,7 @@ from .conftest import (
     Counts,
     Monitoring,
     Outbox,
-    ago,
     assert_error,
-    now,
-    parse,
 )
 
 ESK = Route.INTRANASAL_ESKETAMINE

@@ -17,6 +17,7 @@ from kap_shared.rules import SiteRules
 from kap_shared.testing import rows
 from kap_shared.testing_app import timer_firing
 
+from .clock import ago, now, parse
 from .conftest import (
     ESKETAMINE,
     FIRST_DEVICE,
@@ -26,10 +27,7 @@ from .conftest import (
     Counts,
     Monitoring,
     Outbox,
-    ago,
     assert_error,
-    now,
-    parse,
 )
 
 

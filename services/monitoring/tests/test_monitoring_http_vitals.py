@@ -15,17 +15,8 @@ from kap_shared.events.enums import Phase
 from kap_shared.testing import rows, service_client, token
 from kap_shared.testing_app import delivery
 
-from .conftest import (
-    SITE,
-    Counts,
-    Deliver,
-    Headers,
-    Monitoring,
-    Outbox,
-    ago,
-    assert_error,
-    scheduled,
-)
+from .clock import ago
+from .conftest import SITE, Counts, Deliver, Headers, Monitoring, Outbox, assert_error, scheduled
 
 
 def test_a_reading_is_stored_and_published_as_VitalsRecorded(

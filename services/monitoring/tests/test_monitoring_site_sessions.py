@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 
 from kap_shared.testing import token
 
-from .conftest import IM_KETAMINE, OTHER_SITE, SITE, Headers, Monitoring, ago, now
+from .clock import ago, now
+from .conftest import IM_KETAMINE, OTHER_SITE, SITE, Headers, Monitoring
 
 
 def board(client: TestClient, headers: Headers, site: str = SITE, **params: Any) -> Any:

@@ -10,11 +10,8 @@ from fastapi.testclient import TestClient
 
 from kap_shared.testing_ops import assert_422_naming
 
-from .conftest import (
-    Counts,
-    Headers,
-    ago,
-)
+from .clock import ago
+from .conftest import Counts, Headers
 
 IN_AN_HOUR = ago(minutes=-60)
 
@@ -123,53 +120,34 @@ def window(open_session: Callable[..., str]) -> str:
     return open_session()
 
 
-@pytest.mark.usefixtures("window")
-@pytest.mark.parametrize(("case", "body", "field"), VITALS_CASES, ids=[c[0] for c in VITALS_CASES])
-def test_vitals_422(
-    client: TestClient, nurse: Headers, counts: Counts, case: str, body: dict[str, Any], field: str
-) -> None:
-    before = counts()
-    assert_422_naming(client.post("/sessions/ses-1/vitals", json=body, headers=nurse), field)
-    assert counts() == before
+# Each endpoint, the role that may call it and its invalid bodies.
+ENDPOINTS: list[tuple[str, str, list[tuple[str, dict[str, Any], str]]]] = [
+    ("/sessions/ses-1/vitals", "nurse", VITALS_CASES),
+    ("/sessions/ses-1/doses", "nurse", DOSE_CASES),
+    ("/sessions/ses-1/predose-decision", "prescriber", DECISION_CASES),
+    ("/patients/pt-1/measures", "nurse", MEASURE_CASES),
+]
+INVALID = [
+    pytest.param(path, role, body, field, id=f"{path.rsplit('/', 1)[-1]}: {case}")
+    for path, role, cases in ENDPOINTS
+    for case, body, field in cases
+]
 
 
 @pytest.mark.usefixtures("window")
-@pytest.mark.parametrize(("case", "body", "field"), DOSE_CASES, ids=[c[0] for c in DOSE_CASES])
-def test_doses_422(
-    client: TestClient, nurse: Headers, counts: Counts, case: str, body: dict[str, Any], field: str
-) -> None:
-    before = counts()
-    assert_422_naming(client.post("/sessions/ses-1/doses", json=body, headers=nurse), field)
-    assert counts() == before
-
-
-@pytest.mark.usefixtures("window")
-@pytest.mark.parametrize(
-    ("case", "body", "field"), DECISION_CASES, ids=[c[0] for c in DECISION_CASES]
-)
-def test_predose_decision_422(
+@pytest.mark.parametrize(("path", "role", "body", "field"), INVALID)
+def test_invalid_body_is_422_naming_the_field(
     client: TestClient,
-    prescriber: Headers,
     counts: Counts,
-    case: str,
+    request: pytest.FixtureRequest,
+    path: str,
+    role: str,
     body: dict[str, Any],
     field: str,
 ) -> None:
+    headers: Headers = request.getfixturevalue(role)
     before = counts()
-    response = client.post("/sessions/ses-1/predose-decision", json=body, headers=prescriber)
-    assert_422_naming(response, field)
-    assert counts() == before
-
-
-@pytest.mark.usefixtures("window")
-@pytest.mark.parametrize(
-    ("case", "body", "field"), MEASURE_CASES, ids=[c[0] for c in MEASURE_CASES]
-)
-def test_measures_422(
-    client: TestClient, nurse: Headers, counts: Counts, case: str, body: dict[str, Any], field: str
-) -> None:
-    before = counts()
-    assert_422_naming(client.post("/patients/pt-1/measures", json=body, headers=nurse), field)
+    assert_422_naming(client.post(path, json=body, headers=headers), field)
     assert counts() == before
 
 

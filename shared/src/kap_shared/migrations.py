@@ -11,8 +11,11 @@ Developers add a revision with
 
 which autogenerates the difference between the models and the migrated schema.
 Revisions use the helpers below for what every service's tables repeat:
-`patient_and_site` (the two scope columns of nearly every table),
-`create_indexes` (the models' plain `index=True` columns) and `drop_tables`.
+`patient_and_site` (the two scope columns of nearly every table), `id_patient_and_site`
+(a row id in front of them), the column groups that are one concept in several tables
+(`treatment_plan`, `resolution`, `delivery_attempts`), `create_indexes` (the models'
+plain `index=True` columns) and `drop_tables`. A helper gives exactly the columns the
+models declare, so the DDL is what the revision would spell out column by column.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command, context, op
@@ -32,7 +36,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel.sql.sqltypes import AutoString
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 # The platform tables must be registered before their metadata is read.
 from .messaging import idempotency, inbox, outbox, timers  # noqa: F401
@@ -52,6 +56,45 @@ def patient_and_site() -> tuple[sa.Column[str], sa.Column[str]]:
     return (
         sa.Column("patient_id", AutoString(length=64), nullable=False),
         sa.Column("site_id", AutoString(length=64), nullable=False),
+    )
+
+
+def id_patient_and_site(
+    column: str, *, length: int
+) -> tuple[sa.Column[str], sa.Column[str], sa.Column[str]]:
+    """The row's own id (required, `length` characters), then `patient_and_site`: how most
+    of the services' tables begin."""
+    return (sa.Column(column, AutoString(length=length), nullable=False), *patient_and_site())
+
+
+def treatment_plan() -> tuple[sa.Column[str], ...]:
+    """A plan as TreatmentPlanCreated states it, the start of every service's `plans`
+    projection: its id and scope, route, protocol and prescriber."""
+    return (
+        *id_patient_and_site("plan_id", length=64),
+        sa.Column("route", AutoString(length=32), nullable=False),
+        sa.Column("protocol", AutoString(length=64), nullable=False),
+        sa.Column("prescriber_id", AutoString(length=64), nullable=False),
+    )
+
+
+def resolution() -> tuple[sa.Column[Any], ...]:
+    """When, by whom, how (a coded reason) and with what note a raised flag (an alert, a
+    safety concern) was resolved; empty while it is open."""
+    return (
+        sa.Column("resolved_at", UTCDateTime(), nullable=True),
+        sa.Column("resolved_by", AutoString(length=64), nullable=True),
+        sa.Column("resolution", AutoString(length=64), nullable=True),
+        sa.Column("resolution_note", AutoString(), nullable=True),
+    )
+
+
+def delivery_attempts() -> tuple[sa.Column[Any], ...]:
+    """How often the platform tried to deliver a row (an outbox message, a timer) and
+    the last failure, for its retries."""
+    return (
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", AutoString(), nullable=True),
     )
 
 

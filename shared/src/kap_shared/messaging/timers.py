@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db import PlatformTable
 from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
+from ..tasks import cancel_and_wait
 from .unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
@@ -107,11 +108,8 @@ class TimerWorker:
         self._task = asyncio.create_task(self._run(), name="timer-worker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -11,7 +11,13 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+from kap_shared.migrations import (
+    create_indexes,
+    drop_tables,
+    id_patient_and_site,
+    patient_and_site,
+    resolution,
+)
 
 revision: str = "f6b6c954a4e8"
 down_revision: str | None = None
@@ -39,10 +45,7 @@ def upgrade() -> None:
             "triggering_reading_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True
         ),
         sa.Column("episode_end_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("resolved_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-        sa.Column("resolved_by", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("resolution", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-        sa.Column("resolution_note", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        *resolution(),
         sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
         sa.PrimaryKeyConstraint("alert_id"),
     )
@@ -73,8 +76,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "measures",
-        sa.Column("measure_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("measure_id", length=36),
         sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("instrument", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("items", sa.JSON(), nullable=False),
@@ -94,8 +96,7 @@ def upgrade() -> None:
 
     op.create_table(
         "monitored_sessions",
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("session_id", length=64),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(), nullable=False),

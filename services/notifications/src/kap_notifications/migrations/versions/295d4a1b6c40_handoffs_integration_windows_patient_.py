@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_site
 
 revision: str = "295d4a1b6c40"
 down_revision: str | None = "af3c0581ae6f"
@@ -37,8 +37,7 @@ def upgrade() -> None:
 
     op.create_table(
         "integration_windows",
-        sa.Column("dosing_session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("dosing_session_id", length=64),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
         sa.Column("therapist_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("opened_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_site, patient_and_site
 
 revision: str = "af3c0581ae6f"
 down_revision: str | None = None
@@ -125,8 +125,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "session_teams",
-        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("session_id", length=64),
         sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("phase", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("room_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-from kap_shared.migrations import create_indexes, drop_tables, patient_and_site
+from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_site, patient_and_site
 
 revision: str = "d658d7fb7b0e"
 down_revision: str | None = None
@@ -41,8 +41,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "holds",
-        sa.Column("hold_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("hold_id", length=36),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("value", sa.Float(), nullable=False),
         sa.Column("severity", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -69,8 +68,7 @@ def upgrade() -> None:
 
     op.create_table(
         "plans",
-        sa.Column("plan_id", sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
-        *patient_and_site(),
+        *id_patient_and_site("plan_id", length=36),
         sa.Column("screening_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("route", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
