@@ -120,6 +120,29 @@ async def test_committed_uow_stores_state_and_events_in_order(sessions: Sessions
     assert [t.kind for t in await care_tasks(sessions)] == [f"after-{e.event_type}" for e in events]
 
 
+async def test_a_uow_writes_all_its_events_with_one_statement(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """The outbox rows of one transaction go in as one multi-row INSERT (their event id is
+    the ORM's insert sentinel): a row at a time would cost a round trip to the driver's
+    thread each, and an alert's handler publishes several."""
+    inserts: list[bool] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO outbox_messages"):
+            inserts.append(True)
+
+    events = [event("NotificationSent", "pt-1") for _ in range(3)]
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await commit_events(sessions, events)
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    rows = await outbox_rows(sessions)
+    assert [r.event_id for r in rows] == [str(e.event_id) for e in events]  # seq order kept
+
+
 async def test_uow_exiting_without_commit_stores_neither_state_nor_events(
     sessions: Sessions,
 ) -> None:
