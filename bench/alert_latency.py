@@ -42,7 +42,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -53,24 +53,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchlib import cpu_model, first_dose
+from benchlib import announced_im_session, cpu_model, first_dose
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform
 from kap_shared.auth import mint_token
-from kap_shared.events import (
-    SessionCheckedIn,
-    SessionScheduled,
-    TreatmentPlanCreated,
-    VitalsRecorded,
-    topics,
-)
-from kap_shared.events.enums import Phase, Route
+from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
-from kap_shared.events.scheduling import (
-    SessionCheckedInData,
-    SessionScheduledData,
-    TreatmentPlanCreatedData,
-)
 
 RESULTS = Path(__file__).parent / "results" / "alert_latency.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
@@ -78,61 +66,30 @@ SITE, PRESCRIBER, THERAPIST = "site-bench", "rx-bench", "th-bench"
 PROBE_TOPIC = "bench.floor.v1"  # the floor probes: nobody else reads it
 
 
-def _session_events(patient_id: str, session_id: str) -> list[tuple[bytes, bytes, str]]:
-    now = datetime.now(UTC)
-    common = {
-        "producer": "scheduling",
-        "site_id": SITE,
-        "patient_id": patient_id,
-        "correlation_id": f"episode-{patient_id}",
-    }
-    scheduled = SessionScheduled(
-        **common,
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id=f"plan-{patient_id}",
-            phase=Phase.DOSING,
-            sequence=1,
-            starts_at=now,
-            ends_at=now + timedelta(hours=3),
-            room_id="room-bench",
-            prescriber_id=PRESCRIBER,
-            therapist_id=THERAPIST,
-        ),
-    )
-    checked_in = SessionCheckedIn(
-        **common,
-        data=SessionCheckedInData(session_id=session_id, phase=Phase.DOSING, checked_in_at=now),
-    )
-    # The plan's route comes first: doses must follow it (MON-DOSE-3).
-    plan = TreatmentPlanCreated(
-        **common,
-        data=TreatmentPlanCreatedData(
-            plan_id=f"plan-{patient_id}",
-            route=Route.IM,
-            protocol="im",
-            prescriber_id=PRESCRIBER,
-            therapist_id=THERAPIST,
-            planned_dosing_sessions=6,
-        ),
-    )
-    return [(e.key, e.to_json(), e.event_type) for e in (plan, scheduled, checked_in)]
+NORMAL = {"bp_systolic": 124, "bp_diastolic": 80, "heart_rate": 72, "spo2": 98}
+CRITICAL = {"bp_systolic": 210, "bp_diastolic": 125}  # KET-MON-BP: above 200/120 once
 
 
-def _reading(patient_id: str, session_id: str, **values: Any) -> tuple[bytes, bytes]:
-    event = VitalsRecorded(
+def _vitals(
+    patient_id: str,
+    session_id: str,
+    reading_id: str,
+    recorded_at: datetime,
+    values: dict[str, int],
+    **envelope: Any,
+) -> VitalsRecorded:
+    """A reading as a bedside gateway publishes it (`envelope`: e.g. a template's fixed
+    event id and time)."""
+    return VitalsRecorded(
         producer="gateway-bench",
         site_id=SITE,
         patient_id=patient_id,
         correlation_id=f"episode-{patient_id}",
         data=VitalsRecordedData(
-            session_id=session_id,
-            reading_id=uuid.uuid4().hex,
-            recorded_at=datetime.now(UTC),
-            **values,
+            session_id=session_id, reading_id=reading_id, recorded_at=recorded_at, **values
         ),
+        **envelope,
     )
-    return event.key, event.to_json()
 
 
 class BackgroundReadings:
@@ -147,22 +104,14 @@ class BackgroundReadings:
     def __init__(self, sessions: list[tuple[str, str]]) -> None:
         self._templates: list[tuple[bytes, bytes]] = []
         for patient_id, session_id in sessions:
-            event = VitalsRecorded(
+            event = _vitals(
+                patient_id,
+                session_id,
+                self._READING_ID,
+                self._AT,
+                NORMAL,
                 event_id=self._EVENT_ID,
                 occurred_at=self._AT,
-                producer="gateway-bench",
-                site_id=SITE,
-                patient_id=patient_id,
-                correlation_id=f"episode-{patient_id}",
-                data=VitalsRecordedData(
-                    session_id=session_id,
-                    reading_id=self._READING_ID,
-                    recorded_at=self._AT,
-                    bp_systolic=124,
-                    bp_diastolic=80,
-                    heart_rate=72,
-                    spo2=98,
-                ),
             )
             self._templates.append((event.key, event.to_json()))
         self._placeholders = (
@@ -283,7 +232,15 @@ async def _open_sessions(
     measured: list[tuple[str, str]],
 ) -> None:
     for patient_id, session_id in sessions:
-        for key, value, kind in _session_events(patient_id, session_id):
+        announced = announced_im_session(
+            patient_id,
+            session_id,
+            site_id=SITE,
+            prescriber_id=PRESCRIBER,
+            therapist_id=THERAPIST,
+            checked_in_at=datetime.now(UTC),
+        )
+        for key, value, kind in announced:
             await _send(producer, topics.SCHEDULING_EVENTS, key, value, kind)
     await producer.flush()
     nurse = {
@@ -523,7 +480,8 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     metrics_before = await scrape(platform)
     profilers = start_profilers(platform, measuring, args.profile_rate) if args.profile else []
     for number, (patient_id, session_id) in enumerate(measured):
-        key, value = _reading(patient_id, session_id, bp_systolic=210, bp_diastolic=125)
+        reading = _vitals(patient_id, session_id, uuid.uuid4().hex, datetime.now(UTC), CRITICAL)
+        key, value = reading.key, reading.to_json()
         sent_at[patient_id] = time.time()
         await _send(producer, topics.MONITORING_VITALS, key, value, "VitalsRecorded")
         await asyncio.sleep(args.interval / 2)

@@ -1,5 +1,6 @@
-"""What every benchmark script shares: the machine it ran on, a process's CPU time,
-and the first dose of a session once monitoring has the check-in.
+"""What every benchmark script shares: the machine it ran on, a process's CPU time, a
+dosing session announced as scheduling would, and its first dose once monitoring has the
+check-in.
 
 The scripts run as `uv run python bench/<name>.py`, so this module is importable
 beside them."""
@@ -10,9 +11,18 @@ import asyncio
 import contextlib
 import os
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+
+from kap_shared.events import SessionCheckedIn, SessionScheduled, TreatmentPlanCreated
+from kap_shared.events.enums import Phase, Route
+from kap_shared.events.scheduling import (
+    SessionCheckedInData,
+    SessionScheduledData,
+    TreatmentPlanCreatedData,
+)
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 IM_KETAMINE = {"route": "im", "agent": "ketamine", "dose_mg": 35}
@@ -33,6 +43,57 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def announced_im_session(
+    patient_id: str,
+    session_id: str,
+    *,
+    site_id: str,
+    prescriber_id: str,
+    therapist_id: str,
+    checked_in_at: datetime,
+) -> list[tuple[bytes, bytes, str]]:
+    """An IM ketamine plan, a dosing session of it and its check-in, as scheduling
+    announces them on kap.scheduling.events.v1: (key, value, event type) each, the plan
+    first (doses must follow its route, MON-DOSE-3)."""
+    common = {
+        "producer": "scheduling",
+        "site_id": site_id,
+        "patient_id": patient_id,
+        "correlation_id": f"episode-{patient_id}",
+    }
+    team = {"prescriber_id": prescriber_id, "therapist_id": therapist_id}
+    plan = TreatmentPlanCreated(
+        **common,
+        data=TreatmentPlanCreatedData(
+            plan_id=f"plan-{patient_id}",
+            route=Route.IM,
+            protocol="im",
+            planned_dosing_sessions=6,
+            **team,
+        ),
+    )
+    scheduled = SessionScheduled(
+        **common,
+        data=SessionScheduledData(
+            session_id=session_id,
+            plan_id=f"plan-{patient_id}",
+            phase=Phase.DOSING,
+            sequence=1,
+            starts_at=checked_in_at - timedelta(minutes=5),
+            ends_at=checked_in_at + timedelta(hours=3),
+            room_id="room-bench",
+            **team,
+        ),
+    )
+    checked_in = SessionCheckedIn(
+        **common,
+        data=SessionCheckedInData(
+            session_id=session_id, phase=Phase.DOSING, checked_in_at=checked_in_at
+        ),
+    )
+    return [(e.key, e.to_json(), e.event_type) for e in (plan, scheduled, checked_in)]
 
 
 async def first_dose(api: httpx.AsyncClient, session_id: str, *, within: float = 120) -> None:

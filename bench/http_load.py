@@ -43,17 +43,11 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from benchlib import cpu_model, first_dose, running_cpu_seconds
+from benchlib import announced_im_session, cpu_model, first_dose, running_cpu_seconds
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform, ServiceProcess
 from kap_shared.auth import mint_token
-from kap_shared.events import SessionCheckedIn, SessionScheduled, TreatmentPlanCreated, topics
-from kap_shared.events.enums import Phase, Route
-from kap_shared.events.scheduling import (
-    SessionCheckedInData,
-    SessionScheduledData,
-    TreatmentPlanCreatedData,
-)
+from kap_shared.events import topics
 
 RESULTS = Path(__file__).parent / "results" / "http_load.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
@@ -68,46 +62,16 @@ def log(message: str) -> None:
 
 
 def _opening_events(n: int) -> list[tuple[bytes, bytes, str]]:
-    now = datetime.now(UTC)
     patient, session = f"pt-h-{n}", f"sess-h-{n}"
-    common: dict[str, Any] = {
-        "producer": "scheduling",
-        "site_id": SITE,
-        "patient_id": patient,
-        "correlation_id": f"episode-{patient}",
-    }
-    plan = TreatmentPlanCreated(
-        **common,
-        data=TreatmentPlanCreatedData(
-            plan_id=f"plan-{patient}",
-            route=Route.IM,
-            protocol="im",
-            prescriber_id="rx-bench",
-            therapist_id="th-bench",
-            planned_dosing_sessions=6,
-        ),
+    checked_in_at = datetime.now(UTC) - timedelta(minutes=5)
+    return announced_im_session(
+        patient,
+        session,
+        site_id=SITE,
+        prescriber_id="rx-bench",
+        therapist_id="th-bench",
+        checked_in_at=checked_in_at,
     )
-    scheduled = SessionScheduled(
-        **common,
-        data=SessionScheduledData(
-            session_id=session,
-            plan_id=f"plan-{patient}",
-            phase=Phase.DOSING,
-            sequence=1,
-            starts_at=now - timedelta(minutes=10),
-            ends_at=now + timedelta(hours=3),
-            room_id="room-bench",
-            prescriber_id="rx-bench",
-            therapist_id="th-bench",
-        ),
-    )
-    checked_in = SessionCheckedIn(
-        **common,
-        data=SessionCheckedInData(
-            session_id=session, phase=Phase.DOSING, checked_in_at=now - timedelta(minutes=5)
-        ),
-    )
-    return [(e.key, e.to_json(), e.event_type) for e in (plan, scheduled, checked_in)]
 
 
 async def open_sessions(bootstrap: str, base_url: str, token: str, count: int) -> list[str]:

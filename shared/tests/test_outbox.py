@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import delete
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -116,6 +118,29 @@ async def test_committed_uow_stores_state_and_events_in_order(sessions: Sessions
         assert row.published_at is None
         assert row.attempts == 0
     assert [t.kind for t in await care_tasks(sessions)] == [f"after-{e.event_type}" for e in events]
+
+
+async def test_a_uow_writes_all_its_events_with_one_statement(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """The outbox rows of one transaction go in as one multi-row INSERT (their event id is
+    the ORM's insert sentinel): a row at a time would cost a round trip to the driver's
+    thread each, and an alert's handler publishes several."""
+    inserts: list[bool] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO outbox_messages"):
+            inserts.append(True)
+
+    events = [event("NotificationSent", "pt-1") for _ in range(3)]
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await commit_events(sessions, events)
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(inserts) == 1
+    rows = await outbox_rows(sessions)
+    assert [r.event_id for r in rows] == [str(e.event_id) for e in events]  # seq order kept
 
 
 async def test_uow_exiting_without_commit_stores_neither_state_nor_events(
@@ -412,6 +437,42 @@ async def test_relay_keeps_sending_while_another_writer_holds_the_sqlite_lock(
     finally:
         await holder.close()
         await relay.stop(flush_timeout=3)
+
+
+async def test_pipelined_mark_holds_the_sqlite_write_lock_only_while_its_statement_runs(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """Right after the marking UPDATE returns, another writer gets SQLite's write lock at
+    once: the mark is committed by then (autocommit), not held open across the thread
+    hand-offs and event-loop turns that a transaction's COMMIT would wait for."""
+    assert engine.url.database is not None
+    other_writer = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+    lock_free_after_mark: list[bool] = []
+
+    def probe(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("UPDATE outbox_messages SET published_at"):
+            try:
+                other_writer.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:  # database is locked
+                lock_free_after_mark.append(False)
+            else:
+                other_writer.execute("ROLLBACK")
+                lock_free_after_mark.append(True)
+
+    sa_event.listen(engine.sync_engine, "after_cursor_execute", probe)
+    send = FakeSender()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
+    relay.start()
+    try:
+        await commit_events(sessions, [event("VitalsAlert")], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+    finally:
+        await relay.stop(flush_timeout=3)
+        sa_event.remove(engine.sync_engine, "after_cursor_execute", probe)
+        other_writer.close()
+    assert lock_free_after_mark == [True]
+    rows = await outbox_rows(sessions)
+    assert [(r.published_at is not None, r.attempts) for r in rows] == [(True, 1)]
 
 
 async def test_pipelined_relay_sends_a_row_whose_seq_sqlite_reused_after_pruning(

@@ -57,91 +57,82 @@ SECRET_ENV = {
 
 # -- rendering and schema validation ------------------------------------------------------
 
-PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
+
+def closed_object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """A JSON Schema object that refuses unknown fields, as kubeconform -strict does for the
+    Kubernetes kinds."""
+    return {
+        "type": "object",
+        "required": required,
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def string_map(required: list[str], **properties: Any) -> dict[str, Any]:
+    """Labels or annotations: string values, with these keys present (and these
+    `properties` constrained further)."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "required": required,
+        "additionalProperties": {"type": "string"},
+    }
+    if properties:
+        schema["properties"] = properties
+    return schema
+
+
+ALERT_RULE = closed_object(
+    {
+        "alert": {"type": "string", "pattern": "^Kap[A-Za-z]+$"},
+        "expr": {"type": "string"},
+        "for": {"type": "string", "pattern": "^[0-9]+[smh]$"},
+        "labels": string_map(["severity"], severity={"enum": ["warning", "critical"]}),
+        "annotations": string_map(["summary", "runbook_url"]),
+    },
+    required=["alert", "expr", "labels", "annotations"],
+)
+RULE_GROUP = closed_object(
+    {
+        "name": {"type": "string"},
+        "interval": {"type": "string"},
+        "rules": {"type": "array", "minItems": 1, "items": ALERT_RULE},
+    },
+    required=["name", "rules"],
+)
+PROMETHEUS_RULE_SCHEMA = closed_object(
+    {
         "apiVersion": {"const": "monitoring.coreos.com/v1"},
         "kind": {"const": "PrometheusRule"},
         "metadata": {"type": "object", "required": ["name"]},
-        "spec": {
-            "type": "object",
-            "required": ["groups"],
-            "additionalProperties": False,
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "rules"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "name": {"type": "string"},
-                            "interval": {"type": "string"},
-                            "rules": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["alert", "expr", "labels", "annotations"],
-                                    "additionalProperties": False,
-                                    "properties": {
-                                        "alert": {"type": "string", "pattern": "^Kap[A-Za-z]+$"},
-                                        "expr": {"type": "string"},
-                                        "for": {"type": "string", "pattern": "^[0-9]+[smh]$"},
-                                        "labels": {
-                                            "type": "object",
-                                            "required": ["severity"],
-                                            "properties": {
-                                                "severity": {"enum": ["warning", "critical"]}
-                                            },
-                                            "additionalProperties": {"type": "string"},
-                                        },
-                                        "annotations": {
-                                            "type": "object",
-                                            "required": ["summary", "runbook_url"],
-                                            "additionalProperties": {"type": "string"},
-                                        },
-                                    },
-                                },
-                            },
-                        },
-                    },
-                }
-            },
-        },
+        "spec": closed_object(
+            {"groups": {"type": "array", "minItems": 1, "items": RULE_GROUP}},
+            required=["groups"],
+        ),
     },
-}
-
+    required=["apiVersion", "kind", "metadata", "spec"],
+)
+METRICS_ENDPOINT = closed_object(
+    {
+        "port": {"type": "string"},
+        "path": {"type": "string"},
+        "interval": {"type": "string"},
+        "relabelings": {"type": "array"},
+    },
+    required=["port", "path"],
+)
 POD_MONITOR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
     "properties": {
         "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "spec": {
-            "type": "object",
-            "required": ["selector", "podMetricsEndpoints"],
-            "additionalProperties": False,
-            "properties": {
+        "spec": closed_object(
+            {
                 "selector": {"type": "object"},
-                "podMetricsEndpoints": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["port", "path"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string"},
-                            "interval": {"type": "string"},
-                            "relabelings": {"type": "array"},
-                        },
-                    },
-                },
+                "podMetricsEndpoints": {"type": "array", "items": METRICS_ENDPOINT},
             },
-        },
+            required=["selector", "podMetricsEndpoints"],
+        ),
     },
 }
 CUSTOM_SCHEMAS = {"PrometheusRule": PROMETHEUS_RULE_SCHEMA, "PodMonitor": POD_MONITOR_SCHEMA}

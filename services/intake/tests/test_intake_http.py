@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -49,6 +50,24 @@ def screen(client: TestClient, patient_id: str, headers: Headers, **kwargs: Any)
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def review(
+    client: TestClient,
+    patient_id: str,
+    screening_id: str,
+    headers: Headers,
+    decision: str = "approve",
+    reason: str = "benefit_outweighs_risk",
+    **extra: str,
+) -> httpx.Response:
+    """A prescriber's decision on a screening that needed review."""
+    response: httpx.Response = client.post(
+        f"/patients/{patient_id}/screenings/{screening_id}/review",
+        json={"decision": decision, "reason": reason, **extra},
+        headers=headers,
+    )
+    return response
 
 
 def assert_no_phi(payload: dict[str, Any], referral: dict[str, Any]) -> None:
@@ -321,10 +340,14 @@ def test_prescriber_approves_needs_review_and_a_new_patient_screened_is_emitted(
     db: Path,
 ) -> None:
     note = "Rechecked after 10 min, 134/84; discussed with Mrs O. at length"
-    response = client.post(
-        f"/patients/{patient_id}/screenings/{review_screening_id}/review",
-        json={"decision": "approve", "reason": "bp_controlled_on_recheck", "note": note},
-        headers=prescriber,
+    response = review(
+        client,
+        patient_id,
+        review_screening_id,
+        prescriber,
+        "approve",
+        "bp_controlled_on_recheck",
+        note=note,
     )
 
     assert response.status_code == 200, response.text
@@ -359,10 +382,8 @@ def test_prescriber_declines_needs_review_making_it_ineligible(
     review_screening_id: str,
     outbox: Outbox,
 ) -> None:
-    response = client.post(
-        f"/patients/{patient_id}/screenings/{review_screening_id}/review",
-        json={"decision": "decline", "reason": "risk_outweighs_benefit"},
-        headers=prescriber,
+    response = review(
+        client, patient_id, review_screening_id, prescriber, "decline", "risk_outweighs_benefit"
     )
 
     assert response.status_code == 200
@@ -377,11 +398,7 @@ def test_scr_review_1_reviewing_an_eligible_screening_is_409(
     eligible = screen(client, patient_id, therapist)
     before = counts()
 
-    response = client.post(
-        f"/patients/{patient_id}/screenings/{eligible['screening_id']}/review",
-        json={"decision": "approve", "reason": "benefit_outweighs_risk"},
-        headers=prescriber,
-    )
+    response = review(client, patient_id, eligible["screening_id"], prescriber)
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "SCR-REVIEW-1"
@@ -392,18 +409,13 @@ def test_scr_review_1_reviewing_an_eligible_screening_is_409(
 def test_scr_review_1_a_decided_screening_cannot_be_reviewed_again(
     client: TestClient, prescriber: Headers, patient_id: str, review_screening_id: str, counts: Any
 ) -> None:
-    url = f"/patients/{patient_id}/screenings/{review_screening_id}/review"
-    assert (
-        client.post(
-            url, json={"decision": "decline", "reason": "patient_declined"}, headers=prescriber
-        ).status_code
-        == 200
+    declined = review(
+        client, patient_id, review_screening_id, prescriber, "decline", "patient_declined"
     )
+    assert declined.status_code == 200
     before = counts()
 
-    again = client.post(
-        url, json={"decision": "approve", "reason": "benefit_outweighs_risk"}, headers=prescriber
-    )
+    again = review(client, patient_id, review_screening_id, prescriber)
 
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "SCR-REVIEW-1"
@@ -413,11 +425,7 @@ def test_scr_review_1_a_decided_screening_cannot_be_reviewed_again(
 def test_review_of_unknown_screening_is_404(
     client: TestClient, prescriber: Headers, patient_id: str
 ) -> None:
-    response = client.post(
-        f"/patients/{patient_id}/screenings/no-such-screening/review",
-        json={"decision": "approve", "reason": "benefit_outweighs_risk"},
-        headers=prescriber,
-    )
+    response = review(client, patient_id, "no-such-screening", prescriber)
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -430,11 +438,7 @@ def test_review_of_another_patients_screening_is_404(
     review_screening_id: str,
 ) -> None:
     other = client.post("/patients", json=referral, headers=therapist).json()["patient_id"]
-    response = client.post(
-        f"/patients/{other}/screenings/{review_screening_id}/review",
-        json={"decision": "approve", "reason": "benefit_outweighs_risk"},
-        headers=prescriber,
-    )
+    response = review(client, other, review_screening_id, prescriber)
     assert response.status_code == 404
 
 
@@ -483,11 +487,7 @@ def test_every_event_of_one_episode_shares_the_correlation_id(
     client: TestClient, therapist: Headers, prescriber: Headers, patient_id: str, outbox: Outbox
 ) -> None:
     sid = screen(client, patient_id, therapist, phq9=[0, 0, 0, 0, 0, 0, 0, 0, 2])["screening_id"]
-    client.post(
-        f"/patients/{patient_id}/screenings/{sid}/review",
-        json={"decision": "approve", "reason": "risk_mitigated"},
-        headers=prescriber,
-    )
+    review(client, patient_id, sid, prescriber, "approve", "risk_mitigated")
     client.post(
         f"/patients/{patient_id}/consents",
         json={"scope": "treatment", "granted": True},

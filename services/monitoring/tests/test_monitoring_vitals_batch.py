@@ -161,6 +161,20 @@ def test_each_record_is_validated_on_its_own() -> None:
     assert "data.reading_id" in str(dead[1].error)
 
 
+def test_a_record_only_the_lax_contract_accepts_is_still_a_reading() -> None:
+    """The fast decoder is strict; what it leaves, the contract model decides as before
+    (here a number sent as a string), so no valid reading is dead-lettered for it."""
+    lax = json.loads(reading("r-1").to_json())
+    lax["data"]["heart_rate"] = "81"
+    strict = reading("r-2", heart_rate=82)
+    items, dead, skipped = decode(records(json.dumps(lax).encode(), strict))
+    assert [(i.reading.reading_id, i.reading.heart_rate) for i in items] == [
+        ("r-1", 81),
+        ("r-2", 82),
+    ]
+    assert (dead, skipped) == ([], [])
+
+
 def test_a_future_event_type_on_the_vitals_topic_is_skipped_not_dead_lettered() -> None:
     """Tolerant reader: the `event_type` header decides before any validation."""
     future = Record(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.testing import rows
@@ -47,6 +48,36 @@ def test_critical_vitals_alert_pages_session_team_by_sms_and_in_app(h: Harness) 
     assert {e["causation_id"] for e in sent} == {str(event.event_id)}
     # SMS waits for the delivery worker: nothing has been sent yet.
     assert h.sms.requests == []
+
+
+def test_an_alert_goes_to_its_sessions_team_else_the_plan_team_read_with_one_query(
+    h: Harness,
+) -> None:
+    """The session's team and the plan's team are read together (one statement: each is a
+    round trip to the driver's thread), and kept apart: the session's team is told first."""
+    h.deliver(f.plan_created(prescriber_id="rx-plan", therapist_id="th-plan"))
+    h.deliver(f.session_scheduled(prescriber_id="rx-session", therapist_id="th-session"))
+    team_reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM session_teams" in statement or "FROM care_teams" in statement:
+            team_reads.append(statement)
+
+    engine = h.runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        in_session, unknown_session = f.vitals_alert(), f.vitals_alert(session_id="sess-unknown")
+        assert h.deliver(in_session) is True
+        assert h.deliver(unknown_session) is True
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert len(team_reads) == 2  # one per alert
+    for event, told in (
+        (in_session, ["rx-session", "th-session"]),
+        (unknown_session, ["rx-plan", "th-plan"]),
+    ):
+        mine = h.notifications(f"source_event_id = '{event.event_id}' AND channel = 'in_app'")
+        assert [n["recipient_id"] for n in mine] == told
 
 
 def test_critical_alert_without_a_phone_still_reaches_the_inbox(h: Harness) -> None:

@@ -205,6 +205,19 @@ class World:
 
     # -- events into scheduling -------------------------------------------------------------
 
+    def upstream(
+        self, producer: str, patient_id: str, site_id: str, occurred_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """The envelope of an event another service publishes in the patient's episode,
+        by default at the world's clock."""
+        return {
+            "producer": producer,
+            "site_id": site_id,
+            "patient_id": patient_id,
+            "correlation_id": f"episode-{patient_id}",
+            "occurred_at": occurred_at or self.clock(),
+        }
+
     def screen(
         self,
         patient_id: str = "pt-1",
@@ -217,11 +230,7 @@ class World:
     ) -> PatientScreened:
         self.routes[patient_id] = route
         event = PatientScreened(
-            producer="intake",
-            site_id=site_id,
-            patient_id=patient_id,
-            correlation_id=f"episode-{patient_id}",
-            occurred_at=self.clock(),
+            **self.upstream("intake", patient_id, site_id),
             data=PatientScreenedData(
                 screening_id=screening_id or new_id(),
                 outcome=outcome,
@@ -245,11 +254,7 @@ class World:
         site_id: str = "site-a",
     ) -> ConsentRecorded:
         event = ConsentRecorded(
-            producer="intake",
-            site_id=site_id,
-            patient_id=patient_id,
-            correlation_id=f"episode-{patient_id}",
-            occurred_at=occurred_at or self.clock(),
+            **self.upstream("intake", patient_id, site_id, occurred_at),
             data=ConsentRecordedData(
                 consent_id=new_id(), scope=ConsentScope(scope), granted=granted
             ),
@@ -267,11 +272,7 @@ class World:
         site_id: str = "site-a",
     ) -> SafetyConcernRaised:
         event = SafetyConcernRaised(
-            producer="monitoring",
-            site_id=site_id,
-            patient_id=patient_id,
-            correlation_id=f"episode-{patient_id}",
-            occurred_at=self.clock(),
+            **self.upstream("monitoring", patient_id, site_id),
             data=SafetyConcernRaisedData(source=source, value=value, severity=severity),
         )
         assert self.deliver(event)
@@ -280,10 +281,7 @@ class World:
     def discharge(self, session_id: str, patient_id: str = "pt-1") -> DischargeCleared:
         now = self.clock()
         event = DischargeCleared(
-            producer="monitoring",
-            site_id="site-a",
-            patient_id=patient_id,
-            correlation_id=f"episode-{patient_id}",
+            **self.upstream("monitoring", patient_id, "site-a", now),
             data=DischargeClearedData(
                 session_id=session_id,
                 first_dose_at=now - timedelta(minutes=125),
@@ -392,6 +390,22 @@ class World:
     ) -> httpx.Response:
         response: httpx.Response = self.client.post(
             f"/sessions/{session_id}/cancel", json={"reason": reason}, headers=as_
+        )
+        return response
+
+    def reschedule(
+        self,
+        session_id: str,
+        starts_at: datetime,
+        ends_at: datetime | None = None,
+        *,
+        as_: Headers = COORDINATOR,
+    ) -> httpx.Response:
+        """New times for the session (an hour long unless `ends_at` says otherwise)."""
+        ends_at = ends_at or starts_at + timedelta(hours=1)
+        times = {"starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat()}
+        response: httpx.Response = self.client.post(
+            f"/sessions/{session_id}/reschedule", json=times, headers=as_
         )
         return response
 

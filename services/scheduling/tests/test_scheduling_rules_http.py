@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome
 from kap_shared.testing import token
 
@@ -290,39 +292,38 @@ def test_SPR_PRE_1_food_1h59_refused_2h_accepted(world: World, counts: Counts) -
     assert accepted.status_code == 200, accepted.text
 
 
-def test_SPR_PRE_2_and_SPR_PRE_8(world: World, counts: Counts) -> None:
-    world.prepared(route=Route.INTRANASAL_ESKETAMINE)
+@pytest.mark.parametrize(
+    ("route", "too_soon", "fasting_rule", "way_home_rule"),
+    [
+        # SPR-PRE-2: no liquids 30 min before esketamine; SPR-PRE-8: transport home.
+        (Route.INTRANASAL_ESKETAMINE, {"last_liquid_at": 29}, "SPR-PRE-2", "SPR-PRE-8"),
+        # KET-PRE-1: no solid food 4 h before ketamine; KET-PRE-3: an escort home.
+        (Route.IV, {"last_food_at": 239}, "KET-PRE-1", "KET-PRE-3"),
+    ],
+    ids=["esketamine", "ketamine"],
+)
+def test_SPR_PRE_2_SPR_PRE_8_KET_PRE_1_KET_PRE_3_fasting_then_the_way_home(
+    world: World,
+    counts: Counts,
+    route: Route,
+    too_soon: dict[str, int],
+    fasting_rule: str,
+    way_home_rule: str,
+) -> None:
+    world.prepared(route=route)
     session = world.booked("dosing", world.at(0, "09:00", week=1))
     world.clock.set(world.at(0, "08:50", week=1))
-    sip = (world.clock() - timedelta(minutes=29)).isoformat()
+    [(field, minutes_ago)] = too_soon.items()
+    last = (world.clock() - timedelta(minutes=minutes_ago)).isoformat()
     refused(
         world,
         counts,
-        lambda: world.check_in(session["session_id"], world.attest(last_liquid_at=sip)),
-        "SPR-PRE-2",
+        lambda: world.check_in(session["session_id"], world.attest(**{field: last})),
+        fasting_rule,
     )
     refused(
         world,
         counts,
         lambda: world.check_in(session["session_id"], world.attest(transport_arranged=False)),
-        "SPR-PRE-8",
-    )
-
-
-def test_KET_PRE_1_and_KET_PRE_3(world: World, counts: Counts) -> None:
-    world.prepared()
-    session = world.booked("dosing", world.at(0, "09:00", week=1))
-    world.clock.set(world.at(0, "08:50", week=1))
-    ate = (world.clock() - timedelta(minutes=239)).isoformat()
-    refused(
-        world,
-        counts,
-        lambda: world.check_in(session["session_id"], world.attest(last_food_at=ate)),
-        "KET-PRE-1",
-    )
-    refused(
-        world,
-        counts,
-        lambda: world.check_in(session["session_id"], world.attest(transport_arranged=False)),
-        "KET-PRE-3",
+        way_home_rule,
     )

@@ -201,14 +201,7 @@ def test_reschedule_moves_the_session_and_emits_previous_starts_at(
     before = len(outbox())
     new_start = world.at(2, "11:00")
 
-    response = world.client.post(
-        f"/sessions/{session['session_id']}/reschedule",
-        json={
-            "starts_at": new_start.isoformat(),
-            "ends_at": (new_start + timedelta(hours=1)).isoformat(),
-        },
-        headers=token("co-amy", "coordinator", ["site-a"]),
-    )
+    response = world.reschedule(session["session_id"], new_start)
 
     assert response.status_code == 200, response.text
     assert datetime.fromisoformat(response.json()["starts_at"]) == new_start
@@ -228,10 +221,8 @@ def test_reschedule_does_not_conflict_with_itself(world: World) -> None:
     world.ready()
     session = world.booked("preparation", world.at(0, "09:00"))
     start = world.at(0, "09:30")
-    response = world.client.post(
-        f"/sessions/{session['session_id']}/reschedule",
-        json={"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()},
-        headers=token("th-ben", "therapist", ["site-a"]),
+    response = world.reschedule(
+        session["session_id"], start, as_=token("th-ben", "therapist", ["site-a"])
     )
     assert response.status_code == 200, response.text
 
@@ -243,14 +234,7 @@ def test_reschedule_rechecks_every_rule(world: World, outbox: Outbox, db: Path) 
     world.booked("preparation", world.at(1, "10:00"), patient_id="pt-2", therapist_id="th-cy")
     before = len(outbox())
 
-    response = world.client.post(
-        f"/sessions/{mine['session_id']}/reschedule",
-        json={
-            "starts_at": world.at(1, "09:30").isoformat(),
-            "ends_at": world.at(1, "10:30").isoformat(),
-        },
-        headers=token("co-amy", "coordinator", ["site-a"]),
-    )
+    response = world.reschedule(mine["session_id"], world.at(1, "09:30"), world.at(1, "10:30"))
 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "SCH-CONFLICT-ROOM"
@@ -263,11 +247,7 @@ def test_only_a_scheduled_session_can_be_rescheduled(world: World) -> None:
     world.ready()
     done = world.session("preparation", world.at(0, "09:00"))
     start = world.at(3, "09:00")
-    response = world.client.post(
-        f"/sessions/{done['session_id']}/reschedule",
-        json={"starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=1)).isoformat()},
-        headers=token("co-amy", "coordinator", ["site-a"]),
-    )
+    response = world.reschedule(done["session_id"], start)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "SCH-STATE-1"
     assert "completed" in response.json()["error"]["message"]

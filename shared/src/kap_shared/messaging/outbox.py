@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, func, text, update
+from sqlalchemy import JSON, Column, Update, func, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,7 +43,10 @@ class OutboxMessage(PlatformTable, table=True):
 
     # Monotonic sequence: publishing in `seq` order keeps each patient's events in order.
     seq: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True, max_length=36)
+    # The ORM's insert sentinel (no DDL): it matches the `seq`s that one multi-row
+    # INSERT ... RETURNING gives back to their rows, so a transaction's events go in with
+    # one statement instead of one each (every statement is a hop to the driver's thread).
+    event_id: str = Field(unique=True, max_length=36, sa_column_kwargs={"insert_sentinel": True})
     event_type: str = Field(max_length=64)
     topic: str = Field(max_length=128)
     key: str = Field(max_length=128)
@@ -79,6 +82,11 @@ class OutboxRelay:
     load) while the next alert waits behind the relay. One process owns a SQLite file,
     so its relay alone reads the outbox: it continues after the highest `seq` it sent
     (SQLite assigns `seq` in commit order) while a marker task marks the sent rows.
+    Each mark is one UPDATE in autocommit mode, so SQLite's write lock is held only
+    while that statement runs in the driver's thread: a mark inside a transaction held
+    the lock across thread hand-offs and event-loop turns (its COMMIT waited for the
+    busy process's loop), and a vitals batch or an event handler that tried to write
+    meanwhile slept in SQLite's busy handler (steps of up to 100 ms).
     A crash before the mark re-sends them after the restart: at-least-once, as always.
     On PostgreSQL several instances' relays take turns under an advisory lock that
     lasts one transaction, and `seq` is not commit-ordered, so there a batch is sent
@@ -226,18 +234,18 @@ class OutboxRelay:
         return len(rows)
 
     async def _mark_loop(self) -> None:
-        """Pipelined: mark what the sender sent (several batches per transaction when
-        they pile up behind another writer); retried until it succeeds."""
+        """Pipelined: mark what the sender sent, oldest batch first, each batch with one
+        autocommit statement; retried until it succeeds."""
         failures = 0
         while True:
             await self._marks_waiting.wait()
             self._marks_waiting.clear()
             while self._unmarked:
-                batches = list(self._unmarked)
+                seqs, acked_at, sent = self._unmarked[0]
                 try:
-                    async with self._sessions() as session, session.begin():
-                        for seqs, acked_at, _ in batches:
-                            await _mark_published(session, seqs, acked_at)
+                    async with self._engine.connect() as connection:
+                        alone = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                        await alone.execute(_mark_statement(seqs, acked_at))
                 except Exception as exc:
                     failures += 1
                     retry_in = backoff_seconds(failures, first=self._poll_seconds)
@@ -245,20 +253,22 @@ class OutboxRelay:
                     await asyncio.sleep(retry_in)
                     continue
                 failures = 0
-                del self._unmarked[: len(batches)]
-                marked = time.perf_counter()
-                for _, _, sent in batches:
-                    self._observe("mark", marked - sent)
+                del self._unmarked[0]
+                self._observe("mark", time.perf_counter() - sent)
             if self._stopping and (self._task is None or self._task.done()):
                 return
 
 
-async def _mark_published(session: AsyncSession, seqs: list[int], acked_at: datetime) -> None:
-    await session.exec(
+def _mark_statement(seqs: list[int], acked_at: datetime) -> Update:
+    return (
         update(OutboxMessage)
         .where(col(OutboxMessage.seq).in_(seqs))
         .values(published_at=acked_at, attempts=OutboxMessage.attempts + 1)
     )
+
+
+async def _mark_published(session: AsyncSession, seqs: list[int], acked_at: datetime) -> None:
+    await session.exec(_mark_statement(seqs, acked_at))
 
 
 async def outbox_backlog(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, datetime | None]:

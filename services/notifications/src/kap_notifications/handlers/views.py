@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, time
 
 from pydantic import BaseModel
+from sqlalchemy import literal, union_all
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -39,6 +40,7 @@ from ..domain.delivery import Profile, QuietHours
 from ..domain.routing import Audience, Priority, RoutingContext, Rule, Team
 
 log = get_logger(__name__)
+_SESSION, _PLAN = "session", "plan"  # which team a row of `teams` is
 
 
 # -- keeping the care-team view -----------------------------------------------------------
@@ -111,14 +113,7 @@ async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) ->
         Audience.OBSERVER,
         Audience.SITE_PRESCRIBERS_AND_THERAPIST,
     ):
-        session_id = _session_id(event)
-        if session_id:
-            row = await session.get(SessionTeam, session_id)
-            if row is not None:
-                session_team = Team(row.prescriber_id, row.therapist_id)
-        team = await session.get(CareTeam, event.patient_id)
-        if team is not None:
-            patient_team = Team(team.prescriber_id, team.therapist_id)
+        session_team, patient_team = await teams(session, _session_id(event), event.patient_id)
     if audience in (Audience.SITE_PRESCRIBERS, Audience.SITE_PRESCRIBERS_AND_THERAPIST) or (
         safety
         and audience in (Audience.SESSION_TEAM, Audience.PATIENT_TEAM)
@@ -137,14 +132,30 @@ async def routing_context(session: AsyncSession, event: Envelope, rule: Rule) ->
 
 async def pmf_context(session: AsyncSession, event: Envelope) -> RoutingContext:
     """SPR-PMF-1: the form's session team (its prescriber) and the site's coordinators."""
-    session_team = patient_team = None
     session_id = getattr(event.data, "session_id", None)
-    if session_id and (row := await session.get(SessionTeam, session_id)) is not None:
-        session_team = Team(row.prescriber_id, row.therapist_id)
-    if (team := await session.get(CareTeam, event.patient_id)) is not None:
-        patient_team = Team(team.prescriber_id, team.therapist_id)
+    session_team, patient_team = await teams(session, session_id, event.patient_id)
     coordinators = await site_members(session, event.site_id, Role.COORDINATOR)
     return RoutingContext(session_team, patient_team, site_coordinators=coordinators)
+
+
+async def teams(
+    session: AsyncSession, session_id: str | None, patient_id: str
+) -> tuple[Team | None, Team | None]:
+    """The session's team and the patient's plan team, in one query: every statement is
+    a round trip to the database driver's thread, the larger part of a handler's time."""
+    plan_team = select(literal(_PLAN), CareTeam.prescriber_id, CareTeam.therapist_id).where(
+        CareTeam.patient_id == patient_id
+    )
+    session_team = select(
+        literal(_SESSION), SessionTeam.prescriber_id, SessionTeam.therapist_id
+    ).where(SessionTeam.session_id == session_id)  # no session id: IS NULL, finds nothing
+    found = {
+        kind: Team(prescriber, therapist)
+        for kind, prescriber, therapist in (
+            await session.execute(union_all(plan_team, session_team))
+        )
+    }
+    return found.get(_SESSION), found.get(_PLAN)
 
 
 async def site_members(session: AsyncSession, site_id: str, role: Role) -> tuple[str, ...]:
