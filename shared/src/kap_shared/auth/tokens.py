@@ -13,6 +13,7 @@ from datetime import timedelta
 import jwt
 from jwt.types import Options
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ..events.enums import Role
 from ..events.envelope import utc_now
@@ -81,6 +82,14 @@ class TokenVerifier:
             first = exc.errors()[0]
             claim = ".".join(str(p) for p in first["loc"]) or "claims"
             raise InvalidToken(f"claim {claim}: {first['msg']}") from exc
+
+    async def verify_async(self, token: str) -> Principal:
+        """`verify` from the event loop: HS256 is a few microseconds of CPU and runs
+        inline; a JWKS verifier may fetch the provider's keys over the network, so it
+        runs in a worker thread."""
+        if self.jwks_url:
+            return await run_in_threadpool(self.verify, token)
+        return self.verify(token)
 
 
 _clients: dict[str, jwt.PyJWKClient] = {}
