@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from kap_shared.auth import InvalidToken, Principal, TokenVerifier, mint_token
+from kap_shared.auth.tokens import CACHE_SECONDS
 from kap_shared.events.enums import Role
 
 TEST_SECRET = "unit-test-secret-of-at-least-32-bytes!"
@@ -60,6 +61,76 @@ def test_expired_token_is_invalid() -> None:
     token = mint_token(TEST_SECRET, sub="dr-ada", role="prescriber", sites=["s"], ttl=timedelta(-1))
     with pytest.raises(InvalidToken, match="expired"):
         TokenVerifier(hs256_secret=TEST_SECRET).verify(token)
+
+
+class _Clock:
+    """time.time for kap_shared.auth.tokens, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).timestamp()
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the signature checks the verifier makes (one per token it decodes)."""
+    seen: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return seen
+
+
+def test_a_verified_token_is_not_verified_again(decodes: list[str]) -> None:
+    verifier = TokenVerifier(hs256_secret=TEST_SECRET)
+    token = mint_token(TEST_SECRET, sub="rn-joan", role=Role.NURSE, sites=["site-north"])
+    assert verifier.verify(token) == verifier.verify(token)
+    assert decodes == [token]
+
+
+def test_a_cached_token_is_not_served_after_its_expiry(
+    decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `exp` the token goes back to PyJWT, which refuses it as expired
+    (test_expired_token_is_invalid); the cache never answers for it."""
+    clock = _Clock()
+    monkeypatch.setattr("kap_shared.auth.tokens.time", clock)
+    verifier = TokenVerifier(hs256_secret=TEST_SECRET)
+    token = jwt.encode(claims(exp=int(clock.now) + 30), TEST_SECRET, algorithm="HS256")
+    verifier.verify(token)
+    verifier.verify(token)
+    clock.now += 31
+    verifier.verify(token)  # PyJWT's clock is the real one: still valid for it
+    assert decodes == [token, token]
+
+
+def test_a_cached_token_is_verified_afresh_after_the_cache_lifetime(
+    decodes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("kap_shared.auth.tokens.time", clock)
+    verifier = TokenVerifier(hs256_secret=TEST_SECRET)
+    token = mint_token(TEST_SECRET, sub="rn-joan", role=Role.NURSE, sites=["site-north"])
+    verifier.verify(token)
+    clock.now += CACHE_SECONDS + 1
+    verifier.verify(token)
+    assert decodes == [token, token]
+
+
+def test_a_tampered_token_is_not_served_from_the_cache(decodes: list[str]) -> None:
+    verifier = TokenVerifier(hs256_secret=TEST_SECRET)
+    token = mint_token(TEST_SECRET, sub="rn-joan", role=Role.NURSE, sites=["site-north"])
+    verifier.verify(token)
+    header, _payload, signature = token.split(".")
+    forged = jwt.encode(claims(sub="rn-joan", role="admin", sites=["*"]), "x" * 32, "HS256")
+    with pytest.raises(InvalidToken):
+        verifier.verify(".".join((header, forged.split(".")[1], signature)))
 
 
 def test_token_signed_with_another_secret_is_invalid() -> None:

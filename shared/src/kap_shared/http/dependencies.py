@@ -16,9 +16,9 @@ def runtime_of(request: Request) -> ServiceRuntime:
     return runtime
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
+async def unit_of_work(request: Request) -> UnitOfWork:
     """A unit of work per request: the route's state changes and outbox events commit
-    together."""
+    together. (`async`: FastAPI would run a plain function in a worker thread.)"""
     return runtime_of(request).unit_of_work()
 
 

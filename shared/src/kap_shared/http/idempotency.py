@@ -25,9 +25,11 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..auth.tokens import InvalidToken, TokenVerifier
+from ..auth.dependencies import verified_principal
+from ..auth.tokens import InvalidToken
 from ..logging import get_logger
 from ..messaging.idempotency import CURRENT, IdempotencyRecord, RequestScope, request_hash, stored
+from .asgi import buffered_body
 from .errors import error_body
 
 log = get_logger(__name__)
@@ -78,12 +80,12 @@ class IdempotencyMiddleware:
             return
         headers = Headers(scope=scope)
         key = headers.get(HEADER.lower())
-        caller = _caller(scope, headers)
-        if not key or len(key) > MAX_KEY_LENGTH or caller is None:
+        caller = await _caller(scope, headers) if key and len(key) <= MAX_KEY_LENGTH else None
+        if not key or caller is None:
             # No key, or a request the route refuses anyway (401, 422): nothing to do.
             await self.app(scope, receive, send)
             return
-        body, receive = await _buffer_body(receive)
+        body, receive = await buffered_body(receive)
         fingerprint = request_hash(
             scope["method"], scope["path"], scope.get("query_string", b""), body
         )
@@ -121,38 +123,16 @@ class IdempotencyMiddleware:
         await response.send_to(send)
 
 
-def _caller(scope: Scope, headers: Headers) -> str | None:
-    """The verified token's subject (keys are per caller); None without a valid token."""
+async def _caller(scope: Scope, headers: Headers) -> str | None:
+    """The verified token's subject (keys are per caller); None without a valid token.
+    The route's auth dependency reuses this verification (`verified_principal`)."""
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    verifier: TokenVerifier = scope["app"].state.token_verifier
     try:
-        return verifier.verify(token.strip()).sub
+        return (await verified_principal(scope, token.strip())).sub
     except InvalidToken:
         return None
-
-
-async def _buffer_body(receive: Receive) -> tuple[bytes, Receive]:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    sent = False
-
-    async def replay_receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return body, replay_receive
 
 
 async def _replay(

@@ -9,12 +9,14 @@ is refused at the door, before any route, the same on every backend and service.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .asgi import buffered_body
 from .errors import error_body
 
 NUL = "\x00"
@@ -39,13 +41,12 @@ def nul_field(value: Any, path: str = "") -> str | None:
     return None
 
 
-async def _nul_in_request(request: Request) -> str | None:
-    if NUL in request.url.path:
+def _nul_in_request(scope: Scope, body: bytes) -> str | None:
+    if NUL in scope["path"]:
         return "path"
-    for name, value in request.query_params.multi_items():
+    for name, value in QueryParams(scope.get("query_string", b"")).multi_items():
         if NUL in name or NUL in value:
             return name
-    body = await request.body()
     if b"\\u0000" not in body and b"\x00" not in body:
         return None
     try:
@@ -54,17 +55,23 @@ async def _nul_in_request(request: Request) -> str | None:
         return "body" if b"\x00" in body else None  # not JSON: the route decides
 
 
-def install_input_guard(app: FastAPI, exempt: frozenset[str] = frozenset()) -> None:
-    """Refuse NUL in the path, query or JSON body of every request but `exempt` paths
-    (operations endpoints, which take no input and document no 422)."""
+class NulGuard:
+    """The ASGI middleware behind `install_input_guard`."""
 
-    @app.middleware("http")
-    async def refuse_nul(request: Request, call_next: Callable[..., Any]) -> Response:
-        field = None if request.url.path in exempt else await _nul_in_request(request)
+    def __init__(self, app: ASGIApp, exempt: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        body, receive = await buffered_body(receive)
+        field = _nul_in_request(scope, body)
         if field is None:
-            response: Response = await call_next(request)
-            return response
-        return JSONResponse(
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
             error_body(
                 "validation_error",
                 f"{field}: {MESSAGE}",
@@ -72,3 +79,10 @@ def install_input_guard(app: FastAPI, exempt: frozenset[str] = frozenset()) -> N
             ),
             status_code=422,
         )
+        await response(scope, receive, send)
+
+
+def install_input_guard(app: FastAPI, exempt: frozenset[str] = frozenset()) -> None:
+    """Refuse NUL in the path, query or JSON body of every request but `exempt` paths
+    (operations endpoints, which take no input and document no 422)."""
+    app.add_middleware(NulGuard, exempt=exempt)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -25,6 +25,8 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import MetaData, text
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.tokens import TokenVerifier
 from ..db import create_engine, create_tables, session_factory
@@ -310,7 +312,7 @@ class ServiceRuntime:
         app.add_middleware(IdempotencyMiddleware)
         # Inside the request context (added after it runs before it): its 422s are traced.
         install_input_guard(app, exempt=OPERATIONS_PATHS)
-        _install_request_context(app, self.metrics)
+        app.add_middleware(RequestContext, metrics=self.metrics)
 
         @app.get("/healthz", tags=["operations"], summary="Process is up")
         async def healthz() -> dict[str, str]:
@@ -370,38 +372,62 @@ def _is_operations_path(path: str) -> bool:
     return path in OPERATIONS_PATHS or path.startswith(STATIC_PATH + "/")
 
 
-def _install_request_context(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[..., Any]) -> Response:
-        incoming = request.headers.get("traceparent")
-        with traced(f"{request.method} {request.url.path}", incoming, SpanKind.SERVER) as span:
+class RequestContext:
+    """Per request: a server span (its `traceparent` on the response), the trace and
+    correlation ids on every log line, the request metrics, and 503 for the service's
+    own endpoints while its database is not ready. Plain ASGI (see kap_shared.http.asgi)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        headers = Headers(scope=scope)
+        with traced(f"{method} {path}", headers.get("traceparent"), SpanKind.SERVER) as span:
             traceparent = traceparent_of(span)
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(
                 trace_id=trace_id_of(traceparent),
-                correlation_id=request.headers.get("x-correlation-id"),
+                correlation_id=headers.get("x-correlation-id"),
             )
             started = time.perf_counter()
-            runtime: ServiceRuntime = request.app.state.runtime
-            if not runtime.database_ready and not _is_operations_path(request.url.path):
-                response: Response = JSONResponse(
-                    error_body(
-                        "not_ready", "the service is starting: its database is not reachable"
-                    ),
-                    status_code=503,
-                    headers={"Retry-After": "5"},
+            status = 500  # unless the app answers (an unhandled error is a 500)
+
+            async def send_traced(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    MutableHeaders(scope=message)["traceparent"] = traceparent
+                await send(message)
+
+            runtime: ServiceRuntime = scope["app"].state.runtime
+            try:
+                if not runtime.database_ready and not _is_operations_path(path):
+                    await _not_ready(scope, receive, send_traced)
+                else:
+                    await self.app(scope, receive, send_traced)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                self.metrics.http_requests.labels(method, route, str(status)).inc()
+                self.metrics.http_latency.labels(method, route).observe(
+                    time.perf_counter() - started
                 )
-            else:
-                response = await call_next(request)
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            span.update_name(f"{request.method} {path}")
-            span.set_attribute("http.route", path)
-            span.set_attribute("http.response.status_code", response.status_code)
-            metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
-            metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
-            response.headers["traceparent"] = traceparent
-            return response
+
+
+async def _not_ready(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(
+        error_body("not_ready", "the service is starting: its database is not reachable"),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+    await response(scope, receive, send)
 
 
 def configure_service_logging(settings: ServiceSettings) -> None:

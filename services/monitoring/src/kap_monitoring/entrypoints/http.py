@@ -133,7 +133,8 @@ class _SessionWrite:
             return await use_case(row)
 
 
-def _session_write(uow: Uow, request: Request) -> _SessionWrite:
+async def _session_write(uow: Uow, request: Request) -> _SessionWrite:
+    # async: FastAPI would run a plain function in a worker thread
     return _SessionWrite(uow, request)
 
 

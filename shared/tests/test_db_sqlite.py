@@ -1,0 +1,105 @@
+"""SQLite's writers queue in the event loop (kap_shared.db_sqlite), not in SQLite's
+sleeping busy handler: each engine here has SQLite's own busy timeout at 0, so a
+writer that reached SQLite while another transaction held the write lock would fail
+at once with "database is locked"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from kap_shared.db_sqlite import WriterQueue, configure_sqlite
+
+# Bounds a wrong implementation's deadlock (the test then fails); never reached otherwise.
+GUARD_SECONDS = 20.0
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", connect_args={"timeout": 0}
+    )
+    configure_sqlite(engine, WriterQueue(timeout=GUARD_SECONDS))
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM t"))).scalar_one())
+
+
+async def test_concurrent_writers_queue_instead_of_failing(engine: AsyncEngine) -> None:
+    """Twenty transactions at once, each with several statements (so each holds the
+    write lock across awaits): without the queue, SQLite refuses the overlapping ones."""
+
+    async def writer(n: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+            await conn.execute(text("SELECT count(*) FROM t"))
+            await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": -n})
+
+    await asyncio.gather(*(writer(n) for n in range(1, 21)))
+    assert await _count(engine) == 40
+
+
+async def test_the_lock_is_given_back_at_commit_not_when_the_connection_closes(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as held:
+        await held.execute(text("INSERT INTO t VALUES (1)"))
+        await held.commit()
+        # `held` is still checked out: another writer must not wait for it.
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+    assert await _count(engine) == 2
+
+
+async def test_a_rolled_back_or_failed_transaction_gives_the_lock_back(
+    engine: AsyncEngine,
+) -> None:
+    async def failing_handler() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+            raise RuntimeError("the handler failed")
+
+    with pytest.raises(RuntimeError):
+        await failing_handler()
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t VALUES (2)"))
+    assert await _count(engine) == 1
+
+
+async def test_readers_do_not_wait_for_a_writer(engine: AsyncEngine) -> None:
+    async with engine.begin() as writer:
+        await writer.execute(text("INSERT INTO t VALUES (1)"))
+        assert await _count(engine) == 0  # WAL: the committed state, at once
+
+
+async def test_a_writer_that_cannot_get_the_lock_fails_closed(tmp_path: Path) -> None:
+    """A writer nested inside another's transaction can never get the lock: it fails
+    as SQLite would ("database is locked") once the queue's timeout runs out."""
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'n.db'}", connect_args={"timeout": 0}
+    )
+    configure_sqlite(engine, WriterQueue(timeout=0.2))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        async with engine.begin() as outer:
+            await outer.execute(text("INSERT INTO t VALUES (1)"))
+            async with engine.begin() as nested:
+                with pytest.raises(OperationalError, match="database is locked"):
+                    await nested.execute(text("INSERT INTO t VALUES (2)"))
+    finally:
+        await engine.dispose()
