@@ -35,16 +35,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from flows import register_recipient
 from monitoring_flows import ESKETAMINE, FIRST_DEVICE
-from scheduling_flows import (
-    SchedulingSite,
-    attestation,
-    bedside,
-    book,
-    create_site,
-    enrolled,
-    run_session,
-    scheduling,
-)
+from scheduling_flows import Course, create_site, enrolled
 from support import (
     CARE_RECORD_RESOURCE_TYPES,
     Api,
@@ -69,25 +60,13 @@ Event = dict[str, Any]
 
 
 async def dosing_session(
-    platform: Platform,
-    site: SchedulingSite,
-    plan: dict[str, Any],
-    starts_at: datetime,
-    *,
-    with_40_min_bp: bool,
-    critical_bp: bool,
+    course: Course, starts_at: datetime, *, with_40_min_bp: bool, critical_bp: bool
 ) -> tuple[str, Event]:
     """Book and check in at scheduling; at monitoring: readings, two devices (125 and 120
     min ago), the prescriber's assessment, the discharge; complete at scheduling. Returns
     the session id and monitoring's discharge."""
-    api = scheduling(platform)
-    session = await book(platform, site, plan, "dosing", starts_at, room_id=site.rooms[0])
-    sid = str(session["session_id"])
-    response = await api.request(
-        "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=attestation()
-    )
-    assert response.status_code == 200, response.text
-    chair = await bedside(platform, site, plan, sid).opened()
+    sid = await course.check_in("dosing", starts_at, room_id=course.site.rooms[0])
+    chair = await course.bedside(sid).opened()
     first = FIRST_DEVICE_MINUTES_AGO
     # The pre-dose BP (SPR-PRE-4), with the first dissociation assessment.
     await chair.vitals(
@@ -140,15 +119,7 @@ async def dosing_session(
     response = await chair.post("/discharge")
     assert response.status_code == 200, response.text
     discharged: Event = response.json()
-
-    async def complete() -> bool:
-        response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
-        if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
-            return False
-        assert response.status_code == 200, response.text
-        return True
-
-    await eventually(complete, timeout=60, interval=0.2)
+    await course.completed(sid)
     return sid, discharged
 
 
@@ -202,10 +173,11 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     plan = await enrolled(platform, site, route="intranasal_esketamine")
     patient_id = plan["patient_id"]
     room = site.rooms[0]
+    course = Course(platform, site, plan)
     for day in (0, 1):
-        await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
+        await course.run_session("preparation", site.at(day, "09:00"), room_id=room)
     session_1, discharged_1 = await dosing_session(
-        platform, site, plan, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
+        course, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
     )
 
     # -- session 1's form: complete what no event carries, check the values, submit -------
@@ -272,17 +244,13 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     )
     assert response.status_code == 200, response.text
 
-    await run_session(
-        platform, site, plan, "integration", site.at(1, "09:00", week=1), room_id=room
-    )
+    await course.run_session("integration", site.at(1, "09:00", week=1), room_id=room)
 
     # -- session 2 misses its 40-minute BP ----------------------------------------------
     session_2, _ = await dosing_session(
-        platform, site, plan, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
+        course, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
     )
-    await run_session(
-        platform, site, plan, "integration", site.at(4, "09:00", week=1), room_id=room
-    )
+    await course.run_session("integration", site.at(4, "09:00", week=1), room_id=room)
     form_2 = await eventually(lambda: form_of(session_2), timeout=60)
     pmf_2 = form_2["pmf_id"]
     assert form_2["status"] == "incomplete"
