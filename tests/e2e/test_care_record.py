@@ -34,7 +34,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from flows import register_recipient
-from monitoring_flows import ESKETAMINE, FIRST_DEVICE
+from monitoring_flows import ESKETAMINE, FIRST_DEVICE, STABLE
 from scheduling_flows import Course, create_site, enrolled
 from support import (
     CARE_RECORD_RESOURCE_TYPES,
@@ -69,15 +69,7 @@ async def dosing_session(
     chair = await course.bedside(sid).opened()
     first = FIRST_DEVICE_MINUTES_AGO
     # The pre-dose BP (SPR-PRE-4), with the first dissociation assessment.
-    await chair.vitals(
-        first + 5,
-        bp_systolic=128,
-        bp_diastolic=80,
-        heart_rate=76,
-        spo2=98,
-        sedation_moaas=5,
-        dissociation="none",
-    )
+    await chair.vitals(first + 5, **{**STABLE, "bp_systolic": 128, "bp_diastolic": 80})
     if with_40_min_bp:
         # The monitor's 40-minute BP, charted before the doses are: the first dose finds
         # SPR-MON-1's check done, so no reminder timer races the reading. At most 140/90
@@ -104,18 +96,9 @@ async def dosing_session(
             await chair.vitals(
                 minutes_ago, bp_systolic=bp[0], bp_diastolic=bp[1], heart_rate=88, spo2=97
             )
-    # Back in range (ends the alert's episode), every discharge criterion charted.
-    await chair.vitals(
-        1,
-        bp_systolic=132,
-        bp_diastolic=84,
-        heart_rate=76,
-        spo2=99,
-        respiratory_rate=14,
-        sedation_moaas=5,
-        dissociation="none",
-    )
-    await chair.assess()
+    # Back in range (ends the alert's episode), every discharge criterion charted, and
+    # the prescriber's assessment.
+    await chair.ready(bp_systolic=132, bp_diastolic=84)
     response = await chair.post("/discharge")
     assert response.status_code == 200, response.text
     discharged: Event = response.json()
