@@ -1,8 +1,8 @@
 """Steps of the care pathway through scheduling, driven over HTTP only. A dosing
 session completes once scheduling has consumed its DischargeCleared: produced by the
-test in monitoring's place (`discharge`), or, with `run_session(..., monitored=True)`,
-published by the real monitoring after the session went through its HTTP API
-(`discharge_at_monitoring`).
+test in monitoring's place (`Course.discharge`), or, with
+`Course.run_session(..., monitored=True)`, published by the real monitoring after the
+session went through its HTTP API (`Course.discharge_at_monitoring`).
 
 Sites here have fixed ids so that tests/rules/scheduling.json can give them their
 own rules; each platform run (SQLite, then PostgreSQL) has fresh databases, so a
@@ -236,34 +236,6 @@ async def enrolled(
     return await plan_when(platform, site, patient_id, consents=scopes)
 
 
-async def book(
-    platform: Platform,
-    site: SchedulingSite,
-    plan: dict[str, Any],
-    phase: str,
-    starts_at: datetime,
-    *,
-    room_id: str,
-) -> dict[str, Any]:
-    minutes = DOSING_MINUTES[plan["route"]] if phase == "dosing" else SESSION_MINUTES[phase]
-    body = {
-        "patient_id": plan["patient_id"],
-        "phase": phase,
-        "starts_at": starts_at.isoformat(),
-        "ends_at": (starts_at + timedelta(minutes=minutes)).isoformat(),
-        "room_id": room_id,
-        "therapist_id": plan["therapist_id"],
-    }
-    if phase == "dosing":
-        body["prescriber_id"] = plan["prescriber_id"]
-    response = await scheduling(platform).request(
-        "POST", "/sessions", as_=site.coordinator_, json_body=body
-    )
-    assert response.status_code == 201, response.text
-    session: dict[str, Any] = response.json()
-    return session
-
-
 def attestation() -> dict[str, Any]:
     """Fasted (solids 8 h, liquids 3 h), with a lift home arranged."""
     now = datetime.now(UTC)
@@ -274,99 +246,133 @@ def attestation() -> dict[str, Any]:
     }
 
 
-async def discharge(
-    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
-) -> None:
-    """What monitoring publishes when it clears the patient (produced by the test,
-    in monitoring's place)."""
-    now = datetime.now(UTC)
-    event = DischargeCleared(
-        producer="monitoring",
-        site_id=site.site_id,
-        patient_id=plan["patient_id"],
-        correlation_id=plan["correlation_id"],
-        data=DischargeClearedData(
-            session_id=session_id,
-            first_dose_at=now - timedelta(minutes=125),
-            cleared_at=now,
-            observed_minutes=125,
-        ),
-    )
-    await produce(platform.bootstrap, MONITORING_EVENTS, [(event.key, event.to_json())])
+@dataclass(frozen=True)
+class Course:
+    """A planned patient's sessions at a scheduling site (`plan` is what `plan_when`
+    returned), booked, checked in and completed as the site's coordinator and nurse."""
 
+    platform: Platform
+    site: SchedulingSite
+    plan: dict[str, Any]
 
-def bedside(
-    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
-) -> Window:
-    """Monitoring's window of a dosing session checked in at scheduling, driven as the
-    site's nurse and the plan's prescriber (call `opened()` before using it)."""
-    return Window(
-        platform,
-        site.site_id,
-        Route(plan["route"]),
-        plan["patient_id"],
-        session_id=session_id,
-        nurse=site.nurse_,
-        prescriber=site.as_(plan["prescriber_id"]),
-    )
+    def booking(self, phase: str, starts_at: datetime, *, room_id: str) -> dict[str, Any]:
+        """The body of POST /sessions: the plan's team, the phase's usual length."""
+        route = self.plan["route"]
+        minutes = DOSING_MINUTES[route] if phase == "dosing" else SESSION_MINUTES[phase]
+        body = {
+            "patient_id": self.plan["patient_id"],
+            "phase": phase,
+            "starts_at": starts_at.isoformat(),
+            "ends_at": (starts_at + timedelta(minutes=minutes)).isoformat(),
+            "room_id": room_id,
+            "therapist_id": self.plan["therapist_id"],
+        }
+        if phase == "dosing":
+            body["prescriber_id"] = self.plan["prescriber_id"]
+        return body
 
+    async def book(self, phase: str, starts_at: datetime, *, room_id: str) -> dict[str, Any]:
+        response = await scheduling(self.platform).request(
+            "POST",
+            "/sessions",
+            as_=self.site.coordinator_,
+            json_body=self.booking(phase, starts_at, room_id=room_id),
+        )
+        assert response.status_code == 201, response.text
+        session: dict[str, Any] = response.json()
+        return session
 
-async def discharge_at_monitoring(
-    platform: Platform, site: SchedulingSite, plan: dict[str, Any], session_id: str
-) -> dict[str, Any]:
-    """The dosing session through monitoring's gates, dosed now: one dose (esketamine:
-    one device after a pre-dose BP, SPR-PRE-3/4/7 answered), every discharge criterion
-    charted, the prescriber's stability assessment, then the discharge; monitoring
-    publishes DischargeCleared. Dosing now needs a site without a minimum observation
-    time (SPR-MON-3 / KET-DIS-6 set to 0 in tests/rules/monitoring.json)."""
-    window = await bedside(platform, site, plan, session_id).opened()
-    if window.route is Route.INTRANASAL_ESKETAMINE:
-        await window.first_device(0)
-    else:
-        await window.dose(0, **{**IV, "route": window.route.value})
-    await window.ready()
-    response = await window.post("/discharge")
-    assert response.status_code == 200, response.text
-    cleared: dict[str, Any] = response.json()
-    return cleared
-
-
-async def run_session(
-    platform: Platform,
-    site: SchedulingSite,
-    plan: dict[str, Any],
-    phase: str,
-    starts_at: datetime,
-    *,
-    room_id: str,
-    monitored: bool = False,
-) -> dict[str, Any]:
-    """Book, check in and complete one session; a dosing session completes once
-    scheduling has consumed monitoring's DischargeCleared for it (published by the
-    real monitoring when `monitored`, else produced by the test in its place)."""
-    api = scheduling(platform)
-    session = await book(platform, site, plan, phase, starts_at, room_id=room_id)
-    sid = session["session_id"]
-    body = attestation() if phase == "dosing" else {}
-    response = await api.request(
-        "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=body
-    )
-    assert response.status_code == 200, response.text
-    if phase == "dosing" and monitored:
-        await discharge_at_monitoring(platform, site, plan, sid)
-    elif phase == "dosing":
-        await discharge(platform, site, plan, sid)
-
-    async def complete() -> dict[str, Any] | None:
-        response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
-        if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
-            return None  # DischargeCleared not consumed yet
+    async def check_in(self, phase: str, starts_at: datetime, *, room_id: str) -> str:
+        """Book a session and check it in (a dosing session with `attestation()`); its id."""
+        session = await self.book(phase, starts_at, room_id=room_id)
+        session_id = str(session["session_id"])
+        response = await scheduling(self.platform).request(
+            "POST",
+            f"/sessions/{session_id}/check-in",
+            as_=self.site.nurse_,
+            json_body=attestation() if phase == "dosing" else {},
+        )
         assert response.status_code == 200, response.text
-        done: dict[str, Any] = response.json()
-        return done
+        return session_id
 
-    done: dict[str, Any] = await eventually(complete, timeout=60, interval=0.2)
-    return done
+    def bedside(self, session_id: str) -> Window:
+        """Monitoring's window of a dosing session checked in at scheduling, driven as the
+        site's nurse and the plan's prescriber (call `opened()` before using it)."""
+        return Window(
+            self.platform,
+            self.site.site_id,
+            Route(self.plan["route"]),
+            self.plan["patient_id"],
+            session_id=session_id,
+            nurse=self.site.nurse_,
+            prescriber=self.site.as_(self.plan["prescriber_id"]),
+        )
+
+    async def discharge(self, session_id: str) -> None:
+        """What monitoring publishes when it clears the patient (produced by the test,
+        in monitoring's place)."""
+        now = datetime.now(UTC)
+        event = DischargeCleared(
+            producer="monitoring",
+            site_id=self.site.site_id,
+            patient_id=self.plan["patient_id"],
+            correlation_id=self.plan["correlation_id"],
+            data=DischargeClearedData(
+                session_id=session_id,
+                first_dose_at=now - timedelta(minutes=125),
+                cleared_at=now,
+                observed_minutes=125,
+            ),
+        )
+        await produce(self.platform.bootstrap, MONITORING_EVENTS, [(event.key, event.to_json())])
+
+    async def discharge_at_monitoring(self, session_id: str) -> dict[str, Any]:
+        """The dosing session through monitoring's gates, dosed now: one dose (esketamine:
+        one device after a pre-dose BP, SPR-PRE-3/4/7 answered), every discharge criterion
+        charted, the prescriber's stability assessment, then the discharge; monitoring
+        publishes DischargeCleared. Dosing now needs a site without a minimum observation
+        time (SPR-MON-3 / KET-DIS-6 set to 0 in tests/rules/monitoring.json)."""
+        window = await self.bedside(session_id).opened()
+        if window.route is Route.INTRANASAL_ESKETAMINE:
+            await window.first_device(0)
+        else:
+            await window.dose(0, **{**IV, "route": window.route.value})
+        await window.ready()
+        response = await window.post("/discharge")
+        assert response.status_code == 200, response.text
+        cleared: dict[str, Any] = response.json()
+        return cleared
+
+    async def run_session(
+        self, phase: str, starts_at: datetime, *, room_id: str, monitored: bool = False
+    ) -> dict[str, Any]:
+        """Book, check in and complete one session; a dosing session completes once
+        scheduling has consumed monitoring's DischargeCleared for it (published by the
+        real monitoring when `monitored`, else produced by the test in its place)."""
+        session_id = await self.check_in(phase, starts_at, room_id=room_id)
+        if phase == "dosing" and monitored:
+            await self.discharge_at_monitoring(session_id)
+        elif phase == "dosing":
+            await self.discharge(session_id)
+        return await self.completed(session_id)
+
+    async def completed(self, session_id: str) -> dict[str, Any]:
+        """Complete a checked-in session, retried while a dosing session's DischargeCleared
+        has not been consumed yet (SCH-DIS-1)."""
+        api = scheduling(self.platform)
+
+        async def complete() -> dict[str, Any] | None:
+            response = await api.request(
+                "POST", f"/sessions/{session_id}/complete", as_=self.site.nurse_
+            )
+            if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
+                return None  # DischargeCleared not consumed yet
+            assert response.status_code == 200, response.text
+            done: dict[str, Any] = response.json()
+            return done
+
+        done: dict[str, Any] = await eventually(complete, timeout=60, interval=0.2)
+        return done
 
 
 async def gather(*steps: Any) -> list[Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from scheduling_flows import (
+    Course,
     SchedulingSite,
     approve,
     consent,
@@ -30,7 +31,6 @@ from scheduling_flows import (
     gather,
     plan_when,
     refer,
-    run_session,
     scheduling,
     screen,
 )
@@ -65,6 +65,22 @@ def expected_types(dosing_sessions: int, induction_review_after: int | None = No
     return types
 
 
+async def run_course(
+    course: Course,
+    room: str,
+    *,
+    preparation: list[datetime],
+    dosing: list[tuple[datetime, datetime]],
+) -> None:
+    """The preparation sessions, then each dosing session and its integration session
+    (at the times given, all in `room`)."""
+    for starts_at in preparation:
+        await course.run_session("preparation", starts_at, room_id=room)
+    for dosing_at, integration_at in dosing:
+        await course.run_session("dosing", dosing_at, room_id=room)
+        await course.run_session("integration", integration_at, room_id=room)
+
+
 async def esketamine_patient(platform: Platform, site: SchedulingSite) -> dict[str, Any]:
     patient_id = await refer(platform, site)
     screening = await screen(platform, site, patient_id, route="intranasal_esketamine")
@@ -73,16 +89,15 @@ async def esketamine_patient(platform: Platform, site: SchedulingSite) -> dict[s
     await consent(platform, site, patient_id, "rems_enrollment")
     plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
     assert (plan["protocol"], plan["planned_dosing_sessions"]) == ("esketamine_trd", 12)
-    room = site.rooms[0]
-    for day in (0, 1):
-        await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
-    for week, day in ESKETAMINE_DOSING:
-        await run_session(
-            platform, site, plan, "dosing", site.at(day, "09:00", week=week), room_id=room
-        )
-        await run_session(
-            platform, site, plan, "integration", site.at(day + 1, "09:00", week=week), room_id=room
-        )
+    await run_course(
+        Course(platform, site, plan),
+        site.rooms[0],
+        preparation=[site.at(day, "09:00") for day in (0, 1)],
+        dosing=[
+            (site.at(day, "09:00", week=week), site.at(day + 1, "09:00", week=week))
+            for week, day in ESKETAMINE_DOSING
+        ],
+    )
     return plan
 
 
@@ -96,16 +111,15 @@ async def iv_patient_through_review(platform: Platform, site: SchedulingSite) ->
     await consent(platform, site, patient_id, "treatment")
     plan = await plan_when(platform, site, patient_id, consents=("treatment",))
     assert (plan["protocol"], plan["planned_dosing_sessions"]) == ("ketamine_iv_induction", 6)
-    room = site.rooms[1]
-    for day in (0, 1):
-        await run_session(platform, site, plan, "preparation", site.at(day, "13:00"), room_id=room)
-    for week, day in IV_DOSING:
-        await run_session(
-            platform, site, plan, "dosing", site.at(day, "13:00", week=week), room_id=room
-        )
-        await run_session(
-            platform, site, plan, "integration", site.at(day, "16:30", week=week), room_id=room
-        )
+    await run_course(
+        Course(platform, site, plan),
+        site.rooms[1],
+        preparation=[site.at(day, "13:00") for day in (0, 1)],
+        dosing=[
+            (site.at(day, "13:00", week=week), site.at(day, "16:30", week=week))
+            for week, day in IV_DOSING
+        ],
+    )
     return plan
 
 
@@ -206,8 +220,8 @@ async def test_integration_overdue_survives_a_crash_and_a_restart_exactly_once(
     plan = await enrolled(platform, site)
     patient_id = plan["patient_id"]
     # No preparation needed at this site (KAP-1 minimum 0); the deadline is 14.4 s.
-    dosing = await run_session(
-        platform, site, plan, "dosing", site.at(0, "13:00", week=1), room_id=site.rooms[0]
+    dosing = await Course(platform, site, plan).run_session(
+        "dosing", site.at(0, "13:00", week=1), room_id=site.rooms[0]
     )
     due_by = datetime.fromisoformat(dosing["completed_at"]) + timedelta(hours=0.004)
 

@@ -34,17 +34,8 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from flows import register_recipient
-from monitoring_flows import ESKETAMINE, FIRST_DEVICE
-from scheduling_flows import (
-    SchedulingSite,
-    attestation,
-    bedside,
-    book,
-    create_site,
-    enrolled,
-    run_session,
-    scheduling,
-)
+from monitoring_flows import ESKETAMINE, FIRST_DEVICE, STABLE
+from scheduling_flows import Course, create_site, enrolled
 from support import (
     CARE_RECORD_RESOURCE_TYPES,
     Api,
@@ -69,36 +60,16 @@ Event = dict[str, Any]
 
 
 async def dosing_session(
-    platform: Platform,
-    site: SchedulingSite,
-    plan: dict[str, Any],
-    starts_at: datetime,
-    *,
-    with_40_min_bp: bool,
-    critical_bp: bool,
+    course: Course, starts_at: datetime, *, with_40_min_bp: bool, critical_bp: bool
 ) -> tuple[str, Event]:
     """Book and check in at scheduling; at monitoring: readings, two devices (125 and 120
     min ago), the prescriber's assessment, the discharge; complete at scheduling. Returns
     the session id and monitoring's discharge."""
-    api = scheduling(platform)
-    session = await book(platform, site, plan, "dosing", starts_at, room_id=site.rooms[0])
-    sid = str(session["session_id"])
-    response = await api.request(
-        "POST", f"/sessions/{sid}/check-in", as_=site.nurse_, json_body=attestation()
-    )
-    assert response.status_code == 200, response.text
-    chair = await bedside(platform, site, plan, sid).opened()
+    sid = await course.check_in("dosing", starts_at, room_id=course.site.rooms[0])
+    chair = await course.bedside(sid).opened()
     first = FIRST_DEVICE_MINUTES_AGO
     # The pre-dose BP (SPR-PRE-4), with the first dissociation assessment.
-    await chair.vitals(
-        first + 5,
-        bp_systolic=128,
-        bp_diastolic=80,
-        heart_rate=76,
-        spo2=98,
-        sedation_moaas=5,
-        dissociation="none",
-    )
+    await chair.vitals(first + 5, **{**STABLE, "bp_systolic": 128, "bp_diastolic": 80})
     if with_40_min_bp:
         # The monitor's 40-minute BP, charted before the doses are: the first dose finds
         # SPR-MON-1's check done, so no reminder timer races the reading. At most 140/90
@@ -125,30 +96,13 @@ async def dosing_session(
             await chair.vitals(
                 minutes_ago, bp_systolic=bp[0], bp_diastolic=bp[1], heart_rate=88, spo2=97
             )
-    # Back in range (ends the alert's episode), every discharge criterion charted.
-    await chair.vitals(
-        1,
-        bp_systolic=132,
-        bp_diastolic=84,
-        heart_rate=76,
-        spo2=99,
-        respiratory_rate=14,
-        sedation_moaas=5,
-        dissociation="none",
-    )
-    await chair.assess()
+    # Back in range (ends the alert's episode), every discharge criterion charted, and
+    # the prescriber's assessment.
+    await chair.ready(bp_systolic=132, bp_diastolic=84)
     response = await chair.post("/discharge")
     assert response.status_code == 200, response.text
     discharged: Event = response.json()
-
-    async def complete() -> bool:
-        response = await api.request("POST", f"/sessions/{sid}/complete", as_=site.nurse_)
-        if response.status_code == 409 and response.json()["error"]["code"] == "SCH-DIS-1":
-            return False
-        assert response.status_code == 200, response.text
-        return True
-
-    await eventually(complete, timeout=60, interval=0.2)
+    await course.completed(sid)
     return sid, discharged
 
 
@@ -202,10 +156,11 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     plan = await enrolled(platform, site, route="intranasal_esketamine")
     patient_id = plan["patient_id"]
     room = site.rooms[0]
+    course = Course(platform, site, plan)
     for day in (0, 1):
-        await run_session(platform, site, plan, "preparation", site.at(day, "09:00"), room_id=room)
+        await course.run_session("preparation", site.at(day, "09:00"), room_id=room)
     session_1, discharged_1 = await dosing_session(
-        platform, site, plan, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
+        course, site.at(0, "09:00", week=1), with_40_min_bp=True, critical_bp=True
     )
 
     # -- session 1's form: complete what no event carries, check the values, submit -------
@@ -272,17 +227,13 @@ async def test_care_record_timeline_pmf_fhir_and_rebuild(platform: Platform) -> 
     )
     assert response.status_code == 200, response.text
 
-    await run_session(
-        platform, site, plan, "integration", site.at(1, "09:00", week=1), room_id=room
-    )
+    await course.run_session("integration", site.at(1, "09:00", week=1), room_id=room)
 
     # -- session 2 misses its 40-minute BP ----------------------------------------------
     session_2, _ = await dosing_session(
-        platform, site, plan, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
+        course, site.at(3, "09:00", week=1), with_40_min_bp=False, critical_bp=False
     )
-    await run_session(
-        platform, site, plan, "integration", site.at(4, "09:00", week=1), room_id=room
-    )
+    await course.run_session("integration", site.at(4, "09:00", week=1), room_id=room)
     form_2 = await eventually(lambda: form_of(session_2), timeout=60)
     pmf_2 = form_2["pmf_id"]
     assert form_2["status"] == "incomplete"

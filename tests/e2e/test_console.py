@@ -37,11 +37,10 @@ from flows import register_recipient, set_escalation
 from monitoring_flows import phq9
 from playwright.async_api import Browser, Page, async_playwright, expect
 from scheduling_flows import (
+    Course,
     SchedulingSite,
     create_site,
     enrolled,
-    run_session,
-    scheduling,
 )
 from support import Api, TopicReader, eventually, produce
 
@@ -161,26 +160,10 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     await accessible(coordinator, "coordinator", screenshots)
 
     # -- prepare, book the dosing session; the nurse checks in with the checklist ----------
+    course = Course(platform, site, plan)  # the site's one prescriber and one therapist
     for n in (0, 1):
-        await run_session(
-            platform, site, plan, "preparation", site.at(n, "09:00"), room_id=site.rooms[1]
-        )
-    response = await scheduling(platform).request(
-        "POST",
-        "/sessions",
-        as_=site.coordinator_,
-        json_body={
-            "patient_id": patient_id,
-            "phase": "dosing",
-            "starts_at": dosing_at.isoformat(),
-            "ends_at": (dosing_at + timedelta(minutes=180)).isoformat(),
-            "room_id": site.rooms[0],
-            "therapist_id": therapist,
-            "prescriber_id": prescriber,
-        },
-    )
-    assert response.status_code == 201, response.text
-    session_id = response.json()["session_id"]
+        await course.run_session("preparation", site.at(n, "09:00"), room_id=site.rooms[1])
+    session_id = (await course.book("dosing", dosing_at, room_id=site.rooms[0]))["session_id"]
 
     nurse = await sign_in(browser, console, site.nurse_)
     await nurse.goto(f"{console}/schedule/{SITE}?day={day}")

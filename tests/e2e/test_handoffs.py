@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from flows import apis, register_recipient
 from scheduling_flows import (
+    Course,
     SchedulingSite,
     create_site,
     enrolled,
     gather,
-    run_session,
 )
 from support import Api, eventually
 
@@ -121,9 +121,10 @@ async def patient_course(
     rx, th = plan["prescriber_id"], plan["therapist_id"]
     room = site.rooms[0 if esketamine else 1]
     hhmm = "09:00" if esketamine else "13:00"
+    course = Course(platform, site, plan)
 
     # Preparation: no handoff (the bookings are the older session-team rows).
-    await run_session(platform, site, plan, "preparation", site.at(0, hhmm), room_id=room)
+    await course.run_session("preparation", site.at(0, hhmm), room_id=room)
     await inboxes.check()
     if esketamine:
         # Baseline 16 -> 13: no response, not yet a decision point: nothing. (Recorded
@@ -135,9 +136,7 @@ async def patient_course(
     # Dosing (through monitoring: dose, vitals, signed assessment, discharge): check-in
     # moves the plan to dosing (both); discharge + completion open the KAP-2
     # integration window for the therapist, with its deadline.
-    await run_session(
-        platform, site, plan, "dosing", site.at(0, hhmm, week=1), room_id=room, monitored=True
-    )
+    await course.run_session("dosing", site.at(0, hhmm, week=1), room_id=room, monitored=True)
     for who in (rx, th):
         inboxes.add(who, patient_id, "Phase advanced", "routine")
     inboxes.add(th, patient_id, "Integration window open", "routine")
@@ -157,7 +156,7 @@ async def patient_course(
     assert "h (KAP-2)" in window["body"]  # the deadline from SessionCompleted
 
     # Integration: booking settles the window; completion tells the prescriber.
-    await run_session(platform, site, plan, "integration", site.at(1, hhmm, week=1), room_id=room)
+    await course.run_session("integration", site.at(1, hhmm, week=1), room_id=room)
     inboxes.add(rx, patient_id, "Integration session completed", "routine")
     await inboxes.check()
     [done] = [

@@ -6,12 +6,11 @@ therapist, and a prescriber clears it. Database-independent: SQLite only."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from flows import apis
-from scheduling_flows import consent, create_site, plan_when, refer, scheduling, screen
+from scheduling_flows import Course, consent, create_site, plan_when, refer, scheduling, screen
 from support import eventually
 
 from kap_local.platform import Platform
@@ -62,16 +61,8 @@ async def test_rescreen_with_item_9_holds_dosing_until_a_prescriber_clears_it(
         "critical",
     )
 
-    starts_at = site.at(0, "09:00", week=1)
-    dosing = {
-        "patient_id": patient_id,
-        "phase": "dosing",
-        "starts_at": starts_at.isoformat(),
-        "ends_at": (starts_at + timedelta(hours=2)).isoformat(),
-        "room_id": site.rooms[0],
-        "therapist_id": plan["therapist_id"],
-        "prescriber_id": plan["prescriber_id"],
-    }
+    course = Course(platform, site, plan)
+    dosing = course.booking("dosing", site.at(0, "09:00", week=1), room_id=site.rooms[0])
     refused = await scheduling(platform).request(
         "POST", "/sessions", as_=site.coordinator_, json_body=dosing
     )

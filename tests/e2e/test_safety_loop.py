@@ -22,13 +22,7 @@ from typing import Any
 import pytest
 from flows import register_recipient, set_escalation
 from monitoring_flows import STABILITY_CRITERIA, phq9
-from scheduling_flows import (
-    book,
-    create_site,
-    enrolled,
-    run_session,
-    scheduling,
-)
+from scheduling_flows import Course, create_site, enrolled, scheduling
 from support import Api, SmsWebhook, TopicReader, eventually, live_inbox
 
 from kap_local.platform import Platform, ServiceProcess
@@ -71,21 +65,10 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
     # -- intake and scheduling: to a checked-in esketamine dosing session ----------------
     plan = await enrolled(platform, site, route="intranasal_esketamine")
     patient_id = plan["patient_id"]
+    course = Course(platform, site, plan)
     for day in (0, 1):  # preparation sessions (KAP-1 asks none for esketamine; offered here)
-        await run_session(
-            platform, site, plan, "preparation", site.at(day, "09:00"), room_id=site.rooms[0]
-        )
-    dosing = await book(platform, site, plan, "dosing", site.at(2, "09:00"), room_id=site.rooms[0])
-    session_id = dosing["session_id"]
-    fasted = {
-        "last_food_at": _utc(8 * 60),
-        "last_liquid_at": _utc(3 * 60),
-        "transport_arranged": True,
-    }
-    response = await scheduling(platform).request(
-        "POST", f"/sessions/{session_id}/check-in", as_=site.nurse_, json_body=fasted
-    )
-    assert response.status_code == 200, response.text
+        await course.run_session("preparation", site.at(day, "09:00"), room_id=site.rooms[0])
+    session_id = await course.check_in("dosing", site.at(2, "09:00"), room_id=site.rooms[0])
 
     async def window_open() -> bool:
         response = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
@@ -236,13 +219,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
         assert cleared["data"]["signed_by"] == prescriber
 
         # Scheduling completes the dosing session now that monitoring cleared it.
-        async def completed() -> bool:
-            response = await scheduling(platform).request(
-                "POST", f"/sessions/{session_id}/complete", as_=site.nurse_
-            )
-            return response.status_code == 200
-
-        await eventually(completed, timeout=60)
+        await course.completed(session_id)
 
         # -- PHQ-9 item 9 = 1: safety concern, paged, and a dosing hold ------------------
         await phq9(monitoring, patient_id, site.as_(therapist), [1, 1, 0, 0, 0, 0, 0, 0, 1])
@@ -273,15 +250,7 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
             return holds
 
         (hold,) = await eventually(on_hold)
-        next_dosing = {
-            "patient_id": patient_id,
-            "phase": "dosing",
-            "starts_at": site.at(3, "09:00").isoformat(),
-            "ends_at": (site.at(3, "09:00") + timedelta(hours=2)).isoformat(),
-            "room_id": site.rooms[0],
-            "therapist_id": plan["therapist_id"],
-            "prescriber_id": plan["prescriber_id"],
-        }
+        next_dosing = course.booking("dosing", site.at(3, "09:00"), room_id=site.rooms[0])
         response = await scheduling(platform).request(
             "POST", "/sessions", as_=site.coordinator_, json_body=next_dosing
         )
