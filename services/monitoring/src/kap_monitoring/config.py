@@ -24,8 +24,11 @@ class MonitoringSettings(ServiceSettings):
     # and leaves would stop and rebalance the high-volume vitals stream too.
     vitals_consumer_group: str = "monitoring-vitals"
     vitals_batch_max_records: int = Field(default=5000, ge=1, le=50_000)
-    # How long a batch may wait to fill up before it is processed anyway.
-    vitals_batch_timeout_ms: int = Field(default=100, ge=1)
+    # How long one poll waits for readings (it returns as soon as any are there). After a
+    # poll that found none, faststream's batch subscriber also *sleeps* this long, so a
+    # reading arriving then (at a clinic's rate, polls are mostly empty) waits up to it:
+    # kept short for the alert path (bench/README.md, alert latency).
+    vitals_batch_timeout_ms: int = Field(default=20, ge=1)
     vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Retries of a batch after a transient (database) error, before it is rewound and
     # redelivered; readings are never dead-lettered for a database outage.
