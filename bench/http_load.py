@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import io
 import json
 import os
@@ -100,6 +101,22 @@ async def open_sessions(bootstrap: str, base_url: str, token: str, count: int) -
 # -- the load generator (the second process) ---------------------------------------------
 
 
+async def post_reading(client: httpx.AsyncClient, session_id: str, n: int) -> httpx.Response:
+    """A new reading (a fresh reading_id), as a nurse charts it."""
+    return await client.post(
+        f"/sessions/{session_id}/vitals",
+        json={
+            "reading_id": f"http-{uuid.uuid4().hex}",
+            "recorded_at": datetime.now(UTC).isoformat(),
+            "bp_systolic": 118 + n % 20,
+            "bp_diastolic": 76 + n % 10,
+            "heart_rate": 70 + n % 15,
+            "spo2": 97.0,
+            "respiratory_rate": 14,
+        },
+    )
+
+
 async def _generate(
     base_url: str, token: str, sessions: list[str], rate: float, seconds: float, warmup: float
 ) -> dict[str, Any]:
@@ -117,18 +134,7 @@ async def _generate(
             status = 0
             try:
                 if n % 2 == 0:
-                    response = await client.post(
-                        f"/sessions/{session_id}/vitals",
-                        json={
-                            "reading_id": f"http-{uuid.uuid4().hex}",
-                            "recorded_at": datetime.now(UTC).isoformat(),
-                            "bp_systolic": 118 + n % 20,
-                            "bp_diastolic": 76 + n % 10,
-                            "heart_rate": 70 + n % 15,
-                            "spo2": 97.0,
-                            "respiratory_rate": 14,
-                        },
-                    )
+                    response = await post_reading(client, session_id, n)
                 else:
                     response = await client.get(f"/sessions/{session_id}")
                 status = response.status_code
@@ -216,6 +222,81 @@ def summarize(
             "latency_ms_from_due": _percentiles([s[3] - s[1] for s in chosen if s[4] > 0]),
             "latency_ms_from_send": _percentiles([s[3] - s[2] for s in chosen if s[4] > 0]),
         }
+    return out
+
+
+# -- one request at a time, in-process: what each costs -------------------------------------
+
+
+async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, Any]:
+    """CPU per request of each kind, one request at a time through the ASGI app in this
+    process (no Kafka: the broker is unreachable, the outbox waits): the cost of the
+    request itself, which the machine's load hardly changes, unlike the latencies.
+    `time.process_time` counts every thread (aiosqlite's included), `thread_time` the
+    event loop's. With `profile_dir`, a cProfile of the main thread per kind."""
+    from kap_monitoring.bootstrap import build
+    from kap_monitoring.config import MonitoringSettings
+    from kap_monitoring.entrypoints.stream import HANDLERS
+    from kap_shared.events import decode
+    from kap_shared.messaging.consumer import EventConsumer
+
+    work = Path(tempfile.mkdtemp(prefix="kap-bench-http-cost-"))
+    settings = MonitoringSettings(
+        var_dir=work,
+        kap_jwt_secret=SECRET,
+        db_schema="create_all",
+        log_level="WARNING",
+        kafka={"bootstrap_servers": "127.0.0.1:1"},  # unreachable: no broker needed
+    )
+    app = build(settings)
+    sessions = [f"sess-h-{n}" for n in range(5)]
+    out: dict[str, Any] = {"requests_per_kind": count}
+    async with app.router.lifespan_context(app):
+        runtime = app.state.runtime
+        if not runtime.database_ready:  # the lifespan prepares the schema first
+            raise RuntimeError("monitoring's database is not ready")
+        consumer = EventConsumer(
+            group_id="monitoring", sessions=runtime.sessions, handlers=HANDLERS
+        )
+        for n in range(len(sessions)):
+            for _key, value, _kind in _opening_events(n):
+                await consumer.handle(decode(topics.SCHEDULING_EVENTS, value))
+        token = mint_token(SECRET, sub="rn-bench", role="nurse", sites=[SITE])
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://monitoring",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            for session_id in sessions:
+                await first_dose(client, session_id)
+
+            async def post(n: int) -> httpx.Response:
+                return await post_reading(client, sessions[n % len(sessions)], n)
+
+            async def get(n: int) -> httpx.Response:
+                return await client.get(f"/sessions/{sessions[n % len(sessions)]}")
+
+            for kind, call in (("post_vitals", post), ("get_session", get)):
+                for n in range(20):  # warm-up: caches, compiled statements
+                    await call(n)
+                profiler = cProfile.Profile() if profile_dir else None
+                cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                for n in range(count):
+                    response = await call(n)
+                    if response.status_code not in (200, 201):
+                        raise RuntimeError(f"{kind}: {response.status_code} {response.text}")
+                if profiler and profile_dir:
+                    profiler.disable()
+                    profiler.dump_stats(profile_dir / f"{kind}.prof")
+                out[kind] = {
+                    "cpu_ms": round((time.process_time() - cpu) * 1000 / count, 2),
+                    "event_loop_cpu_ms": round((time.thread_time() - loop_cpu) * 1000 / count, 2),
+                    "wall_ms": round((time.perf_counter() - wall) * 1000 / count, 2),
+                    "profiled": profiler is not None,
+                }
+                log(f"{kind}: {out[kind]}")
     return out
 
 
@@ -382,10 +463,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--variant", help="record under variants.<name> of the output file")
+    parser.add_argument(
+        "--per-request",
+        type=int,
+        metavar="N",
+        help="instead of the load: N requests of each kind one at a time, in-process, "
+        "and the CPU each costs (recorded under per_request)",
+    )
     parser.add_argument("--generate", help=argparse.SUPPRESS)  # the load generator process
     args = parser.parse_args(argv)
     if args.generate:
         return generator_main(args.generate)
+    if args.per_request:
+        return record_per_request(args)
     result = asyncio.run(run(args))
     print(json.dumps({k: v for k, v in result.items() if not k.startswith("profile")}, indent=2))
     for key in ("profile_top_tottime", "profile_top_cumulative"):
@@ -402,6 +492,25 @@ def main(argv: list[str] | None = None) -> int:
         document = result
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     log(f"written {args.output}")
+    return 0
+
+
+def record_per_request(args: argparse.Namespace) -> int:
+    profile_dir = Path(tempfile.mkdtemp(prefix="kap-bench-http-prof-")) if args.profile else None
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    cost = asyncio.run(per_request_cost(args.per_request, profile_dir))
+    cost["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    cost["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
+    print(json.dumps(cost, indent=2))
+    if profile_dir:
+        for kind in ("post_vitals", "get_session"):
+            print(f"== {kind}: main thread, by own time")
+            pstats.Stats(str(profile_dir / f"{kind}.prof")).sort_stats("tottime").print_stats(25)
+    if not args.no_write and args.output.exists():
+        document = json.loads(args.output.read_text())
+        document.setdefault("per_request", {})[args.variant or "current"] = cost
+        args.output.write_text(json.dumps(document, indent=2) + "\n")
+        log(f"written per_request.{args.variant or 'current'} to {args.output}")
     return 0
 
 

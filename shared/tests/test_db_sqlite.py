@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
@@ -103,3 +105,28 @@ async def test_a_writer_that_cannot_get_the_lock_fails_closed(tmp_path: Path) ->
                     await nested.execute(text("INSERT INTO t VALUES (2)"))
     finally:
         await engine.dispose()
+
+
+async def test_statements_take_one_thread_hand_off_and_answer_as_before(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kap_shared.db_sqlite_cursor: execute, fetch and close in one call on aiosqlite's
+    thread; rows, rowcount and lastrowid as sqlite3 gives them."""
+    hand_offs: list[object] = []
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hand_offs.append(fn)
+        return await real(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    async with engine.begin() as conn:
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+        await conn.execute(text("INSERT INTO t VALUES (:n)"), [{"n": 1}, {"n": 2}, {"n": 3}])
+        inserted = await conn.execute(text("INSERT INTO t VALUES (4)"))
+        updated = await conn.execute(text("UPDATE t SET n = n + 10 WHERE n > 2"))
+        rows = (await conn.execute(text("SELECT n FROM t ORDER BY n"))).all()
+        assert len(hand_offs) == 4  # one per statement
+        monkeypatch.undo()
+    assert inserted.lastrowid == 4
+    assert updated.rowcount == 2
+    assert [n for (n,) in rows] == [1, 2, 13, 14]

@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
+from .db_sqlite_cursor import use_one_hop_cursors
+
 # How long a writer waits for the lock (and SQLite for another process's), seconds.
 BUSY_TIMEOUT = 30.0
 # Statements that never write; anything else (DML, DDL, BEGIN, SAVEPOINT, WITH ...)
@@ -136,5 +138,6 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        use_one_hop_cursors(dbapi_connection)
 
     (writers or WriterQueue()).install(engine)
