@@ -9,6 +9,15 @@ class Phase(StrEnum):
     INTEGRATION = "integration"
 
 
+class SessionStatus(StrEnum):
+    """A dosing or therapy session as scheduling keeps it (its GET and its events)."""
+
+    SCHEDULED = "scheduled"
+    CHECKED_IN = "checked_in"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
 class Route(StrEnum):
     IV = "iv"
     IM = "im"

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kap_shared.events.enums import SessionStatus
+
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -182,11 +184,12 @@ def care_plan(
     }
 
 
+# scheduling's session status -> FHIR Appointment.status
 APPOINTMENT_STATUS = {
-    "scheduled": "booked",
-    "checked_in": "arrived",
-    "completed": "fulfilled",
-    "cancelled": "cancelled",
+    SessionStatus.SCHEDULED: "booked",
+    SessionStatus.CHECKED_IN: "arrived",
+    SessionStatus.COMPLETED: "fulfilled",
+    SessionStatus.CANCELLED: "cancelled",
 }
 
 

@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared import events
-from kap_shared.events.enums import Agent
+from kap_shared.events.enums import Agent, SessionStatus
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -32,9 +32,9 @@ log = get_logger(__name__)
 
 Handler = Callable[[Any, UnitOfWork], Awaitable[None]]
 SESSION_STATUS = {
-    "SessionCancelled": "cancelled",
-    "SessionCheckedIn": "checked_in",
-    "SessionCompleted": "completed",
+    "SessionCancelled": SessionStatus.CANCELLED,
+    "SessionCheckedIn": SessionStatus.CHECKED_IN,
+    "SessionCompleted": SessionStatus.COMPLETED,
 }
 
 

@@ -14,6 +14,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from kap_shared.events.enums import ConsentScope, Phase, Role, Route, Severity
+from kap_shared.events.enums import SessionStatus as SessionStatus  # the contract's, re-exported
 
 Clock = Callable[[], datetime]
 
@@ -25,13 +26,6 @@ class PlanStatus(StrEnum):
     AWAITING_CARE_TEAM = "awaiting_care_team"
     ACTIVE = "active"
     SUSPENDED = "suspended"
-
-
-class SessionStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    CHECKED_IN = "checked_in"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
 
 
 class HoldStatus(StrEnum):

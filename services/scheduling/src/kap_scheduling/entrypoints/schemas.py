@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from kap_shared.events.enums import Phase, Route
+from kap_shared.events.enums import Phase, Route, SessionStatus
 
 from ..adapters.tables import (
     Clinician,
@@ -72,7 +72,7 @@ class SessionView(BaseModel):
     )
     prescriber_id: str | None
     nurse_id: str | None = Field(description="the monitoring nurse, when known")
-    status: str = Field(description="scheduled | checked_in | completed | cancelled")
+    status: SessionStatus
     booked_by: str
     checked_in_at: datetime | None
     completed_at: datetime | None
@@ -188,12 +188,14 @@ class PlanView(BaseModel):
             phase=Phase(plan.phase) if plan.phase else None,
             protocol_description=protocol.description if protocol else plan.protocol,
             progress=Progress(
-                preparation_completed=count(Phase.PREPARATION, "completed"),
+                preparation_completed=count(Phase.PREPARATION, SessionStatus.COMPLETED),
                 preparation_required=rules.min_preparation_sessions(Route(plan.route)),
-                dosing_booked=count(Phase.DOSING, "scheduled", "checked_in"),
-                dosing_completed=count(Phase.DOSING, "completed"),
+                dosing_booked=count(
+                    Phase.DOSING, SessionStatus.SCHEDULED, SessionStatus.CHECKED_IN
+                ),
+                dosing_completed=count(Phase.DOSING, SessionStatus.COMPLETED),
                 dosing_planned=plan.planned_dosing_sessions,
-                integration_completed=count(Phase.INTEGRATION, "completed"),
+                integration_completed=count(Phase.INTEGRATION, SessionStatus.COMPLETED),
             ),
             sessions=[SessionView.of(s, plan, rules) for s in snap.sessions],
             consents={
