@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import BindParameter, bindparam
 from sqlmodel import col, select
 
 from kap_shared.events.enums import Severity
@@ -280,6 +281,28 @@ def _by_session(items: Iterable[Related]) -> dict[str, list[Related]]:
     return grouped
 
 
+# The related rows of a set of sessions (`:ids`), built once: SQLAlchemy then also
+# keeps each statement's cache key instead of building both per request.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_DOSES = select(Dose).where(col(Dose.session_id).in_(_IDS)).order_by(col(Dose.administered_at))
+_DECISIONS = (
+    select(PredoseDecision)
+    .where(col(PredoseDecision.session_id).in_(_IDS))
+    .order_by(col(PredoseDecision.decided_at))
+)
+_OPEN_CONCERNS = (
+    select(SafetyConcern)
+    .where(col(SafetyConcern.session_id).in_(_IDS))
+    .where(SafetyConcern.status == OPEN)
+    .order_by(col(SafetyConcern.raised_at))
+)
+_ASSESSMENTS = (
+    select(StabilityAssessment)
+    .where(col(StabilityAssessment.session_id).in_(_IDS))
+    .order_by(col(StabilityAssessment.assessed_at).desc())
+)
+
+
 async def _views(
     uow: UnitOfWork,
     rows: list[MonitoredSession],
@@ -290,36 +313,13 @@ async def _views(
     if not rows:
         return []
     db = uow.session
-    ids = [row.session_id for row in rows]
-    doses = _by_session(
-        await db.exec(
-            select(Dose).where(col(Dose.session_id).in_(ids)).order_by(col(Dose.administered_at))
-        )
-    )
-    decisions = _by_session(
-        await db.exec(
-            select(PredoseDecision)
-            .where(col(PredoseDecision.session_id).in_(ids))
-            .order_by(col(PredoseDecision.decided_at))
-        )
-    )
-    concerns = _by_session(
-        await db.exec(
-            select(SafetyConcern)
-            .where(col(SafetyConcern.session_id).in_(ids))
-            .where(SafetyConcern.status == OPEN)
-            .order_by(col(SafetyConcern.raised_at))
-        )
-    )
-    alerts = _by_session(await store.open_alerts(db, ids))
+    ids = {"ids": [row.session_id for row in rows]}
+    doses = _by_session(await db.exec(_DOSES, params=ids))
+    decisions = _by_session(await db.exec(_DECISIONS, params=ids))
+    concerns = _by_session(await db.exec(_OPEN_CONCERNS, params=ids))
+    alerts = _by_session(await store.open_alerts(db, ids["ids"]))
     # Newest first: the first of each session is its latest assessment.
-    assessments = _by_session(
-        await db.exec(
-            select(StabilityAssessment)
-            .where(col(StabilityAssessment.session_id).in_(ids))
-            .order_by(col(StabilityAssessment.assessed_at).desc())
-        )
-    )
+    assessments = _by_session(await db.exec(_ASSESSMENTS, params=ids))
     return [
         _view(
             row,
