@@ -12,6 +12,7 @@ from monitoring_flows import STABILITY_CRITERIA
 
 from kap_shared.events.enums import Route
 from kap_shared.testing import rows
+from kap_shared.testing_app import wait_for_due_timers
 
 from .clock import ago, now, parse
 from .conftest import (
@@ -31,12 +32,13 @@ ESK = Route.INTRANASAL_ESKETAMINE
 
 
 def test_SPR_MON_3_esketamine_119_minutes_after_the_first_device_is_409(
-    mon: Monitoring, open_session: Callable[..., str], counts: Counts, outbox: Outbox
+    mon: Monitoring, open_session: Callable[..., str], counts: Counts, outbox: Outbox, db: Path
 ) -> None:
     open_session(route=ESK)
     assert mon.first_device(at=ago(minutes=119)).status_code == 201
     mon.dose(**ESKETAMINE, device_number=2, administered_at=ago(minutes=114))
     mon.ready()
+    wait_for_due_timers(db)
     before = counts()
 
     error = assert_error(mon.discharge(), 409, "SPR-MON-3")
@@ -121,10 +123,11 @@ def test_MON_DIS_1_no_dose_no_discharge(mon: Monitoring, open_session: Callable[
 
 
 def test_fail_closed_a_dose_alone_lists_every_missing_fact(
-    mon: Monitoring, open_session: Callable[..., str], counts: Counts, outbox: Outbox
+    mon: Monitoring, open_session: Callable[..., str], counts: Counts, outbox: Outbox, db: Path
 ) -> None:
     open_session()
     mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
+    wait_for_due_timers(db)  # the back-dated dose's notices are due at once
     before = counts()
     error = assert_error(mon.discharge(), 409, "KET-DIS-3")
     blockers = error["details"]["blockers"]
@@ -147,12 +150,13 @@ def test_fail_closed_a_dose_alone_lists_every_missing_fact(
 
 
 def test_a_stale_reading_blocks_until_it_is_charted_again(
-    mon: Monitoring, open_session: Callable[..., str], counts: Counts
+    mon: Monitoring, open_session: Callable[..., str], counts: Counts, db: Path
 ) -> None:
     open_session()
     mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
     mon.ok_vitals(**STABLE, recorded_at=ago(minutes=31))  # max age 30 minutes
     assert mon.assess().status_code == 201
+    wait_for_due_timers(db)
     before = counts()
     error = assert_error(mon.discharge(), 409, "KET-DIS-3")
     assert "stale" in error["message"]
@@ -227,10 +231,15 @@ def test_SPR_GOAL_unresolved_dissociation_blocks(
 
 
 def test_the_stability_assessment_is_a_prescribers_by_default(
-    mon: Monitoring, open_session: Callable[..., str], nurse: dict[str, str], counts: Counts
+    mon: Monitoring,
+    open_session: Callable[..., str],
+    nurse: dict[str, str],
+    counts: Counts,
+    db: Path,
 ) -> None:
     open_session(route=ESK)
     assert mon.first_device(at=ago(minutes=130)).status_code == 201
+    wait_for_due_timers(db)
     before = counts()
     by_nurse = mon.client.post(
         "/sessions/ses-1/stability-assessment",

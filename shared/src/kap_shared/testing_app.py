@@ -5,8 +5,9 @@ what it stored (outbox payloads, table row counts). Shared by every service's te
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,27 @@ def table_counts(db: Path, tables: Iterable[str]) -> dict[str, int]:
         table: rows(db, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 - fixed names
         for table in tables
     }
+
+
+def wait_for_due_timers(db: Path, timeout: float = 30.0) -> None:
+    """Return once the app's timer worker has fired every timer already due.
+
+    A test that back-dates a dose makes its notices (e.g. SPR-MON-1's overdue BP) due at
+    once; the worker fires them on its next poll, whenever that is on a loaded machine,
+    so a before/after row count is only stable after this."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = datetime.now(UTC)
+        due = [
+            at
+            for (text,) in rows(db, "SELECT due_at FROM scheduled_jobs WHERE status = 'pending'")
+            if (at := datetime.fromisoformat(text)).replace(tzinfo=at.tzinfo or UTC) <= now
+        ]
+        if not due:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(due)} due timer(s) still pending after {timeout} s")
+        time.sleep(0.05)
 
 
 def envelope(producer: str, site_id: str, patient_id: str) -> dict[str, Any]:
