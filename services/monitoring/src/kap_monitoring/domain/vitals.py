@@ -20,7 +20,7 @@ Times are integer microseconds since the epoch, so boundaries such as "exactly
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -583,78 +583,6 @@ STEPS: dict[Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[
     Group.RR: _step_rr,
     Group.SED: _step_sedation,
 }
-
-
-# -- a calm batch: one state update instead of a step per reading ------------------------
-# For each group, whether every reading of a batch lies where `step` neither triggers,
-# clears nor prompts (given that none of the group's rules is active): inside the
-# critical limits and the recheck (soft) limits alike.
-
-
-def _calm_bp(readings: Sequence[Reading], rules: MonitoringRules) -> bool:
-    sys_max = min(rules.bp_critical_systolic_above, rules.bp_recheck_systolic_above)
-    dia_max = min(rules.bp_critical_diastolic_above, rules.bp_recheck_diastolic_above)
-    return all(
-        (r.bp_systolic is None or r.bp_systolic <= sys_max)
-        and (r.bp_diastolic is None or r.bp_diastolic <= dia_max)
-        for r in readings
-    )
-
-
-def _calm_hr(readings: Sequence[Reading], rules: MonitoringRules) -> bool:
-    low, high = rules.hr_critical_below, min(rules.hr_critical_above, rules.hr_recheck_above)
-    return all(r.heart_rate is None or low <= r.heart_rate <= high for r in readings)
-
-
-def _calm_spo2(readings: Sequence[Reading], rules: MonitoringRules) -> bool:
-    low = max(rules.spo2_sustained_below, rules.spo2_recheck_below)
-    return all(r.spo2 is None or r.spo2 >= low for r in readings)
-
-
-def _calm_rr(readings: Sequence[Reading], rules: MonitoringRules) -> bool:
-    low = max(rules.rr_critical_below, rules.rr_soft_below)
-    high = rules.rr_soft_above
-    return all(r.respiratory_rate is None or low <= r.respiratory_rate <= high for r in readings)
-
-
-def _calm_sedation(readings: Sequence[Reading], rules: MonitoringRules) -> bool:
-    above = max(rules.moaas_critical_at_or_below, rules.moaas_soft_at_or_below)
-    return all(r.sedation_moaas is None or r.sedation_moaas > above for r in readings)
-
-
-CALM: dict[Group, Callable[[Sequence[Reading], MonitoringRules], bool]] = {
-    Group.BP: _calm_bp,
-    Group.HR: _calm_hr,
-    Group.SPO2: _calm_spo2,
-    Group.RR: _calm_rr,
-    Group.SED: _calm_sedation,
-}
-
-
-def settle(
-    state: VitalsState, readings: Sequence[Reading], group: Group, rules: MonitoringRules
-) -> bool:
-    """`group` over a session's new readings (in time order, none of them late) in one
-    update, when stepping through them could change nothing but the latest values: no
-    rule of the group is active and every value is calm (see CALM). The state then takes
-    each metric's newest value (an HR or SpO2 run, which a calm value ends, is over) and
-    True is returned; otherwise nothing is touched and the caller steps reading by
-    reading. Equivalent to `step` over the same readings (tested with hypothesis)."""
-    if not state.active.isdisjoint(GROUP_RULES[group]) or not CALM[group](readings, rules):
-        return False
-    found = False
-    for metric in GROUP_METRICS[group]:
-        for r in reversed(readings):
-            value = getattr(r, metric)
-            if value is not None:
-                state.last_t[metric], state.latest[metric] = r.t, value
-                found = True
-                break
-    if found and group is Group.HR:
-        state.hr_run_t = None
-    elif found and group is Group.SPO2:
-        state.spo2_run_t = None
-    return True
 
 
 # -- replay (late readings) ----------------------------------------------------------------

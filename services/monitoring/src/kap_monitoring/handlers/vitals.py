@@ -56,7 +56,6 @@ from ..domain.vitals import (
     micros,
     predose_bp_elevated,
     replay,
-    settle,
 )
 from .alerts import BY_RULES, VALUES_IN_RANGE, observation_due, raise_alert, resolve_alert
 from .observations import BP_CHECK_KEYS
@@ -258,40 +257,32 @@ class _SessionWork:
     async def apply(self, items: list[Incoming]) -> None:
         """One pass over the session's new readings in time order. A metric group whose
         first new reading is older than the newest already evaluated is late: it is
-        set aside and re-derived by `_replay`. A group whose readings are all calm is
-        settled in one update (`settle`: the usual case, nothing to raise); the others
-        run their machines reading by reading."""
+        set aside and re-derived by `_replay`; the others run their machines."""
         items.sort(key=_item_order)
         self.items = {i.reading.reading_id: i for i in items}
         state, rules = self.state, self.rules
-        readings = [i.reading for i in items]
-        present: set[Group] = set()
+        checked: set[Group] = set()
         late: set[Group] = set()
-        for reading in readings:
-            for group in reading.groups():
-                if group not in present:
-                    present.add(group)
-                    if state.is_late(reading, group):
-                        late.add(group)
-        stepped = [
-            (group, STEPS[group])
-            for group in Group
-            if group in present and group not in late and not settle(state, readings, group, rules)
-        ]
+        bp: list[Reading] = []
         for item in items:
             reading = item.reading
-            if stepped:
-                groups = reading.groups()
-                for group, step in stepped:
-                    if group in groups:
-                        for finding in step(state, reading, rules, True):
-                            await self._apply(finding)
+            for group in reading.groups():
+                if group is Group.BP:
+                    bp.append(reading)
+                if group not in checked:
+                    checked.add(group)
+                    if state.is_late(reading, group):
+                        late.add(group)
+                if group in late:
+                    continue
+                found = STEPS[group](state, reading, rules, True)
+                for finding in found:
+                    await self._apply(finding)
             if reading.symptoms:
                 self._crisis(item)
             state.assess_dissociation(reading)
         if late:
-            await self._replay(sorted(late), readings)
-        bp = [r for r in readings if Group.BP in r.groups()]
+            await self._replay(sorted(late), [i.reading for i in items])
         if bp:
             self._predose(bp)
             await self._bp_check(bp)
