@@ -9,42 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from kap_monitoring.domain.rules import (
-    KET_MON_BP,
-    KET_MON_HR,
-    KET_MON_RR,
-    KET_MON_RR_SOFT,
-    KET_MON_SED,
-    KET_MON_SED_SOFT,
-    KET_MON_SPO2,
-    MonitoringRules,
-)
-from kap_monitoring.domain.vitals import (
-    BP_RECHECK,
-    US,
-    Clear,
-    Finding,
-    Group,
-    Prompt,
-    Reading,
-    Trigger,
-    VitalsState,
-    crisis_symptoms,
-    from_micros,
-    micros,
-    predose_bp_elevated,
-    replay,
-    step,
-)
+from kap_monitoring.domain import rules, vitals
+from kap_monitoring.domain.rules import MonitoringRules
 from kap_shared.events.enums import Severity
 from kap_shared.rules import SiteRules
 
 RULES = MonitoringRules()
-T0 = micros(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+T0 = vitals.micros(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 def at(seconds: float) -> int:
-    return T0 + round(seconds * US)
+    return T0 + round(seconds * vitals.US)
 
 
 def minutes(value: float) -> int:
@@ -52,46 +27,50 @@ def minutes(value: float) -> int:
 
 
 def feed(
-    readings: Sequence[Reading], rules: MonitoringRules = RULES, state: VitalsState | None = None
-) -> list[Finding]:
-    state = state or VitalsState()
-    out: list[Finding] = []
+    readings: Sequence[vitals.Reading],
+    limits: MonitoringRules = RULES,
+    state: vitals.VitalsState | None = None,
+) -> list[vitals.Finding]:
+    state = state or vitals.VitalsState()
+    out: list[vitals.Finding] = []
     for reading in readings:
         for group in reading.groups():
-            out.extend(step(state, reading, group, rules))
+            out.extend(vitals.step(state, reading, group, limits))
     return out
 
 
-def triggers(findings: Sequence[Finding], rule: str | None = None) -> list[Trigger]:
-    return [f for f in findings if isinstance(f, Trigger) and (rule is None or f.rule_id == rule)]
+def triggers(findings: Sequence[vitals.Finding], rule: str | None = None) -> list[vitals.Trigger]:
+    return [
+        f for f in findings if isinstance(f, vitals.Trigger) and (rule is None or f.rule_id == rule)
+    ]
 
 
-def clears(findings: Sequence[Finding], rule: str) -> list[Clear]:
-    return [f for f in findings if isinstance(f, Clear) and f.rule_id == rule]
+def clears(findings: Sequence[vitals.Finding], rule: str) -> list[vitals.Clear]:
+    return [f for f in findings if isinstance(f, vitals.Clear) and f.rule_id == rule]
 
 
-def prompts(findings: Sequence[Finding]) -> list[Prompt]:
-    return [f for f in findings if isinstance(f, Prompt)]
+def prompts(findings: Sequence[vitals.Finding]) -> list[vitals.Prompt]:
+    return [f for f in findings if isinstance(f, vitals.Prompt)]
 
 
-def bp(t: int, systolic: int, diastolic: int, rid: str | None = None) -> Reading:
-    return Reading(rid or f"bp-{t}", t, bp_systolic=systolic, bp_diastolic=diastolic)
+def bp(t: int, systolic: int, diastolic: int, rid: str | None = None) -> vitals.Reading:
+    return vitals.Reading(rid or f"bp-{t}", t, bp_systolic=systolic, bp_diastolic=diastolic)
 
 
-def hr(t: int, value: int) -> Reading:
-    return Reading(f"hr-{t}", t, heart_rate=value)
+def hr(t: int, value: int) -> vitals.Reading:
+    return vitals.Reading(f"hr-{t}", t, heart_rate=value)
 
 
-def spo2(t: int, value: float) -> Reading:
-    return Reading(f"spo2-{t}", t, spo2=value)
+def spo2(t: int, value: float) -> vitals.Reading:
+    return vitals.Reading(f"spo2-{t}", t, spo2=value)
 
 
-def rr(t: int, value: int) -> Reading:
-    return Reading(f"rr-{t}", t, respiratory_rate=value)
+def rr(t: int, value: int) -> vitals.Reading:
+    return vitals.Reading(f"rr-{t}", t, respiratory_rate=value)
 
 
-def moaas(t: int, value: int) -> Reading:
-    return Reading(f"sed-{t}", t, sedation_moaas=value)
+def moaas(t: int, value: int) -> vitals.Reading:
+    return vitals.Reading(f"sed-{t}", t, sedation_moaas=value)
 
 
 # -- KET-MON-BP -----------------------------------------------------------------------------
@@ -99,12 +78,12 @@ def moaas(t: int, value: int) -> Reading:
 
 def test_KET_MON_BP_180_110_twice_is_not_above_the_limit() -> None:
     findings = feed([bp(minutes(0), 180, 110), bp(minutes(2), 180, 110)])
-    assert triggers(findings, KET_MON_BP) == []
+    assert triggers(findings, rules.KET_MON_BP) == []
 
 
 def test_KET_MON_BP_181_110_twice_5_minutes_apart_alerts() -> None:
     findings = feed([bp(minutes(0), 181, 110), bp(minutes(5), 181, 110)])
-    [alert] = triggers(findings, KET_MON_BP)
+    [alert] = triggers(findings, rules.KET_MON_BP)
     assert alert.severity is Severity.CRITICAL
     assert (alert.metric, alert.value, alert.threshold) == ("bp_systolic", 181, 180)
     assert "181/110" in alert.message
@@ -113,28 +92,28 @@ def test_KET_MON_BP_181_110_twice_5_minutes_apart_alerts() -> None:
 
 def test_KET_MON_BP_181_110_twice_5_minutes_1_second_apart_no_alert() -> None:
     findings = feed([bp(minutes(0), 181, 110), bp(at(5 * 60 + 1), 181, 110)])
-    assert triggers(findings, KET_MON_BP) == []
+    assert triggers(findings, rules.KET_MON_BP) == []
 
 
 def test_KET_MON_BP_diastolic_111_twice_alerts_naming_the_diastolic() -> None:
     findings = feed([bp(minutes(0), 170, 111), bp(minutes(3), 170, 111)])
-    [alert] = triggers(findings, KET_MON_BP)
+    [alert] = triggers(findings, rules.KET_MON_BP)
     assert (alert.metric, alert.value, alert.threshold) == ("bp_diastolic", 111, 110)
 
 
 def test_KET_MON_BP_200_120_once_is_not_critical() -> None:
     findings = feed([bp(minutes(0), 200, 120)])
-    assert triggers(findings, KET_MON_BP) == []
+    assert triggers(findings, rules.KET_MON_BP) == []
 
 
 def test_KET_MON_BP_201_120_once_is_critical() -> None:
-    [alert] = triggers(feed([bp(minutes(0), 201, 120)]), KET_MON_BP)
+    [alert] = triggers(feed([bp(minutes(0), 201, 120)]), rules.KET_MON_BP)
     assert (alert.metric, alert.value, alert.threshold) == ("bp_systolic", 201, 200)
     assert "above 200/120" in alert.message
 
 
 def test_KET_MON_BP_200_121_once_is_critical() -> None:
-    [alert] = triggers(feed([bp(minutes(0), 200, 121)]), KET_MON_BP)
+    [alert] = triggers(feed([bp(minutes(0), 200, 121)]), rules.KET_MON_BP)
     assert (alert.metric, alert.value, alert.threshold) == ("bp_diastolic", 121, 120)
 
 
@@ -142,7 +121,7 @@ def test_KET_MON_BP_single_185_112_only_asks_for_a_recheck() -> None:
     findings = feed([bp(minutes(0), 185, 112)])
     assert triggers(findings) == []
     [prompt] = prompts(findings)
-    assert prompt.kind == BP_RECHECK
+    assert prompt.kind == vitals.BP_RECHECK
     assert prompt.due_t == minutes(5)
 
 
@@ -167,8 +146,8 @@ def test_KET_MON_BP_one_alert_per_episode_then_cleared_when_back_in_range() -> N
             bp(minutes(8), 180, 110),  # back in range (not above 180/110)
         ]
     )
-    assert len(triggers(findings, KET_MON_BP)) == 1
-    [clear] = clears(findings, KET_MON_BP)
+    assert len(triggers(findings, rules.KET_MON_BP)) == 1
+    [clear] = clears(findings, rules.KET_MON_BP)
     assert clear.t == minutes(8)
 
 
@@ -182,7 +161,7 @@ def test_KET_MON_BP_a_new_episode_after_clearing_alerts_again() -> None:
             bp(minutes(22), 185, 112),
         ]
     )
-    assert [t.t for t in triggers(findings, KET_MON_BP)] == [minutes(2), minutes(22)]
+    assert [t.t for t in triggers(findings, rules.KET_MON_BP)] == [minutes(2), minutes(22)]
 
 
 # -- KET-MON-HR -----------------------------------------------------------------------------
@@ -190,12 +169,12 @@ def test_KET_MON_BP_a_new_episode_after_clearing_alerts_again() -> None:
 
 def test_KET_MON_HR_4_minutes_above_120_no_alert() -> None:
     findings = feed([hr(minutes(m), 125) for m in range(5)])  # 0..4 min
-    assert triggers(findings, KET_MON_HR) == []
+    assert triggers(findings, rules.KET_MON_HR) == []
 
 
 def test_KET_MON_HR_5_minutes_above_120_alert() -> None:
     findings = feed([hr(minutes(m), 125) for m in range(6)])  # 0..5 min
-    [alert] = triggers(findings, KET_MON_HR)
+    [alert] = triggers(findings, rules.KET_MON_HR)
     assert alert.t == minutes(5)
     assert (alert.metric, alert.value, alert.threshold) == ("heart_rate", 125, 120)
     assert alert.severity is Severity.CRITICAL
@@ -204,7 +183,7 @@ def test_KET_MON_HR_5_minutes_above_120_alert() -> None:
 
 def test_KET_MON_HR_4_minutes_59_seconds_no_alert() -> None:
     findings = feed([hr(at(0), 130), hr(at(299), 130)])
-    assert triggers(findings, KET_MON_HR) == []
+    assert triggers(findings, rules.KET_MON_HR) == []
 
 
 def test_KET_MON_HR_120_is_not_above_120() -> None:
@@ -214,14 +193,14 @@ def test_KET_MON_HR_120_is_not_above_120() -> None:
 
 def test_KET_MON_HR_a_reading_at_120_restarts_the_5_minutes() -> None:
     readings = [hr(minutes(0), 130), hr(minutes(3), 120), hr(minutes(4), 130), hr(minutes(8), 130)]
-    assert triggers(feed(readings), KET_MON_HR) == []
-    assert len(triggers(feed([*readings, hr(minutes(9), 130)]), KET_MON_HR)) == 1
+    assert triggers(feed(readings), rules.KET_MON_HR) == []
+    assert len(triggers(feed([*readings, hr(minutes(9), 130)]), rules.KET_MON_HR)) == 1
 
 
 def test_KET_MON_HR_clears_when_back_at_or_below_120() -> None:
     findings = feed([hr(minutes(m), 130) for m in range(7)] + [hr(minutes(7), 118)])
-    assert len(triggers(findings, KET_MON_HR)) == 1
-    assert len(clears(findings, KET_MON_HR)) == 1
+    assert len(triggers(findings, rules.KET_MON_HR)) == 1
+    assert len(clears(findings, rules.KET_MON_HR)) == 1
 
 
 # -- KET-MON-SPO2 ---------------------------------------------------------------------------
@@ -229,12 +208,12 @@ def test_KET_MON_HR_clears_when_back_at_or_below_120() -> None:
 
 def test_KET_MON_SPO2_91_for_59_seconds_no_alert() -> None:
     findings = feed([spo2(at(0), 91), spo2(at(30), 91), spo2(at(59), 91)])
-    assert triggers(findings, KET_MON_SPO2) == []
+    assert triggers(findings, rules.KET_MON_SPO2) == []
 
 
 def test_KET_MON_SPO2_91_for_60_seconds_alert() -> None:
     findings = feed([spo2(at(0), 91), spo2(at(30), 91), spo2(at(60), 91)])
-    [alert] = triggers(findings, KET_MON_SPO2)
+    [alert] = triggers(findings, rules.KET_MON_SPO2)
     assert alert.t == at(60)
     assert (alert.metric, alert.value, alert.threshold) == ("spo2", 91, 92)
 
@@ -245,7 +224,7 @@ def test_KET_MON_SPO2_92_is_not_below_92() -> None:
 
 
 def test_KET_MON_SPO2_89_9_once_alerts() -> None:
-    [alert] = triggers(feed([spo2(at(0), 89.9)]), KET_MON_SPO2)
+    [alert] = triggers(feed([spo2(at(0), 89.9)]), rules.KET_MON_SPO2)
     assert (alert.value, alert.threshold) == (89.9, 90)
     assert "89.9 %" in alert.message
 
@@ -256,8 +235,8 @@ def test_KET_MON_SPO2_90_once_no_alert() -> None:
 
 def test_KET_MON_SPO2_recovery_to_92_clears() -> None:
     findings = feed([spo2(at(0), 88), spo2(at(10), 91), spo2(at(20), 92)])
-    assert len(triggers(findings, KET_MON_SPO2)) == 1
-    assert [c.t for c in clears(findings, KET_MON_SPO2)] == [at(20)]
+    assert len(triggers(findings, rules.KET_MON_SPO2)) == 1
+    assert [c.t for c in clears(findings, rules.KET_MON_SPO2)] == [at(20)]
 
 
 # -- KET-MON-RR / KET-MON-RR-SOFT -----------------------------------------------------------
@@ -265,15 +244,19 @@ def test_KET_MON_SPO2_recovery_to_92_clears() -> None:
 
 def test_KET_MON_RR_8_is_not_critical_7_is() -> None:
     eight = feed([rr(at(0), 8)])
-    assert triggers(eight, KET_MON_RR) == []
-    assert [t.rule_id for t in triggers(eight)] == [KET_MON_RR_SOFT]  # 8 < 10
+    assert triggers(eight, rules.KET_MON_RR) == []
+    assert [t.rule_id for t in triggers(eight)] == [rules.KET_MON_RR_SOFT]  # 8 < 10
     [alert] = triggers(feed([rr(at(0), 7)]))
-    assert (alert.rule_id, alert.severity, alert.threshold) == (KET_MON_RR, Severity.CRITICAL, 8)
+    assert (alert.rule_id, alert.severity, alert.threshold) == (
+        rules.KET_MON_RR,
+        Severity.CRITICAL,
+        8,
+    )
 
 
 @pytest.mark.parametrize(("value", "alerts"), [(9, True), (10, False), (24, False), (25, True)])
 def test_KET_MON_RR_SOFT_outside_10_to_24(value: int, alerts: bool) -> None:
-    found = triggers(feed([rr(at(0), value)]), KET_MON_RR_SOFT)
+    found = triggers(feed([rr(at(0), value)]), rules.KET_MON_RR_SOFT)
     assert bool(found) is alerts
     if found:
         assert found[0].severity is Severity.WARNING
@@ -281,11 +264,13 @@ def test_KET_MON_RR_SOFT_outside_10_to_24(value: int, alerts: bool) -> None:
 
 def test_KET_MON_RR_escalates_and_de_escalates() -> None:
     findings = feed([rr(at(0), 9), rr(at(60), 6), rr(at(120), 9), rr(at(180), 14)])
-    assert [(type(f).__name__, f.rule_id, f.t) for f in findings if not isinstance(f, Prompt)] == [
-        ("Trigger", KET_MON_RR_SOFT, at(0)),
-        ("Trigger", KET_MON_RR, at(60)),
-        ("Clear", KET_MON_RR, at(120)),
-        ("Clear", KET_MON_RR_SOFT, at(180)),
+    assert [
+        (type(f).__name__, f.rule_id, f.t) for f in findings if not isinstance(f, vitals.Prompt)
+    ] == [
+        ("Trigger", rules.KET_MON_RR_SOFT, at(0)),
+        ("Trigger", rules.KET_MON_RR, at(60)),
+        ("Clear", rules.KET_MON_RR, at(120)),
+        ("Clear", rules.KET_MON_RR_SOFT, at(180)),
     ]
 
 
@@ -294,28 +279,28 @@ def test_KET_MON_RR_escalates_and_de_escalates() -> None:
 
 def test_KET_MON_SED_MOAAS_1_is_not_critical() -> None:
     findings = feed([moaas(at(0), 1)])
-    assert triggers(findings, KET_MON_SED) == []
-    assert [t.rule_id for t in triggers(findings)] == [KET_MON_SED_SOFT]
+    assert triggers(findings, rules.KET_MON_SED) == []
+    assert [t.rule_id for t in triggers(findings)] == [rules.KET_MON_SED_SOFT]
 
 
 def test_KET_MON_SED_MOAAS_0_is_critical() -> None:
     [alert] = triggers(feed([moaas(at(0), 0)]))
-    assert (alert.rule_id, alert.severity) == (KET_MON_SED, Severity.CRITICAL)
+    assert (alert.rule_id, alert.severity) == (rules.KET_MON_SED, Severity.CRITICAL)
     assert "does not respond" in alert.message
 
 
 @pytest.mark.parametrize(("value", "alerts"), [(3, True), (4, False)])
 def test_KET_MON_SED_SOFT_MOAAS_3_or_less(value: int, alerts: bool) -> None:
-    assert bool(triggers(feed([moaas(at(0), value)]), KET_MON_SED_SOFT)) is alerts
+    assert bool(triggers(feed([moaas(at(0), value)]), rules.KET_MON_SED_SOFT)) is alerts
 
 
 # -- SPR-MON-6 / SPR-PRE-5 ------------------------------------------------------------------
 
 
 def test_SPR_MON_6_crisis_symptoms_are_the_configured_codes_only() -> None:
-    reading = Reading("r", at(0), symptoms=("nausea", "chest_pain", "vision_change"))
-    assert crisis_symptoms(reading, RULES) == ("chest_pain", "vision_change")
-    assert crisis_symptoms(Reading("r", at(0), symptoms=("nausea",)), RULES) == ()
+    reading = vitals.Reading("r", at(0), symptoms=("nausea", "chest_pain", "vision_change"))
+    assert vitals.crisis_symptoms(reading, RULES) == ("chest_pain", "vision_change")
+    assert vitals.crisis_symptoms(vitals.Reading("r", at(0), symptoms=("nausea",)), RULES) == ()
 
 
 @pytest.mark.parametrize(
@@ -323,7 +308,7 @@ def test_SPR_MON_6_crisis_symptoms_are_the_configured_codes_only() -> None:
     [(140, 90, False), (141, 90, True), (140, 91, True), (120, 80, False)],
 )
 def test_SPR_PRE_5_above_140_90_is_strict(systolic: int, diastolic: int, elevated: bool) -> None:
-    assert predose_bp_elevated(bp(at(0), systolic, diastolic), RULES) is elevated
+    assert vitals.predose_bp_elevated(bp(at(0), systolic, diastolic), RULES) is elevated
 
 
 # -- late readings, state, configuration ----------------------------------------------------
@@ -331,16 +316,16 @@ def test_SPR_PRE_5_above_140_90_is_strict(systolic: int, diastolic: int, elevate
 
 def test_replay_in_any_order_finds_the_episode_in_reading_time() -> None:
     readings = [hr(minutes(m), 125) for m in range(6)]
-    state, episodes = replay(reversed(readings), Group.HR, RULES)
+    state, episodes = vitals.replay(reversed(readings), vitals.Group.HR, RULES)
     [episode] = episodes
-    assert (episode.rule_id, episode.start_t, episode.end_t) == (KET_MON_HR, minutes(5), None)
-    assert KET_MON_HR in state.active
+    assert (episode.rule_id, episode.start_t, episode.end_t) == (rules.KET_MON_HR, minutes(5), None)
+    assert rules.KET_MON_HR in state.active
     assert state.latest["heart_rate"] == 125
 
 
 def test_replay_reports_ended_episodes() -> None:
     readings = [spo2(at(0), 88), spo2(at(30), 95)]
-    _, [episode] = replay(readings, Group.SPO2, RULES)
+    _, [episode] = vitals.replay(readings, vitals.Group.SPO2, RULES)
     assert (episode.start_t, episode.end_t, episode.end_reading_id) == (
         at(0),
         at(30),
@@ -350,39 +335,39 @@ def test_replay_reports_ended_episodes() -> None:
 
 def test_in_order_evaluation_and_replay_agree() -> None:
     readings = [hr(minutes(m / 2), 100 + (m * 7) % 40) for m in range(60)]
-    state = VitalsState()
+    state = vitals.VitalsState()
     in_order = feed(readings, state=state)
-    replayed_state, episodes = replay(readings, Group.HR, RULES)
+    replayed_state, episodes = vitals.replay(readings, vitals.Group.HR, RULES)
     assert [t.t for t in triggers(in_order)] == [e.start_t for e in episodes]
     assert replayed_state.to_json() == state.to_json()
 
 
 def test_a_late_reading_is_detected_per_metric_group() -> None:
-    state = VitalsState()
-    feed([Reading("a", minutes(10), heart_rate=80, spo2=97)], state=state)
+    state = vitals.VitalsState()
+    feed([vitals.Reading("a", minutes(10), heart_rate=80, spo2=97)], state=state)
     late_hr = hr(minutes(5), 90)
-    assert state.is_late(late_hr, Group.HR)
-    assert not state.is_late(bp(minutes(5), 120, 80), Group.BP)
+    assert state.is_late(late_hr, vitals.Group.HR)
+    assert not state.is_late(bp(minutes(5), 120, 80), vitals.Group.BP)
 
 
 def test_state_survives_its_json_form() -> None:
-    state = VitalsState()
+    state = vitals.VitalsState()
     feed([hr(minutes(m), 130) for m in range(6)] + [bp(minutes(6), 185, 112)], state=state)
-    assert VitalsState.from_json(state.to_json()) == state
-    assert VitalsState.from_json(None) == VitalsState()
+    assert vitals.VitalsState.from_json(state.to_json()) == state
+    assert vitals.VitalsState.from_json(None) == vitals.VitalsState()
 
 
 def test_microseconds_are_exact() -> None:
     moment = datetime(2026, 3, 2, 9, 0, 0, 123457, tzinfo=UTC)
-    assert from_micros(micros(moment)) == moment
-    assert micros(moment + timedelta(seconds=300)) - micros(moment) == 300 * US
+    assert vitals.from_micros(vitals.micros(moment)) == moment
+    assert vitals.micros(moment + timedelta(seconds=300)) - vitals.micros(moment) == 300 * vitals.US
 
 
 def test_KET_MON_HR_thresholds_come_from_site_configuration() -> None:
-    rules = SiteRules(MonitoringRules(), {"site-b": {"hr_sustained_seconds": 120}})
+    site_rules = SiteRules(MonitoringRules(), {"site-b": {"hr_sustained_seconds": 120}})
     readings = [hr(minutes(m), 125) for m in range(3)]  # 0..2 min
-    assert triggers(feed(readings, rules.for_site("site-a"))) == []
-    assert len(triggers(feed(readings, rules.for_site("site-b")), KET_MON_HR)) == 1
+    assert triggers(feed(readings, site_rules.for_site("site-a"))) == []
+    assert len(triggers(feed(readings, site_rules.for_site("site-b")), rules.KET_MON_HR)) == 1
 
 
 @pytest.mark.parametrize(
@@ -417,7 +402,7 @@ def test_HR_recheck_is_asked_once_while_pending() -> None:
 
 @pytest.mark.parametrize(("value", "alert"), [(50, False), (49, True)])
 def test_KET_MON_HR_LOW_below_50_is_critical(value: int, alert: bool) -> None:
-    state = VitalsState()
+    state = vitals.VitalsState()
     found = feed([hr(at(0), value)], state=state)
     assert [(t.rule_id, t.severity) for t in triggers(found)] == (
         [("KET-MON-HR-LOW", Severity.CRITICAL)] if alert else []
@@ -434,7 +419,7 @@ def test_SpO2_below_94_asks_for_a_recheck(value: float, asked: bool) -> None:
 
 
 def test_SpO2_91_for_30_seconds_is_a_recheck_and_for_60_an_alert() -> None:
-    state = VitalsState()
+    state = vitals.VitalsState()
     first = feed([spo2(at(0), 91), spo2(at(30), 91)], state=state)
     assert [p.kind for p in prompts(first)] == ["spo2_recheck"]
     assert triggers(first) == []
