@@ -489,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
         document.setdefault("variants", {})[args.variant] = result
     else:
         result["variants"] = document.get("variants", {})
+        if "per_request" in document:  # kept: recorded by --per-request runs
+            result["per_request"] = document["per_request"]
         document = result
     args.output.write_text(json.dumps(document, indent=2) + "\n")
     log(f"written {args.output}")
