@@ -14,7 +14,7 @@ instead of `open()`: see `scheduling_flows.bedside`.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flows import apis, unique
@@ -92,6 +92,7 @@ class Window:
         session_id: str | None = None,
         nurse: Caller | None = None,
         prescriber: Caller | None = None,
+        therapist: str | None = None,
     ) -> None:
         self.platform = platform
         self.site_id = site_id or unique("site")
@@ -101,15 +102,20 @@ class Window:
         self.api: Api = apis(platform)["monitoring"]
         self.nurse = nurse or (unique("rn"), "nurse", [self.site_id])
         self.prescriber = prescriber or (unique("dr"), "prescriber", [self.site_id])
+        self.therapist = therapist or unique("th")
 
     async def open(self, checked_in_hours_ago: float = 3) -> Window:
-        correlation = unique("episode")
-        starts = utc_now() - timedelta(hours=checked_in_hours_ago)
+        await self.announce(utc_now() - timedelta(hours=checked_in_hours_ago))
+        return await self.opened()
+
+    async def announce(self, starts: datetime) -> scheduling.SessionScheduled:
+        """The plan, the dosing session starting at `starts` and its check-in then,
+        produced onto the scheduling topic as scheduling announces them; the session's event."""
         common: dict[str, Any] = {
             "producer": "scheduling",
             "site_id": self.site_id,
             "patient_id": self.patient_id,
-            "correlation_id": correlation,
+            "correlation_id": unique("episode"),
         }
         plan_id = unique("plan")
         plan = scheduling.TreatmentPlanCreated(
@@ -119,7 +125,7 @@ class Window:
                 route=self.route,
                 protocol=self.route.value,
                 prescriber_id=self.prescriber[0],
-                therapist_id=unique("th"),
+                therapist_id=self.therapist,
                 planned_dosing_sessions=6,
             ),
         )
@@ -134,7 +140,7 @@ class Window:
                 ends_at=starts + timedelta(hours=4),
                 room_id=unique("room"),
                 prescriber_id=self.prescriber[0],
-                therapist_id=unique("th"),
+                therapist_id=self.therapist,
             ),
         )
         checked_in = scheduling.SessionCheckedIn(
@@ -150,7 +156,7 @@ class Window:
             topics.SCHEDULING_EVENTS,
             [(key, plan.to_json()), (key, scheduled.to_json()), (key, checked_in.to_json())],
         )
-        return await self.opened()
+        return scheduled
 
     async def opened(self) -> Window:
         """Once monitoring has opened the window (consumed the session's check-in)."""

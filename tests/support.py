@@ -25,7 +25,8 @@ Event = dict[str, Any]
 
 @dataclass
 class TopicReader:
-    """Reads a topic from the beginning, remembering what it has seen."""
+    """Reads a topic from the beginning, remembering what it has seen.
+    `async with TopicReader(...) as reader:` closes it on the way out (or call close())."""
 
     bootstrap: str
     topic: str
@@ -84,6 +85,12 @@ class TopicReader:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+
+    async def __aenter__(self) -> TopicReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:

@@ -15,17 +15,24 @@ import jsonschema
 import pytest
 import yaml
 
+from kap_local.platform import DEFAULT_PORTS, STATELESS
 from kap_shared.events.topics import ALL_TOPICS, MONITORING_VITALS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "deploy" / "schemas" / "compose-spec.json"
-PORTS = {"intake": 8001, "scheduling": 8002, "monitoring": 8003, "notifications": 8004}
+# Every deployable, the console included, at its CONTRACT section 4 port.
+PORTS = DEFAULT_PORTS
+# Those with a database of their own (the console holds no clinical state).
+WITH_DATABASE = [name for name in PORTS if name not in STATELESS]
 # docs/deploy.md, "Partitions": keyed by patient_id; vitals carry the volume.
 PARTITIONS = {topic: 12 if topic == MONITORING_VITALS else 6 for topic in ALL_TOPICS}
 DLQ_PARTITIONS = 3
 ALLOWED_ENV = re.compile(
     r"^(KAFKA_[A-Z_]+|DATABASE_URL|KAP_JWT_(SECRET|JWKS_URL|AUDIENCE)|LOG_LEVEL|LOG_FORMAT|"
-    r"HTTP_HOST|HTTP_PORT|VAR_DIR|OUTBOX_[A-Z_]+|CONSUMER_[A-Z_]+)$"
+    r"HTTP_HOST|HTTP_PORT|VAR_DIR|OUTBOX_[A-Z_]+|CONSUMER_[A-Z_]+|"
+    # The console (CONTRACT 6.1): the services it calls, its development sign-in, its cookie.
+    r"(INTAKE|SCHEDULING|MONITORING|NOTIFICATIONS|RECORDS)_URL|DEV_SIGN_IN|DEV_CLINICIANS|"
+    r"SESSION_COOKIE_SECURE)$"
 )
 
 
@@ -78,8 +85,9 @@ def test_each_service_is_health_gated_on_kafka_topics_and_postgres() -> None:
     for name in PORTS:
         depends = services[name]["depends_on"]
         assert depends["kafka"]["condition"] == "service_healthy"
-        assert depends["postgres"]["condition"] == "service_healthy"
         assert depends["kafka-topics"]["condition"] == "service_completed_successfully"
+    for name in WITH_DATABASE:
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
 
 
 def test_every_service_healthy_gate_points_at_a_healthcheck() -> None:
@@ -101,9 +109,10 @@ def test_services_report_ready_through_readyz_on_their_port() -> None:
 def test_one_database_per_service_all_created_at_init() -> None:
     services = load_compose()["services"]
     databases = {
-        name: services[name]["environment"]["DATABASE_URL"].rsplit("/", 1)[-1] for name in PORTS
+        name: services[name]["environment"]["DATABASE_URL"].rsplit("/", 1)[-1]
+        for name in WITH_DATABASE
     }
-    assert len(set(databases.values())) == len(PORTS), databases
+    assert len(set(databases.values())) == len(WITH_DATABASE), databases
     init = (ROOT / "deploy" / "postgres" / "init-databases.sql").read_text()
     created = set(re.findall(r"CREATE DATABASE (\w+);", init))
     assert set(databases.values()) <= created

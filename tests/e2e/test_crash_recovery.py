@@ -56,8 +56,7 @@ async def test_notifications_sigkilled_mid_burst_delivers_each_notification_once
         assert len({n["source_event_id"] for n in inbox}) == BURST
 
     # Every delivery was announced (at least once; consumers dedupe on event_id).
-    reader = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as reader:
         wanted = set(patient_ids)
         await reader.wait_for(
             lambda events: (
@@ -72,14 +71,11 @@ async def test_notifications_sigkilled_mid_burst_delivers_each_notification_once
             ),
             timeout=60,
         )
-    finally:
-        await reader.close()
 
 
 async def _referred_events(platform: Platform, patient_ids: list[str]) -> dict[str, set[str]]:
-    reader = TopicReader(platform.bootstrap, topics.INTAKE_EVENTS)
     wanted = set(patient_ids)
-    try:
+    async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
         await reader.wait_for(
             lambda events: (
                 wanted <= {e["patient_id"] for e in events if e["event_type"] == "PatientReferred"}
@@ -91,8 +87,6 @@ async def _referred_events(platform: Platform, patient_ids: list[str]) -> dict[s
             if event["event_type"] == "PatientReferred" and event["patient_id"] in wanted:
                 found[event["patient_id"]].add(event["event_id"])
         return found
-    finally:
-        await reader.close()
 
 
 async def test_intake_crash_between_commit_and_publish_loses_no_event(platform: Platform) -> None:
@@ -115,11 +109,10 @@ async def test_intake_crash_between_commit_and_publish_loses_no_event(platform: 
             assert response.status_code == 201
             patient_ids.append(response.json()["patient_id"])
 
-        reader = TopicReader(platform.bootstrap, topics.INTAKE_EVENTS)
-        await asyncio.sleep(1.0)
-        await reader.poll(1.0)
-        assert not {e["patient_id"] for e in reader.events} & set(patient_ids)
-        await reader.close()
+        async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
+            await asyncio.sleep(1.0)
+            await reader.poll(1.0)
+            assert not {e["patient_id"] for e in reader.events} & set(patient_ids)
 
         intake.kill(signal.SIGKILL)
     finally:

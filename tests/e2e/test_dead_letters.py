@@ -70,8 +70,9 @@ async def test_poison_and_invalid_messages_are_dead_lettered_and_the_next_is_pro
     found = await eventually(plan, timeout=60)
     assert found["protocol"] == "esketamine_trd"
 
-    dlq = TopicReader(platform.bootstrap, topics.dead_letter_topic(topics.INTAKE_EVENTS))
-    try:
+    async with TopicReader(
+        platform.bootstrap, topics.dead_letter_topic(topics.INTAKE_EVENTS)
+    ) as dlq:
 
         def mine() -> list[tuple[bytes, dict[str, bytes]]]:
             return [(v, h) for k, v, h in dlq.raw if k == key]
@@ -93,5 +94,3 @@ async def test_poison_and_invalid_messages_are_dead_lettered_and_the_next_is_pro
             assert any(b"data.outcome" in h["x-dlq-error"] for h in headers_list)
         values = {v for v, _h in mine()}
         assert b"\x00not json at all" in values
-    finally:
-        await dlq.close()

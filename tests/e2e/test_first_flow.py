@@ -21,10 +21,11 @@ async def test_referral_to_therapist_inbox_with_followable_chain(platform: Platf
     clinic = await create_clinic(platform)
     patient_id = await refer_and_screen(platform, clinic)
 
-    intake_topic = TopicReader(platform.bootstrap, topics.INTAKE_EVENTS)
-    scheduling_topic = TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS)
-    notifications_topic = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
-    try:
+    async with (
+        TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as intake_topic,
+        TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS) as scheduling_topic,
+        TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as notifications_topic,
+    ):
         await intake_topic.wait_for(lambda _: len(intake_topic.of_patient(patient_id)) >= 2)
         referred, screened = intake_topic.of_patient(patient_id)
         assert [referred["event_type"], screened["event_type"]] == [
@@ -90,16 +91,12 @@ async def test_referral_to_therapist_inbox_with_followable_chain(platform: Platf
                     assert headers["event_type"] == json.loads(value)["event_type"].encode()
                     assert headers["content-type"] == b"application/json"
                     assert headers["traceparent"].startswith(b"00-")
-    finally:
-        for reader in (intake_topic, scheduling_topic, notifications_topic):
-            await reader.close()
 
 
 async def test_bad_referral_is_422_and_publishes_nothing(platform: Platform) -> None:
     clinic = await create_clinic(platform)
     intake = apis(platform)["intake"]
-    reader = TopicReader(platform.bootstrap, topics.INTAKE_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
         await reader.poll(1.0)
         before = len(reader.raw)
         response = await intake.request(
@@ -115,8 +112,6 @@ async def test_bad_referral_is_422_and_publishes_nothing(platform: Platform) -> 
         await asyncio.sleep(1.5)  # longer than the outbox relay's poll interval
         await reader.poll(1.0)
         assert len(reader.raw) == before
-    finally:
-        await reader.close()
 
 
 async def test_metrics_show_consumption_and_lag(platform: Platform) -> None:

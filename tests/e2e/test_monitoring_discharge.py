@@ -53,6 +53,14 @@ async def vitals_duplicates(platform: Platform) -> float:
     return total
 
 
+async def dosed_iv_window(platform: Platform) -> tuple[Window, float]:
+    """An IV session dosed 30 minutes ago, and monitoring's count of duplicate readings
+    before any of its own (its HTTP readings come back from the topic as duplicates)."""
+    window = await Window(platform).open()
+    await window.dose(30, **IV)
+    return window, await vitals_duplicates(platform)
+
+
 def parse(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
@@ -74,8 +82,7 @@ async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
     cleared = await on_time.post("/discharge")
     assert cleared.status_code == 200, cleared.text
 
-    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events:
         await events.wait_for(
             lambda _: (
                 bool(of_session(events, on_time.session_id, "DischargeCleared"))
@@ -96,8 +103,6 @@ async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
         # overdue at once (durable timer), and only the overdue notice is sent.
         [due] = of_session(events, early.session_id, "ObservationDue")
         assert due["data"]["kind"] == "bp_check_40min_overdue"
-    finally:
-        await events.close()
     assert (await early.state())["status"] == "checked_in"
     assert (await on_time.state())["status"] == "discharged"
 
@@ -105,9 +110,7 @@ async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
 async def test_KET_MON_BP_twice_above_180_110_within_5_minutes_is_exactly_one_critical_alert(
     platform: Platform,
 ) -> None:
-    window = await Window(platform).open()
-    await window.dose(30, **IV)
-    duplicates_before = await vitals_duplicates(platform)
+    window, duplicates_before = await dosed_iv_window(platform)
 
     first = await window.vitals(4, bp_systolic=185, bp_diastolic=115)
     assert first["alerts"] == []
@@ -122,9 +125,10 @@ async def test_KET_MON_BP_twice_above_180_110_within_5_minutes_is_exactly_one_cr
     await eventually(
         lambda: _at_least(vitals_duplicates(platform), duplicates_before + 3), timeout=60
     )
-    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    vitals = TopicReader(platform.bootstrap, topics.MONITORING_VITALS)
-    try:
+    async with (
+        TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events,
+        TopicReader(platform.bootstrap, topics.MONITORING_VITALS) as vitals,
+    ):
         await events.wait_for(
             lambda _: bool(of_session(events, window.session_id, "VitalsAlert")), timeout=60
         )
@@ -136,9 +140,6 @@ async def test_KET_MON_BP_twice_above_180_110_within_5_minutes_is_exactly_one_cr
         recorded = of_session(vitals, window.session_id)
         assert len(recorded) == 3
         assert alert["causation_id"] == recorded[1]["event_id"]
-    finally:
-        await events.close()
-        await vitals.close()
     state = await window.state()
     assert state["reading_count"] == 3
     assert [a["rule_id"] for a in state["open_alerts"]] == ["KET-MON-BP"]
@@ -154,9 +155,7 @@ async def _at_least(value: Any, minimum: float) -> bool:
 async def test_device_readings_on_the_topic_a_repeated_reading_id_has_no_second_effect(
     platform: Platform,
 ) -> None:
-    window = await Window(platform).open()
-    await window.dose(30, **IV)
-    duplicates_before = await vitals_duplicates(platform)
+    window, duplicates_before = await dosed_iv_window(platform)
     low = window.device_reading(unique("rd"), spo2=85.0, heart_rate=96)
     retried = VitalsRecorded(  # the gateway's retry: a new event, the same reading
         **{**low.model_dump(exclude={"event_id", "data"}), "data": low.data}
@@ -179,16 +178,13 @@ async def test_device_readings_on_the_topic_a_repeated_reading_id_has_no_second_
     )
     state = await eventually(_reading_count(window, 2), timeout=60)
     assert state["latest"]["spo2"]["value"] == 85
-    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events:
         await events.wait_for(
             lambda _: bool(of_session(events, window.session_id, "VitalsAlert")), timeout=60
         )
         [alert] = of_session(events, window.session_id, "VitalsAlert")
         assert alert["data"]["rule_id"] == "KET-MON-SPO2"
         assert alert["causation_id"] == str(low.event_id)
-    finally:
-        await events.close()
     assert (await window.state())["reading_count"] == 2
 
 
@@ -216,8 +212,9 @@ async def test_a_reading_for_an_unknown_session_is_dead_lettered_and_the_next_is
     )
 
     await eventually(_reading_count(window, 1), timeout=60)
-    dlq = TopicReader(platform.bootstrap, topics.dead_letter_topic(topics.MONITORING_VITALS))
-    try:
+    async with TopicReader(
+        platform.bootstrap, topics.dead_letter_topic(topics.MONITORING_VITALS)
+    ) as dlq:
 
         def mine(group: bytes) -> list[tuple[bytes, dict[str, bytes]]]:
             return [
@@ -240,8 +237,6 @@ async def test_a_reading_for_an_unknown_session_is_dead_lettered_and_the_next_is
         assert headers["x-dlq-original-topic"] == topics.MONITORING_VITALS.encode()
         assert headers["x-dlq-original-offset"].isdigit()
         assert by_value[b"\x00not json"]["x-dlq-error-type"] == b"JSONDecodeError"
-    finally:
-        await dlq.close()
 
 
 async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_baseline(
@@ -274,8 +269,7 @@ async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_
         "critical",
     )
     assert measure["response"] is True  # 16 -> 8 is a 50 % drop (MBC-3)
-    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events:
         await events.wait_for(
             lambda _: any(
                 e["event_type"] == "SafetyConcernRaised" for e in events.of_patient(patient_id)
@@ -289,8 +283,6 @@ async def test_MBC_1_PHQ9_item_9_raises_a_safety_concern_and_an_outcome_against_
         assert concern["causation_id"] == outcome["event_id"]
         assert outcome["data"]["baseline_total"] == 16
         assert concern["site_id"] == clinic.site_id
-    finally:
-        await events.close()
 
 
 async def test_KET_DIS_6_minimum_observation_is_per_site_configuration(

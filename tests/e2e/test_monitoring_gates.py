@@ -124,8 +124,7 @@ async def test_every_gate_refuses_naming_its_rule_and_publishes_nothing(
     accepted[first_session.session_id] = 2
 
     # Nothing of the refusals reached the topic: only the accepted doses, one discharge.
-    events = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events:
 
         def of(session_id: str, event_type: str) -> list[dict[str, Any]]:
             return [
@@ -150,5 +149,3 @@ async def test_every_gate_refuses_naming_its_rule_and_publishes_nothing(
         assert given["data"]["charted_at"] is not None
         [ended] = of(missing.session_id, "DoseAdministered")
         assert ended["data"]["dosing_ended_at"] is not None  # KET-DIS-6 counts from it
-    finally:
-        await events.close()

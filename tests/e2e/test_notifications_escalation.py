@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 from flows import ADMIN, unique
+from monitoring_flows import Window
 from support import Api, SmsWebhook, TopicReader, eventually, live_inbox, produce
 
 from kap_local.platform import Platform, ServiceProcess
-from kap_shared.events import SessionScheduled, TreatmentPlanCreated, VitalsAlert, topics
-from kap_shared.events.enums import Phase, Route, Severity
+from kap_shared.events import VitalsAlert, topics
+from kap_shared.events.enums import Severity
+from kap_shared.events.envelope import utc_now
 from kap_shared.events.monitoring import VitalsAlertData
-from kap_shared.events.scheduling import SessionScheduledData, TreatmentPlanCreatedData
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
@@ -84,67 +85,34 @@ async def _clinic(api: Api, levels: list[tuple[int, str]]) -> Team:
     return team
 
 
-async def _care_team_known(platform: Platform, api: Api, team: Team) -> tuple[str, str]:
-    """Plan and session on the scheduling topic; returns (patient, session) once
-    notifications has processed both (the alert comes on another topic)."""
-    patient_id, session_id = unique("pt"), unique("sess")
-    common = {
-        "producer": "scheduling",
-        "site_id": team.site_id,
-        "patient_id": patient_id,
-        "correlation_id": unique("episode"),
-    }
-    starts = datetime.now(UTC) + timedelta(minutes=5)
-    plan = TreatmentPlanCreated(
-        **common,
-        data=TreatmentPlanCreatedData(
-            plan_id=unique("plan"),
-            route=Route.IV,
-            protocol="ketamine_iv_induction",
-            prescriber_id=team.prescriber,
-            therapist_id=team.therapist,
-            planned_dosing_sessions=6,
-        ),
+async def _care_team_known(platform: Platform, api: Api, team: Team) -> Window:
+    """A patient's plan and checked-in session with the team, announced on the scheduling
+    topic; returned once notifications has processed them (the alert comes on another topic)."""
+    window = Window(
+        platform,
+        team.site_id,
+        prescriber=team.caller(team.prescriber),
+        therapist=team.therapist,
     )
-    session = SessionScheduled(
-        **common,
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id=plan.data.plan_id,
-            phase=Phase.DOSING,
-            sequence=1,
-            starts_at=starts,
-            ends_at=starts + timedelta(hours=2),
-            room_id=unique("room"),
-            prescriber_id=team.prescriber,
-            therapist_id=team.therapist,
-        ),
-    )
-    await produce(
-        platform.bootstrap,
-        topics.SCHEDULING_EVENTS,
-        [(e.key, e.to_json()) for e in (plan, session)],
-    )
+    scheduled = await window.announce(utc_now())
 
     async def booked() -> bool:
         items = await _inbox(api, team.caller(team.prescriber))
-        return any(n["source_event_id"] == str(session.event_id) for n in items)
+        return any(n["source_event_id"] == str(scheduled.event_id) for n in items)
 
     await eventually(booked, timeout=60)
-    return patient_id, session_id
+    return window
 
 
-async def _raise_critical_alert(
-    platform: Platform, team: Team, patient_id: str, session_id: str
-) -> VitalsAlert:
+async def _raise_critical_alert(platform: Platform, window: Window) -> VitalsAlert:
     alert = VitalsAlert(
         producer="monitoring",
-        site_id=team.site_id,
-        patient_id=patient_id,
+        site_id=window.site_id,
+        patient_id=window.patient_id,
         correlation_id=unique("episode"),
         data=VitalsAlertData(
             alert_id=unique("va"),
-            session_id=session_id,
+            session_id=window.session_id,
             severity=Severity.CRITICAL,
             rule_id="KET-MON-BP",
             metric="bp_systolic",
@@ -155,6 +123,35 @@ async def _raise_critical_alert(
     )
     await produce(platform.bootstrap, topics.MONITORING_EVENTS, [(alert.key, alert.to_json())])
     return alert
+
+
+async def _escalated_past_earlier_deadlines(
+    platform: Platform, window: Window, reader: TopicReader, level: int
+) -> str:
+    """Raise another critical alert for the patient now and wait until its `level` is on
+    the topic. Notifications fires due timers in due order and publishes in that order
+    (one patient, one partition), so by then every escalation due earlier has been
+    published, or was never going to be. Returns the other alert's id."""
+    later = str((await _raise_critical_alert(platform, window)).event_id)
+    await reader.wait_for(lambda _: level in _escalations(reader, later), timeout=60)
+    await reader.poll(1.0)
+    return later
+
+
+async def _alert_state(api: Api, team: Team, alert_id: str) -> Event:
+    response = await api.request(
+        "GET", f"/alerts?site_id={team.site_id}", as_=team.caller(team.prescriber)
+    )
+    assert response.status_code == 200, response.text
+    states: list[Event] = response.json()
+    [state] = [a for a in states if a["alert_id"] == alert_id]
+    return state
+
+
+def _instant(text: str) -> datetime:
+    """A timestamp from an event or the API, as an aware UTC datetime."""
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite gives back naive UTC
 
 
 async def _inbox(
@@ -183,11 +180,10 @@ async def test_critical_alert_pages_streams_escalates_and_stops_when_acknowledge
 ) -> None:
     api = Api(notifications.url, platform.jwt_secret)
     team = await _clinic(api, [(2, "oncall"), (5, "director")])
-    patient_id, session_id = await _care_team_known(platform, api, team)
-    reader = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
-    try:
+    window = await _care_team_known(platform, api, team)
+    async with TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as reader:
         async with live_inbox(api, team.caller(team.prescriber)) as live:
-            alert = await _raise_critical_alert(platform, team, patient_id, session_id)
+            alert = await _raise_critical_alert(platform, window)
             source = str(alert.event_id)
 
             # In-app, live on the prescriber's stream.
@@ -223,8 +219,8 @@ async def test_critical_alert_pages_streams_escalates_and_stops_when_acknowledge
             if e["event_type"] == "AlertEscalated" and e["data"]["source_event_id"] == source
         ]
         assert escalated["data"]["to_recipient_ids"] == [team.oncall]
-        first_at = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
-        escalated_at = datetime.fromisoformat(escalated["occurred_at"].replace("Z", "+00:00"))
+        first_at = _instant(item["created_at"])
+        escalated_at = _instant(escalated["occurred_at"])
         assert escalated_at - first_at >= timedelta(seconds=2)
         await eventually(lambda: sms_webhook.to(team.phones[team.oncall]), timeout=30)
 
@@ -247,14 +243,18 @@ async def test_critical_alert_pages_streams_escalates_and_stops_when_acknowledge
             ),
             timeout=30,
         )
-        level_2_due = first_at + timedelta(seconds=5)
-        await asyncio.sleep(max(0.0, (level_2_due - datetime.now(UTC)).total_seconds()) + 2.0)
-        await reader.poll(1.0)
+        # An alert raised after the acknowledgement reaches level 2 after this one's was due.
+        later = await _escalated_past_earlier_deadlines(platform, window, reader, level=2)
         assert set(_escalations(reader, source)) == {1}
-        assert await _inbox(api, team.caller(team.director, "admin")) == []
-        assert sms_webhook.to(team.phones[team.director]) == []
-    finally:
-        await reader.close()
+        state = await _alert_state(api, team, source)
+        assert (state["status"], state["level"]) == ("acknowledged", 1)
+        director = team.caller(team.director, "admin")
+        assert [n for n in await _inbox(api, director) if n["alert_id"] == source] == []
+        director_sms = await _inbox(api, director, "sms")
+        assert [n for n in director_sms if n["alert_id"] == source] == []
+        later_pages = {n["notification_id"] for n in director_sms if n["alert_id"] == later}
+        sent = {m["idempotency_key"] for m in sms_webhook.to(team.phones[team.director])}
+        assert sent <= later_pages
 
 
 async def test_sigkill_mid_escalation_still_escalates_exactly_once(
@@ -262,38 +262,40 @@ async def test_sigkill_mid_escalation_still_escalates_exactly_once(
 ) -> None:
     api = Api(notifications.url, platform.jwt_secret)
     team = await _clinic(api, [(2, "oncall"), (4, "director")])
-    patient_id, session_id = await _care_team_known(platform, api, team)
-    reader = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
-    try:
-        alert = await _raise_critical_alert(platform, team, patient_id, session_id)
+    window = await _care_team_known(platform, api, team)
+    async with TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as reader:
+        alert = await _raise_critical_alert(platform, window)
         source = str(alert.event_id)
         await reader.wait_for(lambda _: 1 in _escalations(reader, source), timeout=30)
+        opened_at = _instant((await _alert_state(api, team, source))["opened_at"])
+        level_2_due = opened_at + timedelta(seconds=4)
 
         # Level 1 is out; level 2 is due 2 s later. Crash now, stay down past it.
         notifications.kill(signal.SIGKILL)
-        await asyncio.sleep(4.0)
+        await eventually(lambda: utc_now() > level_2_due, timeout=30, interval=0.1)
         notifications.start()
         await asyncio.to_thread(notifications.wait_ready)
 
         await reader.wait_for(lambda _: 2 in _escalations(reader, source), timeout=60)
-        await asyncio.sleep(2.0)  # let any duplicate surface before counting
-        await reader.poll(1.0)
+        # Any duplicate of either level would be published before a later alert's level 1.
+        await _escalated_past_earlier_deadlines(platform, window, reader, level=1)
 
         levels = _escalations(reader, source)
         assert {level: len(ids) for level, ids in levels.items()} == {1: 1, 2: 1}
-        director_items = [
-            n
-            for n in await _inbox(api, team.caller(team.director, "admin"))
-            if n["alert_id"] == source
-        ]
+        director = team.caller(team.director, "admin")
+        director_items = [n for n in await _inbox(api, director) if n["alert_id"] == source]
         assert [n["escalation_level"] for n in director_items] == [2]
         oncall_items = [
             n for n in await _inbox(api, team.caller(team.oncall)) if n["alert_id"] == source
         ]
         assert [n["escalation_level"] for n in oncall_items] == [1]
-        # The director's page went out (at least once, one idempotency key).
-        await eventually(lambda: sms_webhook.to(team.phones[team.director]), timeout=30)
-        keys = {m["idempotency_key"] for m in sms_webhook.to(team.phones[team.director])}
-        assert len(keys) == 1
-    finally:
-        await reader.close()
+        # The director's page went out (at least once, under its one idempotency key).
+        [page] = [n for n in await _inbox(api, director, "sms") if n["alert_id"] == source]
+        director_phone = team.phones[team.director]
+        await eventually(
+            lambda: (
+                page["notification_id"]
+                in {m["idempotency_key"] for m in sms_webhook.to(director_phone)}
+            ),
+            timeout=30,
+        )
