@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime, time
 
 from pydantic import BaseModel
-from sqlalchemy import literal, union_all
+from sqlalchemy import Result, literal, union_all
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -149,11 +149,12 @@ async def teams(
     session_team = select(
         literal(_SESSION), SessionTeam.prescriber_id, SessionTeam.therapist_id
     ).where(SessionTeam.session_id == session_id)  # no session id: IS NULL, finds nothing
-    found = {
-        kind: Team(prescriber, therapist)
-        for kind, prescriber, therapist in (
-            await session.execute(union_all(plan_team, session_team))
-        )
+    connection = await session.connection()
+    result: Result[str, str | None, str | None] = await connection.execute(
+        union_all(plan_team, session_team)
+    )
+    found: dict[str, Team] = {
+        kind: Team(prescriber, therapist) for kind, prescriber, therapist in result
     }
     return found.get(_SESSION), found.get(_PLAN)
 
