@@ -177,8 +177,7 @@ async def test_esketamine_and_iv_patients_through_a_complete_course(platform: Pl
     # Two patients, two care teams: the least-loaded clinicians were chosen.
     assert {esketamine["therapist_id"], iv["therapist_id"]} == set(site.therapists)
 
-    reader = TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS) as reader:
         counts = {esketamine["patient_id"]: 83, iv["patient_id"]: 46}
         await reader.wait_for(
             lambda _: all(len(reader.of_patient(p)) >= n for p, n in counts.items()), timeout=60
@@ -193,8 +192,6 @@ async def test_esketamine_and_iv_patients_through_a_complete_course(platform: Pl
             "rule_id": "SPR-SCH-1",
         }
         assert_course(reader.of_patient(iv["patient_id"]), iv, 6)
-    finally:
-        await reader.close()
 
     for plan, dosing_sessions in ((esketamine, 12), (iv, 6)):
         final = await plan_when(platform, site, plan["patient_id"])
@@ -228,8 +225,7 @@ async def test_integration_overdue_survives_a_crash_and_a_restart_exactly_once(
     service = platform["scheduling"]
     service.kill(signal.SIGKILL)  # down before the deadline: the timer must survive it
     assert datetime.now(UTC) < due_by, "the crash must come before the deadline"
-    reader = TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, topics.SCHEDULING_EVENTS) as reader:
         assert await _overdue(reader, patient_id) == []
         await asyncio.sleep(max(0.0, (due_by - datetime.now(UTC)).total_seconds()) + 1.0)
         assert await _overdue(reader, patient_id) == []  # nobody up to fire it
@@ -272,5 +268,3 @@ async def test_integration_overdue_survives_a_crash_and_a_restart_exactly_once(
         assert response.json()["next_action"].startswith(
             "Integration after dosing session 1 is overdue"
         )
-    finally:
-        await reader.close()

@@ -109,13 +109,10 @@ async def dosing_session(
 async def topic_events(platform: Platform, patient_id: str) -> list[Event]:
     events: list[Event] = []
     for topic in ALL_TOPICS:
-        reader = TopicReader(platform.bootstrap, topic)
-        try:
+        async with TopicReader(platform.bootstrap, topic) as reader:
             await reader.poll(2.0)
             await reader.poll(0.5)
             events += [{**e, "_topic": topic} for e in reader.of_patient(patient_id)]
-        finally:
-            await reader.close()
     return events
 
 

@@ -223,8 +223,7 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
     )
     navigations: list[str] = []
     nurse.on("framenavigated", lambda frame: navigations.append(frame.url))
-    paging_topic = TopicReader(platform.bootstrap, NOTIFICATIONS_EVENTS)
-    try:
+    async with TopicReader(platform.bootstrap, NOTIFICATIONS_EVENTS) as paging_topic:
         await produce(
             platform.bootstrap,
             MONITORING_VITALS,
@@ -398,5 +397,3 @@ async def test_console_floor_alert_discharge_booking_journey_and_site_rules(
         assert [(a["status"], a["level"]) for a in alerts.json() if a["priority"] == "stat"] == [
             ("acknowledged", 0)
         ]
-    finally:
-        await paging_topic.close()

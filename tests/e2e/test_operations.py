@@ -114,8 +114,7 @@ async def test_sigterm_flushes_the_outbox_and_exits_in_bounded_time(platform: Pl
         assert "Application shutdown complete" in intake.tail(20)
         assert elapsed < GRACEFUL_EXIT_SECONDS
         # While intake is down, every acknowledged referral is already on the topic.
-        reader = TopicReader(platform.bootstrap, topics.INTAKE_EVENTS)
-        try:
+        async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
             await reader.wait_for(
                 lambda events: (
                     patient_ids
@@ -123,8 +122,6 @@ async def test_sigterm_flushes_the_outbox_and_exits_in_bounded_time(platform: Pl
                 ),
                 timeout=15,
             )
-        finally:
-            await reader.close()
     finally:
         intake.stop()
         intake.start()

@@ -118,9 +118,10 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "SPR-MON-3"
 
-    monitoring_topic = TopicReader(platform.bootstrap, topics.MONITORING_EVENTS)
-    paging_topic = TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS)
-    try:
+    async with (
+        TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as monitoring_topic,
+        TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as paging_topic,
+    ):
         async with live_inbox(paging, site.as_(prescriber)) as live:
             # -- two readings above 180/110, 3 minutes apart: one critical alert ----------
             await vitals(0.6, bp_systolic=186, bp_diastolic=114)
@@ -267,6 +268,3 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
             "POST", "/sessions", as_=site.coordinator_, json_body=next_dosing
         )
         assert response.status_code == 201, response.text
-    finally:
-        await monitoring_topic.close()
-        await paging_topic.close()
