@@ -161,6 +161,7 @@ EXAMPLE_DATA: dict[str, dict[str, Any]] = {
         "session_id": "ses-0003",
         "kind": "bp_check_40min",
         "due_at": "2025-03-05T09:40:00Z",
+        "rule_id": "SPR-MON-1",
     },
     "DischargeCleared": {
         "session_id": "ses-0003",

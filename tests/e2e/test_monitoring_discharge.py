@@ -103,6 +103,7 @@ async def test_SPR_MON_3_discharge_at_119_minutes_is_409_and_at_120_is_cleared(
         # overdue at once (durable timer), and only the overdue notice is sent.
         [due] = of_session(events, early.session_id, "ObservationDue")
         assert due["data"]["kind"] == "bp_check_40min_overdue"
+        assert due["data"]["rule_id"] == "SPR-MON-1"
     assert (await early.state())["status"] == "checked_in"
     assert (await on_time.state())["status"] == "discharged"
 

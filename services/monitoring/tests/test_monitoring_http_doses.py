@@ -231,10 +231,12 @@ def test_SPR_MON_1_the_first_dose_sets_a_reminder_at_35_and_an_overdue_at_50_min
     assert fire(client, given + timedelta(minutes=35)) == 1
     [reminder] = outbox("ObservationDue")
     assert reminder["data"]["kind"] == "bp_check_40min"
+    assert reminder["data"]["rule_id"] == "SPR-MON-1"
     assert parse(reminder["data"]["due_at"]) == given + timedelta(minutes=40)
     assert fire(client, given + timedelta(minutes=50)) == 1
     overdue = outbox("ObservationDue")[-1]
     assert overdue["data"]["kind"] == "bp_check_40min_overdue"
+    assert overdue["data"]["rule_id"] == "SPR-MON-1"
     assert parse(overdue["data"]["due_at"]) == given + timedelta(minutes=40)
     assert fire(client, given + timedelta(hours=3)) == 0  # each fires once
 

@@ -90,6 +90,7 @@ def test_KET_MON_BP_two_readings_within_5_minutes_raise_exactly_one_alert(
     assert alerts[0]["causation_id"] == recorded[1]["event_id"]
     [due] = outbox("ObservationDue")
     assert due["data"]["kind"] == "bp_recheck"
+    assert due["data"]["rule_id"] == "KET-MON-BP"  # its soft limit asks for the recheck
 
     resolved = mon.ok_vitals(bp_systolic=150, bp_diastolic=92)
     assert resolved["resolved_alert_ids"] == [alert["alert_id"]]

@@ -391,7 +391,9 @@ def test_inconsistent_configuration_fails_at_start_up(overrides: dict[str, int])
 @pytest.mark.parametrize(("value", "asked"), [(110, False), (111, True)])
 def test_HR_above_110_asks_for_a_recheck(value: int, asked: bool) -> None:
     found = feed([hr(at(0), value)])
-    assert [p.kind for p in prompts(found)] == (["hr_recheck"] if asked else [])
+    assert [(p.kind, p.rule_id) for p in prompts(found)] == (
+        [("hr_recheck", "KET-MON-HR")] if asked else []
+    )
     assert triggers(found) == []
 
 
@@ -414,7 +416,9 @@ def test_KET_MON_HR_LOW_below_50_is_critical(value: int, alert: bool) -> None:
 @pytest.mark.parametrize(("value", "asked"), [(94.0, False), (93.9, True)])
 def test_SpO2_below_94_asks_for_a_recheck(value: float, asked: bool) -> None:
     found = feed([spo2(at(0), value)])
-    assert [p.kind for p in prompts(found)] == (["spo2_recheck"] if asked else [])
+    assert [(p.kind, p.rule_id) for p in prompts(found)] == (
+        [("spo2_recheck", "KET-MON-SPO2")] if asked else []
+    )
     assert triggers(found) == []
 
 

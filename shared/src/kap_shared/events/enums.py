@@ -143,10 +143,14 @@ class CancelReason(StrEnum):
 
 
 class ObservationKind(StrEnum):
-    """ObservationDue.kind: SPR-MON-1's 40-minute BP check, due and overdue."""
+    """ObservationDue.kind: SPR-MON-1's 40-minute BP check, due and overdue, and the
+    rulebook's section 2.4 soft-limit rechecks (KET-MON-BP, KET-MON-HR, KET-MON-SPO2)."""
 
     BP_CHECK_40MIN = "bp_check_40min"
     BP_CHECK_40MIN_OVERDUE = "bp_check_40min_overdue"
+    BP_RECHECK = "bp_recheck"
+    HR_RECHECK = "hr_recheck"
+    SPO2_RECHECK = "spo2_recheck"
 
 
 class MeasureFollowUp(StrEnum):

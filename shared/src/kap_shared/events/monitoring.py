@@ -83,8 +83,11 @@ class VitalsAlertResolvedData(Payload):
 
 class ObservationDueData(Payload):
     session_id: str
-    kind: str
+    kind: str  # ObservationKind
     due_at: AwareDatetime
+    # The rule asking for the observation (SPR-MON-1, KET-MON-BP, ...); optional (CONTRACT
+    # section 6: added later, so older producers leave it out).
+    rule_id: str | None = None
 
 
 class DischargeClearedData(Payload):

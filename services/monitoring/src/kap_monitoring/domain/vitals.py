@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from kap_shared.clinical.thresholds import spr_pre_5_elevated
-from kap_shared.events.enums import Severity
+from kap_shared.events.enums import ObservationKind, Severity
 
 from .rules import (
     KET_MON_BP,
@@ -139,19 +139,26 @@ class Clear:
     reading_id: str
 
 
+BP_RECHECK = ObservationKind.BP_RECHECK
+HR_RECHECK = ObservationKind.HR_RECHECK
+SPO2_RECHECK = ObservationKind.SPO2_RECHECK
+# The rule whose soft limit asks for each recheck (rulebook section 2.4).
+RECHECK_RULES = {BP_RECHECK: KET_MON_BP, HR_RECHECK: KET_MON_HR, SPO2_RECHECK: KET_MON_SPO2}
+
+
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    kind: str
+    kind: ObservationKind
     t: int
     due_t: int
     reading_id: str
 
+    @property
+    def rule_id(self) -> str:
+        return RECHECK_RULES[self.kind]
+
 
 Finding = Trigger | Clear | Prompt
-
-BP_RECHECK = "bp_recheck"
-HR_RECHECK = "hr_recheck"
-SPO2_RECHECK = "spo2_recheck"
 
 
 @dataclass(slots=True)
@@ -350,7 +357,7 @@ def _step_bp(
 
 
 def _recheck(
-    state: VitalsState, r: Reading, kind: str, attr: str, after: int, prompts: bool
+    state: VitalsState, r: Reading, kind: ObservationKind, attr: str, after: int, prompts: bool
 ) -> list[Finding]:
     """A section 2.4 soft-limit prompt, at most one pending at a time per kind."""
     pending: int | None = getattr(state, attr)

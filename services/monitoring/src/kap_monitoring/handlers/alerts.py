@@ -135,6 +135,7 @@ def observation_due(
     row: SessionLike,
     *,
     kind: str,
+    rule_id: str,
     due_at: datetime,
     now: datetime,
     causation_id: str | None = None,
@@ -145,7 +146,9 @@ def observation_due(
         ObservationDue(
             **envelope_fields(row, causation_id),
             occurred_at=now,
-            data=ObservationDueData(session_id=row.session_id, kind=kind, due_at=due_at),
+            data=ObservationDueData(
+                session_id=row.session_id, kind=kind, due_at=due_at, rule_id=rule_id
+            ),
         ),
         traceparent,
     )

@@ -22,7 +22,7 @@ from kap_shared.rules import SiteRules
 
 from ..adapters import store
 from ..adapters.tables import CHECKED_IN, MonitoredSession
-from ..domain.rules import MonitoringRules
+from ..domain.rules import SPR_MON_1, MonitoringRules
 from .alerts import observation_due
 
 REMINDER = "bp_check_40min_reminder"
@@ -108,6 +108,7 @@ def timer_handlers(
             uow,
             row,
             kind=kind,
+            rule_id=SPR_MON_1,
             due_at=bp_check_due(as_utc(row.first_dose_at), site_rules),
             now=clock(),
         )

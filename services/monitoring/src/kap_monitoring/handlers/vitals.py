@@ -302,6 +302,7 @@ class _SessionWork:
                 self.uow,
                 self.row,
                 kind=finding.kind,
+                rule_id=finding.rule_id,
                 due_at=due,
                 now=self.now,
                 causation_id=item.event_id if item else None,
