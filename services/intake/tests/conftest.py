@@ -18,6 +18,15 @@ from kap_shared.testing_app import outbox_payloads, table_counts
 
 SITE_A = "site-a"
 
+
+def screening(bp_systolic: int, bp_diastolic: int, **changes: Any) -> dict[str, Any]:
+    """The body of POST /patients/{id}/screenings: IV, no contraindications, PHQ-9 items
+    at 1 (item 9 at 0), GAD-7 7, heart rate 70 and this blood pressure; with `changes`."""
+    vitals = {"bp_systolic": bp_systolic, "bp_diastolic": bp_diastolic, "heart_rate": 70}
+    body = {"route": "iv", "contraindications": [], "phq9": [1] * 8 + [0], "gad7": [1] * 7}
+    return {**body, "vitals": vitals, **changes}
+
+
 REFERRAL: dict[str, Any] = {
     "given_name": "Marguerite",
     "family_name": "Okonkwo-Villanueva",
