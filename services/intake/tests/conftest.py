@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from kap_intake.bootstrap import build
 from kap_intake.config import IntakeSettings
-from kap_shared.testing import service_client, token
+from kap_shared.testing import caller, service_client
 from kap_shared.testing_app import outbox_payloads, table_counts
 
 SITE_A = "site-a"
@@ -49,14 +49,8 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "intake.db"
 
 
-@pytest.fixture
-def therapist() -> dict[str, str]:
-    return token("th-ana", "therapist", [SITE_A])
-
-
-@pytest.fixture
-def prescriber() -> dict[str, str]:
-    return token("rx-bo", "prescriber", [SITE_A])
+therapist = caller("th-ana", "therapist", [SITE_A])
+prescriber = caller("rx-bo", "prescriber", [SITE_A])
 
 
 @pytest.fixture
