@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import Callable
 from typing import Any, cast
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -96,19 +97,18 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = _InlineCursor
 
-    def commit(self) -> None:
+    def _end_transaction(self, end: Callable[[sqlite3.Connection], None]) -> None:
         if self._connection._connection:
             try:
-                self._connection._conn.commit()
+                end(self._connection._conn)
             except Exception as error:
                 self._handle_exception(error)
 
+    def commit(self) -> None:
+        self._end_transaction(sqlite3.Connection.commit)
+
     def rollback(self) -> None:
-        if self._connection._connection:
-            try:
-                self._connection._conn.rollback()
-            except Exception as error:
-                self._handle_exception(error)
+        self._end_transaction(sqlite3.Connection.rollback)
 
 
 def inline_connect_args(parameters: dict[str, Any]) -> None:
