@@ -104,16 +104,19 @@ class Reading:
     dissociation: str | None = None
     cadss_total: int | None = None
 
-    def groups(self) -> tuple[Group, ...]:
-        """The metric groups this reading has values for."""
-        mask = (
+    def mask(self) -> int:
+        """The metric groups this reading has values for, as bits (bit i: the i-th Group)."""
+        return (
             (1 if self.bp_systolic is not None or self.bp_diastolic is not None else 0)
             | (2 if self.heart_rate is not None else 0)
             | (4 if self.spo2 is not None else 0)
             | (8 if self.respiratory_rate is not None else 0)
             | (16 if self.sedation_moaas is not None else 0)
         )
-        return _GROUPS_BY_MASK[mask]
+
+    def groups(self) -> tuple[Group, ...]:
+        """The metric groups this reading has values for."""
+        return _GROUPS_BY_MASK[self.mask()]
 
     @property
     def recorded_at(self) -> datetime:
@@ -565,6 +568,16 @@ STEPS: dict[Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[
     Group.RR: _step_rr,
     Group.SED: _step_sedation,
 }
+Step = tuple[int, Group, Callable[[VitalsState, Reading, MonitoringRules, bool], list[Finding]]]
+BP_BIT = 1
+# For each `Reading.mask()`: (bit, group, step) of its groups in Group order. A batch loops
+# over these with int bits instead of comparing with `Group.BP` and looking groups up in
+# sets and dicts: on CPython 3.11 reading a member off its enum class costs several times a
+# set lookup, and the batch did it for every reading and group (a sixth of the rules' time).
+STEPS_BY_MASK: tuple[tuple[Step, ...], ...] = tuple(
+    tuple((1 << i, g, STEPS[g]) for i, g in enumerate(Group) if mask & (1 << i))
+    for mask in range(1 << len(Group))
+)
 
 
 # -- replay (late readings) ----------------------------------------------------------------
