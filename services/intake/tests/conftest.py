@@ -13,10 +13,19 @@ from fastapi.testclient import TestClient
 
 from kap_intake.bootstrap import build
 from kap_intake.config import IntakeSettings
-from kap_shared.testing import service_client, token
+from kap_shared.testing import caller, service_client
 from kap_shared.testing_app import outbox_payloads, table_counts
 
 SITE_A = "site-a"
+
+
+def screening(bp_systolic: int, bp_diastolic: int, **changes: Any) -> dict[str, Any]:
+    """The body of POST /patients/{id}/screenings: IV, no contraindications, PHQ-9 items
+    at 1 (item 9 at 0), GAD-7 7, heart rate 70 and this blood pressure; with `changes`."""
+    vitals = {"bp_systolic": bp_systolic, "bp_diastolic": bp_diastolic, "heart_rate": 70}
+    body = {"route": "iv", "contraindications": [], "phq9": [1] * 8 + [0], "gad7": [1] * 7}
+    return {**body, "vitals": vitals, **changes}
+
 
 REFERRAL: dict[str, Any] = {
     "given_name": "Marguerite",
@@ -40,14 +49,8 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "intake.db"
 
 
-@pytest.fixture
-def therapist() -> dict[str, str]:
-    return token("th-ana", "therapist", [SITE_A])
-
-
-@pytest.fixture
-def prescriber() -> dict[str, str]:
-    return token("rx-bo", "prescriber", [SITE_A])
+therapist = caller("th-ana", "therapist", [SITE_A])
+prescriber = caller("rx-bo", "prescriber", [SITE_A])
 
 
 @pytest.fixture

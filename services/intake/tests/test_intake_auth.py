@@ -15,16 +15,13 @@ from kap_shared.events.envelope import utc_now
 from kap_shared.testing import TEST_SECRET, token
 from kap_shared.testing_ops import BadTokens, Endpoint, assert_error, call
 
+from .conftest import screening
+
 Headers = dict[str, str]
 Counts = Callable[[], dict[str, int]]
 CallAs = Callable[[str, Headers | None], Any]  # the `call_as` fixture
 
-SCREENING = {
-    "route": "iv",
-    "phq9": [1, 1, 1, 1, 1, 1, 1, 1, 0],
-    "gad7": [1, 1, 1, 1, 1, 1, 1],
-    "vitals": {"bp_systolic": 150, "bp_diastolic": 95, "heart_rate": 70},
-}
+SCREENING = screening(bp_systolic=150, bp_diastolic=95)  # SPR-PRE-5: needs review
 REVIEW = {"decision": "approve", "reason": "benefit_outweighs_risk"}
 CONSENT = {"scope": "treatment", "granted": True}
 

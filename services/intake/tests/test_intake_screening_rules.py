@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -30,29 +31,16 @@ RELATIVE_CODES = sorted(
 )
 
 
-def decide_for(
-    *,
-    age_years: int = 35,
-    contraindications: Sequence[str] = (),
-    phq9_item9: int = 0,
-    bp_systolic: int = 122,
-    bp_diastolic: int = 78,
-    gad7_total: int = 0,
-    pcl5_items: Sequence[int] | None = None,
-    rules: ScreeningRules = RULES,
-) -> ScreeningDecision:
-    return decide(
-        ScreeningFacts(
-            age_years=age_years,
-            contraindications=contraindications,
-            phq9_item9=phq9_item9,
-            bp_systolic=bp_systolic,
-            bp_diastolic=bp_diastolic,
-            gad7_total=gad7_total,
-            pcl5_items=pcl5_items,
-        ),
-        rules,
-    )
+# A 35-year-old without contraindications, suicidal ideation (PHQ-9 item 9 at 0),
+# raised blood pressure, anxiety or PTSD scores: eligible.
+HEALTHY = ScreeningFacts(
+    age_years=35, contraindications=(), phq9_item9=0, bp_systolic=122, bp_diastolic=78
+)
+
+
+def decide_for(*, rules: ScreeningRules = RULES, **changes: Any) -> ScreeningDecision:
+    """The decision for HEALTHY's facts with `changes` (ScreeningFacts' fields)."""
+    return decide(replace(HEALTHY, **changes), rules)
 
 
 def test_eligible_when_no_rule_fires_has_no_reasons() -> None:

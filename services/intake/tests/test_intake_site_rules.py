@@ -16,15 +16,9 @@ from kap_intake.config import IntakeSettings
 from kap_shared.testing import service_client, token
 from kap_shared.testing_ops import start_with_rules
 
-from .conftest import REFERRAL
+from .conftest import REFERRAL, screening
 
-SCREENING: dict[str, Any] = {
-    "route": "iv",
-    "contraindications": [],
-    "phq9": [1, 1, 1, 1, 1, 1, 1, 1, 0],
-    "gad7": [1, 1, 1, 1, 1, 1, 1],
-    "vitals": {"bp_systolic": 145, "bp_diastolic": 85, "heart_rate": 70},
-}
+SCREENING = screening(bp_systolic=145, bp_diastolic=85)
 
 
 def _screen(client: Any, site_id: str) -> dict[str, Any]:

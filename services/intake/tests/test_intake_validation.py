@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 from kap_shared import testing_ops as ops
 from kap_shared.testing import rows, token
 
+from .conftest import screening
+
 Headers = dict[str, str]
 Counts = Callable[[], dict[str, int]]
 Body = dict[str, Any]
@@ -122,14 +124,9 @@ def test_body_that_is_not_json_is_422(client: TestClient, therapist: Headers) ->
 
 
 def screening_body() -> Body:
-    return {
-        "route": "sublingual",
-        "contraindications": ["seizure_disorder"],
-        "phq9": [1, 1, 1, 1, 1, 1, 1, 1, 0],
-        "gad7": [1, 1, 1, 1, 1, 1, 1],
-        "pcl5": [1] * 20,
-        "vitals": {"bp_systolic": 128, "bp_diastolic": 82, "heart_rate": 70},
-    }
+    return screening(
+        128, 82, route="sublingual", contraindications=["seizure_disorder"], pcl5=[1] * 20
+    )
 
 
 SCREENING_CASES: list[tuple[str, Mutation, str]] = [

@@ -39,7 +39,7 @@ from kap_shared.events.scheduling import (
     SessionCheckedInData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing import service_client, token
+from kap_shared.testing import caller, service_client, token
 from kap_shared.testing_app import (
     delivery,
     envelope,
@@ -195,24 +195,10 @@ def open_session(deliver: Deliver) -> Callable[..., str]:
 # -- callers ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def nurse() -> Headers:
-    return token("rn-cleo", "nurse", [SITE])
-
-
-@pytest.fixture
-def prescriber() -> Headers:
-    return token("rx-ada", "prescriber", [SITE])
-
-
-@pytest.fixture
-def device() -> Headers:
-    return token("gw-bed-7", "device", [SITE])
-
-
-@pytest.fixture
-def therapist() -> Headers:
-    return token("th-ben", "therapist", [SITE])
+nurse = caller("rn-cleo", "nurse", [SITE])
+prescriber = caller("rx-ada", "prescriber", [SITE])
+device = caller("gw-bed-7", "device", [SITE])
+therapist = caller("th-ben", "therapist", [SITE])
 
 
 # -- requests ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -50,6 +51,16 @@ S = TypeVar("S", bound=ServiceSettings)
 def token(sub: str, role: str, sites: list[str]) -> dict[str, str]:
     """Authorization header for a development token."""
     return {"Authorization": f"Bearer {mint_token(TEST_SECRET, sub=sub, role=role, sites=sites)}"}
+
+
+def caller(sub: str, role: str, sites: list[str]) -> Any:
+    """A fixture of one caller's `token` headers, for a conftest:
+    `nurse = caller("rn-cleo", "nurse", ["site-a"])` is the fixture `nurse`."""
+
+    def headers() -> dict[str, str]:
+        return token(sub, role, sites)
+
+    return pytest.fixture(headers)
 
 
 # Every way a request can lack a valid token: each must be 401 `unauthenticated`.

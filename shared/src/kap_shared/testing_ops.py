@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -214,6 +214,20 @@ class BadTokens:
         credentials: str,
     ) -> None:
         assert_401_stores_nothing(client, endpoints[name], BAD_CREDENTIALS[credentials], counts)
+
+
+def assert_wildcard_sites_only_for_admin(
+    response: Any, role: str, admin_statuses: Container[int] | None = None
+) -> None:
+    """CONTRACT 6.4: a token whose sites claim is '*' reaches every site for an admin (the
+    request passes authorization; with `admin_statuses`, answers one of them) and is 403
+    `forbidden` for any other role."""
+    if role != "admin":
+        assert_error(response, 403, "forbidden")
+    elif admin_statuses is None:
+        assert response.status_code not in (401, 403), response.text
+    else:
+        assert response.status_code in admin_statuses, response.text
 
 
 def assert_422_naming(response: Any, field: str) -> dict[str, Any]:
