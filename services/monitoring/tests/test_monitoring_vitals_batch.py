@@ -338,25 +338,43 @@ def test_handle_dead_letters_with_provenance_then_commits(
     assert (stats.batches, stats.records, stats.stored, stats.dead_lettered) == (1, 2, 1, 1)
 
 
-def test_a_database_outage_rewinds_the_batch_and_dead_letters_nothing(
+@dataclass
+class Failing:
+    """A consumer with ses-1 open, its dead letters captured and no back-off between
+    its retries: for the failure paths."""
+
+    handle: Callable[..., FakeMessage]
+    published: list[dict[str, Any]]
+    consumer: VitalsBatchConsumer
+    db: Path
+
+
+@pytest.fixture
+def failing(
     handle: Callable[..., FakeMessage],
     open_session: Callable[..., str],
     published: list[dict[str, Any]],
     consumer: VitalsBatchConsumer,
-    monkeypatch: pytest.MonkeyPatch,
     db: Path,
-) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> Failing:
     open_session()
     monkeypatch.setattr(consumer.settings, "vitals_batch_retry_backoff_seconds", 0)
+    return Failing(handle, published, consumer, db)
+
+
+def test_a_database_outage_rewinds_the_batch_and_dead_letters_nothing(
+    failing: Failing, monkeypatch: pytest.MonkeyPatch
+) -> None:
 
     async def down(*args: Any) -> None:
         raise OperationalError("SELECT 1", {}, Exception("database is unavailable"))
 
-    monkeypatch.setattr(consumer.ingest, "apply", down)
-    message = handle(records(reading("ok-1")))
+    monkeypatch.setattr(failing.consumer.ingest, "apply", down)
+    message = failing.handle(records(reading("ok-1")))
     assert (message.acked, message.nacked) == (0, 1)
-    assert published == []
-    assert readings(db) == []
+    assert failing.published == []
+    assert readings(failing.db) == []
 
 
 class DeadlockDetected(Exception):
@@ -366,17 +384,10 @@ class DeadlockDetected(Exception):
 
 
 def test_a_deadlock_is_retried_as_a_whole_batch_not_record_by_record(
-    handle: Callable[..., FakeMessage],
-    open_session: Callable[..., str],
-    published: list[dict[str, Any]],
-    consumer: VitalsBatchConsumer,
-    monkeypatch: pytest.MonkeyPatch,
-    db: Path,
+    failing: Failing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL breaks a deadlock (a timer firing for one of the batch's sessions) by
     aborting one transaction: the batch is tried again as a whole and stored once."""
-    open_session()
-    monkeypatch.setattr(consumer.settings, "vitals_batch_retry_backoff_seconds", 0)
     real = VitalsIngest.apply
     calls: list[int] = []
 
@@ -387,22 +398,16 @@ def test_a_deadlock_is_retried_as_a_whole_batch_not_record_by_record(
         return await real(self, uow, items)
 
     monkeypatch.setattr(VitalsIngest, "apply", deadlocked_once)
-    message = handle(records(reading("ok-1"), reading("ok-2")))
+    message = failing.handle(records(reading("ok-1"), reading("ok-2")))
     assert message.acked == 1
     assert calls == [2, 2]  # the whole batch twice, never one record at a time
-    assert sorted(r[0] for r in readings(db)) == ["ok-1", "ok-2"]
-    assert published == []
+    assert sorted(r[0] for r in readings(failing.db)) == ["ok-1", "ok-2"]
+    assert failing.published == []
 
 
 def test_an_unexpected_error_isolates_the_failing_record(
-    handle: Callable[..., FakeMessage],
-    open_session: Callable[..., str],
-    published: list[dict[str, Any]],
-    consumer: VitalsBatchConsumer,
-    monkeypatch: pytest.MonkeyPatch,
-    db: Path,
+    failing: Failing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    open_session()
     real = VitalsIngest.apply
 
     async def flaky(self: VitalsIngest, uow: Any, items: Any) -> Any:
@@ -411,10 +416,10 @@ def test_an_unexpected_error_isolates_the_failing_record(
         return await real(self, uow, items)
 
     monkeypatch.setattr(VitalsIngest, "apply", flaky)
-    message = handle(records(reading("ok-1"), reading("poison"), reading("ok-2")))
+    message = failing.handle(records(reading("ok-1"), reading("poison"), reading("ok-2")))
     assert message.acked == 1
-    assert [r[0] for r in readings(db)] == ["ok-1", "ok-2"]
-    [letter] = published
+    assert [r[0] for r in readings(failing.db)] == ["ok-1", "ok-2"]
+    [letter] = failing.published
     assert letter["headers"]["x-dlq-error-type"] == "RuntimeError"
     assert letter["headers"]["x-dlq-original-offset"] == "1"
 

@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Protocol
 
 from sqlalchemy import update
@@ -42,8 +43,9 @@ from ..domain.rules import (
     MonitoringRules,
 )
 from ..domain.vitals import (
+    BP_BIT,
     GROUP_RULES,
-    STEPS,
+    STEPS_BY_MASK,
     Clear,
     Finding,
     Group,
@@ -241,7 +243,8 @@ class _SessionWork:
         self.pending = row.predose_decision_pending
         self.decision = row.predose_decision
         self.bp_check_done = row.bp_check_done
-        self.items: dict[str, Incoming] = {}
+        self._by_id: dict[str, Incoming] | None = None
+        self._items: list[Incoming] = []
 
     def change(self, new_readings: int) -> StateChange:
         return StateChange(
@@ -258,36 +261,43 @@ class _SessionWork:
         """One pass over the session's new readings in time order. A metric group whose
         first new reading is older than the newest already evaluated is late: it is
         set aside and re-derived by `_replay`; the others run their machines."""
-        items.sort(key=_item_order)
-        self.items = {i.reading.reading_id: i for i in items}
+        items.sort(key=ITEM_ORDER)
+        self._items = items
         state, rules = self.state, self.rules
-        checked: set[Group] = set()
-        late: set[Group] = set()
+        checked = late = 0  # Group bits (see STEPS_BY_MASK)
         bp: list[Reading] = []
         for item in items:
             reading = item.reading
-            for group in reading.groups():
-                if group is Group.BP:
-                    bp.append(reading)
-                if group not in checked:
-                    checked.add(group)
+            mask = reading.mask()
+            if mask & BP_BIT:
+                bp.append(reading)
+            for bit, group, step in STEPS_BY_MASK[mask]:
+                if not checked & bit:
+                    checked |= bit
                     if state.is_late(reading, group):
-                        late.add(group)
-                if group in late:
+                        late |= bit
+                if late & bit:
                     continue
-                found = STEPS[group](state, reading, rules, True)
-                for finding in found:
+                for finding in step(state, reading, rules, True):
                     await self._apply(finding)
             if reading.symptoms:
                 self._crisis(item)
-            state.assess_dissociation(reading)
+            if reading.dissociation is not None:
+                state.assess_dissociation(reading)
         if late:
-            await self._replay(sorted(late), [i.reading for i in items])
+            groups = sorted(group for _, group, _ in STEPS_BY_MASK[late])
+            await self._replay(groups, [i.reading for i in items])
         if bp:
             self._predose(bp)
             await self._bp_check(bp)
 
     # -- findings ------------------------------------------------------------------
+
+    def _item(self, reading_id: str) -> Incoming | None:
+        """The new reading a finding names (findings are rare: looked up by id on demand)."""
+        if self._by_id is None:
+            self._by_id = {i.reading.reading_id: i for i in self._items}
+        return self._by_id.get(reading_id)
 
     async def _apply(self, finding: Finding) -> None:
         if isinstance(finding, Trigger):
@@ -296,7 +306,7 @@ class _SessionWork:
         elif isinstance(finding, Clear):
             await self._end_episode(finding.rule_id, finding.t, finding.reading_id)
         elif isinstance(finding, Prompt):
-            item = self.items.get(finding.reading_id)
+            item = self._item(finding.reading_id)
             due = from_micros(finding.due_t)
             observation_due(
                 self.uow,
@@ -311,7 +321,7 @@ class _SessionWork:
             self.result.prompts.append((finding.kind, due))
 
     def _raise(self, trigger: Trigger, *, track: bool = True) -> Alert:
-        item = self.items.get(trigger.reading_id)
+        item = self._item(trigger.reading_id)
         alert = raise_alert(
             self.uow,
             self.row,
@@ -333,7 +343,7 @@ class _SessionWork:
         return alert
 
     def _resolve(self, alert: Alert, reading_id: str | None) -> None:
-        item = self.items.get(reading_id) if reading_id else None
+        item = self._item(reading_id) if reading_id else None
         resolve_alert(
             self.uow,
             self.row,
@@ -489,8 +499,8 @@ class _SessionWork:
                 await timers.cancel(self.uow.session, key(self.row.session_id))
 
 
-def _item_order(item: Incoming) -> tuple[int, str]:
-    return (item.reading.t, item.reading.reading_id)
+# Readings are evaluated by recorded_at, ties by reading_id (a C getter: one per reading).
+ITEM_ORDER = attrgetter("reading.t", "reading.reading_id")
 
 
 def bp_check_window(first_dose_at: datetime, rules: MonitoringRules) -> tuple[datetime, datetime]:
