@@ -220,8 +220,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             platform.stop()
     result["machine"]["load_average_before"] = load_before
     result["hops_ms"] = _hops(result.pop("_samples"), work)
+    result["hop_1_in_vitals_batches"] = hop_1_in_batches(result)
     shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def hop_1_in_batches(result: dict[str, Any]) -> float | None:
+    """Hop 1's median over the mean vitals batch: about 1.5-2 if a critical reading waits
+    for the batch in progress and then its own, one more if it also waits for a batch of
+    older readings (aiokafka's prefetch; bench/batch_staleness.py)."""
+    hop_1 = next(iter(result["hops_ms"].values()), None)
+    batch = result["service_metrics"]["monitoring_vitals_batch"].get("mean_ms")
+    if not hop_1 or not batch:
+        return None
+    return round(float(hop_1["p50"]) / float(batch), 2)
 
 
 async def _open_sessions(
@@ -669,6 +681,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result["hops_ms"], indent=1))
     print(json.dumps(result["service_metrics"], indent=1))
     print("background/s:", result["background_readings_per_second_achieved"])
+    print("hop 1 p50 in mean vitals batches:", result["hop_1_in_vitals_batches"])
+    for moment, key in (("before", "load_average_before"), ("after", "load_average_at_end")):
+        load = [round(x, 1) for x in result["machine"][key]]
+        print(f"load average (1, 5, 15 min) {moment}:", load)
     return 0
 
 

@@ -10,10 +10,14 @@ What one run does:
 2. opens dosing sessions as scheduling would announce them (TreatmentPlanCreated,
    SessionScheduled, SessionCheckedIn on kap.scheduling.events.v1) and gives each its
    first dose over HTTP, so every reading runs the in-session rules;
-3. a load generator in a SECOND process (asyncio + httpx, open loop: request n is due
-   at start + n / rate whether or not earlier ones have answered, so a slow server
-   cannot slow the load down) alternates a new reading (POST, a fresh reading_id, as a
-   nurse charting) and a session read (GET) over the sessions, after a warm-up;
+3. a load generator in a SECOND process alternates a new reading (POST, a fresh
+   reading_id, as a nurse charting) and a session read (GET) over the sessions, open
+   loop (request n is due at start + n / rate whether or not earlier ones have
+   answered), after a warm-up. By default vegeta (Go, bench/http_vegeta.py: a small
+   fraction of a core at 200 req/s; a due request waits for one of 100 workers, and
+   those never sent by the end are errors); `--generator python` is asyncio + httpx
+   (a due request beyond 100 in flight is not sent: an error). The JSON says which
+   ran and what CPU it used;
 4. latency is measured from each request's due time to its response (so queueing in
    the generator counts too) and, separately, from its actual send; p50/p90/p99/max
    per endpoint, errors (any status other than 201/200, or no answer) and the rate

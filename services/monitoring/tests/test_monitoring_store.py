@@ -18,9 +18,18 @@ from kap_monitoring.adapters.tables import Reading as ReadingRow
 from kap_monitoring.domain.rules import MonitoringRules
 from kap_monitoring.domain.vitals import Reading, micros
 from kap_monitoring.entrypoints.stream import HANDLERS
+from kap_monitoring.handlers.observations import (
+    OVERDUE,
+    REMINDER,
+    overdue_key,
+    reminder_key,
+    timer_handlers,
+)
 from kap_monitoring.handlers.vitals import Incoming, VitalsIngest
 from kap_shared.db import create_engine, session_factory
+from kap_shared.messaging import timers
 from kap_shared.messaging.consumer import EventConsumer
+from kap_shared.messaging.timers import ScheduledJob, TimerWorker
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.migrations import migrations_dir, upgrade
 from kap_shared.rules import SiteRules
@@ -114,3 +123,47 @@ async def test_ingest_and_session_state_on_both_databases(
             text("SELECT reading_count FROM monitored_sessions")
         )
         assert count.scalar_one() == 4
+
+
+async def test_SPR_MON_1_a_batch_does_not_wait_for_a_reminder_being_fired(
+    sessions: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    """On PostgreSQL a timer worker firing the 40-minute reminder holds the timer's row and
+    then waits for the session; a batch holding the session whose BP reading satisfies the
+    check must not wait for that row (the two deadlocked in bench/vitals_throughput.py
+    --scale 1,2). The batch leaves the firing reminder alone and cancels the rest; the
+    reminder then finds the check done and says nothing."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks held by another transaction: PostgreSQL")
+    rules = MonitoringRules()
+    first_dose = NOW - timedelta(minutes=rules.bp_check_due_minutes)
+    async with sessions() as session, session.begin():
+        await session.exec(  # type: ignore[call-overload]
+            text("UPDATE monitored_sessions SET first_dose_at = :at"), params={"at": first_dose}
+        )
+        for kind, key in ((REMINDER, reminder_key("ses-1")), (OVERDUE, overdue_key("ses-1"))):
+            payload = {"session_id": "ses-1"}
+            await timers.schedule(session, kind=kind, key=key, due_at=NOW, payload=payload)
+    ingest = VitalsIngest(SiteRules(rules))
+    async with sessions() as worker, worker.begin():
+        firing = select(ScheduledJob).where(ScheduledJob.key == reminder_key("ses-1"))
+        await worker.exec(firing.with_for_update())  # the worker has claimed the reminder
+        async with UnitOfWork(sessions) as uow:
+            # Waiting for the worker's row would be forever here: fail instead.
+            await uow.session.exec(text("SET LOCAL lock_timeout = '10s'"))  # type: ignore[call-overload]
+            reading = incoming("bp-40", NOW, bp_systolic=128, bp_diastolic=84)
+            result = await ingest.apply(uow, [reading])
+            await uow.commit()
+    assert [i.reading.reading_id for i in result.stored] == ["bp-40"]
+    async with sessions() as session:
+        [row] = (await store.load_sessions(session, ["ses-1"])).values()
+        assert row.bp_check_done
+        assert await timers.pending_job(session, overdue_key("ses-1")) is None
+        assert await timers.pending_job(session, reminder_key("ses-1")) is not None
+    worker_fires = TimerWorker(sessions, timer_handlers(SiteRules(rules)))
+    assert await worker_fires.fire_due() == 1
+    async with sessions() as session:
+        outbox = await session.exec(  # type: ignore[call-overload]
+            text("SELECT COUNT(*) FROM outbox_messages")
+        )
+        assert outbox.scalar_one() == 0  # no ObservationDue: the check was done

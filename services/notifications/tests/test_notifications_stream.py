@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import event as sa_event
 from sqlmodel import select
 
 from kap_notifications.adapters.hub import Closed, InboxHub, InboxItem
@@ -348,17 +349,12 @@ async def test_a_notification_created_by_another_instance_reaches_this_instances
     async with stream(live, THERAPIST) as (_, reader):
         event = f.plan_created()
         assert await consumer.handle(decode(event.topic, event.to_json()))
-        async with live.runtime.sessions() as session:
-            rows = await session.exec(
-                select(OutboxMessage).where(OutboxMessage.event_type == "NotificationSent")
-            )
-            announced = [r for r in rows if r.payload["data"]["recipient_id"] == "th-ben"]
-        assert len(announced) == 1
+        [announced] = await _announced(live, "th-ben")
         live_consumer = live.app.state.live_consumer
         assert live_consumer.group_id.startswith("notifications-live-")
-        body = json.dumps(announced[0].payload).encode()
-        assert await live_consumer.dispatch(announced[0].headers, body) == "delivered"
-        assert await live_consumer.dispatch(announced[0].headers, body) == "delivered"
+        body = json.dumps(announced.payload).encode()
+        assert await live_consumer.dispatch(announced.headers, body) == "delivered"
+        assert await live_consumer.dispatch(announced.headers, body) == "delivered"
 
         got = await reader.next_notification()
         assert got.data["source_event_id"] == str(event.event_id)
@@ -370,3 +366,43 @@ async def test_a_notification_created_by_another_instance_reaches_this_instances
         future = {"event_type": "NotificationRead", "data": {}}
         assert await live_consumer.dispatch(None, json.dumps(future).encode()) == "skipped"
         assert await live_consumer.dispatch(None, b"\x00junk") == "failed"
+
+
+async def test_the_echo_of_a_notification_this_instance_streamed_costs_no_database_read(
+    live: Live,
+) -> None:
+    """The creating instance gave the notification to its streams on commit; its echo from
+    the topic (NotificationSent, meant for the other instances) is skipped here before any
+    database read, unless a stream connected meanwhile has not had it."""
+    reads: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM notifications" in statement:  # not the workers' polls
+            reads.append(statement)
+
+    engine = live.runtime.engine.sync_engine
+    live_consumer = live.app.state.live_consumer
+    async with stream(live, THERAPIST) as (_, reader):
+        await live.deliver(f.plan_created())
+        got = await reader.next_notification()
+        [announced] = await _announced(live, "th-ben")
+        body = json.dumps(announced.payload).encode()
+        sa_event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert await live_consumer.dispatch(announced.headers, body) == "delivered"
+            assert reads == []
+            async with stream(live, THERAPIST) as (_, later):
+                assert await live_consumer.dispatch(announced.headers, body) == "delivered"
+                assert len(reads) == 1  # the row, loaded for the stream that lacked it
+                assert (await later.next_notification()).id == got.id
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", record)
+
+
+async def _announced(live: Live, recipient_id: str) -> list[OutboxMessage]:
+    """The NotificationSent rows in the outbox for `recipient_id`."""
+    async with live.runtime.sessions() as session:
+        rows = await session.exec(
+            select(OutboxMessage).where(OutboxMessage.event_type == "NotificationSent")
+        )
+        return [r for r in rows if r.payload["data"]["recipient_id"] == recipient_id]

@@ -28,14 +28,19 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-class Subject(Protocol):
-    """What an event is about: a row (or an event) carrying the patient, the site and
-    the care episode (`correlation_id`)."""
+class Scoped(Protocol):
+    """A row or an event about one patient at one site."""
 
     @property
     def site_id(self) -> str: ...
     @property
     def patient_id(self) -> str: ...
+
+
+class Subject(Scoped, Protocol):
+    """What an event is about: a row (or an event) carrying the patient, the site and
+    the care episode (`correlation_id`)."""
+
     @property
     def correlation_id(self) -> str | None: ...
 
@@ -68,10 +73,10 @@ class Scope(TypedDict):
     site_id: str
 
 
-def scope_fields(event: Subject) -> Scope:
-    """`patient_id` and `site_id` of an event, for the row a consumer keeps about it
+def scope_fields(about: Scoped) -> Scope:
+    """`patient_id` and `site_id` of an event (or a row), for the row kept about it
     (the inverse of `envelope_fields`): `Reading(**scope_fields(event), ...)`."""
-    return {"patient_id": event.patient_id, "site_id": event.site_id}
+    return {"patient_id": about.patient_id, "site_id": about.site_id}
 
 
 class Payload(BaseModel):

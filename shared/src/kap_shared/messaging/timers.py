@@ -53,10 +53,11 @@ async def schedule(
     """Set (or move) the timer `key`; part of the caller's transaction.
 
     One upsert on the key instead of a look-up and then an insert or update: every
-    statement is a hop to the driver's thread, and an alert's escalation timer is set
-    on the alert path (bench/README.md, alert latency). A moved timer keeps its
-    `job_id` and starts afresh (pending, no attempts); a copy of it already loaded in
-    the session is refreshed with the row."""
+    statement is a round trip to the database (on PostgreSQL over the network, on
+    SQLite through the driver and SQLAlchemy's statement machinery), and an alert's
+    escalation timer is set on the alert path (bench/README.md, alert latency). A moved
+    timer keeps its `job_id` and starts afresh (pending, no attempts); a copy of it
+    already loaded in the session is refreshed with the row."""
     moved = {
         "kind": kind,
         "due_at": due_at,
@@ -77,10 +78,18 @@ async def schedule(
     return job
 
 
-async def cancel(session: AsyncSession, key: str) -> bool:
-    """Cancel a pending timer; False when there was none. Part of the caller's transaction."""
-    job = await pending_job(session, key)
-    if job is None:
+async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False) -> bool:
+    """Cancel a pending timer; False when there was none. Part of the caller's transaction.
+
+    `unless_firing`: on PostgreSQL, leave a timer alone whose row a worker holds to fire it
+    (False) instead of waiting for it. For a caller holding a lock the timer's handler takes
+    next (the session it is about): waiting would be a deadlock; the handler, which runs
+    once that lock is free, must find that it has nothing left to do."""
+    query = select(ScheduledJob).where(ScheduledJob.key == key)
+    if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job = (await session.exec(query)).first()
+    if job is None or job.status != PENDING:
         return False
     job.status = CANCELLED
     session.add(job)

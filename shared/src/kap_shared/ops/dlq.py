@@ -35,9 +35,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from aiokafka import TopicPartition
 
@@ -58,6 +58,8 @@ DLQ_SUFFIX = ".dlq"
 DLQ_HEADER_PREFIX = "x-dlq-"
 REPLAYED_FROM = "x-dlq-replayed-from"
 
+_Value = TypeVar("_Value")
+
 
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
@@ -70,6 +72,24 @@ def _err(text: str) -> None:
 def dlq_name(topic: str) -> str:
     """`kap.x.events.v1` or `kap.x.events.v1.dlq` -> `kap.x.events.v1.dlq`."""
     return topic if topic.endswith(DLQ_SUFFIX) else dead_letter_topic(topic)
+
+
+def _text(value: str | None) -> str | None:
+    return value
+
+
+def _whole_number(value: str | None) -> int | None:
+    return int(value) if value and value.lstrip("-").isdigit() else None
+
+
+class _Header(Generic[_Value]):
+    """A dead letter's header, read as `parse` makes it: `error = _Header(DLQ_ERROR, _text)`."""
+
+    def __init__(self, name: str, parse: Callable[[str | None], _Value]) -> None:
+        self.name, self.parse = name, parse
+
+    def __get__(self, letter: DeadLetter, owner: type[DeadLetter]) -> _Value:
+        return self.parse(letter.header(self.name))
 
 
 @dataclass(frozen=True)
@@ -90,38 +110,18 @@ class DeadLetter:
                 return value.decode("utf-8", errors="replace")
         return None
 
-    @property
-    def consumer_group(self) -> str | None:
-        return self.header(DLQ_GROUP)
-
-    @property
-    def error_type(self) -> str | None:
-        return self.header(DLQ_ERROR_TYPE)
-
-    @property
-    def error(self) -> str | None:
-        return self.header(DLQ_ERROR)
-
-    @property
-    def attempts(self) -> str | None:
-        return self.header(DLQ_ATTEMPTS)
+    # The provenance the middleware wrote, one header each (None when missing; a
+    # partition or offset that is not a whole number reads as None too).
+    consumer_group = _Header(DLQ_GROUP, _text)
+    error_type = _Header(DLQ_ERROR_TYPE, _text)
+    error = _Header(DLQ_ERROR, _text)
+    attempts = _Header(DLQ_ATTEMPTS, _text)
+    original_partition = _Header(DLQ_PARTITION, _whole_number)
+    original_offset = _Header(DLQ_OFFSET, _whole_number)
 
     @property
     def original_topic(self) -> str:
         return self.header(DLQ_TOPIC) or self.topic.removesuffix(DLQ_SUFFIX)
-
-    def number_header(self, name: str) -> int | None:
-        """A header holding a whole number; None when missing or not a number."""
-        value = self.header(name)
-        return int(value) if value and value.lstrip("-").isdigit() else None
-
-    @property
-    def original_partition(self) -> int | None:
-        return self.number_header(DLQ_PARTITION)
-
-    @property
-    def original_offset(self) -> int | None:
-        return self.number_header(DLQ_OFFSET)
 
     @property
     def key_text(self) -> str:

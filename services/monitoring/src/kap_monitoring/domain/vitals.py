@@ -273,21 +273,23 @@ def _minutes(seconds: int) -> str:
 
 # -- episodes: an alert when a rule's condition starts to hold, a Clear when it stops -----
 
-# Each metric rule's alert: its severity and the metric it names (a BP alert names the
-# one of its two metrics that crossed).
-ALERT_KINDS: dict[str, tuple[Severity, str]] = {
-    KET_MON_BP: (Severity.CRITICAL, "bp_systolic"),
-    KET_MON_HR_LOW: (Severity.CRITICAL, "heart_rate"),
-    KET_MON_HR: (Severity.CRITICAL, "heart_rate"),
-    KET_MON_SPO2: (Severity.CRITICAL, "spo2"),
-    KET_MON_RR: (Severity.CRITICAL, "respiratory_rate"),
-    KET_MON_RR_SOFT: (Severity.WARNING, "respiratory_rate"),
-    KET_MON_SED: (Severity.CRITICAL, "sedation_moaas"),
-    KET_MON_SED_SOFT: (Severity.WARNING, "sedation_moaas"),
-}
 SPO2_SENTINEL = f"{KET_MON_SPO2} sentinel"
 SPO2_SUSTAINED = f"{KET_MON_SPO2} sustained"
-# What each alert says, by rule (SpO2 has three wordings): {value} is the reading's value,
+# Each alert a metric rule raises (SpO2 has three): its rule, its severity and the metric it
+# names (a BP alert names the one of its two metrics that crossed).
+ALERT_KINDS: dict[str, tuple[str, Severity, str]] = {
+    KET_MON_BP: (KET_MON_BP, Severity.CRITICAL, "bp_systolic"),
+    KET_MON_HR_LOW: (KET_MON_HR_LOW, Severity.CRITICAL, "heart_rate"),
+    KET_MON_HR: (KET_MON_HR, Severity.CRITICAL, "heart_rate"),
+    KET_MON_SPO2: (KET_MON_SPO2, Severity.CRITICAL, "spo2"),
+    SPO2_SENTINEL: (KET_MON_SPO2, Severity.CRITICAL, "spo2"),
+    SPO2_SUSTAINED: (KET_MON_SPO2, Severity.CRITICAL, "spo2"),
+    KET_MON_RR: (KET_MON_RR, Severity.CRITICAL, "respiratory_rate"),
+    KET_MON_RR_SOFT: (KET_MON_RR_SOFT, Severity.WARNING, "respiratory_rate"),
+    KET_MON_SED: (KET_MON_SED, Severity.CRITICAL, "sedation_moaas"),
+    KET_MON_SED_SOFT: (KET_MON_SED_SOFT, Severity.WARNING, "sedation_moaas"),
+}
+# What each alert says: {value} is the reading's value,
 # {threshold} the limit it crossed; a step passes any other field its wording names.
 WORDING: dict[str, str] = {
     KET_MON_BP: "Blood pressure {bp} mmHg {why} (KET-MON-BP). Pause dosing and notify the "
@@ -315,39 +317,23 @@ WORDING: dict[str, str] = {
 
 
 def _start(
-    state: VitalsState,
-    out: list[Finding],
-    r: Reading,
-    rule: str,
-    value: float,
-    threshold: float,
-    *,
-    metric: str | None = None,
-    wording: str | None = None,
-    **fields: Any,
-) -> None:
-    """`rule`'s episode starts with reading `r`: its alert, worded from WORDING."""
-    severity, named = ALERT_KINDS[rule]
-    message = WORDING[wording or rule].format(value=value, threshold=threshold, **fields)
+    state: VitalsState, r: Reading, alert: str, value: float, threshold: float, **fields: Any
+) -> Trigger:
+    """The episode of `alert`'s rule starts with reading `r`: its Trigger, worded from
+    WORDING (`fields` fill the wording in; a `metric` among them names the BP metric)."""
+    rule, severity, metric = ALERT_KINDS[alert]
     state.active.add(rule)
-    out.append(
-        Trigger(
-            rule,
-            severity,
-            metric or named,
-            float(value),
-            float(threshold),
-            message,
-            r.t,
-            r.reading_id,
-        )
+    message = WORDING[alert].format(value=value, threshold=threshold, **fields)
+    metric = fields.get("metric", metric)
+    return Trigger(
+        rule, severity, metric, float(value), float(threshold), message, r.t, r.reading_id
     )
 
 
-def _end(state: VitalsState, out: list[Finding], r: Reading, rule: str) -> None:
+def _end(state: VitalsState, r: Reading, rule: str) -> Clear:
     """`rule`'s episode ends with reading `r` (its values are back in range)."""
     state.active.discard(rule)
-    out.append(Clear(rule, r.t, r.reading_id))
+    return Clear(rule, r.t, r.reading_id)
 
 
 # A rule, whether the reading is beyond its limit, and the limit.
@@ -368,15 +354,15 @@ def _ladder(
     warning's does not start while the critical limit is crossed (its alert says more)."""
     rule, beyond, limit = critical
     if beyond and rule not in state.active:
-        _start(state, out, r, rule, value, limit)
+        out.append(_start(state, r, rule, value, limit))
     elif not beyond and rule in state.active:
-        _end(state, out, r, rule)
+        out.append(_end(state, r, rule))
     hard = beyond
     rule, beyond, limit = warning
     if beyond and not hard and rule not in state.active:
-        _start(state, out, r, rule, value, limit, **fields)
+        out.append(_start(state, r, rule, value, limit, **fields))
     elif not beyond and rule in state.active:
-        _end(state, out, r, rule)
+        out.append(_end(state, r, rule))
 
 
 # -- the state machines -----------------------------------------------------------------
@@ -441,9 +427,11 @@ def _step_bp(
             if metric:
                 assert value is not None
                 bp = _bp(sys_, dia)
-                _start(state, out, r, KET_MON_BP, value, threshold, metric=metric, bp=bp, why=why)
+                out.append(
+                    _start(state, r, KET_MON_BP, value, threshold, metric=metric, bp=bp, why=why)
+                )
     elif KET_MON_BP in state.active:
-        _end(state, out, r, KET_MON_BP)
+        out.append(_end(state, r, KET_MON_BP))
     recheck = (sys_ is not None and sys_ > rules.bp_recheck_systolic_above) or (
         dia is not None and dia > rules.bp_recheck_diastolic_above
     )
@@ -476,20 +464,20 @@ def _step_hr(
     out: list[Finding] = []
     low = rules.hr_critical_below
     if hr < low and KET_MON_HR_LOW not in state.active:
-        _start(state, out, r, KET_MON_HR_LOW, hr, low)
+        out.append(_start(state, r, KET_MON_HR_LOW, hr, low))
     elif hr >= low and KET_MON_HR_LOW in state.active:
-        _end(state, out, r, KET_MON_HR_LOW)
+        out.append(_end(state, r, KET_MON_HR_LOW))
     limit = rules.hr_critical_above
     if hr > limit:
         if state.hr_run_t is None:
             state.hr_run_t = r.t
         sustained = rules.hr_sustained_seconds
         if KET_MON_HR not in state.active and r.t - state.hr_run_t >= sustained * US:
-            _start(state, out, r, KET_MON_HR, hr, limit, duration=_minutes(sustained))
+            out.append(_start(state, r, KET_MON_HR, hr, limit, duration=_minutes(sustained)))
     else:
         state.hr_run_t = None
         if KET_MON_HR in state.active:
-            _end(state, out, r, KET_MON_HR)
+            out.append(_end(state, r, KET_MON_HR))
     # Section 2.4: "HR > 110 -> recheck" while no HR alert is open.
     if hr > rules.hr_recheck_above and KET_MON_HR not in state.active:
         out.extend(
@@ -510,20 +498,16 @@ def _step_spo2(
         if KET_MON_SPO2 in state.active:
             pass
         elif spo2 < rules.spo2_sentinel_below:
-            _start(
-                state, out, r, KET_MON_SPO2, spo2, rules.spo2_sentinel_below, wording=SPO2_SENTINEL
-            )
+            out.append(_start(state, r, SPO2_SENTINEL, spo2, rules.spo2_sentinel_below))
         elif spo2 < rules.spo2_critical_below:
-            _start(state, out, r, KET_MON_SPO2, spo2, rules.spo2_critical_below)
+            out.append(_start(state, r, KET_MON_SPO2, spo2, rules.spo2_critical_below))
         elif r.t - state.spo2_run_t >= sustained * US:
             limit, duration = rules.spo2_sustained_below, _minutes(sustained)
-            _start(
-                state, out, r, KET_MON_SPO2, spo2, limit, wording=SPO2_SUSTAINED, duration=duration
-            )
+            out.append(_start(state, r, SPO2_SUSTAINED, spo2, limit, duration=duration))
     else:
         state.spo2_run_t = None
         if KET_MON_SPO2 in state.active:
-            _end(state, out, r, KET_MON_SPO2)
+            out.append(_end(state, r, KET_MON_SPO2))
     # Section 2.4: "SpO2 < 94 % -> stimulate, recheck" (91 % for 30 s is a recheck).
     if spo2 < rules.spo2_recheck_below and KET_MON_SPO2 not in state.active:
         out.extend(

@@ -9,7 +9,7 @@ from opentelemetry.trace import SpanKind
 
 from kap_shared.events import ObservationDue, VitalsAlert, VitalsAlertResolved, new_id
 from kap_shared.events.enums import Severity
-from kap_shared.events.envelope import Envelope, Subject
+from kap_shared.events.envelope import Envelope, Subject, scope_fields
 from kap_shared.events.envelope import envelope_fields as shared_envelope_fields
 from kap_shared.events.monitoring import (
     ObservationDueData,
@@ -86,8 +86,7 @@ def raise_alert(
     event = VitalsAlert(**envelope_fields(row, causation_id), occurred_at=now, data=data)
     alert = Alert(
         **data.model_dump(mode="json"),  # the event's fields, the severity as its code
-        patient_id=row.patient_id,
-        site_id=row.site_id,
+        **scope_fields(row),  # the session's patient and site
         status=OPEN,
         raised_at=now,
         triggered_at=triggered_at,

@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from kap_shared.auth import Principal
 from kap_shared.clinical.instruments import ScoringError, score
@@ -28,6 +30,8 @@ from .alerts import PRODUCER
 # MBC-1's source, as the contract names it.
 PHQ9_ITEM9 = "PHQ-9 item 9"
 
+_Row = TypeVar("_Row")
+
 
 @dataclass(frozen=True)
 class Patient:
@@ -39,19 +43,18 @@ class Patient:
     baseline: Baseline | None
 
 
+async def _newest(uow: UnitOfWork, query: SelectOfScalar[_Row], by: Any) -> _Row | None:
+    """The first of `query`'s rows, the newest by `by` first; None when there is none."""
+    return (await uow.session.exec(query.order_by(col(by).desc()).limit(1))).first()
+
+
 async def find_patient(uow: UnitOfWork, patient_id: str) -> Patient:
     """Known from a screening baseline or from a session; 404 otherwise."""
     baseline = await uow.session.get(Baseline, patient_id)
     if baseline is not None:
         return Patient(patient_id, baseline.site_id, baseline.correlation_id, baseline)
-    latest = (
-        await uow.session.exec(
-            select(MonitoredSession)
-            .where(MonitoredSession.patient_id == patient_id)
-            .order_by(col(MonitoredSession.starts_at).desc())
-            .limit(1)
-        )
-    ).first()
+    of_patient = select(MonitoredSession).where(MonitoredSession.patient_id == patient_id)
+    latest = await _newest(uow, of_patient, MonitoredSession.starts_at)
     if latest is None:
         raise NotFound("patient", patient_id)
     return Patient(patient_id, latest.site_id, latest.correlation_id, None)
@@ -95,15 +98,12 @@ async def record_measure(
             raise InvalidField("session_id", "not a session of this patient")
     baseline_total = _baseline_total(patient.baseline, cmd.instrument)
     result = outcome(scored, baseline_total, rules)
-    previous = (
-        await uow.session.exec(
-            select(Measure.total)
-            .where(Measure.patient_id == patient.patient_id)
-            .where(Measure.instrument == cmd.instrument.value)
-            .order_by(col(Measure.administered_at).desc())
-            .limit(1)
-        )
-    ).first()
+    totals = (
+        select(Measure.total)
+        .where(Measure.patient_id == patient.patient_id)
+        .where(Measure.instrument == cmd.instrument.value)
+    )
+    previous = await _newest(uow, totals, Measure.administered_at)
     # MBC-2 / MBC-4 compare with the previous score (the baseline before any follow-up).
     follow_up = follow_ups(
         cmd.instrument,

@@ -495,8 +495,11 @@ class _SessionWork:
         low, high = micros(start), micros(end)
         if any(low <= r.t <= high for r in bp):
             self.bp_check_done = True
+            # A reminder firing now holds its timer row and waits for this session's lock
+            # (a deadlock if the batch waited for the row): it is left to fire, and finds
+            # the check done once this batch commits.
             for key in BP_CHECK_KEYS:
-                await timers.cancel(self.uow.session, key(self.row.session_id))
+                await timers.cancel(self.uow.session, key(self.row.session_id), unless_firing=True)
 
 
 # Readings are evaluated by recorded_at, ties by reading_id (a C getter: one per reading).

@@ -39,6 +39,8 @@ class Subscription:
         self.queue: asyncio.Queue[InboxItem | None] = asyncio.Queue(maxsize=size)
         self.closed = False
         self.reason = ""
+        # What this stream was given, so the live consumer's echo of it is not read again.
+        self.offered: set[str] = set()
 
     def offer(self, item: InboxItem) -> None:
         if self.closed:
@@ -47,6 +49,8 @@ class Subscription:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
             self.close("lagging")
+            return
+        self.offered.add(item.notification_id)
 
     def close(self, reason: str) -> None:
         if self.closed:
@@ -82,8 +86,13 @@ class InboxHub:
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._subscriptions.values())
 
-    def has_subscribers(self, recipient_id: str) -> bool:
-        return bool(self._subscriptions.get(recipient_id))
+    def wants(self, recipient_id: str, notification_id: str) -> bool:
+        """Whether a stream of `recipient_id` connected here has not been given this
+        notification yet (the live consumer then loads it; else it skips the read)."""
+        return any(
+            notification_id not in subscription.offered
+            for subscription in self._subscriptions.get(recipient_id, ())
+        )
 
     def subscribe(self, recipient_id: str) -> Subscription:
         self._loop = asyncio.get_running_loop()

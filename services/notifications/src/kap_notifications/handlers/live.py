@@ -5,8 +5,9 @@ Every in-app notification is announced with NotificationSent (written in the sam
 transaction as the row). Each instance reads `kap.notifications.events.v1` in a
 consumer group of its own (`kap_shared.messaging.live`), loads the row from the
 shared database and offers it to its hub. The creating instance has already
-offered it after its commit (lowest latency); the stream sends each notification
-id once, so the second offer is dropped there.
+offered it after its commit (lowest latency), so there the echo is skipped before
+any database read (a stream that connected in between still gets it); the stream
+sends each notification id once anyway.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ def live_handlers(
 ) -> dict[type, LiveHandler]:
     async def on_sent(event: NotificationSent) -> None:
         data = event.data
-        if data.channel is not Channel.IN_APP or not hub.has_subscribers(data.recipient_id):
-            return  # nobody here is listening: no database read
+        if data.channel is not Channel.IN_APP or not hub.wants(
+            data.recipient_id, data.notification_id
+        ):
+            return  # nobody here is listening, or every stream has it: no database read
         async with sessions() as session:
             row = await session.get(Notification, data.notification_id)
         if row is not None:

@@ -230,18 +230,8 @@ async def submit(
     )
     for key in list(pending):
         await timers.cancel(uow.session, key)
-    uow.publish(
-        PmfSubmitted(
-            **_fields(form),
-            data=PmfSubmittedData(
-                pmf_id=form.pmf_id,
-                session_id=form.session_id,
-                submitted_at=now,
-                submitted_by=by,
-                confirmation=confirmation,
-            ),
-        )
-    )
+    submitted = PmfSubmittedData.model_validate(form, from_attributes=True)
+    uow.publish(PmfSubmitted(**_fields(form), data=submitted))
     await uow.commit()
     log.info("pmf.submitted", pmf_id=form.pmf_id)
     return await view_of(uow.session, form, rules)

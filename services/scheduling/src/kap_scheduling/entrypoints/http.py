@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query, Request
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Body, Depends, Request
 
 from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.dependencies import Uow
 from kap_shared.http.errors import NotFound
 from kap_shared.http.openapi import error_responses, keyed_post
+from kap_shared.http.params import WindowEnd, WindowStart, window_end
 from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
@@ -308,14 +308,12 @@ async def site_sessions(
     principal: Viewer,
     uow: Uow,
     rules: Rules,
-    start: Annotated[AwareDatetime, Query(alias="from", description="ISO 8601 with offset")],
-    end: Annotated[
-        AwareDatetime | None, Query(alias="to", description="default: from + 1 day")
-    ] = None,
+    start: WindowStart,
+    end: WindowEnd = None,
 ) -> list[SessionView]:
     """A site's sessions starting in [from, to), in time order: the console's treatment
     floor asks for the site's day (its own midnight to midnight)."""
     ensure_site(principal, site_id)
     async with uow:
-        day = await views.site_day(uow, site_id, start, end or start + timedelta(days=1))
+        day = await views.site_day(uow, site_id, start, window_end(start, end))
         return [SessionView.of(row, plan, rules.for_site(site_id)) for row, plan in day]

@@ -16,6 +16,7 @@ from kap_shared.events import (
     new_id,
 )
 from kap_shared.events.enums import Phase, Role, Route
+from kap_shared.events.envelope import scope_fields
 from kap_shared.events.scheduling import (
     SessionCheckedInData,
     SessionCompletedData,
@@ -452,8 +453,7 @@ async def _integration_due(
         IntegrationDeadline(
             dosing_session_id=row.session_id,
             plan_id=plan.plan_id,
-            patient_id=row.patient_id,
-            site_id=row.site_id,
+            **scope_fields(row),  # the dosing session's patient and site
             therapist_id=plan.therapist_id or row.therapist_id,
             due_by=due_by,
             status=DeadlineStatus.OPEN.value,
