@@ -32,17 +32,26 @@ import io
 import json
 import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from http_vegeta import (
+    VERSION,
+    attack_command,
+    find_vegeta,
+    read_results,
+    reading_body,
+    write_targets,
+)
 
 from benchlib import announced_im_session, cpu_model, first_dose, running_cpu_seconds
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
@@ -104,16 +113,7 @@ async def open_sessions(bootstrap: str, base_url: str, token: str, count: int) -
 async def post_reading(client: httpx.AsyncClient, session_id: str, n: int) -> httpx.Response:
     """A new reading (a fresh reading_id), as a nurse charts it."""
     return await client.post(
-        f"/sessions/{session_id}/vitals",
-        json={
-            "reading_id": f"http-{uuid.uuid4().hex}",
-            "recorded_at": datetime.now(UTC).isoformat(),
-            "bp_systolic": 118 + n % 20,
-            "bp_diastolic": 76 + n % 10,
-            "heart_rate": 70 + n % 15,
-            "spo2": 97.0,
-            "respiratory_rate": 14,
-        },
+        f"/sessions/{session_id}/vitals", json=reading_body(n, datetime.now(UTC))
     )
 
 
@@ -333,6 +333,63 @@ def start_profiled(service: ServiceProcess, profile_path: Path) -> None:
     )
 
 
+GENERATORS = {
+    "vegeta": f"a second OS process, vegeta {VERSION} (Go), open loop, "
+    f"at most {MAX_IN_FLIGHT} in flight (a due request waits for a free worker)",
+    "python": "a second OS process, asyncio + httpx, open loop, "
+    f"at most {MAX_IN_FLIGHT} in flight (a due request beyond is not sent: an error)",
+}
+Collect = Callable[[], dict[str, Any]]
+
+
+def _children_cpu() -> float:
+    """CPU of this process's waited-for children (the generator, once it exits)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _generator(
+    args: argparse.Namespace, work: Path, base_url: str, token: str, sessions: list[str]
+) -> tuple[list[str], Collect]:
+    """The generator's command line, and what reads its samples once it has exited."""
+    total = int(args.rate * (args.seconds + args.warmup))
+    if args.generator == "vegeta":
+        vegeta = find_vegeta()
+        if vegeta is None:
+            raise RuntimeError("vegeta is not installed (see bench/http_vegeta.py)")
+        targets, results = work / "targets.jsonl", work / "vegeta.bin"
+        write_targets(targets, base_url, token, sessions, args.rate, total)
+
+        def collect_vegeta() -> dict[str, Any]:
+            samples, lag = read_results(vegeta, results, args.rate, total, NOT_SENT)
+            measured_from = samples[0][1] + args.warmup if samples else 0.0
+            kept = [s for s in samples if s[1] >= measured_from]
+            return {"samples": kept, "generator_max_lag_ms": lag}
+
+        command = attack_command(vegeta, targets, results, args.rate, total, MAX_IN_FLIGHT)
+        return command, collect_vegeta
+    spec, output = work / "generator.json", work / "generator-result.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "base_url": base_url,
+                "token": token,
+                "sessions": sessions,
+                "rate": args.rate,
+                "seconds": args.seconds,
+                "warmup": args.warmup,
+                "output": str(output),
+            }
+        )
+    )
+
+    def collect_python() -> dict[str, Any]:
+        outcome: dict[str, Any] = json.loads(output.read_text())
+        return outcome
+
+    return [sys.executable, __file__, "--generate", str(spec)], collect_python
+
+
 def machine() -> dict[str, Any]:
     import importlib.metadata as md
     import platform as host
@@ -345,7 +402,16 @@ def machine() -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "packages": {
             name: md.version(name)
-            for name in ("fastapi", "uvicorn", "httpx", "pydantic", "sqlalchemy", "aiosqlite")
+            for name in (
+                "fastapi",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "httpx",
+                "pydantic",
+                "sqlalchemy",
+                "aiosqlite",
+            )
         },
     }
 
@@ -375,37 +441,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log(f"{len(sessions)} sessions open, dosed; load: {args.rate} req/s")
             assert service.proc is not None
             pid = service.proc.pid
-            spec = work / "generator.json"
-            output = work / "generator-result.json"
-            spec.write_text(
-                json.dumps(
-                    {
-                        "base_url": service.url,
-                        "token": token,
-                        "sessions": sessions,
-                        "rate": args.rate,
-                        "seconds": args.seconds,
-                        "warmup": args.warmup,
-                        "output": str(output),
-                    }
-                )
-            )
-            generator = await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--generate", str(spec)
-            )
+            command, collect = _generator(args, work, service.url, token, sessions)
+            children_cpu = _children_cpu()
+            generator = await asyncio.create_subprocess_exec(*command)
             await asyncio.sleep(args.warmup + 0.5)
             cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
             measured_started = time.perf_counter()
             code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
             cpu_used = running_cpu_seconds(pid) - cpu_before
             wall = time.perf_counter() - measured_started
+            generator_cpu = _children_cpu() - children_cpu
             if code != 0:
                 raise RuntimeError(f"the load generator failed ({code})")
-            outcome = json.loads(output.read_text())
+            outcome = collect()
         finally:
             platform.stop()
     summary = summarize(outcome["samples"], args.seconds)
     p99 = summary["all"]["latency_ms_from_due"].get("p99", float("inf"))
+    answered = summary["all"]["requests"] - summary["all"]["unanswered_or_not_sent"]
     result: dict[str, Any] = {
         "benchmark": "http_load",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -422,15 +475,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "mix": "1:1 POST /sessions/{id}/vitals : GET /sessions/{id}",
             "database": "sqlite",
             "server": "monitoring as an OS process (uvicorn, one worker)",
-            "generator": "a second OS process, asyncio + httpx, open loop, "
-            f"at most {MAX_IN_FLIGHT} in flight",
+            "generator": GENERATORS[args.generator],
             "profiled": args.profile,
         },
         "generator_max_lag_ms": outcome["generator_max_lag_ms"],
+        "generator_cpu": {
+            "seconds": round(generator_cpu, 2),
+            "cores_used": round(generator_cpu / (args.seconds + args.warmup), 3),
+        },
         "monitoring_cpu": {
             "seconds": round(cpu_used, 2),
             "cores_used": round(cpu_used / wall, 3),
             "ms_per_request": round(cpu_used * 1000 / max(1, summary["all"]["requests"]), 2),
+            "ms_per_answered_request": round(cpu_used * 1000 / max(1, answered), 2),
         },
         "endpoints": summary,
         "targets": {
@@ -460,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="monitoring under cProfile")
+    parser.add_argument(
+        "--generator",
+        choices=tuple(GENERATORS),
+        default="vegeta" if find_vegeta() else "python",
+        help="the load generator (default: vegeta when installed)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--variant", help="record under variants.<name> of the output file")

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from kap_shared.db_sqlite import WriterQueue, configure_sqlite
+from kap_shared.db_sqlite import WriterQueue, configure_sqlite, writer_queue_of
 
 # Bounds a wrong implementation's deadlock (the test then fails); never reached otherwise.
 GUARD_SECONDS = 20.0
@@ -107,11 +107,12 @@ async def test_a_writer_that_cannot_get_the_lock_fails_closed(tmp_path: Path) ->
         await engine.dispose()
 
 
-async def test_statements_take_one_thread_hand_off_and_answer_as_before(
+async def test_statements_commit_and_rollback_take_no_thread_hand_off(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """kap_shared.db_sqlite_cursor: execute, fetch and close in one call on aiosqlite's
-    thread; rows, rowcount and lastrowid as sqlite3 gives them."""
+    """kap_shared.db_sqlite_cursor: statements, commit and rollback run on the event
+    loop's thread (no aiosqlite hand-off); rows, rowcount and lastrowid as sqlite3 gives
+    them, and a rollback undoes what it should."""
     hand_offs: list[object] = []
     real = aiosqlite.Connection._execute
 
@@ -119,14 +120,46 @@ async def test_statements_take_one_thread_hand_off_and_answer_as_before(
         hand_offs.append(fn)
         return await real(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
-    async with engine.begin() as conn:
+    async with engine.connect() as conn:
         monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
         await conn.execute(text("INSERT INTO t VALUES (:n)"), [{"n": 1}, {"n": 2}, {"n": 3}])
         inserted = await conn.execute(text("INSERT INTO t VALUES (4)"))
         updated = await conn.execute(text("UPDATE t SET n = n + 10 WHERE n > 2"))
         rows = (await conn.execute(text("SELECT n FROM t ORDER BY n"))).all()
-        assert len(hand_offs) == 4  # one per statement
+        await conn.commit()
+        await conn.execute(text("INSERT INTO t VALUES (99)"))
+        await conn.rollback()
+        assert hand_offs == []
         monkeypatch.undo()
     assert inserted.lastrowid == 4
     assert updated.rowcount == 2
     assert [n for (n,) in rows] == [1, 2, 13, 14]
+    assert await _count(engine) == 4  # the rolled-back 99 is not there
+
+
+async def test_engines_on_one_file_share_the_writer_queue(tmp_path: Path) -> None:
+    """Statements run on the event loop, so a second engine's writer must queue in the
+    loop too: in SQLite's busy handler it would block the loop and the first engine's
+    commit with it (here SQLite's own busy timeout is 0: it would fail at once)."""
+    engines = [
+        create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}", connect_args={"timeout": 0})
+        for _ in range(2)
+    ]
+    for each in engines:
+        configure_sqlite(each)
+    assert writer_queue_of(engines[0]) is writer_queue_of(engines[1])
+    try:
+        async with engines[0].begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+
+        async def writer(n: int) -> None:
+            async with engines[n % 2].begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                await asyncio.sleep(0)  # hold the write lock across a turn of the loop
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": -n})
+
+        await asyncio.gather(*(writer(n) for n in range(1, 11)))
+        assert await _count(engines[1]) == 20
+    finally:
+        for each in engines:
+            await each.dispose()

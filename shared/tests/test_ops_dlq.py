@@ -8,6 +8,7 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -98,8 +99,11 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka_bootstrap)
 
 
-def seed_dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
-    """Two dead letters: one of group `notifications` (RuntimeError), one of `monitoring`."""
+@pytest.fixture
+def seeded(kafka_bootstrap: str, topics: tuple[str, str]) -> list[tuple[bytes, bytes]]:
+    """Two dead letters of the test topic: one of group `notifications` (RuntimeError), one
+    of `monitoring`; their keys and values."""
+    topic, dlq_topic = topics
     letters = [
         ("pt-dlq-1", "TreatmentPlanCreated", "notifications", RuntimeError("handler failed"), 41),
         ("pt-dlq-2", "SessionScheduled", "monitoring", sqlite3.OperationalError("locked"), 42),
@@ -114,16 +118,21 @@ def seed_dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes]]:
         )
         for patient, event_type, group, error, offset in letters
     ]
-    asyncio.run(produce(bootstrap, f"{topic}.dlq", records))
+    asyncio.run(produce(kafka_bootstrap, dlq_topic, records))
     return [(key, value) for key, value, _ in records]
 
 
+@pytest.fixture
+def kap_dlq(kafka_bootstrap: str) -> Callable[..., int]:
+    """kap-dlq's command line against the test broker: `kap_dlq("list", topic)`, its exit code."""
+    return lambda *args: dlq.main(["--bootstrap-servers", kafka_bootstrap, *args])
+
+
+@pytest.mark.usefixtures("seeded")
 def test_list_shows_provenance_of_each_dead_letter(
-    kafka_bootstrap: str, topics: tuple[str, str], settings: KafkaSettings
+    topics: tuple[str, str], settings: KafkaSettings
 ) -> None:
     topic, dlq_topic = topics
-    seed_dead_letters(kafka_bootstrap, topic)
-
     letters = asyncio.run(dlq.read_dead_letters(settings, topic))
 
     assert len(letters) == 2
@@ -146,16 +155,12 @@ def test_list_shows_provenance_of_each_dead_letter(
     assert only == []
 
 
+@pytest.mark.usefixtures("seeded")
 def test_cli_list_and_inspect(
-    kafka_bootstrap: str,
-    topics: tuple[str, str],
-    capsys: pytest.CaptureFixture[str],
+    topics: tuple[str, str], kap_dlq: Callable[..., int], capsys: pytest.CaptureFixture[str]
 ) -> None:
     topic, dlq_topic = topics
-    seed_dead_letters(kafka_bootstrap, topic)
-    boot = ["--bootstrap-servers", kafka_bootstrap]
-
-    assert dlq.main([*boot, "list", topic, "--json"]) == 0
+    assert kap_dlq("list", topic, "--json") == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["consumer_group"] for r in rows} == {"notifications", "monitoring"}
     row = next(r for r in rows if r["consumer_group"] == "monitoring")
@@ -164,31 +169,31 @@ def test_cli_list_and_inspect(
 
     partition, offset = row["partition"], row["offset"]
     where = ["--partition", str(partition), "--offset", str(offset)]
-    assert dlq.main([*boot, "inspect", dlq_topic, *where]) == 0
+    assert kap_dlq("inspect", dlq_topic, *where) == 0
     out = capsys.readouterr().out
     assert f"{dlq_topic}:{partition}:{offset}" in out
     assert "x-dlq-consumer-group: monitoring" in out
     assert '"event_type": "SessionScheduled"' in out  # pretty payload
 
-    assert dlq.main([*boot, "inspect", topic, "--partition", "0", "--offset", "999"]) == 1
-    assert dlq.main([*boot, "list", "kap.no-such-topic.v1"]) == 1
+    assert kap_dlq("inspect", topic, "--partition", "0", "--offset", "999") == 1
+    assert kap_dlq("list", "kap.no-such-topic.v1") == 1
 
 
 def test_replay_republishes_with_same_key_and_value_and_clean_headers(
     kafka_bootstrap: str,
     topics: tuple[str, str],
+    seeded: list[tuple[bytes, bytes]],
+    kap_dlq: Callable[..., int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     topic, dlq_topic = topics
-    seeded = seed_dead_letters(kafka_bootstrap, topic)
-    boot = ["--bootstrap-servers", kafka_bootstrap]
 
     # dry run publishes nothing
-    assert dlq.main([*boot, "replay", topic, "--dry-run"]) == 0
+    assert kap_dlq("replay", topic, "--dry-run") == 0
     assert "would replay 2 dead letter(s)" in capsys.readouterr().out
 
     # only the notifications group's dead letter
-    assert dlq.main([*boot, "replay", topic, "--group", "notifications"]) == 0
+    assert kap_dlq("replay", topic, "--group", "notifications") == 0
     assert "replayed 1 dead letter(s)" in capsys.readouterr().out
 
     arrived = asyncio.run(consume_all(kafka_bootstrap, topic, expected=1))

@@ -62,6 +62,18 @@ def env_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> KafkaSettings:
     return KafkaSettings()
 
 
+def sasl_env(
+    protocol: str, username: str, password: str, mechanism: str | None = None
+) -> dict[str, str]:
+    """The environment of a SASL connection; KAFKA_SASL_MECHANISM only when given."""
+    env = {
+        "KAFKA_SECURITY_PROTOCOL": protocol,
+        "KAFKA_SASL_USERNAME": username,
+        "KAFKA_SASL_PASSWORD": password,
+    }
+    return env | ({"KAFKA_SASL_MECHANISM": mechanism} if mechanism else {})
+
+
 def broker_client_kwargs(settings: KafkaSettings) -> dict[str, Any]:
     """The aiokafka arguments faststream will use for the services' broker."""
     broker = create_broker(settings, client_id="intake")
@@ -92,10 +104,7 @@ def test_plaintext_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sasl_ssl_with_scram_sha_512(monkeypatch: pytest.MonkeyPatch, ca_file: Path) -> None:
     settings = env_settings(
         monkeypatch,
-        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
-        KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
-        KAFKA_SASL_USERNAME="kap-intake",
-        KAFKA_SASL_PASSWORD="s3cret-from-a-secret",
+        **sasl_env("SASL_SSL", "kap-intake", "s3cret-from-a-secret", "SCRAM-SHA-512"),
         KAFKA_SSL_CAFILE=str(ca_file),
     )
     security = kafka_security(settings)
@@ -120,11 +129,7 @@ def test_sasl_ssl_without_a_ca_file_uses_the_system_trust_store(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = env_settings(
-        monkeypatch,
-        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
-        KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
-        KAFKA_SASL_USERNAME="kap-intake",
-        KAFKA_SASL_PASSWORD="pw",
+        monkeypatch, **sasl_env("SASL_SSL", "kap-intake", "pw", "SCRAM-SHA-512")
     )
     security = kafka_security(settings)
     assert security is not None
@@ -135,11 +140,7 @@ def test_sasl_ssl_without_a_ca_file_uses_the_system_trust_store(
 
 def test_sasl_plaintext_with_plain(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = env_settings(
-        monkeypatch,
-        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
-        KAFKA_SASL_MECHANISM="PLAIN",
-        KAFKA_SASL_USERNAME="kap-monitoring",
-        KAFKA_SASL_PASSWORD="pw",
+        monkeypatch, **sasl_env("SASL_PLAINTEXT", "kap-monitoring", "pw", "PLAIN")
     )
     security = kafka_security(settings)
     assert isinstance(security, SASLPlaintext)
@@ -153,12 +154,7 @@ def test_sasl_plaintext_with_plain(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sasl_mechanism_defaults_to_plain(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = env_settings(
-        monkeypatch,
-        KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
-        KAFKA_SASL_USERNAME="u",
-        KAFKA_SASL_PASSWORD="p",
-    )
+    settings = env_settings(monkeypatch, **sasl_env("SASL_PLAINTEXT", "u", "p"))
     assert client_kwargs(settings)["sasl_mechanism"] == "PLAIN"
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from kap_shared.events import IntegrationOverdue
@@ -99,3 +102,49 @@ async def test_failing_handler_rolls_back_and_retries_later(sessions: Sessions) 
     clock.now += timedelta(seconds=30)
     assert await worker.fire_due() == 1
     assert calls == ["d", "d"]
+
+
+async def test_scheduling_is_one_statement_and_a_moved_timer_starts_afresh(
+    sessions: Sessions, engine: AsyncEngine
+) -> None:
+    """A fired (or failed) timer set again is pending again, with its attempts cleared and
+    its job id kept; a copy loaded in the session sees the new row. Setting a timer is one
+    statement (it is on the alert path: each statement is a hop to the driver's thread)."""
+    clock, fired = Clock(), list[str]()
+    await _set(sessions, "e", timedelta(0), clock)
+    assert await _worker(sessions, clock, fired).fire_due() == 1
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    async with UnitOfWork(sessions) as uow:
+        loaded = await timers.job_by_key(uow.session, "e")
+        assert loaded is not None
+        assert loaded.status == timers.FIRED
+        loaded.attempts = 3  # as a failed run would have left it
+        uow.session.add(loaded)
+        await uow.session.flush()
+        sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+        try:
+            moved = await timers.schedule(
+                uow.session, kind="ping", key="e", due_at=clock.now + timedelta(hours=1), payload={}
+            )
+            await uow.session.flush()  # nothing left to write
+        finally:
+            sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+        assert moved is loaded
+        assert (loaded.status, loaded.attempts, loaded.fired_at) == (timers.PENDING, 0, None)
+        await uow.commit()
+    assert len(statements) == 1
+    async with sessions() as session:
+        job = await timers.pending_job(session, "e")
+    assert job is not None
+    assert job.job_id == moved.job_id
+
+    async def again(job: timers.ScheduledJob, uow: UnitOfWork) -> None:
+        fired.append(job.key)  # publishes nothing: the example event went out the first time
+
+    clock.now += timedelta(hours=1)
+    assert await timers.TimerWorker(sessions, {"ping": again}, clock=clock).fire_due() == 1
+    assert fired == ["e", "e"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,13 +44,35 @@ pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
 Event = dict[str, Any]
 
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a course's sessions are, in site time: the preparation sessions on days 0
+    and 1 at `hhmm`, a dosing session at `hhmm` on each (week, day) of `dosing_days`,
+    each followed by its integration session `integration_days_later` days later at
+    `integration_hhmm`."""
+
+    hhmm: str
+    dosing_days: list[tuple[int, int]]
+    integration_days_later: int
+    integration_hhmm: str
+
+
 # Esketamine TRD (SPR-SCH-1/2): Mon + Thu in weeks 1-4, Mon in weeks 5-8; integration next day.
 # After the 8th dosing session the prescriber is asked to evaluate the benefit (SPR-SCH-1).
-ESKETAMINE_DOSING = [(week, day) for week in range(1, 5) for day in (0, 3)] + [
-    (week, 0) for week in range(5, 9)
-]
+ESKETAMINE_COURSE = Schedule(
+    "09:00",
+    [(week, day) for week in range(1, 5) for day in (0, 3)] + [(week, 0) for week in range(5, 9)],
+    integration_days_later=1,
+    integration_hhmm="09:00",
+)
 # IV induction (KET-SER-1): Mon, Wed, Fri for two weeks; integration the same afternoon.
-IV_DOSING = [(week, day) for week in (1, 2) for day in (0, 2, 4)]
+IV_COURSE = Schedule(
+    "13:00",
+    [(week, day) for week in (1, 2) for day in (0, 2, 4)],
+    integration_days_later=0,
+    integration_hhmm="16:30",
+)
 
 
 def expected_types(dosing_sessions: int, induction_review_after: int | None = None) -> list[str]:
@@ -65,19 +88,32 @@ def expected_types(dosing_sessions: int, induction_review_after: int | None = No
     return types
 
 
-async def run_course(
-    course: Course,
-    room: str,
-    *,
-    preparation: list[datetime],
-    dosing: list[tuple[datetime, datetime]],
-) -> None:
-    """The preparation sessions, then each dosing session and its integration session
-    (at the times given, all in `room`)."""
-    for starts_at in preparation:
-        await course.run_session("preparation", starts_at, room_id=room)
-    for dosing_at, integration_at in dosing:
-        await course.run_session("dosing", dosing_at, room_id=room)
+async def planned(
+    platform: Platform,
+    site: SchedulingSite,
+    patient_id: str,
+    consents: tuple[str, ...],
+    protocol: str,
+    dosing_sessions: int,
+) -> dict[str, Any]:
+    """The plan of an eligible patient once `consents` are recorded: of `protocol`, with
+    `dosing_sessions` planned."""
+    for scope in consents:
+        await consent(platform, site, patient_id, scope)
+    plan = await plan_when(platform, site, patient_id, consents=consents)
+    assert (plan["protocol"], plan["planned_dosing_sessions"]) == (protocol, dosing_sessions)
+    return plan
+
+
+async def run_course(course: Course, room: str, schedule: Schedule) -> None:
+    """Every session of the course at the times of `schedule`, all in `room`."""
+    at, hhmm = course.site.at, schedule.hhmm
+    for day in (0, 1):
+        await course.run_session("preparation", at(day, hhmm), room_id=room)
+    for week, day in schedule.dosing_days:
+        await course.run_session("dosing", at(day, hhmm, week=week), room_id=room)
+        integration_day = day + schedule.integration_days_later
+        integration_at = at(integration_day, schedule.integration_hhmm, week=week)
         await course.run_session("integration", integration_at, room_id=room)
 
 
@@ -85,19 +121,9 @@ async def esketamine_patient(platform: Platform, site: SchedulingSite) -> dict[s
     patient_id = await refer(platform, site)
     screening = await screen(platform, site, patient_id, route="intranasal_esketamine")
     assert screening["outcome"] == "eligible"
-    await consent(platform, site, patient_id, "treatment")
-    await consent(platform, site, patient_id, "rems_enrollment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment", "rems_enrollment"))
-    assert (plan["protocol"], plan["planned_dosing_sessions"]) == ("esketamine_trd", 12)
-    await run_course(
-        Course(platform, site, plan),
-        site.rooms[0],
-        preparation=[site.at(day, "09:00") for day in (0, 1)],
-        dosing=[
-            (site.at(day, "09:00", week=week), site.at(day + 1, "09:00", week=week))
-            for week, day in ESKETAMINE_DOSING
-        ],
-    )
+    consents = ("treatment", "rems_enrollment")
+    plan = await planned(platform, site, patient_id, consents, "esketamine_trd", 12)
+    await run_course(Course(platform, site, plan), site.rooms[0], ESKETAMINE_COURSE)
     return plan
 
 
@@ -108,18 +134,8 @@ async def iv_patient_through_review(platform: Platform, site: SchedulingSite) ->
     assert (screening["outcome"], screening["reasons"]) == ("needs_review", ["SPR-PRE-5"])
     review = await approve(platform, site, patient_id, screening["screening_id"])
     assert review["outcome"] == "eligible"
-    await consent(platform, site, patient_id, "treatment")
-    plan = await plan_when(platform, site, patient_id, consents=("treatment",))
-    assert (plan["protocol"], plan["planned_dosing_sessions"]) == ("ketamine_iv_induction", 6)
-    await run_course(
-        Course(platform, site, plan),
-        site.rooms[1],
-        preparation=[site.at(day, "13:00") for day in (0, 1)],
-        dosing=[
-            (site.at(day, "13:00", week=week), site.at(day, "16:30", week=week))
-            for week, day in IV_DOSING
-        ],
-    )
+    plan = await planned(platform, site, patient_id, ("treatment",), "ketamine_iv_induction", 6)
+    await run_course(Course(platform, site, plan), site.rooms[1], IV_COURSE)
     return plan
 
 

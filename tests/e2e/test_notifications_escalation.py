@@ -104,6 +104,17 @@ async def _care_team_known(platform: Platform, api: Api, team: Team) -> Window:
     return window
 
 
+async def _escalating_clinic(
+    platform: Platform, notifications: ServiceProcess, director_after: int
+) -> tuple[Api, Team, Window]:
+    """Notifications' API; a site whose alerts escalate to the on-call prescriber after 2 s
+    and to the director after `director_after` s; a checked-in session of its care team,
+    known to notifications."""
+    api = Api(notifications.url, platform.jwt_secret)
+    team = await _clinic(api, [(2, "oncall"), (director_after, "director")])
+    return api, team, await _care_team_known(platform, api, team)
+
+
 async def _raise_critical_alert(platform: Platform, window: Window) -> VitalsAlert:
     alert = VitalsAlert(
         producer="monitoring",
@@ -178,9 +189,7 @@ def _escalations(reader: TopicReader, source: str) -> dict[int, set[str]]:
 async def test_critical_alert_pages_streams_escalates_and_stops_when_acknowledged(
     platform: Platform, notifications: ServiceProcess, sms_webhook: SmsWebhook
 ) -> None:
-    api = Api(notifications.url, platform.jwt_secret)
-    team = await _clinic(api, [(2, "oncall"), (5, "director")])
-    window = await _care_team_known(platform, api, team)
+    api, team, window = await _escalating_clinic(platform, notifications, director_after=5)
     async with TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as reader:
         async with live_inbox(api, team.caller(team.prescriber)) as live:
             alert = await _raise_critical_alert(platform, window)
@@ -260,9 +269,7 @@ async def test_critical_alert_pages_streams_escalates_and_stops_when_acknowledge
 async def test_sigkill_mid_escalation_still_escalates_exactly_once(
     platform: Platform, notifications: ServiceProcess, sms_webhook: SmsWebhook
 ) -> None:
-    api = Api(notifications.url, platform.jwt_secret)
-    team = await _clinic(api, [(2, "oncall"), (4, "director")])
-    window = await _care_team_known(platform, api, team)
+    api, team, window = await _escalating_clinic(platform, notifications, director_after=4)
     async with TopicReader(platform.bootstrap, topics.NOTIFICATIONS_EVENTS) as reader:
         alert = await _raise_critical_alert(platform, window)
         source = str(alert.event_id)

@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from kap_shared.events.envelope import utc_now
-from kap_shared.testing import BAD_CREDENTIALS, TEST_SECRET, token
-from kap_shared.testing_ops import assert_error
+from kap_shared.testing import TEST_SECRET, token
+from kap_shared.testing_ops import BadTokens, Endpoint, assert_error, call
 
 Headers = dict[str, str]
 Counts = Callable[[], dict[str, int]]
+CallAs = Callable[[str, Headers | None], Any]  # the `call_as` fixture
 
 SCREENING = {
     "route": "iv",
@@ -37,9 +38,7 @@ def screening_id(client: TestClient, therapist: Headers, patient_id: str) -> str
 
 
 @pytest.fixture
-def endpoints(
-    patient_id: str, screening_id: str, referral: dict[str, Any]
-) -> dict[str, tuple[str, str, dict[str, Any] | None]]:
+def endpoints(patient_id: str, screening_id: str, referral: dict[str, Any]) -> dict[str, Endpoint]:
     return {
         "register": ("POST", "/patients", referral),
         "get": ("GET", f"/patients/{patient_id}", None),
@@ -49,43 +48,24 @@ def endpoints(
     }
 
 
-def call(
-    client: TestClient,
-    endpoint: tuple[str, str, dict[str, Any] | None],
-    headers: Headers | None,
-) -> Any:
-    method, url, body = endpoint
-    return client.request(method, url, json=body, headers=headers or {})
+@pytest.fixture
+def call_as(client: TestClient, endpoints: dict[str, Endpoint]) -> CallAs:
+    """Call the endpoint of this name with these headers; the response."""
+    return lambda name, headers: call(client, endpoints[name], headers)
 
 
 ENDPOINTS = ["register", "get", "screen", "review", "consent"]
 
 
-@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS), ids=list(BAD_CREDENTIALS))
-@pytest.mark.parametrize("name", ENDPOINTS)
-def test_401_without_a_valid_token(
-    client: TestClient,
-    endpoints: dict[str, tuple[str, str, dict[str, Any] | None]],
-    counts: Counts,
-    name: str,
-    credentials: str,
-) -> None:
-    before = counts()
-
-    response = call(client, endpoints[name], BAD_CREDENTIALS[credentials])
-
-    assert_error(response, 401, "unauthenticated")
-    assert response.headers["www-authenticate"] == "Bearer"
-    assert counts() == before
+class TestBadTokens(BadTokens):
+    names = ENDPOINTS
 
 
-def test_token_with_an_unknown_role_is_401(
-    client: TestClient, endpoints: dict[str, tuple[str, str, dict[str, Any] | None]]
-) -> None:
+def test_token_with_an_unknown_role_is_401(call_as: CallAs) -> None:
     good = {"Authorization": "Bearer " + _raw_token(role="nurse")}
     bad = {"Authorization": "Bearer " + _raw_token(role="janitor")}
-    assert call(client, endpoints["get"], good).status_code == 200  # the token itself is fine
-    response = call(client, endpoints["get"], bad)
+    assert call_as("get", good).status_code == 200  # the token itself is fine
+    response = call_as("get", bad)
     assert_error(response, 401, "unauthenticated")
     assert "role" in response.json()["error"]["message"]
 
@@ -102,17 +82,12 @@ def test_401_comes_before_validation_and_leaks_nothing(client: TestClient) -> No
 
 
 @pytest.mark.parametrize("name", ["get", "screen", "review", "consent"])
-def test_403_for_a_clinician_of_another_site(
-    client: TestClient,
-    endpoints: dict[str, tuple[str, str, dict[str, Any] | None]],
-    counts: Counts,
-    name: str,
-) -> None:
+def test_403_for_a_clinician_of_another_site(call_as: CallAs, counts: Counts, name: str) -> None:
     role = "prescriber" if name == "review" else "therapist"
     site_b = token("th-zed", role, ["site-b"])
     before = counts()
 
-    response = call(client, endpoints[name], site_b)
+    response = call_as(name, site_b)
 
     assert_error(response, 403, "forbidden")
     assert counts() == before
@@ -131,10 +106,8 @@ def test_403_registering_a_patient_at_a_site_not_in_the_token(
     assert counts() == before
 
 
-def test_403_for_a_token_with_no_sites(
-    client: TestClient, endpoints: dict[str, tuple[str, str, dict[str, Any] | None]]
-) -> None:
-    assert_error(call(client, endpoints["get"], token("th-x", "therapist", [])), 403, "forbidden")
+def test_403_for_a_token_with_no_sites(call_as: CallAs) -> None:
+    assert_error(call_as("get", token("th-x", "therapist", [])), 403, "forbidden")
 
 
 @pytest.mark.parametrize(
@@ -152,16 +125,10 @@ def test_403_for_a_token_with_no_sites(
         ("consent", "device"),
     ],
 )
-def test_403_for_a_role_not_allowed(
-    client: TestClient,
-    endpoints: dict[str, tuple[str, str, dict[str, Any] | None]],
-    counts: Counts,
-    name: str,
-    role: str,
-) -> None:
+def test_403_for_a_role_not_allowed(call_as: CallAs, counts: Counts, name: str, role: str) -> None:
     before = counts()
 
-    response = call(client, endpoints[name], token(f"{role}-1", role, ["site-a"]))
+    response = call_as(name, token(f"{role}-1", role, ["site-a"]))
 
     assert_error(response, 403, "forbidden")
     assert role in response.json()["error"]["message"]
@@ -180,20 +147,13 @@ def test_403_for_a_role_not_allowed(
         ("review", "prescriber"),
     ],
 )
-def test_allowed_roles_at_the_patients_site(
-    client: TestClient,
-    endpoints: dict[str, tuple[str, str, dict[str, Any] | None]],
-    name: str,
-    role: str,
-) -> None:
-    response = call(client, endpoints[name], token(f"{role}-1", role, ["site-a"]))
+def test_allowed_roles_at_the_patients_site(call_as: CallAs, name: str, role: str) -> None:
+    response = call_as(name, token(f"{role}-1", role, ["site-a"]))
     assert response.status_code in (200, 201), response.text
 
 
-def test_wildcard_site_token_reaches_every_site(
-    client: TestClient, endpoints: dict[str, tuple[str, str, dict[str, Any] | None]]
-) -> None:
-    response = call(client, endpoints["get"], token("admin-1", "admin", ["*"]))
+def test_wildcard_site_token_reaches_every_site(call_as: CallAs) -> None:
+    response = call_as("get", token("admin-1", "admin", ["*"]))
     assert response.status_code == 200
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kap_shared.testing import BAD_CREDENTIALS, token
-from kap_shared.testing_ops import Endpoint, assert_401_stores_nothing, call
+from kap_shared.testing import token
+from kap_shared.testing_ops import BadTokens, Endpoint, call
 
 from .conftest import (
     OTHER_SITE,
@@ -77,16 +77,8 @@ def endpoints(open_session: Callable[..., str], mon: Monitoring) -> dict[str, En
     }
 
 
-@pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
-@pytest.mark.parametrize("name", list(ALLOWED))
-def test_401_without_a_valid_token(
-    client: TestClient,
-    endpoints: dict[str, Endpoint],
-    counts: Counts,
-    name: str,
-    credentials: str,
-) -> None:
-    assert_401_stores_nothing(client, endpoints[name], BAD_CREDENTIALS[credentials], counts)
+class TestBadTokens(BadTokens):
+    names = list(ALLOWED)
 
 
 MATRIX = [(name, role) for name in ALLOWED for role in ROLES]

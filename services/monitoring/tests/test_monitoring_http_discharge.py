@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from monitoring_flows import STABILITY_CRITERIA
 
 from kap_shared.events.enums import Route
@@ -29,6 +31,14 @@ from .conftest import (
 )
 
 ESK = Route.INTRANASAL_ESKETAMINE
+
+
+@pytest.fixture
+def dosed(mon: Monitoring, open_session: Callable[..., str]) -> None:
+    """ses-1 open, an IM ketamine dose given 90 minutes ago: past the observation minimum,
+    so only what a test charts decides the discharge."""
+    open_session()
+    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
 
 
 def test_SPR_MON_3_esketamine_119_minutes_after_the_first_device_is_409(
@@ -122,11 +132,10 @@ def test_MON_DIS_1_no_dose_no_discharge(mon: Monitoring, open_session: Callable[
     assert error["details"]["blockers"][0]["cleared_by"] == "dose"
 
 
+@pytest.mark.usefixtures("dosed")
 def test_fail_closed_a_dose_alone_lists_every_missing_fact(
-    mon: Monitoring, open_session: Callable[..., str], counts: Counts, outbox: Outbox, db: Path
+    mon: Monitoring, counts: Counts, outbox: Outbox, db: Path
 ) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
     wait_for_due_timers(db)  # the back-dated dose's notices are due at once
     before = counts()
     error = assert_error(mon.discharge(), 409, "KET-DIS-3")
@@ -149,11 +158,10 @@ def test_fail_closed_a_dose_alone_lists_every_missing_fact(
     assert outbox("DischargeCleared") == []
 
 
+@pytest.mark.usefixtures("dosed")
 def test_a_stale_reading_blocks_until_it_is_charted_again(
-    mon: Monitoring, open_session: Callable[..., str], counts: Counts, db: Path
+    mon: Monitoring, counts: Counts, db: Path
 ) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
     mon.ok_vitals(**STABLE, recorded_at=ago(minutes=31))  # max age 30 minutes
     assert mon.assess().status_code == 201
     wait_for_due_timers(db)
@@ -166,11 +174,10 @@ def test_a_stale_reading_blocks_until_it_is_charted_again(
     assert mon.discharge().status_code == 200
 
 
+@pytest.mark.usefixtures("dosed")
 def test_MON_DIS_2_an_open_critical_alert_blocks_until_values_are_back_in_range(
-    mon: Monitoring, open_session: Callable[..., str]
+    mon: Monitoring,
 ) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
     mon.ready()
     mon.ok_vitals(bp_systolic=205, bp_diastolic=118)
     error = assert_error(mon.discharge(), 409, "MON-DIS-2")
@@ -180,46 +187,38 @@ def test_MON_DIS_2_an_open_critical_alert_blocks_until_values_are_back_in_range(
     assert mon.discharge().status_code == 200
 
 
-def test_KET_DIS_2_latest_spo2_below_92_blocks(
-    mon: Monitoring, open_session: Callable[..., str]
+@pytest.mark.parametrize(
+    ("reading", "rule_id", "says", "charted_back"),
+    [
+        # One reading: no alert yet.
+        ({"spo2": 91}, "KET-DIS-2", "latest SpO2 91 % is below 92 %", {"spo2": 92}),
+        (
+            {"bp_systolic": 88, "bp_diastolic": 55},
+            "KET-DIS-3",
+            "lower limit",
+            {"bp_systolic": 118, "bp_diastolic": 74},
+        ),
+        ({"sedation_moaas": 4}, "KET-DIS-4", "MOAA/S 4", {"sedation_moaas": 5}),
+    ],
+    ids=["KET-DIS-2 SpO2 below 92", "KET-DIS-3 low blood pressure", "KET-DIS-4 not alert"],
+)
+@pytest.mark.usefixtures("dosed")
+def test_a_reading_outside_a_discharge_limit_blocks_until_charted_back(
+    mon: Monitoring,
+    reading: dict[str, Any],
+    rule_id: str,
+    says: str,
+    charted_back: dict[str, Any],
 ) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
-    mon.ready(spo2=91)  # one reading: no alert yet
-    assert_error(mon.discharge(), 409, "KET-DIS-2")
-    mon.ok_vitals(spo2=92)
+    mon.ready(**reading)
+    error = assert_error(mon.discharge(), 409, rule_id)
+    assert says in error["message"]
+    mon.ok_vitals(**charted_back)
     assert mon.discharge().status_code == 200
 
 
-def test_KET_DIS_3_low_blood_pressure_blocks(
-    mon: Monitoring, open_session: Callable[..., str]
-) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
-    mon.ready(bp_systolic=88, bp_diastolic=55)
-    error = assert_error(mon.discharge(), 409, "KET-DIS-3")
-    assert "lower limit" in error["message"]
-    mon.ok_vitals(bp_systolic=118, bp_diastolic=74)
-    assert mon.discharge().status_code == 200
-
-
-def test_KET_DIS_4_the_patient_must_be_alert(
-    mon: Monitoring, open_session: Callable[..., str]
-) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
-    mon.ready(sedation_moaas=4)
-    blocked = assert_error(mon.discharge(), 409, "KET-DIS-4")
-    assert "MOAA/S 4" in blocked["message"]
-    mon.ok_vitals(sedation_moaas=5)
-    assert mon.discharge().status_code == 200
-
-
-def test_SPR_GOAL_unresolved_dissociation_blocks(
-    mon: Monitoring, open_session: Callable[..., str]
-) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
+@pytest.mark.usefixtures("dosed")
+def test_SPR_GOAL_unresolved_dissociation_blocks(mon: Monitoring) -> None:
     mon.ready(dissociation="moderate", cadss_total=12)
     error = assert_error(mon.discharge(), 409, "SPR-GOAL")
     assert "moderate" in error["message"]
@@ -269,11 +268,10 @@ def test_a_site_may_let_nurses_sign(
     assert mon.discharge().json()["signed_by"] == "rn-cleo"
 
 
+@pytest.mark.usefixtures("dosed")
 def test_KET_DIS_5_and_KET_DIS_1_ketamine_needs_an_escort_and_an_aldrete_score(
-    mon: Monitoring, open_session: Callable[..., str]
+    mon: Monitoring,
 ) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
     mon.ok_vitals(**STABLE)
     assert mon.assess(escort_confirmed=None, aldrete_score=None).status_code == 201
     error = assert_error(mon.discharge(), 409, "KET-DIS-5")
@@ -283,11 +281,8 @@ def test_KET_DIS_5_and_KET_DIS_1_ketamine_needs_an_escort_and_an_aldrete_score(
     assert mon.discharge().status_code == 200
 
 
-def test_open_warnings_close_with_the_window(
-    mon: Monitoring, open_session: Callable[..., str], outbox: Outbox, db: Path
-) -> None:
-    open_session()
-    mon.dose(**IM_KETAMINE, administered_at=ago(minutes=90))
+@pytest.mark.usefixtures("dosed")
+def test_open_warnings_close_with_the_window(mon: Monitoring, outbox: Outbox, db: Path) -> None:
     late = mon.ok_vitals(bp_systolic=150, bp_diastolic=96, recorded_at=ago(minutes=100))
     [warning] = late["alerts"]  # a pre-dose BP charted late: flagged, blocks nothing
     assert (warning["rule_id"], warning["severity"]) == ("SPR-PRE-5", "warning")

@@ -217,12 +217,21 @@ def fire(client: TestClient, at: datetime) -> int:
     return timer_firing(client, timer_handlers(SiteRules(MonitoringRules())))(at)
 
 
+def first_im_dose(
+    mon: Monitoring, open_session: Callable[..., str], minutes_ago: float
+) -> datetime:
+    """ses-1 open, its first dose (IM ketamine) charted as given `minutes_ago` minutes ago;
+    when it was given."""
+    open_session()
+    given = now() - timedelta(minutes=minutes_ago)
+    mon.dose(**IM_KETAMINE, administered_at=given.isoformat())
+    return given
+
+
 def test_SPR_MON_1_the_first_dose_sets_a_reminder_at_35_and_an_overdue_at_50_minutes(
     client: TestClient, mon: Monitoring, open_session: Callable[..., str], db: Path, outbox: Outbox
 ) -> None:
-    open_session()
-    given = now() - timedelta(minutes=1)
-    mon.dose(**IM_KETAMINE, administered_at=given.isoformat())
+    given = first_im_dose(mon, open_session, minutes_ago=1)
     status = jobs(db)
     assert set(status) == {"bp_check_40min_reminder", "bp_check_40min_overdue"}
     assert all(s == "pending" for s, _ in status.values())
@@ -244,9 +253,7 @@ def test_SPR_MON_1_the_first_dose_sets_a_reminder_at_35_and_an_overdue_at_50_min
 def test_SPR_MON_1_a_bp_in_the_window_cancels_both_timers(
     client: TestClient, mon: Monitoring, open_session: Callable[..., str], db: Path, outbox: Outbox
 ) -> None:
-    open_session()
-    given = now() - timedelta(minutes=41)
-    mon.dose(**IM_KETAMINE, administered_at=given.isoformat())
+    given = first_im_dose(mon, open_session, minutes_ago=41)
     assert jobs(db)["bp_check_40min_reminder"][0] == "pending"  # due already, not yet fired
     mon.ok_vitals(heart_rate=80, recorded_at=ago(minutes=1))  # not a BP
     assert mon.session()["bp_check_done"] is False

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event as sa_event
 
+from kap_shared.events import Envelope
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.testing import rows
 
@@ -21,6 +22,13 @@ CONTACT: dict[str, Any] = {"email": "ada@clinic.example", "phone": "+15550100200
 def _team(h: Harness) -> None:
     h.deliver(f.plan_created())
     h.deliver(f.session_scheduled())
+
+
+def told(h: Harness, event: Envelope) -> list[tuple[str, str, str]]:
+    """Deliver `event`; whom it told, on which channel, how urgently."""
+    h.deliver(event)
+    caused = h.notifications(f"source_event_id = '{event.event_id}'")
+    return [(n["recipient_id"], n["channel"], n["priority"]) for n in caused]
 
 
 def test_critical_vitals_alert_pages_session_team_by_sms_and_in_app(h: Harness) -> None:
@@ -105,10 +113,7 @@ def test_warning_vitals_alert_is_in_app_urgent_and_opens_no_alert(h: Harness) ->
 def test_safety_concern_goes_urgent_by_sms_and_in_app_to_the_plan_team(h: Harness) -> None:
     h.put_recipient("rx-ada", **CONTACT)
     h.deliver(f.plan_created())
-    event = f.safety_concern()
-    h.deliver(event)
-    mine = h.notifications(f"source_event_id = '{event.event_id}'")
-    assert [(n["recipient_id"], n["channel"], n["priority"]) for n in mine] == [
+    assert told(h, f.safety_concern()) == [
         ("rx-ada", "in_app", "urgent"),
         ("rx-ada", "sms", "urgent"),
         ("th-ben", "in_app", "urgent"),
@@ -120,10 +125,7 @@ def test_screening_review_goes_to_the_registered_prescribers_of_the_site(h: Harn
     h.put_recipient("rx-2", sites=["site-a", "site-b"])
     h.put_recipient("rx-b", sites=["site-b"])
     h.put_recipient("th-1", role="therapist", sites=["site-a"])
-    event = f.screened()
-    h.deliver(event)
-    mine = h.notifications(f"source_event_id = '{event.event_id}'")
-    assert [(n["recipient_id"], n["channel"], n["priority"]) for n in mine] == [
+    assert told(h, f.screened()) == [
         ("rx-1", "email", "routine"),
         ("rx-1", "in_app", "routine"),
         ("rx-2", "in_app", "routine"),
@@ -187,12 +189,7 @@ def test_observation_due_goes_to_the_sites_nurses(h: Harness) -> None:
     h.put_recipient("rn-1", role="nurse")
     h.put_recipient("rn-other", role="nurse", sites=["site-b"])
     _team(h)
-    event = f.observation_due()
-    h.deliver(event)
-    mine = h.notifications(f"source_event_id = '{event.event_id}'")
-    assert [(n["recipient_id"], n["channel"], n["priority"]) for n in mine] == [
-        ("rn-1", "in_app", "urgent")
-    ]
+    assert told(h, f.observation_due()) == [("rn-1", "in_app", "urgent")]
 
 
 def test_integration_overdue_goes_to_its_therapist_and_opens_an_alert(h: Harness) -> None:

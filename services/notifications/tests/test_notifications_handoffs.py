@@ -146,6 +146,11 @@ def told(h: Harness, title: str) -> list[tuple[str, str, str]]:
     return [(n["recipient_id"], n["channel"], n["priority"]) for n in handoffs(h, title)]
 
 
+def by_email_and_in_app(clinician: str, priority: str) -> list[tuple[str, str, str]]:
+    """What `told` finds for a clinician with an email address told once at `priority`."""
+    return [(clinician, "email", priority), (clinician, "in_app", priority)]
+
+
 def _window_opened_at(h: Harness) -> datetime:
     [(opened,)] = rows(h.db, "SELECT opened_at FROM integration_windows")
     return ts(opened)
@@ -200,10 +205,7 @@ def test_KAP_2_warning_at_48_hours_not_a_moment_before(team: Harness) -> None:
     assert told(team, "Integration session not booked") == []
     team.clock.set(opened + timedelta(hours=48))
     assert team.fire_timers() == 1
-    assert told(team, "Integration session not booked") == [
-        (THERAPIST, "email", "urgent"),
-        (THERAPIST, "in_app", "urgent"),
-    ]
+    assert told(team, "Integration session not booked") == by_email_and_in_app(THERAPIST, "urgent")
     warning = handoffs(team, "Integration session not booked")[0]
     assert "24 h left" in warning["body"]
     assert not [n for n in handoffs(team) if n["recipient_id"] == PRESCRIBER]
@@ -244,10 +246,7 @@ def test_integration_completed_tells_the_prescriber_progress_and_next_dose(
 
 def test_integration_completed_with_an_open_hold_is_urgent(team: Harness) -> None:
     team.deliver(completed(Phase.INTEGRATION, "sess-2", due_in_hours=None, holds=1))
-    assert told(team, "Integration session completed") == [
-        (PRESCRIBER, "email", "urgent"),
-        (PRESCRIBER, "in_app", "urgent"),
-    ]
+    assert told(team, "Integration session completed") == by_email_and_in_app(PRESCRIBER, "urgent")
     [n, _] = handoffs(team, "Integration session completed")
     assert "ON HOLD" in n["body"]
     assert "SCH-HOLD-1" in n["body"]
@@ -302,10 +301,7 @@ def test_MBC_4_follow_up_tells_the_therapist_other_follow_ups_do_not(team: Harne
     team.deliver(outcome(16, Instrument.GAD7, follow_up=["MBC-GAD7-REFER"]))
     assert told(team, "Outcome worsening") == []
     team.deliver(outcome(12, Instrument.GAD7, follow_up=["MBC-4", "MBC-GAD7-REFER"]))
-    assert told(team, "Outcome worsening") == [
-        (THERAPIST, "email", "urgent"),
-        (THERAPIST, "in_app", "urgent"),
-    ]
+    assert told(team, "Outcome worsening") == by_email_and_in_app(THERAPIST, "urgent")
 
 
 # Events without `follow_up` (a monitoring from before issue 8): judged here with the
@@ -338,10 +334,8 @@ def test_MBC_2_phq9_rise_of_5_is_urgent_for_the_team_4_is_not(team: Harness) -> 
     assert told(team, "Depression score worsening") == []
     team.deliver(outcome(19))  # +5
     assert sorted(told(team, "Depression score worsening")) == [
-        (PRESCRIBER, "email", "urgent"),
-        (PRESCRIBER, "in_app", "urgent"),
-        (THERAPIST, "email", "urgent"),
-        (THERAPIST, "in_app", "urgent"),
+        *by_email_and_in_app(PRESCRIBER, "urgent"),
+        *by_email_and_in_app(THERAPIST, "urgent"),
     ]
 
 
@@ -356,10 +350,7 @@ def test_MBC_4_gad7_15_tells_the_therapist_14_does_not(team: Harness) -> None:
     team.deliver(outcome(14, Instrument.GAD7))
     assert told(team, "Outcome worsening") == []
     team.deliver(outcome(15, Instrument.GAD7))
-    assert told(team, "Outcome worsening") == [
-        (THERAPIST, "email", "urgent"),
-        (THERAPIST, "in_app", "urgent"),
-    ]
+    assert told(team, "Outcome worsening") == by_email_and_in_app(THERAPIST, "urgent")
 
 
 def test_MBC_4_pcl5_rise_of_10_tells_the_therapist_9_does_not(team: Harness) -> None:
@@ -379,10 +370,9 @@ def test_SPR_SCH_1_induction_review_is_urgent_with_the_latest_no_response(
     team.deliver(outcome(16))  # -20 %: no response
     team.deliver(induction_review())
     [n, _] = handoffs(team, "TASK: no response at the end of induction")
-    assert told(team, "TASK: no response at the end of induction") == [
-        (PRESCRIBER, "email", "urgent"),
-        (PRESCRIBER, "in_app", "urgent"),
-    ]
+    assert told(team, "TASK: no response at the end of induction") == by_email_and_in_app(
+        PRESCRIBER, "urgent"
+    )
     assert "8 induction sessions" in n["body"]
     assert "PHQ-9 16" in n["body"]
     team.deliver(outcome(15))  # still no response: the task was already given
@@ -398,10 +388,9 @@ def test_SPR_SCH_1_induction_review_with_a_response_is_the_plain_task(team: Harn
 def test_SPR_SCH_1_no_response_after_the_review_is_an_urgent_task(team: Harness) -> None:
     team.deliver(induction_review())  # no PHQ-9 yet
     team.deliver(outcome(17))
-    assert told(team, "TASK: no response at the end of induction") == [
-        (PRESCRIBER, "email", "urgent"),
-        (PRESCRIBER, "in_app", "urgent"),
-    ]
+    assert told(team, "TASK: no response at the end of induction") == by_email_and_in_app(
+        PRESCRIBER, "urgent"
+    )
     assert not [n for n in handoffs(team) if n["recipient_id"] == THERAPIST]
 
 
@@ -424,14 +413,8 @@ def test_digest_collects_routine_handoffs_per_clinician_at_the_site_time(team: H
     assert told(team, "Daily digest: 2 handoff(s)") == []
     team.clock.set(SLOT)
     team.fire_timers()
-    assert told(team, "Daily digest: 2 handoff(s)") == [
-        (THERAPIST, "email", "routine"),
-        (THERAPIST, "in_app", "routine"),
-    ]
-    assert told(team, "Daily digest: 1 handoff(s)") == [
-        (PRESCRIBER, "email", "routine"),
-        (PRESCRIBER, "in_app", "routine"),
-    ]
+    assert told(team, "Daily digest: 2 handoff(s)") == by_email_and_in_app(THERAPIST, "routine")
+    assert told(team, "Daily digest: 1 handoff(s)") == by_email_and_in_app(PRESCRIBER, "routine")
     [digest, _] = handoffs(team, "Daily digest: 2 handoff(s)")
     assert "integration-window" in digest["body"]
     assert "phase-advanced" in digest["body"]
@@ -615,10 +598,7 @@ def test_routine_handoffs_follow_the_recipients_channel_preferences(team: Harnes
         THERAPIST, role="therapist", email="th@clinic.example", channels={"routine": ["email"]}
     )
     team.deliver(completed())
-    assert told(team, "Integration window open") == [
-        (THERAPIST, "email", "routine"),
-        (THERAPIST, "in_app", "routine"),
-    ]
+    assert told(team, "Integration window open") == by_email_and_in_app(THERAPIST, "routine")
 
 
 # Each handoff row and the test that proves it.

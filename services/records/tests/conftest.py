@@ -310,11 +310,12 @@ class Story:
             at,
             causation_id=str(reading.event_id),
         )
+        # The prescriber's notification of the alert, sent and then acknowledged.
+        notification = {"notification_id": "n-1", "source_event_id": str(alert.event_id)}
         sent = self._send(
             NotificationSent,
             NotificationSentData(
-                notification_id="n-1",
-                source_event_id=str(alert.event_id),
+                **notification,
                 recipient_id="rx-ada",
                 channel=Channel.IN_APP,
                 priority="stat",
@@ -325,8 +326,7 @@ class Story:
         ack = self._send(
             AlertAcknowledged,
             AlertAcknowledgedData(
-                notification_id="n-1",
-                source_event_id=str(alert.event_id),
+                **notification,
                 acknowledged_by="rx-ada",
                 acknowledged_at=at + timedelta(minutes=2),
             ),

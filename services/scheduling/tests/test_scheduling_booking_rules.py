@@ -166,6 +166,16 @@ def rule(p: Proposal, c: BookingContext, rules: SchedulingRules = RULES) -> str 
     return violation.rule_id if violation else None
 
 
+def refused_by(
+    rule_id: str, p: Proposal, c: BookingContext, rules: SchedulingRules = RULES
+) -> model.Violation:
+    """The violation `p` meets in `c`, which must be `rule_id`'s (for its message)."""
+    violation = check(p, c, rules)
+    assert violation is not None
+    assert violation.rule_id == rule_id, violation
+    return violation
+
+
 # -- SCH-PLAN-1 ------------------------------------------------------------------------------
 
 
@@ -174,20 +184,20 @@ def test_SCH_PLAN_1_active_plan_accepted() -> None:
 
 
 def test_SCH_PLAN_1_plan_awaiting_care_team_rejected() -> None:
-    violation = check(propose(P, at(0)), ctx(plan(status=model.PlanStatus.AWAITING_CARE_TEAM)))
-    assert violation is not None
-    assert violation.rule_id == "SCH-PLAN-1"
+    violation = refused_by(
+        "SCH-PLAN-1", propose(P, at(0)), ctx(plan(status=model.PlanStatus.AWAITING_CARE_TEAM))
+    )
     assert "no care team" in violation.message
 
 
 @pytest.mark.parametrize("phase", [P, D, I])
 def test_SCH_PLAN_1_suspended_plan_rejects_bookings(phase: Phase) -> None:
     dosed = [dosing(at(0, week=-1), status=model.SessionStatus.COMPLETED)]
-    violation = check(
-        propose(phase, at(2)), ctx(plan(status=model.PlanStatus.SUSPENDED), sessions=dosed)
+    violation = refused_by(
+        "SCH-PLAN-1",
+        propose(phase, at(2)),
+        ctx(plan(status=model.PlanStatus.SUSPENDED), sessions=dosed),
     )
-    assert violation is not None
-    assert violation.rule_id == "SCH-PLAN-1"
     assert "suspended after an ineligible screening on 2026-12-28" in violation.message
 
 
@@ -217,9 +227,7 @@ def test_SCH_PLAN_1_suspended_plan_still_takes_the_integration_it_owes() -> None
 def test_SCH_CONSENT_1_without_granted_treatment_consent_rejected(
     consents: dict[ConsentScope, bool], words: str
 ) -> None:
-    violation = check(propose(P, at(0)), ctx(consents=consents))
-    assert violation is not None
-    assert violation.rule_id == "SCH-CONSENT-1"
+    violation = refused_by("SCH-CONSENT-1", propose(P, at(0)), ctx(consents=consents))
     assert words in violation.message
 
 
@@ -239,9 +247,7 @@ def test_SCH_SITE_1_room_at_another_site_rejected() -> None:
 
 def test_SCH_SITE_1_therapist_of_another_site_rejected() -> None:
     far = model.StaffMember("th-bea", Role.THERAPIST, ("site-b",))
-    violation = check(propose(P, at(0), therapist=far), ctx())
-    assert violation is not None
-    assert violation.rule_id == "SCH-SITE-1"
+    violation = refused_by("SCH-SITE-1", propose(P, at(0), therapist=far), ctx())
     assert "th-bea does not work at site-a" in violation.message
 
 
@@ -259,9 +265,7 @@ def test_SCH_SITE_1_clinician_working_at_several_sites_accepted() -> None:
 
 
 def test_KAP_3_dosing_without_a_prescriber_rejected() -> None:
-    violation = check(propose(D, at(0), prescriber=None), ctx())
-    assert violation is not None
-    assert violation.rule_id == "KAP-3"
+    violation = refused_by("KAP-3", propose(D, at(0), prescriber=None), ctx())
     assert "needs a prescriber" in violation.message
 
 
@@ -277,9 +281,7 @@ def test_KAP_3_therapy_sessions_need_no_prescriber(phase: Phase) -> None:
 
 @pytest.mark.parametrize("route", [Route.IV, Route.IM, Route.SUBLINGUAL, Route.ORAL])
 def test_KAP_3_ketamine_chair_time_2h59_rejected(route: Route) -> None:
-    violation = check(propose(D, at(0), 179, route=route), ctx(plan(route)))
-    assert violation is not None
-    assert violation.rule_id == "KAP-3"
+    violation = refused_by("KAP-3", propose(D, at(0), 179, route=route), ctx(plan(route)))
     assert "at least 3 h of chair time; this one has 2 h 59 min" in violation.message
 
 
@@ -315,9 +317,7 @@ def test_SPR_SCH_4_chair_time_is_configurable() -> None:
 
 def test_KAP_2_integration_with_another_therapist_rejected() -> None:
     dosed = [dosing(at(0), status=model.SessionStatus.COMPLETED)]
-    violation = check(propose(I, at(1), therapist=TH_CY), ctx(sessions=dosed))
-    assert violation is not None
-    assert violation.rule_id == "KAP-2"
+    violation = refused_by("KAP-2", propose(I, at(1), therapist=TH_CY), ctx(sessions=dosed))
     assert "own therapist th-ben" in violation.message
 
 
@@ -350,9 +350,7 @@ def test_SPR_ENR_1_esketamine_dosing_without_rems_enrollment_rejected(
     consents = {ConsentScope.TREATMENT: True}
     if rems is not None:
         consents[ConsentScope.REMS_ENROLLMENT] = rems
-    violation = check(esk_dose(at(0)), ctx(ESK, consents=consents))
-    assert violation is not None
-    assert violation.rule_id == "SPR-ENR-1"
+    violation = refused_by("SPR-ENR-1", esk_dose(at(0)), ctx(ESK, consents=consents))
     assert words in violation.message
 
 
@@ -391,9 +389,9 @@ def test_SPR_CERT_1_uses_the_site_local_date() -> None:
 
 
 def test_SPR_CERT_1_uncertified_site_rejected() -> None:
-    violation = check(esk_dose(at(0)), ctx(ESK, site=model.SiteInfo("site-a", "America/New_York")))
-    assert violation is not None
-    assert violation.rule_id == "SPR-CERT-1"
+    violation = refused_by(
+        "SPR-CERT-1", esk_dose(at(0)), ctx(ESK, site=model.SiteInfo("site-a", "America/New_York"))
+    )
     assert "not a REMS-certified setting" in violation.message
 
 
@@ -564,9 +562,7 @@ def test_SPR_SCH_2_first_dosing_in_week_5_accepted_and_second_rejected() -> None
     induction = esk_doses(*[(d, w) for w in range(4) for d in (0, 3)])
     assert rule(esk_dose(at(0, week=4)), ctx(ESK, sessions=induction)) is None
     with_week_5 = [*induction, *esk_doses((0, 4))]
-    violation = check(esk_dose(at(3, week=4)), ctx(ESK, sessions=with_week_5))
-    assert violation is not None
-    assert violation.rule_id == "SPR-SCH-2"
+    violation = refused_by("SPR-SCH-2", esk_dose(at(3, week=4)), ctx(ESK, sessions=with_week_5))
     assert "treatment week 5" in violation.message
 
 
@@ -582,9 +578,7 @@ def test_SPR_SCH_2_weeks_count_from_the_first_dosing_session() -> None:
 def test_SPR_SCH_2_an_earlier_first_session_renumbers_the_weeks_after_it() -> None:
     # Two a week in weeks 1-4: moving the start a week earlier would put 2 in week 5.
     induction = esk_doses(*[(d, w) for w in range(1, 5) for d in (0, 3)])
-    violation = check(esk_dose(at(0, week=0)), ctx(ESK, sessions=induction))
-    assert violation is not None
-    assert violation.rule_id == "SPR-SCH-2"
+    violation = refused_by("SPR-SCH-2", esk_dose(at(0, week=0)), ctx(ESK, sessions=induction))
     assert "treatment week 5" in violation.message
 
 
@@ -621,9 +615,7 @@ def test_KET_SER_1_third_iv_dosing_in_a_week_accepted() -> None:
 
 def test_KET_SER_1_fourth_iv_dosing_in_a_week_rejected() -> None:
     sessions = [dosing(at(0)), dosing(at(1)), dosing(at(2))]
-    violation = check(propose(D, at(4)), ctx(sessions=sessions))
-    assert violation is not None
-    assert violation.rule_id == "KET-SER-1"
+    violation = refused_by("KET-SER-1", propose(D, at(4)), ctx(sessions=sessions))
     assert "at most 3 dosing sessions a week" in violation.message
 
 
@@ -639,9 +631,9 @@ KAP = plan(Route.SUBLINGUAL)
 
 
 def test_SCH_ALT_1_second_kap_dosing_without_integration_in_between_rejected() -> None:
-    violation = check(propose(D, at(3), route=Route.SUBLINGUAL), ctx(KAP, sessions=[dosing(at(0))]))
-    assert violation is not None
-    assert violation.rule_id == "SCH-ALT-1"
+    violation = refused_by(
+        "SCH-ALT-1", propose(D, at(3), route=Route.SUBLINGUAL), ctx(KAP, sessions=[dosing(at(0))])
+    )
     assert "after dosing session 1" in violation.message
 
 
@@ -708,9 +700,9 @@ def test_SCH_HOURS_1_clinicians_without_hours_are_not_restricted() -> None:
 
 def test_SCH_CONFLICT_PATIENT_overlap_by_a_minute_rejected() -> None:
     other = slot(P, at(0, "09:00"), room_id="room-a2", therapist_id="th-cy")
-    violation = check(propose(P, at(0, "09:59")), ctx(sessions=[other]))
-    assert violation is not None
-    assert violation.rule_id == "SCH-CONFLICT-PATIENT"
+    violation = refused_by(
+        "SCH-CONFLICT-PATIENT", propose(P, at(0, "09:59")), ctx(sessions=[other])
+    )
     assert "preparation session 1 at Mon 04 Jan 2027 09:00 America/New_York-10:00" in (
         violation.message
     )
@@ -723,9 +715,9 @@ def test_SCH_CONFLICT_PATIENT_back_to_back_accepted() -> None:
 
 def test_SCH_CONFLICT_CLINICIAN_therapist_busy_with_another_patient_rejected() -> None:
     other = slot(P, at(0, "09:30"), patient_id="pt-2", room_id="room-a2")
-    violation = check(propose(P, at(0, "09:00")), ctx(sessions=[other]))
-    assert violation is not None
-    assert violation.rule_id == "SCH-CONFLICT-CLINICIAN"
+    violation = refused_by(
+        "SCH-CONFLICT-CLINICIAN", propose(P, at(0, "09:00")), ctx(sessions=[other])
+    )
     assert violation.message.startswith("th-ben is already booked")
 
 
@@ -745,9 +737,7 @@ def test_SCH_CONFLICT_CLINICIAN_prescriber_busy_as_prescriber_elsewhere_rejected
 
 def test_SCH_CONFLICT_ROOM_room_taken_rejected() -> None:
     other = slot(P, at(0, "09:00"), patient_id="pt-2", therapist_id="th-cy")
-    violation = check(propose(P, at(0, "09:30")), ctx(sessions=[other]))
-    assert violation is not None
-    assert violation.rule_id == "SCH-CONFLICT-ROOM"
+    violation = refused_by("SCH-CONFLICT-ROOM", propose(P, at(0, "09:30")), ctx(sessions=[other]))
     assert violation.message == (
         "room room-a1 is already booked Mon 04 Jan 2027 09:00 America/New_York-10:00"
     )
@@ -813,9 +803,7 @@ def esk_slot(start: datetime, **kw: object) -> model.Slot:
 def test_SPR_SCH_2_treatment_weeks_count_from_the_first_dose_not_iso_weeks() -> None:
     # First dose Thursday 2027-01-07: treatment week 1 runs Thu-Wed, across two ISO weeks.
     sessions = esk_doses((3, 0), (0, 1))
-    violation = check(esk_dose(at(2, week=1)), ctx(ESK, sessions=sessions))
-    assert violation is not None
-    assert violation.rule_id == "SPR-SCH-2"
+    violation = refused_by("SPR-SCH-2", esk_dose(at(2, week=1)), ctx(ESK, sessions=sessions))
     assert "treatment week 1 (2027-01-07 to 2027-01-13" in violation.message
     # The next Thursday starts treatment week 2 (ISO would have said week 2 already on Monday).
     assert rule(esk_dose(at(3, week=1)), ctx(ESK, sessions=sessions)) is None
@@ -849,9 +837,7 @@ def test_KAP_1_esketamine_minimum_is_configurable_per_protocol() -> None:
 
 
 def test_SPR_CERT_2_esketamine_dosing_without_a_prescriber_rejected() -> None:
-    violation = check(propose(D, at(0), 120, prescriber=None), ctx(ESK))
-    assert violation is not None
-    assert violation.rule_id == "SPR-CERT-2"
+    violation = refused_by("SPR-CERT-2", propose(D, at(0), 120, prescriber=None), ctx(ESK))
     assert "prescriber onsite" in violation.message
 
 
@@ -882,9 +868,9 @@ def test_SPR_CERT_2_the_prescriber_is_onsite_at_one_site_only() -> None:
 
 def test_SPR_CERT_2_the_therapist_still_cannot_be_in_two_rooms() -> None:
     other = esk_slot(at(0, "09:00"), therapist_id="th-ben")
-    violation = check(esk_dose(at(0, "09:00")), ctx(ESK, sessions=[other]))
-    assert violation is not None
-    assert violation.rule_id == "SCH-CONFLICT-CLINICIAN"
+    violation = refused_by(
+        "SCH-CONFLICT-CLINICIAN", esk_dose(at(0, "09:00")), ctx(ESK, sessions=[other])
+    )
     assert violation.message.startswith("th-ben is already booked")
 
 
@@ -905,9 +891,7 @@ def test_SPR_CERT_2_chairs_per_prescriber_cap_both_sides(
 
 def test_SPR_SCH_4_back_to_back_esketamine_sessions_in_one_room_rejected() -> None:
     first = esk_slot(at(0, "09:00"), room_id="room-a1", prescriber_id="rx-other")
-    violation = check(esk_dose(at(0, "11:00")), ctx(ESK, sessions=[first]))
-    assert violation is not None
-    assert violation.rule_id == "SPR-SCH-4"
+    violation = refused_by("SPR-SCH-4", esk_dose(at(0, "11:00")), ctx(ESK, sessions=[first]))
     assert "30 min before it starts for check-in and settling" in violation.message
     assert "start at Mon 04 Jan 2027 11:30 America/New_York or later" in violation.message
 
@@ -921,9 +905,7 @@ def test_SPR_SCH_4_chair_block_boundary_after_a_session() -> None:
 def test_SPR_SCH_4_chair_block_boundary_before_a_session() -> None:
     later = esk_slot(at(0, "11:00"), room_id="room-a1", prescriber_id="rx-other")
     # A preparation session in that room must end by 10:30, when check-in starts.
-    violation = check(propose(P, at(0, "09:31")), ctx(ESK, sessions=[later]))
-    assert violation is not None
-    assert violation.rule_id == "SPR-SCH-4"
+    violation = refused_by("SPR-SCH-4", propose(P, at(0, "09:31")), ctx(ESK, sessions=[later]))
     assert "end by Mon 04 Jan 2027 10:30 America/New_York" in violation.message
     assert rule(propose(P, at(0, "09:30")), ctx(ESK, sessions=[later])) is None
 

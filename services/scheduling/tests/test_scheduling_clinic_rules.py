@@ -36,6 +36,13 @@ def published(outbox: Outbox, event_type: str) -> list[dict[str, Any]]:
     return [e for e in outbox() if e["event_type"] == event_type]
 
 
+def book_beside(world: World, phase: str, **team: Any) -> Any:
+    """pt-2's `phase` session at the time of pt-1's first dosing session (09:00, week 1),
+    in the other room (room-a2), with `team`; the response."""
+    at = world.at(0, "09:00", week=1)
+    return world.book(phase, at, patient_id="pt-2", room_id="room-a2", **team)
+
+
 # -- MBC-1 at a re-screening -------------------------------------------------------------------
 
 
@@ -202,13 +209,7 @@ def test_SPR_CERT_2_one_prescriber_supervises_two_esketamine_chairs(world: World
     world.ready("pt-1", ESK)
     world.ready("pt-2", ESK)
     world.booked("dosing", world.at(0, "09:00", week=1))
-    second = world.book(
-        "dosing",
-        world.at(0, "09:00", week=1),
-        patient_id="pt-2",
-        room_id="room-a2",
-        therapist_id="th-cy",
-    )
+    second = book_beside(world, "dosing", therapist_id="th-cy")
     assert second.status_code == 201, second.text
     assert second.json()["prescriber_id"] == "rx-ada"
 
@@ -224,14 +225,7 @@ def test_KAP_1_esketamine_books_dosing_without_preparation_sessions(world: World
     world.ready("pt-1", ESK)
     assert world.book("dosing", world.at(0, "09:00", week=1)).status_code == 201
     world.ready("pt-2", Route.IV)
-    refused = world.book(
-        "dosing",
-        world.at(0, "09:00", week=1),
-        patient_id="pt-2",
-        room_id="room-a2",
-        therapist_id="th-cy",
-        prescriber_id="rx-ada",
-    )
+    refused = book_beside(world, "dosing", therapist_id="th-cy", prescriber_id="rx-ada")
     assert code(refused) == "KAP-1"
 
 
@@ -267,13 +261,7 @@ def test_KAP_3_esketamine_dosing_names_the_plans_therapist_without_holding_them(
 
     # Not at the chair: free for another patient's session at the same time.
     world.ready("pt-2", Route.IV)
-    other = world.book(
-        "preparation",
-        world.at(0, "09:00", week=1),
-        patient_id="pt-2",
-        room_id="room-a2",
-        therapist_id=therapist,
-    )
+    other = book_beside(world, "preparation", therapist_id=therapist)
     assert other.status_code == 201, other.text
 
 

@@ -11,36 +11,27 @@ from kap_shared.events.enums import Role, Route
 RX, TH, NURSE = Role.PRESCRIBER, Role.THERAPIST, Role.NURSE
 
 
-def test_least_loaded_prescriber_and_therapist_are_chosen() -> None:
-    team = choose_care_team(
-        [
-            Candidate("rx-a", RX, 5),
-            Candidate("rx-b", RX, 2),
-            Candidate("rx-c", RX, 3),
-            Candidate("th-a", TH, 1),
-            Candidate("th-b", TH, 0),
-        ]
-    )
-    assert team == CareTeam(prescriber_id="rx-b", therapist_id="th-b")
-
-
-def test_ties_are_broken_by_clinician_id() -> None:
-    team = choose_care_team(
-        [
-            Candidate("rx-z", RX, 1),
-            Candidate("rx-m", RX, 1),
-            Candidate("th-q", TH, 0),
-            Candidate("th-c", TH, 0),
-        ]
-    )
-    assert team == CareTeam("rx-m", "th-c")
-
-
-def test_other_roles_never_join_the_care_team() -> None:
-    team = choose_care_team(
-        [Candidate("nu-a", NURSE, 0), Candidate("rx-a", RX, 9), Candidate("th-a", TH, 9)]
-    )
-    assert team == CareTeam("rx-a", "th-a")
+@pytest.mark.parametrize(
+    ("candidates", "team"),
+    [
+        (
+            [("rx-a", RX, 5), ("rx-b", RX, 2), ("rx-c", RX, 3), ("th-a", TH, 1), ("th-b", TH, 0)],
+            CareTeam(prescriber_id="rx-b", therapist_id="th-b"),
+        ),
+        (
+            [("rx-z", RX, 1), ("rx-m", RX, 1), ("th-q", TH, 0), ("th-c", TH, 0)],
+            CareTeam("rx-m", "th-c"),
+        ),
+        ([("nu-a", NURSE, 0), ("rx-a", RX, 9), ("th-a", TH, 9)], CareTeam("rx-a", "th-a")),
+    ],
+    ids=[
+        "the least loaded prescriber and therapist",
+        "ties broken by clinician id",
+        "other roles never join",
+    ],
+)
+def test_choose_care_team(candidates: list[tuple[str, Role, int]], team: CareTeam) -> None:
+    assert choose_care_team([Candidate(*c) for c in candidates]) == team
 
 
 @pytest.mark.parametrize(

@@ -205,31 +205,45 @@ def esk_check_in(**fasting: float | bool) -> model.Violation | None:
     return check_in(slot(minutes=120), the_plan=ESK, attestation=fasted(NOW, **fasting))  # type: ignore[arg-type]
 
 
-def test_SPR_PRE_1_food_1h59_before_rejected() -> None:
-    assert esk_check_in(food=119) == model.Violation(
-        "SPR-PRE-1",
-        "no food for at least 2 h before esketamine; the patient last ate 1 h 59 min ago",
-    )
+@pytest.mark.parametrize(
+    ("fasting", "violation"),
+    [
+        (
+            {"food": 119},
+            model.Violation(
+                "SPR-PRE-1",
+                "no food for at least 2 h before esketamine; the patient last ate 1 h 59 min ago",
+            ),
+        ),
+        (
+            {"liquid": 29},
+            model.Violation(
+                "SPR-PRE-2",
+                "no liquids for at least 30 min before esketamine; the patient last drank 29 min "
+                "ago",
+            ),
+        ),
+    ],
+    ids=["SPR-PRE-1 food 1 h 59 min before", "SPR-PRE-2 liquids 29 min before"],
+)
+def test_SPR_PRE_1_2_fasting_a_minute_short_rejected(
+    fasting: dict[str, float], violation: model.Violation
+) -> None:
+    assert esk_check_in(**fasting) == violation
 
 
-def test_SPR_PRE_1_food_2h_before_accepted() -> None:
-    assert esk_check_in(food=120) is None
+@pytest.mark.parametrize(
+    "fasting",
+    [{"food": 120}, {"liquid": 30}],
+    ids=["SPR-PRE-1 food 2 h before", "SPR-PRE-2 liquids 30 min before"],
+)
+def test_SPR_PRE_1_2_fasting_exactly_long_enough_accepted(fasting: dict[str, float]) -> None:
+    assert esk_check_in(**fasting) is None
 
 
 def test_SPR_PRE_1_rulebook_examples_t90_rejected_t150_accepted() -> None:
     assert rule_of(esk_check_in(food=90)) == "SPR-PRE-1"
     assert esk_check_in(food=150) is None
-
-
-def test_SPR_PRE_2_liquids_29_min_before_rejected() -> None:
-    assert esk_check_in(liquid=29) == model.Violation(
-        "SPR-PRE-2",
-        "no liquids for at least 30 min before esketamine; the patient last drank 29 min ago",
-    )
-
-
-def test_SPR_PRE_2_liquids_30_min_before_accepted() -> None:
-    assert esk_check_in(liquid=30) is None
 
 
 def test_SPR_PRE_8_esketamine_without_transport_rejected() -> None:
@@ -461,26 +475,28 @@ def test_next_action_names_the_missing_rems_prerequisite_for_esketamine() -> Non
     )
 
 
-def test_next_action_books_the_owed_integration_session() -> None:
+@pytest.mark.parametrize(
+    ("status", "action"),
+    [
+        (
+            model.DeadlineStatus.OPEN,
+            "Book the integration session after dosing session 1 with th-ben by "
+            "Thu 07 Jan 2027 09:00 America/New_York.",
+        ),
+        (
+            model.DeadlineStatus.OVERDUE,
+            "Integration after dosing session 1 is overdue (was due by Thu 07 Jan 2027 09:00 "
+            "America/New_York); book it with th-ben now.",
+        ),
+    ],
+    ids=["owed", "overdue"],
+)
+def test_next_action_books_the_owed_integration_session(
+    status: model.DeadlineStatus, action: str
+) -> None:
     dosed = [done(P, -7, 1), done(P, -6, 2), done(D, 0, 1)]
-    owed = model.Deadline(
-        "dosing-1", START + timedelta(days=3), "th-ben", model.DeadlineStatus.OPEN
-    )
-    assert say(state(plan(phase=D), sessions=dosed, deadlines=[owed])) == (
-        "Book the integration session after dosing session 1 with th-ben by "
-        "Thu 07 Jan 2027 09:00 America/New_York."
-    )
-
-
-def test_next_action_overdue_integration() -> None:
-    dosed = [done(P, -7, 1), done(P, -6, 2), done(D, 0, 1)]
-    late = model.Deadline(
-        "dosing-1", START + timedelta(days=3), "th-ben", model.DeadlineStatus.OVERDUE
-    )
-    assert say(state(plan(phase=D), sessions=dosed, deadlines=[late])) == (
-        "Integration after dosing session 1 is overdue (was due by Thu 07 Jan 2027 09:00 "
-        "America/New_York); book it with th-ben now."
-    )
+    deadline = model.Deadline("dosing-1", START + timedelta(days=3), "th-ben", status)
+    assert say(state(plan(phase=D), sessions=dosed, deadlines=[deadline])) == action
 
 
 def test_next_action_completes_a_booked_integration_session() -> None:

@@ -28,6 +28,7 @@ from kap_shared.events.intake import (
 from kap_shared.events.topics import SCHEDULING_EVENTS
 from kap_shared.testing import rows, token
 from kap_shared.testing_app import screening_baseline
+from kap_shared.testing_ops import assert_error
 
 Deliver = Callable[[Envelope], bool]
 Outbox = Callable[[], list[dict[str, Any]]]
@@ -258,13 +259,19 @@ def test_no_care_team_at_the_site_leaves_the_plan_waiting_without_events(
     assert outbox() == []
 
 
-@pytest.mark.usefixtures("sites")
-def test_adding_the_missing_clinician_staffs_the_waiting_plan(
-    deliver: Deliver, add_clinician: AddClinician, db: Path, outbox: Outbox
-) -> None:
+@pytest.fixture
+def waiting(sites: list[str], deliver: Deliver, add_clinician: AddClinician) -> PatientScreened:
+    """pt-001's plan waiting for its care team: site-a has a prescriber but no therapist
+    yet. The screening that made the plan."""
     add_clinician("rx-ada", "prescriber", ["site-a"])
     event = screened()
     deliver(event)
+    return event
+
+
+def test_adding_the_missing_clinician_staffs_the_waiting_plan(
+    waiting: PatientScreened, add_clinician: AddClinician, db: Path, outbox: Outbox
+) -> None:
     add_clinician("nu-cal", "nurse", ["site-a"])  # not a care-team role
     assert [p[1] for p in plans(db)] == ["awaiting_care_team"]
     assert outbox() == []
@@ -280,16 +287,14 @@ def test_adding_the_missing_clinician_staffs_the_waiting_plan(
     assert advanced["data"]["from_phase"] is None
     assert advanced["data"]["to_phase"] == "preparation"
     for out in (created, advanced):
-        assert out["causation_id"] == str(event.event_id)
-        assert out["correlation_id"] == event.correlation_id
+        assert out["causation_id"] == str(waiting.event_id)
+        assert out["correlation_id"] == waiting.correlation_id
 
 
-@pytest.mark.usefixtures("sites")
+@pytest.mark.usefixtures("waiting")
 def test_a_clinician_at_another_site_does_not_staff_the_waiting_plan(
-    deliver: Deliver, add_clinician: AddClinician, db: Path, outbox: Outbox
+    add_clinician: AddClinician, db: Path, outbox: Outbox
 ) -> None:
-    add_clinician("rx-ada", "prescriber", ["site-a"])
-    deliver(screened())
     add_clinician("th-far", "therapist", ["site-b"])
     assert [p[1] for p in plans(db)] == ["awaiting_care_team"]
     assert outbox() == []
@@ -412,21 +417,18 @@ def test_get_plan_404_when_the_patient_has_none(client: TestClient) -> None:
 
 
 @pytest.mark.usefixtures("staffed")
-def test_get_plan_403_for_a_clinician_of_another_site(client: TestClient, deliver: Deliver) -> None:
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        (token("th-zed", "therapist", ["site-b"]), 403, "forbidden"),
+        ({}, 401, "unauthenticated"),
+        (token("pump-1", "device", ["site-a"]), 403, "forbidden"),
+    ],
+    ids=["clinician of another site", "no token", "device"],
+)
+def test_get_plan_refused(
+    client: TestClient, deliver: Deliver, headers: dict[str, str], status: int, code: str
+) -> None:
     deliver(screened())
-    response = client.get("/patients/pt-001/plan", headers=token("th-zed", "therapist", ["site-b"]))
-    assert response.status_code == 403
-    assert response.json()["error"]["code"] == "forbidden"
-
-
-def test_get_plan_401_without_a_token(client: TestClient) -> None:
-    response = client.get("/patients/pt-001/plan")
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "unauthenticated"
-
-
-@pytest.mark.usefixtures("staffed")
-def test_get_plan_403_for_a_device(client: TestClient, deliver: Deliver) -> None:
-    deliver(screened())
-    response = client.get("/patients/pt-001/plan", headers=token("pump-1", "device", ["site-a"]))
-    assert response.status_code == 403
+    response = client.get("/patients/pt-001/plan", headers=headers)
+    assert_error(response, status, code)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from kap_shared.events import decode
 from kap_shared.events.enums import Route
 from kap_shared.events.topics import SCHEDULING_EVENTS
@@ -20,6 +22,17 @@ Counts = Callable[[], dict[str, int]]
 
 NURSE = token("rn-dee", "nurse", ["site-a"])
 
+Session = dict[str, Any]
+
+
+@pytest.fixture
+def session(world: World) -> Session:
+    """pt-1 ready for preparation, with a preparation session booked on the first day at
+    09:00."""
+    world.ready()
+    booked: Session = world.booked("preparation", world.at(0, "09:00"))
+    return booked
+
 
 def events_since(outbox: Outbox, before: int) -> list[dict[str, Any]]:
     return outbox()[before:]
@@ -27,6 +40,14 @@ def events_since(outbox: Outbox, before: int) -> list[dict[str, Any]]:
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [e["event_type"] for e in events]
+
+
+def the_one_event(outbox: Outbox, before: int, event_type: str) -> dict[str, Any]:
+    """The data of the only event written since `before`, which is an `event_type`."""
+    [event] = events_since(outbox, before)
+    assert event["event_type"] == event_type
+    data: dict[str, Any] = event["data"]
+    return data
 
 
 # -- booking ------------------------------------------------------------------------------
@@ -194,10 +215,8 @@ def test_esketamine_course_counts_twelve_dosing_sessions(world: World, outbox: O
 
 
 def test_reschedule_moves_the_session_and_emits_previous_starts_at(
-    world: World, outbox: Outbox, db: Path
+    world: World, session: Session, outbox: Outbox, db: Path
 ) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
     before = len(outbox())
     new_start = world.at(2, "11:00")
 
@@ -206,9 +225,7 @@ def test_reschedule_moves_the_session_and_emits_previous_starts_at(
     assert response.status_code == 200, response.text
     assert datetime.fromisoformat(response.json()["starts_at"]) == new_start
     assert response.json()["sequence"] == 1
-    [moved] = events_since(outbox, before)
-    assert moved["event_type"] == "SessionRescheduled"
-    assert moved["data"] == {
+    assert the_one_event(outbox, before, "SessionRescheduled") == {
         "session_id": session["session_id"],
         "phase": "preparation",
         "starts_at": new_start.isoformat().replace("+00:00", "Z"),
@@ -217,9 +234,7 @@ def test_reschedule_moves_the_session_and_emits_previous_starts_at(
     }
 
 
-def test_reschedule_does_not_conflict_with_itself(world: World) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_reschedule_does_not_conflict_with_itself(world: World, session: Session) -> None:
     start = world.at(0, "09:30")
     response = world.reschedule(
         session["session_id"], start, as_=token("th-ben", "therapist", ["site-a"])
@@ -257,10 +272,8 @@ def test_only_a_scheduled_session_can_be_rescheduled(world: World) -> None:
 
 
 def test_cancel_emits_session_cancelled_with_the_coded_reason_only(
-    world: World, outbox: Outbox, db: Path
+    world: World, session: Session, outbox: Outbox, db: Path
 ) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
     before = len(outbox())
 
     response = world.client.post(
@@ -272,9 +285,7 @@ def test_cancel_emits_session_cancelled_with_the_coded_reason_only(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
     assert response.json()["cancel_reason"] == "patient_unwell"
-    [cancelled] = events_since(outbox, before)
-    assert cancelled["event_type"] == "SessionCancelled"
-    assert cancelled["data"] == {
+    assert the_one_event(outbox, before, "SessionCancelled") == {
         "session_id": session["session_id"],
         "phase": "preparation",
         "reason": "patient_unwell",
@@ -283,16 +294,12 @@ def test_cancel_emits_session_cancelled_with_the_coded_reason_only(
     assert rows(db, "SELECT cancel_note FROM sessions") == [("Called in with a fever",)]
 
 
-def test_a_cancelled_session_frees_its_slot(world: World) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_a_cancelled_session_frees_its_slot(world: World, session: Session) -> None:
     assert world.cancel(session["session_id"]).status_code == 200
     assert world.book("preparation", world.at(0, "09:00")).status_code == 201
 
 
-def test_cancel_twice_is_409_state(world: World, outbox: Outbox) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_cancel_twice_is_409_state(world: World, session: Session, outbox: Outbox) -> None:
     assert world.cancel(session["session_id"]).status_code == 200
     before = len(outbox())
 
@@ -306,9 +313,7 @@ def test_cancel_twice_is_409_state(world: World, outbox: Outbox) -> None:
     assert len(outbox()) == before
 
 
-def test_a_checked_in_session_can_be_cancelled(world: World) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_a_checked_in_session_can_be_cancelled(world: World, session: Session) -> None:
     world.clock.set(world.at(0, "08:55"))
     assert world.check_in(session["session_id"]).status_code == 200
     response = world.cancel(session["session_id"], "patient_unwell", as_=NURSE)
@@ -333,9 +338,9 @@ def test_check_in_stores_the_attestation(world: World, db: Path) -> None:
     assert (session["session_id"], "rn-dee", 1) in stored
 
 
-def test_a_therapy_session_checks_in_without_a_body(world: World, outbox: Outbox) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_a_therapy_session_checks_in_without_a_body(
+    world: World, session: Session, outbox: Outbox
+) -> None:
     world.clock.set(world.at(0, "09:00"))
     before = len(outbox())
     response = world.client.post(f"/sessions/{session['session_id']}/check-in", headers=NURSE)
@@ -343,9 +348,7 @@ def test_a_therapy_session_checks_in_without_a_body(world: World, outbox: Outbox
     assert types(events_since(outbox, before)) == ["SessionCheckedIn"]
 
 
-def test_complete_emits_session_completed(world: World, outbox: Outbox) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_complete_emits_session_completed(world: World, session: Session, outbox: Outbox) -> None:
     world.clock.set(world.at(0, "08:55"))
     world.check_in(session["session_id"])
     world.clock.set(world.at(0, "10:00"))
@@ -355,9 +358,7 @@ def test_complete_emits_session_completed(world: World, outbox: Outbox) -> None:
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "completed"
-    [done] = events_since(outbox, before)
-    assert done["event_type"] == "SessionCompleted"
-    assert done["data"] == {
+    assert the_one_event(outbox, before, "SessionCompleted") == {
         "session_id": session["session_id"],
         "phase": "preparation",
         "completed_at": world.at(0, "10:00").isoformat().replace("+00:00", "Z"),
@@ -370,9 +371,9 @@ def test_complete_emits_session_completed(world: World, outbox: Outbox) -> None:
     }
 
 
-def test_complete_before_check_in_is_409_state(world: World, outbox: Outbox) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_complete_before_check_in_is_409_state(
+    world: World, session: Session, outbox: Outbox
+) -> None:
     before = len(outbox())
     response = world.complete(session["session_id"])
     assert response.status_code == 409
@@ -439,9 +440,7 @@ def test_completing_the_integration_session_meets_the_deadline_and_cancels_the_t
     ]
 
 
-def test_get_session_shows_it(world: World) -> None:
-    world.ready()
-    session = world.booked("preparation", world.at(0, "09:00"))
+def test_get_session_shows_it(world: World, session: Session) -> None:
     response = world.client.get(f"/sessions/{session['session_id']}", headers=NURSE)
     assert response.status_code == 200
     assert response.json() == session

@@ -14,6 +14,11 @@ in order, and wake up the moment the lock is free; reads take no lock (WAL).
 The transaction itself starts at that first writing statement (pysqlite's implicit
 BEGIN comes just before it), so it begins with the lock held. Other processes on
 the same file (a CLI, a migration) still meet SQLite's busy timeout.
+
+The queue is per database *file*: every engine of this process on the same file shares
+it. Statements run inline on the event loop (`kap_shared.db_sqlite_cursor`), so a
+writer that reached SQLite's busy handler while another engine of the same process
+held the write lock would block the loop, and with it the holder's commit.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import weakref
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
@@ -28,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
-from .db_sqlite_cursor import use_one_hop_cursors
+from .db_sqlite_cursor import inline_connect_args, use_inline_statements
 
 # How long a writer waits for the lock (and SQLite for another process's), seconds.
 BUSY_TIMEOUT = 30.0
@@ -127,17 +133,38 @@ class WriterQueue:
             self.release(record.info)
 
 
+# One writer queue per database file in this process (see the module's docstring).
+_QUEUES: weakref.WeakValueDictionary[str, WriterQueue] = weakref.WeakValueDictionary()
+
+
+def writer_queue_of(engine: AsyncEngine) -> WriterQueue:
+    """The writer queue of the engine's database file, shared by its engines."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return WriterQueue()  # private to the connection (or a URI: not worth resolving)
+    key = str(Path(database).resolve())
+    queue = _QUEUES.get(key)
+    if queue is None:
+        queue = _QUEUES[key] = WriterQueue()
+    return queue
+
+
 def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) -> None:
-    """WAL, the pragmas every connection needs, and the writer queue."""
+    """WAL, the pragmas every connection needs, statements inline, the writer queue."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect_args(_dialect, _record, _cargs, cparams):  # type: ignore[no-untyped-def]
+        inline_connect_args(cparams)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        use_inline_statements(dbapi_connection)
         # WAL lets readers (the outbox relay, GETs) read while a handler writes.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-        use_one_hop_cursors(dbapi_connection)
 
-    (writers or WriterQueue()).install(engine)
+    # the engine's listeners hold the queue: it lives (in _QUEUES too) while they do
+    (writers or writer_queue_of(engine)).install(engine)

@@ -1,106 +1,122 @@
-"""One thread hand-off per SQLite statement instead of four.
+"""SQLite statements run inline on the event loop: no thread hand-off at all.
 
 aiosqlite runs each connection in a thread of its own, and SQLAlchemy's adapter awaits
-it four times per query: create a cursor, execute, fetch the rows, close the cursor.
-Every hand-off is a queue put, a GIL switch, a wake-up of the event loop through its
-self-pipe and a future: in issue 13's profile, ~40 of them per HTTP request cost more
-main-thread time than the SQL. This cursor does the four steps in one call on the
-connection's thread and keeps the rows (what SQLAlchemy's adapter does next anyway:
-it reads every row of a non-streaming result at once).
+that thread four times per query (create a cursor, execute, fetch, close) and once per
+commit or rollback. Every hand-off is a queue put, a GIL switch, a wake-up of the event
+loop through its self-pipe and a future. In issue 13's profiles the hand-offs cost more
+of the event loop's time than the SQL itself (~11 per HTTP POST, ~8 per GET even after
+they were cut to one per statement), and on a loaded machine each one waits for the
+worker thread to be scheduled: a writer holding the process's writer queue
+(`kap_shared.db_sqlite`) held it across all of those waits.
 
-It is swapped in per connection (`use_one_hop_cursors`), for SQLAlchemy's regular
-cursors only; streaming (server-side) cursors keep aiosqlite's own.
+Here aiosqlite only opens and closes the connection (its thread, its `connect`); every
+statement, `commit` and `rollback` calls the `sqlite3` connection directly, on the
+event loop's thread. Blocking the loop for a statement is the right trade for SQLite:
+
+* a statement on a local file takes microseconds (the service's are indexed point
+  reads and single-row writes): far less than a hand-off, and there is no network;
+* a statement never waits for another writer of this process: writers queue in the
+  event loop *before* their first writing statement (`kap_shared.db_sqlite`), one
+  queue per database file, and readers never wait in WAL mode;
+* a commit does not fsync: with `synchronous=NORMAL` in WAL mode SQLite appends to the
+  WAL and returns (durable across a process crash; a power cut may lose the last
+  transactions, as before). Only a checkpoint fsyncs, when a commit finds the WAL over
+  `wal_autocheckpoint` pages (1,000 by default, ~4 MB of writes): that commit blocks
+  the loop for the checkpoint's copy and its two fsyncs, milliseconds, rarely.
+
+What still waits: another *process* writing the same file (a CLI, a migration) makes a
+writer wait in SQLite's busy handler, now on the loop (bounded by the busy timeout).
+
+The connection is opened with `check_same_thread=False` (aiosqlite's thread creates
+it; the loop's thread uses it; never both at once: aiosqlite is only asked to close).
+Streaming (server-side) cursors keep aiosqlite's own, awaited ones.
 """
 
 from __future__ import annotations
 
+import collections
 import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
-
-_Outcome = tuple[Any, int, int | None, list[Any]]  # description, rowcount, lastrowid, rows
-
-
-def _run(connection: aiosqlite.Connection, many: bool, operation: str, parameters: Any) -> _Outcome:
-    """On the connection's thread: execute, read every row, close."""
-    cursor: sqlite3.Cursor = connection._conn.cursor()
-    try:
-        if many:
-            cursor.executemany(operation, parameters)
-        else:
-            cursor.execute(operation, parameters)
-        rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
-    finally:
-        cursor.close()
+from sqlalchemy.util.concurrency import await_, in_greenlet
 
 
-class OneHopCursor:
-    """The part of aiosqlite's Cursor that SQLAlchemy's adapter uses."""
-
-    arraysize = 1
-
-    def __init__(self, connection: aiosqlite.Connection) -> None:
-        self._connection = connection
-        self.description: Any = None
-        self.rowcount = -1
-        self.lastrowid: int | None = None
-        self._rows: list[Any] = []
-
-    async def _execute(self, many: bool, operation: str, parameters: Any) -> OneHopCursor:
-        # aiosqlite's own hand-off (private, untyped): the function runs on its thread
-        outcome: _Outcome = await self._connection._execute(  # type: ignore[no-untyped-call]
-            _run, self._connection, many, operation, parameters
-        )
-        self.description, self.rowcount, self.lastrowid, self._rows = outcome
-        return self
-
-    async def execute(self, operation: str, parameters: Any = None) -> OneHopCursor:
-        return await self._execute(False, operation, () if parameters is None else parameters)
-
-    async def executemany(
-        self, operation: str, parameters: Iterable[Sequence[Any]]
-    ) -> OneHopCursor:
-        return await self._execute(True, operation, parameters)
-
-    async def fetchall(self) -> list[Any]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    async def fetchone(self) -> Any:
-        return self._rows.pop(0) if self._rows else None
-
-    async def fetchmany(self, size: int | None = None) -> list[Any]:
-        count = size or self.arraysize
-        rows, self._rows = self._rows[:count], self._rows[count:]
-        return rows
-
-    async def close(self) -> None:
-        self._rows = []
+async def _nothing() -> None:
+    return None
 
 
-class _AdaptedCursor(AsyncAdapt_aiosqlite_cursor):
+def _seen_awaiting() -> None:
+    """SQLAlchemy's `AsyncConnection.execute` insists that a statement awaited something
+    (its guard against a sync driver). Awaiting a coroutine that returns at once
+    satisfies it: two greenlet switches, no hand-off, no turn of the event loop."""
+    if in_greenlet():
+        await_(_nothing())
+
+
+class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's adapted cursor over a plain `sqlite3.Cursor`, called directly."""
+
     __slots__ = ()
+    _awaitable_cursor_close = False  # `close` is sqlite3's own, synchronous
 
     def _make_new_cursor(self, connection: Any) -> Any:
-        return OneHopCursor(connection)
+        return connection._conn.cursor()  # aiosqlite's sqlite3.Connection
 
     def _aenter_cursor(self, cursor: Any) -> Any:
-        return cursor  # nothing to open: no hand-off
+        return cursor
+
+    @property
+    def _sqlite(self) -> sqlite3.Cursor:
+        return cast("sqlite3.Cursor", self._cursor)
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        _seen_awaiting()
+        try:
+            cursor = self._sqlite
+            cursor.execute(operation, () if parameters is None else parameters)
+            if cursor.description:
+                # SQLAlchemy reads a non-streaming result whole anyway
+                self._rows = collections.deque(cursor.fetchall())
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        _seen_awaiting()
+        try:
+            self._sqlite.executemany(operation, seq_of_parameters)
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
 
 
-class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
+class _InlineConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
-    _cursor_cls = _AdaptedCursor
+    _cursor_cls = _InlineCursor
+
+    def _end_transaction(self, end: Callable[[sqlite3.Connection], None]) -> None:
+        if self._connection._connection:
+            try:
+                end(self._connection._conn)
+            except Exception as error:
+                self._handle_exception(error)
+
+    def commit(self) -> None:
+        self._end_transaction(sqlite3.Connection.commit)
+
+    def rollback(self) -> None:
+        self._end_transaction(sqlite3.Connection.rollback)
 
 
-def use_one_hop_cursors(dbapi_connection: Any) -> None:
-    """For the pool's `connect` event: this connection's cursors become OneHopCursors."""
+def inline_connect_args(parameters: dict[str, Any]) -> None:
+    """For the engine's `do_connect` event: the loop's thread may use the connection."""
+    parameters["check_same_thread"] = False
+
+
+def use_inline_statements(dbapi_connection: Any) -> None:
+    """For the pool's `connect` event: this connection's statements run inline."""
     if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection:
-        dbapi_connection.__class__ = _OneHopConnection
+        dbapi_connection.__class__ = _InlineConnection

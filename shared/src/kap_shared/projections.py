@@ -1,21 +1,25 @@
 """Keeping a service's own view of another service's facts (a projection of events).
 
-`PlanColumns`/`planned` and `booked_session` are what every view of a treatment plan or
-a booked session copies from TreatmentPlanCreated and SessionScheduled (written once;
-each service's table adds its own columns), and `upsert` keeps such a row when the event
-may be seen again (redelivery, a replay, a repeated fact)."""
+`PlanColumns`/`planned` and `BookedSessionColumns`/`booked_session` are what every view
+of a treatment plan or a booked session copies from TreatmentPlanCreated and
+SessionScheduled (written once; each service's table adds its own columns), `carried`
+copies any table's columns that an event carries, and `upsert` keeps such a row when the
+event may be seen again (redelivery, a replay, a repeated fact)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .events.envelope import Envelope, scope_fields
 from .events.scheduling import SessionScheduled, TreatmentPlanCreated
 
-__all__ = ["PlanColumns", "booked_session", "planned", "upsert"]
+__all__ = ["BookedSessionColumns", "PlanColumns", "booked_session", "carried", "planned", "upsert"]
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -32,33 +36,40 @@ class PlanColumns(SQLModel):
     prescriber_id: str = Field(max_length=64)
 
 
+class BookedSessionColumns(SQLModel):
+    """The columns of a booked session a service's table copies from SessionScheduled
+    (`class SessionFact(ServiceTable, BookedSessionColumns, table=True)`)."""
+
+    session_id: str = Field(primary_key=True, max_length=64)
+    patient_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(max_length=64)
+    plan_id: str = Field(max_length=64)
+    phase: str = Field(max_length=16)
+    starts_at: datetime
+    ends_at: datetime
+    prescriber_id: str | None = Field(default=None, max_length=64)
+    therapist_id: str = Field(max_length=64)
+
+
 def planned(event: TreatmentPlanCreated) -> dict[str, Any]:
     """The values of PlanColumns that TreatmentPlanCreated carries."""
-    data = event.data
-    return {
-        "plan_id": data.plan_id,
-        "patient_id": event.patient_id,
-        "site_id": event.site_id,
-        "route": data.route.value,
-        "protocol": data.protocol,
-        "prescriber_id": data.prescriber_id,
-    }
+    return carried(PlanColumns, event)
 
 
 def booked_session(event: SessionScheduled) -> dict[str, Any]:
-    """The columns of a booked session that SessionScheduled carries."""
-    data = event.data
-    return {
-        "session_id": data.session_id,
-        "patient_id": event.patient_id,
-        "site_id": event.site_id,
-        "plan_id": data.plan_id,
-        "phase": data.phase.value,
-        "starts_at": data.starts_at,
-        "ends_at": data.ends_at,
-        "therapist_id": data.therapist_id,
-        "prescriber_id": data.prescriber_id,
-    }
+    """The values of BookedSessionColumns that SessionScheduled carries."""
+    return carried(BookedSessionColumns, event)
+
+
+def carried(table: type[SQLModel], event: Envelope) -> dict[str, Any]:
+    """The values of `table`'s columns that `event` carries: the subject (patient, site)
+    from the envelope, the rest from its data by name, a coded value as its code."""
+    values = {**event.data.model_dump(), **scope_fields(event)}
+    return {name: _stored(values[name]) for name in table.model_fields if name in values}
+
+
+def _stored(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
 
 
 async def upsert(

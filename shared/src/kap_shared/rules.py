@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import InitErrorDetails
@@ -94,3 +95,23 @@ class SiteRules(Generic[R]):
         document = _validate(RulesDocument, json.loads(path.read_text()), ())
         network = _validate(model, document.network, ("network",))
         return cls(network, document.sites)
+
+
+class _Settings(Protocol):
+    @property
+    def rules_file(self) -> Path | None: ...
+
+
+# A settings class's rules (a ClassVar to pydantic: not a setting of its own).
+RulesFromFile: TypeAlias = cached_property[SiteRules[R]]
+
+
+def from_rules_file(model: type[R]) -> RulesFromFile[R]:
+    """A service settings' rules: `model`'s rulebook defaults, overridden for the network
+    and per site by RULES_FILE, loaded on first use and kept (`screening_rules:
+    ClassVar[RulesFromFile[ScreeningRules]] = from_rules_file(ScreeningRules)`)."""
+
+    def load(settings: _Settings) -> SiteRules[R]:
+        return SiteRules.load(model, settings.rules_file)
+
+    return cached_property(load)

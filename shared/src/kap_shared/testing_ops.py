@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from .events import EVENTS_BY_TOPIC
 from .settings import ServiceSettings
-from .testing import TEST_SECRET, assert_openapi_errors, bad_rules_files
+from .testing import BAD_CREDENTIALS, TEST_SECRET, assert_openapi_errors, bad_rules_files
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -190,6 +190,30 @@ def assert_401_stores_nothing(
     assert_error(response, 401, "unauthenticated")
     assert response.headers["www-authenticate"] == "Bearer"
     assert counts() == before
+
+
+class BadTokens:
+    """Every endpoint a service's auth tests name answers each of BAD_CREDENTIALS with
+    401 and stores nothing. The test module subclasses it as `TestBadTokens`, sets
+    `names` (keys of its `endpoints` fixture, name -> Endpoint) and has the fixtures
+    `client`, `endpoints` and `counts` (the service's table row counts)."""
+
+    names: ClassVar[Sequence[str]] = ()
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "name" in metafunc.fixturenames:
+            metafunc.parametrize("name", list(self.names))
+
+    @pytest.mark.parametrize("credentials", list(BAD_CREDENTIALS))
+    def test_401_without_a_valid_token(
+        self,
+        client: TestClient,
+        endpoints: Mapping[str, Endpoint],
+        counts: Callable[[], dict[str, int]],
+        name: str,
+        credentials: str,
+    ) -> None:
+        assert_401_stores_nothing(client, endpoints[name], BAD_CREDENTIALS[credentials], counts)
 
 
 def assert_422_naming(response: Any, field: str) -> dict[str, Any]:

@@ -5,16 +5,17 @@ lot numbers): letters, digits and `._:-`, nothing that needs escaping in a path,
 Kafka key or a log line. `CLOCK_SKEW`: how far ahead of the server's clock a charted
 time may be (a bedside device or front-desk clock running slightly fast); anything
 later is "in the future" and refused with 422. `known_time_zone`: a site's or a
-recipient's IANA zone.
+recipient's IANA zone. `ordered`: two fields of which one must be the greater (an end
+after its start, a systolic above its diastolic).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 ID_MAX_LENGTH = 64
@@ -23,6 +24,8 @@ ID_MAX_LENGTH = 64
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 
 CLOCK_SKEW = timedelta(seconds=5)
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 def in_the_future(value: datetime, now: datetime) -> bool:
@@ -39,3 +42,16 @@ def known_time_zone(value: str) -> str:
             f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
         ) from exc
     return value
+
+
+def ordered(lower: str, higher: str, message: str) -> Any:
+    """A model validator: field `higher` must be greater than field `lower`, else
+    ValueError(`message`) (a 422 naming both). In the model's body:
+    `_ends_after_start = ordered("starts_at", "ends_at", "ends_at must be after starts_at")`."""
+
+    def check(model: _Model) -> _Model:
+        if getattr(model, higher) <= getattr(model, lower):
+            raise ValueError(message)
+        return model
+
+    return model_validator(mode="after")(check)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import ClassVar
 
-from kap_shared.rules import SiteRules
+from kap_shared.rules import RulesFromFile, from_rules_file
 from kap_shared.settings import ServiceSettings
 
 from .domain.rules import ScreeningRules
@@ -14,7 +14,4 @@ class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     http_port: int = 8001
 
-    @cached_property
-    def screening_rules(self) -> SiteRules[ScreeningRules]:
-        """Rulebook defaults, overridden for the network and per site by RULES_FILE."""
-        return SiteRules.load(ScreeningRules, self.rules_file)
+    screening_rules: ClassVar[RulesFromFile[ScreeningRules]] = from_rules_file(ScreeningRules)

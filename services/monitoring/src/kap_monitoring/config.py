@@ -3,11 +3,11 @@ vitals batch consumer's tuning."""
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import ClassVar
 
 from pydantic import Field
 
-from kap_shared.rules import SiteRules
+from kap_shared.rules import RulesFromFile, from_rules_file
 from kap_shared.settings import ServiceSettings
 
 from .domain.rules import MonitoringRules
@@ -34,7 +34,4 @@ class MonitoringSettings(ServiceSettings):
     # redelivered; readings are never dead-lettered for a database outage.
     vitals_batch_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
-    @cached_property
-    def monitoring_rules(self) -> SiteRules[MonitoringRules]:
-        """Rulebook defaults, overridden for the network and per site by RULES_FILE."""
-        return SiteRules.load(MonitoringRules, self.rules_file)
+    monitoring_rules: ClassVar[RulesFromFile[MonitoringRules]] = from_rules_file(MonitoringRules)

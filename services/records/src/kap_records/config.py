@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import ClassVar
 
-from kap_shared.rules import SiteRules
+from kap_shared.rules import RulesFromFile, from_rules_file
 from kap_shared.settings import ServiceSettings
 
 from .domain.rules import RecordsRules
@@ -14,7 +14,4 @@ class RecordsSettings(ServiceSettings):
     service_name: str = "records"
     http_port: int = 8005
 
-    @cached_property
-    def records_rules(self) -> SiteRules[RecordsRules]:
-        """Rulebook defaults, overridden for the network and per site by RULES_FILE."""
-        return SiteRules.load(RecordsRules, self.rules_file)
+    records_rules: ClassVar[RulesFromFile[RecordsRules]] = from_rules_file(RecordsRules)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import ClassVar
 
-from kap_shared.rules import SiteRules
+from kap_shared.rules import RulesFromFile, from_rules_file
 from kap_shared.settings import ServiceSettings
 
 from .domain.rules import SchedulingRules
@@ -14,7 +14,4 @@ class SchedulingSettings(ServiceSettings):
     service_name: str = "scheduling"
     http_port: int = 8002
 
-    @cached_property
-    def scheduling_rules(self) -> SiteRules[SchedulingRules]:
-        """Rulebook defaults, overridden for the network and per site by RULES_FILE."""
-        return SiteRules.load(SchedulingRules, self.rules_file)
+    scheduling_rules: ClassVar[RulesFromFile[SchedulingRules]] = from_rules_file(SchedulingRules)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field
 
+from ..validation import ordered
 from .enums import Phase, Route
 from .envelope import Envelope, Payload
 from .topics import SCHEDULING_EVENTS
@@ -32,11 +33,7 @@ class SessionScheduledData(Payload):
     therapist_id: str
     nurse_id: str | None = None  # CONTRACT 6.2
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> Self:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    _ends_after_start = ordered("starts_at", "ends_at", "ends_at must be after starts_at")
 
 
 class SessionRescheduledData(Payload):

@@ -15,9 +15,11 @@ the platform shape).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from enum import Enum
+from typing import Any, TypeVar
 
+from fastapi import APIRouter
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
@@ -25,6 +27,8 @@ from starlette.routing import BaseRoute
 
 from ..auth.dependencies import current_principal
 from .idempotency import IdempotencyKey
+
+_Route = TypeVar("_Route", bound=Callable[..., Any])
 
 
 class ErrorDetail(BaseModel):
@@ -70,6 +74,27 @@ def error_responses(*statuses: int) -> Responses:
         }
         for status in statuses
     }
+
+
+def keyed_post(
+    router: APIRouter,
+    path: str,
+    view: type[Any],
+    *errors: int,
+    created: bool = False,
+    tags: list[str | Enum] | None = None,
+) -> Callable[[_Route], _Route]:
+    """A POST that takes an Idempotency-Key (a retry replays the stored response),
+    answering `view` (201 when it creates) and documenting the `errors` statuses:
+    `@keyed_post(router, "/patients/{patient_id}/consents", ConsentView, 404, created=True)`."""
+    return router.post(
+        path,
+        dependencies=[IdempotencyKey],
+        responses=error_responses(*errors),
+        status_code=201 if created else 200,
+        response_model=view,
+        tags=tags,
+    )
 
 
 def _needs_token(dependant: Dependant) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from faststream import AckPolicy
@@ -37,25 +37,18 @@ from .unit_of_work import UnitOfWork
 log = get_logger(__name__)
 
 EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
+Handler = TypeVar("Handler")
 # (topic, event_type, outcome: processed | duplicate | skipped | ignored, seconds) -> None
 ConsumeObserver = Callable[[str, str, str, float], None]
 
 
-class EventConsumer:
-    def __init__(
-        self,
-        *,
-        group_id: str,
-        sessions: async_sessionmaker[AsyncSession],
-        handlers: Mapping[type[Envelope], EventHandler],
-        on_commit: Callable[[], None] = lambda: None,
-        observe: ConsumeObserver = lambda topic, event_type, outcome, seconds: None,
-    ) -> None:
+class TopicSubscriber(Generic[Handler]):
+    """What the platform's consumers share (this one and `live.LiveConsumer`): handlers
+    keyed by event type, and one faststream subscriber per topic that carries one."""
+
+    def __init__(self, group_id: str, handlers: Mapping[type[Envelope], Handler]) -> None:
         self.group_id = group_id
-        self._observe = observe
-        self._sessions = sessions
         self._handlers = {cls.model_fields["event_type"].default: h for cls, h in handlers.items()}
-        self._on_commit = on_commit
 
     @property
     def topics(self) -> list[str]:
@@ -69,6 +62,25 @@ class EventConsumer:
     def subscribe(self, broker: KafkaBroker) -> None:
         for topic in self.topics:
             self._subscribe_topic(broker, topic)
+
+    def _subscribe_topic(self, broker: KafkaBroker, topic: str) -> None:
+        raise NotImplementedError
+
+
+class EventConsumer(TopicSubscriber[EventHandler]):
+    def __init__(
+        self,
+        *,
+        group_id: str,
+        sessions: async_sessionmaker[AsyncSession],
+        handlers: Mapping[type[Envelope], EventHandler],
+        on_commit: Callable[[], None] = lambda: None,
+        observe: ConsumeObserver = lambda topic, event_type, outcome, seconds: None,
+    ) -> None:
+        super().__init__(group_id, handlers)
+        self._observe = observe
+        self._sessions = sessions
+        self._on_commit = on_commit
 
     def _subscribe_topic(self, broker: KafkaBroker, topic: str) -> None:
         @broker.subscriber(

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import PlatformTable
 from ..events.envelope import utc_now
+from .upserts import insert_on_conflict
 
 
 class InboxMessage(PlatformTable, table=True):
@@ -36,8 +35,6 @@ async def claim(session: AsyncSession, consumer_group: str, event_id: str, event
         "event_type": event_type,
         "processed_at": utc_now(),
     }
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
+    stmt = insert_on_conflict(session, InboxMessage).values(**values).on_conflict_do_nothing()
     result = await session.exec(stmt)
     return bool(result.rowcount)

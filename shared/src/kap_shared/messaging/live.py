@@ -30,6 +30,7 @@ from faststream.kafka.annotations import KafkaMessage
 from ..events.catalog import decode_as, event_type_of
 from ..events.envelope import Envelope
 from ..logging import get_logger
+from .consumer import TopicSubscriber
 
 log = get_logger(__name__)
 
@@ -41,7 +42,7 @@ def instance_id() -> str:
     return os.environ.get("INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-class LiveConsumer:
+class LiveConsumer(TopicSubscriber[LiveHandler]):
     def __init__(
         self,
         service: str,
@@ -49,15 +50,14 @@ class LiveConsumer:
         *,
         instance: str | None = None,
     ) -> None:
-        self.group_id = f"{service}-live-{instance or instance_id()}"
+        super().__init__(f"{service}-live-{instance or instance_id()}", handlers)
         self._title = f"{service}-live-<instance>"  # stable in the AsyncAPI document
-        self._handlers = {cls.model_fields["event_type"].default: h for cls, h in handlers.items()}
         self._topics = sorted({cls.topic for cls in handlers})
         self.received = 0
 
-    def subscribe(self, broker: KafkaBroker) -> None:
-        for topic in self._topics:
-            self._subscribe_topic(broker, topic)
+    @property
+    def topics(self) -> list[str]:
+        return self._topics
 
     def _subscribe_topic(self, broker: KafkaBroker, topic: str) -> None:
         @broker.subscriber(

@@ -10,7 +10,6 @@ neither loses a deadline nor fires it twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,8 +22,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from ..db import PlatformTable
 from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
-from ..tasks import cancel_and_wait
+from ..tasks import cancel_and_wait, run_when_woken
 from .unit_of_work import UnitOfWork
+from .upserts import insert_on_conflict
 
 log = get_logger(__name__)
 
@@ -50,14 +50,30 @@ class ScheduledJob(PlatformTable, table=True):
 async def schedule(
     session: AsyncSession, *, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any]
 ) -> ScheduledJob:
-    """Set (or move) the timer `key`; part of the caller's transaction."""
-    job = (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
-    if job is None:
-        job = ScheduledJob(key=key, kind=kind, due_at=due_at, payload=dict(payload))
-    else:
-        job.kind, job.due_at, job.payload = kind, due_at, dict(payload)
-        job.status, job.fired_at, job.attempts, job.last_error = PENDING, None, 0, None
-    session.add(job)
+    """Set (or move) the timer `key`; part of the caller's transaction.
+
+    One upsert on the key instead of a look-up and then an insert or update: every
+    statement is a hop to the driver's thread, and an alert's escalation timer is set
+    on the alert path (bench/README.md, alert latency). A moved timer keeps its
+    `job_id` and starts afresh (pending, no attempts); a copy of it already loaded in
+    the session is refreshed with the row."""
+    moved = {
+        "kind": kind,
+        "due_at": due_at,
+        "payload": dict(payload),
+        "status": PENDING,
+        "fired_at": None,
+        "attempts": 0,
+        "last_error": None,
+    }
+    statement = (
+        insert_on_conflict(session, ScheduledJob)
+        .values(job_id=new_id(), key=key, created_at=utc_now(), **moved)
+        .on_conflict_do_update(index_elements=[ScheduledJob.key], set_=moved)
+        .returning(ScheduledJob)
+        .execution_options(populate_existing=True)
+    )
+    job: ScheduledJob = (await session.exec(statement)).scalar_one()
     return job
 
 
@@ -68,19 +84,25 @@ async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False
     (False) instead of waiting for it. For a caller holding a lock the timer's handler takes
     next (the session it is about): waiting would be a deadlock; the handler, which runs
     once that lock is free, must find that it has nothing left to do."""
-    query = select(ScheduledJob).where(ScheduledJob.key == key)
     if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    job = (await session.exec(query)).first()
-    if job is None or job.status != PENDING:
+        query = select(ScheduledJob).where(ScheduledJob.key == key)
+        found = (await session.exec(query.with_for_update(skip_locked=True))).first()
+        job = found if found is not None and found.status == PENDING else None
+    else:
+        job = await pending_job(session, key)
+    if job is None:
         return False
     job.status = CANCELLED
     session.add(job)
     return True
 
 
+async def job_by_key(session: AsyncSession, key: str) -> ScheduledJob | None:
+    return (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
+
+
 async def pending_job(session: AsyncSession, key: str) -> ScheduledJob | None:
-    job = (await session.exec(select(ScheduledJob).where(ScheduledJob.key == key))).first()
+    job = await job_by_key(session, key)
     return job if job is not None and job.status == PENDING else None
 
 
@@ -120,14 +142,9 @@ class TimerWorker:
         self._task = None
 
     async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.fire_due()
-            except Exception as exc:
-                log.warning("timers.failed", error=repr(exc)[:300])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_seconds)
+        await run_when_woken(
+            self.fire_due, self._wake, poll_seconds=self._poll_seconds, failed="timers.failed"
+        )
 
     async def fire_due(self, limit: int = 100) -> int:
         """Fire every timer due now; returns how many fired."""

@@ -20,7 +20,6 @@ from kap_shared.migrations import create_indexes, delivery_attempts, drop_tables
 revision: str = "platform_0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("platform",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -6,8 +6,6 @@ Revises: platform_0001
 Create Date: 2026-12-01
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -16,8 +14,6 @@ from kap_shared.migrations import create_indexes, drop_tables
 
 revision: str = "platform_0002"
 down_revision: str | None = "platform_0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -34,6 +34,10 @@ def serve(
             log_config=None,  # structlog owns logging
             access_log=False,
             timeout_graceful_shutdown=20,
+            # C event loop and HTTP parser: issue 13 measured the pure-Python ones
+            # (asyncio's loop, h11) as a large share of a request's CPU.
+            loop="uvloop",
+            http="httptools",
         )
     )
     if on_exit_signal is not None:

@@ -4,7 +4,7 @@ FastAPI's validation (422 naming the field) is the commands' own."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -13,11 +13,10 @@ from pydantic import (
     Field,
     StrictInt,
     field_validator,
-    model_validator,
 )
 
 from kap_shared.events.enums import ConsentScope, ReferralSource, ReviewReason, Route
-from kap_shared.validation import ID_PATTERN
+from kap_shared.validation import ID_PATTERN, ordered
 
 from .rules import CONTRAINDICATIONS
 
@@ -60,11 +59,9 @@ class BaselineVitals(Command):
     bp_diastolic: int = Field(ge=20, le=200)
     heart_rate: int = Field(ge=20, le=250)
 
-    @model_validator(mode="after")
-    def _systolic_above_diastolic(self) -> Self:
-        if self.bp_systolic <= self.bp_diastolic:
-            raise ValueError("bp_systolic must be greater than bp_diastolic")
-        return self
+    _systolic_above_diastolic = ordered(
+        "bp_diastolic", "bp_systolic", "bp_systolic must be greater than bp_diastolic"
+    )
 
 
 class ScreenPatient(Command):

@@ -13,8 +13,7 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.fhir import FhirResponse
 from kap_shared.http.dependencies import Uow, runtime_of
-from kap_shared.http.idempotency import IdempotencyKey
-from kap_shared.http.openapi import error_responses
+from kap_shared.http.openapi import error_responses, keyed_post
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
 from ..adapters import tables
@@ -70,9 +69,7 @@ async def _patient_for(
     return patient
 
 
-@router.post(
-    "/patients", dependencies=[IdempotencyKey], status_code=201, response_model=PatientCreated
-)
+@keyed_post(router, "/patients", PatientCreated, created=True)
 async def register_patient(
     entry: CreatesPatient, cmd: RegisterPatient, principal: Clinician, uow: Uow
 ) -> PatientCreated:
@@ -122,13 +119,7 @@ async def get_patient(
         return await views.patient_view(uow, patient)
 
 
-@router.post(
-    "/patients/{patient_id}/screenings",
-    dependencies=[IdempotencyKey],
-    status_code=201,
-    response_model=ScreeningView,
-    responses=error_responses(404),
-)
+@keyed_post(router, "/patients/{patient_id}/screenings", ScreeningView, 404, created=True)
 async def screen_patient(
     entry: Screens,
     patient_id: str,
@@ -146,12 +137,8 @@ async def screen_patient(
     return ScreeningView(**screening.model_dump())
 
 
-@router.post(
-    "/patients/{patient_id}/screenings/{screening_id}/review",
-    dependencies=[IdempotencyKey],
-    status_code=200,
-    response_model=ScreeningView,
-    responses=error_responses(404, 409),
+@keyed_post(
+    router, "/patients/{patient_id}/screenings/{screening_id}/review", ScreeningView, 404, 409
 )
 async def review_screening(
     entry: Reviews,
@@ -167,13 +154,7 @@ async def review_screening(
     return ScreeningView(**screening.model_dump())
 
 
-@router.post(
-    "/patients/{patient_id}/consents",
-    dependencies=[IdempotencyKey],
-    status_code=201,
-    response_model=ConsentView,
-    responses=error_responses(404),
-)
+@keyed_post(router, "/patients/{patient_id}/consents", ConsentView, 404, created=True)
 async def record_consent(
     entry: Consents, patient_id: str, cmd: RecordConsent, principal: Clinician, uow: Uow
 ) -> ConsentView:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -52,7 +52,7 @@ from ..handlers.views import (
     SessionView,
     VitalsResult,
 )
-from ..handlers.vitals import IngestResult, VitalsIngest
+from ..handlers.vitals import VitalsIngest
 
 router = APIRouter(tags=["monitoring"])
 
@@ -207,14 +207,19 @@ async def record_vitals(
     session_id: str,
     cmd: RecordVitals,
     principal: VitalsWriter,
-    write: SessionWrite,
+    uow: Uow,
+    request: Request,
     response: Response,
 ) -> VitalsResult:
-    async def record(row: MonitoredSession) -> tuple[IngestResult, str, datetime]:
+    # Checked before the first write (so the writer queue is held only for the write):
+    # the ingest locks the session and checks it again.
+    async with uow:
+        row = await commands.session_to_read(uow, session_id)
+        ensure_site(principal, row.site_id)
         commands.require_open(row)
-        return await commands.record_vitals(write.uow, _ingest(write.request), row, cmd)
-
-    result, reading_id, recorded_at = await write.change(session_id, principal, record)
+        result, reading_id, recorded_at = await commands.record_vitals(
+            uow, _ingest(request), row, cmd
+        )
     if result.duplicates:
         response.status_code = 200
     return VitalsResult.of(session_id, reading_id, recorded_at, result)

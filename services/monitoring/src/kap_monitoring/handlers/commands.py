@@ -51,9 +51,16 @@ from ..domain.rules import MON_ALERT_1, MON_WINDOW_1, SPR_PRE_5, MonitoringRules
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import VitalsState, from_micros, micros
 from .alerts import DISCHARGED as RESOLVED_AT_DISCHARGE
-from .alerts import PREDOSE_DECISION, envelope_fields, resolve_alert
+from .alerts import PREDOSE_DECISION, SessionLike, envelope_fields, resolve_alert
 from .observations import cancel_bp_check, plan_bp_check
-from .vitals import NOT_FOUND, Incoming, IngestResult, VitalsIngest, window_problem
+from .vitals import (
+    NOT_FOUND,
+    Incoming,
+    IngestResult,
+    VitalsIngest,
+    WindowLike,
+    window_problem,
+)
 
 Clock = Callable[[], datetime]
 
@@ -67,10 +74,20 @@ async def locked_session(uow: UnitOfWork, session_id: str) -> MonitoredSession:
     return row
 
 
-def require_open(row: MonitoredSession) -> None:
+def require_open(row: WindowLike) -> None:
     problem = window_problem(row)
     if problem is not None:
         raise RuleViolation(MON_WINDOW_1, problem)
+
+
+async def session_to_read(uow: UnitOfWork, session_id: str) -> store.SessionRow:
+    """The session's columns for a check before any write (404 when monitoring does not
+    know it): a plain statement, no lock. A writer that needs the session as of its
+    commit locks it and reads it again (the vitals ingest does)."""
+    row = (await store.load_sessions(uow.session, [session_id])).get(session_id)
+    if row is None:
+        raise NotFound("session", session_id)
+    return row
 
 
 # -- vitals ---------------------------------------------------------------------------------
@@ -79,13 +96,15 @@ def require_open(row: MonitoredSession) -> None:
 async def record_vitals(
     uow: UnitOfWork,
     ingest: VitalsIngest,
-    row: MonitoredSession,
+    row: SessionLike,
     cmd: RecordVitals,
     *,
     clock: Clock = utc_now,
 ) -> tuple[IngestResult, str, datetime]:
     """HTTP ingest: validate, evaluate and store in one transaction; VitalsRecorded goes
-    to the vitals topic through the outbox (its echo is deduplicated by reading_id)."""
+    to the vitals topic through the outbox (its echo is deduplicated by reading_id).
+    `row` may have been read without a lock: the ingest locks the session and checks
+    it again (unknown, window closed) before it evaluates the reading."""
     recorded_at = cmd.recorded_at or clock()
     reading_id = cmd.reading_id or new_id()
     # The reading's values (the contract's VitalsReading fields), once for event and rules.

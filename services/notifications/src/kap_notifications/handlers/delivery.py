@@ -20,7 +20,6 @@ and in-app notifications never wait for either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +33,7 @@ from kap_shared.events.enums import Channel
 from kap_shared.events.envelope import utc_now
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.tasks import cancel_and_wait, run_when_woken
 
 from ..adapters.channels import DeliveryError, Outgoing, Sender
 from ..adapters.metrics import NotificationMetrics
@@ -94,23 +94,19 @@ class DeliveryWorker:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
         for sender in self.senders.values():
             await sender.close()
 
     async def _run(self, channel: Channel) -> None:
-        while True:
-            self._wake[channel].clear()
-            try:
-                await self.deliver_due(channel)
-            except Exception as exc:
-                log.warning("delivery.loop_failed", channel=channel.value, error=repr(exc)[:300])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake[channel].wait(), timeout=self._poll_seconds)
+        await run_when_woken(
+            lambda: self.deliver_due(channel),
+            self._wake[channel],
+            poll_seconds=self._poll_seconds,
+            failed="delivery.loop_failed",
+            channel=channel.value,
+        )
 
     async def deliver_due(self, channel: Channel | None = None, limit: int = 100) -> int:
         """Deliver what is due now on `channel` (or both); returns how many were attempted."""

@@ -17,57 +17,26 @@ from .tables import Entry, PlanFact, PmfForm, Reading, SessionFact
 _Row = TypeVar("_Row", bound=SQLModel)
 
 
-async def _ordered(
-    session: AsyncSession, table: type[_Row], condition: ColumnElement[bool] | bool, *order: Any
+# How each table is listed: by a time, then its id as a tie-break, so two reads list the
+# same rows the same way.
+_ORDER: dict[type[SQLModel], tuple[Any, Any]] = {
+    Entry: (Entry.occurred_at, Entry.event_id),
+    Reading: (Reading.recorded_at, Reading.event_id),
+    SessionFact: (SessionFact.starts_at, SessionFact.session_id),
+    PlanFact: (PlanFact.created_at, PlanFact.plan_id),
+}
+
+
+async def listed(
+    session: AsyncSession, table: type[_Row], condition: ColumnElement[bool] | bool
 ) -> list[_Row]:
-    """The rows of `table` meeting `condition`, in `order` (a time, then an id as tie-break,
-    so two reads list the same rows the same way)."""
-    result = await session.exec(select(table).where(condition).order_by(*map(col, order)))
+    """The rows of `table` meeting `condition`, in the table's order."""
+    result = await session.exec(select(table).where(condition).order_by(*map(col, _ORDER[table])))
     return list(result)
-
-
-async def entries_of(session: AsyncSession, patient_id: str) -> list[Entry]:
-    return await _ordered(
-        session, Entry, Entry.patient_id == patient_id, Entry.occurred_at, Entry.event_id
-    )
-
-
-async def session_entries(session: AsyncSession, session_id: str) -> list[Entry]:
-    return await _ordered(
-        session, Entry, Entry.session_id == session_id, Entry.occurred_at, Entry.event_id
-    )
-
-
-async def readings_of_patient(session: AsyncSession, patient_id: str) -> list[Reading]:
-    return await _ordered(
-        session, Reading, Reading.patient_id == patient_id, Reading.recorded_at, Reading.event_id
-    )
-
-
-async def readings_of_session(session: AsyncSession, session_id: str) -> list[Reading]:
-    return await _ordered(
-        session, Reading, Reading.session_id == session_id, Reading.recorded_at, Reading.event_id
-    )
 
 
 def reading_fact(row: Reading) -> ReadingFact:
     return ReadingFact(row.event_id, row.session_id, as_utc(row.recorded_at), row.values)
-
-
-async def sessions_of(session: AsyncSession, patient_id: str) -> list[SessionFact]:
-    return await _ordered(
-        session,
-        SessionFact,
-        SessionFact.patient_id == patient_id,
-        SessionFact.starts_at,
-        SessionFact.session_id,
-    )
-
-
-async def plans_of(session: AsyncSession, patient_id: str) -> list[PlanFact]:
-    return await _ordered(
-        session, PlanFact, PlanFact.patient_id == patient_id, PlanFact.created_at, PlanFact.plan_id
-    )
 
 
 async def pmf_of_session(session: AsyncSession, session_id: str) -> PmfForm | None:

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
 from kap_shared.db import service_registry
-from kap_shared.projections import PlanColumns
+from kap_shared.projections import BookedSessionColumns, PlanColumns
 
 REGISTRY = service_registry()
 
@@ -69,20 +69,11 @@ class PlanFact(RecordsTable, PlanColumns, table=True):
     created_at: datetime
 
 
-class SessionFact(RecordsTable, table=True):
+class SessionFact(RecordsTable, BookedSessionColumns, table=True):
     __tablename__ = "sessions"
 
-    session_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
-    plan_id: str = Field(max_length=64)
-    phase: str = Field(max_length=16)
     sequence: int
-    starts_at: datetime
-    ends_at: datetime
     room_id: str = Field(max_length=64)
-    prescriber_id: str | None = Field(default=None, max_length=64)
-    therapist_id: str = Field(max_length=64)
     nurse_id: str | None = Field(default=None, max_length=64)
     status: str = Field(default="scheduled", max_length=16)
 

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events.envelope import as_utc, utc_now
 
 from ..adapters import repository as repo
+from ..adapters.tables import Entry, PlanFact, Reading, SessionFact
 from ..domain import fhir
 
 
@@ -19,19 +20,19 @@ def _iso(value: Any) -> str:
 
 async def everything(session: AsyncSession, patient_id: str) -> dict[str, Any]:
     subject = fhir.Subject(patient_id)
-    entries = await repo.entries_of(session, patient_id)
+    entries = await repo.listed(session, Entry, Entry.patient_id == patient_id)
     resources: list[dict[str, Any]] = []
     phase = None
     for entry in entries:
         if entry.event_type == "PhaseAdvanced":
             phase = entry.data.get("to_phase")
-    for plan in await repo.plans_of(session, patient_id):
+    for plan in await repo.listed(session, PlanFact, PlanFact.patient_id == patient_id):
         resources.append(
             fhir.care_plan(
                 subject, {**plan.model_dump(), "created_at": _iso(plan.created_at)}, phase
             )
         )
-    for row in await repo.sessions_of(session, patient_id):
+    for row in await repo.listed(session, SessionFact, SessionFact.patient_id == patient_id):
         resources.append(
             fhir.appointment(
                 subject,
@@ -100,7 +101,7 @@ async def everything(session: AsyncSession, patient_id: str) -> dict[str, Any]:
                 resources.append(fhir.flag(subject, key, at, text, active=True))
             case "NotificationSent":
                 resources.append(fhir.communication(subject, key, at, d))
-    for reading in await repo.readings_of_patient(session, patient_id):
+    for reading in await repo.listed(session, Reading, Reading.patient_id == patient_id):
         resources += fhir.vital_observations(
             subject, reading.event_id, _iso(reading.recorded_at), reading.values
         )

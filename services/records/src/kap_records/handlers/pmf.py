@@ -29,7 +29,7 @@ from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
 from ..adapters import repository as repo
-from ..adapters.tables import PlanFact, PmfForm, SessionFact
+from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
 from ..domain import pmf as domain
 from ..domain.rules import PMF_RULE, RecordsRules
 
@@ -93,8 +93,8 @@ async def open_pmf(uow: UnitOfWork, dose: DoseAdministered, rules: RecordsRules)
 
 
 async def facts_of(session: AsyncSession, form: PmfForm) -> domain.SessionFacts:
-    entries = await repo.session_entries(session, form.session_id)
-    readings = await repo.readings_of_session(session, form.session_id)
+    entries = await repo.listed(session, Entry, Entry.session_id == form.session_id)
+    readings = await repo.listed(session, Reading, Reading.session_id == form.session_id)
     fact = await session.get(SessionFact, form.session_id)
     prescriber = fact.prescriber_id if fact else None
     if fact is not None and prescriber is None:

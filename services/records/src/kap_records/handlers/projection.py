@@ -20,7 +20,7 @@ from kap_shared.events.enums import Agent, SessionStatus
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
-from kap_shared.projections import booked_session, planned
+from kap_shared.projections import carried
 from kap_shared.rules import SiteRules
 
 from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
@@ -81,18 +81,13 @@ async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
     values = data.model_dump(
         mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
     )
-    await _add_once(
-        uow.session,
-        Reading(
-            event_id=str(event.event_id),
-            reading_id=data.reading_id,
-            **scope_fields(event),
-            session_id=data.session_id,
-            correlation_id=event.correlation_id,
-            recorded_at=data.recorded_at,
-            values=values,
-        ),
+    reading = Reading(
+        **carried(Reading, event),
+        event_id=str(event.event_id),
+        correlation_id=event.correlation_id,
+        values=values,
     )
+    await _add_once(uow.session, reading)
 
 
 async def _entry(event: events.Envelope, uow: UnitOfWork) -> None:
@@ -119,27 +114,9 @@ async def _facts(event: events.Envelope, uow: UnitOfWork) -> None:
     """What records needs to know of plans, sessions and forms."""
     session = uow.session
     if isinstance(event, events.TreatmentPlanCreated):
-        d = event.data
-        await _add_once(
-            session,
-            PlanFact(
-                **planned(event),
-                therapist_id=d.therapist_id,
-                planned_dosing_sessions=d.planned_dosing_sessions,
-                created_at=event.occurred_at,
-            ),
-        )
+        await _add_once(session, PlanFact(**carried(PlanFact, event), created_at=event.occurred_at))
     elif isinstance(event, events.SessionScheduled):
-        s = event.data
-        await _add_once(
-            session,
-            SessionFact(
-                **booked_session(event),
-                sequence=s.sequence,
-                room_id=s.room_id,
-                nurse_id=s.nurse_id,
-            ),
-        )
+        await _add_once(session, SessionFact(**carried(SessionFact, event)))
     elif isinstance(event, events.SessionRescheduled):
         moved = event.data
         await _update(

@@ -15,6 +15,7 @@ from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.http.errors import NotFound
 
 from ..adapters import repository as repo
+from ..adapters.tables import Entry, Reading, SessionFact
 from ..domain.timeline import VITALS_SUMMARY, phase_at, summarize_vitals
 
 
@@ -34,8 +35,10 @@ def _iso(value: datetime) -> str:
 
 
 async def patient_sites(session: AsyncSession, patient_id: str) -> set[str]:
-    sites = {e.site_id for e in await repo.entries_of(session, patient_id)}
-    sites |= {r.site_id for r in await repo.readings_of_patient(session, patient_id)}
+    sites = {e.site_id for e in await repo.listed(session, Entry, Entry.patient_id == patient_id)}
+    sites |= {
+        r.site_id for r in await repo.listed(session, Reading, Reading.patient_id == patient_id)
+    }
     if not sites:
         raise NotFound("patient", patient_id)
     return sites
@@ -43,10 +46,13 @@ async def patient_sites(session: AsyncSession, patient_id: str) -> set[str]:
 
 async def all_entries(session: AsyncSession, patient_id: str) -> list[dict[str, Any]]:
     """The whole timeline, unfiltered, in order (see README "Timeline JSON")."""
-    entries = await repo.entries_of(session, patient_id)
-    rows = await repo.readings_of_patient(session, patient_id)
+    entries = await repo.listed(session, Entry, Entry.patient_id == patient_id)
+    rows = await repo.listed(session, Reading, Reading.patient_id == patient_id)
     readings = [repo.reading_fact(r) for r in rows]
-    session_phase = {s.session_id: s.phase for s in await repo.sessions_of(session, patient_id)}
+    session_phase = {
+        s.session_id: s.phase
+        for s in await repo.listed(session, SessionFact, SessionFact.patient_id == patient_id)
+    }
     transitions = [
         (as_utc(e.occurred_at), str(e.data["to_phase"]))
         for e in entries

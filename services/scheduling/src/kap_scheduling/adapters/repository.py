@@ -3,6 +3,7 @@ domain's values."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, time
 
 from sqlalchemy import text
@@ -171,24 +172,16 @@ async def routes_of(session: AsyncSession, plan_ids: set[str]) -> dict[str, Rout
     return {plan.plan_id: Route(plan.route) for plan in result}
 
 
+# What a Slot copies from its row as it is (its codes become enums; the route is the plan's).
+_SLOT_COLUMNS = {f.name for f in fields(model.Slot)} - {"phase", "status", "route"}
+
+
 def to_slot(row: TreatmentSession, route: Route | None = None) -> model.Slot:
     return model.Slot(
-        session_id=row.session_id,
-        plan_id=row.plan_id,
-        patient_id=row.patient_id,
+        **row.model_dump(include=_SLOT_COLUMNS),
         phase=Phase(row.phase),
-        sequence=row.sequence,
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        room_id=row.room_id,
-        therapist_id=row.therapist_id,
-        prescriber_id=row.prescriber_id,
         status=model.SessionStatus(row.status),
-        completed_at=row.completed_at,
-        discharge_cleared_at=row.discharge_cleared_at,
         route=route,
-        site_id=row.site_id,
-        therapist_present=row.therapist_present,
     )
 
 

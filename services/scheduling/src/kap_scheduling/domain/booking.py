@@ -5,6 +5,7 @@ module decides, in a fixed order so the most fundamental reason is reported.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,22 @@ class BookingContext:
 Check = Callable[[Proposal, BookingContext, SchedulingRules], Violation | None]
 
 
+def only_for(phase: Phase, *, esketamine: bool = False) -> Callable[[Check], Check]:
+    """A check of sessions of `phase` only (with `esketamine`, of an esketamine plan's
+    only): every other proposal passes it."""
+
+    def decorate(check: Check) -> Check:
+        @functools.wraps(check)
+        def applies(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
+            if p.phase is not phase or (esketamine and not ctx.plan.esketamine):
+                return None
+            return check(p, ctx, rules)
+
+        return applies
+
+    return decorate
+
+
 def check_booking(
     proposal: Proposal, ctx: BookingContext, rules: SchedulingRules
 ) -> Violation | None:
@@ -158,8 +175,9 @@ def check_site(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violatio
     return None
 
 
+@only_for(Phase.DOSING)
 def check_dosing_team(p: Proposal, ctx: BookingContext, __: SchedulingRules) -> Violation | None:
-    if p.phase is not Phase.DOSING or p.prescriber is not None:
+    if p.prescriber is not None:
         return None
     if ctx.plan.esketamine:
         return Violation(
@@ -173,9 +191,10 @@ def check_dosing_team(p: Proposal, ctx: BookingContext, __: SchedulingRules) -> 
     )
 
 
+@only_for(Phase.INTEGRATION)
 def check_same_therapist(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
     plan_therapist = ctx.plan.therapist_id
-    if p.phase is Phase.INTEGRATION and p.therapist.clinician_id != plan_therapist:
+    if p.therapist.clinician_id != plan_therapist:
         return Violation(
             r.SAME_THERAPIST,
             f"integration must be with the patient's own therapist {plan_therapist}, "
@@ -187,10 +206,11 @@ def check_same_therapist(p: Proposal, ctx: BookingContext, _: SchedulingRules) -
 # -- esketamine REMS ---------------------------------------------------------------------
 
 
-def check_rems_enrollment(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    if p.phase is Phase.DOSING and ctx.plan.esketamine:
-        return rems_enrollment(ctx.consents)
-    return None
+@only_for(Phase.DOSING, esketamine=True)
+def check_rems_enrollment(
+    _: Proposal, ctx: BookingContext, __: SchedulingRules
+) -> Violation | None:
+    return rems_enrollment(ctx.consents)
 
 
 def rems_enrollment(consents: Consents) -> Violation | None:
@@ -205,12 +225,11 @@ def rems_enrollment(consents: Consents) -> Violation | None:
     )
 
 
+@only_for(Phase.DOSING, esketamine=True)
 def check_rems_certification(
     p: Proposal, ctx: BookingContext, _: SchedulingRules
 ) -> Violation | None:
-    if p.phase is Phase.DOSING and ctx.plan.esketamine:
-        return rems_certification(ctx.site, ctx.site.local(p.starts_at).date())
-    return None
+    return rems_certification(ctx.site, ctx.site.local(p.starts_at).date())
 
 
 def rems_certification(site: SiteInfo, day: date) -> Violation | None:
@@ -233,10 +252,9 @@ def rems_certification(site: SiteInfo, day: date) -> Violation | None:
 # -- holds, preparation, course ----------------------------------------------------------
 
 
-def check_hold(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    if p.phase is Phase.DOSING:
-        return dosing_hold(ctx.holds, ctx.site)
-    return None
+@only_for(Phase.DOSING)
+def check_hold(_: Proposal, ctx: BookingContext, __: SchedulingRules) -> Violation | None:
+    return dosing_hold(ctx.holds, ctx.site)
 
 
 def dosing_hold(holds: Sequence[Hold], site: SiteInfo) -> Violation | None:
@@ -254,9 +272,8 @@ def describe_hold(holds: Sequence[Hold], site: SiteInfo) -> str:
     )
 
 
+@only_for(Phase.DOSING)
 def check_preparation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
-    if p.phase is not Phase.DOSING:
-        return None
     done = completed(ctx.plan_sessions(p.replaces), Phase.PREPARATION)
     needed = rules.min_preparation_sessions(ctx.plan.route)
     if done < needed:
@@ -268,9 +285,8 @@ def check_preparation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) 
     return None
 
 
+@only_for(Phase.DOSING)
 def check_course(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violation | None:
-    if p.phase is not Phase.DOSING:
-        return None
     booked = sum(1 for s in ctx.plan_sessions(p.replaces) if s.live and s.phase is Phase.DOSING)
     planned = ctx.plan.planned_dosing_sessions
     if booked >= planned:
@@ -282,11 +298,10 @@ def check_course(p: Proposal, ctx: BookingContext, _: SchedulingRules) -> Violat
     return None
 
 
+@only_for(Phase.INTEGRATION)
 def check_integration_follows_dosing(
     p: Proposal, ctx: BookingContext, _: SchedulingRules
 ) -> Violation | None:
-    if p.phase is not Phase.INTEGRATION:
-        return None
     if any(
         s.live and s.phase is Phase.DOSING and s.ends_at <= p.starts_at
         for s in ctx.patient_sessions
@@ -302,9 +317,8 @@ def check_integration_follows_dosing(
 # -- chair time and frequency -------------------------------------------------------------
 
 
+@only_for(Phase.DOSING)
 def check_chair_time(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
-    if p.phase is not Phase.DOSING:
-        return None
     rule_id, needed = rules.min_chair_minutes(ctx.plan.route)
     booked = minutes(p.ends_at - p.starts_at)
     if booked < needed:
@@ -334,9 +348,8 @@ def weekly_limit(route: Route, protocol: str, week: int, rules: SchedulingRules)
     return None
 
 
+@only_for(Phase.DOSING)
 def check_frequency(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
-    if p.phase is not Phase.DOSING:
-        return None
     plan = ctx.plan
     starts = [
         s.starts_at for s in ctx.plan_sessions(p.replaces) if s.live and s.phase is Phase.DOSING
@@ -377,12 +390,9 @@ def _frequency_violation(
     )
 
 
+@only_for(Phase.DOSING)
 def check_alternation(p: Proposal, ctx: BookingContext, rules: SchedulingRules) -> Violation | None:
-    if (
-        p.phase is not Phase.DOSING
-        or ctx.plan.protocol != KAP_SUBLINGUAL.name
-        or not rules.kap_alternate_dosing_and_integration
-    ):
+    if ctx.plan.protocol != KAP_SUBLINGUAL.name or not rules.kap_alternate_dosing_and_integration:
         return None
     sessions = [s for s in ctx.plan_sessions(p.replaces) if s.live]
     before = [s for s in sessions if s.phase is Phase.DOSING and s.starts_at < p.starts_at]

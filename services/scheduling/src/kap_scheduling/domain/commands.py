@@ -4,7 +4,7 @@ validation (422 naming the field) is the commands' own."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import (
     AwareDatetime,
@@ -14,11 +14,10 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from kap_shared.events.enums import CancelReason, Phase, Role
-from kap_shared.validation import ID_PATTERN, known_time_zone
+from kap_shared.validation import ID_PATTERN, known_time_zone, ordered
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
@@ -67,11 +66,7 @@ class WorkingHours(Command):
     start: time
     end: time
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> Self:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
+    _ends_after_start = ordered("start", "end", "end must be after start")
 
 
 class CreateClinician(Command):

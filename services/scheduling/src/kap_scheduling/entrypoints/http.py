@@ -27,8 +27,7 @@ from kap_shared.auth import Principal, ensure_site, require_roles
 from kap_shared.events.enums import Role
 from kap_shared.http.dependencies import Uow
 from kap_shared.http.errors import NotFound
-from kap_shared.http.idempotency import IdempotencyKey
-from kap_shared.http.openapi import error_responses
+from kap_shared.http.openapi import error_responses, keyed_post
 from kap_shared.messaging.idempotency import HeldUntilCommit
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
@@ -87,15 +86,8 @@ _Route = TypeVar("_Route", bound=Callable[..., Any])
 def _keyed_post(
     path: str, view: type[Any], tag: str, *errors: int, created: bool = False
 ) -> Callable[[_Route], _Route]:
-    """A POST that takes an Idempotency-Key (a retry replays the stored response)."""
-    return router.post(
-        path,
-        dependencies=[IdempotencyKey],
-        responses=error_responses(*errors),
-        status_code=201 if created else 200,
-        response_model=view,
-        tags=[tag],
-    )
+    """A POST that takes an Idempotency-Key, in the API's section `tag`."""
+    return keyed_post(router, path, view, *errors, created=created, tags=[tag])
 
 
 def _session_action(action: str) -> Callable[[_Route], _Route]:

@@ -3,56 +3,45 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, Field
+from sqlmodel import SQLModel
 
 from kap_shared.events.enums import Phase, Route, SessionStatus
 
-from ..adapters.tables import (
-    Clinician,
-    Hold,
-    IntegrationDeadline,
-    Plan,
-    Room,
-    Site,
-    TreatmentSession,
-)
+from ..adapters.tables import Plan, TreatmentSession
 from ..domain.protocols import PROTOCOLS
 from ..domain.rules import SchedulingRules
 from ..handlers.views import PlanSnapshot
 
 
-class SiteView(BaseModel):
+class RowView(BaseModel):
+    """A body that shows a table row as it is: the row's fields the view names."""
+
+    @classmethod
+    def of(cls, row: SQLModel) -> Self:
+        return cls(**row.model_dump())
+
+
+class SiteView(RowView):
     site_id: str
     name: str
     timezone: str
     rems_certified_until: date | None
 
-    @classmethod
-    def of(cls, site: Site) -> SiteView:
-        return cls(**site.model_dump())
 
-
-class RoomView(BaseModel):
+class RoomView(RowView):
     room_id: str
     site_id: str
     name: str
 
-    @classmethod
-    def of(cls, room: Room) -> RoomView:
-        return cls(**room.model_dump())
 
-
-class ClinicianView(BaseModel):
+class ClinicianView(RowView):
     clinician_id: str
     role: str
     sites: list[str]
     working_hours: dict[str, Any]
-
-    @classmethod
-    def of(cls, clinician: Clinician) -> ClinicianView:
-        return cls(**clinician.model_dump())
 
 
 class SessionView(BaseModel):
@@ -97,7 +86,7 @@ class SessionView(BaseModel):
         )
 
 
-class HoldView(BaseModel):
+class HoldView(RowView):
     hold_id: str
     patient_id: str
     source: str
@@ -108,21 +97,13 @@ class HoldView(BaseModel):
     cleared_by: str | None
     cleared_at: datetime | None
 
-    @classmethod
-    def of(cls, hold: Hold) -> HoldView:
-        return cls(**hold.model_dump())
 
-
-class DeadlineView(BaseModel):
+class DeadlineView(RowView):
     dosing_session_id: str
     therapist_id: str
     due_by: datetime
     status: str = Field(description="open | met | overdue | met_late")
     met_by_session_id: str | None
-
-    @classmethod
-    def of(cls, deadline: IntegrationDeadline) -> DeadlineView:
-        return cls(**deadline.model_dump())
 
 
 class ConsentView(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import col
 
 from kap_shared.events import PatientScreened, TreatmentPlanCreated, new_id
-from kap_shared.events.enums import Phase, Role, Route, ScreeningOutcome, Severity
+from kap_shared.events.enums import Phase, Role, ScreeningOutcome, Severity
 from kap_shared.events.scheduling import TreatmentPlanCreatedData
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -161,14 +161,7 @@ async def staff_plan(uow: UnitOfWork, plan: Plan) -> bool:
     uow.publish(
         TreatmentPlanCreated(
             **plan_fields(plan, causation_id=plan.source_event_id),
-            data=TreatmentPlanCreatedData(
-                plan_id=plan.plan_id,
-                route=Route(plan.route),
-                protocol=plan.protocol,
-                prescriber_id=team.prescriber_id,
-                therapist_id=team.therapist_id,
-                planned_dosing_sessions=plan.planned_dosing_sessions,
-            ),
+            data=TreatmentPlanCreatedData.model_validate(plan, from_attributes=True),
         )
     )
     advance_phase(uow, plan, Phase.PREPARATION, causation_id=plan.source_event_id)

@@ -256,18 +256,7 @@ async def book_session(
     uow.publish(
         SessionScheduled(
             **plan_fields(plan, occurred_at=now),
-            data=SessionScheduledData(
-                session_id=row.session_id,
-                plan_id=plan.plan_id,
-                phase=cmd.phase,
-                sequence=row.sequence,
-                starts_at=starts_at,
-                ends_at=ends_at,
-                room_id=row.room_id,
-                prescriber_id=row.prescriber_id,
-                therapist_id=row.therapist_id,
-                nurse_id=row.nurse_id,
-            ),
+            data=SessionScheduledData.model_validate(row, from_attributes=True),
         )
     )
     await uow.commit()

@@ -5,8 +5,6 @@ Revises: 5919355bb4e7
 Create Date: 2026-12-01 15:02:08.932034
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -16,8 +14,6 @@ from kap_shared.migrations import create_indexes, drop_tables
 
 revision: str = "3a270dbc76c9"
 down_revision: str | None = "5919355bb4e7"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 # The database refuses to change the trail: the triggers create_all installs too.

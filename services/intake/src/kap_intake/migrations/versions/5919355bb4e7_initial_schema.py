@@ -16,7 +16,6 @@ from kap_shared.migrations import create_indexes, drop_tables
 revision: str = "5919355bb4e7"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_intake",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

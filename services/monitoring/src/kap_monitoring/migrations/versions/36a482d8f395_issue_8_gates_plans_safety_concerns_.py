@@ -5,8 +5,6 @@ Revises: f6b6c954a4e8
 Create Date: 2026-12-01 15:00:29.797006
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -15,8 +13,6 @@ from kap_shared.migrations import create_indexes, drop_tables, resolution, treat
 
 revision: str = "36a482d8f395"
 down_revision: str | None = "f6b6c954a4e8"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -22,7 +22,6 @@ from kap_shared.migrations import (
 revision: str = "f6b6c954a4e8"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_monitoring",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -5,8 +5,6 @@ Revises: af3c0581ae6f
 Create Date: 2026-12-01 15:11:21.395196
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
@@ -15,8 +13,6 @@ from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_si
 
 revision: str = "295d4a1b6c40"
 down_revision: str | None = "af3c0581ae6f"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -16,7 +16,6 @@ from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_si
 revision: str = "af3c0581ae6f"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_notifications",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -22,7 +22,6 @@ from kap_shared.migrations import (
 revision: str = "1cb90171e581"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_records",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

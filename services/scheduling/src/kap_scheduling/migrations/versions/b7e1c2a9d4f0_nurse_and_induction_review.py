@@ -6,16 +6,12 @@ Revises: d658d7fb7b0e
 Create Date: 2026-12-01 15:10:00
 """
 
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
 revision: str = "b7e1c2a9d4f0"
 down_revision: str | None = "d658d7fb7b0e"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -16,7 +16,6 @@ from kap_shared.migrations import create_indexes, drop_tables, id_patient_and_si
 revision: str = "d658d7fb7b0e"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ("kap_scheduling",)
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
