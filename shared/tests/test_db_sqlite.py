@@ -6,6 +6,7 @@ at once with "database is locked"."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from kap_shared import db_sqlite_checkpoint
 from kap_shared.db_sqlite import WriterQueue, configure_sqlite, writer_queue_of
 
 # Bounds a wrong implementation's deadlock (the test then fails); never reached otherwise.
@@ -163,3 +165,44 @@ async def test_engines_on_one_file_share_the_writer_queue(tmp_path: Path) -> Non
     finally:
         for each in engines:
             await each.dispose()
+
+
+async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kap_shared.db_sqlite_checkpoint: the event loop's connections never checkpoint
+    (wal_autocheckpoint=0: a checkpoint's fsyncs would stall every request in flight);
+    after commits a PASSIVE checkpoint runs on a worker thread and empties the WAL."""
+    ran: list[tuple[int, tuple[int, int, int]]] = []  # thread, (busy, frames, copied)
+    real = db_sqlite_checkpoint.checkpoint
+
+    def recording(database: str, timeout: float) -> tuple[int, int, int]:
+        outcome = real(database, timeout)
+        ran.append((threading.get_ident(), outcome))
+        return outcome
+
+    monkeypatch.setattr(db_sqlite_checkpoint, "checkpoint", recording)
+    monkeypatch.setattr(db_sqlite_checkpoint, "INTERVAL_SECONDS", 0.0)
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    configure_sqlite(engine)
+    checkpointer = writer_queue_of(engine).checkpointer
+    assert checkpointer is not None
+    try:
+        async with engine.begin() as conn:
+            autocheckpoint = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        for n in range(20):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+        for _ in range(200):  # poll: the checkpoints run on a worker thread
+            if ran and not checkpointer.running:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+    assert autocheckpoint == 0
+    assert ran
+    assert threading.get_ident() not in {thread for thread, _ in ran}
+    # each copied every frame it found (nobody held it back), and there were frames
+    assert all(busy == 0 and copied == frames for _, (busy, frames, copied) in ran)
+    assert any(frames > 0 for _, (_, frames, _) in ran)

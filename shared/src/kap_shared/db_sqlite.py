@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
+from .db_sqlite_checkpoint import Checkpointer
 from .db_sqlite_cursor import inline_connect_args, use_inline_statements
 
 # How long a writer waits for the lock (and SQLite for another process's), seconds.
@@ -51,8 +52,12 @@ def _reads_only(statement: str) -> bool:
 class WriterQueue:
     """This process's SQLite writer lock, one per event loop (tests run several)."""
 
-    def __init__(self, timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(
+        self, timeout: float = BUSY_TIMEOUT, checkpointer: Checkpointer | None = None
+    ) -> None:
         self.timeout = timeout
+        # with one, WAL checkpoints run on a worker thread (kap_shared.db_sqlite_checkpoint)
+        self.checkpointer = checkpointer
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -110,6 +115,8 @@ class WriterQueue:
                 commit(connection)
             finally:
                 self._release_connection(connection)
+            if self.checkpointer is not None:
+                self.checkpointer.after_commit()
 
         def do_rollback(connection: PoolProxiedConnection) -> None:
             try:
@@ -145,7 +152,7 @@ def writer_queue_of(engine: AsyncEngine) -> WriterQueue:
     key = str(Path(database).resolve())
     queue = _QUEUES.get(key)
     if queue is None:
-        queue = _QUEUES[key] = WriterQueue()
+        queue = _QUEUES[key] = WriterQueue(checkpointer=Checkpointer(key, BUSY_TIMEOUT))
     return queue
 
 
@@ -156,6 +163,9 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
     def _connect_args(_dialect, _record, _cargs, cparams):  # type: ignore[no-untyped-def]
         inline_connect_args(cparams)
 
+    # the engine's listeners hold the queue: it lives (in _QUEUES too) while they do
+    queue = writers or writer_queue_of(engine)
+
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         use_inline_statements(dbapi_connection)
@@ -164,7 +174,8 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if queue.checkpointer is not None:  # checkpoints off the event loop
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
-    # the engine's listeners hold the queue: it lives (in _QUEUES too) while they do
-    (writers or writer_queue_of(engine)).install(engine)
+    queue.install(engine)

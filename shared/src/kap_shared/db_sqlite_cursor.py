@@ -20,9 +20,8 @@ event loop's thread. Blocking the loop for a statement is the right trade for SQ
   queue per database file, and readers never wait in WAL mode;
 * a commit does not fsync: with `synchronous=NORMAL` in WAL mode SQLite appends to the
   WAL and returns (durable across a process crash; a power cut may lose the last
-  transactions, as before). Only a checkpoint fsyncs, when a commit finds the WAL over
-  `wal_autocheckpoint` pages (1,000 by default, ~4 MB of writes): that commit blocks
-  the loop for the checkpoint's copy and its two fsyncs, milliseconds, rarely.
+  transactions, as before). Only checkpoints fsync, and they run on a worker thread
+  (`kap_shared.db_sqlite_checkpoint`), not in the committing request.
 
 What still waits: another *process* writing the same file (a CLI, a migration) makes a
 writer wait in SQLite's busy handler, now on the loop (bounded by the busy timeout).

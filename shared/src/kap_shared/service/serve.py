@@ -34,8 +34,8 @@ def serve(
             log_config=None,  # structlog owns logging
             access_log=False,
             timeout_graceful_shutdown=20,
-            # C event loop and HTTP parser: issue 13 measured the pure-Python ones
-            # (asyncio's loop, h11) as a large share of a request's CPU.
+            # A C event loop and HTTP parser instead of asyncio's loop and h11: less
+            # CPU per request (issue 13: HTTP at 200 req/s on one process).
             loop="uvloop",
             http="httptools",
         )
