@@ -109,7 +109,7 @@ async def test_scheduling_is_one_statement_and_a_moved_timer_starts_afresh(
 ) -> None:
     """A fired (or failed) timer set again is pending again, with its attempts cleared and
     its job id kept; a copy loaded in the session sees the new row. Setting a timer is one
-    statement (it is on the alert path: each statement is a hop to the driver's thread)."""
+    statement (it is on the alert path: each statement is a round trip to the database)."""
     clock, fired = Clock(), list[str]()
     await _set(sessions, "e", timedelta(0), clock)
     assert await _worker(sessions, clock, fired).fire_due() == 1

@@ -149,17 +149,13 @@ def scheduled(
     )
 
 
-def checked_in(
-    session_id: str,
-    *,
-    patient_id: str = PATIENT,
-    site_id: str = SITE,
-    phase: Phase = Phase.DOSING,
-) -> SessionCheckedIn:
+def checked_in(booking: SessionScheduled) -> SessionCheckedIn:
+    """The check-in of `booking`'s session, at its start."""
+    booked = booking.data
     return SessionCheckedIn(
-        **envelope("scheduling", site_id, patient_id),
+        **envelope("scheduling", booking.site_id, booking.patient_id),
         data=SessionCheckedInData(
-            session_id=session_id, phase=phase, checked_in_at=now() - timedelta(hours=3)
+            session_id=booked.session_id, phase=booked.phase, checked_in_at=booked.starts_at
         ),
     )
 
@@ -184,9 +180,10 @@ def open_session(deliver: Deliver) -> Callable[..., str]:
         if baseline and patient_id not in screened_patients:
             deliver(screened(patient_id, site_id=site_id))
             screened_patients.add(patient_id)
-        deliver(scheduled(session_id, patient_id=patient_id, site_id=site_id, phase=phase))
+        booking = scheduled(session_id, patient_id=patient_id, site_id=site_id, phase=phase)
+        deliver(booking)
         if check_in:
-            deliver(checked_in(session_id, patient_id=patient_id, site_id=site_id, phase=phase))
+            deliver(checked_in(booking))
         return session_id
 
     return make
@@ -337,11 +334,12 @@ def deliver_into(tmp_path: Path) -> Iterator[Callable[..., Monitoring]]:
                 service_client(MonitoringSettings, build, tmp_path, rules_file=path)
             )
             deliver = delivery(client, "monitoring", HANDLERS)
+            booking = scheduled("ses-1")
             for event in (
                 plan_created("plan-ses-1", route),
                 screened(),
-                scheduled("ses-1"),
-                checked_in("ses-1"),
+                booking,
+                checked_in(booking),
             ):
                 deliver(event)
             return Monitoring(

@@ -319,8 +319,9 @@ def test_thresholds_come_from_the_rules_file_per_site(tmp_path: Path) -> None:
         from .conftest import checked_in
 
         deliver = delivery(client, "monitoring", HANDLERS)
-        deliver(scheduled("ses-1"))
-        deliver(checked_in("ses-1"))
+        booking = scheduled("ses-1")
+        deliver(booking)
+        deliver(checked_in(booking))
         headers = token("rn-1", "nurse", [SITE])
         response = client.post("/sessions/ses-1/vitals", json={"spo2": 88}, headers=headers)
         assert response.json()["alerts"] == []  # 88 is not below this site's 85

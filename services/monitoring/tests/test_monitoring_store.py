@@ -49,8 +49,9 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     engine = create_engine(database_url)
     factory = session_factory(engine)
     consumer = EventConsumer(group_id="monitoring", sessions=factory, handlers=HANDLERS)
-    await consumer.handle(scheduled("ses-1"))
-    await consumer.handle(checked_in("ses-1"))
+    booking = scheduled("ses-1")
+    await consumer.handle(booking)
+    await consumer.handle(checked_in(booking))
     yield factory
     await engine.dispose()
 

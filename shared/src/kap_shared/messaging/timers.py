@@ -53,10 +53,11 @@ async def schedule(
     """Set (or move) the timer `key`; part of the caller's transaction.
 
     One upsert on the key instead of a look-up and then an insert or update: every
-    statement is a hop to the driver's thread, and an alert's escalation timer is set
-    on the alert path (bench/README.md, alert latency). A moved timer keeps its
-    `job_id` and starts afresh (pending, no attempts); a copy of it already loaded in
-    the session is refreshed with the row."""
+    statement is a round trip to the database (on PostgreSQL over the network, on
+    SQLite through the driver and SQLAlchemy's statement machinery), and an alert's
+    escalation timer is set on the alert path (bench/README.md, alert latency). A moved
+    timer keeps its `job_id` and starts afresh (pending, no attempts); a copy of it
+    already loaded in the session is refreshed with the row."""
     moved = {
         "kind": kind,
         "due_at": due_at,
