@@ -85,11 +85,13 @@ async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False
     (False) instead of waiting for it. For a caller holding a lock the timer's handler takes
     next (the session it is about): waiting would be a deadlock; the handler, which runs
     once that lock is free, must find that it has nothing left to do."""
-    query = select(ScheduledJob).where(ScheduledJob.key == key)
     if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    job = (await session.exec(query)).first()
-    if job is None or job.status != PENDING:
+        query = select(ScheduledJob).where(ScheduledJob.key == key)
+        found = (await session.exec(query.with_for_update(skip_locked=True))).first()
+        job = found if found is not None and found.status == PENDING else None
+    else:
+        job = await pending_job(session, key)
+    if job is None:
         return False
     job.status = CANCELLED
     session.add(job)
