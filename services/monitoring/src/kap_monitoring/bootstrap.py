@@ -3,11 +3,8 @@ consumer and the durable timers wired together."""
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from fastapi import FastAPI
 
-from kap_shared.events import event_types_on
 from kap_shared.events.topics import MONITORING_EVENTS, MONITORING_VITALS
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -20,18 +17,11 @@ from .entrypoints.vitals_batch import VitalsBatchConsumer
 from .handlers.observations import timer_handlers
 from .handlers.vitals import VitalsIngest
 
-# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
-VERSION = version("kap-monitoring")
-
 
 def build(settings: MonitoringSettings | None = None) -> FastAPI:
     settings = settings or MonitoringSettings()
-    runtime = ServiceRuntime(
-        settings,
-        [REGISTRY.metadata],
-        version=VERSION,
-        publishes=event_types_on(MONITORING_EVENTS, MONITORING_VITALS),
-        migrations_package="kap_monitoring",
+    runtime = ServiceRuntime.of_service(
+        settings, "kap_monitoring", REGISTRY.metadata, MONITORING_EVENTS, MONITORING_VITALS
     )
     rules = settings.monitoring_rules
     ingest = VitalsIngest(rules)

@@ -4,22 +4,14 @@ On SIGTERM/SIGINT the live inbox streams end at once, so shutdown does not stall
 for the whole graceful timeout waiting for SSE responses that never end.
 """
 
-from fastapi import FastAPI
+from kap_shared.service.serve import ending_streams, serve
 
-from kap_shared.service.serve import serve
-
-from .adapters.hub import InboxHub
 from .bootstrap import build
 from .config import NotificationsSettings
 
 
-def _end_streams(app: FastAPI) -> None:
-    hub: InboxHub = app.state.inbox_hub
-    hub.close_threadsafe()
-
-
 def main() -> None:
-    serve(NotificationsSettings(), build, on_exit_signal=_end_streams)
+    serve(NotificationsSettings(), build, on_exit_signal=ending_streams("inbox_hub"))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from kap_shared.events import event_types_on
 from kap_shared.events.topics import NOTIFICATIONS_EVENTS
 from kap_shared.logging import get_logger
 from kap_shared.messaging.live import LiveConsumer
@@ -24,19 +22,13 @@ from .handlers.delivery import DeliveryWorker
 from .handlers.handoffs import Handoffs
 from .handlers.notify import Notifier
 
-# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
-VERSION = version("kap-notifications")
 log = get_logger(__name__)
 
 
 def build(settings: NotificationsSettings | None = None) -> FastAPI:
     settings = settings or NotificationsSettings()
-    runtime = ServiceRuntime(
-        settings,
-        [REGISTRY.metadata],
-        version=VERSION,
-        publishes=event_types_on(NOTIFICATIONS_EVENTS),
-        migrations_package="kap_notifications",
+    runtime = ServiceRuntime.of_service(
+        settings, "kap_notifications", REGISTRY.metadata, NOTIFICATIONS_EVENTS
     )
     metrics = NotificationMetrics(runtime.metrics.registry)
     hub = InboxHub(queue_size=settings.sse_queue_size)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 from fastapi import FastAPI
 
-from kap_shared.events import event_types_on
 from kap_shared.events.topics import RECORDS_EVENTS
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -15,19 +12,9 @@ from .config import RecordsSettings
 from .entrypoints.http import router
 from .entrypoints.stream import handlers, timers
 
-# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
-VERSION = version("kap-records")
-PUBLISHES = event_types_on(RECORDS_EVENTS)
-
 
 def runtime_for(settings: RecordsSettings) -> ServiceRuntime:
-    return ServiceRuntime(
-        settings,
-        [REGISTRY.metadata],
-        version=VERSION,
-        publishes=PUBLISHES,
-        migrations_package="kap_records",
-    )
+    return ServiceRuntime.of_service(settings, "kap_records", REGISTRY.metadata, RECORDS_EVENTS)
 
 
 def build(settings: RecordsSettings | None = None) -> FastAPI:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from kap_shared.events import event_types_on
 from kap_shared.events.envelope import utc_now
 from kap_shared.events.topics import SCHEDULING_EVENTS
 from kap_shared.service.runtime import ServiceRuntime
@@ -18,19 +16,12 @@ from .domain.model import Clock
 from .entrypoints.http import router
 from .entrypoints.stream import TIMERS, handlers
 
-# The version lives in pyproject.toml; the image tag and AsyncAPI document follow it.
-VERSION = version("kap-scheduling")
-
 
 def build(settings: SchedulingSettings | None = None, *, clock: Clock = utc_now) -> FastAPI:
     settings = settings or SchedulingSettings()
     rules = settings.scheduling_rules  # a bad RULES_FILE fails here, at start-up
-    runtime = ServiceRuntime(
-        settings,
-        [REGISTRY.metadata],
-        version=VERSION,
-        publishes=event_types_on(SCHEDULING_EVENTS),
-        migrations_package="kap_scheduling",
+    runtime = ServiceRuntime.of_service(
+        settings, "kap_scheduling", REGISTRY.metadata, SCHEDULING_EVENTS
     )
     runtime.consume(handlers(rules))
     runtime.timers(TIMERS)

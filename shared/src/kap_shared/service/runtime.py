@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 import structlog
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..auth.tokens import TokenVerifier
 from ..db import create_engine, create_tables, session_factory
-from ..events.catalog import EVENT_TYPES
+from ..events.catalog import EVENT_TYPES, event_types_on
 from ..events.envelope import as_utc, utc_now
 from ..http.errors import error_body, install_error_handlers
 from ..http.idempotency import IdempotencyMiddleware
@@ -106,6 +107,21 @@ class ServiceRuntime:
         for event_type in self.publishes:
             cls = EVENT_TYPES[event_type]
             self.broker.publisher(cls.topic, title=event_type, schema=cls)
+
+    @classmethod
+    def of_service(
+        cls, settings: ServiceSettings, package: str, metadata: MetaData, *topics: str
+    ) -> ServiceRuntime:
+        """The runtime of the service in `package` (e.g. "kap_intake"): its tables, the
+        event types of the topics it owns, its migrations and its version, which lives in
+        its pyproject.toml (the image tag and AsyncAPI document follow it)."""
+        return cls(
+            settings,
+            [metadata],
+            version=version(package.replace("_", "-")),
+            publishes=event_types_on(*topics),
+            migrations_package=package,
+        )
 
     # -- composition -------------------------------------------------------
 

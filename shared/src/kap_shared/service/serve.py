@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import FrameType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
@@ -13,6 +13,23 @@ from ..settings import ServiceSettings
 from .runtime import configure_service_logging
 
 S = TypeVar("S", bound=ServiceSettings)
+
+
+class StreamHub(Protocol):
+    def close_threadsafe(self) -> None:
+        """End every open stream; safe from a signal handler."""
+
+
+def ending_streams(hub_attribute: str) -> Callable[[FastAPI], None]:
+    """An `on_exit_signal` that ends the open streams of the hub the app keeps in
+    `app.state.<hub_attribute>`, so shutdown does not wait for Server-Sent Events
+    responses that never end by themselves."""
+
+    def end_streams(app: FastAPI) -> None:
+        hub: StreamHub = getattr(app.state, hub_attribute)
+        hub.close_threadsafe()
+
+    return end_streams
 
 
 def serve(

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer
 
+from kap_shared.http.streams import StreamQueue
 from kap_shared.logging import get_logger
 from kap_shared.ops.kafka import client_kwargs
 from kap_shared.service.metrics import ServiceMetrics
@@ -31,46 +32,15 @@ from ..domain.live import LiveEvent, parse
 log = get_logger(__name__)
 
 
-class Closed(Exception):
-    """The stream ended: the console is shutting down or the client fell behind."""
+class Subscription(StreamQueue[LiveEvent]):
+    """One browser's stream: the events of the sites its clinician works at."""
 
-
-class Subscription:
     def __init__(self, sites: Iterable[str], size: int) -> None:
+        super().__init__(size)
         self.sites = frozenset(sites)
-        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(maxsize=size)
-        self.closed = False
 
     def wants(self, event: LiveEvent) -> bool:
         return event.site_id in self.sites or "*" in self.sites
-
-    def offer(self, event: LiveEvent) -> None:
-        if self.closed:
-            return
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.close()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
-
-    async def next(self, timeout: float) -> LiveEvent | None:
-        """The next event, None after `timeout` seconds of quiet; Closed once closed."""
-        try:
-            item = await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            if self.closed:
-                raise Closed from None
-            return None
-        if item is None:
-            raise Closed
-        return item
 
 
 class LiveHub:

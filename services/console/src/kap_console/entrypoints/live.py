@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from ..adapters.live import Closed, LiveHub
+from kap_shared.http.streams import Closed
+
+from ..adapters.live import LiveHub
 from .web import Session, settings_of
 
 router = APIRouter(include_in_schema=False)

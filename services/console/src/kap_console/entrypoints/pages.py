@@ -220,6 +220,42 @@ async def _schedule(
     )
 
 
+@dataclass(frozen=True)
+class ScheduledSession:
+    """A session a nurse acts on from its site's schedule (check-in, dose, vitals,
+    completion); the schedule page answers, with any refusal explained."""
+
+    session_id: str
+    site_id: str
+    request: Request
+    sign_in: SignIn
+    api: ServiceApi
+
+    async def after(self, action: Awaitable[object]) -> Response:
+        """Attempt an action on the session, then the schedule with any refusal."""
+        return await self.show(await _attempt(action))
+
+    async def show(self, refusal: ServiceError | None) -> Response:
+        return await _schedule(
+            self.request,
+            self.sign_in,
+            self.api,
+            self.site_id,
+            refusal=refusal,
+            acted_on=self.session_id,
+        )
+
+
+def scheduled_session(
+    session_id: str, site_id: Annotated[str, Form()], request: Request, sign_in: Session, api: Api
+) -> ScheduledSession:
+    ensure_site_page(sign_in.principal, site_id)  # before anything is done at the site
+    return ScheduledSession(session_id, site_id, request, sign_in, api)
+
+
+OnSchedule = Annotated[ScheduledSession, Depends(scheduled_session)]
+
+
 @router.get("/schedule/{site_id}", response_class=HTMLResponse)
 async def schedule_page(site_id: str, request: Request, sign_in: Session, api: Api) -> Response:
     return await _schedule(request, sign_in, api, site_id)
@@ -266,37 +302,27 @@ async def book(
     return await _schedule(request, sign_in, api, site_id, **outcome)
 
 
-def _hours(value: str) -> float | None:
-    return float(value) if value.strip() else None
-
-
 @router.post("/sessions/{session_id}/check-in", dependencies=[Csrf])
 async def check_in(
-    session_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    site_id: Annotated[str, Form()],
-    hours_since_food: Annotated[str, Form()] = "",
-    hours_since_liquid: Annotated[str, Form()] = "",
-    transport: Annotated[str, Form()] = "",
-    escort: Annotated[str, Form()] = "",
+    session: OnSchedule,
+    # A field left empty ("not asked") is None; "yes" / "no" are True / False.
+    hours_since_food: Annotated[float | None, Form()] = None,
+    hours_since_liquid: Annotated[float | None, Form()] = None,
+    transport: Annotated[bool | None, Form()] = None,
+    escort: Annotated[bool | None, Form()] = None,
 ) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
-    refusal = await _attempt(
+    asked = transport is not None or escort is not None
+    return await session.after(
         actions.check_in(
-            api,
-            session_id,
+            session.api,
+            session.session_id,
             utc_now(),
-            hours_since_food=_hours(hours_since_food),
-            hours_since_liquid=_hours(hours_since_liquid),
+            hours_since_food=hours_since_food,
+            hours_since_liquid=hours_since_liquid,
             # The contract's single attestation covers transport home or an escort.
-            transport_arranged=(transport == "yes" or escort == "yes")
-            if (transport or escort)
-            else None,
+            transport_arranged=(transport is True or escort is True) if asked else None,
         )
     )
-    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
 
 
 def _clock(value: str, request: Request) -> datetime | None:
@@ -313,11 +339,7 @@ def _yes_no(value: str) -> bool | None:
 
 @router.post("/sessions/{session_id}/dose", dependencies=[Csrf])
 async def dose(
-    session_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    site_id: Annotated[str, Form()],
+    session: OnSchedule,
     route: Annotated[str, Form()],
     agent: Annotated[str, Form()],
     dose_mg: Annotated[float, Form(gt=0)],
@@ -330,7 +352,7 @@ async def dose(
     nasal_medication: Annotated[str, Form()] = "",
     nasal_medication_at: Annotated[str, Form()] = "",
 ) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
+    request = session.request
     try:
         body = actions.dose_body(
             route=route,
@@ -352,8 +374,8 @@ async def dose(
             "console", 422, "invalid_time", "a time or device number is not valid"
         )
     else:
-        refusal = await _attempt(actions.record_dose(api, session_id, body))
-    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
+        refusal = await _attempt(actions.record_dose(session.api, session.session_id, body))
+    return await session.show(refusal)
 
 
 # What the nurse charts: the reading's metrics, and the optional CADSS total.
@@ -361,10 +383,8 @@ VITAL_FIELDS = (*VITAL_METRICS, "cadss_total")
 
 
 @router.post("/sessions/{session_id}/vitals", dependencies=[Csrf])
-async def vitals(session_id: str, request: Request, sign_in: Session, api: Api) -> Response:
-    form = await request.form()
-    site_id = str(form.get("site_id", ""))
-    ensure_site_page(sign_in.principal, site_id)
+async def vitals(session: OnSchedule) -> Response:
+    form = await session.request.form()
     body: dict[str, object] = {}
     for name in VITAL_FIELDS:
         value = str(form.get(name, "")).strip()
@@ -373,21 +393,12 @@ async def vitals(session_id: str, request: Request, sign_in: Session, api: Api) 
     dissociation = str(form.get("dissociation", "")).strip()
     if dissociation:  # SPR-GOAL: the coded assessment, none | mild | moderate | severe
         body["dissociation"] = dissociation
-    refusal = await _attempt(actions.record_vitals(api, session_id, body))
-    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
+    return await session.after(actions.record_vitals(session.api, session.session_id, body))
 
 
 @router.post("/sessions/{session_id}/complete", dependencies=[Csrf])
-async def complete(
-    session_id: str,
-    request: Request,
-    sign_in: Session,
-    api: Api,
-    site_id: Annotated[str, Form()],
-) -> Response:
-    ensure_site_page(sign_in.principal, site_id)
-    refusal = await _attempt(actions.complete(api, session_id))
-    return await _schedule(request, sign_in, api, site_id, refusal=refusal, acted_on=session_id)
+async def complete(session: OnSchedule) -> Response:
+    return await session.after(actions.complete(session.api, session.session_id))
 
 
 # -- 5. coordinator -------------------------------------------------------------------------

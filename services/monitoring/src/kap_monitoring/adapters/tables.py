@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel
 
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
@@ -26,21 +26,6 @@ REGISTRY = service_registry()
 class MonitoringTable(SQLModel, registry=REGISTRY):
     """Base of monitoring's tables: they live on monitoring's own metadata."""
 
-
-__all__ = [
-    "REGISTRY",
-    "Alert",
-    "Baseline",
-    "Dose",
-    "Measure",
-    "MonitoredSession",
-    "Plan",
-    "PredoseDecision",
-    "Reading",
-    "SafetyConcern",
-    "StabilityAssessment",
-    "select",
-]
 
 # Session status: scheduled -> checked_in (window open) -> discharged | cancelled.
 SCHEDULED, CHECKED_IN, DISCHARGED, CANCELLED = "scheduled", "checked_in", "discharged", "cancelled"

@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from kap_shared.http.streams import Closed as Closed  # re-exported for the stream's readers
+from kap_shared.http.streams import StreamQueue
 from kap_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -28,51 +30,21 @@ class InboxItem:
     payload: dict[str, Any]
 
 
-class Closed(Exception):
-    """The subscription ended (service shutting down, or the client fell behind)."""
+class Subscription(StreamQueue[InboxItem]):
+    """One stream of a recipient's inbox."""
 
-
-class Subscription:
     def __init__(self, hub: InboxHub, recipient_id: str, size: int) -> None:
+        super().__init__(size)
         self.hub = hub
         self.recipient_id = recipient_id
-        self.queue: asyncio.Queue[InboxItem | None] = asyncio.Queue(maxsize=size)
-        self.closed = False
-        self.reason = ""
         # What this stream was given, so the live consumer's echo of it is not read again.
         self.offered: set[str] = set()
 
-    def offer(self, item: InboxItem) -> None:
-        if self.closed:
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.close("lagging")
-            return
-        self.offered.add(item.notification_id)
-
-    def close(self, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed, self.reason = True, reason
-        # Drop everything not yet sent: the client reconnects with the id of the last
-        # notification it *did* get, and the replay starts right after it, in order.
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
-
-    async def next(self, timeout: float) -> InboxItem | None:
-        """The next item; None on timeout (time for a keep-alive). Raises Closed."""
-        try:
-            item = await asyncio.wait_for(self.queue.get(), timeout=timeout)
-        except TimeoutError:
-            if self.closed:
-                raise Closed(self.reason) from None
-            return None
-        if item is None:
-            raise Closed(self.reason)
-        return item
+    def offer(self, item: InboxItem) -> bool:
+        queued = super().offer(item)
+        if queued:
+            self.offered.add(item.notification_id)
+        return queued
 
 
 class InboxHub:

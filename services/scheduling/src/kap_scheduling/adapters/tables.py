@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel
 
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
@@ -18,21 +18,6 @@ REGISTRY = service_registry()
 
 class SchedulingTable(SQLModel, registry=REGISTRY):
     """Base of scheduling's tables: they live on scheduling's own metadata."""
-
-
-__all__ = [
-    "REGISTRY",
-    "Clinician",
-    "Consent",
-    "Hold",
-    "IntegrationDeadline",
-    "Patient",
-    "Plan",
-    "Room",
-    "Site",
-    "TreatmentSession",
-    "select",
-]
 
 
 class Site(SchedulingTable, table=True):

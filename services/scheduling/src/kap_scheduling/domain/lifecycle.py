@@ -17,7 +17,8 @@ Phases (PhaseAdvanced):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kap_shared.events.enums import Phase, Route
@@ -100,52 +101,59 @@ def check_check_in(
     return pre_dose(attestation, now, rules, esketamine=False)
 
 
+@dataclass(frozen=True)
+class DrugPreparation:
+    """What one drug asks of the patient before a dose: a fast from food and one from
+    liquids (rule id, what the message calls it, the rules' minutes), and a way home."""
+
+    drug: str
+    food: tuple[str, str, Callable[[SchedulingRules], int]]
+    liquids: tuple[str, str, Callable[[SchedulingRules], int]]
+    way_home: model.Violation
+
+
+ESKETAMINE_PREPARATION = DrugPreparation(
+    "esketamine",
+    food=(r.ESKETAMINE_FOOD, "food", lambda rules: rules.esketamine_food_fast_minutes),
+    liquids=(r.ESKETAMINE_LIQUIDS, "liquids", lambda rules: rules.esketamine_liquid_fast_minutes),
+    way_home=model.Violation(
+        r.ESKETAMINE_TRANSPORT,
+        "the patient must not drive until the next day; arrange transport home before check-in",
+    ),
+)
+KETAMINE_PREPARATION = DrugPreparation(
+    "ketamine",
+    food=(r.KETAMINE_FASTING, "solid food", lambda rules: rules.ketamine_solids_fast_minutes),
+    liquids=(
+        r.KETAMINE_FASTING,
+        "clear liquids",
+        lambda rules: rules.ketamine_clear_liquids_fast_minutes,
+    ),
+    way_home=model.Violation(
+        r.KETAMINE_ESCORT,
+        "a responsible adult must take the patient home; arrange an escort before check-in",
+    ),
+)
+
+
 def pre_dose(
     attestation: model.Attestation, now: datetime, rules: SchedulingRules, *, esketamine: bool
 ) -> model.Violation | None:
     """Fasting, then the way home, before a dose: the drug decides the rules and limits.
     Never eaten or drunk counts as fasted."""
     a = attestation
-    if esketamine:
-        drug = "esketamine"
-        fasts = (
-            (r.ESKETAMINE_FOOD, "food", a.last_food_at, rules.esketamine_food_fast_minutes),
-            (
-                r.ESKETAMINE_LIQUIDS,
-                "liquids",
-                a.last_liquid_at,
-                rules.esketamine_liquid_fast_minutes,
-            ),
-        )
-        way_home = model.Violation(
-            r.ESKETAMINE_TRANSPORT,
-            "the patient must not drive until the next day; arrange transport home before check-in",
-        )
-    else:
-        drug = "ketamine"
-        fasts = (
-            (r.KETAMINE_FASTING, "solid food", a.last_food_at, rules.ketamine_solids_fast_minutes),
-            (
-                r.KETAMINE_FASTING,
-                "clear liquids",
-                a.last_liquid_at,
-                rules.ketamine_clear_liquids_fast_minutes,
-            ),
-        )
-        way_home = model.Violation(
-            r.KETAMINE_ESCORT,
-            "a responsible adult must take the patient home; arrange an escort before check-in",
-        )
-    for rule_id, intake, last_at, fast_minutes in fasts:
+    drug = ESKETAMINE_PREPARATION if esketamine else KETAMINE_PREPARATION
+    fasts = ((*drug.food, a.last_food_at, "ate"), (*drug.liquids, a.last_liquid_at, "drank"))
+    for rule_id, intake, fast_minutes_of, last_at, verb in fasts:
+        fast_minutes = fast_minutes_of(rules)
         since = minutes(now - last_at) if last_at is not None else float("inf")
         if since < fast_minutes:
-            verb = "drank" if "liquids" in intake else "ate"
             return model.Violation(
                 rule_id,
-                f"no {intake} for at least {format_minutes(fast_minutes)} before {drug}; "
+                f"no {intake} for at least {format_minutes(fast_minutes)} before {drug.drug}; "
                 f"the patient last {verb} {format_minutes(since)} ago",
             )
-    return None if a.transport_arranged else way_home
+    return None if a.transport_arranged else drug.way_home
 
 
 def check_complete(session: model.Slot) -> model.Violation | None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import col
+from sqlmodel import col, select
 
 from kap_shared.events import PatientScreened, TreatmentPlanCreated, new_id
 from kap_shared.events.enums import Phase, Role, ScreeningOutcome, Severity
@@ -18,7 +18,7 @@ from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.rules import SiteRules
 
 from ..adapters import repository
-from ..adapters.tables import Clinician, Patient, Plan, select
+from ..adapters.tables import Clinician, Patient, Plan
 from ..domain import rules as r
 from ..domain.care_team import Candidate, choose_care_team
 from ..domain.commands import PLAN_SUSPENDED
