@@ -32,6 +32,15 @@ SERVICES = tuple(DEFAULT_PORTS)
 # Deployables given no PostgreSQL database locally: the console holds no clinical state
 # (its sign-in sessions stay in SQLite under its VAR_DIR).
 STATELESS = frozenset({"console"})
+# How often `Platform.start` picks fresh ports when a picked one was taken before the
+# service bound it (see PortTaken).
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """A service could not bind its port: something took it between `free_port()` and
+    the bind (another process's server, or an outgoing connection's ephemeral port,
+    which comes from the same range)."""
 
 
 def console_env(ports: Mapping[str, int]) -> dict[str, str]:
@@ -79,7 +88,9 @@ class ServiceProcess:
         last = "no answer"
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.tail()}")
+                tail = self.tail()
+                failure = PortTaken if "address already in use" in tail else RuntimeError
+                raise failure(f"{self.name} exited ({self.proc.returncode}):\n{tail}")
             try:
                 response = httpx.get(f"{self.url}/readyz", timeout=2.0)
                 if response.status_code == 200:
@@ -140,15 +151,21 @@ class Platform:
         self.bootstrap = bootstrap
         self.work_dir = work_dir
         self.jwt_secret = jwt_secret
-        ports = dict(ports or {name: free_port() for name in SERVICES})
+        self._chosen_ports = ports is not None
+        self._settings = (database_urls, extra_env, service_env, log_format)
         self.services: dict[str, ServiceProcess] = {}
+        self._assign(dict(ports or {name: free_port() for name in SERVICES}))
+
+    def _assign(self, ports: Mapping[str, int]) -> None:
+        """Each service's process on its port (the console learns the others' ports)."""
+        database_urls, extra_env, service_env, log_format = self._settings
         for name in SERVICES:
             env = {
                 **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                "KAP_JWT_SECRET": jwt_secret,
+                "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+                "KAP_JWT_SECRET": self.jwt_secret,
                 "HTTP_PORT": str(ports[name]),
-                "VAR_DIR": str(work_dir / name),
+                "VAR_DIR": str(self.work_dir / name),
                 "LOG_FORMAT": log_format,
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
                 "PYTHONUNBUFFERED": "1",
@@ -160,7 +177,7 @@ class Platform:
             if database_urls and name in database_urls:
                 env["DATABASE_URL"] = database_urls[name]
             self.services[name] = ServiceProcess(
-                name, ports[name], env, work_dir / "logs" / f"{name}.log"
+                name, ports[name], env, self.work_dir / "logs" / f"{name}.log"
             )
 
     def __getitem__(self, name: str) -> ServiceProcess:
@@ -170,7 +187,26 @@ class Platform:
         return self.services[name].url
 
     def start(self, names: Iterable[str] = SERVICES, timeout: float = 90.0) -> None:
+        """Start `names` and wait until each is ready. Ports this platform picked itself
+        are picked afresh when one was taken before its service bound it (PortTaken):
+        the race `free_port()` cannot close; ports the caller chose are never moved."""
         chosen = list(names)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                self._start(chosen, timeout)
+                return
+            except PortTaken:
+                others_running = any(
+                    service.proc is not None and service.proc.poll() is None
+                    for name, service in self.services.items()
+                    if name not in chosen
+                )
+                if self._chosen_ports or others_running or attempt == PORT_ATTEMPTS:
+                    raise
+                self.stop()
+                self._assign({name: free_port() for name in SERVICES})
+
+    def _start(self, chosen: list[str], timeout: float) -> None:
         for name in chosen:
             self.services[name].start()
         for name in chosen:
