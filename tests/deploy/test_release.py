@@ -1,5 +1,5 @@
 """Each service releases on its own: its version lives in its pyproject.toml and
-must agree with what it reports (bootstrap VERSION: /docs, AsyncAPI), with its
+must agree with what it reports (its app's version: /docs, OpenAPI, AsyncAPI), with its
 changelog and with the image tag production runs (docs/release.md)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import importlib
 import re
 import subprocess
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -30,13 +31,25 @@ def production_tags() -> dict[str, str]:
     return {image["name"].removeprefix("kap-"): str(image["newTag"]) for image in images}
 
 
+def reported_version(service: str) -> str:
+    """The version the service's app reports (/docs, OpenAPI), built as at start-up."""
+    build = importlib.import_module(f"kap_{service}.bootstrap").build
+    hint = typing.get_type_hints(build)["settings"]
+    settings_class = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+    return str(build(settings_class()).version)
+
+
 @pytest.mark.parametrize("service", SERVICES)
-def test_version_is_semver_and_reported_by_the_service(service: str) -> None:
+def test_version_is_semver_and_reported_by_the_service(
+    service: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KAP_JWT_SECRET", "release-test-" + "s" * 32)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
     version = pyproject_version(service)
     assert SEMVER.match(version)
-    reported = importlib.import_module(f"kap_{service}.bootstrap").VERSION
+    reported = reported_version(service)
     assert reported == version, (
-        f"kap_{service}.bootstrap.VERSION is {reported} but services/{service}/pyproject.toml "
+        f"kap_{service} reports {reported} but services/{service}/pyproject.toml "
         f"says {version}: release {reported} with `uv version --package kap-{service} "
         f"{reported}`, a CHANGELOG section and the production image tag (docs/release.md)"
     )
