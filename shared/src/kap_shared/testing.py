@@ -93,6 +93,29 @@ def service_client(
         yield client
 
 
+def app_client(settings_cls: type[S], build: Callable[[S], FastAPI]) -> Any:
+    """The fixture `client` of a conftest whose app needs nothing but a throw-away
+    directory: `client = app_client(IntakeSettings, build)` (see `service_client`)."""
+
+    def client(tmp_path: Path) -> Iterator[TestClient]:
+        with service_client(settings_cls, build, tmp_path) as test_client:
+            yield test_client
+
+    return pytest.fixture(client)
+
+
+def database_file(settings_cls: type[ServiceSettings]) -> Any:
+    """The fixture `db` of a conftest: the SQLite file `service_client` gives the app
+    (`<var_dir>/<service_name>.db`), to read what was stored with `rows`:
+    `db = database_file(IntakeSettings)`."""
+    name = settings_cls.model_fields["service_name"].default
+
+    def db(tmp_path: Path) -> Path:
+        return tmp_path / f"{name}.db"
+
+    return pytest.fixture(db)
+
+
 def rows(db_file: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the service's SQLite database directly (what was stored?)."""
     engine = create_engine(f"sqlite:///{db_file}")
