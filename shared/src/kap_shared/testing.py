@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -61,6 +61,12 @@ def caller(sub: str, role: str, sites: list[str]) -> Any:
         return token(sub, role, sites)
 
     return pytest.fixture(headers)
+
+
+def named_cases(table: Iterable[Sequence[Any]]) -> list[Any]:
+    """`pytest.mark.parametrize` values from a table of rows `(name, *values)`: each
+    row's first item is its case's id, the rest are the test's arguments."""
+    return [pytest.param(*row[1:], id=row[0]) for row in table]
 
 
 # Every way a request can lack a valid token: each must be 401 `unauthenticated`.
