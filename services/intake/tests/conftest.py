@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from kap_intake.bootstrap import build
 from kap_intake.config import IntakeSettings
-from kap_shared.testing import caller, service_client
+from kap_shared.testing import app_client, caller, database_file
 from kap_shared.testing_app import outbox_payloads, table_counts
 
 SITE_A = "site-a"
@@ -38,15 +38,10 @@ REFERRAL: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with service_client(IntakeSettings, build, tmp_path) as test_client:
-        yield test_client
+client = app_client(IntakeSettings, build)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "intake.db"
+db = database_file(IntakeSettings)
 
 
 therapist = caller("th-ana", "therapist", [SITE_A])

@@ -39,7 +39,7 @@ from kap_shared.events.scheduling import (
     SessionCheckedInData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing import caller, service_client, token
+from kap_shared.testing import app_client, caller, database_file, service_client, token
 from kap_shared.testing_app import (
     delivery,
     envelope,
@@ -61,15 +61,10 @@ Outbox = Callable[..., list[dict[str, Any]]]  # the `outbox` fixture
 Counts = Callable[[], dict[str, int]]  # the `counts` fixture
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with service_client(MonitoringSettings, build, tmp_path) as test_client:
-        yield test_client
+client = app_client(MonitoringSettings, build)
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "monitoring.db"
+db = database_file(MonitoringSettings)
 
 
 @pytest.fixture

@@ -388,12 +388,24 @@ def test_inconsistent_configuration_fails_at_start_up(overrides: dict[str, int])
 # -- section 2.4 soft limits and KET-MON-HR-LOW (issue 8) -------------------------------------
 
 
-@pytest.mark.parametrize(("value", "asked"), [(110, False), (111, True)])
-def test_HR_above_110_asks_for_a_recheck(value: int, asked: bool) -> None:
-    found = feed([hr(at(0), value)])
-    assert [(p.kind, p.rule_id) for p in prompts(found)] == (
-        [("hr_recheck", "KET-MON-HR")] if asked else []
-    )
+HR_RECHECK = [("hr_recheck", "KET-MON-HR")]
+SPO2_RECHECK = [("spo2_recheck", "KET-MON-SPO2")]
+
+
+@pytest.mark.parametrize(
+    ("reading", "asked"),
+    [
+        pytest.param(hr(at(0), 110), [], id="HR 110: no recheck"),
+        pytest.param(hr(at(0), 111), HR_RECHECK, id="HR above 110: recheck"),
+        pytest.param(spo2(at(0), 94.0), [], id="SpO2 94: no recheck"),
+        pytest.param(spo2(at(0), 93.9), SPO2_RECHECK, id="SpO2 below 94: recheck"),
+    ],
+)
+def test_soft_limits_ask_for_a_recheck_without_an_alert(
+    reading: vitals.Reading, asked: list[tuple[str, str]]
+) -> None:
+    found = feed([reading])
+    assert [(p.kind, p.rule_id) for p in prompts(found)] == asked
     assert triggers(found) == []
 
 
@@ -411,15 +423,6 @@ def test_KET_MON_HR_LOW_below_50_is_critical(value: int, alert: bool) -> None:
     )
     if alert:
         assert clears(feed([hr(at(60), 50)], state=state), "KET-MON-HR-LOW")
-
-
-@pytest.mark.parametrize(("value", "asked"), [(94.0, False), (93.9, True)])
-def test_SpO2_below_94_asks_for_a_recheck(value: float, asked: bool) -> None:
-    found = feed([spo2(at(0), value)])
-    assert [(p.kind, p.rule_id) for p in prompts(found)] == (
-        [("spo2_recheck", "KET-MON-SPO2")] if asked else []
-    )
-    assert triggers(found) == []
 
 
 def test_SpO2_91_for_30_seconds_is_a_recheck_and_for_60_an_alert() -> None:

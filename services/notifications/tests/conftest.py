@@ -26,7 +26,7 @@ from kap_shared.events.envelope import utc_now
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.messaging.timers import TimerWorker
 from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import rows, service_client, token
+from kap_shared.testing import database_file, rows, service_client, token
 
 from .fakes import FakeSmsProvider, FakeSmtpServer
 
@@ -136,9 +136,7 @@ def client(
         yield test_client
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "notifications.db"
+db = database_file(NotificationsSettings)
 
 
 def _app(client: TestClient) -> FastAPI:

@@ -9,7 +9,7 @@ import pytest
 
 from kap_shared.events import decode
 from kap_shared.events.topics import NOTIFICATIONS_EVENTS
-from kap_shared.testing import rows, token
+from kap_shared.testing import named_cases, rows, token
 
 from . import factories as f
 from .conftest import ADMIN, Harness
@@ -131,9 +131,7 @@ WRITE_CASES: list[tuple[str, Caller, dict[str, Any], int]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("caller", "patch", "status"), [c[1:] for c in WRITE_CASES], ids=[c[0] for c in WRITE_CASES]
-)
+@pytest.mark.parametrize(("caller", "patch", "status"), named_cases(WRITE_CASES))
 def test_put_recipient_auth(h: Harness, caller: Caller, patch: dict[str, Any], status: int) -> None:
     response = h.client.put("/recipients/rx-ada", json={**FULL, **patch}, headers=token(*caller))
     assert response.status_code == status, response.text
@@ -169,9 +167,7 @@ READ_CASES: list[tuple[str, Caller, int]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("caller", "status"), [c[1:] for c in READ_CASES], ids=[c[0] for c in READ_CASES]
-)
+@pytest.mark.parametrize(("caller", "status"), named_cases(READ_CASES))
 def test_get_recipient_auth(h: Harness, caller: Caller, status: int) -> None:
     h.client.put("/recipients/rx-ada", json=FULL, headers=token(*ADMIN))
     assert h.client.get("/recipients/rx-ada", headers=token(*caller)).status_code == status
@@ -252,9 +248,7 @@ ESCALATION_CASES: list[tuple[str, Caller, int]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("caller", "status"), [c[1:] for c in ESCALATION_CASES], ids=[c[0] for c in ESCALATION_CASES]
-)
+@pytest.mark.parametrize(("caller", "status"), named_cases(ESCALATION_CASES))
 def test_put_escalation_auth(h: Harness, caller: Caller, status: int) -> None:
     assert h.put_levels("site-a", LEVELS, as_=caller).status_code == status
 
@@ -326,9 +320,7 @@ ACK_CASES: list[tuple[str, Caller, int]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("caller", "status"), [c[1:] for c in ACK_CASES], ids=[c[0] for c in ACK_CASES]
-)
+@pytest.mark.parametrize(("caller", "status"), named_cases(ACK_CASES))
 def test_ack_auth(h: Harness, caller: Caller, status: int) -> None:
     row = _alert_notification(h)
     response = h.client.post(f"/notifications/{row['notification_id']}/ack", headers=token(*caller))

@@ -21,6 +21,7 @@ from kap_shared.events import Envelope, PatientReferred, PhaseAdvanced
 from kap_shared.events.enums import Channel, Phase, ScreeningOutcome, Severity
 from kap_shared.events.intake import PatientReferredData
 from kap_shared.events.scheduling import PhaseAdvancedData
+from kap_shared.testing import named_cases
 
 from . import factories as f
 
@@ -67,9 +68,7 @@ CASES: list[tuple[str, Envelope, str, tuple[str, ...]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("event", "key", "recipients"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("event", "key", "recipients"), named_cases(CASES))
 def test_each_event_type_routes_by_its_table_row(
     event: Envelope, key: str, recipients: tuple[str, ...]
 ) -> None:

@@ -64,7 +64,7 @@ from kap_shared.events.scheduling import (
     SessionScheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing import service_client, token
+from kap_shared.testing import database_file, service_client, token
 from kap_shared.testing_app import (
     app_of,
     delivery,
@@ -96,9 +96,7 @@ def client(tmp_path: Path, rules_file: Path | None) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "records.db"
+db = database_file(RecordsSettings)
 
 
 @pytest.fixture

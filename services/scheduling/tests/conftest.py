@@ -37,7 +37,7 @@ from kap_shared.events import (
 from kap_shared.events.enums import ConsentScope, Route, ScreeningOutcome, Severity
 from kap_shared.events.intake import ConsentRecordedData, PatientScreenedData
 from kap_shared.events.monitoring import DischargeClearedData, SafetyConcernRaisedData
-from kap_shared.testing import service_client, token
+from kap_shared.testing import database_file, service_client, token
 from kap_shared.testing_app import (
     app_of,
     delivery,
@@ -114,9 +114,7 @@ def client(tmp_path: Path, clock: FakeClock, rules_file: Path | None) -> Iterato
         yield test_client
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "scheduling.db"
+db = database_file(SchedulingSettings)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -63,6 +63,12 @@ def caller(sub: str, role: str, sites: list[str]) -> Any:
     return pytest.fixture(headers)
 
 
+def named_cases(table: Iterable[Sequence[Any]]) -> list[Any]:
+    """`pytest.mark.parametrize` values from a table of rows `(name, *values)`: each
+    row's first item is its case's id, the rest are the test's arguments."""
+    return [pytest.param(*row[1:], id=row[0]) for row in table]
+
+
 # Every way a request can lack a valid token: each must be 401 `unauthenticated`.
 BAD_CREDENTIALS: dict[str, dict[str, str]] = {
     "no token": {},
@@ -91,6 +97,29 @@ def service_client(
     )
     with TestClient(build(settings), raise_server_exceptions=True) as client:
         yield client
+
+
+def app_client(settings_cls: type[S], build: Callable[[S], FastAPI]) -> Any:
+    """The fixture `client` of a conftest whose app needs nothing but a throw-away
+    directory: `client = app_client(IntakeSettings, build)` (see `service_client`)."""
+
+    def client(tmp_path: Path) -> Iterator[TestClient]:
+        with service_client(settings_cls, build, tmp_path) as test_client:
+            yield test_client
+
+    return pytest.fixture(client)
+
+
+def database_file(settings_cls: type[ServiceSettings]) -> Any:
+    """The fixture `db` of a conftest: the SQLite file `service_client` gives the app
+    (`<var_dir>/<service_name>.db`), to read what was stored with `rows`:
+    `db = database_file(IntakeSettings)`."""
+    name = settings_cls.model_fields["service_name"].default
+
+    def db(tmp_path: Path) -> Path:
+        return tmp_path / f"{name}.db"
+
+    return pytest.fixture(db)
 
 
 def rows(db_file: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from sqlmodel import col, func, select
 
@@ -63,6 +64,8 @@ from .vitals import (
 )
 
 Clock = Callable[[], datetime]
+# What a prescriber resolves: an alert or an in-session safety concern.
+Resolvable = TypeVar("Resolvable", Alert, SafetyConcern)
 
 
 async def locked_session(uow: UnitOfWork, session_id: str) -> MonitoredSession:
@@ -341,6 +344,19 @@ async def decide_predose(
 # -- alerts ---------------------------------------------------------------------------------------
 
 
+async def open_of_session(
+    uow: UnitOfWork, model: type[Resolvable], key: str, row: MonitoredSession, noun: str
+) -> Resolvable:
+    """The open alert or safety concern `key` of this session: 404 when there is none
+    (or it is another session's), MON-ALERT-1 when it is resolved already."""
+    found = await uow.session.get(model, key)
+    if found is None or found.session_id != row.session_id:
+        raise NotFound(noun, key)
+    if found.status != OPEN:
+        raise RuleViolation(MON_ALERT_1, f"{noun} {key} is already resolved")
+    return found
+
+
 async def resolve_by_prescriber(
     uow: UnitOfWork,
     row: MonitoredSession,
@@ -353,11 +369,7 @@ async def resolve_by_prescriber(
     """A prescriber closes an alert after assessing the patient (artifact, treated,
     transferred...). The episode itself goes on until the values are back in range,
     so the same episode does not raise the alert again."""
-    alert = await uow.session.get(Alert, alert_id)
-    if alert is None or alert.session_id != row.session_id:
-        raise NotFound("alert", alert_id)
-    if alert.status != OPEN:
-        raise RuleViolation(MON_ALERT_1, f"alert {alert_id} is already resolved")
+    alert = await open_of_session(uow, Alert, alert_id, row, "alert")
     resolve_alert(
         uow,
         row,
@@ -527,11 +539,7 @@ async def resolve_concern(
 ) -> SafetyConcern:
     """A prescriber's coded decision on a safety concern raised in this session; it
     lifts the dosing hold of the session (scheduling keeps its own hold)."""
-    concern = await uow.session.get(SafetyConcern, concern_id)
-    if concern is None or concern.session_id != row.session_id:
-        raise NotFound("safety concern", concern_id)
-    if concern.status != OPEN:
-        raise RuleViolation(MON_ALERT_1, f"safety concern {concern_id} is already resolved")
+    concern = await open_of_session(uow, SafetyConcern, concern_id, row, "safety concern")
     concern.status = RESOLVED
     concern.resolved_at = clock()
     concern.resolved_by = prescriber.sub

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel, select
 
 from kap_shared.db import service_registry
 from kap_shared.events.envelope import utc_now
+from kap_shared.projections import BookedSessionColumns
 
 REGISTRY = service_registry()
 
@@ -128,22 +129,13 @@ class CareTeam(NotificationsTable, table=True):
     updated_at: datetime = Field(default_factory=utc_now)
 
 
-class SessionTeam(NotificationsTable, table=True):
+class SessionTeam(NotificationsTable, BookedSessionColumns, table=True):
     """A session's team and room, from SessionScheduled (kept up to date by
     SessionRescheduled and SessionCancelled)."""
 
     __tablename__ = "session_teams"
 
-    session_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(max_length=64, index=True)
-    site_id: str = Field(max_length=64)
-    plan_id: str = Field(max_length=64)
-    phase: str = Field(max_length=16)
     room_id: str = Field(max_length=64)
-    prescriber_id: str | None = Field(default=None, max_length=64)
-    therapist_id: str = Field(max_length=64)
-    starts_at: datetime
-    ends_at: datetime
     status: str = Field(default="scheduled", max_length=16)
     updated_at: datetime = Field(default_factory=utc_now)
 
