@@ -310,19 +310,7 @@ _ASSESSMENTS: Select[Any] = (
     .where(col(StabilityAssessment.session_id).in_(_IDS))
     .order_by(col(StabilityAssessment.assessed_at).desc())
 )
-_SESSION: Select[Any] = select_rows(*_table(MonitoredSession).c).filter_by(
-    session_id=bindparam("session_id")
-)
-
 Model = TypeVar("Model", bound=BaseModel)
-
-
-async def session_row(uow: UnitOfWork, session_id: str) -> MonitoredSession | None:
-    """The session's row for reading, not tracked by the unit of work (a Core read:
-    `Session.get` with its identity map was a fifth of a GET's time)."""
-    connection = await uow.session.connection()
-    found = (await connection.execute(_SESSION, {"session_id": session_id})).mappings().first()
-    return MonitoredSession.model_validate(found) if found is not None else None
 
 
 async def _by_session(
