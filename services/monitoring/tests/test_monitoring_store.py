@@ -125,6 +125,33 @@ async def test_ingest_and_session_state_on_both_databases(
         assert count.scalar_one() == 4
 
 
+async def test_a_repeat_of_stored_readings_takes_no_lock_and_writes_nothing(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The topic's echo of an HTTP reading (or a device's retry) is settled before the
+    session lock: the lock is an UPDATE of the session's version, which stays put."""
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    version = text("SELECT version FROM monitored_sessions WHERE session_id = 'ses-1'")
+    first = incoming("echoed", NOW - timedelta(seconds=30), heart_rate=80)
+    async with UnitOfWork(sessions) as uow:
+        await ingest.apply(uow, [first])
+        await uow.commit()
+    async with sessions() as session:
+        before = (await session.exec(version)).scalar_one()  # type: ignore[call-overload]
+    reused = Incoming(first.reading, NOW, "ses-2", "device", first.event_id)
+    async with UnitOfWork(sessions) as uow:
+        echo = await ingest.apply(uow, [first, reused])
+        await uow.commit()
+    assert (echo.duplicates, echo.stored) == ([first], [])
+    assert [r.code for r in echo.rejected] == ["MON-READING-1"]  # another session's id
+    async with sessions() as session:
+        assert (await session.exec(version)).scalar_one() == before  # type: ignore[call-overload]
+    async with UnitOfWork(sessions) as uow:
+        mixed = await ingest.apply(uow, [first, incoming("new", NOW, heart_rate=81)])
+        await uow.commit()
+    assert ([i.reading.reading_id for i in mixed.stored], mixed.duplicates) == (["new"], [first])
+
+
 async def test_SPR_MON_1_a_batch_does_not_wait_for_a_reminder_being_fired(
     sessions: async_sessionmaker[AsyncSession], database_url: str
 ) -> None:

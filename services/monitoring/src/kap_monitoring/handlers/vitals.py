@@ -24,6 +24,7 @@ from operator import attrgetter
 from typing import Protocol
 
 from sqlalchemy import update
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.events.envelope import utc_now
@@ -144,22 +145,20 @@ class VitalsIngest:
                 result.duplicates.append(item)
             else:
                 result.rejected.append(_reused(item, earlier.session_id))
+        db = uow.session
+        # Readings already stored (the topic's echo of an HTTP reading, a device's
+        # retry) are settled before the lock: a stored reading never changes owner, so
+        # an echo reads and writes nothing, and waits for no writer.
+        fresh = await _not_stored(db, fresh, result)
         if not fresh:
             return result
-        db = uow.session
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
-        stored = await store.existing_readings(db, [i.reading.reading_id for i in fresh])
+        # Again under the lock: another writer may have stored one since.
         candidates: dict[str, list[Incoming]] = defaultdict(list)
-        for item in fresh:
-            owner = stored.get(item.reading.reading_id)
-            if owner is None:
-                candidates[item.session_id].append(item)
-            elif owner == item.session_id:
-                result.duplicates.append(item)
-            else:
-                result.rejected.append(_reused(item, owner))
+        for item in await _not_stored(db, fresh, result):
+            candidates[item.session_id].append(item)
         by_session: dict[str, list[Incoming]] = {}
         for session_id, items in candidates.items():
             row = sessions.get(session_id)
@@ -208,6 +207,26 @@ class VitalsIngest:
         await store.insert_readings(db, accepted, now)
         await store.save_session_states(db, changes)
         return result
+
+
+async def _not_stored(
+    db: AsyncSession, items: list[Incoming], result: IngestResult
+) -> list[Incoming]:
+    """The items whose reading_id is not stored yet; the others go to `result` as
+    duplicates (same session) or rejected (MON-READING-1, another session's id)."""
+    if not items:
+        return []
+    stored = await store.existing_readings(db, [i.reading.reading_id for i in items])
+    new: list[Incoming] = []
+    for item in items:
+        owner = stored.get(item.reading.reading_id)
+        if owner is None:
+            new.append(item)
+        elif owner == item.session_id:
+            result.duplicates.append(item)
+        else:
+            result.rejected.append(_reused(item, owner))
+    return new
 
 
 def _reused(item: Incoming, owner: str) -> Rejection:
