@@ -152,16 +152,16 @@ async def test_a_repeat_of_stored_readings_takes_no_lock_and_writes_nothing(
     assert ([i.reading.reading_id for i in mixed.stored], mixed.duplicates) == (["new"], [first])
 
 
+# Row locks held by another transaction: PostgreSQL only (SQLite has one writer at a time).
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_SPR_MON_1_a_batch_does_not_wait_for_a_reminder_being_fired(
-    sessions: async_sessionmaker[AsyncSession], database_url: str
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     """On PostgreSQL a timer worker firing the 40-minute reminder holds the timer's row and
     then waits for the session; a batch holding the session whose BP reading satisfies the
     check must not wait for that row (the two deadlocked in bench/vitals_throughput.py
     --scale 1,2). The batch leaves the firing reminder alone and cancels the rest; the
     reminder then finds the check done and says nothing."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("row locks held by another transaction: PostgreSQL")
     rules = MonitoringRules()
     first_dose = NOW - timedelta(minutes=rules.bp_check_due_minutes)
     async with sessions() as session, session.begin():
