@@ -5,6 +5,7 @@ change and its events (outbox) commit together or not at all, and a refusal (404
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime
 from typing import TypeVar
 
@@ -66,6 +67,13 @@ from .vitals import (
 Clock = Callable[[], datetime]
 # What a prescriber resolves: an alert or an in-session safety concern.
 Resolvable = TypeVar("Resolvable", Alert, SafetyConcern)
+# A dose command's fields that the dose gates read, and those its event carries as
+# given (the times are monitoring's: defaulted, or derived by the gates).
+REQUEST_FIELDS = {f.name for f in fields(dosing.DoseRequest)} - {"administered_at"}
+EVENT_FIELDS = (set(RecordDose.model_fields) & set(DoseAdministeredData.model_fields)) - {
+    "administered_at",
+    "dosing_ended_at",
+}
 
 
 async def locked_session(uow: UnitOfWork, session_id: str) -> MonitoredSession:
@@ -226,15 +234,7 @@ async def record_dose(
     require_open(row)
     now = clock()
     request = dosing.DoseRequest(
-        agent=cmd.agent,
-        route=cmd.route,
-        dose_mg=cmd.dose_mg,
-        device_number=cmd.device_number,
-        administered_at=cmd.administered_at or now,
-        dosing_ended_at=cmd.dosing_ended_at,
-        concomitant_medications=cmd.concomitant_medications,
-        nasal_medication_used=cmd.nasal_medication_used,
-        nasal_medication_at=cmd.nasal_medication_at,
+        **cmd.model_dump(include=REQUEST_FIELDS), administered_at=cmd.administered_at or now
     )
     administered_at = request.administered_at
     refuse(dosing.dose_blockers(request, await dose_facts(uow, row, administered_at), rules, now))
@@ -244,16 +244,11 @@ async def record_dose(
         **envelope_fields(row, None),
         occurred_at=now,
         data=DoseAdministeredData(
+            **cmd.model_dump(include=EVENT_FIELDS),
             session_id=row.session_id,
             administered_at=administered_at,
-            route=cmd.route,
-            agent=cmd.agent,
-            dose_mg=cmd.dose_mg,
-            device_number=cmd.device_number,
-            lot_number=cmd.lot_number,
             charted_at=now,
             dosing_ended_at=ends_at if cmd.agent is Agent.KETAMINE else None,
-            concomitant_medications=cmd.concomitant_medications,
         ),
     )
     dose = Dose(
