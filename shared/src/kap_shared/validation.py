@@ -6,7 +6,8 @@ Kafka key or a log line. `CLOCK_SKEW`: how far ahead of the server's clock a cha
 time may be (a bedside device or front-desk clock running slightly fast); anything
 later is "in the future" and refused with 422. `known_time_zone`: a site's or a
 recipient's IANA zone. `ordered`: two fields of which one must be the greater (an end
-after its start, a systolic above its diastolic).
+after its start, a systolic above its diastolic). `ClinicalNote`: a clinician's optional
+free text beside a coded decision; it stays in the service's database, never in an event.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ ID_MAX_LENGTH = 64
 
 # An identifier field, as a type: `site_id: Identifier`.
 Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
+
+# A clinician's own words beside a coded reason: `note: ClinicalNote = None`.
+ClinicalNote = Annotated[str, Field(max_length=2000)] | None
 
 CLOCK_SKEW = timedelta(seconds=5)
 

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import ConsentScope, ReferralSource, ReviewReason, Route
-from kap_shared.validation import ID_PATTERN, ordered
+from kap_shared.validation import ID_PATTERN, ClinicalNote, ordered
 
 from .rules import CONTRAINDICATIONS
 
@@ -88,7 +88,7 @@ class ReviewScreening(Command):
     # Coded (kap_shared's ReviewReason) so that PatientScreened can carry it; the
     # prescriber's own words go in `note`, which stays in intake.
     reason: ReviewReason
-    note: str | None = Field(default=None, max_length=2000)
+    note: ClinicalNote = None
 
 
 class RecordConsent(Command):

@@ -28,7 +28,7 @@ from kap_shared.events.enums import (
 )
 from kap_shared.events.envelope import utc_now
 from kap_shared.events.monitoring import VITAL_METRICS
-from kap_shared.validation import ID_PATTERN, in_the_future
+from kap_shared.validation import ID_PATTERN, ClinicalNote, in_the_future
 
 from .rules import CRISIS_SYMPTOMS
 
@@ -195,7 +195,7 @@ class ResolveConcern(Command):
     """A prescriber's coded decision on an in-session safety concern (MBC-1)."""
 
     decision: ConcernDecision
-    note: str | None = Field(default=None, max_length=2000)
+    note: ClinicalNote = None
 
 
 # Coded so that nothing free-form can leave monitoring; the prescriber's own words
@@ -217,7 +217,7 @@ class DecidePredose(Command):
 
     decision: Literal["proceed", "defer"]
     reason: PredoseReason
-    note: str | None = Field(default=None, max_length=2000)
+    note: ClinicalNote = None
 
 
 ResolveReason = Literal[
@@ -231,7 +231,7 @@ ResolveReason = Literal[
 
 class ResolveAlert(Command):
     reason: ResolveReason
-    note: str | None = Field(default=None, max_length=2000)
+    note: ClinicalNote = None
 
 
 class RecordMeasure(Command):

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from kap_shared.events.enums import CancelReason, Phase, Role
-from kap_shared.validation import ID_PATTERN, known_time_zone, ordered
+from kap_shared.validation import ID_PATTERN, ClinicalNote, known_time_zone, ordered
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 Identifier = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
@@ -122,7 +122,7 @@ class CancelSession(Command):
     # text (and so no PHI) on the wire.
     reason: CancelReason
     # Free text for the clinic's own record; it never leaves scheduling.
-    note: str | None = Field(default=None, max_length=2000)
+    note: ClinicalNote = None
 
     @field_validator("reason")
     @classmethod
