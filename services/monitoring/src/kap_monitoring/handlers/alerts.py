@@ -19,7 +19,7 @@ from kap_shared.events.monitoring import (
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.tracing import traced
 
-from ..adapters.tables import OPEN, RESOLVED, Alert
+from ..adapters.tables import OPEN, RESOLVED, Alert, SafetyConcern
 
 PRODUCER = "monitoring"
 
@@ -98,6 +98,25 @@ def raise_alert(
     return alert
 
 
+def mark_resolved(
+    uow: UnitOfWork,
+    item: Alert | SafetyConcern,
+    *,
+    now: datetime,
+    by: str,
+    resolution: str,
+    note: str | None,
+) -> None:
+    """Close an alert or a safety concern (the same resolution columns): when, by whom,
+    the coded resolution and the resolver's own note, which stays in monitoring."""
+    item.status = RESOLVED
+    item.resolved_at = now
+    item.resolved_by = by
+    item.resolution = resolution
+    item.resolution_note = note
+    uow.session.add(item)
+
+
 def resolve_alert(
     uow: UnitOfWork,
     row: SessionLike,
@@ -110,12 +129,7 @@ def resolve_alert(
     causation_id: str | None = None,
     traceparent: str | None = None,
 ) -> None:
-    alert.status = RESOLVED
-    alert.resolved_at = now
-    alert.resolved_by = by
-    alert.resolution = resolution
-    alert.resolution_note = note
-    uow.session.add(alert)
+    mark_resolved(uow, alert, now=now, by=by, resolution=resolution, note=note)
     publish(
         uow,
         VitalsAlertResolved(

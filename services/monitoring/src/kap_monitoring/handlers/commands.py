@@ -28,7 +28,6 @@ from ..adapters import store
 from ..adapters.tables import (
     DISCHARGED,
     OPEN,
-    RESOLVED,
     Alert,
     Baseline,
     Dose,
@@ -53,7 +52,7 @@ from ..domain.rules import MON_ALERT_1, MON_WINDOW_1, SPR_PRE_5, MonitoringRules
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import VitalsState, from_micros, micros
 from .alerts import DISCHARGED as RESOLVED_AT_DISCHARGE
-from .alerts import PREDOSE_DECISION, SessionLike, envelope_fields, resolve_alert
+from .alerts import PREDOSE_DECISION, SessionLike, envelope_fields, mark_resolved, resolve_alert
 from .observations import cancel_bp_check, plan_bp_check
 from .vitals import (
     NOT_FOUND,
@@ -535,11 +534,8 @@ async def resolve_concern(
     """A prescriber's coded decision on a safety concern raised in this session; it
     lifts the dosing hold of the session (scheduling keeps its own hold)."""
     concern = await open_of_session(uow, SafetyConcern, concern_id, row, "safety concern")
-    concern.status = RESOLVED
-    concern.resolved_at = clock()
-    concern.resolved_by = prescriber.sub
-    concern.resolution = cmd.decision
-    concern.resolution_note = cmd.note
-    uow.session.add(concern)
+    mark_resolved(
+        uow, concern, now=clock(), by=prescriber.sub, resolution=cmd.decision, note=cmd.note
+    )
     await uow.commit()
     return concern
