@@ -17,6 +17,7 @@ from kap_scheduling.domain.booking import (
     check_booking,
     next_sequence,
 )
+from kap_scheduling.domain.protocols import protocol_for
 from kap_scheduling.domain.rules import SchedulingRules
 from kap_shared.events.enums import ConsentScope, Phase, Role, Route, Severity
 
@@ -47,21 +48,15 @@ def plan(
     status: model.PlanStatus = model.PlanStatus.ACTIVE,
     phase: Phase = Phase.PREPARATION,
 ) -> model.PlanInfo:
-    protocol, planned = {
-        Route.IV: ("ketamine_iv_induction", 6),
-        Route.IM: ("ketamine_iv_induction", 6),
-        Route.INTRANASAL_ESKETAMINE: ("esketamine_trd", 12),
-        Route.SUBLINGUAL: ("kap_sublingual", 6),
-        Route.ORAL: ("kap_sublingual", 6),
-    }[route]
+    protocol = protocol_for(route)  # the route's own (test_scheduling_domain checks them)
     return model.PlanInfo(
         plan_id="plan-1",
         patient_id="pt-1",
         site_id="site-a",
         status=status,
         route=route,
-        protocol=protocol,
-        planned_dosing_sessions=planned,
+        protocol=protocol.name,
+        planned_dosing_sessions=protocol.planned_dosing_sessions,
         phase=phase,
         prescriber_id="rx-ada",
         therapist_id="th-ben",

@@ -21,6 +21,7 @@ from kap_scheduling.domain.lifecycle import (
     phase_after_check_in,
     phase_after_completion,
 )
+from kap_scheduling.domain.protocols import protocol_for
 from kap_scheduling.domain.rules import SchedulingRules
 from kap_shared.events.enums import ConsentScope, Phase, Route, Severity
 
@@ -41,18 +42,13 @@ def plan(
     phase: Phase | None = Phase.PREPARATION,
     planned: int = 6,
 ) -> model.PlanInfo:
-    protocol = {
-        Route.INTRANASAL_ESKETAMINE: "esketamine_trd",
-        Route.SUBLINGUAL: "kap_sublingual",
-        Route.ORAL: "kap_sublingual",
-    }.get(route, "ketamine_iv_induction")
     return model.PlanInfo(
         "plan-1",
         "pt-1",
         "site-a",
         status,
         route,
-        protocol,
+        protocol_for(route).name,
         planned,
         phase,
         "rx-ada",
