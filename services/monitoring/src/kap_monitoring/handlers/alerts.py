@@ -1,4 +1,5 @@
-"""Raising and resolving VitalsAlerts: the row and its event, written together."""
+"""Raising and resolving VitalsAlerts: the row and its event, written together (and
+closing a safety concern, whose resolution columns are an alert's)."""
 
 from __future__ import annotations
 
