@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import col, func, select
 
@@ -407,8 +407,28 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
     return facts_of(row, list(critical), await latest_assessment(uow, row.session_id))
 
 
+class SessionFacts(Protocol):
+    """The session columns the discharge criteria read (the table model, or a Core row
+    of its columns: `views` reads sessions as rows)."""
+
+    @property
+    def rule_state(self) -> dict[str, Any]: ...
+    @property
+    def route(self) -> str | None: ...
+    @property
+    def first_dose_at(self) -> datetime | None: ...
+    @property
+    def dosing_end_at(self) -> datetime | None: ...
+    @property
+    def baseline_bp_systolic(self) -> int | None: ...
+    @property
+    def baseline_bp_diastolic(self) -> int | None: ...
+    @property
+    def baseline_heart_rate(self) -> int | None: ...
+
+
 def facts_of(
-    row: MonitoredSession, open_critical: list[str], signed: StabilityAssessment | None
+    row: SessionFacts, open_critical: list[str], signed: StabilityAssessment | None
 ) -> discharge.DischargeFacts:
     """The discharge criteria's facts from the session row, the rule ids of its open
     critical alerts and its latest signed assessment (no I/O: a board loads those for
