@@ -411,20 +411,13 @@ class SessionFacts(Protocol):
     """The session columns the discharge criteria read (the table model, or a Core row
     of its columns: `views` reads sessions as rows)."""
 
-    @property
-    def rule_state(self) -> dict[str, Any]: ...
-    @property
-    def route(self) -> str | None: ...
-    @property
-    def first_dose_at(self) -> datetime | None: ...
-    @property
-    def dosing_end_at(self) -> datetime | None: ...
-    @property
-    def baseline_bp_systolic(self) -> int | None: ...
-    @property
-    def baseline_bp_diastolic(self) -> int | None: ...
-    @property
-    def baseline_heart_rate(self) -> int | None: ...
+    rule_state: dict[str, Any]
+    route: str | None
+    first_dose_at: datetime | None
+    dosing_end_at: datetime | None
+    baseline_bp_systolic: int | None
+    baseline_bp_diastolic: int | None
+    baseline_heart_rate: int | None
 
 
 def facts_of(
