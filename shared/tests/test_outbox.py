@@ -123,9 +123,9 @@ async def test_committed_uow_stores_state_and_events_in_order(sessions: Sessions
 async def test_a_uow_writes_all_its_events_with_one_statement(
     engine: AsyncEngine, sessions: Sessions
 ) -> None:
-    """The outbox rows of one transaction go in as one multi-row INSERT (their event id is
-    the ORM's insert sentinel): a row at a time would cost a round trip to the driver's
-    thread each, and an alert's handler publishes several."""
+    """The outbox rows of one transaction go in with one INSERT statement (`write_outbox`,
+    at commit), in the order they were published: a row at a time would cost a statement
+    each, and an alert's handler publishes several."""
     inserts: list[bool] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

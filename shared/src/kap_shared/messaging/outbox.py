@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Update, func, text, update
+from sqlalchemy import JSON, Column, Update, func, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,10 +43,7 @@ class OutboxMessage(PlatformTable, table=True):
 
     # Monotonic sequence: publishing in `seq` order keeps each patient's events in order.
     seq: int | None = Field(default=None, primary_key=True)
-    # The ORM's insert sentinel (no DDL): it matches the `seq`s that one multi-row
-    # INSERT ... RETURNING gives back to their rows, so a transaction's events go in with
-    # one statement instead of one each (every statement is a hop to the driver's thread).
-    event_id: str = Field(unique=True, max_length=36, sa_column_kwargs={"insert_sentinel": True})
+    event_id: str = Field(unique=True, max_length=36)
     event_type: str = Field(max_length=64)
     topic: str = Field(max_length=128)
     key: str = Field(max_length=128)
@@ -58,19 +55,34 @@ class OutboxMessage(PlatformTable, table=True):
     last_error: str | None = None
 
 
-def outbox_row(event: Envelope, headers: dict[str, str] | None = None) -> OutboxMessage:
-    return OutboxMessage(
-        event_id=str(event.event_id),
-        event_type=event.event_type,
-        topic=event.topic,
-        key=event.patient_id,
-        payload=event.model_dump(mode="json"),
-        headers={
+def outbox_values(event: Envelope, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """The outbox row of `event`, as the column values `write_outbox` inserts."""
+    return {
+        "event_id": str(event.event_id),
+        "event_type": event.event_type,
+        "topic": event.topic,
+        "key": event.patient_id,
+        "payload": event.model_dump(mode="json"),
+        "headers": {
             "event_type": event.event_type,
             "content-type": "application/json",
             **(headers or {}),
         },
-    )
+        "created_at": utc_now(),
+        "published_at": None,
+        "attempts": 0,
+        "last_error": None,
+    }
+
+
+async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert a transaction's outbox rows in its transaction, in the order given, with one
+    Core statement: an ORM entity per event and the unit of work's flush (identity map,
+    RETURNING of each `seq`) were a fifth of an HTTP write's CPU, and nothing reads the
+    rows back before the relay does."""
+    if rows:
+        connection = await session.connection()  # the session's transaction
+        await connection.execute(insert(OutboxMessage.__table__), rows)  # type: ignore[attr-defined]
 
 
 class OutboxRelay:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from types import FrameType
 from typing import Protocol, TypeVar
@@ -32,6 +33,17 @@ def ending_streams(hub_attribute: str) -> Callable[[FastAPI], None]:
     return end_streams
 
 
+def settle_startup_objects() -> None:
+    """Move what importing and building the app left alive (modules, routes, schemas,
+    compiled validators: ~180,000 objects) out of the garbage collector's reach: a full
+    collection otherwise walks them all, stopping the event loop and every request in
+    flight for 60-150 ms (issue 13's profile of monitoring: about one per 3,000
+    requests). Garbage among them is collected first; what is created later is
+    collected as usual."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(
     settings: S,
     build: Callable[[S], FastAPI],
@@ -43,6 +55,7 @@ def serve(
     stream never ends by itself."""
     configure_service_logging(settings)
     app = build(settings)
+    settle_startup_objects()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

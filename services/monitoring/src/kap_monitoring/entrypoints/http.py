@@ -103,7 +103,7 @@ async def get_session(
     session_id: str, principal: Reader, uow: Uow, request: Request
 ) -> SessionView:
     async with uow:
-        row = await uow.session.get(MonitoredSession, session_id)
+        row = await views.session_row(uow, session_id)
         if row is None:
             raise NotFound("session", session_id)
         ensure_site(principal, row.site_id)

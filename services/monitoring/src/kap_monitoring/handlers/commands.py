@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import col, func, select
 
@@ -401,8 +401,21 @@ async def discharge_facts(uow: UnitOfWork, row: MonitoredSession) -> discharge.D
     return facts_of(row, list(critical), await latest_assessment(uow, row.session_id))
 
 
+class SessionFacts(Protocol):
+    """The session columns the discharge criteria read (the table model, or a Core row
+    of its columns: `views` reads sessions as rows)."""
+
+    rule_state: dict[str, Any]
+    route: str | None
+    first_dose_at: datetime | None
+    dosing_end_at: datetime | None
+    baseline_bp_systolic: int | None
+    baseline_bp_diastolic: int | None
+    baseline_heart_rate: int | None
+
+
 def facts_of(
-    row: MonitoredSession, open_critical: list[str], signed: StabilityAssessment | None
+    row: SessionFacts, open_critical: list[str], signed: StabilityAssessment | None
 ) -> discharge.DischargeFacts:
     """The discharge criteria's facts from the session row, the rule ids of its open
     critical alerts and its latest signed assessment (no I/O: a board loads those for

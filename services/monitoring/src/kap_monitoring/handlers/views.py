@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import BindParameter, Select, Table, bindparam
+from sqlalchemy import BindParameter, Row, Select, Table, bindparam
 from sqlalchemy import select as select_rows
-from sqlmodel import SQLModel, col, select
+from sqlmodel import SQLModel, col
 
 from kap_shared.events.enums import Severity
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -244,8 +244,15 @@ class MeasureView(Outcome):
         )
 
 
+async def session_row(uow: UnitOfWork, session_id: str) -> SessionRow | None:
+    """The session's row for `session_view` (None: monitoring does not know it)."""
+    connection = await uow.session.connection()
+    found = await connection.execute(_SESSION, {"session_id": session_id})
+    return found.first()
+
+
 async def session_view(
-    uow: UnitOfWork, row: MonitoredSession, rules: MonitoringRules, now: datetime
+    uow: UnitOfWork, row: SessionRow, rules: MonitoringRules, now: datetime
 ) -> SessionView:
     return (await _views(uow, [row], lambda _: rules, now))[0]
 
@@ -261,13 +268,8 @@ async def site_day_view(
     """A site's sessions starting in [start, end), in time order, each as
     `session_view` shows it: the treatment floor's board in one request (a handful of
     queries for the whole board, not a handful per session)."""
-    rows = await uow.session.exec(
-        select(MonitoredSession)
-        .where(MonitoredSession.site_id == site_id)
-        .where(col(MonitoredSession.starts_at) >= start)
-        .where(col(MonitoredSession.starts_at) < end)
-        .order_by(col(MonitoredSession.starts_at), col(MonitoredSession.session_id))
-    )
+    connection = await uow.session.connection()
+    rows = await connection.execute(_SITE_DAY, {"site_id": site_id, "start": start, "end": end})
     return await _views(uow, list(rows), rules, now)
 
 
@@ -292,8 +294,24 @@ def _view_rows(
     return select_rows(*_columns(table, view, renamed or {})).where(columns.session_id.in_(_IDS))
 
 
-# The related rows of a set of sessions (`:ids`), built once: SQLAlchemy then also
-# keeps each statement's cache key instead of building both per request.
+# Sessions as Core rows of the table's columns, read by attribute as the table model
+# would be (`commands.facts_of`), without the ORM's identity map, instance state and
+# loading (`Session.get` was a third of a GET's handler). Statements built once:
+# SQLAlchemy then also keeps each one's cache key instead of building both per request.
+SessionRow = Row[Any]
+_SESSIONS = _table(MonitoredSession).c
+_SESSION = select_rows(*_SESSIONS).where(_SESSIONS.session_id == bindparam("session_id"))
+_SITE_DAY = (
+    select_rows(*_SESSIONS)
+    .where(_SESSIONS.site_id == bindparam("site_id"))
+    .where(_SESSIONS.starts_at >= bindparam("start"))
+    .where(_SESSIONS.starts_at < bindparam("end"))
+    .order_by(_SESSIONS.starts_at, _SESSIONS.session_id)
+)
+# What SessionView leaves out of the session's columns.
+_NOT_SHOWN = frozenset({"rule_state", "version", "updated_at"})
+
+# The related rows of a set of sessions (`:ids`).
 _IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _DOSE_COLUMNS = {"dosing_ended_at": "ends_at", "dosing_ended_source": "ends_at_source"}
 _DOSES = _view_rows(Dose, DoseView, _DOSE_COLUMNS).order_by(col(Dose.administered_at))
@@ -333,7 +351,7 @@ def _by_session_alerts(alerts: Iterable[Alert]) -> dict[str, list[Alert]]:
 
 async def _views(
     uow: UnitOfWork,
-    rows: list[MonitoredSession],
+    rows: list[SessionRow],
     rules: Callable[[str], MonitoringRules],
     now: datetime,
 ) -> list[SessionView]:
@@ -362,7 +380,7 @@ async def _views(
 
 
 def _view(
-    row: MonitoredSession,
+    row: SessionRow,
     doses: list[DoseView],
     decisions: list[DecisionView],
     concerns: list[ConcernView],
@@ -396,7 +414,7 @@ def _view(
         else None
     )
     return SessionView(
-        **row.model_dump(exclude={"rule_state", "version", "updated_at"}),
+        **{name: value for name, value in row._mapping.items() if name not in _NOT_SHOWN},
         latest=latest,
         dissociation=dissociation,
         doses=doses,
