@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel
 
 from kap_shared.auth import Principal, ensure_site, require_roles
@@ -30,6 +30,7 @@ from kap_shared.events.envelope import utc_now
 from kap_shared.http.errors import NotFound
 from kap_shared.http.idempotency import IdempotencyKey
 from kap_shared.http.openapi import error_responses
+from kap_shared.http.streams import EVENT_STREAM_RESPONSES, EventStream, event_stream
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
 
@@ -194,7 +195,8 @@ async def get_inbox(
 
 @router.get(
     "/inbox/stream",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
+    responses=EVENT_STREAM_RESPONSES,
     summary="Server-Sent Events: the caller's new in-app notifications, live",
     description=(
         "Authenticate with the same `Authorization: Bearer` token. Each new notification "
@@ -207,6 +209,12 @@ async def inbox_stream(
     principal: Clinician,
     request: Request,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventStream:
+    return event_stream(_inbox_events(principal, request, last_event_id))
+
+
+async def _inbox_events(
+    principal: Principal, request: Request, last_event_id: str | None
 ) -> AsyncIterator[ServerSentEvent]:
     runtime = _runtime(request)
     settings: NotificationsSettings = runtime.settings  # type: ignore[assignment]
