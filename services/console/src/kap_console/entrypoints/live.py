@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
+from fastapi.sse import ServerSentEvent
 
-from kap_shared.http.streams import Closed
+from kap_shared.http.streams import Closed, EventStream, event_stream
 
 from ..adapters.live import LiveHub
 from .web import Session, settings_of
@@ -19,8 +19,12 @@ from .web import Session, settings_of
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/live", response_class=EventSourceResponse)
-async def live(request: Request, sign_in: Session) -> AsyncIterator[ServerSentEvent]:
+@router.get("/live", response_class=EventStream)
+async def live(request: Request, sign_in: Session) -> EventStream:
+    return event_stream(_changes(request, sign_in))
+
+
+async def _changes(request: Request, sign_in: Session) -> AsyncIterator[ServerSentEvent]:
     hub: LiveHub = request.app.state.live_hub
     keepalive = settings_of(request).sse_keepalive_seconds
     subscription = hub.subscribe(sign_in.principal.sites)
