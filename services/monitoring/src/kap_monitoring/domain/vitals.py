@@ -42,19 +42,19 @@ from .rules import (
 )
 
 US = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def micros(value: datetime) -> int:
     """Exact microseconds since the epoch (a float timestamp would round)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _ONE_US
+    return (value - EPOCH) // ONE_MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    return EPOCH + timedelta(microseconds=value)
 
 
 class Group(StrEnum):
