@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -152,6 +153,52 @@ async def test_a_repeat_of_stored_readings_takes_no_lock_and_writes_nothing(
         mixed = await ingest.apply(uow, [first, incoming("new", NOW, heart_rate=81)])
         await uow.commit()
     assert ([i.reading.reading_id for i in mixed.stored], mixed.duplicates) == (["new"], [first])
+
+
+async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch checks for stored readings before it takes the sessions' lock; another
+    writer (an HTTP request, another process) may store one of them in between. The
+    check under the lock must still see it (on SQLite it is skipped only when nobody
+    else committed meanwhile), so it is a duplicate, not a second row or a conflict."""
+    lock = store.lock_sessions
+
+    async def another_writer_first(session: AsyncSession, session_ids: Any) -> None:
+        async with sessions() as other, other.begin():
+            await store.insert_readings(other, [incoming("r-raced", NOW, heart_rate=80)], NOW)
+        await lock(session, session_ids)
+
+    monkeypatch.setattr(store, "lock_sessions", another_writer_first)
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    batch = [incoming("r-raced", NOW, heart_rate=80), incoming("r-new", NOW, heart_rate=81)]
+    async with UnitOfWork(sessions) as uow:
+        result = await ingest.apply(uow, batch)
+        await uow.commit()
+    assert [i.reading.reading_id for i in result.stored] == ["r-new"]
+    assert [i.reading.reading_id for i in result.duplicates] == ["r-raced"]
+    async with sessions() as session:
+        count = await session.exec(text("SELECT COUNT(*) FROM readings"))  # type: ignore[call-overload]
+        assert count.scalar_one() == 2
+
+
+async def test_without_another_writer_the_batch_checks_stored_readings_once(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    checks: list[int] = []
+    existing = store.existing_readings
+
+    async def counted(session: AsyncSession, reading_ids: Any) -> dict[str, str]:
+        checks.append(len(reading_ids))
+        return await existing(session, reading_ids)
+
+    monkeypatch.setattr(store, "existing_readings", counted)
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    async with UnitOfWork(sessions) as uow:
+        await ingest.apply(uow, [incoming("r-1", NOW, heart_rate=80)])
+        await uow.commit()
+    # PostgreSQL cannot tell, so it checks again under the lock.
+    assert checks == ([1] if database_url.startswith("sqlite") else [1, 1])
 
 
 @settings(max_examples=400)

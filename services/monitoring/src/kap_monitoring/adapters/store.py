@@ -148,6 +148,19 @@ async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -
     return found
 
 
+async def commits_by_others(session: AsyncSession) -> int | None:
+    """A number that changes whenever another connection commits to the database, or
+    None where there is none to read. SQLite's `PRAGMA data_version` is one: the same
+    value before a read and after taking the write lock proves that the read is still
+    what the database holds, so the batch need not read it again (~1.3 µs a reading)."""
+    connection = await session.connection()
+    if connection.dialect.name != "sqlite":
+        return None
+    result = await connection.exec_driver_sql("PRAGMA data_version")
+    version: int = result.scalar_one()
+    return version
+
+
 async def open_alerts(session: AsyncSession, session_ids: Iterable[str]) -> list[Alert]:
     """The sessions' open alerts (few): their ids in plain SQL, then the ORM rows."""
     ids = sorted(set(session_ids))

@@ -149,15 +149,19 @@ class VitalsIngest:
         # Readings already stored (the topic's echo of an HTTP reading, a device's
         # retry) are settled before the lock: a stored reading never changes owner, so
         # an echo reads and writes nothing, and waits for no writer.
+        before = await store.commits_by_others(db)
         fresh = await _not_stored(db, fresh, result)
         if not fresh:
             return result
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
-        # Again under the lock: another writer may have stored one since.
+        # Again under the lock: another writer may have stored one since (unless the
+        # database can tell that nobody else committed anything meanwhile).
+        if before is None or await store.commits_by_others(db) != before:
+            fresh = await _not_stored(db, fresh, result)
         candidates: dict[str, list[Incoming]] = defaultdict(list)
-        for item in await _not_stored(db, fresh, result):
+        for item in fresh:
             candidates[item.session_id].append(item)
         by_session: dict[str, list[Incoming]] = {}
         for session_id, items in candidates.items():
