@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -139,14 +140,16 @@ def decode(
     Returns the readings, the records to dead-letter and the records skipped because
     they carry another event type.
 
-    Two passes: the first validates; the second builds the readings, with the event ids
-    turned into their canonical text for the whole batch in one msgspec round trip
-    (`str(UUID)` is Python code, ~10x dearer a record) and `recorded_at` into the rules'
-    microseconds inline (the decoders only ever return aware datetimes)."""
+    The event ids are turned into their canonical text for the whole batch at the end,
+    in one msgspec round trip (`str(UUID)` is Python code, ~10x dearer a record), and
+    `recorded_at` into the rules' microseconds inline (the decoders only ever return
+    aware datetimes)."""
+    items: list[Incoming] = []
+    event_ids: list[uuid.UUID] = []
     dead: list[DeadLetter] = []
     skipped: list[Record] = []
-    accepted: list[tuple[int, str | None, vitals_codec.VitalsEvent]] = []
     validate = vitals_codec.decode
+    epoch, one_us = EPOCH, ONE_MICROSECOND
     for index, record in enumerate(records):
         value = record.value
         if value is None:
@@ -170,36 +173,35 @@ def decode(
             else:
                 dead.append(DeadLetter(record, _precise(value, exc)))
             continue
-        accepted.append((index, traceparent, event))
-    event_ids = vitals_codec.canonical_uuids([event.event_id for _, _, event in accepted])
-    epoch, one_us = EPOCH, ONE_MICROSECOND
-    items = [
-        Incoming(
-            Reading(
-                data.reading_id,
-                (data.recorded_at - epoch) // one_us,
-                data.bp_systolic,
-                data.bp_diastolic,
-                data.heart_rate,
-                data.spo2,
-                data.respiratory_rate,
-                data.sedation_moaas,
-                tuple(data.symptoms),
-                data.dissociation.value if data.dissociation is not None else None,
-                data.cadss_total,
-            ),
-            data.recorded_at,
-            data.session_id,
-            "device",
-            event_id,
-            event.patient_id,
-            event.site_id,
-            traceparent,
-            index,
+        data = event.data
+        event_ids.append(event.event_id)
+        items.append(
+            Incoming(
+                Reading(
+                    data.reading_id,
+                    (data.recorded_at - epoch) // one_us,
+                    data.bp_systolic,
+                    data.bp_diastolic,
+                    data.heart_rate,
+                    data.spo2,
+                    data.respiratory_rate,
+                    data.sedation_moaas,
+                    tuple(data.symptoms),
+                    data.dissociation.value if data.dissociation is not None else None,
+                    data.cadss_total,
+                ),
+                data.recorded_at,
+                data.session_id,
+                "device",
+                None,  # the event id's text, set below for the whole batch
+                event.patient_id,
+                event.site_id,
+                traceparent,
+                index,
+            )
         )
-        for (index, traceparent, event), event_id in zip(accepted, event_ids, strict=True)
-        for data in (event.data,)
-    ]
+    for item, event_id in zip(items, vitals_codec.canonical_uuids(event_ids), strict=True):
+        item.event_id = event_id
     return items, dead, skipped
 
 
