@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
@@ -150,6 +153,118 @@ async def test_a_repeat_of_stored_readings_takes_no_lock_and_writes_nothing(
         mixed = await ingest.apply(uow, [first, incoming("new", NOW, heart_rate=81)])
         await uow.commit()
     assert ([i.reading.reading_id for i in mixed.stored], mixed.duplicates) == (["new"], [first])
+
+
+async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch checks for stored readings before it takes the sessions' lock; another
+    writer (an HTTP request, another process) may store one of them in between. The
+    check under the lock must still see it (on SQLite it is skipped only when nobody
+    else committed meanwhile), so it is a duplicate, not a second row or a conflict."""
+    lock = store.lock_sessions
+
+    async def another_writer_first(session: AsyncSession, session_ids: Any) -> None:
+        async with sessions() as other, other.begin():
+            await store.insert_readings(other, [incoming("r-raced", NOW, heart_rate=80)], NOW)
+        await lock(session, session_ids)
+
+    monkeypatch.setattr(store, "lock_sessions", another_writer_first)
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    batch = [incoming("r-raced", NOW, heart_rate=80), incoming("r-new", NOW, heart_rate=81)]
+    async with UnitOfWork(sessions) as uow:
+        result = await ingest.apply(uow, batch)
+        await uow.commit()
+    assert [i.reading.reading_id for i in result.stored] == ["r-new"]
+    assert [i.reading.reading_id for i in result.duplicates] == ["r-raced"]
+    async with sessions() as session:
+        count = await session.exec(text("SELECT COUNT(*) FROM readings"))  # type: ignore[call-overload]
+        assert count.scalar_one() == 2
+
+
+async def test_without_another_writer_the_batch_checks_stored_readings_once(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    checks: list[int] = []
+    existing = store.existing_readings
+
+    async def counted(session: AsyncSession, reading_ids: Any) -> dict[str, str]:
+        checks.append(len(reading_ids))
+        return await existing(session, reading_ids)
+
+    monkeypatch.setattr(store, "existing_readings", counted)
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    async with UnitOfWork(sessions) as uow:
+        await ingest.apply(uow, [incoming("r-1", NOW, heart_rate=80)])
+        await uow.commit()
+    # PostgreSQL cannot tell, so it checks again under the lock.
+    assert checks == ([1] if database_url.startswith("sqlite") else [1, 1])
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.datetimes(
+            min_value=datetime(1970, 1, 2),
+            max_value=datetime(2200, 1, 1),
+            timezones=st.one_of(
+                st.just(UTC),
+                st.timezones(),
+                st.builds(timezone, st.timedeltas(timedelta(hours=-23), timedelta(hours=23))),
+            ),
+        )
+        | st.builds(lambda d: d.replace(microsecond=0, tzinfo=UTC), st.datetimes()),
+        max_size=12,
+    )
+)
+def test_a_batch_of_timestamps_is_stored_as_one_at_a_time(values: list[datetime]) -> None:
+    """The readings insert turns a batch's timestamps into SQLite's text at once; each
+    must be exactly what `sqlite_datetime` (the ORM's storage format) makes of it."""
+    assert store.sqlite_datetimes(values) == [store.sqlite_datetime(v) for v in values]
+
+
+async def test_SPR_MON_1_a_batch_cancels_the_check_timers_of_its_sessions_only(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A BP reading in the 40-minute window settles SPR-MON-1: the session's reminder and
+    overdue timers are cancelled (all of a batch's in one statement); a fired timer and
+    another session's stay as they are."""
+    rules = MonitoringRules()
+    first_dose = NOW - timedelta(minutes=rules.bp_check_due_minutes)
+    other = reminder_key("ses-2")
+    async with sessions() as session, session.begin():
+        await session.exec(  # type: ignore[call-overload]
+            text("UPDATE monitored_sessions SET first_dose_at = :at"), params={"at": first_dose}
+        )
+        for kind, key in ((REMINDER, reminder_key("ses-1")), (OVERDUE, overdue_key("ses-1"))):
+            await timers.schedule(
+                session, kind=kind, key=key, due_at=NOW, payload={"session_id": "ses-1"}
+            )
+        await timers.schedule(
+            session, kind=REMINDER, key=other, due_at=NOW, payload={"session_id": "ses-2"}
+        )
+    ingest = VitalsIngest(SiteRules(rules))
+    async with UnitOfWork(sessions) as uow:
+        early = incoming("bp-5", NOW - timedelta(minutes=35), bp_systolic=128, bp_diastolic=84)
+        result = await ingest.apply(uow, [early])
+        await uow.commit()
+    assert len(result.stored) == 1
+    async with sessions() as session:
+        assert await timers.pending_job(session, reminder_key("ses-1")) is not None
+    async with UnitOfWork(sessions) as uow:
+        reading = incoming("bp-40", NOW, bp_systolic=128, bp_diastolic=84)
+        result = await ingest.apply(uow, [reading])
+        await uow.commit()
+    assert len(result.stored) == 1
+    async with sessions() as session:
+        [row] = (await store.load_sessions(session, ["ses-1"])).values()
+        assert row.bp_check_done
+        statuses = {job.key: job.status for job in await session.exec(select(ScheduledJob))}
+    assert statuses == {
+        reminder_key("ses-1"): timers.CANCELLED,
+        overdue_key("ses-1"): timers.CANCELLED,
+        other: timers.PENDING,
+    }
 
 
 # Row locks held by another transaction: PostgreSQL only (SQLite has one writer at a time).

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from kap_monitoring.domain.vitals import micros
 from kap_monitoring.entrypoints.vitals_batch import DeadLetter, VitalsBatchConsumer, decode
 from kap_monitoring.handlers.vitals import VitalsIngest
 from kap_shared.events import VitalsRecorded
@@ -159,6 +160,32 @@ def test_each_record_is_validated_on_its_own() -> None:
     # Another event type (no header here: found in the envelope) is skipped, not DLQ'd.
     assert [json.loads(r.value or b"")["event_type"] for r in skipped] == ["DoseAdministered"]
     assert "data.reading_id" in str(dead[1].error)
+
+
+def test_each_reading_keeps_its_own_event_id_time_and_position() -> None:
+    """The event ids are converted for the whole batch at once (and the times inline):
+    each reading must still carry its own, with bad and foreign records in between."""
+    base = now()
+    good = [reading(f"r-{n}", at=base + timedelta(microseconds=n * 999_001)) for n in range(5)]
+    foreign = json.loads(reading("x").to_json())
+    foreign["event_type"] = "DoseAdministered"
+    batch = records(
+        good[0], b"{}", good[1], good[2], json.dumps(foreign).encode(), None, good[3], good[4]
+    )
+    batch[2].headers.append(("traceparent", b"00-trace-of-r-1"))
+    items, dead, skipped = decode(batch)
+    assert (len(dead), len(skipped)) == (2, 1)
+    assert [(i.reading.reading_id, i.ref) for i in items] == [
+        ("r-0", 0),
+        ("r-1", 2),
+        ("r-2", 3),
+        ("r-3", 6),
+        ("r-4", 7),
+    ]
+    assert [i.event_id for i in items] == [str(e.event_id) for e in good]
+    assert [i.reading.t for i in items] == [micros(e.data.recorded_at) for e in good]
+    assert [i.recorded_at for i in items] == [e.data.recorded_at for e in good]
+    assert [i.traceparent for i in items] == [None, "00-trace-of-r-1", None, None, None]
 
 
 def test_a_record_only_the_lax_contract_accepts_is_still_a_reading() -> None:

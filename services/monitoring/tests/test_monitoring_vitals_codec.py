@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Self
 
@@ -271,3 +272,9 @@ def test_the_stored_reading_and_the_rules_reading_carry_the_contracts_metrics() 
     for columns in (table, domain, list(store.INSERT_COLUMNS), list(store.READING_COLUMNS)):
         assert [c for c in columns if c in VITAL_METRICS] == list(VITAL_METRICS)
     assert set(VITAL_METRICS) <= set(VitalsRecordedData.model_fields)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.uuids(), max_size=20))
+def test_event_ids_are_converted_as_str_would(ids: list[uuid.UUID]) -> None:
+    assert vitals_codec.canonical_uuids(ids) == [str(u) for u in ids]

@@ -10,11 +10,11 @@ neither loses a deadline nor fires it twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, ColumnElement, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -96,6 +96,23 @@ async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False
     job.status = CANCELLED
     session.add(job)
     return True
+
+
+async def cancel_many(
+    session: AsyncSession, keys: Sequence[str], *, unless_firing: bool = False
+) -> None:
+    """`cancel` for many keys in one statement (a batch that settles many timers at once
+    would otherwise load and flush each job on its own); `unless_firing` as there."""
+    if not keys:
+        return
+    table = ScheduledJob.__table__  # type: ignore[attr-defined]
+    pending: ColumnElement[bool] = col(ScheduledJob.key).in_(keys) & (
+        col(ScheduledJob.status) == PENDING
+    )
+    if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
+        held = select(ScheduledJob.job_id).where(pending).with_for_update(skip_locked=True)
+        pending = col(ScheduledJob.job_id).in_(held.scalar_subquery())
+    await session.exec(update(table).where(pending).values(status=CANCELLED))
 
 
 async def job_by_key(session: AsyncSession, key: str) -> ScheduledJob | None:

@@ -42,19 +42,19 @@ from .rules import (
 )
 
 US = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def micros(value: datetime) -> int:
     """Exact microseconds since the epoch (a float timestamp would round)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _ONE_US
+    return (value - EPOCH) // ONE_MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    return EPOCH + timedelta(microseconds=value)
 
 
 class Group(StrEnum):
@@ -365,6 +365,12 @@ def _ladder(
         out.append(_end(state, r, rule))
 
 
+def _calm(state: VitalsState, critical: str, warning: str, within_both: bool) -> bool:
+    """`_ladder` would find nothing: the reading is within both limits and neither rule's
+    episode is in progress (the common case, decided without building its arguments)."""
+    return within_both and critical not in state.active and warning not in state.active
+
+
 # -- the state machines -----------------------------------------------------------------
 
 
@@ -520,8 +526,12 @@ def _step_spo2(
 
 def _step_rr(state: VitalsState, r: Reading, rules: MonitoringRules, _: bool) -> list[Finding]:
     rr = _latest(state, r, "respiratory_rate")
-    out: list[Finding] = []
     low, high = rules.rr_soft_below, rules.rr_soft_above
+    if _calm(
+        state, KET_MON_RR, KET_MON_RR_SOFT, rr >= rules.rr_critical_below and low <= rr <= high
+    ):
+        return []
+    out: list[Finding] = []
     hard = (KET_MON_RR, rr < rules.rr_critical_below, rules.rr_critical_below)
     soft = (KET_MON_RR_SOFT, rr < low or rr > high, low if rr < low else high)
     _ladder(state, out, r, rr, hard, soft, low=low, high=high)
@@ -532,8 +542,10 @@ def _step_sedation(
     state: VitalsState, r: Reading, rules: MonitoringRules, _: bool
 ) -> list[Finding]:
     score = _latest(state, r, "sedation_moaas")
-    out: list[Finding] = []
     hard, soft = rules.moaas_critical_at_or_below, rules.moaas_soft_at_or_below
+    if _calm(state, KET_MON_SED, KET_MON_SED_SOFT, score > hard and score > soft):
+        return []
+    out: list[Finding] = []
     _ladder(
         state,
         out,

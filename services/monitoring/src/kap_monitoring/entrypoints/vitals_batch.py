@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -55,7 +56,7 @@ from kap_shared.service.runtime import ServiceRuntime
 from kap_shared.tracing import traced
 
 from ..config import MonitoringSettings
-from ..domain.vitals import Reading, micros
+from ..domain.vitals import EPOCH, ONE_MICROSECOND, Reading
 from ..handlers.vitals import Incoming, VitalsIngest
 from . import vitals_codec
 
@@ -137,11 +138,18 @@ def decode(
 ) -> tuple[list[Incoming], list[DeadLetter], list[Record]]:
     """Validate each record against the contract; bad ones are set aside, never raised.
     Returns the readings, the records to dead-letter and the records skipped because
-    they carry another event type."""
+    they carry another event type.
+
+    The event ids are turned into their canonical text for the whole batch at the end,
+    in one msgspec round trip (`str(UUID)` is Python code, ~10x dearer a record), and
+    `recorded_at` into the rules' microseconds inline (the decoders only ever return
+    aware datetimes)."""
     items: list[Incoming] = []
+    event_ids: list[uuid.UUID] = []
     dead: list[DeadLetter] = []
     skipped: list[Record] = []
     validate = vitals_codec.decode
+    epoch, one_us = EPOCH, ONE_MICROSECOND
     for index, record in enumerate(records):
         value = record.value
         if value is None:
@@ -166,11 +174,12 @@ def decode(
                 dead.append(DeadLetter(record, _precise(value, exc)))
             continue
         data = event.data
+        event_ids.append(event.event_id)
         items.append(
             Incoming(
                 Reading(
                     data.reading_id,
-                    micros(data.recorded_at),
+                    (data.recorded_at - epoch) // one_us,
                     data.bp_systolic,
                     data.bp_diastolic,
                     data.heart_rate,
@@ -184,13 +193,15 @@ def decode(
                 data.recorded_at,
                 data.session_id,
                 "device",
-                str(event.event_id),
+                None,  # the event id's text, set below for the whole batch
                 event.patient_id,
                 event.site_id,
                 traceparent,
                 index,
             )
         )
+    for item, event_id in zip(items, vitals_codec.canonical_uuids(event_ids), strict=True):
+        item.event_id = event_id
     return items, dead, skipped
 
 

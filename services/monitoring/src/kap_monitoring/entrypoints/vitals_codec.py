@@ -200,3 +200,10 @@ def decode_fast(value: bytes) -> VitalsEvent | None:
 def decode(value: bytes) -> VitalsEvent:
     """Validate one record against the contract; raises pydantic's ValidationError."""
     return decode_fast(value) or ADAPTER.validate_json(value)
+
+
+def canonical_uuids(values: list[uuid.UUID]) -> list[str]:
+    """`[str(u) for u in values]` in two C calls: msgspec writes a UUID in the same
+    canonical form (lowercase, hyphenated) that `str` does, without Python per item."""
+    texts: list[str] = msgspec.json.decode(msgspec.json.encode(values))
+    return texts

@@ -149,15 +149,19 @@ class VitalsIngest:
         # Readings already stored (the topic's echo of an HTTP reading, a device's
         # retry) are settled before the lock: a stored reading never changes owner, so
         # an echo reads and writes nothing, and waits for no writer.
+        before = await store.commits_by_others(db)
         fresh = await _not_stored(db, fresh, result)
         if not fresh:
             return result
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
-        # Again under the lock: another writer may have stored one since.
+        # Again under the lock: another writer may have stored one since (unless the
+        # database can tell that nobody else committed anything meanwhile).
+        if before is None or await store.commits_by_others(db) != before:
+            fresh = await _not_stored(db, fresh, result)
         candidates: dict[str, list[Incoming]] = defaultdict(list)
-        for item in await _not_stored(db, fresh, result):
+        for item in fresh:
             candidates[item.session_id].append(item)
         by_session: dict[str, list[Incoming]] = {}
         for session_id, items in candidates.items():
@@ -195,6 +199,7 @@ class VitalsIngest:
             open_by_session[alert.session_id][alert.rule_id] = alert
         changes = []
         accepted: list[Incoming] = []
+        settled_timers: list[str] = []
         for session_id, items in by_session.items():
             row = sessions[session_id]
             work = _SessionWork(
@@ -202,8 +207,13 @@ class VitalsIngest:
             )
             await work.apply(items)
             changes.append(work.change(len(items)))
+            settled_timers.extend(work.settled_timers)
             result.stored.extend(items)
             accepted.extend(items)
+        # A reminder firing now holds its timer row and waits for a session's lock (a
+        # deadlock if the batch waited for the row): it is left to fire, and finds the
+        # check done once this batch commits.
+        await timers.cancel_many(db, settled_timers, unless_firing=True)
         await store.insert_readings(db, accepted, now)
         await store.save_session_states(db, changes)
         return result
@@ -264,6 +274,8 @@ class _SessionWork:
         self.bp_check_done = row.bp_check_done
         self._by_id: dict[str, Incoming] | None = None
         self._items: list[Incoming] = []
+        # Timers these readings made moot (SPR-MON-1), cancelled for the batch at once.
+        self.settled_timers: list[str] = []
 
     def change(self, new_readings: int) -> StateChange:
         return StateChange(
@@ -308,7 +320,7 @@ class _SessionWork:
             await self._replay(groups, [i.reading for i in items])
         if bp:
             self._predose(bp)
-            await self._bp_check(bp)
+            self._bp_check(bp)
 
     # -- findings ------------------------------------------------------------------
 
@@ -504,9 +516,9 @@ class _SessionWork:
                 )
             )
 
-    async def _bp_check(self, bp: list[Reading]) -> None:
+    def _bp_check(self, bp: list[Reading]) -> None:
         """SPR-MON-1: a BP reading within the window around 40 minutes after the first
-        dose satisfies the check; its reminder and overdue timers are cancelled."""
+        dose satisfies the check; its reminder and overdue timers are to be cancelled."""
         first = self.row.first_dose_at
         if self.bp_check_done or first is None:
             return
@@ -514,11 +526,7 @@ class _SessionWork:
         low, high = micros(start), micros(end)
         if any(low <= r.t <= high for r in bp):
             self.bp_check_done = True
-            # A reminder firing now holds its timer row and waits for this session's lock
-            # (a deadlock if the batch waited for the row): it is left to fire, and finds
-            # the check done once this batch commits.
-            for key in BP_CHECK_KEYS:
-                await timers.cancel(self.uow.session, key(self.row.session_id), unless_firing=True)
+            self.settled_timers.extend(key(self.row.session_id) for key in BP_CHECK_KEYS)
 
 
 # Readings are evaluated by recorded_at, ties by reading_id (a C getter: one per reading).
