@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_monitoring.adapters import store
-from kap_monitoring.adapters.tables import Reading as ReadingRow
+from kap_monitoring.adapters.tables import readings_table
 from kap_monitoring.domain.rules import MonitoringRules
 from kap_monitoring.domain.vitals import Reading, micros
 from kap_monitoring.entrypoints.stream import HANDLERS
@@ -67,16 +68,16 @@ def incoming(reading_id: str, at: datetime, **values: float) -> Incoming:
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-async def test_plain_sql_rows_read_back_like_orm_rows(
+async def test_plain_sql_rows_read_back_like_sqlalchemy_rows(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     paris = timezone(timedelta(hours=2))
     at = (NOW - timedelta(minutes=3)).astimezone(paris)  # a non-UTC offset is stored as UTC
     async with sessions() as session, session.begin():
         await store.insert_readings(session, [incoming("r-1", at, heart_rate=80, spo2=97.5)], NOW)
-        session.add(
-            ReadingRow(
-                reading_id="r-orm",
+        await session.exec(
+            insert(readings_table).values(
+                reading_id="r-sqlalchemy",
                 session_id="ses-1",
                 recorded_at=at,
                 heart_rate=81,
@@ -86,7 +87,8 @@ async def test_plain_sql_rows_read_back_like_orm_rows(
             )
         )
     async with sessions() as session:
-        rows = {r.reading_id: r for r in await session.exec(select(ReadingRow))}
+        result = await session.exec(sa_select(readings_table))  # type: ignore[call-overload]
+        rows = {r.reading_id: r for r in result}
         assert rows["r-1"].recorded_at == at
         assert rows["r-1"].recorded_at.tzinfo is not None
         assert (rows["r-1"].heart_rate, rows["r-1"].spo2, rows["r-1"].symptoms) == (80, 97.5, [])
@@ -94,7 +96,7 @@ async def test_plain_sql_rows_read_back_like_orm_rows(
             text("SELECT reading_id, recorded_at FROM readings ORDER BY reading_id")
         )
         stored = dict(raw.all())
-        assert stored["r-1"] == stored["r-orm"]  # byte for byte the ORM's format
+        assert stored["r-1"] == stored["r-sqlalchemy"]  # byte for byte SQLAlchemy's format
         assert await store.existing_readings(session, ["r-1", "r-x"]) == {"r-1": "ses-1"}
 
 

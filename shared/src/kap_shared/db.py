@@ -8,14 +8,15 @@ service's database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import JSON, Column, MetaData
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .db_sqlite import BUSY_TIMEOUT, configure_sqlite
@@ -25,6 +26,18 @@ PLATFORM_REGISTRY = registry()
 
 class PlatformTable(SQLModel, registry=PLATFORM_REGISTRY):
     """Base of the tables every service has (outbox, inbox)."""
+
+
+def json_column(default_factory: Callable[[], Any] | None = None, *, nullable: bool = False) -> Any:
+    """A field stored as one JSON value (a list or an object nobody queries inside):
+    NOT NULL unless `nullable`, in which case it defaults to None when it has no
+    `default_factory`."""
+    column = Column(JSON, nullable=nullable)
+    if default_factory is not None:
+        return Field(default_factory=default_factory, sa_column=column)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(sa_column=column)
 
 
 def service_registry() -> registry:

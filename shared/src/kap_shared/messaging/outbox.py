@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Update, func, insert, text, update
+from sqlalchemy import Update, func, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import PlatformTable, is_postgres
+from ..db import PlatformTable, is_postgres, json_column
 from ..events.envelope import Envelope, utc_now
 from ..logging import get_logger
 from ..retry import backoff_seconds
@@ -47,8 +47,8 @@ class OutboxMessage(PlatformTable, table=True):
     event_type: str = Field(max_length=64)
     topic: str = Field(max_length=128)
     key: str = Field(max_length=128)
-    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = json_column()
+    headers: dict[str, str] = json_column(dict)
     created_at: datetime = Field(default_factory=utc_now, index=True)
     published_at: datetime | None = Field(default=None, index=True)
     attempts: int = 0

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, ColumnElement, update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import PlatformTable
+from ..db import PlatformTable, json_column
 from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
 from ..tasks import cancel_and_wait, run_when_woken
@@ -39,7 +39,7 @@ class ScheduledJob(PlatformTable, table=True):
     key: str = Field(unique=True, max_length=200)
     kind: str = Field(index=True, max_length=64)
     due_at: datetime = Field(index=True)
-    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    payload: dict[str, Any] = json_column(dict)
     status: str = Field(default=PENDING, index=True, max_length=16)
     created_at: datetime = Field(default_factory=utc_now)
     fired_at: datetime | None = None

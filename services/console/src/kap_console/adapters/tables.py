@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from kap_shared.db import service_registry
+from kap_shared.db import json_column, service_registry
 
 CONSOLE_REGISTRY = service_registry()
 
@@ -25,7 +24,7 @@ class SignInRow(ConsoleTable, table=True):
 
     session_key: str = Field(primary_key=True, max_length=64)  # sha256 of the cookie's id
     token: str  # the clinician's bearer token: server-side only, never sent to the browser
-    principal: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    principal: dict[str, Any] = json_column()
     csrf: str = Field(max_length=64)
     expires_at: float = Field(index=True)  # epoch seconds
 

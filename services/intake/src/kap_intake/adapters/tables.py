@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Table, event
+from sqlalchemy import Connection, Table, event
 from sqlmodel import Field, SQLModel, select
 
-from kap_shared.db import append_only_ddl, service_registry
+from kap_shared.db import append_only_ddl, json_column, service_registry
 from kap_shared.events.envelope import new_id, utc_now
 from kap_shared.phi import phi_column
 
@@ -32,7 +32,7 @@ class Patient(IntakeTable, table=True):
     date_of_birth: date = phi_column()
     phone: str | None = phi_column(default=None)
     email: str | None = phi_column(default=None)
-    indications: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    indications: list[str] = json_column()
     referral_source: str | None = None
     correlation_id: str = Field(max_length=36)
     created_at: datetime = Field(default_factory=utc_now)
@@ -45,10 +45,10 @@ class Screening(IntakeTable, table=True):
     patient_id: str = Field(foreign_key="patients.patient_id", index=True)
     route: str
     outcome: str
-    reasons: list[str] = Field(sa_column=Column(JSON, nullable=False))
-    contraindications: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
-    baseline: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    scores: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    reasons: list[str] = json_column()
+    contraindications: list[dict[str, Any]] = json_column()
+    baseline: dict[str, Any] = json_column()
+    scores: dict[str, Any] = json_column()
     reviewed_by: str | None = None
     review_decision: str | None = None
     review_reason: str | None = None
@@ -80,7 +80,7 @@ class AuditRecord(IntakeTable, table=True):
     # Unbounded: whatever a caller sends (a long id, a header) must not stop the record.
     actor: str | None = Field(default=None, index=True)
     role: str | None = None
-    actor_sites: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    actor_sites: list[str] = json_column(list)
     site_id: str | None = None
     patient_id: str | None = Field(default=None, index=True)
     action: str  # AuditAction

@@ -28,7 +28,7 @@ from kap_shared.events.monitoring import VITAL_METRICS
 
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import micros
-from .tables import OPEN, Alert, MonitoredSession, Reading
+from .tables import OPEN, Alert, MonitoredSession, readings_table
 
 T = TypeVar("T")
 # Bound parameters per statement stay well below SQLite's and asyncpg's limits.
@@ -139,7 +139,7 @@ async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -
     paramstyle = connection.dialect.paramstyle
     for part in chunks(reading_ids, 1000):
         statement = (
-            f"SELECT reading_id, session_id FROM {Reading.__tablename__} "  # noqa: S608
+            f"SELECT reading_id, session_id FROM {readings_table.name} "  # noqa: S608
             f"WHERE reading_id IN ({_placeholders(paramstyle, len(part))})"
         )
         result = await connection.exec_driver_sql(statement, tuple(part))
@@ -336,7 +336,7 @@ async def insert_readings(
         for n, at in zip(readings, recorded_at, strict=True)
         for r in (n.reading,)
     ]
-    table = Reading.__tablename__
+    table = readings_table.name
     if dialect.name == "postgresql":
         # One statement with one array per column: asyncpg's executemany would send a
         # round of protocol messages per row, several times slower.
@@ -358,7 +358,6 @@ def _utc(value: datetime) -> datetime:
 async def _insert_readings_core(
     session: AsyncSession, readings: Sequence[NewReading], received_at: datetime
 ) -> None:  # pragma: no cover - databases other than SQLite and PostgreSQL
-    table = Reading.__table__  # type: ignore[attr-defined]
     rows = [
         {
             "reading_id": n.reading.reading_id,
@@ -380,7 +379,7 @@ async def _insert_readings_core(
         for n in readings
     ]
     for part in chunks(rows, 2000):
-        await session.exec(insert(table), params=part)
+        await session.exec(insert(readings_table), params=part)
 
 
 # What replaying a session's rules needs of its stored readings (DomainReading's order).
@@ -389,10 +388,9 @@ READING_COLUMNS = ("reading_id", "recorded_at", *VITAL_METRICS)
 
 async def session_readings(session: AsyncSession, session_id: str) -> list[DomainReading]:
     """All of a session's readings (for re-deriving rules after a late reading)."""
-    table = Reading.__table__  # type: ignore[attr-defined]
-    columns = [table.c[name] for name in READING_COLUMNS]
+    columns = [readings_table.c[name] for name in READING_COLUMNS]
     result = await session.exec(
-        sa_select(*columns).where(table.c.session_id == session_id)  # type: ignore[call-overload]
+        sa_select(*columns).where(readings_table.c.session_id == session_id)  # type: ignore[call-overload]
     )
     return [
         DomainReading(rid, micros(as_utc(at)), sys_, dia, hr, spo2, rr, sed)
@@ -403,12 +401,11 @@ async def session_readings(session: AsyncSession, session_id: str) -> list[Domai
 async def bp_recorded_between(
     session: AsyncSession, session_id: str, start: datetime, end: datetime
 ) -> bool:
-    result = await session.exec(
-        select(Reading.reading_id)
-        .where(Reading.session_id == session_id)
-        .where(col(Reading.bp_systolic).is_not(None))
-        .where(col(Reading.recorded_at) >= start)
-        .where(col(Reading.recorded_at) <= end)
+    result = await session.exec(  # type: ignore[call-overload]
+        sa_select(readings_table.c.reading_id)
+        .where(readings_table.c.session_id == session_id)
+        .where(readings_table.c.bp_systolic.is_not(None))
+        .where(readings_table.c.recorded_at.between(start, end))
         .limit(1)
     )
     return result.first() is not None

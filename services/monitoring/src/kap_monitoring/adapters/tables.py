@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, Column, Float, Index, Integer, Table, UniqueConstraint, text
+from sqlmodel import AutoString, Field, SQLModel, UTCDateTime
 
-from kap_shared.db import service_registry
+from kap_shared.db import json_column, service_registry
 from kap_shared.events.envelope import utc_now
+from kap_shared.events.monitoring import VITAL_METRICS
 from kap_shared.projections import PlanColumns
 
 from ..domain.discharge import StabilityCriteria
@@ -125,7 +126,7 @@ class Dose(MonitoringTable, table=True):
     # Where `ends_at` came from: "charted" or "default" (a per-route default duration).
     ends_at_source: str = Field(default="charted", max_length=16)
     # SPR-PRE-7 classes (first dose of an esketamine session), SPR-PRE-3 answer.
-    concomitant_medications: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    concomitant_medications: list[str] | None = json_column(nullable=True)
     nasal_medication_used: bool | None = None
     nasal_medication_at: datetime | None = None
     recorded_by: str = Field(max_length=64)
@@ -133,29 +134,32 @@ class Dose(MonitoringTable, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-class Reading(MonitoringTable, table=True):
-    """Every accepted reading, once: `reading_id` is the key that makes a repeated
-    reading (device retry, or the topic echo of an HTTP reading) a no-op."""
+# SpO2 is a percentage with decimals; the other metrics are whole numbers.
+_DECIMAL_METRICS = frozenset({"spo2"})
 
-    __tablename__ = "readings"
-    __table_args__ = (Index("ix_readings_session_recorded", "session_id", "recorded_at"),)
-
-    reading_id: str = Field(primary_key=True, max_length=100)
-    session_id: str = Field(max_length=64)
-    recorded_at: datetime
-    bp_systolic: int | None = None
-    bp_diastolic: int | None = None
-    heart_rate: int | None = None
-    spo2: float | None = None
-    respiratory_rate: int | None = None
-    sedation_moaas: int | None = None
-    symptoms: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+# Every accepted reading, once: `reading_id` is the key that makes a repeated reading
+# (device retry, or the topic echo of an HTTP reading) a no-op. A Core table: readings
+# are written and read as rows (adapters.store), never as ORM entities, and its metric
+# columns follow the contract's VITAL_METRICS instead of restating them.
+readings_table = Table(
+    "readings",
+    REGISTRY.metadata,
+    Column("reading_id", AutoString(100), primary_key=True),
+    Column("session_id", AutoString(64), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    *(
+        Column(metric, Float() if metric in _DECIMAL_METRICS else Integer(), nullable=True)
+        for metric in VITAL_METRICS
+    ),
+    Column("symptoms", JSON, nullable=False),
     # SPR-GOAL: coded dissociation assessment and an optional CADSS total.
-    dissociation: str | None = Field(default=None, max_length=16)
-    cadss_total: int | None = None
-    source: str = Field(max_length=16)  # "http" or "device"
-    event_id: str | None = Field(default=None, max_length=36)
-    received_at: datetime = Field(default_factory=utc_now)
+    Column("dissociation", AutoString(16), nullable=True),
+    Column("cadss_total", Integer(), nullable=True),
+    Column("source", AutoString(16), nullable=False),  # "http" or "device"
+    Column("event_id", AutoString(36), nullable=True),
+    Column("received_at", UTCDateTime(), nullable=False, default=utc_now),
+    Index("ix_readings_session_recorded", "session_id", "recorded_at"),
+)
 
 
 class Alert(MonitoringTable, table=True):
@@ -222,7 +226,7 @@ class Measure(MonitoringTable, table=True):
     site_id: str = Field(max_length=64)
     session_id: str | None = Field(default=None, max_length=64)
     instrument: str = Field(max_length=16)
-    items: list[int | None] = Field(sa_column=Column(JSON, nullable=False))
+    items: list[int | None] = json_column()
     total: int
     band: str = Field(max_length=32)
     baseline_total: int | None = None
@@ -230,7 +234,7 @@ class Measure(MonitoringTable, table=True):
     response: bool
     remission: bool
     # Rule ids of the follow-ups this result asks for (MBC-2, MBC-4, ...).
-    follow_up: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=True))
+    follow_up: list[str] = json_column(list, nullable=True)
     recorded_by: str = Field(max_length=64)
     administered_at: datetime
     recorded_at: datetime = Field(default_factory=utc_now)

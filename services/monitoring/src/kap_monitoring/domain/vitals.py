@@ -267,6 +267,25 @@ def _bp(systolic: int | None, diastolic: int | None) -> str:
     )
 
 
+# KET-MON-BP's limits: (systolic, diastolic); a reading is above when either value is.
+BpLimits = tuple[int, int]
+
+
+def _bp_above(
+    systolic: int | None, diastolic: int | None, limits: BpLimits
+) -> tuple[str, int, int] | None:
+    """The first value above its limit, systolic before diastolic: (metric, value, limit)."""
+    if systolic is not None and systolic > limits[0]:
+        return "bp_systolic", systolic, limits[0]
+    if diastolic is not None and diastolic > limits[1]:
+        return "bp_diastolic", diastolic, limits[1]
+    return None
+
+
+def _bp_limit(limits: BpLimits) -> str:
+    return f"{limits[0]}/{limits[1]}"
+
+
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
@@ -403,44 +422,28 @@ def _step_bp(
         state.last_t["bp_systolic"], state.latest["bp_systolic"] = r.t, sys_
     if dia is not None:
         state.last_t["bp_diastolic"], state.latest["bp_diastolic"] = r.t, dia
-    sys_above = sys_ is not None and sys_ > rules.bp_critical_systolic_above
-    dia_above = dia is not None and dia > rules.bp_critical_diastolic_above
-    if sys_above or dia_above:
+    critical = rules.bp_critical_systolic_above, rules.bp_critical_diastolic_above
+    above = _bp_above(sys_, dia, critical)
+    if above is not None:
         previous = state.bp_above_t
         state.bp_above_t = r.t
         if KET_MON_BP not in state.active:
-            crisis_sys = sys_ is not None and sys_ > rules.bp_crisis_systolic_above
-            crisis_dia = dia is not None and dia > rules.bp_crisis_diastolic_above
             window = rules.bp_critical_pair_within_seconds
-            if crisis_sys or crisis_dia:
-                limit = f"{rules.bp_crisis_systolic_above}/{rules.bp_crisis_diastolic_above}"
-                metric, value, threshold = (
-                    ("bp_systolic", sys_, rules.bp_crisis_systolic_above)
-                    if crisis_sys
-                    else ("bp_diastolic", dia, rules.bp_crisis_diastolic_above)
-                )
-                why = f"above {limit}"
-            elif previous is not None and r.t - previous <= window * US:
-                limit = f"{rules.bp_critical_systolic_above}/{rules.bp_critical_diastolic_above}"
-                metric, value, threshold = (
-                    ("bp_systolic", sys_, rules.bp_critical_systolic_above)
-                    if sys_above
-                    else ("bp_diastolic", dia, rules.bp_critical_diastolic_above)
-                )
-                why = f"above {limit} on two readings within {_minutes(window)}"
-            else:
-                metric = ""
-            if metric:
-                assert value is not None
+            crisis = rules.bp_crisis_systolic_above, rules.bp_crisis_diastolic_above
+            over, why = _bp_above(sys_, dia, crisis), f"above {_bp_limit(crisis)}"
+            if over is None and previous is not None and r.t - previous <= window * US:
+                over = above
+                why = f"above {_bp_limit(critical)} on two readings within {_minutes(window)}"
+            if over is not None:
+                metric, value, threshold = over
                 bp = _bp(sys_, dia)
                 out.append(
                     _start(state, r, KET_MON_BP, value, threshold, metric=metric, bp=bp, why=why)
                 )
     elif KET_MON_BP in state.active:
         out.append(_end(state, r, KET_MON_BP))
-    recheck = (sys_ is not None and sys_ > rules.bp_recheck_systolic_above) or (
-        dia is not None and dia > rules.bp_recheck_diastolic_above
-    )
+    recheck_at = rules.bp_recheck_systolic_above, rules.bp_recheck_diastolic_above
+    recheck = _bp_above(sys_, dia, recheck_at) is not None
     if recheck and KET_MON_BP not in state.active:
         pending = state.bp_recheck_until
         if pending is None or r.t >= pending:

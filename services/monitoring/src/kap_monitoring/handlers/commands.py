@@ -9,6 +9,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, func, select
 
 from kap_shared.auth import Principal
@@ -34,9 +35,9 @@ from ..adapters.tables import (
     MonitoredSession,
     Plan,
     PredoseDecision,
-    Reading,
     SafetyConcern,
     StabilityAssessment,
+    readings_table,
 )
 from ..domain import discharge, dosing
 from ..domain.commands import (
@@ -143,8 +144,10 @@ async def record_vitals(
         return result, reading_id, recorded_at
     # A repeated reading_id: nothing is committed (not even its event); the answer
     # describes the reading as first recorded.
-    stored = await uow.session.get(Reading, reading_id)
-    return result, reading_id, as_utc(stored.recorded_at) if stored else recorded_at
+    stored = await uow.session.scalar(
+        sa_select(readings_table.c.recorded_at).where(readings_table.c.reading_id == reading_id)
+    )
+    return result, reading_id, as_utc(stored) if stored else recorded_at
 
 
 # -- doses -------------------------------------------------------------------------------------
@@ -165,11 +168,11 @@ async def dose_facts(
         .where(Dose.session_id == row.session_id)
         .where(col(Dose.device_number).is_not(None))
     )
-    bp_before = await db.exec(
-        select(Reading.reading_id)
-        .where(Reading.session_id == row.session_id)
-        .where(col(Reading.bp_systolic).is_not(None))
-        .where(col(Reading.recorded_at) <= administered_at)
+    bp_before = await db.exec(  # type: ignore[call-overload]
+        sa_select(readings_table.c.reading_id)
+        .where(readings_table.c.session_id == row.session_id)
+        .where(readings_table.c.bp_systolic.is_not(None))
+        .where(readings_table.c.recorded_at <= administered_at)
         .limit(1)
     )
     critical = await db.exec(

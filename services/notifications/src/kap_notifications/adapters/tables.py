@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, select
 
-from kap_shared.db import service_registry
+from kap_shared.db import json_column, service_registry
 from kap_shared.events.envelope import utc_now
 from kap_shared.projections import BookedSessionColumns
 
@@ -97,9 +97,7 @@ class Recipient(NotificationsTable, table=True):
     role: str = Field(max_length=16)
     email: str | None = Field(default=None, max_length=320)
     phone: str | None = Field(default=None, max_length=20)
-    channels: dict[str, list[str]] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
+    channels: dict[str, list[str]] = json_column(dict)
     quiet_start: str | None = Field(default=None, max_length=5)
     quiet_end: str | None = Field(default=None, max_length=5)
     quiet_timezone: str | None = Field(default=None, max_length=64)
@@ -146,9 +144,7 @@ class EscalationPolicy(NotificationsTable, table=True):
     __tablename__ = "escalation_policies"
 
     site_id: str = Field(primary_key=True, max_length=64)
-    levels: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
+    levels: list[dict[str, Any]] = json_column(list)
     updated_by: str = Field(max_length=64)
     updated_at: datetime = Field(default_factory=utc_now)
 
@@ -168,9 +164,7 @@ class Alert(NotificationsTable, table=True):
     title: str
     body: str
     # Snapshot of the levels in force when the alert was raised.
-    levels: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
+    levels: list[dict[str, Any]] = json_column(list)
     level: int = 0  # the highest level reached
     status: str = Field(default=OPEN, max_length=16, index=True)
     opened_at: datetime = Field(default_factory=utc_now)
@@ -212,11 +206,9 @@ class PatientProgress(NotificationsTable, table=True):
     __tablename__ = "patient_progress"
 
     patient_id: str = Field(primary_key=True, max_length=64)
-    last_totals: dict[str, float] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
+    last_totals: dict[str, float] = json_column(dict)
     # The latest PHQ-9 outcome: {total, baseline_total, change_pct, response, remission}.
-    latest_phq9: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    latest_phq9: dict[str, Any] | None = json_column(nullable=True)
     response_told: bool = False
     remission_told: bool = False
     induction_review_at: datetime | None = None

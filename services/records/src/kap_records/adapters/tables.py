@@ -13,10 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from kap_shared.db import service_registry
+from kap_shared.db import json_column, service_registry
 from kap_shared.projections import BookedSessionColumns, PlanColumns
 
 REGISTRY = service_registry()
@@ -40,10 +39,10 @@ class Entry(RecordsTable, table=True):
     session_id: str | None = Field(default=None, index=True, max_length=64)
     correlation_id: str = Field(max_length=64)
     causation_id: str | None = Field(default=None, max_length=64)
-    rule_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rule_ids: list[str] = json_column(list)
     summary: str
     # The event's data without free text (see domain.timeline.coded_data).
-    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = json_column(dict)
 
 
 class Reading(RecordsTable, table=True):
@@ -58,7 +57,7 @@ class Reading(RecordsTable, table=True):
     session_id: str = Field(index=True, max_length=64)
     correlation_id: str = Field(max_length=64)
     recorded_at: datetime = Field(index=True)
-    values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    values: dict[str, Any] = json_column(dict)
 
 
 class PlanFact(RecordsTable, PlanColumns, table=True):
@@ -92,9 +91,7 @@ class PmfForm(RecordsTable, table=True):
     session_at: datetime  # the first device's administration
     due_by: datetime = Field(index=True)
     # Fields no event carries, completed with PATCH /pmf/{id} (coded values only).
-    completions: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSON, nullable=False)
-    )
+    completions: dict[str, Any] = json_column(dict)
     submitted_at: datetime | None = None
     submitted_by: str | None = Field(default=None, max_length=64)
     confirmation: str | None = Field(default=None, max_length=64)

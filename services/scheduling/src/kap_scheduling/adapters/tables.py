@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from kap_shared.db import service_registry
+from kap_shared.db import json_column, service_registry
 from kap_shared.events.envelope import utc_now
 
 REGISTRY = service_registry()
@@ -44,9 +44,9 @@ class Clinician(SchedulingTable, table=True):
 
     clinician_id: str = Field(primary_key=True, max_length=64)
     role: str
-    sites: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    sites: list[str] = json_column()
     # {"mon": {"start": "08:00:00", "end": "17:00:00"}, ...} in the site's local time.
-    working_hours: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    working_hours: dict[str, Any] = json_column(dict, nullable=True)
 
 
 class Patient(SchedulingTable, table=True):
@@ -91,7 +91,7 @@ class Plan(SchedulingTable, table=True):
     phase: str | None = None
     prescriber_id: str | None = Field(default=None, index=True)
     therapist_id: str | None = Field(default=None, index=True)
-    baseline: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    baseline: dict[str, Any] = json_column(dict, nullable=True)
     source_event_id: str
     created_at: datetime = Field(default_factory=utc_now)
     suspended_at: datetime | None = None
