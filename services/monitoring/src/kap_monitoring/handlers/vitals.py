@@ -146,13 +146,16 @@ class VitalsIngest:
             else:
                 result.rejected.append(_reused(item, earlier.session_id))
         db = uow.session
-        # Readings already stored (the topic's echo of an HTTP reading, a device's
-        # retry) are settled before the lock: a stored reading never changes owner, so
-        # an echo reads and writes nothing, and waits for no writer.
+        # SQLite: readings already stored (the topic's echo of an HTTP reading, a
+        # device's retry) are settled before the lock: a stored reading never changes
+        # owner, so an echo reads and writes nothing, and waits for no writer.
+        # PostgreSQL has no single writer to wait for; it checks under the lock only
+        # (checking before it too made a vitals batch ~10x slower there: bench/README.md).
         before = await store.commits_by_others(db)
-        fresh = await _not_stored(db, fresh, result)
-        if not fresh:
-            return result
+        if before is not None:
+            fresh = await _not_stored(db, fresh, result)
+            if not fresh:
+                return result
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
