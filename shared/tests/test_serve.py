@@ -9,6 +9,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from kap_shared.service import serve as serve_module
 from kap_shared.service.serve import serve
 from kap_shared.settings import ServiceSettings
 
@@ -32,6 +33,9 @@ def test_serve_freezes_the_objects_startup_left_before_uvicorn_runs(
         seen["tracked"] = len(gc.get_objects())
 
     monkeypatch.setattr(uvicorn.Server, "run", run)
+    # Logging is process-wide: configured here it would stay at WARNING (and on this
+    # test's captured stdout) for every later test in the process.
+    monkeypatch.setattr(serve_module, "configure_service_logging", lambda *_, **__: None)
     before = len(gc.get_objects())
     serve(ServiceSettings(log_level="WARNING"), lambda _settings: FastAPI())
     assert seen["frozen"] >= before // 2
