@@ -154,8 +154,8 @@ class VitalsIngest:
         before = await store.commits_by_others(db)
         if before is not None:
             fresh = await _not_stored(db, fresh, result)
-            if not fresh:
-                return result
+        if not fresh:
+            return result
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
