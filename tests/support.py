@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from kap_local.platform import free_port
 from kap_shared.auth import mint_token
+from kap_shared.testing_ops import metric_value
 
 Event = dict[str, Any]
 
@@ -77,6 +79,16 @@ class TopicReader:
             if time.monotonic() > deadline:
                 types = [(e.get("event_type"), e.get("patient_id")) for e in self.events[-10:]]
                 raise AssertionError(f"timed out on {self.topic}; last events: {types}")
+
+    async def read_to_end(self, timeout: float = 30.0) -> None:
+        """Read every partition up to its end offset as the broker has it now: whatever
+        was published before this call has been read when it returns."""
+        consumer = await self._ensure()
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        deadline = time.monotonic() + timeout
+        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
+            assert time.monotonic() < deadline, f"{self.topic}: not read to its end in time"
+            await self.poll(0.2)
 
     def of_patient(self, patient_id: str) -> list[Event]:
         return [e for e in self.events if e.get("patient_id") == patient_id]
@@ -142,6 +154,37 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0, interval: 
     if last:
         raise last
     raise AssertionError("condition not met in time")
+
+
+async def outbox_backlog(base_url: str) -> float | None:
+    """A service's unsent outbox rows, as its /metrics counts them at this scrape."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+        return metric_value((await client.get("/metrics")).text, "kap_outbox_backlog")
+
+
+async def outbox_drained(base_url: str, timeout: float = 30.0) -> None:
+    """Every event the service has stored so far is on the broker: its relay marks a
+    row published only once the broker has acknowledged it."""
+
+    async def drained() -> bool:
+        return await outbox_backlog(base_url) == 0
+
+    await eventually(drained, timeout=timeout, interval=0.1)
+
+
+async def caught_up(base_url: str, timeout: float = 60.0) -> None:
+    """The service has published its outbox and each of its consumers has read to the
+    end of every partition it is assigned: nothing more is on its way to it now (what
+    a test once slept for, hoping)."""
+
+    async def idle() -> bool:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+            text = (await client.get("/metrics")).text
+        lags = re.findall(r"^kap_consumer_lag\{.*\} (\S+)$", text, re.MULTILINE)
+        backlog = metric_value(text, "kap_outbox_backlog")
+        return backlog == 0 and bool(lags) and all(float(lag) == 0 for lag in lags)
+
+    await eventually(idle, timeout=timeout, interval=0.1)
 
 
 # -- a real SMS webhook provider, in the test process ---------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flows import REFERRAL, Clinic, apis, create_clinic, refer_and_screen_many
-from support import TopicReader, eventually
+from support import TopicReader, caught_up, eventually, outbox_backlog, outbox_drained
 
 from kap_local.platform import Platform
 from kap_shared.events import topics
@@ -46,7 +46,7 @@ async def test_notifications_sigkilled_mid_burst_delivers_each_notification_once
         return len(await _inbox(platform, clinic, "therapist")) >= BURST
 
     await eventually(all_delivered, timeout=120)
-    await asyncio.sleep(2)  # let any duplicate delivery surface before counting
+    await caught_up(platform.url("notifications"))  # a redelivery would come before this
 
     for who in ("therapist", "prescriber"):
         inbox = await _inbox(platform, clinic, who)
@@ -92,6 +92,7 @@ async def _referred_events(platform: Platform, patient_ids: list[str]) -> dict[s
 async def test_intake_crash_between_commit_and_publish_loses_no_event(platform: Platform) -> None:
     intake = platform["intake"]
     clinic = await create_clinic(platform)
+    await outbox_drained(intake.url)  # so that the backlog below is this test's own
     # Hold the crash window open: the relay is paused, so commits happen but nothing
     # is published; then the process dies with SIGKILL.
     intake.env["OUTBOX_RELAY_ENABLED"] = "false"
@@ -109,9 +110,10 @@ async def test_intake_crash_between_commit_and_publish_loses_no_event(platform: 
             assert response.status_code == 201
             patient_ids.append(response.json()["patient_id"])
 
+        # Committed, and still unsent: the crash comes between commit and publish.
+        assert await outbox_backlog(platform.url("intake")) == len(patient_ids)
         async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
-            await asyncio.sleep(1.0)
-            await reader.poll(1.0)
+            await reader.read_to_end()
             assert not {e["patient_id"] for e in reader.events} & set(patient_ids)
 
         intake.kill(signal.SIGKILL)

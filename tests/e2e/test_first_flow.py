@@ -3,13 +3,12 @@ referral -> eligible screening -> treatment plan -> therapist's inbox."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import httpx
 import pytest
 from flows import REFERRAL, apis, create_clinic, refer_and_screen
-from support import TopicReader, eventually
+from support import TopicReader, eventually, outbox_drained
 
 from kap_local.platform import Platform
 from kap_shared.events import topics
@@ -97,7 +96,8 @@ async def test_bad_referral_is_422_and_publishes_nothing(platform: Platform) -> 
     clinic = await create_clinic(platform)
     intake = apis(platform)["intake"]
     async with TopicReader(platform.bootstrap, topics.INTAKE_EVENTS) as reader:
-        await reader.poll(1.0)
+        await outbox_drained(platform.url("intake"))
+        await reader.read_to_end()
         before = len(reader.raw)
         response = await intake.request(
             "POST",
@@ -109,8 +109,10 @@ async def test_bad_referral_is_422_and_publishes_nothing(platform: Platform) -> 
         error = response.json()["error"]
         assert error["code"] == "validation_error"
         assert "indications" in error["message"]
-        await asyncio.sleep(1.5)  # longer than the outbox relay's poll interval
-        await reader.poll(1.0)
+        # Had it stored an event, that event would be on the topic once the outbox is
+        # drained.
+        await outbox_drained(platform.url("intake"))
+        await reader.read_to_end()
         assert len(reader.raw) == before
 
 

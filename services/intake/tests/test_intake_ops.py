@@ -6,14 +6,24 @@ from fastapi.testclient import TestClient
 
 from kap_shared import testing_ops as ops
 from kap_shared.events.topics import INTAKE_EVENTS
-
-from .test_intake_openapi import EXPECTED
+from kap_shared.testing_ops import API_ERRORS as API
 
 
 class TestOperationalEndpoints(ops.OperationalEndpoints):
-    """/healthz, /readyz, /docs and a path for every operation of the OpenAPI test."""
+    """/healthz, /readyz, /docs, and every operation's error statuses in its OpenAPI."""
 
-    api = EXPECTED
+    # Each operation and the error statuses its OpenAPI documents, besides the
+    # operational endpoints (kap_shared.testing_ops.OPERATIONAL_ENDPOINTS).
+    api = {
+        "POST /patients": API | {409},
+        "GET /patients/{patient_id}": API | {404},
+        "GET /patients/display-names": API,
+        "POST /patients/{patient_id}/screenings": API | {404, 409},
+        "POST /patients/{patient_id}/screenings/{screening_id}/review": API | {404, 409},
+        "POST /patients/{patient_id}/consents": API | {404, 409},
+        "GET /fhir/Patient/{patient_id}": API | {404},
+        "GET /audit": API,
+    }
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(

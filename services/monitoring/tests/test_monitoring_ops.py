@@ -11,14 +11,27 @@ from kap_shared.events.topics import (
     MONITORING_VITALS,
     SCHEDULING_EVENTS,
 )
-
-from .test_monitoring_openapi import EXPECTED
+from kap_shared.testing_ops import API_ERRORS as API
 
 
 class TestOperationalEndpoints(ops.OperationalEndpoints):
-    """/healthz, /readyz, /docs and a path for every operation of the OpenAPI test."""
+    """/healthz, /readyz, /docs, and every operation's error statuses in its OpenAPI."""
 
-    api = EXPECTED
+    # Each operation and the error statuses its OpenAPI documents, besides the
+    # operational endpoints (kap_shared.testing_ops.OPERATIONAL_ENDPOINTS).
+    api = {
+        "GET /sessions/{session_id}": API | {404},
+        "GET /sites/{site_id}/sessions": API,
+        "POST /sessions/{session_id}/vitals": API | {404, 409},
+        "POST /sessions/{session_id}/doses": API | {404, 409},
+        "POST /sessions/{session_id}/predose-decision": API | {404, 409},
+        "POST /sessions/{session_id}/alerts/{alert_id}/resolve": API | {404, 409},
+        "POST /sessions/{session_id}/discharge": API | {404, 409},
+        "POST /sessions/{session_id}/safety-concerns/{concern_id}/resolve": API | {404, 409},
+        "POST /sessions/{session_id}/stability-assessment": API | {404, 409},
+        # 409: an Idempotency-Key reused with another body.
+        "POST /patients/{patient_id}/measures": API | {404, 409},
+    }
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(client: TestClient) -> None:

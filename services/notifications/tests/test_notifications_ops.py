@@ -15,15 +15,28 @@ from kap_shared.events.topics import (
     NOTIFICATIONS_EVENTS,
     SCHEDULING_EVENTS,
 )
+from kap_shared.testing_ops import API_ERRORS as API
 
 from .factories import plan_created
-from .test_notifications_openapi import EXPECTED
 
 
 class TestOperationalEndpoints(ops.OperationalEndpoints):
-    """/healthz, /readyz, /docs and a path for every operation of the OpenAPI test."""
+    """/healthz, /readyz, /docs, and every operation's error statuses in its OpenAPI."""
 
-    api = EXPECTED
+    # Each operation and the error statuses its OpenAPI documents, besides the
+    # operational endpoints (kap_shared.testing_ops.OPERATIONAL_ENDPOINTS).
+    api = {
+        "PUT /recipients/{clinician_id}": API,
+        "GET /recipients/{clinician_id}": API | {404},
+        "PUT /sites/{site_id}/escalation": API,
+        "GET /sites/{site_id}/escalation": API,
+        "GET /inbox": API,
+        "GET /inbox/stream": API,
+        # 409: the same Idempotency-Key with another request (`idempotency_key_reused`)
+        "POST /notifications/{notification_id}/ack": API | {404, 409},
+        "GET /patients/{patient_id}/measurement-schedule": API | {404},
+        "GET /alerts": API,
+    }
 
 
 def test_metrics_is_prometheus_text_with_the_outbox_backlog(
