@@ -28,6 +28,16 @@ class PlatformTable(SQLModel, registry=PLATFORM_REGISTRY):
     """Base of the tables every service has (outbox, inbox)."""
 
 
+class ScopeColumns(SQLModel):
+    """The envelope's scope a service's row keeps: `patient_id` (indexed: rows are read
+    by patient) and `site_id` (requests are authorized by site), 64 characters each, as
+    `kap_shared.migrations.patient_and_site` creates them
+    (`class Hold(ScopeColumns, SchedulingTable, table=True)`)."""
+
+    patient_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(max_length=64)
+
+
 def json_column(default_factory: Callable[[], Any] | None = None, *, nullable: bool = False) -> Any:
     """A field stored as one JSON value (a list or an object nobody queries inside):
     NOT NULL unless `nullable`, in which case it defaults to None when it has no

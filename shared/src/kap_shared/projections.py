@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from .db import ScopeColumns
 from .events.envelope import Envelope, scope_fields
 from .events.scheduling import SessionScheduled, TreatmentPlanCreated
 
@@ -24,25 +25,21 @@ __all__ = ["BookedSessionColumns", "PlanColumns", "booked_session", "carried", "
 Row = TypeVar("Row", bound=SQLModel)
 
 
-class PlanColumns(SQLModel):
+class PlanColumns(ScopeColumns):
     """The columns of a treatment plan a service's table copies from TreatmentPlanCreated
     (`class Plan(PlanColumns, ServiceTable, table=True)`; `Plan(**planned(event))`)."""
 
     plan_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     route: str = Field(max_length=32)
     protocol: str = Field(max_length=64)
     prescriber_id: str = Field(max_length=64)
 
 
-class BookedSessionColumns(SQLModel):
+class BookedSessionColumns(ScopeColumns):
     """The columns of a booked session a service's table copies from SessionScheduled
     (`class SessionFact(ServiceTable, BookedSessionColumns, table=True)`)."""
 
     session_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     plan_id: str = Field(max_length=64)
     phase: str = Field(max_length=16)
     starts_at: datetime

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Float, Index, Integer, Table, UniqueConstraint, text
 from sqlmodel import AutoString, Field, SQLModel, UTCDateTime
 
-from kap_shared.db import json_column, service_registry
+from kap_shared.db import ScopeColumns, json_column, service_registry
 from kap_shared.events.envelope import utc_now
 from kap_shared.events.monitoring import VITAL_METRICS
 from kap_shared.projections import PlanColumns
@@ -62,14 +62,12 @@ class Plan(PlanColumns, MonitoringTable, table=True):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-class MonitoredSession(MonitoringTable, table=True):
+class MonitoredSession(ScopeColumns, MonitoringTable, table=True):
     """A session scheduling booked; a checked-in dosing session is a monitoring window."""
 
     __tablename__ = "monitored_sessions"
 
     session_id: str = Field(primary_key=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     correlation_id: str = Field(default="", max_length=64)
     plan_id: str
     phase: str
@@ -216,14 +214,12 @@ class PredoseDecision(MonitoringTable, table=True):
     decided_at: datetime = Field(default_factory=utc_now)
 
 
-class Measure(MonitoringTable, table=True):
+class Measure(ScopeColumns, MonitoringTable, table=True):
     """An outcome measure (PHQ-9, GAD-7, PCL-5) with its scoring."""
 
     __tablename__ = "measures"
 
     measure_id: str = Field(primary_key=True, max_length=36)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     session_id: str | None = Field(default=None, max_length=64)
     instrument: str = Field(max_length=16)
     items: list[int | None] = json_column()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Field, SQLModel
 
-from kap_shared.db import json_column, service_registry
+from kap_shared.db import ScopeColumns, json_column, service_registry
 from kap_shared.projections import BookedSessionColumns, PlanColumns
 
 REGISTRY = service_registry()
@@ -45,15 +45,13 @@ class Entry(RecordsTable, table=True):
     data: dict[str, Any] = json_column(dict)
 
 
-class Reading(RecordsTable, table=True):
+class Reading(ScopeColumns, RecordsTable, table=True):
     """One vitals reading (kap.monitoring.vitals.v1); the timeline summarises them."""
 
     __tablename__ = "vitals_readings"
 
     event_id: str = Field(primary_key=True, max_length=36)
     reading_id: str = Field(index=True, max_length=64)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     session_id: str = Field(index=True, max_length=64)
     correlation_id: str = Field(max_length=64)
     recorded_at: datetime = Field(index=True)

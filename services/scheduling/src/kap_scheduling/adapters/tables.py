@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from kap_shared.db import json_column, service_registry
+from kap_shared.db import ScopeColumns, json_column, service_registry
 from kap_shared.events.envelope import utc_now
 
 REGISTRY = service_registry()
@@ -146,15 +146,13 @@ class TreatmentSession(SchedulingTable, table=True):
     discharge_event_id: str | None = Field(default=None, max_length=36)
 
 
-class Hold(SchedulingTable, table=True):
+class Hold(ScopeColumns, SchedulingTable, table=True):
     """A safety hold on the patient's dosing (SafetyConcernRaised), until a prescriber
     clears it (SCH-HOLD-1)."""
 
     __tablename__ = "holds"
 
     hold_id: str = Field(primary_key=True, max_length=36)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     source: str
     value: float
     severity: str = Field(max_length=16)
@@ -166,7 +164,7 @@ class Hold(SchedulingTable, table=True):
     clear_reason: str | None = None  # free text: never leaves scheduling
 
 
-class IntegrationDeadline(SchedulingTable, table=True):
+class IntegrationDeadline(ScopeColumns, SchedulingTable, table=True):
     """KAP-2: the integration session owed after a completed dosing session."""
 
     __tablename__ = "integration_deadlines"
@@ -175,8 +173,6 @@ class IntegrationDeadline(SchedulingTable, table=True):
         primary_key=True, foreign_key="sessions.session_id", max_length=36
     )
     plan_id: str = Field(foreign_key="plans.plan_id", index=True)
-    patient_id: str = Field(index=True, max_length=64)
-    site_id: str = Field(max_length=64)
     therapist_id: str = Field(max_length=64)
     due_by: datetime
     # open -> met | overdue -> met_late
