@@ -147,7 +147,7 @@ def test_a_failed_batch_redelivers_its_topped_up_records(
     asyncio.run(scenario(kafka_bootstrap, failure))
 
 
-def test_no_top_up_for_a_single_record_or_a_full_batch() -> None:
+def test_no_top_up_for_a_single_record_a_full_batch_or_an_in_memory_broker() -> None:
     class Consumer:
         polls = 0
 
@@ -167,3 +167,9 @@ def test_no_top_up_for_a_single_record_or_a_full_batch() -> None:
     assert message.consumer.polls == 0
     assert asyncio.run(top_up(message, timeout_ms=10, max_records=5)) == ("a", "b")
     assert message.consumer.polls == 1
+
+    class InMemory:  # faststream's TestKafkaBroker: a consumer that cannot fetch
+        consumer = object()
+        raw_message = ("a", "b")
+
+    assert asyncio.run(top_up(InMemory(), timeout_ms=10, max_records=5)) == ("a", "b")
