@@ -9,7 +9,10 @@ data), and the answer waits in the buffer while the batch is processed. The next
 waits for the batch in progress, then for one whole batch of older records, then for
 its own. A second, short `getmany` right after the first ("top-up") collects the answer
 to the fetch the first one triggered, so a batch holds what was produced up to its
-start.
+start. Its price is the wait for that answer (about a broker round trip) once a batch,
+while the consumer does nothing: recorded per batch as `top_up_wait_ms`, beside the
+cycle (`cycle_ms`, the run's seconds over its batches). monitoring's vitals consumer
+does this read (`kap_shared.messaging.batches.top_up`, `VITALS_BATCH_TOP_UP_MS`).
 
 What one run does: starts Kafka from the Maven jars; a producer writes --rate records/s
 (each carrying its send time) to a fresh topic of 3 partitions; a bare
@@ -72,7 +75,7 @@ async def produce(bootstrap: str, topic: str, rate: int, stop: asyncio.Event) ->
 
 async def consume(
     bootstrap: str, topic: str, args: argparse.Namespace, top_up: bool
-) -> tuple[list[float], int]:
+) -> tuple[list[float], int, float]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -82,13 +85,16 @@ async def consume(
     await consumer.start()
     ages: list[float] = []
     batches = 0
+    waited = 0.0  # in the top-up reads: the consumer's dead time, the price of the top-up
     try:
         await consumer.getmany(timeout_ms=1000)  # assignment, and the first records
         ends = time.perf_counter() + args.seconds
         while time.perf_counter() < ends:
             batch = await consumer.getmany(timeout_ms=20, max_records=5000)
             if top_up and batch:
+                started = time.perf_counter()
                 fresher = await consumer.getmany(timeout_ms=args.top_up_ms, max_records=5000)
+                waited += time.perf_counter() - started
                 for partition, records in fresher.items():
                     batch.setdefault(partition, []).extend(records)
             records = [record for records in batch.values() for record in records]
@@ -100,7 +106,7 @@ async def consume(
             ages.extend(done - json.loads(record.value or b"{}")["sent"] for record in records)
     finally:
         await consumer.stop()
-    return ages, batches
+    return ages, batches, waited
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,11 +121,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 stop = asyncio.Event()
                 producing = asyncio.create_task(produce(kafka.bootstrap, topic, args.rate, stop))
                 try:
-                    ages, batches = await consume(kafka.bootstrap, topic, args, top_up)
+                    ages, batches, waited = await consume(kafka.bootstrap, topic, args, top_up)
                 finally:
                     stop.set()
                     await producing
-                run = {"top_up": top_up, "batches": batches, **percentiles(ages)}
+                run = {
+                    "top_up": top_up,
+                    "batches": batches,
+                    "cycle_ms": round(args.seconds / batches * 1000, 1),
+                    "top_up_wait_ms": round(waited / batches * 1000, 2),
+                    **percentiles(ages),
+                }
                 runs.append(run)
                 print(json.dumps(run), flush=True)
         finally:
@@ -129,7 +141,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         mine = [run for run in runs if run["top_up"] is top_up]
         summary[name] = {
             key: round(statistics.mean(run[key] for run in mine), 1)
-            for key in ("p50", "p90", "p99")
+            for key in ("p50", "p90", "p99", "cycle_ms", "top_up_wait_ms")
         }
     return {"runs": runs, "mean_of_runs_ms": summary}
 

@@ -29,6 +29,12 @@ class MonitoringSettings(ServiceSettings):
     # reading arriving then (at a clinic's rate, polls are mostly empty) waits up to it:
     # kept short for the alert path (bench/README.md, alert latency).
     vitals_batch_timeout_ms: int = Field(default=20, ge=1)
+    # A second, short read right after each batch's poll (kap_shared.messaging.batches):
+    # it takes the answer aiokafka prefetched meanwhile, so under load a batch holds what
+    # was produced up to its start, not up to the previous batch's (about one batch time
+    # off every reading's wait). It returns on arrival; only when nothing comes (a
+    # quiet topic, batches of two or more) does it cost its whole timeout. 0: off.
+    vitals_batch_top_up_ms: int = Field(default=10, ge=0)
     vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Retries of a batch after a transient (database) error, before it is rewound and
     # redelivered; readings are never dead-lettered for a database outage.

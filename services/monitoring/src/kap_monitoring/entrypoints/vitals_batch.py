@@ -48,6 +48,7 @@ from sqlalchemy import exc as sa_exc
 from kap_shared.events.catalog import EVENT_TYPE_HEADER, event_type_of
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
+from kap_shared.messaging.batches import top_up
 from kap_shared.messaging.broker import publish_dead_letter
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -426,7 +427,10 @@ class VitalsBatchConsumer:
             "HTTP ingest, consumed in batches (one transaction and one offset commit each).",
         )
         async def on_batch(message: KafkaMessage) -> None:
-            records = message.raw_message
-            if not isinstance(records, tuple):  # pragma: no cover - batch=True gives tuples
-                records = (records,)
+            # What arrived while this batch was fetched joins it, and its ack and nack.
+            records = await top_up(
+                message,
+                timeout_ms=settings.vitals_batch_top_up_ms,
+                max_records=settings.vitals_batch_max_records,
+            )
             await self.handle(records, message)

@@ -1,0 +1,175 @@
+"""The top-up read of a batch subscriber against a real broker: records read by the
+top-up share the batch's fate. A batch that fails (nack) or whose consumer dies before
+its ack is redelivered with its topped-up records, and once acknowledged nothing is
+delivered again: nothing lost, nothing twice.
+
+The batch is built so that the top-up is the only way a partition gets into it: the
+first poll finds records on partition 0 only, and the handler writes to partition 1
+before topping up. Were the topped-up records not part of the message, the nack would
+not rewind partition 1 and they would never be seen again."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from kap_shared.messaging.batches import top_up
+
+pytestmark = pytest.mark.kafka
+
+MAX_RECORDS = 100
+# Long enough for the broker's answer on a loaded machine; the read returns on arrival.
+WAIT_MS = 10_000
+
+
+async def produce(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=partition)
+    finally:
+        await producer.stop()
+
+
+async def committed(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return {p: await consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}
+    finally:
+        await consumer.stop()
+
+
+class Subscriber:
+    """A batch subscriber as monitoring's vitals consumer wires it (manual ack, top-up
+    before the work); its first batch fails after the top-up, every later one is
+    "stored" and acknowledged."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, failure: str, expected: set[bytes]
+    ) -> None:
+        self.bootstrap, self.topic, self.failure = bootstrap, topic, failure
+        self.expected = expected
+        self.all_stored = asyncio.Event()
+        self.first_poll: list[tuple[int, bytes]] = []
+        self.topped_up: list[tuple[int, bytes]] = []
+        self.stored: list[bytes] = []
+        self.crashed = asyncio.Event()
+        self.broker = KafkaBroker(bootstrap, logger=None, graceful_timeout=1)
+
+        @self.broker.subscriber(
+            topic,
+            batch=True,
+            group_id=group,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            max_records=MAX_RECORDS,
+            batch_timeout_ms=20,
+        )
+        async def on_batch(message: KafkaMessage) -> None:
+            if self.first_poll:
+                records = await top_up(message, timeout_ms=20, max_records=MAX_RECORDS)
+                self.stored.extend(record.value for record in records)
+                await message.ack()
+                if self.expected <= set(self.stored):
+                    self.all_stored.set()
+                return
+            polled = message.raw_message
+            assert isinstance(polled, tuple)
+            self.first_poll = [(record.partition, record.value) for record in polled]
+            await produce(bootstrap, topic, 1, [b"late-1", b"late-2", b"late-3"])
+            records = await top_up(message, timeout_ms=WAIT_MS, max_records=MAX_RECORDS)
+            self.topped_up = [(record.partition, record.value) for record in records[len(polled) :]]
+            if self.failure == "nack":
+                await message.nack()  # what the vitals consumer does when a batch fails
+                return
+            self.crashed.set()  # the process dies here: no ack, no nack
+            await asyncio.Event().wait()
+
+    async def wait_until_all_stored(self) -> None:
+        try:
+            await asyncio.wait_for(self.all_stored.wait(), timeout=60)
+        except TimeoutError:
+            pytest.fail(f"never redelivered: {sorted(self.expected - set(self.stored))}")
+
+
+async def scenario(bootstrap: str, failure: str) -> None:
+    topic, group = f"kap.test-top-up-{uuid.uuid4().hex[:10]}", f"top-up-{failure}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    early = [f"early-{n}".encode() for n in range(5)]
+    await produce(bootstrap, topic, 0, early)
+    everything = {*early, b"late-1", b"late-2", b"late-3"}
+
+    subscriber = Subscriber(bootstrap, topic, group, failure, everything)
+    await subscriber.broker.start()
+    try:
+        if failure == "crash":
+            async with asyncio.timeout(60):
+                await subscriber.crashed.wait()
+            await subscriber.broker.stop()
+            crashed = subscriber
+            subscriber = Subscriber(bootstrap, topic, group, failure, everything)
+            subscriber.first_poll = crashed.first_poll  # the restarted one just stores
+            subscriber.topped_up = crashed.topped_up
+            await subscriber.broker.start()
+        await subscriber.wait_until_all_stored()
+    finally:
+        await subscriber.broker.stop()
+
+    # The batch was built as intended: partition 1 came in by the top-up alone.
+    assert {partition for partition, _ in subscriber.first_poll} == {0}
+    assert subscriber.topped_up
+    assert {partition for partition, _ in subscriber.topped_up} == {1}
+    # Nothing lost, nothing twice: every record stored once, and the committed
+    # positions are past all of them, so a restart delivers none again.
+    assert sorted(subscriber.stored) == sorted(everything)
+    assert await committed(bootstrap, topic, group) == {0: len(early), 1: 3}
+
+
+@pytest.mark.parametrize("failure", ["nack", "crash"])
+def test_a_failed_batch_redelivers_its_topped_up_records(
+    kafka_bootstrap: str, failure: str
+) -> None:
+    asyncio.run(scenario(kafka_bootstrap, failure))
+
+
+def test_no_top_up_for_a_single_record_a_full_batch_or_an_in_memory_broker() -> None:
+    class Consumer:
+        polls = 0
+
+        async def getmany(self, **_: Any) -> dict[Any, Any]:
+            self.polls += 1
+            return {}
+
+    class Message:
+        consumer = Consumer()
+        raw_message: Any = ("only",)
+
+    message = Message()
+    assert asyncio.run(top_up(message, timeout_ms=10, max_records=5)) == ("only",)
+    message.raw_message = ("a", "b")
+    assert asyncio.run(top_up(message, timeout_ms=10, max_records=2)) == ("a", "b")
+    assert asyncio.run(top_up(message, timeout_ms=0, max_records=5)) == ("a", "b")
+    assert message.consumer.polls == 0
+    assert asyncio.run(top_up(message, timeout_ms=10, max_records=5)) == ("a", "b")
+    assert message.consumer.polls == 1
+
+    class InMemory:  # faststream's TestKafkaBroker: a consumer that cannot fetch
+        consumer = object()
+        raw_message = ("a", "b")
+
+    assert asyncio.run(top_up(InMemory(), timeout_ms=10, max_records=5)) == ("a", "b")
