@@ -67,6 +67,7 @@ RESULTS = Path(__file__).parent / "results" / "http_load.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
 SITE = "site-bench"
 GOAL_P99_MS = 25.0
+PY_SPY_VERSION = "0.4.3"  # run through uvx: not a dependency of the workspace
 MAX_IN_FLIGHT = 100  # the client's connections; beyond, a due request is not sent
 NOT_SENT = -2  # status recorded for a request not sent (MAX_IN_FLIGHT reached)
 
@@ -394,6 +395,34 @@ def _generator(
     return [sys.executable, __file__, "--generate", str(spec)], collect_python
 
 
+async def _start_py_spy(
+    args: argparse.Namespace, pid: int, work: Path
+) -> asyncio.subprocess.Process | None:
+    """With --py-spy: sample monitoring (every thread, idle samples left out) for the
+    measured window, as collapsed stacks (one line per stack, `;`-joined frames and a
+    count) in work/py-spy.txt, for `bench/py_spy_split.py` or any flamegraph tool."""
+    if not args.py_spy:
+        return None
+    output = work / "py-spy.txt"
+    log(f"py-spy: {output}")
+    return await asyncio.create_subprocess_exec(
+        "uvx",
+        f"py-spy@{PY_SPY_VERSION}",
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(args.seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+    )
+
+
 def machine() -> dict[str, Any]:
     import importlib.metadata as md
     import platform as host
@@ -451,10 +480,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.warmup + 0.5)
             cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
             measured_started = time.perf_counter()
+            spy = await _start_py_spy(args, pid, work)
             code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
             cpu_used = running_cpu_seconds(pid) - cpu_before
             wall = time.perf_counter() - measured_started
             generator_cpu = _children_cpu() - children_cpu
+            if spy is not None:
+                await spy.wait()
             if code != 0:
                 raise RuntimeError(f"the load generator failed ({code})")
             outcome = collect()
@@ -521,6 +553,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="monitoring under cProfile")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the live monitoring process with py-spy (via uvx) while measured",
+    )
     parser.add_argument(
         "--generator",
         choices=tuple(GENERATORS),
