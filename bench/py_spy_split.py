@@ -32,7 +32,7 @@ PARTS = (
     ("timers", "messaging/timers.py"),
     ("SQLAlchemy in a greenlet (caller not sampled)", "sqlalchemy"),
     ("SQLite statements in a greenlet (caller not sampled)", "kap_shared/db_sqlite"),
-    ("no Python frame", ""),
+    ("elsewhere: the event loop itself, idle threads, no Python frame", ""),
 )
 LINE = re.compile(r":\d+\)")
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     leaves: Counter[str] = Counter()
     for frames, count in stacks:
         text = ";".join(frames)
-        part = next((name for name, mark in PARTS if mark in text), "other")
+        part = next(name for name, mark in PARTS if mark in text)  # the last mark is ""
         parts[part] += count
         for frame in set(frames):
             inclusive[frame] += count
