@@ -37,6 +37,7 @@ import json
 import os
 import pstats
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,7 @@ RESULTS = Path(__file__).parent / "results" / "http_load.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
 SITE = "site-bench"
 GOAL_P99_MS = 25.0
+PY_SPY_VERSION = "0.4.3"  # run through uvx: not a dependency of the workspace
 MAX_IN_FLIGHT = 100  # the client's connections; beyond, a due request is not sent
 NOT_SENT = -2  # status recorded for a request not sent (MAX_IN_FLIGHT reached)
 
@@ -309,12 +311,14 @@ async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, An
 
 # uvicorn re-raises SIGTERM after its graceful shutdown; with the default handler the
 # process would die before cProfile writes, so the handler it restores is a no-op.
+# The profile starts at SIGUSR1, which the bench sends when the measured window starts
+# (start-up and the sessions' set-up left out).
 PROFILED_MAIN = """
 import cProfile, signal, sys
 from kap_monitoring.__main__ import main
 signal.signal(signal.SIGTERM, lambda *_: None)
 profiler = cProfile.Profile()
-profiler.enable()
+signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
 try:
     main()
 finally:
@@ -394,6 +398,34 @@ def _generator(
     return [sys.executable, __file__, "--generate", str(spec)], collect_python
 
 
+async def _start_py_spy(
+    args: argparse.Namespace, pid: int, work: Path
+) -> asyncio.subprocess.Process | None:
+    """With --py-spy: sample monitoring (every thread, idle samples left out) for the
+    measured window, as collapsed stacks (one line per stack, `;`-joined frames and a
+    count) in work/py-spy.txt, for `bench/py_spy_split.py` or any flamegraph tool."""
+    if not args.py_spy:
+        return None
+    output = work / "py-spy.txt"
+    log(f"py-spy: {output}")
+    return await asyncio.create_subprocess_exec(
+        "uvx",
+        f"py-spy@{PY_SPY_VERSION}",
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(args.seconds)),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--nonblocking",
+    )
+
+
 def machine() -> dict[str, Any]:
     import importlib.metadata as md
     import platform as host
@@ -451,10 +483,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.warmup + 0.5)
             cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
             measured_started = time.perf_counter()
+            spy = await _start_py_spy(args, pid, work)
+            if args.profile:
+                os.kill(pid, signal.SIGUSR1)  # PROFILED_MAIN starts its profile
             code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
             cpu_used = running_cpu_seconds(pid) - cpu_before
             wall = time.perf_counter() - measured_started
             generator_cpu = _children_cpu() - children_cpu
+            if spy is not None:
+                await spy.wait()
             if code != 0:
                 raise RuntimeError(f"the load generator failed ({code})")
             outcome = collect()
@@ -502,6 +539,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile and profile_path.exists():
         out = io.StringIO()
         stats = pstats.Stats(str(profile_path), stream=out)
+        # Python calls the whole process made in the measured window (and its shutdown):
+        # unlike its CPU time, hardly moved by the machine's load; compare at one rate.
+        result["function_calls_profiled"] = {
+            "total": stats.total_calls,  # type: ignore[attr-defined]
+            "per_request": round(
+                stats.total_calls / max(1, summary["all"]["requests"])  # type: ignore[attr-defined]
+            ),
+        }
         stats.sort_stats("cumulative").print_stats(40)
         result["profile_top_cumulative"] = [
             line.rstrip() for line in out.getvalue().splitlines() if line.strip()
@@ -521,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="monitoring under cProfile")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample the live monitoring process with py-spy (via uvx) while measured",
+    )
     parser.add_argument(
         "--generator",
         choices=tuple(GENERATORS),

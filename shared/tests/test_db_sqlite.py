@@ -139,6 +139,43 @@ async def test_statements_commit_and_rollback_take_no_thread_hand_off(
     assert await _count(engine) == 4  # the rolled-back 99 is not there
 
 
+class _PutSpy:
+    """Stands in for an aiosqlite connection's request queue, recording every hand-off."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.puts: list[object] = []
+
+    def put_nowait(self, item: object) -> None:
+        self.puts.append(item)
+        self.queue.put_nowait(item)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.queue, name)
+
+
+async def test_an_autocommit_connection_sets_and_resets_its_isolation_level_inline(
+    engine: AsyncEngine,
+) -> None:
+    """The outbox marker's AUTOCOMMIT: no hand-off to aiosqlite's thread to set the
+    isolation level nor to reset it when the connection goes back to the pool, and the
+    statement is committed without a COMMIT."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        spy = _PutSpy(driver._tx)
+        driver._tx = spy
+        alone = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await alone.execute(text("INSERT INTO t VALUES (7)"))
+    driver._tx = spy.queue
+    assert spy.puts == []
+    assert await _count(engine) == 1
+    async with engine.connect() as conn:  # back in its default mode: a transaction again
+        await conn.execute(text("INSERT INTO t VALUES (8)"))
+        await conn.rollback()
+    assert await _count(engine) == 1
+
+
 async def test_engines_on_one_file_share_the_writer_queue(tmp_path: Path) -> None:
     """Statements run on the event loop, so a second engine's writer must queue in the
     loop too: in SQLite's busy handler it would block the loop and the first engine's

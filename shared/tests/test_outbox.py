@@ -113,7 +113,11 @@ async def test_committed_uow_stores_state_and_events_in_order(sessions: Sessions
         assert row.topic == e.topic == EVENT_TYPES[e.event_type].topic
         assert row.key == e.patient_id
         assert row.event_type == e.event_type
-        assert row.headers == {"event_type": e.event_type, "content-type": "application/json"}
+        assert row.headers == {
+            "event_type": e.event_type,
+            "content-type": "application/json",
+            "producer": e.producer,
+        }
         assert decode(row.topic, row.payload) == e  # the stored payload is the contract JSON
         assert row.published_at is None
         assert row.attempts == 0

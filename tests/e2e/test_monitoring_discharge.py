@@ -9,6 +9,7 @@ through monitoring's HTTP API and its topics.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -187,6 +188,49 @@ async def test_device_readings_on_the_topic_a_repeated_reading_id_has_no_second_
         assert alert["data"]["rule_id"] == "KET-MON-SPO2"
         assert alert["causation_id"] == str(low.event_id)
     assert (await window.state())["reading_count"] == 2
+
+
+async def test_an_http_reading_is_applied_once_and_a_gateway_repeat_of_it_is_deduplicated(
+    platform: Platform,
+) -> None:
+    """Monitoring's own reading comes back from the topic with its `producer` header and
+    is settled without a second effect; a gateway's record with the same reading_id
+    (another producer) is decoded and deduplicated by reading_id."""
+    window, duplicates_before = await dosed_iv_window(platform)
+    reading_id = unique("rd")
+    posted = await window.vitals(0, reading_id=reading_id, spo2=85.0, heart_rate=96)
+    assert [a["rule_id"] for a in posted["alerts"]] == ["KET-MON-SPO2"]
+    await eventually(
+        lambda: _at_least(vitals_duplicates(platform), duplicates_before + 1), timeout=60
+    )
+    gateway = window.device_reading(reading_id, spo2=85.0, heart_rate=96)
+    await produce(
+        platform.bootstrap,
+        topics.MONITORING_VITALS,
+        [(window.patient_id.encode(), gateway.to_json())],
+    )
+    await eventually(
+        lambda: _at_least(vitals_duplicates(platform), duplicates_before + 2), timeout=60
+    )
+    async with (
+        TopicReader(platform.bootstrap, topics.MONITORING_EVENTS) as events,
+        TopicReader(platform.bootstrap, topics.MONITORING_VITALS) as vitals,
+    ):
+        await vitals.wait_for(lambda _: len(of_session(vitals, window.session_id)) >= 2, timeout=60)
+        producers = [
+            h.get("producer")
+            for _k, v, h in vitals.raw
+            if json.loads(v).get("data", {}).get("reading_id") == reading_id
+        ]
+        assert len(producers) == 2
+        assert set(producers) == {b"monitoring", None}  # the outbox's header; the gateway's none
+        await events.wait_for(
+            lambda _: bool(of_session(events, window.session_id, "VitalsAlert")), timeout=60
+        )
+        assert len(of_session(events, window.session_id, "VitalsAlert")) == 1
+    state = await window.state()
+    assert state["reading_count"] == 1
+    assert [a["rule_id"] for a in state["open_alerts"]] == ["KET-MON-SPO2"]
 
 
 def _reading_count(window: Window, count: int) -> Any:

@@ -139,7 +139,7 @@ def test_each_record_is_validated_on_its_own() -> None:
     wrong_type["event_type"] = "DoseAdministered"
     no_metric = json.loads(reading("r-4").to_json())
     no_metric["data"].update(heart_rate=None)
-    items, dead, skipped = decode(
+    items, dead, skipped, _ = decode(
         records(
             good,
             b"\x00not json",
@@ -173,7 +173,7 @@ def test_each_reading_keeps_its_own_event_id_time_and_position() -> None:
         good[0], b"{}", good[1], good[2], json.dumps(foreign).encode(), None, good[3], good[4]
     )
     batch[2].headers.append(("traceparent", b"00-trace-of-r-1"))
-    items, dead, skipped = decode(batch)
+    items, dead, skipped, _ = decode(batch)
     assert (len(dead), len(skipped)) == (2, 1)
     assert [(i.reading.reading_id, i.ref) for i in items] == [
         ("r-0", 0),
@@ -194,7 +194,7 @@ def test_a_record_only_the_lax_contract_accepts_is_still_a_reading() -> None:
     lax = json.loads(reading("r-1").to_json())
     lax["data"]["heart_rate"] = "81"
     strict = reading("r-2", heart_rate=82)
-    items, dead, skipped = decode(records(json.dumps(lax).encode(), strict))
+    items, dead, skipped, _ = decode(records(json.dumps(lax).encode(), strict))
     assert [(i.reading.reading_id, i.reading.heart_rate) for i in items] == [
         ("r-1", 81),
         ("r-2", 82),
@@ -209,7 +209,7 @@ def test_a_future_event_type_on_the_vitals_topic_is_skipped_not_dead_lettered() 
         headers=[("event_type", b"VitalsCalibrated")],
     )
     good = records(reading("r-9"))[0]
-    items, dead, skipped = decode([future, good])
+    items, dead, skipped, _ = decode([future, good])
     assert [i.reading.reading_id for i in items] == ["r-9"]
     assert dead == []
     assert skipped == [future]
@@ -255,6 +255,64 @@ def test_the_topic_echo_of_an_http_reading_is_not_evaluated_twice(
     outcome = process([Record(json.dumps(echo).encode())])
     assert (outcome.stored, outcome.duplicates) == (0, 1)
     assert len(outbox("VitalsAlert")) == 1
+
+
+def outbox_record(db: Path, event_type: str = "VitalsRecorded") -> Record:
+    """The last outbox row of `event_type` as the relay sends it (value and headers)."""
+    [(payload, headers)] = rows(
+        db,
+        "SELECT payload, headers FROM outbox_messages "  # noqa: S608 - a test's own value
+        f"WHERE event_type = '{event_type}' ORDER BY seq DESC LIMIT 1",
+    )
+    return Record(
+        payload.encode(),
+        headers=[(name, value.encode()) for name, value in json.loads(headers).items()],
+    )
+
+
+def test_monitorings_own_reading_is_settled_from_its_header_without_decoding() -> None:
+    """The outbox's `producer` header names this service: a repeat, never decoded (a
+    value that would not decode proves it); any other producer's record is decoded."""
+    own = Record(b"\x00not decoded", headers=[("producer", b"monitoring")])
+    gateway = Record(reading("r-1").to_json(), headers=[("producer", b"gw-bed-7")])
+    items, dead, skipped, echoes = decode([own, gateway], "monitoring")
+    assert [i.reading.reading_id for i in items] == ["r-1"]
+    assert (dead, skipped, echoes) == ([], [], 1)
+    # Without the service's name, the header means nothing: the value is decoded.
+    items, dead, skipped, echoes = decode([own, gateway])
+    assert [type(d.error).__name__ for d in dead] == ["JSONDecodeError"]
+    assert echoes == 0
+
+
+def test_the_echo_with_its_outbox_headers_reads_nothing_and_a_gateway_repeat_is_still_deduped(
+    process: Callable[..., Any],
+    mon: Monitoring,
+    dosed_session: Callable[..., str],
+    outbox: Outbox,
+    consumer: VitalsBatchConsumer,
+    db: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dosed_session()
+    mon.ok_vitals(reading_id="http-2", spo2=85)
+    echo = outbox_record(db)
+    applied: list[int] = []
+    real_apply = consumer.ingest.apply
+
+    async def counting_apply(uow: Any, items: Any) -> Any:
+        applied.append(len(items))
+        return await real_apply(uow, items)
+
+    monkeypatch.setattr(consumer.ingest, "apply", counting_apply)
+    outcome = process([echo])
+    assert (outcome.stored, outcome.duplicates, applied) == (0, 1, [])
+    # A gateway's reading with the HTTP reading's id: decoded, deduplicated by reading_id.
+    [sent] = outbox("VitalsRecorded")
+    retry = reading("http-2", at=datetime.fromisoformat(sent["data"]["recorded_at"]), spo2=85)
+    outcome = process(records(retry))
+    assert (outcome.stored, outcome.duplicates, applied) == (0, 1, [1])
+    assert len(outbox("VitalsAlert")) == 1
+    assert [r[0] for r in readings(db)] == ["http-2"]
 
 
 def test_readings_in_one_batch_are_evaluated_in_recorded_at_order(

@@ -109,6 +109,20 @@ class _InlineConnection(AsyncAdapt_aiosqlite_connection):
     def rollback(self) -> None:
         self._end_transaction(sqlite3.Connection.rollback)
 
+    # SQLAlchemy's adapter sets the isolation level on aiosqlite's thread (two hand-offs
+    # per AUTOCOMMIT use: set, and reset when the connection returns to the pool; the
+    # outbox marker's every mark). Set inline, like every statement.
+    @property
+    def isolation_level(self) -> str | None:
+        return cast("str | None", self._connection._conn.isolation_level)
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        try:
+            self._connection._conn.isolation_level = value
+        except Exception as error:
+            self._handle_exception(error)
+
 
 def inline_connect_args(parameters: dict[str, Any]) -> None:
     """For the engine's `do_connect` event: the loop's thread may use the connection."""

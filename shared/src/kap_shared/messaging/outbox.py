@@ -55,6 +55,12 @@ class OutboxMessage(PlatformTable, table=True):
     last_error: str | None = None
 
 
+# The envelope's `producer`, repeated as a header: a consumer can tell a service's own
+# events from its headers, without decoding the value (monitoring's vitals consumer
+# reading back the readings its HTTP ingest stored and published).
+PRODUCER_HEADER = "producer"
+
+
 def outbox_values(event: Envelope, headers: dict[str, str] | None = None) -> dict[str, Any]:
     """The outbox row of `event`, as the column values `write_outbox` inserts."""
     return {
@@ -66,6 +72,7 @@ def outbox_values(event: Envelope, headers: dict[str, str] | None = None) -> dic
         "headers": {
             "event_type": event.event_type,
             "content-type": "application/json",
+            PRODUCER_HEADER: event.producer,
             **(headers or {}),
         },
         "created_at": utc_now(),

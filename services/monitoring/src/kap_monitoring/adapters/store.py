@@ -162,18 +162,22 @@ async def commits_by_others(session: AsyncSession) -> int | None:
 
 
 async def open_alerts(session: AsyncSession, session_ids: Iterable[str]) -> list[Alert]:
-    """The sessions' open alerts (few): their ids in plain SQL, then the ORM rows."""
+    """The sessions' open alerts (few): their ids in plain SQL, then the ORM rows.
+
+    `status = 'open'` is written as a literal, the partial index's own condition: SQLite
+    re-prepares a statement on every execution when a bound value is compared with a
+    partial index's WHERE (the value might change the plan), ~10x a prepared lookup."""
     ids = sorted(set(session_ids))
     connection = await session.connection()
     paramstyle = connection.dialect.paramstyle
     alert_ids: list[str] = []
     for part in chunks(ids):
-        marks = _placeholders(paramstyle, len(part) + 1).split(", ")
         statement = (
-            f"SELECT alert_id FROM {Alert.__tablename__} "  # noqa: S608
-            f"WHERE status = {marks[0]} AND session_id IN ({', '.join(marks[1:])})"
+            f"SELECT alert_id FROM {Alert.__tablename__} "  # noqa: S608 - fixed names
+            f"WHERE status = '{OPEN}' "
+            f"AND session_id IN ({_placeholders(paramstyle, len(part))})"
         )
-        result = await connection.exec_driver_sql(statement, (OPEN, *part))
+        result = await connection.exec_driver_sql(statement, tuple(part))
         alert_ids.extend(alert_id for (alert_id,) in result)
     if not alert_ids:
         return []

@@ -13,6 +13,9 @@ consumed in batches, not one message at a time:
    topic and does not poison the others; a record of another event type (one a
    producer added after this consumer was built) is skipped, never dead-lettered
    (tolerant reader: `event_type` header first, the envelope's field otherwise);
+   a reading this service published itself (its `producer` header: the echo of
+   `POST .../vitals`, stored with its rules applied in the transaction that wrote
+   its outbox row) is a repeat, settled without decoding or reading the database;
 3. the valid ones go through `VitalsIngest` in ONE database transaction: repeats
    dropped by reading_id, sessions locked and loaded once, rules evaluated in
    memory, readings/alerts/outbox/rule state written in bulk;
@@ -51,6 +54,7 @@ from kap_shared.logging import get_logger
 from kap_shared.messaging.batches import top_up
 from kap_shared.messaging.broker import publish_dead_letter
 from kap_shared.messaging.errors import PermanentError
+from kap_shared.messaging.outbox import PRODUCER_HEADER
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.retry import bounded
 from kap_shared.service.runtime import ServiceRuntime
@@ -58,6 +62,7 @@ from kap_shared.tracing import traced
 
 from ..config import MonitoringSettings
 from ..domain.vitals import EPOCH, ONE_MICROSECOND, Reading
+from ..handlers.alerts import PRODUCER
 from ..handlers.vitals import Incoming, VitalsIngest
 from . import vitals_codec
 
@@ -135,11 +140,14 @@ class BatchStats:
 
 
 def decode(
-    records: Sequence[Record],
-) -> tuple[list[Incoming], list[DeadLetter], list[Record]]:
+    records: Sequence[Record], own_producer: str | None = None
+) -> tuple[list[Incoming], list[DeadLetter], list[Record], int]:
     """Validate each record against the contract; bad ones are set aside, never raised.
-    Returns the readings, the records to dead-letter and the records skipped because
-    they carry another event type.
+    Returns the readings, the records to dead-letter, the records skipped because
+    they carry another event type, and how many were `own_producer`'s own readings
+    (its outbox's `producer` header; not decoded: stored before they were published).
+    Every other producer's readings (a gateway's id, CONTRACT section 1) are decoded
+    and deduplicated by reading_id as before, whatever their headers say otherwise.
 
     The event ids are turned into their canonical text for the whole batch at the end,
     in one msgspec round trip (`str(UUID)` is Python code, ~10x dearer a record), and
@@ -149,6 +157,8 @@ def decode(
     event_ids: list[uuid.UUID] = []
     dead: list[DeadLetter] = []
     skipped: list[Record] = []
+    echoes = 0
+    own = own_producer.encode() if own_producer else None
     validate = vitals_codec.decode
     epoch, one_us = EPOCH, ONE_MICROSECOND
     for index, record in enumerate(records):
@@ -158,13 +168,19 @@ def decode(
             continue
         traceparent = None
         event_type = EVENT_TYPE
+        producer = None
         for name, header in record.headers:
             if name == "traceparent":
                 traceparent = header.decode("ascii", errors="replace")
             elif name == EVENT_TYPE_HEADER:
                 event_type = header.decode("utf-8", errors="replace")
+            elif name == PRODUCER_HEADER:
+                producer = header
         if event_type != EVENT_TYPE:
             skipped.append(record)
+            continue
+        if own is not None and producer == own:
+            echoes += 1
             continue
         try:
             event = validate(value)
@@ -203,7 +219,7 @@ def decode(
         )
     for item, event_id in zip(items, vitals_codec.canonical_uuids(event_ids), strict=True):
         item.event_id = event_id
-    return items, dead, skipped
+    return items, dead, skipped, echoes
 
 
 def _other_event_type(value: bytes) -> bool:
@@ -257,10 +273,10 @@ class VitalsBatchConsumer:
 
     async def _process(self, records: Sequence[Record]) -> BatchOutcome:
         started = time.perf_counter()
-        items, dead, skipped = decode(records)
+        items, dead, skipped, echoes = decode(records, PRODUCER)
         decoded = time.perf_counter()
         self.stats.seconds["decode"] += decoded - started
-        outcome = BatchOutcome(dead=dead, skipped=len(skipped))
+        outcome = BatchOutcome(duplicates=echoes, dead=dead, skipped=len(skipped))
         if skipped:
             log.debug("consumer.skipped", topic=MONITORING_VITALS, count=len(skipped))
         if not items:
@@ -272,7 +288,7 @@ class VitalsBatchConsumer:
             await uow.commit()
             self.stats.seconds["commit"] += time.perf_counter() - ingested
         outcome.stored = len(result.stored)
-        outcome.duplicates = len(result.duplicates)
+        outcome.duplicates += len(result.duplicates)
         outcome.dead.extend(
             DeadLetter(records[r.item.ref], PermanentError(r.message)) for r in result.rejected
         )

@@ -133,7 +133,9 @@ async def record_vitals(
     item = Incoming(reading, recorded_at, row.session_id, "http", str(event.event_id))
     # The reading's own event first: what it triggers follows it in the outbox.
     uow.publish(event)
-    result = await ingest.apply(uow, [item])
+    # A new reading, as a rule (its echo never reaches the ingest: vitals_batch.decode):
+    # checked for a repeat under the session's lock only.
+    result = await ingest.apply(uow, [item], settle_first=False)
     if result.rejected:
         rejection = result.rejected[0]
         if rejection.code == NOT_FOUND:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import BindParameter, Row, Select, Table, bindparam
+from sqlalchemy import BindParameter, Connection, Row, Select, Table, bindparam
 from sqlalchemy import select as select_rows
 from sqlmodel import SQLModel, col
 
@@ -331,15 +332,35 @@ _ASSESSMENTS: Select[Any] = (
 Model = TypeVar("Model", bound=BaseModel)
 
 
-async def _by_session(
-    uow: UnitOfWork, statement: Select[Any], ids: dict[str, list[str]], model: type[Model]
+def _by_session(
+    connection: Connection, statement: Select[Any], ids: dict[str, list[str]], model: type[Model]
 ) -> dict[str, list[Model]]:
     """The statement's rows as `model`s, grouped by their session, in the rows' order."""
-    connection = await uow.session.connection()
     grouped: dict[str, list[Model]] = defaultdict(list)
-    for found in (await connection.execute(statement, ids)).mappings():
+    for found in connection.execute(statement, ids).mappings():
         grouped[found["session_id"]].append(model.model_validate(found))
     return grouped
+
+
+@dataclass(frozen=True)
+class _Related:
+    """A set of sessions' related rows, by session."""
+
+    doses: dict[str, list[DoseView]]
+    decisions: dict[str, list[DecisionView]]
+    concerns: dict[str, list[ConcernView]]
+    assessments: dict[str, list[StabilityAssessment]]  # newest first
+
+
+def _read_related(connection: Connection, ids: dict[str, list[str]]) -> _Related:
+    """The four reads in one call of `AsyncConnection.run_sync`: awaited one by one,
+    each cost a greenlet of its own and a pass through SQLAlchemy's async proxies."""
+    return _Related(
+        _by_session(connection, _DOSES, ids, DoseView),
+        _by_session(connection, _DECISIONS, ids, DecisionView),
+        _by_session(connection, _OPEN_CONCERNS, ids, ConcernView),
+        _by_session(connection, _ASSESSMENTS, ids, StabilityAssessment),
+    )
 
 
 def _by_session_alerts(alerts: Iterable[Alert]) -> dict[str, list[Alert]]:
@@ -359,19 +380,17 @@ async def _views(
     if not rows:
         return []
     ids = {"ids": [row.session_id for row in rows]}
-    doses = await _by_session(uow, _DOSES, ids, DoseView)
-    decisions = await _by_session(uow, _DECISIONS, ids, DecisionView)
-    concerns = await _by_session(uow, _OPEN_CONCERNS, ids, ConcernView)
+    connection = await uow.session.connection()
+    related = await connection.run_sync(_read_related, ids)
     alerts = _by_session_alerts(await store.open_alerts(uow.session, ids["ids"]))
-    assessments = await _by_session(uow, _ASSESSMENTS, ids, StabilityAssessment)
     return [
         _view(
             row,
-            doses.get(row.session_id, []),
-            decisions.get(row.session_id, []),
-            concerns.get(row.session_id, []),
+            related.doses.get(row.session_id, []),
+            related.decisions.get(row.session_id, []),
+            related.concerns.get(row.session_id, []),
             alerts.get(row.session_id, []),
-            next(iter(assessments.get(row.session_id, [])), None),
+            next(iter(related.assessments.get(row.session_id, [])), None),
             rules(row.site_id),
             now,
         )
