@@ -179,6 +179,13 @@ def render(root: Path, services: tuple[str, ...] = SERVICES) -> str:
         " application/json` and the W3C `traceparent`. Every topic has a `<topic>.dlq`"
         " twin for messages a consumer cannot process.",
         "",
+        "The platform's outboxes also set a `producer` header, the envelope's `producer`"
+        " (a service's name). It is reserved for them: a producer outside the platform"
+        " (a device gateway) must not set it. Monitoring's vitals consumer settles a"
+        " `VitalsRecorded` with `producer: monitoring` without reading it, because its"
+        " HTTP ingest stored that reading, with its rules applied, in the transaction that"
+        " wrote the outbox row.",
+        "",
         "| topic | dead letters | event types | published by | consumed by |",
         "|---|---|---|---|---|",
     ]
