@@ -44,7 +44,7 @@ BUSY_TIMEOUT = 30.0
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 _HELD = "kap_writer_lock"
 # Each connection's page cache, KiB (SQLite's default is 2,000). A vitals batch of
-# 5,000 readings dirties ~1,800 pages (the readings table and its two indexes, one
+# 5,000 readings dirties ~1,200 pages (~5 MB) (the readings table and its two indexes, one
 # insertion point per session in each): with the default cache SQLite spills dirty
 # pages to the WAL in mid-transaction and reads them back (bench/README.md, vitals
 # round 6). Memory is taken as pages are read, up to this much per connection.
