@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from kap_shared import db_sqlite_checkpoint
-from kap_shared.db_sqlite import WriterQueue, configure_sqlite, writer_queue_of
+from kap_shared.db_sqlite import CACHE_KIB, WriterQueue, configure_sqlite, writer_queue_of
 
 # Bounds a wrong implementation's deadlock (the test then fails); never reached otherwise.
 GUARD_SECONDS = 20.0
@@ -41,6 +41,21 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 async def _count(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM t"))).scalar_one())
+
+
+async def test_every_connection_gets_wal_normal_sync_and_the_larger_page_cache(
+    engine: AsyncEngine,
+) -> None:
+    """The durability the README promises (WAL, synchronous=NORMAL: a commit survives a
+    process crash) on every pooled connection, and the page cache a vitals batch's dirty
+    pages fit in (negative: KiB)."""
+    async with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            pragmas = [
+                (await conn.execute(text(f"PRAGMA {name}"))).scalar()
+                for name in ("journal_mode", "synchronous", "cache_size")
+            ]
+            assert pragmas == ["wal", 1, -CACHE_KIB]
 
 
 async def test_concurrent_writers_queue_instead_of_failing(engine: AsyncEngine) -> None:

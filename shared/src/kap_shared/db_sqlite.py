@@ -43,6 +43,12 @@ BUSY_TIMEOUT = 30.0
 # takes the lock: holding it needlessly is slow, missing it would be the sleep again.
 _READS = ("SELECT", "PRAGMA", "EXPLAIN")
 _HELD = "kap_writer_lock"
+# Each connection's page cache, KiB (SQLite's default is 2,000). A vitals batch of
+# 5,000 readings dirties ~1,200 pages (~5 MB) (the readings table and its two indexes, one
+# insertion point per session in each): with the default cache SQLite spills dirty
+# pages to the WAL in mid-transaction and reads them back (bench/README.md, vitals
+# round 6). Memory is taken as pages are read, up to this much per connection.
+CACHE_KIB = 16_384
 
 
 def _reads_only(statement: str) -> bool:
@@ -174,6 +180,7 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if queue.checkpointer is not None:  # checkpoints off the event loop
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
