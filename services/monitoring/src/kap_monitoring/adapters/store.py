@@ -98,31 +98,38 @@ SESSION_ROW_COLUMNS = (
 
 
 async def load_sessions(session: AsyncSession, session_ids: Iterable[str]) -> dict[str, SessionRow]:
-    ids = sorted(set(session_ids))
-    connection = await session.connection()
-    dialect = connection.dialect
-    sqlite = dialect.name == "sqlite"
+    sqlite = (await session.connection()).dialect.name == "sqlite"
     found: dict[str, SessionRow] = {}
-    for part in chunks(ids):
-        statement = (
-            f"SELECT {', '.join(SESSION_ROW_COLUMNS)} "  # noqa: S608 - fixed names
-            f"FROM {MonitoredSession.__tablename__} "
-            f"WHERE session_id IN ({_placeholders(dialect.paramstyle, len(part))})"
-        )
-        result = await connection.exec_driver_sql(statement, tuple(part))
-        for values in result:
-            row = SessionRow(*list(values))
-            row.predose_decision_pending = bool(row.predose_decision_pending)
-            row.bp_check_done = bool(row.bp_check_done)
-            if sqlite:  # the driver hands back SQLite's storage types
-                if row.first_dose_at is not None:
-                    row.first_dose_at = _sqlite_parse(row.first_dose_at)
-                if isinstance(row.rule_state, str):
-                    row.rule_state = decode_json(row.rule_state)
-            elif row.first_dose_at is not None:
-                row.first_dose_at = as_utc(row.first_dose_at)
-            found[row.session_id] = row
+    columns = ", ".join(SESSION_ROW_COLUMNS)
+    table = MonitoredSession.__tablename__
+    query = f"SELECT {columns} FROM {table} WHERE session_id"  # noqa: S608 - fixed names
+    for values in await _select_in(session, query, sorted(set(session_ids))):
+        row = SessionRow(*list(values))
+        row.predose_decision_pending = bool(row.predose_decision_pending)
+        row.bp_check_done = bool(row.bp_check_done)
+        if sqlite:  # the driver hands back SQLite's storage types
+            if row.first_dose_at is not None:
+                row.first_dose_at = _sqlite_parse(row.first_dose_at)
+            if isinstance(row.rule_state, str):
+                row.rule_state = decode_json(row.rule_state)
+        elif row.first_dose_at is not None:
+            row.first_dose_at = as_utc(row.first_dose_at)
+        found[row.session_id] = row
     return found
+
+
+async def _select_in(
+    session: AsyncSession, query: str, values: Sequence[str], size: int = CHUNK
+) -> list[Sequence[Any]]:
+    """The rows of `query` + ` IN (values)`, in plain SQL (no ORM rows to build for
+    thousands of values a batch), one statement per chunk of `size` values."""
+    connection = await session.connection()
+    paramstyle = connection.dialect.paramstyle
+    rows: list[Sequence[Any]] = []
+    for part in chunks(values, size):
+        statement = f"{query} IN ({_placeholders(paramstyle, len(part))})"
+        rows.extend(await connection.exec_driver_sql(statement, tuple(part)))
+    return rows
 
 
 def _sqlite_parse(value: str | datetime) -> datetime:
@@ -134,18 +141,9 @@ def _sqlite_parse(value: str | datetime) -> datetime:
 async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -> dict[str, str]:
     """reading_id -> session_id of the readings already stored (plain SQL: thousands of
     ids per batch, nothing to convert)."""
-    found: dict[str, str] = {}
-    connection = await session.connection()
-    paramstyle = connection.dialect.paramstyle
-    for part in chunks(reading_ids, 1000):
-        statement = (
-            f"SELECT reading_id, session_id FROM {readings_table.name} "  # noqa: S608
-            f"WHERE reading_id IN ({_placeholders(paramstyle, len(part))})"
-        )
-        result = await connection.exec_driver_sql(statement, tuple(part))
-        pairs = cast("list[tuple[str, str]]", result.all())
-        found.update(dict(pairs))
-    return found
+    query = f"SELECT reading_id, session_id FROM {readings_table.name} WHERE reading_id"  # noqa: S608
+    pairs = cast("list[tuple[str, str]]", await _select_in(session, query, reading_ids, 1000))
+    return dict(pairs)
 
 
 async def commits_by_others(session: AsyncSession) -> int | None:
@@ -167,18 +165,12 @@ async def open_alerts(session: AsyncSession, session_ids: Iterable[str]) -> list
     `status = 'open'` is written as a literal, the partial index's own condition: SQLite
     re-prepares a statement on every execution when a bound value is compared with a
     partial index's WHERE (the value might change the plan), ~10x a prepared lookup."""
-    ids = sorted(set(session_ids))
-    connection = await session.connection()
-    paramstyle = connection.dialect.paramstyle
-    alert_ids: list[str] = []
-    for part in chunks(ids):
-        statement = (
-            f"SELECT alert_id FROM {Alert.__tablename__} "  # noqa: S608 - fixed names
-            f"WHERE status = '{OPEN}' "
-            f"AND session_id IN ({_placeholders(paramstyle, len(part))})"
-        )
-        result = await connection.exec_driver_sql(statement, tuple(part))
-        alert_ids.extend(alert_id for (alert_id,) in result)
+    query = (
+        f"SELECT alert_id FROM {Alert.__tablename__} "  # noqa: S608 - fixed names
+        f"WHERE status = '{OPEN}' AND session_id"
+    )
+    rows = await _select_in(session, query, sorted(set(session_ids)))
+    alert_ids = [alert_id for (alert_id,) in rows]
     if not alert_ids:
         return []
     found = await session.exec(select(Alert).where(col(Alert.alert_id).in_(alert_ids)))
