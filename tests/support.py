@@ -187,6 +187,19 @@ async def caught_up(base_url: str, timeout: float = 60.0) -> None:
     await eventually(idle, timeout=timeout, interval=0.1)
 
 
+async def timers_settled(base_url: str, timeout: float = 30.0) -> None:
+    """No durable timer of the service is due and unfired, and its outbox is on the
+    broker: whatever its timers were going to publish by now has been published (what a
+    test once slept through several timer-worker polls for)."""
+
+    async def settled() -> bool:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
+            text = (await client.get("/metrics")).text
+        return metric_value(text, "kap_timers_due") == 0 == metric_value(text, "kap_outbox_backlog")
+
+    await eventually(settled, timeout=timeout, interval=0.1)
+
+
 # -- a real SMS webhook provider, in the test process ---------------------------------
 
 SMS_TOKEN = "e2e-sms-token"

@@ -73,6 +73,29 @@ async def test_cancelled_timer_never_fires(sessions: Sessions) -> None:
     assert fired == []
 
 
+async def test_due_count_is_what_the_worker_would_fire_now(sessions: Sessions) -> None:
+    """`kap_timers_due` (each service's /metrics): what tests wait on instead of sleeping
+    through polls, so it must fall to 0 only once the due timers have fired."""
+    clock, fired = Clock(), list[str]()
+    await _set(sessions, "due", timedelta(minutes=1), clock)
+    await _set(sessions, "cancelled", timedelta(minutes=1), clock)
+    await _set(sessions, "later", timedelta(hours=1), clock)
+    async with UnitOfWork(sessions) as uow:
+        await timers.cancel(uow.session, "cancelled")
+        # Another service's kind in a shared test database: not this worker's to fire.
+        await timers.schedule(uow.session, kind="other", key="x", due_at=clock.now, payload={})
+        await uow.commit()
+    worker = _worker(sessions, clock, fired)
+
+    clock.now += timedelta(minutes=1) - timedelta(seconds=1)
+    assert await worker.due_count() == 0
+    clock.now += timedelta(seconds=1)
+    assert await worker.due_count() == 1
+    assert await worker.fire_due() == 1
+    assert await worker.due_count() == 0
+    assert fired == ["due"]
+
+
 async def test_rescheduling_moves_the_timer(sessions: Sessions) -> None:
     clock, fired = Clock(), list[str]()
     await _set(sessions, "c", timedelta(minutes=1), clock)

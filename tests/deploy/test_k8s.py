@@ -403,6 +403,7 @@ def test_alerts_cover_the_operational_signals(production: list[Manifest]) -> Non
         "kap_dead_letters_total",
         "kap_consumer_lag",
         "kap_open_alerts",
+        "kap_timers_due",
         "kube_deployment_status_replicas_unavailable",
     ):
         assert metric in expressions, metric

@@ -35,7 +35,7 @@ from scheduling_flows import (
     scheduling,
     screen,
 )
-from support import TopicReader
+from support import TopicReader, timers_settled
 
 from kap_local.platform import Platform
 from kap_shared.events import decode, topics
@@ -271,8 +271,11 @@ async def test_integration_overdue_survives_a_crash_and_a_restart_exactly_once(
         service.kill(signal.SIGKILL)
         service.start()
         service.wait_ready()
-        await asyncio.sleep(3.0)  # several timer-worker polls
-        again = await _overdue(reader, patient_id)
+        await timers_settled(service.url)  # nothing due is left unfired, all of it sent
+        await reader.read_to_end()
+        again = [
+            e for e in reader.of_patient(patient_id) if e["event_type"] == "IntegrationOverdue"
+        ]
         # At-least-once delivery may repeat a record, never the fact: one event id.
         assert {e["event_id"] for e in again} == {overdue["event_id"]}
 

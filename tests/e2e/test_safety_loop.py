@@ -15,6 +15,7 @@ scheduling until a prescriber clears it.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 from flows import register_recipient, set_escalation
 from monitoring_flows import STABILITY_CRITERIA, phq9
 from scheduling_flows import Course, create_site, enrolled, scheduling
-from support import Api, SmsWebhook, TopicReader, eventually, live_inbox
+from support import Api, SmsWebhook, TopicReader, eventually, live_inbox, timers_settled
 
 from kap_local.platform import Platform, ServiceProcess
 from kap_shared.events import topics
@@ -162,6 +163,8 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
                 ]
 
             await paging_topic.wait_for(lambda _: bool(escalated(1)), timeout=60)
+            # Both levels count from the first notification, so level 2 is due by then.
+            level_2_due_by = time.monotonic() + LEVEL_2_AFTER - LEVEL_1_AFTER
             assert escalated(1)[0]["data"]["to_recipient_ids"] == [oncall]
             await eventually(lambda: sms_webhook.to(phones[oncall]))
 
@@ -177,8 +180,11 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
                     for e in events
                 )
             )
-            await asyncio.sleep(LEVEL_2_AFTER + 3)
-            await paging_topic.poll(1.0)
+            # Level 2's time must pass (a duration, not a wait for something); then the
+            # notifications service has nothing due left and its outbox is on the broker.
+            await asyncio.sleep(max(0.0, level_2_due_by - time.monotonic()) + 0.5)
+            await timers_settled(paging.base_url)
+            await paging_topic.read_to_end()
             assert escalated(2) == []
 
         # -- back in range, alert resolved; discharge at 120 minutes ----------------------

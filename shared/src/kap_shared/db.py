@@ -76,8 +76,12 @@ async def create_tables(engine: AsyncEngine, metadatas: Sequence[MetaData]) -> N
             await conn.run_sync(metadata.create_all)
 
 
-def is_postgres(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgres(bind: AsyncEngine | AsyncSession) -> bool:
+    """Whether an engine, or the engine a session is bound to, is PostgreSQL (where row
+    locks and advisory locks exist; SQLite has one writer and needs neither)."""
+    if isinstance(bind, AsyncSession):
+        return bind.bind is not None and bind.bind.dialect.name == "postgresql"
+    return bind.dialect.name == "postgresql"
 
 
 def append_only_ddl(table: str) -> dict[str, tuple[str, ...]]:

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from ..db import PlatformTable, json_column
+from ..db import PlatformTable, is_postgres, json_column
 from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
 from ..tasks import cancel_and_wait, run_when_woken
@@ -85,7 +85,7 @@ async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False
     (False) instead of waiting for it. For a caller holding a lock the timer's handler takes
     next (the session it is about): waiting would be a deadlock; the handler, which runs
     once that lock is free, must find that it has nothing left to do."""
-    if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
+    if unless_firing and is_postgres(session):
         query = select(ScheduledJob).where(ScheduledJob.key == key)
         found = (await session.exec(query.with_for_update(skip_locked=True))).first()
         job = found if found is not None and found.status == PENDING else None
@@ -109,7 +109,7 @@ async def cancel_many(
     pending: ColumnElement[bool] = col(ScheduledJob.key).in_(keys) & (
         col(ScheduledJob.status) == PENDING
     )
-    if unless_firing and session.bind is not None and session.bind.dialect.name == "postgresql":
+    if unless_firing and is_postgres(session):
         held = select(ScheduledJob.job_id).where(pending).with_for_update(skip_locked=True)
         pending = col(ScheduledJob.job_id).in_(held.scalar_subquery())
     await session.exec(update(table).where(pending).values(status=CANCELLED))
@@ -183,11 +183,25 @@ class TimerWorker:
             fired += await self._fire(job_id, now)
         return fired
 
+    async def due_count(self) -> int:
+        """Timers of this worker's kinds that are due now and not fired (for metrics):
+        while it is above 0 a deadline has passed unanswered, and once the worker has
+        fired them it is 0, which a caller can wait for instead of sleeping."""
+        async with self._sessions() as session:
+            count = await session.exec(
+                select(func.count())
+                .select_from(ScheduledJob)
+                .where(ScheduledJob.status == PENDING)
+                .where(col(ScheduledJob.kind).in_(list(self._handlers)))
+                .where(ScheduledJob.due_at <= self._clock())
+            )
+            return int(count.one())
+
     async def _fire(self, job_id: str, now: datetime) -> bool:
         try:
             async with UnitOfWork(self._sessions, self._on_commit) as uow:
                 query = select(ScheduledJob).where(ScheduledJob.job_id == job_id)
-                if uow.session.bind is not None and uow.session.bind.dialect.name == "postgresql":
+                if is_postgres(uow.session):
                     query = query.with_for_update(skip_locked=True)  # another instance has it
                 job = (await uow.session.exec(query)).first()
                 if job is None or job.status != PENDING or as_utc(job.due_at) > now:

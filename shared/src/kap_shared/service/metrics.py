@@ -51,6 +51,9 @@ class ServiceMetrics:
             "stage",
             buckets=RELAY_BUCKETS,
         )
+        self.timers_due = self.gauge(
+            "kap_timers_due", "Durable timers whose time has come and that have not fired"
+        )
         self.outbox_oldest_age = self.gauge(
             "kap_outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox event"
         )

@@ -359,6 +359,8 @@ class ServiceRuntime:
                 runtime.metrics.outbox_oldest_age.set(
                     (utc_now() - as_utc(oldest)).total_seconds() if oldest else 0
                 )
+                if runtime._timers is not None:
+                    runtime.metrics.timers_due.set(await runtime._timers.due_count())
             runtime.metrics.consumer_lag.clear()
             for (topic, partition), behind in (await runtime.consumer_lag()).items():
                 runtime.metrics.consumer_lag.labels(topic, str(partition)).set(behind)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from kap_shared.db import is_postgres
 from kap_shared.events.enums import ConsentScope, Phase, Role, Route, Severity
 
 from ..domain import model
@@ -26,10 +27,6 @@ from .tables import (
 
 # PostgreSQL advisory-lock key serializing bookings across instances (see `lock_bookings`).
 _BOOKING_LOCK_KEY = 0x4B4150_5C4
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"
 
 
 async def lock_bookings(session: AsyncSession) -> None:
