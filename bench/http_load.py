@@ -234,12 +234,17 @@ def summarize(
 # -- one request at a time, in-process: what each costs -------------------------------------
 
 
-async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, Any]:
+async def per_request_cost(
+    count: int, profile_dir: Path | None, gap: float = 0.0
+) -> dict[str, Any]:
     """CPU per request of each kind, one request at a time through the ASGI app in this
     process (no Kafka: the broker is unreachable, the outbox waits): the cost of the
     request itself, which the machine's load hardly changes, unlike the latencies.
     `time.process_time` counts every thread (aiosqlite's included), `thread_time` the
-    event loop's. With `profile_dir`, a cProfile of the main thread per kind."""
+    event loop's. With `profile_dir`, a cProfile of the main thread per kind. With `gap`,
+    the process idles that many seconds between requests, as at a clinic's rate: the
+    wall time of each request is then that of a process woken from idle (its CPU time
+    includes whatever ran during the gaps)."""
     from kap_monitoring.bootstrap import build
     from kap_monitoring.config import MonitoringSettings
     from kap_monitoring.entrypoints.stream import HANDLERS
@@ -256,7 +261,7 @@ async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, An
     )
     app = build(settings)
     sessions = [f"sess-h-{n}" for n in range(5)]
-    out: dict[str, Any] = {"requests_per_kind": count}
+    out: dict[str, Any] = {"requests_per_kind": count, "gap_seconds": gap}
     async with app.router.lifespan_context(app):
         runtime = app.state.runtime
         if not runtime.database_ready:  # the lifespan prepares the schema first
@@ -289,8 +294,15 @@ async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, An
                 cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
                 if profiler:
                     profiler.enable()
+                walls: list[float] = []
+                loop_cpus: list[float] = []  # the event loop's CPU, this request only
                 for n in range(count):
+                    if gap:
+                        await asyncio.sleep(gap)
+                    sent, sent_cpu = time.perf_counter(), time.thread_time()
                     response = await call(n)
+                    walls.append(time.perf_counter() - sent)
+                    loop_cpus.append(time.thread_time() - sent_cpu)
                     if response.status_code not in (200, 201):
                         raise RuntimeError(f"{kind}: {response.status_code} {response.text}")
                 if profiler and profile_dir:
@@ -299,7 +311,9 @@ async def per_request_cost(count: int, profile_dir: Path | None) -> dict[str, An
                 out[kind] = {
                     "cpu_ms": round((time.process_time() - cpu) * 1000 / count, 2),
                     "event_loop_cpu_ms": round((time.thread_time() - loop_cpu) * 1000 / count, 2),
-                    "wall_ms": round((time.perf_counter() - wall) * 1000 / count, 2),
+                    "wall_ms": round((time.perf_counter() - wall - gap * count) * 1000 / count, 2),
+                    "wall_ms_each": _percentiles(walls),
+                    "event_loop_cpu_ms_each": _percentiles(loop_cpus),
                     "profiled": profiler is not None,
                 }
                 log(f"{kind}: {out[kind]}")
@@ -587,6 +601,12 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of the load: N requests of each kind one at a time, in-process, "
         "and the CPU each costs (recorded under per_request)",
     )
+    parser.add_argument(
+        "--gap",
+        type=float,
+        default=0.0,
+        help="with --per-request: seconds idle between requests (a clinic's rate)",
+    )
     parser.add_argument("--generate", help=argparse.SUPPRESS)  # the load generator process
     args = parser.parse_args(argv)
     if args.generate:
@@ -617,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
 def record_per_request(args: argparse.Namespace) -> int:
     profile_dir = Path(tempfile.mkdtemp(prefix="kap-bench-http-prof-")) if args.profile else None
     load_before = [round(x, 2) for x in os.getloadavg()]
-    cost = asyncio.run(per_request_cost(args.per_request, profile_dir))
+    cost = asyncio.run(per_request_cost(args.per_request, profile_dir, args.gap))
     cost["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     cost["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(cost, indent=2))

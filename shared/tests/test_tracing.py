@@ -89,3 +89,21 @@ def test_no_trace_is_current_in_a_fresh_context() -> None:
 )
 def test_trace_id_of(value: str | None, trace_id: str | None) -> None:
     assert trace_id_of(value) == trace_id
+
+
+@pytest.mark.parametrize("flags", [0x00, 0x01, 0x03])
+def test_traceparent_of_writes_what_the_w3c_propagator_writes(flags: int) -> None:
+    """traceparent_of formats the header itself (issue 13: cheaper per request); it
+    must stay byte for byte what OpenTelemetry's propagator injects."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from kap_shared.tracing import trace_id_of_span, traceparent_of
+
+    for trace_id, span_id in ((0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331), (1, 1)):
+        span = NonRecordingSpan(SpanContext(trace_id, span_id, False, TraceFlags(flags)))
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(span))
+        assert traceparent_of(span) == carrier["traceparent"]
+        assert trace_id_of_span(span) == trace_id_of(carrier["traceparent"])

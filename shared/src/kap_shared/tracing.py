@@ -56,6 +56,13 @@ def _parent(incoming: str | None) -> otel_context.Context:
 
 
 def _format(span_context: SpanContext) -> str:
+    if span_context.is_valid:
+        # What the propagator writes for a valid context (a test holds them equal),
+        # without the context copy and the span object it builds on every call.
+        return (
+            f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}"
+            f"-{span_context.trace_flags:02x}"
+        )
     carrier: dict[str, str] = {}
     _W3C.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(span_context)))
     return carrier["traceparent"]
@@ -83,6 +90,12 @@ def continue_trace(incoming: str | None) -> str:
 def current_traceparent() -> str | None:
     span_context = trace.get_current_span().get_span_context()
     return _format(span_context) if span_context.is_valid else None
+
+
+def trace_id_of_span(span: trace.Span) -> str | None:
+    """The trace id (32 hex) of a span of this process, for log lines."""
+    span_context = span.get_span_context()
+    return f"{span_context.trace_id:032x}" if span_context.is_valid else None
 
 
 def trace_id_of(traceparent: str | None) -> str | None:

@@ -16,7 +16,7 @@ from starlette.types import Scope
 from ..events.enums import Role
 from .tokens import InvalidToken, Principal, TokenVerifier
 
-_bearer = HTTPBearer(auto_error=False, description="JWT with claims sub, role, sites")
+bearer_scheme = HTTPBearer(auto_error=False, description="JWT with claims sub, role, sites")
 # Where a request keeps the token it verified, so it is verified once per request
 # (the idempotency middleware needs the caller before the route does).
 _VERIFIED = "kap_verified_token"
@@ -34,10 +34,10 @@ async def verified_principal(scope: Scope, token: str) -> Principal:
     return principal
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def _principal_of(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The caller (401 without a valid bearer token, 403 for a misused wildcard)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     try:
@@ -54,13 +54,26 @@ async def current_principal(
     return principal
 
 
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    return await _principal_of(request, credentials)
+
+
 def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency: the caller must hold one of `roles` (403 otherwise)."""
+    """A dependency: the caller must hold one of `roles` (403 otherwise).
+
+    It reads the bearer token itself rather than depending on `current_principal`:
+    each level of dependencies costs FastAPI a pass of its dependency solving on every
+    request (issue 13's profile), and this one is on every route."""
     allowed = frozenset(roles)
 
     async def dependency(
-        principal: Annotated[Principal, Depends(current_principal)],
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     ) -> Principal:
+        principal = await _principal_of(request, credentials)
         if principal.role not in allowed:
             raise HTTPException(
                 403,

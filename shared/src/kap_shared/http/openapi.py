@@ -25,7 +25,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
-from ..auth.dependencies import current_principal
+from ..auth.dependencies import bearer_scheme
 from .idempotency import IdempotencyKey
 
 _Route = TypeVar("_Route", bound=Callable[..., Any])
@@ -98,7 +98,8 @@ def keyed_post(
 
 
 def _needs_token(dependant: Dependant) -> bool:
-    return any(dep.call is current_principal or _needs_token(dep) for dep in dependant.dependencies)
+    # every authenticating dependency (current_principal, require_roles) reads the bearer
+    return any(dep.call is bearer_scheme or _needs_token(dep) for dep in dependant.dependencies)
 
 
 def _takes_input(dependant: Dependant) -> bool:

@@ -47,7 +47,7 @@ from ..messaging.unit_of_work import UnitOfWork
 from ..migrations import migrations_dir, upgrade
 from ..retry import until_up
 from ..settings import ServiceSettings
-from ..tracing import configure_tracing, trace_id_of, traced, traceparent_of
+from ..tracing import configure_tracing, trace_id_of_span, traced, traceparent_of
 from .docs_ui import STATIC_PATH, install_docs_ui
 from .metrics import ServiceMetrics
 
@@ -409,7 +409,7 @@ class RequestContext:
             traceparent = traceparent_of(span)
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(
-                trace_id=trace_id_of(traceparent),
+                trace_id=trace_id_of_span(span),
                 correlation_id=headers.get("x-correlation-id"),
             )
             started = time.perf_counter()
