@@ -14,7 +14,7 @@ from kap_shared.events import (
     SafetyConcernRaised,
     VitalsRecorded,
 )
-from kap_shared.messaging import inbox
+from kap_shared.messaging import inbox, upserts
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
@@ -194,3 +194,23 @@ def test_consumer_subscribes_only_to_topics_carrying_handled_types(sessions: Ses
 
     vitals_only = EventConsumer(group_id=GROUP, sessions=sessions, handlers={VitalsRecorded: noop})
     assert vitals_only.topics == ["kap.monitoring.vitals.v1"]
+
+
+async def test_the_claim_is_built_once_and_each_claim_keeps_its_own_values(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim runs for every consumed event: its statement is built once per dialect
+    and its values bound at each execution (building it cost more Python than running it)."""
+    built: list[object] = []
+    build = upserts.insert_on_conflict
+
+    def counting(*args: object) -> object:
+        built.append(args)
+        return build(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inbox, "insert_on_conflict", counting)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    assert [await claim_and_commit(sessions, GROUP, event_id) for event_id in ids] == [True] * 3
+    assert await claim_and_commit(sessions, GROUP, ids[1]) is False
+    assert len(built) <= 1  # once in this process (maybe by an earlier test), not per claim
+    assert sorted(r.event_id for r in await inbox_rows(sessions)) == sorted(ids)

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from kap_shared.events import IntegrationOverdue
 from kap_shared.events.envelope import utc_now
-from kap_shared.messaging import timers
+from kap_shared.messaging import timers, upserts
 from kap_shared.messaging.outbox import OutboxMessage
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
@@ -171,3 +171,29 @@ async def test_scheduling_is_one_statement_and_a_moved_timer_starts_afresh(
     clock.now += timedelta(hours=1)
     assert await timers.TimerWorker(sessions, {"ping": again}, clock=clock).fire_due() == 1
     assert fired == ["e", "e"]
+
+
+async def test_the_upsert_is_built_once_and_each_timer_keeps_its_own_values(
+    sessions: Sessions, monkeypatch: Any
+) -> None:
+    """Building the statement (coercing every value, walking it for its cache key) cost
+    more Python than running it; it is built once per dialect, its values bound at each
+    execution, so no timer may get another's values."""
+    built: list[object] = []
+    build = upserts.insert_on_conflict
+
+    def counting(*args: Any) -> Any:
+        built.append(args)
+        return build(*args)
+
+    monkeypatch.setattr(timers, "insert_on_conflict", counting)
+    clock = Clock()
+    for key, hours in (("f", 1), ("g", 2), ("h", 3)):
+        await _set(sessions, key, timedelta(hours=hours), clock)
+    assert len(built) <= 1  # once in this process (maybe by an earlier test), not per timer
+    async with sessions() as session:
+        jobs = {key: await timers.pending_job(session, key) for key in "fgh"}
+    due = {key: job.due_at.replace(tzinfo=None) for key, job in jobs.items() if job is not None}
+    naive_now = clock.now.replace(tzinfo=None)
+    assert due == {k: naive_now + timedelta(hours=h) for k, h in (("f", 1), ("g", 2), ("h", 3))}
+    assert len({job.job_id for job in jobs.values() if job is not None}) == 3

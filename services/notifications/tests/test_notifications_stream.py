@@ -299,6 +299,24 @@ async def test_hub_routes_items_to_their_recipients_only() -> None:
     assert await ben.next(0.05) is None  # timeout: time for a keep-alive
 
 
+async def test_a_published_item_reaches_the_waiting_stream_in_one_event_loop_turn() -> None:
+    """The push after a commit is not queued behind further turns of the loop (each as long
+    as whatever else is ready then: the relay, the consumer's offset commit)."""
+    hub = InboxHub()
+    subscription = hub.subscribe("th-ben")
+    taken: list[InboxItem | None] = []
+
+    async def stream() -> None:
+        taken.append(await subscription.next(5))
+
+    reader = asyncio.create_task(stream())
+    await asyncio.sleep(0)  # the stream's task now waits for an item
+    hub.publish([_item(1)])
+    await asyncio.sleep(0)  # one turn of the loop
+    assert taken == [_item(1)]
+    await reader
+
+
 async def test_hub_drops_a_client_that_cannot_keep_up() -> None:
     hub = InboxHub(queue_size=2)
     slow = hub.subscribe("th-ben")

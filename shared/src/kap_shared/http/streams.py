@@ -50,9 +50,16 @@ class StreamQueue(Generic[T]):
 
     async def next(self, timeout: float) -> T | None:
         """The next item; None after `timeout` seconds of quiet (time for a keep-alive).
-        Raises Closed once the stream is closed."""
+        Raises Closed once the stream is closed.
+
+        The stream's task waits on the queue itself: `asyncio.wait_for` (Python 3.11)
+        would wrap the wait in a task of its own, and an item offered after a commit
+        reached the stream three event-loop turns later instead of one, each turn as long
+        as whatever else was ready then (the outbox relay, the consumer's offset commit;
+        issue 13, the alert path's last hop)."""
         try:
-            item = await asyncio.wait_for(self.queue.get(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                item = await self.queue.get()
         except TimeoutError:
             if self.closed:
                 raise Closed(self.reason) from None

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from ..db import PlatformTable
 from ..events.envelope import utc_now
-from .upserts import insert_on_conflict
+from .upserts import PerDialect, bound, insert_on_conflict
 
 
 class InboxMessage(PlatformTable, table=True):
@@ -21,6 +21,18 @@ class InboxMessage(PlatformTable, table=True):
     event_id: str = Field(primary_key=True, max_length=36)
     event_type: str = Field(max_length=64)
     processed_at: datetime = Field(default_factory=utc_now)
+
+
+_TABLE = InboxMessage.__table__  # type: ignore[attr-defined]
+
+
+_CLAIM = PerDialect(
+    lambda session: (
+        insert_on_conflict(session, _TABLE)
+        .values(**bound(_TABLE, "consumer_group", "event_id", "event_type", "processed_at"))
+        .on_conflict_do_nothing()
+    )
+)
 
 
 async def claim(session: AsyncSession, consumer_group: str, event_id: str, event_type: str) -> bool:
@@ -35,6 +47,5 @@ async def claim(session: AsyncSession, consumer_group: str, event_id: str, event
         "event_type": event_type,
         "processed_at": utc_now(),
     }
-    stmt = insert_on_conflict(session, InboxMessage).values(**values).on_conflict_do_nothing()
-    result = await session.exec(stmt)
+    result = await session.exec(_CLAIM.of(session), params=values)  # type: ignore[call-overload]
     return bool(result.rowcount)

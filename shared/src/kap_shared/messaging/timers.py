@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.sql import Executable
 from sqlmodel import Field, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -24,7 +25,7 @@ from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
 from ..tasks import cancel_and_wait, run_when_woken
 from .unit_of_work import UnitOfWork
-from .upserts import insert_on_conflict
+from .upserts import PerDialect, bound, insert_on_conflict
 
 log = get_logger(__name__)
 
@@ -67,15 +68,29 @@ async def schedule(
         "attempts": 0,
         "last_error": None,
     }
-    statement = (
+    values = {"job_id": new_id(), "key": key, "created_at": utc_now(), **moved}
+    result = await session.exec(_SCHEDULE.of(session), params=values)  # type: ignore[call-overload]
+    job: ScheduledJob = result.scalar_one()
+    return job
+
+
+_MOVED = ("kind", "due_at", "payload", "status", "fired_at", "attempts", "last_error")
+
+
+def _schedule_statement(session: AsyncSession) -> Executable:
+    """`schedule`'s upsert, built once per dialect (its values bound at execution)."""
+    table = ScheduledJob.__table__  # type: ignore[attr-defined]
+    moved = bound(table, *_MOVED)
+    return (
         insert_on_conflict(session, ScheduledJob)
-        .values(job_id=new_id(), key=key, created_at=utc_now(), **moved)
+        .values(**bound(table, "job_id", "key", "created_at"), **moved)
         .on_conflict_do_update(index_elements=[ScheduledJob.key], set_=moved)
         .returning(ScheduledJob)
         .execution_options(populate_existing=True)
     )
-    job: ScheduledJob = (await session.exec(statement)).scalar_one()
-    return job
+
+
+_SCHEDULE = PerDialect(_schedule_statement)
 
 
 async def cancel(session: AsyncSession, key: str, *, unless_firing: bool = False) -> bool:

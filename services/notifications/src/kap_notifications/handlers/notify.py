@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events import (
@@ -196,23 +197,30 @@ class Notifier:
         assert message.escalation is not None
         # No look-up for an existing alert: the consumer's inbox claim in this transaction
         # lets each event through once, and the alert's primary key (its event id) backs it.
-        policy = await session.get(EscalationPolicy, source.site_id)
-        site_levels = [Level.from_json(raw) for raw in policy.levels] if policy else []
+        # The policy read and the alert's row are plain statements, built once: nothing in
+        # this transaction reads the alert back, and the ORM's identity map, flush and
+        # statement building were most of an alert's Python (bench/alert_handler.py).
+        connection = await session.connection()
+        policy = await connection.execute(_POLICY_LEVELS, {"site_id": source.site_id})
+        site_levels = [Level.from_json(raw) for raw in policy.scalar_one_or_none() or ()]
         levels = levels_for(message.escalation, site_levels, self.rules.for_site(source.site_id))
-        session.add(
-            Alert(
-                alert_id=source.event_id,
-                event_type=source.event_type,
-                rule=message.rule.key,
-                site_id=source.site_id,
-                patient_id=source.patient_id,
-                correlation_id=source.correlation_id,
-                priority=message.priority.value,
-                title=message.title,
-                body=message.body,
-                levels=[level.to_json() for level in levels],
-                opened_at=now,
-            )
+        await connection.execute(
+            _INSERT_ALERT,
+            {
+                "alert_id": source.event_id,
+                "event_type": source.event_type,
+                "rule": message.rule.key,
+                "site_id": source.site_id,
+                "patient_id": source.patient_id,
+                "correlation_id": source.correlation_id,
+                "priority": message.priority.value,
+                "title": message.title,
+                "body": message.body,
+                "levels": [level.to_json() for level in levels],
+                "level": 0,
+                "status": OPEN,
+                "opened_at": now,
+            },
         )
         if levels:
             await _schedule_level(session, source.event_id, 1, due_at(now, levels[0]))
@@ -276,6 +284,13 @@ class Notifier:
             session.add(alert)
             await cancel_escalation(session, alert)
             log.info("alert.resolved", alert_id=alert.alert_id)
+
+
+_ALERTS = Alert.__table__  # type: ignore[attr-defined]
+_INSERT_ALERT = _ALERTS.insert()
+_POLICY_LEVELS = select(EscalationPolicy.levels).where(
+    EscalationPolicy.site_id == bindparam("site_id")
+)
 
 
 async def _schedule_level(session: AsyncSession, alert_id: str, level: int, due: datetime) -> None:
