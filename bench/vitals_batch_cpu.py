@@ -85,7 +85,7 @@ def timed(owner: Any, name: str, spent: dict[str, float], label: str) -> None:
     setattr(owner, name, wrapper)
 
 
-async def run(total: int, session_count: int, batch: int) -> None:
+async def run(total: int, session_count: int, batch: int, reading_ids: str) -> None:
     sessions = Sessions(session_count, total)
     with tempfile.TemporaryDirectory(prefix="kap-bench-") as work:
         settings = MonitoringSettings(
@@ -101,7 +101,9 @@ async def run(total: int, session_count: int, batch: int) -> None:
         header = ((EVENT_TYPE_HEADER, b"VitalsRecorded"),)
         records = [
             Record("bench", 0, offset, key, value, header)
-            for offset, (key, value) in enumerate(readings(sessions, total, random.Random(11)))
+            for offset, (key, value) in enumerate(
+                readings(sessions, total, random.Random(11), reading_ids)
+            )
         ]
         spent: dict[str, float] = defaultdict(float)
         for name in STEPS:
@@ -135,8 +137,14 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--sessions", type=int, default=300)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument(
+        "--reading-ids",
+        choices=("sequential", "uuid"),
+        default="sequential",
+        help="the readings' ids: <session>-<n> or random UUIDs (see vitals_throughput.readings)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.readings, args.sessions, args.batch))
+    asyncio.run(run(args.readings, args.sessions, args.batch, args.reading_ids))
 
 
 if __name__ == "__main__":

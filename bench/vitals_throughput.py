@@ -152,10 +152,17 @@ def opening_events(
         )
 
 
-def readings(sessions: Sessions, total: int, rng: random.Random) -> list[tuple[bytes, bytes]]:
+def readings(
+    sessions: Sessions, total: int, rng: random.Random, reading_ids: str = "sequential"
+) -> list[tuple[bytes, bytes]]:
     """(key, value) records: each session's readings in time order, sessions interleaved
     as gateways would publish them; 0.5 % device retries (same reading_id, new event),
-    0.01 % readings for sessions monitoring does not know."""
+    0.01 % readings for sessions monitoring does not know.
+
+    `reading_ids`: "sequential" (`<session>-<n>`: each session's ids sort together, so
+    the readings' unique index on reading_id has one insertion point per session) or
+    "uuid" (random UUIDs, as monitoring's HTTP ingest and most gateways make them:
+    every new reading lands on a random page of that index)."""
     per_session = total // len(sessions.ids)
     start = sessions.first_reading_at
     streams: dict[str, list[tuple[bytes, bytes]]] = {}
@@ -170,7 +177,11 @@ def readings(sessions: Sessions, total: int, rng: random.Random) -> list[tuple[b
             fast = unstable and 40 <= minute % 60 < 47
             data = VitalsRecordedData(
                 session_id=sid,
-                reading_id=f"{sid}-{n:06d}",
+                reading_id=(
+                    str(uuid.UUID(int=rng.getrandbits(128), version=4))
+                    if reading_ids == "uuid"
+                    else f"{sid}-{n:06d}"
+                ),
                 recorded_at=at,
                 bp_systolic=rng.randint(112, 150),
                 bp_diastolic=rng.randint(68, 92),
@@ -599,7 +610,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await open_sessions(url, sessions)
         log(f"{len(sessions.ids)} sessions open in {args.database}")
 
-        records = readings(sessions, args.readings, random.Random(11))
+        records = readings(sessions, args.readings, random.Random(11), args.reading_ids)
         seconds = await prefill(kafka.bootstrap, records)
         log(f"pre-filled {len(records)} records in {seconds:.1f}s")
 
@@ -675,6 +686,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "batch_max_records": args.batch,
             "database": args.database,
             "reading_cadence_seconds": CADENCE_SECONDS,
+            "reading_ids": args.reading_ids,
         },
         "prefill_seconds": round(seconds, 2),
         "bare_aiokafka": _rounded(bare),
@@ -715,6 +727,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5000, help="max records per batch")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--profile", action="store_true", help="cProfile monitoring's run")
+    parser.add_argument(
+        "--reading-ids",
+        choices=("sequential", "uuid"),
+        default="sequential",
+        help="the readings' ids: <session>-<n> (the recorded run) or random UUIDs",
+    )
     parser.add_argument(
         "--scale",
         type=lambda v: [int(n) for n in v.split(",") if n],

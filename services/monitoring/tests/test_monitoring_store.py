@@ -100,6 +100,23 @@ async def test_plain_sql_rows_read_back_like_sqlalchemy_rows(
         assert await store.existing_readings(session, ["r-1", "r-x"]) == {"r-1": "ses-1"}
 
 
+async def test_stored_readings_are_found_by_id_whatever_its_characters_and_the_batchs_size(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The SQLite check passes the batch's ids as one JSON array: ids that JSON escapes
+    or that look like numbers must come back as themselves, and a batch bigger than
+    any chunk must be checked whole."""
+    odd = ['r "quoted"', "r\\back\\slash", "ré-ünï-読", "r,comma", "r'apos", "007", "1e3", ""]
+    many = [f"r-{n:05d}" for n in range(2_500)]
+    stored = [*odd, *many[::2]]
+    async with sessions() as session, session.begin():
+        await store.insert_readings(session, [incoming(r, NOW, heart_rate=80) for r in stored], NOW)
+    asked = [*odd, "r-absent", "07", "1000", *many]
+    async with sessions() as session:
+        found = await store.existing_readings(session, asked)
+    assert found == dict.fromkeys(stored, "ses-1")
+
+
 async def test_ingest_and_session_state_on_both_databases(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
