@@ -21,6 +21,7 @@ from typing import Protocol
 from sqlalchemy import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from kap_shared.db import is_postgres
 from kap_shared.events import (
     AlertEscalated,
     Envelope,
@@ -313,6 +314,6 @@ async def locked_alert(session: AsyncSession, alert_id: str) -> Alert | None:
     """The alert, row-locked on PostgreSQL so an acknowledgement and an
     escalation of the same alert serialize (SQLite serializes all writers)."""
     query = select(Alert).where(Alert.alert_id == alert_id)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         query = query.with_for_update()
     return (await session.exec(query)).first()
