@@ -21,22 +21,22 @@ import json
 import pstats
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event as sa_event
 
+from benchlib import announced_im_session
 from kap_notifications.adapters.hub import InboxHub
 from kap_notifications.adapters.tables import REGISTRY
 from kap_notifications.config import NotificationsSettings
 from kap_notifications.handlers.notify import Notifier
 from kap_shared.db import create_engine, create_tables, session_factory
-from kap_shared.events import SessionScheduled, TreatmentPlanCreated, VitalsAlert
+from kap_shared.events import VitalsAlert
 from kap_shared.events.catalog import decode_as
-from kap_shared.events.enums import Phase, Route, Severity
+from kap_shared.events.enums import Severity
 from kap_shared.events.monitoring import VitalsAlertData
-from kap_shared.events.scheduling import SessionScheduledData, TreatmentPlanCreatedData
 from kap_shared.logging import configure_logging
 from kap_shared.messaging.consumer import EventConsumer
 
@@ -50,36 +50,6 @@ def _common(patient_id: str, producer: str) -> dict[str, str]:
         "patient_id": patient_id,
         "correlation_id": f"episode-{patient_id}",
     }
-
-
-def _team(patient_id: str, session_id: str) -> list[Any]:
-    """The plan and the dosing session, as scheduling announces them."""
-    team = {"prescriber_id": PRESCRIBER, "therapist_id": THERAPIST}
-    now = datetime.now(UTC)
-    plan = TreatmentPlanCreated(
-        **_common(patient_id, "scheduling"),
-        data=TreatmentPlanCreatedData(
-            plan_id=f"plan-{patient_id}",
-            route=Route.IM,
-            protocol="im",
-            planned_dosing_sessions=6,
-            **team,
-        ),
-    )
-    scheduled = SessionScheduled(
-        **_common(patient_id, "scheduling"),
-        data=SessionScheduledData(
-            session_id=session_id,
-            plan_id=f"plan-{patient_id}",
-            phase=Phase.DOSING,
-            sequence=1,
-            starts_at=now - timedelta(minutes=5),
-            ends_at=now + timedelta(hours=3),
-            room_id="room-bench",
-            **team,
-        ),
-    )
-    return [plan, scheduled]
 
 
 def _alert(patient_id: str, session_id: str) -> bytes:
@@ -126,8 +96,16 @@ async def _prepare(alerts: int, prefix: str) -> tuple[Any, InboxHub, EventConsum
     )
     patients = [(f"pt-{prefix}-{n}", f"sess-{prefix}-{n}") for n in range(alerts)]
     for patient_id, session_id in patients:
-        for event in _team(patient_id, session_id):
-            await consumer.process(decode_as(event.event_type, event.to_json()))
+        announced = announced_im_session(
+            patient_id,
+            session_id,
+            site_id=SITE,
+            prescriber_id=PRESCRIBER,
+            therapist_id=THERAPIST,
+            checked_in_at=datetime.now(UTC),
+        )
+        for _key, value, event_type in announced:  # the plan and session give the team
+            await consumer.process(decode_as(event_type, value))
     return engine, hub, consumer, [_alert(p, s) for p, s in patients]
 
 
