@@ -219,15 +219,13 @@ async def test_engines_on_one_file_share_the_writer_queue(tmp_path: Path) -> Non
             await each.dispose()
 
 
-async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """kap_shared.db_sqlite_checkpoint: the event loop's connections never checkpoint
-    (wal_autocheckpoint=0: a checkpoint's fsyncs would stall every request in flight);
-    after commits a PASSIVE checkpoint runs on a worker thread and empties the WAL.
-    PASSIVE copies what it can while writers go on (a commit during it leaves frames for
-    the next one), so "every frame copied" is asked of a checkpoint that ran alone."""
-    ran: list[tuple[int, tuple[int, int, int]]] = []  # thread, (busy, frames, copied)
+Ran = list[tuple[int, tuple[int, int, int]]]  # thread, (busy, frames, copied)
+
+
+def _record_checkpoints(monkeypatch: pytest.MonkeyPatch, wal_bytes: int) -> Ran:
+    """Checkpoints as they run (no minimum interval; a checkpoint once the WAL holds
+    `wal_bytes`): the thread each ran on and what SQLite answered."""
+    ran: Ran = []
     real = db_sqlite_checkpoint.checkpoint
 
     def recording(database: str, timeout: float) -> tuple[int, int, int]:
@@ -237,6 +235,73 @@ async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
 
     monkeypatch.setattr(db_sqlite_checkpoint, "checkpoint", recording)
     monkeypatch.setattr(db_sqlite_checkpoint, "INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_BYTES", wal_bytes)
+    return ran
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def _checkpoints_done(ran: Ran, checkpointer: db_sqlite_checkpoint.Checkpointer) -> None:
+    for _ in range(200):  # poll: the checkpoints run on a worker thread
+        if ran and not checkpointer.running:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_a_checkpoint_waits_for_the_wal_to_fill_and_the_wal_then_starts_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint that empties the WAL makes the next commit start it over and sync its
+    header, on the event loop: small commits leave the WAL alone; past `WAL_BYTES` a
+    checkpoint runs, and the commit after it starts a truncated WAL."""
+    threshold = 256 * 1024
+    ran = _record_checkpoints(monkeypatch, threshold)
+    database = tmp_path / "w.db"
+    wal = Path(f"{database}-wal")
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    configure_sqlite(engine)
+    checkpointer = writer_queue_of(engine).checkpointer
+    assert checkpointer is not None
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (b BLOB)"))
+        for n in range(3):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+        # none started (it would be running, or done): the WAL is below the threshold
+        assert not checkpointer.running
+        assert ran == []
+        assert 0 < _size(wal) < threshold
+
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO t VALUES (randomblob(:size))"), {"size": threshold}
+            )
+        await _checkpoints_done(ran, checkpointer)
+        [(_, (busy, frames, copied))] = ran
+        assert busy == 0
+        assert copied == frames > threshold // 4096
+
+        async with engine.begin() as conn:  # the WAL starts over, from an empty file
+            await conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert 0 < _size(wal) < threshold
+        assert len(ran) == 1
+        assert not checkpointer.running
+    finally:
+        await engine.dispose()
+
+
+async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kap_shared.db_sqlite_checkpoint: the event loop's connections never checkpoint
+    (wal_autocheckpoint=0: a checkpoint's fsyncs would stall every request in flight);
+    after commits a PASSIVE checkpoint runs on a worker thread and empties the WAL.
+    PASSIVE copies what it can while writers go on (a commit during it leaves frames for
+    the next one), so "every frame copied" is asked of a checkpoint that ran alone."""
+    ran = _record_checkpoints(monkeypatch, wal_bytes=0)
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
     configure_sqlite(engine)
     checkpointer = writer_queue_of(engine).checkpointer
@@ -246,20 +311,14 @@ async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
             autocheckpoint = (await conn.execute(text("PRAGMA wal_autocheckpoint"))).scalar()
             await conn.execute(text("CREATE TABLE t (n INTEGER)"))
 
-        async def checkpoints_done() -> None:
-            for _ in range(200):  # poll: the checkpoints run on a worker thread
-                if ran and not checkpointer.running:
-                    return
-                await asyncio.sleep(0.05)
-
         for n in range(20):
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
-        await checkpoints_done()
+        await _checkpoints_done(ran, checkpointer)
         during_writes = len(ran)
         async with engine.begin() as conn:  # one more commit, then no writer
             await conn.execute(text("INSERT INTO t VALUES (20)"))
-        await checkpoints_done()
+        await _checkpoints_done(ran, checkpointer)
     finally:
         await engine.dispose()
     assert autocheckpoint == 0

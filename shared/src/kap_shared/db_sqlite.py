@@ -183,6 +183,8 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
         cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if queue.checkpointer is not None:  # checkpoints off the event loop
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            # a WAL that starts over is truncated: its size is what waits for a checkpoint
+            cursor.execute("PRAGMA journal_size_limit=0")
         cursor.close()
 
     queue.install(engine)

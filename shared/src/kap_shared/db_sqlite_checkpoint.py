@@ -11,11 +11,20 @@ a worker thread through a connection of its own. PASSIVE never waits for readers
 writers (it copies what it can; the next one copies the rest), and SQLite lets writers
 append to the WAL while it runs. The last connection to close still checkpoints, as
 SQLite always does.
+
+A checkpoint waits until the WAL holds `WAL_BYTES` (about SQLite's own 1,000 pages): once
+a checkpoint has copied the whole WAL, the next commit starts the WAL over and SQLite
+syncs the new WAL header in that commit, on the event loop. Checkpointing every second
+made that a sync in most commits at a clinic's rate (bench/README.md, HTTP round 8); by
+size it comes once per ~4 MiB written. The loop's connections truncate the WAL file when
+it starts over (`journal_size_limit=0`), so its size on disk is what is waiting to be
+copied, read with one `stat` after a commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -25,6 +34,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 INTERVAL_SECONDS = 1.0
+WAL_BYTES = 4 * 1024 * 1024
 
 
 def checkpoint(database: str, timeout: float) -> tuple[int, int, int]:
@@ -42,13 +52,15 @@ class Checkpointer:
         self.database = database
         self.timeout = timeout
         self.interval = INTERVAL_SECONDS
+        self.wal_bytes = WAL_BYTES
+        self._wal = f"{database}-wal"
         self._last = time.monotonic()
         self._running = False
 
     def after_commit(self) -> None:
         """Called after each commit on the event loop: start a checkpoint when one is due."""
         now = time.monotonic()
-        if self._running or now - self._last < self.interval:
+        if self._running or now - self._last < self.interval or self._wal_size() < self.wal_bytes:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -57,6 +69,12 @@ class Checkpointer:
         self._running, self._last = True, now
         future = loop.run_in_executor(None, checkpoint, self.database, self.timeout)
         future.add_done_callback(self._done)
+
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:  # no WAL file (yet): nothing to copy
+            return 0
 
     @property
     def running(self) -> bool:
