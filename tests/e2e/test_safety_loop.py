@@ -73,7 +73,8 @@ async def test_vitals_alert_escalation_discharge_and_safety_hold(
 
     async def window_open() -> bool:
         response = await monitoring.request("GET", f"/sessions/{session_id}", as_=site.nurse_)
-        return response.status_code == 200
+        # known from SessionScheduled first; the window opens with SessionCheckedIn (MON-WINDOW-1)
+        return response.status_code == 200 and response.json()["status"] == "checked_in"
 
     await eventually(window_open, timeout=60)
 
