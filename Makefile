@@ -20,9 +20,11 @@ help: ## List the targets
 uv: ## Install uv (from PyPI) when it is missing
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages uv
 
+# Bytecode compiled once, as the images do (UV_COMPILE_BYTECODE): where PYTHONDONTWRITEBYTECODE
+# is set, every service start would otherwise compile its dependencies again (imports 8 s -> 3.4 s).
 .PHONY: deps
 deps: uv ## Install the locked Python dependencies of every workspace member
-	$(UV) sync --all-packages --frozen
+	$(UV) sync --all-packages --frozen --compile-bytecode
 
 .PHONY: kafka-jars
 kafka-jars: deps ## Fetch the Apache Kafka broker jars from Maven Central (once)

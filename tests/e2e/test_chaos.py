@@ -1,9 +1,10 @@
 """Crash anywhere, lose nothing (issue 9, section 6), as a seeded test that stays.
 
 Patients go through intake (referral, screening, consent) while a random service
-is SIGKILLed and restarted every few seconds and the broker is stopped and
-restarted once. The client retries every request whose response it did not get
-with the SAME Idempotency-Key. Afterwards:
+is SIGKILLed and restarted every few seconds (at once: the next kill may hit it while it
+starts, but a service killed while starting is then let come up before its next kill) and
+the broker is stopped and restarted once. The client retries every request whose response
+it did not get with the SAME Idempotency-Key. Afterwards:
 
 * every acknowledged request has exactly its event (one PatientReferred,
   PatientScreened and ConsentRecorded per patient, carrying the acknowledged ids);
@@ -137,6 +138,8 @@ class Chaos:
     outage: tuple[float, float] | None = None
     readyz_503_seen: bool = False
     log_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    killed_while_starting: set[str] = field(default_factory=set)
+    kills_while_starting: int = 0
 
     async def run(self, stop: asyncio.Event, outage_at: asyncio.Event) -> None:
         while not stop.is_set():
@@ -153,6 +156,15 @@ class Chaos:
             others = [s for s in SERVICES if s != "intake"]
             name = "intake" if self.rng.random() < 0.5 else self.rng.choice(others)
             service = self.world.platform[name]
+            if name in self.killed_while_starting:
+                # Once killed before it was ready, it comes up before its next kill: killed
+                # faster than it starts, no service could ever answer (the liveness of the run).
+                await asyncio.to_thread(service.wait_ready, 180)
+            if await _ready(service.url):
+                self.killed_while_starting.discard(name)
+            else:
+                self.killed_while_starting.add(name)
+                self.kills_while_starting += 1
             await asyncio.to_thread(service.kill)
             self.kills[name] += 1
             # Restarted at once, not awaited: the next kill may hit it while it starts.
@@ -178,6 +190,14 @@ class Chaos:
         self.outage = (started, time.monotonic())
         for name in SERVICES:
             await asyncio.to_thread(platform[name].wait_ready, 180)
+
+
+async def _ready(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            return (await http.get(f"{url}/readyz")).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _lines(path: Path) -> int:
@@ -257,7 +277,10 @@ async def _scenario(world: World, seed: int) -> None:
         await chaos_task
     for name in SERVICES:  # all up before counting
         await asyncio.to_thread(platform[name].wait_ready, 180)
-    print(f"kills: {dict(chaos.kills)}; retries: {intake.retries_after_lost_response}")
+    print(
+        f"kills: {dict(chaos.kills)} ({chaos.kills_while_starting} while starting); "
+        f"retries: {intake.retries_after_lost_response}"
+    )
     assert len(done) >= PATIENTS
     assert sum(chaos.kills.values()) >= MIN_KILLS, "the chaos did not happen"
     assert chaos.kills["intake"] >= 1, "intake was never killed"
