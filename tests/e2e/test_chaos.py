@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 from flows import ELIGIBLE_SCREENING, REFERRAL, create_clinic
-from support import TopicReader, eventually
+from support import TopicReader
 
 from kap_local.kafka import LocalKafka, ensure_jars
 from kap_local.platform import SERVICES, Platform, free_port
@@ -139,6 +139,7 @@ class Chaos:
     readyz_503_seen: bool = False
     log_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     killed_while_starting: set[str] = field(default_factory=set)
+    outage_over: asyncio.Event = field(default_factory=asyncio.Event)
     kills_while_starting: int = 0
 
     async def run(self, stop: asyncio.Event, outage_at: asyncio.Event) -> None:
@@ -175,19 +176,17 @@ class Chaos:
         before = {name: _lines(platform[name].log_path) for name in SERVICES}
         started = time.monotonic()
         await asyncio.to_thread(self.world.kafka.stop)
-
-        async def not_ready() -> bool:
-            async with httpx.AsyncClient(timeout=5.0) as http:
-                return (await http.get(f"{platform.url('intake')}/readyz")).status_code == 503
-
-        self.readyz_503_seen = bool(await eventually(not_ready, timeout=30))
-        remaining = OUTAGE_SECONDS - (time.monotonic() - started)
-        if remaining > 0:
-            await asyncio.sleep(remaining)  # the outage itself: a duration, not a wait
-        after = {name: _lines(platform[name].log_path) for name in SERVICES}
-        self.log_sizes = {name: (before[name], after[name]) for name in SERVICES}
-        await asyncio.to_thread(self.world.kafka.start, 120)
+        try:
+            self.readyz_503_seen = await _says_not_ready(platform.url("intake"), within=30.0)
+            remaining = OUTAGE_SECONDS - (time.monotonic() - started)
+            if remaining > 0:
+                await asyncio.sleep(remaining)  # the outage itself: a duration, not a wait
+            after = {name: _lines(platform[name].log_path) for name in SERVICES}
+            self.log_sizes = {name: (before[name], after[name]) for name in SERVICES}
+        finally:  # whatever happened above, the broker comes back
+            await asyncio.to_thread(self.world.kafka.start, 120)
         self.outage = (started, time.monotonic())
+        self.outage_over.set()
         for name in SERVICES:
             await asyncio.to_thread(platform[name].wait_ready, 180)
 
@@ -198,6 +197,21 @@ async def _ready(url: str) -> bool:
             return (await http.get(f"{url}/readyz")).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def _says_not_ready(url: str, within: float) -> bool:
+    """/readyz answers 503 within `within` seconds. The service may be restarting from a
+    kill when the broker goes down: no answer yet is not an answer."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as http:
+                if (await http.get(f"{url}/readyz")).status_code == 503:
+                    return True
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.3)
+    return False
 
 
 def _lines(path: Path) -> int:
@@ -271,7 +285,14 @@ async def _scenario(world: World, seed: int) -> None:
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         # Make sure the outage happened (a small run might finish first).
         outage_at.set()
-        await eventually(lambda: chaos.outage is not None, timeout=300, interval=1.0)
+        outage_over = asyncio.create_task(chaos.outage_over.wait())
+        finished, _ = await asyncio.wait(
+            {chaos_task, outage_over}, timeout=300, return_when=asyncio.FIRST_COMPLETED
+        )
+        outage_over.cancel()
+        if chaos_task in finished:
+            chaos_task.result()  # the chaos itself failed: its error now, not at the timeout
+        assert chaos.outage is not None, "the broker outage did not happen within 300 s"
     finally:
         stop.set()
         await chaos_task
