@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import json
@@ -440,6 +441,66 @@ async def _start_py_spy(
     )
 
 
+# -- where the live process's CPU goes, by thread ---------------------------------------------
+
+ThreadTimes = dict[int, tuple[float, float, int, int]]  # tid: user s, system s, switches
+
+
+def thread_times(pid: int) -> ThreadTimes:
+    """Per thread of `pid` (Linux `/proc`): user and system CPU seconds, voluntary and
+    involuntary context switches. A thread that rarely sleeps voluntarily never waits
+    for work: it is saturated, whatever share of a core the machine gives it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found: ThreadTimes = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        switches = {
+            key: int(value)
+            for key, _, value in (line.partition(":\t") for line in status.splitlines())
+            if key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+        }
+        found[int(tid)] = (
+            int(fields[11]) / ticks,
+            int(fields[12]) / ticks,
+            switches["voluntary_ctxt_switches"],
+            switches["nonvoluntary_ctxt_switches"],
+        )
+    return found
+
+
+def thread_split(pid: int, before: ThreadTimes, after: ThreadTimes) -> dict[str, Any]:
+    """The measured window's CPU and switches: the event loop's thread (the main one)
+    and the other threads together, and the sockets the process has open at the end."""
+
+    def delta(tids: list[int]) -> dict[str, float]:
+        sums = [0.0, 0.0, 0.0, 0.0]
+        for tid in tids:
+            start = before.get(tid, (0.0, 0.0, 0, 0))
+            for i in range(4):
+                sums[i] += after[tid][i] - start[i]
+        return {
+            "user_seconds": round(sums[0], 2),
+            "system_seconds": round(sums[1], 2),
+            "voluntary_switches": int(sums[2]),
+            "involuntary_switches": int(sums[3]),
+        }
+
+    sockets = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed meanwhile
+            sockets += os.readlink(fd).startswith("socket:")
+    return {
+        "event_loop_thread": delta([pid]),
+        "other_threads": delta([tid for tid in after if tid != pid]),
+        "sockets_open_at_end": sockets,
+    }
+
+
 def machine() -> dict[str, Any]:
     import importlib.metadata as md
     import platform as host
@@ -496,12 +557,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             generator = await asyncio.create_subprocess_exec(*command)
             await asyncio.sleep(args.warmup + 0.5)
             cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
+            threads_before = thread_times(pid)
             measured_started = time.perf_counter()
             spy = await _start_py_spy(args, pid, work)
             if args.profile:
                 os.kill(pid, signal.SIGUSR1)  # PROFILED_MAIN starts its profile
             code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
             cpu_used = running_cpu_seconds(pid) - cpu_before
+            threads = thread_split(pid, threads_before, thread_times(pid))
             wall = time.perf_counter() - measured_started
             generator_cpu = _children_cpu() - children_cpu
             if spy is not None:
@@ -543,6 +606,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cores_used": round(cpu_used / wall, 3),
             "ms_per_request": round(cpu_used * 1000 / max(1, summary["all"]["requests"]), 2),
             "ms_per_answered_request": round(cpu_used * 1000 / max(1, answered), 2),
+            "by_thread": threads,
         },
         "endpoints": summary,
         "targets": {

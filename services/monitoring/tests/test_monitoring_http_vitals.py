@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sa_event
 
 from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
@@ -347,3 +349,25 @@ def test_a_late_reading_revealing_an_earlier_episode_leaves_the_open_one_open(
     assert [a["alert_id"] for a in mon.session()["open_alerts"]] == [current["alert_id"]]
     assert len(outbox("VitalsAlert")) == 2
     assert mon.ok_vitals(heart_rate=90)["resolved_alert_ids"] == [current["alert_id"]]
+
+
+def test_a_reading_reads_its_session_once_under_the_lock(
+    client: TestClient, mon: Monitoring, open_session: Callable[..., str]
+) -> None:
+    """The 404/403/409 checks use the row the ingest locks and loads: no unlocked read
+    of the session before it (one statement fewer a POST)."""
+    open_session()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "monitored_sessions" in statement:
+            statements.append(statement.split()[0])
+
+    engine = client.app.state.runtime.engine.sync_engine  # type: ignore[attr-defined]
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        mon.ok_vitals(heart_rate=80)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert statements[:2] == ["UPDATE", "SELECT"], statements
+    assert statements.count("SELECT") == 1, statements

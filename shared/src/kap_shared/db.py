@@ -14,8 +14,13 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, MetaData
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import registry
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import SessionTransaction, registry
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,8 +70,38 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+class PlatformSession(AsyncSession):
+    """SQLModel's AsyncSession that hands back the same connection for the rest of a
+    transaction. Each `await session.connection()` is otherwise a greenlet spawned to
+    find the connection the transaction already holds: ten a `POST .../vitals`, ~5 % of
+    its CPU (issue 13). Anything else (other binds, execution options, a transaction
+    that ended, failed or was replaced) takes SQLAlchemy's own path."""
+
+    _kept: tuple[SessionTransaction, AsyncConnection] | None = None
+
+    async def connection(
+        self,
+        bind_arguments: Any = None,
+        execution_options: Any = None,
+        **kw: Any,
+    ) -> AsyncConnection:
+        if bind_arguments is not None or execution_options is not None or kw:
+            return await super().connection(bind_arguments, execution_options, **kw)
+        sync = self.sync_session
+        current = sync.get_nested_transaction() or sync.get_transaction()
+        kept = self._kept
+        if kept is not None and kept[0] is current and current.is_active:
+            return kept[1]
+        connection = await super().connection()
+        # the transaction the call began or joined (kept by reference: never reused)
+        transaction = sync.get_nested_transaction() or sync.get_transaction()
+        if transaction is not None:
+            self._kept = (transaction, connection)
+        return connection
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=PlatformSession, expire_on_commit=False)
 
 
 async def create_tables(engine: AsyncEngine, metadatas: Sequence[MetaData]) -> None:

@@ -211,14 +211,13 @@ async def record_vitals(
     request: Request,
     response: Response,
 ) -> VitalsResult:
-    # Checked before the first write (so the writer queue is held only for the write):
-    # the ingest locks the session and checks it again.
     async with uow:
-        row = await commands.session_to_read(uow, session_id)
-        ensure_site(principal, row.site_id)
-        commands.require_open(row)
         result, reading_id, recorded_at = await commands.record_vitals(
-            uow, _ingest(request), row, cmd
+            uow,
+            _ingest(request),
+            session_id,
+            cmd,
+            check=lambda row: ensure_site(principal, row.site_id),
         )
     if result.duplicates:
         response.status_code = 200

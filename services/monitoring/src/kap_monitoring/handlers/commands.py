@@ -4,7 +4,8 @@ change and its events (outbox) commit together or not at all, and a refusal (404
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -53,7 +54,7 @@ from ..domain.rules import MON_ALERT_1, MON_WINDOW_1, SPR_PRE_5, MonitoringRules
 from ..domain.vitals import Reading as DomainReading
 from ..domain.vitals import VitalsState, from_micros, micros
 from .alerts import DISCHARGED as RESOLVED_AT_DISCHARGE
-from .alerts import PREDOSE_DECISION, SessionLike, envelope_fields, mark_resolved, resolve_alert
+from .alerts import PREDOSE_DECISION, envelope_fields, mark_resolved, resolve_alert
 from .observations import cancel_bp_check, plan_bp_check
 from .vitals import (
     NOT_FOUND,
@@ -91,55 +92,56 @@ def require_open(row: WindowLike) -> None:
         raise RuleViolation(MON_WINDOW_1, problem)
 
 
-async def session_to_read(uow: UnitOfWork, session_id: str) -> store.SessionRow:
-    """The session's columns for a check before any write (404 when monitoring does not
-    know it): a plain statement, no lock. A writer that needs the session as of its
-    commit locks it and reads it again (the vitals ingest does)."""
-    row = (await store.load_sessions(uow.session, [session_id])).get(session_id)
-    if row is None:
-        raise NotFound("session", session_id)
-    return row
-
-
 # -- vitals ---------------------------------------------------------------------------------
 
 
 async def record_vitals(
     uow: UnitOfWork,
     ingest: VitalsIngest,
-    row: SessionLike,
+    session_id: str,
     cmd: RecordVitals,
     *,
+    check: Callable[[store.SessionRow], None],
     clock: Clock = utc_now,
 ) -> tuple[IngestResult, str, datetime]:
     """HTTP ingest: validate, evaluate and store in one transaction; VitalsRecorded goes
     to the vitals topic through the outbox (its echo is deduplicated by reading_id).
-    `row` may have been read without a lock: the ingest locks the session and checks
-    it again (unknown, window closed) before it evaluates the reading."""
+    The session is read once, as the ingest locks it: unknown (404), `check` (the
+    caller's site: 403) and a closed window (409) are refused on that row before the
+    reading is checked for a repeat, evaluated or stored."""
     recorded_at = cmd.recorded_at or clock()
     reading_id = cmd.reading_id or new_id()
     # The reading's values (the contract's VitalsReading fields), once for event and rules.
     values = cmd.model_dump(include=set(VitalsReading.model_fields))
-    event = VitalsRecorded(
-        **envelope_fields(row, None),
-        occurred_at=clock(),
-        data=VitalsRecordedData(
-            session_id=row.session_id, reading_id=reading_id, recorded_at=recorded_at, **values
-        ),
+    data = VitalsRecordedData(
+        session_id=session_id, reading_id=reading_id, recorded_at=recorded_at, **values
     )
+    event_id = uuid.uuid4()
     values["symptoms"] = tuple(cmd.symptoms)
     values["dissociation"] = cmd.dissociation.value if cmd.dissociation is not None else None
     reading = DomainReading(reading_id=reading_id, t=micros(recorded_at), **values)
-    item = Incoming(reading, recorded_at, row.session_id, "http", str(event.event_id))
-    # The reading's own event first: what it triggers follows it in the outbox.
-    uow.publish(event)
+    item = Incoming(reading, recorded_at, session_id, "http", str(event_id))
+
+    def admit(sessions: Mapping[str, store.SessionRow]) -> None:
+        row = sessions.get(session_id)
+        if row is None:
+            raise NotFound("session", session_id)
+        check(row)
+        require_open(row)
+        # The reading's own event first: what it triggers follows it in the outbox.
+        uow.publish(
+            VitalsRecorded(
+                **envelope_fields(row, None), event_id=event_id, occurred_at=clock(), data=data
+            )
+        )
+
     # A new reading, as a rule (its echo never reaches the ingest: vitals_batch.decode):
     # checked for a repeat under the session's lock only.
-    result = await ingest.apply(uow, [item], settle_first=False)
+    result = await ingest.apply(uow, [item], settle_first=False, admit=admit)
     if result.rejected:
         rejection = result.rejected[0]
         if rejection.code == NOT_FOUND:
-            raise NotFound("session", row.session_id)
+            raise NotFound("session", session_id)
         raise RuleViolation(rejection.code, rejection.message)
     if result.stored:
         await uow.commit()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from operator import attrgetter
@@ -132,10 +132,17 @@ class VitalsIngest:
         self.clock = clock
 
     async def apply(
-        self, uow: UnitOfWork, incoming: Sequence[Incoming], *, settle_first: bool = True
+        self,
+        uow: UnitOfWork,
+        incoming: Sequence[Incoming],
+        *,
+        settle_first: bool = True,
+        admit: Callable[[Mapping[str, SessionRow]], None] | None = None,
     ) -> IngestResult:
         """`settle_first=False`: readings expected to be new (an HTTP POST's) are checked
-        under the lock only, one statement instead of three."""
+        under the lock only, one statement instead of three. `admit` sees the sessions
+        as locked and loaded, before anything is checked or written, and may raise to
+        refuse the whole call (an HTTP POST's 404/403/409 on the one row it reads)."""
         result = IngestResult()
         fresh: list[Incoming] = []
         first_seen: dict[str, Incoming] = {}
@@ -164,6 +171,8 @@ class VitalsIngest:
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
+        if admit is not None:
+            admit(sessions)
         # Again under the lock: another writer may have stored one since (unless the
         # database can tell that nobody else committed anything meanwhile).
         if before is None or await store.commits_by_others(db) != before:
