@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -40,6 +41,34 @@ EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
 Handler = TypeVar("Handler")
 # (topic, event_type, outcome: processed | duplicate | skipped | ignored, seconds) -> None
 ConsumeObserver = Callable[[str, str, str, float], None]
+
+
+def release_drained_partition(message: KafkaMessage) -> None:
+    """Let aiokafka fetch again, while `message` is handled, from its partition when
+    `message` was the last record the broker had there.
+
+    aiokafka's `getone` keeps a partition's drained fetch in its buffer until the *next*
+    `getone`, and its fetcher leaves a buffered partition out of every fetch: after its
+    prefetch backoff (100 ms) it fetches the other partitions alone, and that fetch
+    waits up to `fetch_max_wait_ms` (500 ms) at the broker while they are quiet. So when
+    handling a record and committing its offset took over 100 ms, the next record of the
+    same partition waited for that fetch (the alert path's hop 4, 350-530 ms outliers:
+    bench/README.md, alert round 7). Seeking to the position the consumer already has
+    drops the drained fetch and wakes the fetcher, whose next fetch includes this
+    partition. Nothing is read twice or skipped, and what is committed (positions,
+    after the handler) does not change. Only for the last record of the fetch's high
+    watermark: before it, more records of this partition may wait in the buffer, and a
+    seek would throw them away to be fetched again."""
+    record, consumer = message.raw_message, message.consumer
+    # faststream's in-memory TestKafkaBroker has no fetcher (and a batch is a tuple)
+    if not isinstance(consumer, AIOKafkaConsumer) or not isinstance(record, ConsumerRecord):
+        return
+    partition = TopicPartition(record.topic, record.partition)
+    if partition not in consumer.assignment():  # taken away by a rebalance meanwhile
+        return
+    highwater = consumer.highwater(partition)
+    if highwater is not None and record.offset + 1 >= highwater:
+        consumer.seek(partition, record.offset + 1)
 
 
 class TopicSubscriber(Generic[Handler]):
@@ -91,6 +120,7 @@ class EventConsumer(TopicSubscriber[EventHandler]):
             title=f"{self.group_id}:{topic}",
         )
         async def on_message(message: KafkaMessage) -> None:
+            release_drained_partition(message)
             started = time.perf_counter()
             incoming = (message.headers or {}).get("traceparent")
             with traced(f"{topic} process", incoming, SpanKind.CONSUMER) as span:

@@ -30,7 +30,7 @@ from faststream.kafka.annotations import KafkaMessage
 from ..events.catalog import decode_as, event_type_of
 from ..events.envelope import Envelope
 from ..logging import get_logger
-from .consumer import TopicSubscriber
+from .consumer import TopicSubscriber, release_drained_partition
 
 log = get_logger(__name__)
 
@@ -70,6 +70,7 @@ class LiveConsumer(TopicSubscriber[LiveHandler]):
             description="Per-instance live fan-out (no offsets committed).",
         )
         async def on_message(message: KafkaMessage) -> None:
+            release_drained_partition(message)
             await self.dispatch(message.headers, message.body)
 
     async def dispatch(self, headers: Mapping[str, Any] | None, body: bytes) -> str:
