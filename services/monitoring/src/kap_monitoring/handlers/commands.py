@@ -57,7 +57,6 @@ from .alerts import DISCHARGED as RESOLVED_AT_DISCHARGE
 from .alerts import PREDOSE_DECISION, envelope_fields, mark_resolved, resolve_alert
 from .observations import cancel_bp_check, plan_bp_check
 from .vitals import (
-    NOT_FOUND,
     Incoming,
     IngestResult,
     VitalsIngest,
@@ -138,10 +137,8 @@ async def record_vitals(
     # A new reading, as a rule (its echo never reaches the ingest: vitals_batch.decode):
     # checked for a repeat under the session's lock only.
     result = await ingest.apply(uow, [item], settle_first=False, admit=admit)
-    if result.rejected:
+    if result.rejected:  # unknown and closed sessions were refused by `admit`: a reused id
         rejection = result.rejected[0]
-        if rejection.code == NOT_FOUND:
-            raise NotFound("session", session_id)
         raise RuleViolation(rejection.code, rejection.message)
     if result.stored:
         await uow.commit()
