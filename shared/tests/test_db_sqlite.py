@@ -331,3 +331,72 @@ async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
     _, (_, frames, copied) = ran[-1]
     assert copied == frames > 0
     assert any(frames > 0 for _, (_, frames, _) in ran)
+
+
+async def test_past_its_maximum_the_wal_is_checkpointed_between_writers_and_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady writes a PASSIVE checkpoint never finds a moment without a writer, so
+    the WAL never starts over (765 MB beside a 29 MB database in the alert benchmark).
+    Past `WAL_MAX_BYTES` the checkpoint holds the process's writer lock: a writer that
+    comes meanwhile waits for it instead of appending, and its commit, once the WAL is
+    all copied, starts the WAL over. Below the maximum writers never wait for one."""
+    threshold = 64 * 1024
+    ran = _record_checkpoints(monkeypatch, threshold)
+    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_MAX_BYTES", 2 * threshold)
+    recording = db_sqlite_checkpoint.checkpoint
+    started, release = threading.Event(), threading.Event()
+
+    def held_open(database: str, timeout: float) -> tuple[int, int, int]:
+        started.set()
+        release.wait(GUARD_SECONDS)
+        return recording(database, timeout)
+
+    monkeypatch.setattr(db_sqlite_checkpoint, "checkpoint", held_open)
+    database = tmp_path / "w.db"
+    wal = Path(f"{database}-wal")
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    configure_sqlite(engine)
+    checkpointer = writer_queue_of(engine).checkpointer
+    assert checkpointer is not None
+
+    async def write(size: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (randomblob(:size))"), {"size": size})
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (b BLOB)"))
+        await write(3 * threshold)  # past the maximum: a checkpoint between writers
+        for _ in range(200):  # poll: it starts once it holds the writer lock
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set()
+
+        writer = asyncio.create_task(write(16))
+        # A writer nothing held would commit within this window; this one must wait.
+        done, _ = await asyncio.wait({writer}, timeout=0.5)
+        assert not done
+        release.set()
+        await asyncio.wait_for(writer, GUARD_SECONDS)
+        await _checkpoints_done(ran, checkpointer)
+        [(_, (busy, frames, copied))] = ran
+        assert busy == 0
+        assert copied == frames > 3 * threshold // 4096
+        assert 0 < _size(wal) < threshold  # the waiting writer started the WAL over
+
+        release.clear()
+        started.clear()
+        await write(threshold)  # past WAL_BYTES, below the maximum: PASSIVE, no lock
+        for _ in range(200):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set()
+        await asyncio.wait_for(write(16), GUARD_SECONDS)  # no wait for that checkpoint
+        release.set()
+        await _checkpoints_done(ran, checkpointer)
+    finally:
+        release.set()
+        await engine.dispose()

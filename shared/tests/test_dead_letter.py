@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio.to_thread
 import pytest
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker, TestKafkaBroker
@@ -232,6 +233,38 @@ async def test_event_consumer_end_to_end_dedupes_continues_trace_and_dead_letter
     assert letter.headers["x-dlq-error-type"] == "ValidationError"
     assert letter.headers["x-dlq-consumer-group"] == GROUP
     assert letter.headers["x-dlq-original-topic"] == TOPIC
+
+
+async def test_the_platforms_consumers_hand_no_message_to_a_worker_thread(
+    sessions: Sessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """faststream's own `KafkaMessage` parameter is resolved by fast_depends on a worker
+    thread for every message (`anyio.to_thread.run_sync`); the platform's consumers
+    resolve it on the event loop (`kap_shared.messaging.consumer.KafkaMessage`)."""
+    handed_off: list[object] = []
+    real_run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(func: Any, *args: Any, **kwargs: Any) -> Any:
+        handed_off.append(func)
+        return await real_run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    seen: list[str] = []
+
+    async def on_outcome(event: OutcomeRecorded, uow: UnitOfWork) -> None:
+        seen.append(str(event.event_id))
+
+    events = EventConsumer(
+        group_id=GROUP, sessions=sessions, handlers={OutcomeRecorded: on_outcome}
+    )
+    broker = KafkaBroker()
+    events.subscribe(broker)
+    body = outcome_json()
+    async with TestKafkaBroker(broker) as br:
+        await br.publish(body, TOPIC, key=b"pt-7f3c2a", headers={"event_type": "OutcomeRecorded"})
+
+    assert seen == [json.loads(body)["event_id"]]
+    assert handed_off == []
 
 
 async def test_tolerant_reader_skips_types_without_a_handler_and_dead_letters_bad_handled_ones(

@@ -64,7 +64,9 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": BUSY_TIMEOUT})
+        engine = create_async_engine(
+            url, connect_args={"timeout": BUSY_TIMEOUT}, pool_use_lifo=True
+        )
         configure_sqlite(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)

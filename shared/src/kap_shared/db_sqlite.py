@@ -75,6 +75,13 @@ class WriterQueue:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
+    def _loop_lock(self) -> asyncio.Lock | None:
+        """The running loop's lock; None for a synchronous caller (a CLI)."""
+        try:
+            return self._lock()
+        except RuntimeError:
+            return None
+
     async def _acquire(self, lock: asyncio.Lock) -> None:
         try:
             async with asyncio.timeout(self.timeout):
@@ -122,7 +129,7 @@ class WriterQueue:
             finally:
                 self._release_connection(connection)
             if self.checkpointer is not None:
-                self.checkpointer.after_commit()
+                self.checkpointer.after_commit(self._loop_lock())
 
         def do_rollback(connection: PoolProxiedConnection) -> None:
             try:

@@ -19,6 +19,15 @@ made that a sync in most commits at a clinic's rate (bench/README.md, HTTP round
 size it comes once per ~4 MiB written. The loop's connections truncate the WAL file when
 it starts over (`journal_size_limit=0`), so its size on disk is what is waiting to be
 copied, read with one `stat` after a commit.
+
+Under a steady stream of writes (a vitals batch every ~30 ms) a PASSIVE checkpoint never
+finds a moment without a writer: commits during it leave frames uncopied, the WAL never
+starts over, and it grew to 765 MB beside a 29 MB database in a two-minute run of the
+alert benchmark (bench/README.md, round 10), every page lookup searching a longer
+WAL index. Past `WAL_MAX_BYTES` the checkpoint therefore runs *between* this process's
+writers: it takes their queue's lock (`kap_shared.db_sqlite`), so nobody appends while
+it copies, and the next commit starts the WAL over. Writers wait in the event loop for
+that one checkpoint, never in SQLite's busy handler.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 INTERVAL_SECONDS = 1.0
 WAL_BYTES = 4 * 1024 * 1024
+WAL_MAX_BYTES = 4 * WAL_BYTES
 
 
 def checkpoint(database: str, timeout: float) -> tuple[int, int, int]:
@@ -53,22 +63,37 @@ class Checkpointer:
         self.timeout = timeout
         self.interval = INTERVAL_SECONDS
         self.wal_bytes = WAL_BYTES
+        self.wal_max_bytes = WAL_MAX_BYTES
         self._wal = f"{database}-wal"
         self._last = time.monotonic()
         self._running = False
+        self._task: asyncio.Task[tuple[int, int, int]] | None = None  # kept while it runs
 
-    def after_commit(self) -> None:
-        """Called after each commit on the event loop: start a checkpoint when one is due."""
+    def after_commit(self, writers: asyncio.Lock | None = None) -> None:
+        """Called after each commit on the event loop: start a checkpoint when one is due;
+        between `writers` (the process's writer lock) once the WAL is past its maximum."""
         now = time.monotonic()
-        if self._running or now - self._last < self.interval or self._wal_size() < self.wal_bytes:
+        if self._running or now - self._last < self.interval:
+            return
+        size = self._wal_size()
+        if size < self.wal_bytes:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # a synchronous caller (a CLI): SQLite's own rules apply at close
         self._running, self._last = True, now
-        future = loop.run_in_executor(None, checkpoint, self.database, self.timeout)
+        future: asyncio.Future[tuple[int, int, int]]
+        if writers is not None and size >= self.wal_max_bytes:
+            future = self._task = loop.create_task(self._between(writers))
+        else:
+            future = loop.run_in_executor(None, checkpoint, self.database, self.timeout)
         future.add_done_callback(self._done)
+
+    async def _between(self, writers: asyncio.Lock) -> tuple[int, int, int]:
+        async with writers:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
 
     def _wal_size(self) -> int:
         try:
@@ -81,7 +106,7 @@ class Checkpointer:
         return self._running
 
     def _done(self, future: asyncio.Future[tuple[int, int, int]]) -> None:
-        self._running = False
+        self._running, self._task = False, None
         if not future.cancelled() and future.exception() is not None:
             # the WAL only grows until the next one succeeds; no data is at stake
             log.warning("sqlite.checkpoint_failed", error=type(future.exception()).__name__)

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
+from faststream._internal.context import Context as ContextField
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage as KafkaMessageType
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,6 +42,32 @@ EventHandler = Callable[[Any, UnitOfWork], Awaitable[None]]
 Handler = TypeVar("Handler")
 # (topic, event_type, outcome: processed | duplicate | skipped | ignored, seconds) -> None
 ConsumeObserver = Callable[[str, str, str, float], None]
+
+
+class _AwaitedContext(ContextField):
+    """faststream's `Context`, resolved by awaiting it on the event loop.
+
+    fast_depends runs a custom field's synchronous `use` through `anyio.to_thread` for
+    every message: a worker thread's wake-up, and the GIL handed to it and back, to read
+    a context variable. On the alert path that was a thread hand-off per event in every
+    consumer, each one waiting for the busy event loop to release the GIL (up to
+    Python's 5 ms switch interval; bench/README.md, alert round 8). An asynchronous
+    `use` is awaited in place (fast_depends supports async custom fields)."""
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        resolved: dict[str, Any] = super().use(**kwargs)
+        return resolved
+
+
+# The message being handled, for a subscriber's handler parameter (faststream's own
+# `KafkaMessage` annotation resolves it on a worker thread; see `_AwaitedContext`).
+KafkaMessage = Annotated[KafkaMessageType, _AwaitedContext("message")]
+
+
+async def no_decode(message: Any) -> None:
+    """A subscriber's `decoder` when the handler reads the raw body itself (the platform's
+    consumers validate it against the contract): skips faststream's JSON parse of it."""
+    return
 
 
 def release_drained_partition(message: KafkaMessage) -> None:
@@ -117,6 +144,7 @@ class EventConsumer(TopicSubscriber[EventHandler]):
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            decoder=no_decode,
             title=f"{self.group_id}:{topic}",
         )
         async def on_message(message: KafkaMessage) -> None:

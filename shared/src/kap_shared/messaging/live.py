@@ -25,12 +25,11 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from ..events.catalog import decode_as, event_type_of
 from ..events.envelope import Envelope
 from ..logging import get_logger
-from .consumer import TopicSubscriber, release_drained_partition
+from .consumer import KafkaMessage, TopicSubscriber, no_decode, release_drained_partition
 
 log = get_logger(__name__)
 
@@ -66,6 +65,7 @@ class LiveConsumer(TopicSubscriber[LiveHandler]):
             auto_offset_reset="latest",
             # Nothing is committed: a fresh instance starts at the end anyway.
             ack_policy=AckPolicy.MANUAL,
+            decoder=no_decode,
             title=f"{self._title}:{topic}",
             description="Per-instance live fan-out (no offsets committed).",
         )

@@ -42,7 +42,6 @@ from typing import Any, Protocol
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
@@ -53,6 +52,7 @@ from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
 from kap_shared.messaging.batches import top_up
 from kap_shared.messaging.broker import publish_dead_letter
+from kap_shared.messaging.consumer import KafkaMessage, no_decode
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.messaging.outbox import PRODUCER_HEADER
 from kap_shared.messaging.unit_of_work import UnitOfWork
@@ -410,11 +410,6 @@ class VitalsBatchConsumer:
 
     def subscribe(self, broker: KafkaBroker) -> None:
         settings = self.settings
-
-        async def no_decode(message: StreamMessage[Any]) -> None:
-            """The records are validated by `decode`, one by one; skip faststream's
-            JSON decoding of the whole batch."""
-            return
 
         async def lean_parse(records: tuple[Any, ...], parse_batch: Any) -> StreamMessage[Any]:
             """faststream's batch parser copies every record's body and decodes its
