@@ -15,9 +15,10 @@ import aiosqlite
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from kap_shared import db_sqlite_checkpoint
+from kap_shared.db import create_engine
 from kap_shared.db_sqlite import CACHE_KIB, WriterQueue, configure_sqlite, writer_queue_of
 
 # Bounds a wrong implementation's deadlock (the test then fails); never reached otherwise.
@@ -243,6 +244,17 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _checkpointed(
+    database: Path,
+) -> tuple[AsyncEngine, Path, db_sqlite_checkpoint.Checkpointer]:
+    """An engine as the services configure it, its WAL file and its checkpointer."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
+    configure_sqlite(engine)
+    checkpointer = writer_queue_of(engine).checkpointer
+    assert checkpointer is not None
+    return engine, Path(f"{database}-wal"), checkpointer
+
+
 async def _checkpoints_done(ran: Ran, checkpointer: db_sqlite_checkpoint.Checkpointer) -> None:
     for _ in range(200):  # poll: the checkpoints run on a worker thread
         if ran and not checkpointer.running:
@@ -258,12 +270,7 @@ async def test_a_checkpoint_waits_for_the_wal_to_fill_and_the_wal_then_starts_sm
     checkpoint runs, and the commit after it starts a truncated WAL."""
     threshold = 256 * 1024
     ran = _record_checkpoints(monkeypatch, threshold)
-    database = tmp_path / "w.db"
-    wal = Path(f"{database}-wal")
-    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
-    configure_sqlite(engine)
-    checkpointer = writer_queue_of(engine).checkpointer
-    assert checkpointer is not None
+    engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
     try:
         async with engine.begin() as conn:
             await conn.execute(text("CREATE TABLE t (b BLOB)"))
@@ -353,12 +360,7 @@ async def test_past_its_maximum_the_wal_is_checkpointed_between_writers_and_star
         return recording(database, timeout)
 
     monkeypatch.setattr(db_sqlite_checkpoint, "checkpoint", held_open)
-    database = tmp_path / "w.db"
-    wal = Path(f"{database}-wal")
-    engine = create_async_engine(f"sqlite+aiosqlite:///{database}")
-    configure_sqlite(engine)
-    checkpointer = writer_queue_of(engine).checkpointer
-    assert checkpointer is not None
+    engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
 
     async def write(size: int) -> None:
         async with engine.begin() as conn:
@@ -399,4 +401,34 @@ async def test_past_its_maximum_the_wal_is_checkpointed_between_writers_and_star
         await _checkpoints_done(ran, checkpointer)
     finally:
         release.set()
+        await engine.dispose()
+
+
+async def test_the_connection_used_last_is_used_next_so_its_page_cache_stays_warm(
+    tmp_path: Path,
+) -> None:
+    """SQLite drops a connection's whole page cache when another connection committed
+    since it last read: handing out the pool's connections in turn (the pool's default)
+    made every transaction start cold under load. `kap_shared.db.create_engine` hands
+    out the one used last."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'l.db'}")
+
+    async def connection_of(conn: AsyncConnection) -> object:
+        raw = await conn.get_raw_connection()
+        return raw.dbapi_connection
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        async with engine.connect() as first, engine.connect() as second:  # two in the pool
+            pooled = {id(await connection_of(first)), id(await connection_of(second))}
+        assert len(pooled) == 2
+        used = []
+        for n in range(4):
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                used.append(id(await connection_of(conn)))
+        assert len(set(used)) == 1
+        assert used[0] in pooled
+    finally:
         await engine.dispose()

@@ -64,6 +64,10 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # LIFO: the connection used last is used next. SQLite drops a connection's whole
+        # page cache when another connection has committed since it last read, so
+        # handing out the pool's connections in turn made every transaction start cold
+        # (~5,000 page reads a second under the alert benchmark; none with LIFO).
         engine = create_async_engine(
             url, connect_args={"timeout": BUSY_TIMEOUT}, pool_use_lifo=True
         )

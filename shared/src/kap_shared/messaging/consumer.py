@@ -65,8 +65,10 @@ KafkaMessage = Annotated[KafkaMessageType, _AwaitedContext("message")]
 
 
 async def no_decode(message: Any) -> None:
-    """A subscriber's `decoder` when the handler reads the raw body itself (the platform's
-    consumers validate it against the contract): skips faststream's JSON parse of it."""
+    """A subscriber's `decoder` when the handler reads the raw body itself and reports a
+    body that is not JSON on its own: skips faststream's JSON parse of it. (The event
+    consumer keeps faststream's: its failure is what names a poison message's
+    `x-dlq-error-type` JSONDecodeError.)"""
     return
 
 
@@ -144,7 +146,6 @@ class EventConsumer(TopicSubscriber[EventHandler]):
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
-            decoder=no_decode,
             title=f"{self.group_id}:{topic}",
         )
         async def on_message(message: KafkaMessage) -> None:
