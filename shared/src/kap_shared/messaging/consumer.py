@@ -49,10 +49,10 @@ class _AwaitedContext(ContextField):
 
     fast_depends runs a custom field's synchronous `use` through `anyio.to_thread` for
     every message: a worker thread's wake-up, and the GIL handed to it and back, to read
-    a context variable. On the alert path that was a thread hand-off per event in every
-    consumer, each one waiting for the busy event loop to release the GIL (up to
-    Python's 5 ms switch interval; bench/README.md, alert round 8). An asynchronous
-    `use` is awaited in place (fast_depends supports async custom fields)."""
+    a context variable (7.5 % of notifications' event-loop samples under the alert
+    benchmark were the hand-off itself; bench/README.md, round 10). An asynchronous `use`
+    is awaited in place (fast_depends supports async custom fields). faststream exports
+    only the function that builds a `Context`, hence the class from its `_internal`."""
 
     async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         resolved: dict[str, Any] = super().use(**kwargs)
