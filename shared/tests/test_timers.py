@@ -150,20 +150,20 @@ async def test_scheduling_is_one_statement_and_a_moved_timer_starts_afresh(
         await uow.session.flush()
         sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
         try:
-            moved = await timers.schedule(
+            job_id = await timers.schedule(
                 uow.session, kind="ping", key="e", due_at=clock.now + timedelta(hours=1), payload={}
             )
             await uow.session.flush()  # nothing left to write
         finally:
             sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
-        assert moved is loaded
+        assert job_id == loaded.job_id
         assert (loaded.status, loaded.attempts, loaded.fired_at) == (timers.PENDING, 0, None)
         await uow.commit()
     assert len(statements) == 1
     async with sessions() as session:
         job = await timers.pending_job(session, "e")
     assert job is not None
-    assert job.job_id == moved.job_id
+    assert job.job_id == job_id
 
     async def again(job: timers.ScheduledJob, uow: UnitOfWork) -> None:
         fired.append(job.key)  # publishes nothing: the example event went out the first time
@@ -171,6 +171,27 @@ async def test_scheduling_is_one_statement_and_a_moved_timer_starts_afresh(
     clock.now += timedelta(hours=1)
     assert await timers.TimerWorker(sessions, {"ping": again}, clock=clock).fire_due() == 1
     assert fired == ["e", "e"]
+
+
+async def test_scheduling_writes_the_sessions_pending_changes_first(sessions: Sessions) -> None:
+    """The upsert is a plain statement, not the ORM's: a timer added to the session and
+    not yet flushed must still be written first, so that setting the same key moves it
+    (one row) instead of the later flush colliding with the upsert's row."""
+    clock = Clock()
+    async with UnitOfWork(sessions) as uow:
+        uow.session.add(
+            timers.ScheduledJob(kind="ping", key="p", due_at=clock.now, payload={"n": 1})
+        )
+        await timers.schedule(
+            uow.session, kind="ping", key="p", due_at=clock.now + timedelta(hours=2), payload={}
+        )
+        await uow.commit()
+    async with sessions() as session:
+        jobs = list(await session.exec(select(timers.ScheduledJob)))
+    assert [(job.key, job.payload) for job in jobs] == [("p", {})]
+    assert jobs[0].due_at.replace(tzinfo=None) == (clock.now + timedelta(hours=2)).replace(
+        tzinfo=None
+    )
 
 
 async def test_the_upsert_is_built_once_and_each_timer_keeps_its_own_values(
