@@ -3,12 +3,14 @@ events written in the consumer's unit of work, redelivery."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
 
+from kap_notifications.adapters.tables import NewNotification, Notification
 from kap_shared.events import Envelope
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.testing import rows
@@ -86,6 +88,36 @@ def test_an_alert_goes_to_its_sessions_team_else_the_plan_team_read_with_one_que
     ):
         mine = h.notifications(f"source_event_id = '{event.event_id}' AND channel = 'in_app'")
         assert [n["recipient_id"] for n in mine] == told
+
+
+def test_an_events_notification_rows_are_one_statement_with_every_column(h: Harness) -> None:
+    """The notifier writes plain records, not mapped objects (the ORM's construction and
+    flush were most of an alert's Python): all of an event's rows go in one INSERT, and a
+    record names every column of the table, so none is left to a default by omission."""
+    assert sorted(field.name for field in fields(NewNotification)) == sorted(
+        Notification.__table__.columns.keys()  # type: ignore[attr-defined]
+    )
+    h.put_recipient("rx-ada", **CONTACT)
+    _team(h)
+    inserts: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO notifications"):
+            inserts.append(statement)
+
+    engine = h.runtime.engine.sync_engine
+    sa_event.listen(engine, "before_cursor_execute", record)
+    try:
+        event = f.vitals_alert()
+        assert h.deliver(event) is True
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", record)
+    assert len(inserts) == 1
+    columns = "attempts, lease_until, acknowledged_at, created_at IS NOT NULL"
+    where = f"source_event_id = '{event.event_id}'"
+    stored = rows(h.db, f"SELECT {columns} FROM notifications WHERE {where}")  # noqa: S608
+    # both clinicians in-app, and SMS to the one with a phone; no column left out
+    assert stored == [(0, None, None, 1)] * 3
 
 
 def test_critical_alert_without_a_phone_still_reaches_the_inbox(h: Harness) -> None:

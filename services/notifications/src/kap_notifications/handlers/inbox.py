@@ -14,7 +14,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from kap_shared.auth import Principal
 
 from ..adapters.hub import InboxItem
-from ..adapters.tables import Notification, select
+from ..adapters.tables import AnyNotification, Notification, select
 
 
 class NotificationView(BaseModel):
@@ -40,11 +40,11 @@ class NotificationView(BaseModel):
     acknowledged_by: str | None
 
 
-def view(notification: Notification) -> NotificationView:
-    return NotificationView.model_validate(notification.model_dump())
+def view(notification: AnyNotification) -> NotificationView:
+    return NotificationView.model_validate(notification, from_attributes=True)
 
 
-def item(notification: Notification) -> InboxItem:
+def item(notification: AnyNotification) -> InboxItem:
     return InboxItem(
         notification_id=notification.notification_id,
         recipient_id=notification.recipient_id,

@@ -46,7 +46,8 @@ from ..adapters.tables import (
     RESOLVED,
     Alert,
     EscalationPolicy,
-    Notification,
+    NewNotification,
+    insert_notifications,
     select,
 )
 from ..domain.delivery import plan
@@ -142,8 +143,8 @@ class Notifier:
         *,
         alert_id: str | None = None,
         level: int = 0,
-    ) -> list[Notification]:
-        """Record one notification per (recipient, channel) of `message`.
+    ) -> list[NewNotification]:
+        """Record one notification per (recipient, channel) of `message`, in one statement.
 
         In-app rows are delivered by being stored, and announced with
         NotificationSent; email and SMS rows wait for the delivery worker."""
@@ -158,7 +159,7 @@ class Notifier:
         rows = []
         for delivery in deliveries:
             in_app = delivery.channel is Channel.IN_APP
-            row = Notification(
+            row = NewNotification(
                 notification_id=new_id(),
                 source_event_id=source.event_id,
                 source_event_type=source.event_type,
@@ -177,12 +178,12 @@ class Notifier:
                 delivered_at=now if in_app else None,
                 next_attempt_at=None if in_app else (delivery.not_before or now),
             )
-            uow.session.add(row)
             rows.append(row)
             if self.metrics:
                 self.metrics.created.labels(row.channel, row.priority).inc()
             if in_app:
                 uow.publish(notification_sent(row))
+        await insert_notifications(uow.session, rows)
         live = [inbox.item(r) for r in rows if r.channel == Channel.IN_APP]
         if live:
             uow.after_commit(lambda: self.hub.publish(live))

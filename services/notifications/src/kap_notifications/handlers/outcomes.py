@@ -17,12 +17,12 @@ from kap_shared.events.notifications import (
     NotificationSentData,
 )
 
-from ..adapters.tables import Notification
+from ..adapters.tables import AnyNotification, Notification
 
 PRODUCER = "notifications"
 
 
-def answering(row: Notification, source_event_id: str) -> dict[str, Any]:
+def answering(row: AnyNotification, source_event_id: str) -> dict[str, Any]:
     """The envelope fields of an event about `row` caused by `source_event_id`, which
     also names the episode when the notification recorded no correlation id."""
     return envelope_fields(
@@ -33,7 +33,7 @@ def answering(row: Notification, source_event_id: str) -> dict[str, Any]:
     )
 
 
-def _delivery(row: Notification) -> dict[str, Any]:
+def _delivery(row: AnyNotification) -> dict[str, Any]:
     """What NotificationSent and NotificationFailed both say about the notification."""
     return {
         "notification_id": row.notification_id,
@@ -43,7 +43,7 @@ def _delivery(row: Notification) -> dict[str, Any]:
     }
 
 
-def notification_sent(row: Notification) -> NotificationSent:
+def notification_sent(row: AnyNotification) -> NotificationSent:
     return NotificationSent(
         **answering(row, row.source_event_id),
         data=NotificationSentData(**_delivery(row), priority=row.priority),
