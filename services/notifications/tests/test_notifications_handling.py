@@ -3,14 +3,14 @@ events written in the consumer's unit of work, redelivery."""
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
 
-from kap_notifications.adapters.tables import NewNotification, Notification
+from kap_notifications.adapters.tables import Notification
+from kap_notifications.handlers.inbox import NewNotification
 from kap_shared.events import Envelope
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.testing import rows
@@ -94,7 +94,7 @@ def test_an_events_notification_rows_are_one_statement_with_every_column(h: Harn
     """The notifier writes plain records, not mapped objects (the ORM's construction and
     flush were most of an alert's Python): all of an event's rows go in one INSERT, and a
     record names every column of the table, so none is left to a default by omission."""
-    assert sorted(field.name for field in fields(NewNotification)) == sorted(
+    assert sorted(NewNotification.model_fields) == sorted(
         Notification.__table__.columns.keys()  # type: ignore[attr-defined]
     )
     h.put_recipient("rx-ada", **CONTACT)

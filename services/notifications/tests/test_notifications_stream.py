@@ -22,6 +22,7 @@ from kap_notifications.adapters.hub import Closed, InboxHub, InboxItem
 from kap_notifications.adapters.tables import Notification
 from kap_notifications.bootstrap import build
 from kap_notifications.config import NotificationsSettings
+from kap_notifications.handlers.inbox import NotificationView
 from kap_notifications.handlers.notify import Notifier
 from kap_shared.events import Envelope, decode
 from kap_shared.messaging.consumer import EventConsumer
@@ -176,6 +177,8 @@ async def test_stream_delivers_a_new_notification_to_a_connected_client(live: Li
     assert got.data["recipient_id"] == "th-ben"  # not the prescriber's copy
     assert (got.data["channel"], got.data["title"]) == ("in_app", "New patient assigned")
     assert got.id == got.data["notification_id"]
+    # what the inbox shows, nothing more (no correlation id, no delivery lease)
+    assert set(got.data) == set(NotificationView.model_fields)
 
 
 async def test_stream_sends_keep_alive_comments_while_idle(live: Live) -> None:

@@ -6,14 +6,11 @@ never appear in events, in log lines, in error texts or in the inbox.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.db import json_column, service_registry
 from kap_shared.events.envelope import utc_now
@@ -34,7 +31,6 @@ __all__ = [
     "EscalationPolicy",
     "IntegrationWindow",
     "MeasureSchedule",
-    "NewNotification",
     "Notification",
     "PatientProgress",
     "Recipient",
@@ -89,51 +85,6 @@ class Notification(NotificationsTable, table=True):
     delivered_at: datetime | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = Field(default=None, max_length=64)
-
-
-@dataclass(frozen=True, slots=True)
-class NewNotification:
-    """A `Notification` row as the notifier writes it: a plain record, inserted with one
-    statement (`insert_notifications`). On the alert path, building mapped objects and
-    flushing them cost more Python than the database spent on the rows (bench/README.md,
-    round 12). The same columns as `Notification` (a test holds them equal)."""
-
-    notification_id: str
-    source_event_id: str
-    source_event_type: str
-    alert_id: str | None
-    escalation_level: int
-    recipient_id: str
-    channel: str
-    priority: str
-    title: str
-    body: str
-    site_id: str
-    patient_id: str
-    correlation_id: str
-    status: str
-    next_attempt_at: datetime | None
-    created_at: datetime
-    delivered_at: datetime | None
-    attempts: int = 0
-    lease_until: datetime | None = None
-    last_error: str | None = None
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-
-
-# What reads a notification's facts (an inbox item, NotificationSent) takes either kind.
-AnyNotification = Notification | NewNotification
-
-_INSERT_NOTIFICATIONS = Notification.__table__.insert()  # type: ignore[attr-defined]
-_NEW_NOTIFICATION_FIELDS = tuple(field.name for field in fields(NewNotification))
-
-
-async def insert_notifications(session: AsyncSession, rows: Sequence[NewNotification]) -> None:
-    """Write `rows` in the session's transaction, after what it has pending."""
-    if rows:
-        values = [{name: getattr(row, name) for name in _NEW_NOTIFICATION_FIELDS} for row in rows]
-        await session.exec(_INSERT_NOTIFICATIONS, params=values)
 
 
 class Recipient(NotificationsTable, table=True):

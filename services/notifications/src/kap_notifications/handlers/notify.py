@@ -46,8 +46,6 @@ from ..adapters.tables import (
     RESOLVED,
     Alert,
     EscalationPolicy,
-    NewNotification,
-    insert_notifications,
     select,
 )
 from ..domain.delivery import plan
@@ -55,6 +53,7 @@ from ..domain.escalation import Level, due_at, levels_for, timer_key
 from ..domain.routing import ROUTED_EVENTS, RULES, Message, escalation_text, route, rule_for
 from ..domain.rules import NotificationRules
 from . import inbox
+from .inbox import NewNotification
 from .outcomes import PRODUCER, notification_sent
 from .views import profiles, routing_context, site_members, update_views
 
@@ -177,13 +176,17 @@ class Notifier:
                 created_at=now,
                 delivered_at=now if in_app else None,
                 next_attempt_at=None if in_app else (delivery.not_before or now),
+                attempts=0,
+                last_error=None,
+                acknowledged_at=None,
+                acknowledged_by=None,
             )
             rows.append(row)
             if self.metrics:
                 self.metrics.created.labels(row.channel, row.priority).inc()
             if in_app:
                 uow.publish(notification_sent(row))
-        await insert_notifications(uow.session, rows)
+        await inbox.insert(uow.session, rows)
         live = [inbox.item(r) for r in rows if r.channel == Channel.IN_APP]
         if live:
             uow.after_commit(lambda: self.hub.publish(live))

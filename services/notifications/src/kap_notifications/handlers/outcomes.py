@@ -17,7 +17,8 @@ from kap_shared.events.notifications import (
     NotificationSentData,
 )
 
-from ..adapters.tables import AnyNotification, Notification
+from ..adapters.tables import Notification
+from .inbox import AnyNotification
 
 PRODUCER = "notifications"
 
