@@ -24,10 +24,14 @@ Under a steady stream of writes (a vitals batch every ~30 ms) a PASSIVE checkpoi
 finds a moment without a writer: commits during it leave frames uncopied, the WAL never
 starts over, and it grew to 765 MB beside a 29 MB database in a two-minute run of the
 alert benchmark (bench/README.md, round 10), every page lookup searching a longer
-WAL index. Past `WAL_MAX_BYTES` the checkpoint therefore runs *between* this process's
-writers: it takes their queue's lock (`kap_shared.db_sqlite`), so nobody appends while
-it copies, and the next commit starts the WAL over. Writers wait in the event loop for
-that one checkpoint, never in SQLite's busy handler.
+WAL index. Past `WAL_MAX_BYTES` the checkpoint therefore ends *between* this process's
+writers, in two passes. The first, like any other, copies what it finds while writers
+go on appending. The second takes their queue's lock (`kap_shared.db_sqlite`), so
+nobody appends while it copies what they appended during the first, and the next
+commit starts the WAL over. Writers wait in the event loop for that short second pass
+only, never in SQLite's busy handler. (One pass under the lock, copying the whole WAL,
+paused every writer 20-60 ms once a second under the alert benchmark's load: every
+vitals batch slower than 25 ms had waited for it. bench/README.md, round 13.)
 """
 
 from __future__ import annotations
@@ -91,8 +95,9 @@ class Checkpointer:
         future.add_done_callback(self._done)
 
     async def _between(self, writers: asyncio.Lock) -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
         async with writers:
-            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
 
     def _wal_size(self) -> int:
