@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -77,7 +78,7 @@ class Subscriber:
         )
         async def on_batch(message: KafkaMessage) -> None:
             if self.first_poll:
-                records = await top_up(message, timeout_ms=20, max_records=MAX_RECORDS)
+                records = await top_up(message, timeout_ms=20, max_records=MAX_RECORDS, stale_ms=0)
                 self.stored.extend(record.value for record in records)
                 await message.ack()
                 if self.expected <= set(self.stored):
@@ -87,7 +88,8 @@ class Subscriber:
             assert isinstance(polled, tuple)
             self.first_poll = [(record.partition, record.value) for record in polled]
             await produce(bootstrap, topic, 1, [b"late-1", b"late-2", b"late-3"])
-            records = await top_up(message, timeout_ms=WAIT_MS, max_records=MAX_RECORDS)
+            # stale_ms=0: every batch counts as stale here (the age rule has its own test)
+            records = await top_up(message, timeout_ms=WAIT_MS, max_records=MAX_RECORDS, stale_ms=0)
             self.topped_up = [(record.partition, record.value) for record in records[len(polled) :]]
             if self.failure == "nack":
                 await message.nack()  # what the vitals consumer does when a batch fails
@@ -147,29 +149,68 @@ def test_a_failed_batch_redelivers_its_topped_up_records(
     asyncio.run(scenario(kafka_bootstrap, failure))
 
 
+@dataclass(frozen=True)
+class Polled:
+    """A record as the poll returned it: its timestamp in ms (Kafka's CreateTime)."""
+
+    name: str
+    timestamp: int
+
+
+NOW = 1_000.0  # the clock of the age rule, in seconds: 1,000,000 ms
+A, B = Polled("a", 999_980), Polled("b", 999_985)  # 20 and 15 ms old: stale at 10 ms
+
+
+class Consumer:
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def getmany(self, **_: Any) -> dict[Any, Any]:
+        self.polls += 1
+        return {"partition": [Polled("fresher", 999_999)]}
+
+
+class Message:
+    def __init__(self, *records: Polled) -> None:
+        self.consumer = Consumer()
+        self.raw_message: Any = records
+
+
+def topped_up(message: Any, *, timeout_ms: int = 10, max_records: int = 5) -> tuple[Any, ...]:
+    return asyncio.run(
+        top_up(
+            message, timeout_ms=timeout_ms, max_records=max_records, stale_ms=10, now=lambda: NOW
+        )
+    )
+
+
+def test_a_stale_batch_is_topped_up_and_a_fresh_one_is_not() -> None:
+    """The age rule: only a batch whose newest record is at least `stale_ms` old (the
+    consumer is behind) waits for a top-up; a fresher one would mostly wait for records
+    not produced yet."""
+    stale = Message(A, B)  # newest 15 ms old
+    assert [r.name for r in topped_up(stale)] == ["a", "b", "fresher"]
+    assert [r.name for r in stale.raw_message] == ["a", "b", "fresher"]  # the ack covers it
+
+    on_the_boundary = Message(A, Polled("b", 999_990))  # exactly 10 ms old
+    assert len(topped_up(on_the_boundary)) == 3
+
+    fresh = Message(A, Polled("b", 999_991))  # 9 ms old: the consumer keeps up
+    assert [r.name for r in topped_up(fresh)] == ["a", "b"]
+    assert fresh.consumer.polls == 0
+
+
 def test_no_top_up_for_a_single_record_a_full_batch_or_an_in_memory_broker() -> None:
-    class Consumer:
-        polls = 0
-
-        async def getmany(self, **_: Any) -> dict[Any, Any]:
-            self.polls += 1
-            return {}
-
-    class Message:
-        consumer = Consumer()
-        raw_message: Any = ("only",)
-
-    message = Message()
-    assert asyncio.run(top_up(message, timeout_ms=10, max_records=5)) == ("only",)
-    message.raw_message = ("a", "b")
-    assert asyncio.run(top_up(message, timeout_ms=10, max_records=2)) == ("a", "b")
-    assert asyncio.run(top_up(message, timeout_ms=0, max_records=5)) == ("a", "b")
-    assert message.consumer.polls == 0
-    assert asyncio.run(top_up(message, timeout_ms=10, max_records=5)) == ("a", "b")
-    assert message.consumer.polls == 1
+    single = Message(A)
+    assert topped_up(single) == (A,)
+    full = Message(A, B)
+    assert topped_up(full, max_records=2) == (A, B)
+    off = Message(A, B)
+    assert topped_up(off, timeout_ms=0) == (A, B)
+    assert single.consumer.polls == full.consumer.polls == off.consumer.polls == 0
 
     class InMemory:  # faststream's TestKafkaBroker: a consumer that cannot fetch
         consumer = object()
-        raw_message = ("a", "b")
+        raw_message = (A, B)
 
-    assert asyncio.run(top_up(InMemory(), timeout_ms=10, max_records=5)) == ("a", "b")
+    assert topped_up(InMemory()) == (A, B)

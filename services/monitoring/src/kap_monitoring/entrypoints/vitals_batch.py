@@ -50,7 +50,7 @@ from sqlalchemy import exc as sa_exc
 from kap_shared.events.catalog import EVENT_TYPE_HEADER, event_type_of
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
-from kap_shared.messaging.batches import top_up
+from kap_shared.messaging.batches import poll_without_idle_sleep, top_up
 from kap_shared.messaging.broker import publish_dead_letter
 from kap_shared.messaging.consumer import KafkaMessage, no_decode
 from kap_shared.messaging.errors import PermanentError
@@ -422,7 +422,7 @@ class VitalsBatchConsumer:
             message.raw_message = records
             return message
 
-        @broker.subscriber(
+        subscriber = broker.subscriber(
             MONITORING_VITALS,
             batch=True,
             group_id=self.group_id,
@@ -437,11 +437,16 @@ class VitalsBatchConsumer:
             description="VitalsRecorded from bedside device gateways and monitoring's own "
             "HTTP ingest, consumed in batches (one transaction and one offset commit each).",
         )
+        poll_without_idle_sleep(subscriber)
+
+        @subscriber
         async def on_batch(message: KafkaMessage) -> None:
-            # What arrived while this batch was fetched joins it, and its ack and nack.
+            # When the batch is stale (monitoring is behind), what arrived while it waited
+            # in aiokafka's buffer joins it, and its ack and nack.
             records = await top_up(
                 message,
                 timeout_ms=settings.vitals_batch_top_up_ms,
                 max_records=settings.vitals_batch_max_records,
+                stale_ms=settings.vitals_batch_top_up_ms,
             )
             await self.handle(records, message)
