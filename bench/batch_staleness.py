@@ -12,7 +12,9 @@ to the fetch the first one triggered, so a batch holds what was produced up to i
 start. Its price is the wait for that answer (about a broker round trip) once a batch,
 while the consumer does nothing: recorded per batch as `top_up_wait_ms`, beside the
 cycle (`cycle_ms`, the run's seconds over its batches). monitoring's vitals consumer
-does this read (`kap_shared.messaging.batches.top_up`, `VITALS_BATCH_TOP_UP_MS`).
+does this read (`kap_shared.messaging.batches.top_up`, `VITALS_BATCH_TOP_UP_MS`) for a
+stale batch only, one whose newest record is at least that old: with --batch-ms above the
+top-up's timeout, as here, every batch is (bench/README.md, round 13).
 
 What one run does: starts Kafka from the Maven jars; a producer writes --rate records/s
 (each carrying its send time) to a fresh topic of 3 partitions; a bare
