@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -230,8 +232,8 @@ def _record_checkpoints(monkeypatch: pytest.MonkeyPatch, wal_bytes: int) -> Ran:
     ran: Ran = []
     real = db_sqlite_checkpoint.checkpoint
 
-    def recording(database: str, timeout: float) -> tuple[int, int, int]:
-        outcome = real(database, timeout)
+    def recording(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        outcome = real(database, timeout, mode)
         ran.append((threading.get_ident(), outcome))
         return outcome
 
@@ -360,8 +362,8 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
     passes = [(threading.Event(), threading.Event()) for _ in range(3)]
     taken = itertools.count()
 
-    def held_open(database: str, timeout: float) -> tuple[int, int, int]:
-        outcome = recording(database, timeout)
+    def held_open(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        outcome = recording(database, timeout, mode)
         copied, resume = passes[next(taken)]
         copied.set()
         resume.wait(GUARD_SECONDS)
@@ -391,6 +393,11 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         passes[0][1].set()
         await until_copied(1)
 
+        # The second pass copied the row written during the first and truncated the WAL
+        # file itself: the commit that starts the WAL over (on the event loop) has
+        # nothing left to cut.
+        assert _size(wal) == 0
+        assert await _count(engine) == 2
         writer = asyncio.create_task(write(16))
         # A writer nothing held would commit within this window; this one must wait.
         done, _ = await asyncio.wait({writer}, timeout=0.5)
@@ -401,8 +408,8 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         [(_, first), (_, second)] = ran
         assert first[0] == second[0] == 0  # never blocked
         assert first[2] == first[1] > 3 * threshold // 4096  # the bulk, without the lock
-        # the second found only what the writer appended since, and copied all of it
-        assert 0 < second[2] == second[1] < first[1]
+        # the second was not blocked and left an empty WAL: SQLite reports a truncated log
+        assert second == (0, 0, 0)
         assert 0 < _size(wal) < threshold  # the waiting writer started the WAL over
 
         await write(threshold)  # past WAL_BYTES, below the maximum: one pass, no lock
@@ -414,6 +421,46 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
     finally:
         for _, resume in passes:
             resume.set()
+        await engine.dispose()
+
+
+async def test_a_reader_stops_the_second_pass_after_its_copy_instead_of_holding_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second pass truncates the WAL, which SQLite does only once no reader uses it.
+    It has no busy handler: with one, it would wait (up to 30 s) for readers while it
+    holds the writer lock, and a reader of this process may be a transaction about to
+    wait for that lock. A reader makes it stop after its copy; once the reader is gone,
+    the next checkpoint finishes the job and the WAL starts over."""
+    threshold = 64 * 1024
+    ran = _record_checkpoints(monkeypatch, threshold)
+    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_MAX_BYTES", 2 * threshold)
+    engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
+
+    async def write(size: int) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (randomblob(:size))"), {"size": size})
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (b BLOB)"))
+        with closing(sqlite3.connect(tmp_path / "w.db", isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM t").fetchone()  # holds its snapshot
+            await write(3 * threshold)  # past the maximum: two passes, the reader open
+            await _checkpoints_done(ran, checkpointer)
+            assert not checkpointer.running  # the second pass did not wait for the reader
+            [_, (_, (busy, _, _))] = ran
+            assert busy == 1
+            assert _size(wal) > 2 * threshold  # not truncated under the reader
+            reader.execute("COMMIT")
+        await write(16)  # the reader is gone: the next checkpoint completes
+        ran.clear()
+        await _checkpoints_done(ran, checkpointer)
+        assert ran[-1][1][0] == 0
+        await write(16)
+        assert _size(wal) < threshold
+    finally:
         await engine.dispose()
 
 

@@ -27,11 +27,12 @@ alert benchmark (bench/README.md, round 10), every page lookup searching a longe
 WAL index. Past `WAL_MAX_BYTES` the checkpoint therefore ends *between* this process's
 writers, in two passes. The first, like any other, copies what it finds while writers
 go on appending. The second takes their queue's lock (`kap_shared.db_sqlite`), so
-nobody appends while it copies what they appended during the first, and the next
-commit starts the WAL over. Writers wait in the event loop for that short second pass
-only, never in SQLite's busy handler. (One pass under the lock, copying the whole WAL,
-paused every writer 20-60 ms once a second under the alert benchmark's load: every
-vitals batch slower than 25 ms had waited for it. bench/README.md, round 13.)
+nobody appends while it copies what they appended during the first and truncates the
+WAL file, and the next commit starts the WAL over. Writers wait in the event loop for
+that short second pass only, never in SQLite's busy handler. (One pass under the lock,
+copying the whole WAL, paused every writer 17-64 ms once a second under the alert
+benchmark's load: every vitals batch slower than 25 ms had waited for it.
+bench/README.md, round 13.)
 """
 
 from __future__ import annotations
@@ -51,11 +52,11 @@ WAL_BYTES = 4 * 1024 * 1024
 WAL_MAX_BYTES = 4 * WAL_BYTES
 
 
-def checkpoint(database: str, timeout: float) -> tuple[int, int, int]:
-    """One PASSIVE checkpoint (on a worker thread): SQLite's (busy, frames in the WAL,
-    frames copied into the database)."""
+def checkpoint(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[int, int, int]:
+    """One checkpoint (on a worker thread), PASSIVE unless told: SQLite's (busy, frames
+    in the WAL, frames copied into the database)."""
     with closing(sqlite3.connect(database, timeout=timeout)) as connection:
-        busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        busy, frames, copied = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         return int(busy), int(frames), int(copied)
 
 
@@ -98,7 +99,13 @@ class Checkpointer:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
         async with writers:
-            return await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
+            # TRUNCATE also cuts the WAL file to nothing, here on the worker thread; left
+            # to the commit that starts the WAL over, that took 7-9 ms for ~23 MiB on the
+            # event loop, every coroutine waiting. No busy handler: a reader of this
+            # process may be a transaction waiting for the writer lock held here. A
+            # reader makes it stop (busy) after what it could copy; a later checkpoint
+            # or the commit that starts the WAL over finishes the job, as before.
+            return await loop.run_in_executor(None, checkpoint, self.database, 0, "TRUNCATE")
 
     def _wal_size(self) -> int:
         try:
