@@ -8,19 +8,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kap_shared.db import create_engine, create_tables, session_factory
+from kap_shared.db import session_factory
 
-from .dbsupport import TEST_REGISTRY, Sessions
+from .dbsupport import Sessions, engine_with_tables
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
-    await create_tables(engine, [TEST_REGISTRY.metadata])
-    try:
+    async with engine_with_tables(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}") as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

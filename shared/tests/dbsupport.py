@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from kap_shared.db import service_registry
+from kap_shared.db import create_engine, create_tables, service_registry
 from kap_shared.messaging.inbox import InboxMessage
 from kap_shared.messaging.outbox import OutboxMessage
 
@@ -43,3 +46,14 @@ async def inbox_rows(sessions: Sessions) -> list[InboxMessage]:
 async def care_tasks(sessions: Sessions) -> list[CareTask]:
     async with sessions() as session:
         return list(await session.exec(select(CareTask).order_by(col(CareTask.id))))
+
+
+@asynccontextmanager
+async def engine_with_tables(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on `url` with this test service's tables, disposed afterwards."""
+    engine = create_engine(url)
+    await create_tables(engine, [TEST_REGISTRY.metadata])
+    try:
+        yield engine
+    finally:
+        await engine.dispose()

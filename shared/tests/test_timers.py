@@ -11,26 +11,21 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
-from kap_shared.db import create_engine, create_tables
 from kap_shared.events import IntegrationOverdue
 from kap_shared.events.envelope import utc_now
 from kap_shared.messaging import timers, upserts
 from kap_shared.messaging.outbox import OutboxMessage
 from kap_shared.messaging.unit_of_work import UnitOfWork
 
-from .dbsupport import TEST_REGISTRY, Sessions
+from .dbsupport import Sessions, engine_with_tables
 from .examples import example
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """Timers on both backends: the upsert and the worker's locking differ by dialect."""
-    engine = create_engine(database_url)
-    await create_tables(engine, [TEST_REGISTRY.metadata])
-    try:
+    async with engine_with_tables(database_url) as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 class Clock:
