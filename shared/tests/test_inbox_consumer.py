@@ -97,7 +97,7 @@ def consumer(sessions: Sessions, handler: Recorder, commits: list[int]) -> Event
         group_id=GROUP,
         sessions=sessions,
         handlers={OutcomeRecorded: handler},
-        on_commit=lambda: commits.append(1),
+        on_commit=lambda _rows: commits.append(1),
     )
 
 

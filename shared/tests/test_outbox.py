@@ -7,7 +7,7 @@ import contextvars
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kap_shared.events import EVENT_TYPES, Envelope, decode
-from kap_shared.messaging.outbox import OutboxMessage, OutboxRelay, outbox_backlog
-from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.messaging.outbox import OutboxMessage, OutboxRelay, OutboxRow, outbox_backlog
+from kap_shared.messaging.unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
 from kap_shared.tracing import continue_trace, trace_id_of
 
 from .dbsupport import CareTask, Sessions, care_tasks, outbox_rows
@@ -42,7 +42,7 @@ async def in_fresh_context(coro: Awaitable[T]) -> T:
 
 
 async def commit_events(
-    sessions: Sessions, events: list[Envelope], on_commit: Callable[[], None] = lambda: None
+    sessions: Sessions, events: list[Envelope], on_commit: OnCommit = nothing_to_notify
 ) -> None:
     async def run() -> None:
         async with UnitOfWork(sessions, on_commit) as uow:
@@ -62,7 +62,7 @@ class FakeSender:
         self.fail_with: Exception | None = None
         self.sent = asyncio.Event()
 
-    async def __call__(self, rows: list[OutboxMessage]) -> None:
+    async def __call__(self, rows: Sequence[OutboxRow]) -> None:
         if self.fail_with is not None:
             raise self.fail_with
         self.batches.append(
@@ -153,7 +153,7 @@ async def test_uow_exiting_without_commit_stores_neither_state_nor_events(
     calls: list[int] = []
 
     async def run() -> None:
-        async with UnitOfWork(sessions, lambda: calls.append(1)) as uow:
+        async with UnitOfWork(sessions, lambda _rows: calls.append(1)) as uow:
             uow.session.add(CareTask(patient_id="pt-1", kind="draft"))
             uow.publish(event("ConsentRecorded"))
             assert len(uow.published) == 1
@@ -181,12 +181,14 @@ async def test_uow_failing_before_commit_rolls_back_and_propagates(sessions: Ses
 async def test_on_commit_called_only_when_events_were_published(sessions: Sessions) -> None:
     calls: list[str] = []
 
-    async with UnitOfWork(sessions, lambda: calls.append("state-only")) as uow:
+    async with UnitOfWork(sessions, lambda _rows: calls.append("state-only")) as uow:
         uow.session.add(CareTask(patient_id="pt-1", kind="no-event"))
         await uow.commit()
     assert calls == []
 
-    await commit_events(sessions, [event("PhaseAdvanced")], lambda: calls.append("with-event"))
+    await commit_events(
+        sessions, [event("PhaseAdvanced")], lambda _rows: calls.append("with-event")
+    )
     assert calls == ["with-event"]
     assert len(await care_tasks(sessions)) == 2
 
@@ -197,7 +199,7 @@ async def test_on_commit_not_called_when_commit_fails(sessions: Sessions) -> Non
     await commit_events(sessions, [duplicate])
 
     async def publish_again() -> None:
-        async with UnitOfWork(sessions, lambda: calls.append(1)) as uow:
+        async with UnitOfWork(sessions, lambda _rows: calls.append(1)) as uow:
             uow.publish(duplicate)  # same event_id twice violates the outbox's unique key
             await uow.commit()
 
@@ -386,7 +388,7 @@ async def test_notify_during_an_in_flight_batch_is_not_lost(
     relay: OutboxRelay
 
     class ConcurrentCommit(FakeSender):
-        async def __call__(self, rows: list[OutboxMessage]) -> None:
+        async def __call__(self, rows: Sequence[OutboxRow]) -> None:
             await super().__call__(rows)
             if len(self.batches) == 1:
                 # A request handler commits another alert while the first batch is in flight.
@@ -414,7 +416,7 @@ async def test_relay_keeps_sending_while_another_writer_holds_the_sqlite_lock(
     lock_held = asyncio.Event()
 
     class HoldTheLockAfterTheFirstBatch(FakeSender):
-        async def __call__(self, rows: list[OutboxMessage]) -> None:
+        async def __call__(self, rows: Sequence[OutboxRow]) -> None:
             await super().__call__(rows)
             if len(self.batches) == 1:
                 await commit_events(sessions, [second], on_commit=relay.notify)
@@ -533,3 +535,112 @@ async def test_relay_started_later_publishes_what_a_crash_left_behind_and_surviv
         assert time.monotonic() - started < 3
     assert send.event_ids == [str(e.event_id) for e in events]
     assert await outbox_backlog(sessions) == (0, None)
+
+
+# --- rows handed by the commit (pipelined relay) ---------------------------------------------
+
+
+class OutboxReads:
+    """Counts the relay's reads of the outbox (SELECTs of unsent rows)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        self._engine = engine
+
+    def __enter__(self) -> OutboxReads:
+        sa_event.listen(self._engine.sync_engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sa_event.remove(self._engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM outbox_messages" in statement:
+            self.count += 1
+
+
+async def test_pipelined_relay_sends_the_rows_a_commit_hands_it_without_reading_them_back(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """The commit gives the relay its rows with their seqs (`notify(rows)`): when they
+    continue the sent sequence, they go out as handed, exactly as stored."""
+    first, second = event("VitalsAlert", "pt-1"), event("VitalsAlert", "pt-2")
+    send = FakeSender()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
+    relay.start()
+    try:
+        await commit_events(sessions, [first], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        with OutboxReads(engine) as reads:
+            await commit_events(sessions, [second], on_commit=relay.notify)
+            await asyncio.wait_for(_until(lambda: len(send.event_ids) == 2), timeout=3)
+        assert reads.count == 0
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+    finally:
+        await relay.stop(flush_timeout=3)
+    stored = await outbox_rows(sessions)
+    assert send.event_ids == [str(first.event_id), str(second.event_id)]
+    assert send.batches[1] == [
+        {
+            "event_id": row.event_id,
+            "topic": row.topic,
+            "key": row.key,
+            "headers": row.headers,
+            "payload": row.payload,
+            "seq": row.seq,
+        }
+        for row in stored[1:]
+    ]
+    assert [(r.published_at is not None, r.attempts) for r in stored] == [(True, 1), (True, 1)]
+
+
+async def test_a_row_nobody_handed_makes_the_relay_read_and_keeps_the_order(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """A commit that did not hand its row (another writer) leaves a gap before the handed
+    row: the relay reads the outbox instead, sends both in seq order, and sends the handed
+    row once."""
+    first, unhanded, handed = (event("VitalsAlert", f"pt-{n}") for n in range(3))
+    send = FakeSender()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
+    relay.start()
+    try:
+        await commit_events(sessions, [first], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        await commit_events(sessions, [unhanded])  # no notify: nothing handed
+        with OutboxReads(engine) as reads:
+            await commit_events(sessions, [handed], on_commit=relay.notify)
+            await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        assert reads.count >= 1
+    finally:
+        await relay.stop(flush_timeout=3)
+    assert send.event_ids == [str(e.event_id) for e in (first, unhanded, handed)]
+
+
+async def test_a_handed_row_whose_send_failed_is_retried_from_the_outbox_in_order(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    first, failed, later = (event("VitalsAlert", f"pt-{n}") for n in range(3))
+    send = FakeSender()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=0.05)
+    relay.start()
+    try:
+        await commit_events(sessions, [first], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+        send.fail_with = ConnectionError("broker restarting")
+        await commit_events(sessions, [failed], on_commit=relay.notify)
+
+        async def failure_recorded() -> None:
+            while (await outbox_rows(sessions))[1].attempts < 1:  # noqa: ASYNC110 - polling the database
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(failure_recorded(), timeout=3)
+        row = (await outbox_rows(sessions))[1]
+        assert row.published_at is None
+        assert row.last_error is not None and "broker restarting" in row.last_error
+        send.fail_with = None
+        await commit_events(sessions, [later], on_commit=relay.notify)
+        await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
+    finally:
+        await relay.stop(flush_timeout=3)
+    assert send.event_ids == [str(e.event_id) for e in (first, failed, later)]

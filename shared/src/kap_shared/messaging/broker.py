@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -33,7 +33,7 @@ from ..logging import get_logger
 from ..retry import bounded
 from ..settings import KafkaSettings
 from .errors import PermanentError
-from .outbox import OutboxMessage
+from .outbox import OutboxRow
 
 log = get_logger(__name__)
 
@@ -211,10 +211,10 @@ def dead_letter_middleware(
     return DeadLetterMiddleware
 
 
-def outbox_sender(broker: KafkaBroker) -> Callable[[list[OutboxMessage]], Any]:
+def outbox_sender(broker: KafkaBroker) -> Callable[[Sequence[OutboxRow]], Awaitable[None]]:
     """Send a batch in order and wait for every ack (pipelined, not one by one)."""
 
-    async def send(rows: list[OutboxMessage]) -> None:
+    async def send(rows: Sequence[OutboxRow]) -> None:
         futures = [
             await broker.publish(
                 json.dumps(row.payload, separators=(",", ":")).encode(),

@@ -34,7 +34,7 @@ from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..tracing import trace_id_of, traced, traceparent_of
 from . import inbox
-from .unit_of_work import UnitOfWork
+from .unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
 
 log = get_logger(__name__)
 
@@ -132,7 +132,7 @@ class EventConsumer(TopicSubscriber[EventHandler]):
         group_id: str,
         sessions: async_sessionmaker[AsyncSession],
         handlers: Mapping[type[Envelope], EventHandler],
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = nothing_to_notify,
         observe: ConsumeObserver = lambda topic, event_type, outcome, seconds: None,
     ) -> None:
         super().__init__(group_id, handlers)

@@ -27,7 +27,7 @@ from ..db import PlatformTable, is_postgres, json_column
 from ..events.envelope import as_utc, new_id, utc_now
 from ..logging import get_logger
 from ..tasks import cancel_and_wait, run_when_woken
-from .unit_of_work import UnitOfWork
+from .unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
 from .upserts import PerDialect, bound, insert_on_conflict
 
 log = get_logger(__name__)
@@ -165,7 +165,7 @@ class TimerWorker:
         sessions: async_sessionmaker[AsyncSession],
         handlers: Mapping[str, TimerHandler],
         *,
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = nothing_to_notify,
         poll_seconds: float = 1.0,
         retry_seconds: float = 5.0,
         clock: Callable[[], datetime] = utc_now,

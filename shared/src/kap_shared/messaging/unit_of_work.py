@@ -20,16 +20,23 @@ from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..tracing import current_traceparent
 from .idempotency import deferring_scope
-from .outbox import outbox_values, write_outbox
+from .outbox import OutboxRow, outbox_values, write_outbox
 
 log = get_logger(__name__)
+
+# Called after a commit that wrote outbox rows, with those rows (the relay's `notify`).
+OnCommit = Callable[[list[OutboxRow]], None]
+
+
+def nothing_to_notify(_rows: list[OutboxRow]) -> None:
+    """The default `OnCommit`: no relay to wake."""
 
 
 class UnitOfWork:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = nothing_to_notify,
         *,
         defer_in_keyed_requests: bool = True,
     ) -> None:
@@ -40,6 +47,7 @@ class UnitOfWork:
         self._may_defer = defer_in_keyed_requests
         self._events: list[Envelope] = []
         self._outbox: list[dict[str, Any]] = []  # written at commit, in publish order
+        self._written: list[OutboxRow] = []  # ... and as written, for on_commit
         self._session: AsyncSession | None = None
         self._deferred = False
 
@@ -53,6 +61,7 @@ class UnitOfWork:
         self._session = self._sessions()
         self._events = []
         self._outbox = []
+        self._written = []
         self._deferred = False
         return self
 
@@ -97,7 +106,7 @@ class UnitOfWork:
         return list(self._events)
 
     async def commit(self) -> None:
-        await write_outbox(self.session, self._outbox)
+        self._written = await write_outbox(self.session, self._outbox)
         self._outbox = []
         scope = deferring_scope() if self._may_defer else None
         if scope is not None:
@@ -107,7 +116,7 @@ class UnitOfWork:
             return
         await self.session.commit()
         if self._events:
-            self._on_commit()
+            self._on_commit(self._written)
 
     async def finish_deferred(self) -> None:
         """Commit the work `commit()` deferred (with the stored response)."""
@@ -116,7 +125,7 @@ class UnitOfWork:
         await self.session.close()
         self._session = None
         if self._events:
-            self._on_commit()
+            self._on_commit(self._written)
 
     async def abandon_deferred(self) -> None:
         if self._session is not None:

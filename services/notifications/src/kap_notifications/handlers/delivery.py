@@ -32,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared.events.enums import Channel
 from kap_shared.events.envelope import utc_now
 from kap_shared.logging import get_logger
-from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.messaging.unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
 from kap_shared.tasks import cancel_and_wait, run_when_woken
 
 from ..adapters.channels import DeliveryError, Outgoing, Sender
@@ -61,7 +61,7 @@ class DeliveryWorker:
         senders: Mapping[Channel, Sender],
         policy: RetryPolicy,
         *,
-        on_commit: Callable[[], None] = lambda: None,
+        on_commit: OnCommit = nothing_to_notify,
         clock: Callable[[], datetime] = utc_now,
         poll_seconds: float = 1.0,
         lease_seconds: float = 30.0,
