@@ -637,7 +637,8 @@ async def test_a_handed_row_whose_send_failed_is_retried_from_the_outbox_in_orde
         await asyncio.wait_for(failure_recorded(), timeout=3)
         row = (await outbox_rows(sessions))[1]
         assert row.published_at is None
-        assert row.last_error is not None and "broker restarting" in row.last_error
+        assert row.last_error is not None
+        assert "broker restarting" in row.last_error
         send.fail_with = None
         await commit_events(sessions, [later], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,29 +16,20 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from kap_monitoring.domain.vitals import micros
-from kap_monitoring.entrypoints.vitals_batch import DeadLetter, VitalsBatchConsumer, decode
+from kap_monitoring.entrypoints.vitals_batch import VitalsBatchConsumer, decode
 from kap_monitoring.handlers.vitals import VitalsIngest
 from kap_shared.events import VitalsRecorded
 from kap_shared.events.monitoring import VitalsRecordedData
 from kap_shared.events.topics import MONITORING_VITALS
+from kap_shared.messaging.batch_consumer import DeadLetter
 from kap_shared.messaging.errors import PermanentError
+from kap_shared.testing import FakeBatchMessage as FakeMessage
+from kap_shared.testing import FakeRecord as Record
 from kap_shared.testing import rows
 
 from .conftest import SITE, Monitoring, now
 
 Outbox = Callable[..., list[dict[str, Any]]]
-
-
-@dataclass
-class Record:
-    value: bytes | None
-    key: bytes | None = b"pt-1"
-    topic: str = MONITORING_VITALS
-    partition: int = 0
-    offset: int = 0
-    headers: list[tuple[str, bytes]] = field(
-        default_factory=lambda: [("content-type", b"application/json")]
-    )
 
 
 def reading(
@@ -86,18 +77,6 @@ def process(client: TestClient, consumer: VitalsBatchConsumer) -> Callable[..., 
         return client.portal.call(consumer.process, batch)
 
     return run
-
-
-class FakeMessage:
-    def __init__(self) -> None:
-        self.acked = 0
-        self.nacked = 0
-
-    async def ack(self) -> None:
-        self.acked += 1
-
-    async def nack(self) -> None:
-        self.nacked += 1
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from fastapi.testclient import TestClient
 
 from kap_records.bootstrap import build
 from kap_records.config import RecordsSettings
-from kap_records.entrypoints.stream import handlers, timers
+from kap_records.entrypoints.stream import live_handlers, timers
+from kap_records.entrypoints.vitals_batch import ReadingsBatchConsumer
 from kap_shared.events import (
     AlertAcknowledged,
     DischargeCleared,
@@ -64,7 +65,7 @@ from kap_shared.events.scheduling import (
     SessionScheduledData,
     TreatmentPlanCreatedData,
 )
-from kap_shared.testing import database_file, service_client, token
+from kap_shared.testing import FakeRecord, database_file, kafka_headers, service_client, token
 from kap_shared.testing_app import (
     app_of,
     delivery,
@@ -101,7 +102,21 @@ db = database_file(RecordsSettings)
 
 @pytest.fixture
 def deliver(client: TestClient) -> Callable[[Envelope], bool]:
-    return delivery(client, "records", handlers(app_of(client).state.rules))
+    """Hand an event to records as the live service reads it: a reading to the readings'
+    batch consumer (a batch of one), any other event to the event consumer."""
+    events = delivery(client, "records", live_handlers(app_of(client).state.rules))
+    readings: ReadingsBatchConsumer = app_of(client).state.readings_consumer
+
+    def deliver(event: Envelope) -> bool:
+        if not isinstance(event, VitalsRecorded):
+            return events(event)
+        record = FakeRecord(event.to_json(), key=event.key, headers=kafka_headers(event))
+        assert client.portal is not None
+        outcome = client.portal.call(readings.process, [record])
+        assert not outcome.dead, outcome.dead
+        return bool(outcome.stored)
+
+    return deliver
 
 
 @pytest.fixture

@@ -85,6 +85,30 @@ class ServiceSettings(BaseSettings):
         return url
 
 
+class VitalsBatchSettings(ServiceSettings):
+    """A service that consumes kap.monitoring.vitals.v1 in batches (monitoring, records):
+    one database transaction and one offset commit per batch
+    (`kap_shared.messaging.batch_consumer`)."""
+
+    vitals_batch_max_records: int = Field(default=5000, ge=1, le=50_000)
+    # How long one poll waits for readings (it returns as soon as any are there; an empty
+    # poll is followed by the next one, without faststream's idle sleep:
+    # kap_shared.messaging.batches), so on a quiet topic it only sets how often the idle
+    # consumer asks again.
+    vitals_batch_timeout_ms: int = Field(default=20, ge=1)
+    # A second, short read right after a batch's poll (kap_shared.messaging.batches)
+    # when the batch is at least this old (the consumer is behind): it takes the answer
+    # aiokafka prefetched meanwhile, so under load a batch holds what was produced up to
+    # its start, not up to the previous batch's (about one batch time off every
+    # reading's wait). It returns on arrival. A fresher batch is not topped up: the
+    # read would mostly wait for readings not produced yet. 0: off.
+    vitals_batch_top_up_ms: int = Field(default=10, ge=0)
+    vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Retries of a batch after a transient (database) error, before it is rewound and
+    # redelivered; readings are never dead-lettered for a database outage.
+    vitals_batch_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+
+
 # libpq query parameters asyncpg does not take; `sslmode` is renamed to `ssl`.
 _LIBPQ_ONLY = frozenset(
     {

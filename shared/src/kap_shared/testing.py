@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,7 +25,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from .auth.tokens import mint_token
+from .events.envelope import Envelope
 from .http.openapi import ERROR_SCHEMA_REF
+from .messaging.outbox import outbox_values
 from .settings import ServiceSettings
 
 TEST_SECRET = "unit-test-secret-of-at-least-32-bytes!"  # noqa: S105 - test-only key
@@ -216,3 +219,37 @@ def bad_rules_files(key: str) -> list[tuple[str, dict[str, Any], str]]:
         )
         for case, document, named in _BAD_RULES
     ]
+
+
+@dataclass
+class FakeRecord:
+    """The parts of an aiokafka ConsumerRecord a batch consumer reads
+    (`kap_shared.messaging.batch_consumer.Record`), for batches built by hand."""
+
+    value: bytes | None
+    key: bytes | None = b"pt-1"
+    topic: str = "kap.monitoring.vitals.v1"
+    partition: int = 0
+    offset: int = 0
+    headers: list[tuple[str, bytes]] = field(
+        default_factory=lambda: [("content-type", b"application/json")]
+    )
+
+
+class FakeBatchMessage:
+    """A batch's faststream message: counts the consumer's acks and nacks."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.nacked = 0
+
+    async def ack(self) -> None:
+        self.acked += 1
+
+    async def nack(self) -> None:
+        self.nacked += 1
+
+
+def kafka_headers(event: Envelope) -> list[tuple[str, bytes]]:
+    """The headers `event` travels with when a service's outbox relay publishes it."""
+    return [(name, value.encode()) for name, value in outbox_values(event)["headers"].items()]

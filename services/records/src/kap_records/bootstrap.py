@@ -10,7 +10,8 @@ from kap_shared.service.runtime import ServiceRuntime
 from .adapters.tables import REGISTRY
 from .config import RecordsSettings
 from .entrypoints.http import router
-from .entrypoints.stream import handlers, timers
+from .entrypoints.stream import live_handlers, timers
+from .entrypoints.vitals_batch import ReadingsBatchConsumer
 
 
 def runtime_for(settings: RecordsSettings) -> ServiceRuntime:
@@ -21,7 +22,9 @@ def build(settings: RecordsSettings | None = None) -> FastAPI:
     settings = settings or RecordsSettings()
     rules = settings.records_rules  # a bad RULES_FILE fails here, at start-up
     runtime = runtime_for(settings)
-    runtime.consume(handlers(rules))
+    runtime.consume(live_handlers(rules))
+    readings = ReadingsBatchConsumer(runtime, settings)
+    readings.subscribe(runtime.broker)
     runtime.timers(timers(rules))
     app = runtime.http_app(
         [router],
@@ -34,4 +37,5 @@ def build(settings: RecordsSettings | None = None) -> FastAPI:
         ),
     )
     app.state.rules = rules
+    app.state.readings_consumer = readings
     return app

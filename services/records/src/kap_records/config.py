@@ -1,16 +1,17 @@
-"""Records settings: the platform's, plus where records' rules come from."""
+"""Records settings: the platform's, the readings' batch consumer's (VITALS_BATCH_*), and
+where records' rules come from."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 from kap_shared.rules import RulesFromFile, from_rules_file
-from kap_shared.settings import ServiceSettings
+from kap_shared.settings import VitalsBatchSettings
 
 from .domain.rules import RecordsRules
 
 
-class RecordsSettings(ServiceSettings):
+class RecordsSettings(VitalsBatchSettings):
     service_name: str = "records"
     http_port: int = 8005
 

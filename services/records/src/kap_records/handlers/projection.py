@@ -8,7 +8,7 @@ are derived when the record is read, not when an event arrives.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -20,6 +20,7 @@ from kap_shared.events.enums import Agent, SessionStatus
 from kap_shared.events.envelope import scope_fields
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.messaging.upserts import insert_on_conflict
 from kap_shared.projections import carried
 from kap_shared.rules import SiteRules
 
@@ -76,18 +77,41 @@ async def _update(session: AsyncSession, table: type[SQLModel], key: str, **valu
         session.add(row)
 
 
-async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
-    data = event.data
-    values = data.model_dump(
+def reading_row(event: events.VitalsRecorded) -> dict[str, Any]:
+    """The `vitals_readings` row of a reading: what it measured, as sent."""
+    values = event.data.model_dump(
         mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
     )
-    reading = Reading(
+    return {
         **carried(Reading, event),
-        event_id=str(event.event_id),
-        correlation_id=event.correlation_id,
-        values=values,
+        "event_id": str(event.event_id),
+        "correlation_id": event.correlation_id,
+        "values": values,
+    }
+
+
+async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
+    await _add_once(uow.session, Reading(**reading_row(event)))
+
+
+_READINGS = Reading.__table__  # type: ignore[attr-defined]
+
+
+async def store_readings(uow: UnitOfWork, readings: Sequence[events.VitalsRecorded]) -> int:
+    """A batch of readings in one statement (the live consumer: `entrypoints.vitals_batch`);
+    a reading filed already (same event id: a redelivered batch) is left as it is.
+    Returns how many were new."""
+    if not readings:
+        return 0
+    session = uow.session
+    statement = (
+        insert_on_conflict(session, _READINGS)
+        .on_conflict_do_nothing(index_elements=[_READINGS.c.event_id])
+        .returning(_READINGS.c.event_id)
     )
-    await _add_once(uow.session, reading)
+    connection = await session.connection()
+    result = await connection.execute(statement, [reading_row(event) for event in readings])
+    return len(result.all())
 
 
 async def _entry(event: events.Envelope, uow: UnitOfWork) -> None:

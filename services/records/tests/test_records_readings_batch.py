@@ -1,0 +1,173 @@
+"""Readings are filed in batches: one transaction and one offset commit a batch, a
+redelivered batch adds nothing, another event type is skipped and a bad record is
+dead-lettered without holding up the others."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from kap_records.adapters.tables import Reading
+from kap_records.entrypoints.vitals_batch import ReadingsBatchConsumer
+from kap_records.handlers.projection import store_readings
+from kap_shared.db import create_engine, session_factory
+from kap_shared.events import VitalsRecorded, new_id
+from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.events.topics import MONITORING_VITALS
+from kap_shared.messaging.unit_of_work import UnitOfWork
+from kap_shared.migrations import migrations_dir, upgrade
+from kap_shared.testing import FakeBatchMessage, FakeRecord, kafka_headers, rows
+from kap_shared.testing_app import app_of, runtime_of
+
+from .conftest import SITE, T0
+
+
+def reading(minute: int, **metrics: Any) -> VitalsRecorded:
+    return VitalsRecorded(
+        producer="gw-bed-7",
+        site_id=SITE,
+        patient_id="pt-1",
+        correlation_id="gw-stream",
+        data=VitalsRecordedData(
+            session_id="s-1",
+            reading_id=new_id(),
+            recorded_at=T0 + timedelta(minutes=minute),
+            **(metrics or {"heart_rate": 80}),
+        ),
+    )
+
+
+def record(event: VitalsRecorded, offset: int = 0) -> FakeRecord:
+    return FakeRecord(event.to_json(), key=event.key, offset=offset, headers=kafka_headers(event))
+
+
+@pytest.fixture
+def consumer(client: TestClient) -> ReadingsBatchConsumer:
+    readings: ReadingsBatchConsumer = app_of(client).state.readings_consumer
+    return readings
+
+
+@pytest.fixture
+def published(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What the consumer publishes to Kafka (its dead letters), captured."""
+    sent: list[dict[str, Any]] = []
+
+    async def publish(message: bytes, topic: str, **kwargs: Any) -> None:
+        sent.append({"value": message, "topic": topic, **kwargs})
+
+    monkeypatch.setattr(runtime_of(client).broker, "publish", publish)
+    return sent
+
+
+def handle(client: TestClient, consumer: ReadingsBatchConsumer, batch: list[Any]) -> Any:
+    message = FakeBatchMessage()
+    assert client.portal is not None
+    client.portal.call(consumer.handle, batch, message)
+    return message
+
+
+def filed(db: Path) -> list[tuple[Any, ...]]:
+    return rows(db, 'SELECT event_id, reading_id, session_id, "values" FROM vitals_readings')
+
+
+def test_a_batch_is_filed_in_one_go_and_its_redelivery_adds_nothing(
+    client: TestClient, consumer: ReadingsBatchConsumer, db: Path
+) -> None:
+    first, second = reading(0, bp_systolic=150, bp_diastolic=90), reading(5, spo2=97)
+    message = handle(client, consumer, [record(first), record(second, 1)])
+    assert (message.acked, message.nacked) == (1, 0)
+    stored = {row[0]: row for row in filed(db)}
+    assert set(stored) == {str(first.event_id), str(second.event_id)}
+    assert stored[str(first.event_id)][1:3] == (first.data.reading_id, "s-1")
+    assert json.loads(stored[str(first.event_id)][3]) == {
+        "bp_systolic": 150,
+        "bp_diastolic": 90,
+        "symptoms": [],
+    }
+
+    again = handle(client, consumer, [record(first), record(second, 1)])  # redelivered
+    assert (again.acked, again.nacked) == (1, 0)
+    assert len(filed(db)) == 2
+    stats = consumer.stats
+    assert (stats.batches, stats.records, stats.stored, stats.duplicates) == (2, 4, 2, 2)
+
+
+def test_another_event_type_is_skipped_and_a_bad_record_is_dead_lettered_alone(
+    client: TestClient,
+    consumer: ReadingsBatchConsumer,
+    db: Path,
+    published: list[dict[str, Any]],
+) -> None:
+    good = reading(0)
+    future = FakeRecord(b'{"event_type": "VitalsStreamPaused"}', offset=1)
+    future.headers.append(("event_type", b"VitalsStreamPaused"))
+    unannounced = FakeRecord(json.dumps({"event_type": "VitalsStreamPaused"}).encode(), offset=2)
+    not_json = FakeRecord(b"{not json", offset=3)
+    empty = FakeRecord(None, offset=4)
+    message = handle(client, consumer, [record(good), future, unannounced, not_json, empty])
+
+    assert (message.acked, message.nacked) == (1, 0)
+    assert [row[0] for row in filed(db)] == [str(good.event_id)]
+    letters = {letter["headers"]["x-dlq-original-offset"]: letter for letter in published}
+    assert set(letters) == {"3", "4"}
+    assert all(letter["topic"] == f"{MONITORING_VITALS}.dlq" for letter in published)
+    assert all(letter["headers"]["x-dlq-consumer-group"] == "records" for letter in published)
+    assert letters["3"]["headers"]["x-dlq-error-type"] == "JSONDecodeError"
+    assert consumer.stats.dead_lettered == 2
+
+
+def test_the_live_service_reads_readings_with_the_batch_subscriber_only(
+    client: TestClient,
+) -> None:
+    on_vitals = [
+        subscriber
+        for subscriber in runtime_of(client).broker.subscribers
+        if MONITORING_VITALS in getattr(subscriber, "topic_names_for_subscribe", ())
+    ]
+    assert len(on_vitals) == 1
+    assert isinstance(on_vitals[0], BatchSubscriber)
+
+
+@pytest.fixture
+def database_url(database_url: str) -> str:
+    """The kap_local plugin's new database on each backend, migrated to records' schema."""
+    upgrade(database_url, migrations_dir("kap_records"))
+    return database_url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+async def test_a_batch_statement_files_each_reading_once_on_both_databases(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first, second = reading(0, spo2=95), reading(1, heart_rate=120)
+
+    async def file(*events: VitalsRecorded) -> int:
+        async with UnitOfWork(sessions) as uow:
+            stored = await store_readings(uow, events)
+            await uow.commit()
+        return stored
+
+    assert await file(first, first) == 1  # a repeat inside the batch too
+    assert await file(first, second) == 1
+    async with sessions() as session:
+        filed_rows = (await session.exec(select(Reading).order_by(col(Reading.recorded_at)))).all()
+    assert [(r.event_id, r.values) for r in filed_rows] == [
+        (str(first.event_id), {"spo2": 95.0, "symptoms": []}),
+        (str(second.event_id), {"heart_rate": 120, "symptoms": []}),
+    ]
