@@ -54,7 +54,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchlib import announced_im_session, cpu_model, first_dose
+from benchlib import announced_im_session, cpu_model, cpu_seconds, first_dose
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform
 from kap_shared.auth import mint_token
@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         platform.start()
         try:
-            result = await _measure(args, platform, kafka.bootstrap)
+            result = await _measure(args, platform, kafka.bootstrap, kafka.pid)
         finally:
             platform.stop()
     result["machine"]["load_average_before"] = load_before
@@ -379,7 +379,9 @@ def service_metrics(
     }
 
 
-async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str) -> dict[str, Any]:
+async def _measure(
+    args: argparse.Namespace, platform: Platform, bootstrap: str, broker_pid: int | None
+) -> dict[str, Any]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     with contextlib.suppress(TopicAlreadyExistsError):
@@ -493,6 +495,14 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     gc.freeze()
     loader = asyncio.create_task(background_load())
     await asyncio.sleep(args.warmup)
+    # Which process used the machine's cores while alerts were measured (its CPU seconds
+    # per second: 1.0 is one core), the benchmark itself and the broker included.
+    processes: dict[str, int | None] = {
+        name: service.proc.pid if service.proc else None
+        for name, service in platform.services.items()
+    }
+    processes |= {"broker": broker_pid, "benchmark": os.getpid()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
     started, background_at_start = time.perf_counter(), background_sent
     measuring = args.samples * args.interval
     metrics_before = await scrape(platform)
@@ -510,6 +520,13 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_arrived.wait(), 30)
     elapsed = time.perf_counter() - started
+    cpu_share = {
+        name: round((after - before) / elapsed, 3)
+        for name, pid in processes.items()
+        if pid
+        and (before := cpu_before.get(name)) is not None
+        and (after := cpu_seconds(pid)) is not None
+    }
     metrics_after = await scrape(platform)
     stop.set()
     await loader
@@ -565,6 +582,7 @@ async def _measure(args: argparse.Namespace, platform: Platform, bootstrap: str)
             "ratio_met": alert["p99"] / bare["p99"] <= 10,
         },
         "service_metrics": service_metrics(metrics_before, metrics_after),
+        "cpu_share_while_measuring": cpu_share,
         "profiles": profiles,
         "_samples": {
             "sent": sent_at,
@@ -686,6 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: result[k] for k in ("latency_ms", "floor_ms", "ratio")}, indent=1))
     print(json.dumps(result["hops_ms"], indent=1))
     print(json.dumps(result["service_metrics"], indent=1))
+    print("CPU while measuring (cores):", json.dumps(result["cpu_share_while_measuring"]))
     print("background/s:", result["background_readings_per_second_achieved"])
     print("hop 1 p50 in mean vitals batches:", result["hop_1_in_vitals_batches"])
     for moment, key in (("before", "load_average_before"), ("after", "load_average_at_end")):
