@@ -28,15 +28,19 @@ REGENERATE = "uv run python -m kap_shared.contracts examples"
 
 
 def subscriptions(service: str) -> list[type[Envelope]]:
-    """The event classes the service's consumer handles, read from its built app
-    (its entrypoints/stream.py handlers as wired by its bootstrap)."""
+    """The event classes the service's consumers handle, read from its built app
+    (its entrypoints/stream.py handlers as wired by its bootstrap, and its batch
+    consumers)."""
     try:
         stream = importlib.import_module(f"kap_{service}.entrypoints.stream")
     except ModuleNotFoundError:  # a service that consumes nothing (intake, today)
         return services.subscriptions(service)
     handlers: dict[type[Envelope], Any] | None = getattr(stream, "HANDLERS", None)
     if handlers is not None:
-        return list(handlers)
+        # ... and what its batch consumers take (monitoring's readings) on top
+        with services.built_app(service) as app:
+            batched = {consumer.event_type for consumer in app.state.runtime.batch_consumers}
+        return list(handlers) + [EVENT_TYPES[name] for name in sorted(batched)]
     return services.subscriptions(service)
 
 

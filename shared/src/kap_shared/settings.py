@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,10 +85,11 @@ class ServiceSettings(BaseSettings):
         return url
 
 
-class VitalsBatchSettings(ServiceSettings):
-    """A service that consumes kap.monitoring.vitals.v1 in batches (monitoring, records):
-    one database transaction and one offset commit per batch
-    (`kap_shared.messaging.batch_consumer`)."""
+class VitalsBatchSettings(BaseModel):
+    """The tuning of a service that consumes kap.monitoring.vitals.v1 in batches
+    (monitoring, records: one database transaction and one offset commit per batch,
+    `kap_shared.messaging.batch_consumer`), mixed into its settings:
+    `class MonitoringSettings(ServiceSettings, VitalsBatchSettings)`."""
 
     vitals_batch_max_records: int = Field(default=5000, ge=1, le=50_000)
     # How long one poll waits for readings (it returns as soon as any are there; an empty

@@ -28,7 +28,7 @@ def build(settings: MonitoringSettings | None = None) -> FastAPI:
     runtime.consume(HANDLERS)
     vitals = VitalsBatchConsumer(runtime, ingest, settings)
     if settings.vitals_consumer_enabled:
-        vitals.subscribe(runtime.broker)
+        runtime.consume_batches(vitals)
     runtime.timers(timer_handlers(rules))
     register_open_alerts(runtime)
     app = runtime.http_app(

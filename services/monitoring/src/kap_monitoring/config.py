@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from kap_shared.rules import RulesFromFile, from_rules_file
-from kap_shared.settings import VitalsBatchSettings
+from kap_shared.settings import ServiceSettings, VitalsBatchSettings
 
 from .domain.rules import MonitoringRules
 
 
-class MonitoringSettings(VitalsBatchSettings):
+class MonitoringSettings(ServiceSettings, VitalsBatchSettings):
     service_name: str = "monitoring"
     http_port: int = 8003
 

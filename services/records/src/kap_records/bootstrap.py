@@ -24,7 +24,7 @@ def build(settings: RecordsSettings | None = None) -> FastAPI:
     runtime = runtime_for(settings)
     runtime.consume(live_handlers(rules))
     readings = ReadingsBatchConsumer(runtime, settings)
-    readings.subscribe(runtime.broker)
+    runtime.consume_batches(readings)
     runtime.timers(timers(rules))
     app = runtime.http_app(
         [router],

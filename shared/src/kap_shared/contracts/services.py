@@ -56,10 +56,12 @@ def built_app(service: str) -> Iterator[Any]:
 
 
 def subscribed_event_types(app: Any) -> list[type[Envelope]]:
-    """The event classes the app's consumer handles, in catalog order."""
+    """The event classes the app's consumers handle (its event consumer and its batch
+    consumers), in catalog order."""
     runtime = app.state.runtime
     consumer = getattr(runtime, "_consumer", None)
     handled = set(getattr(consumer, "_handlers", {}) or {})
+    handled |= {batches.event_type for batches in runtime.batch_consumers}
     return [cls for name, cls in EVENT_TYPES.items() if name in handled]
 
 

@@ -189,7 +189,7 @@ class BatchConsumer(ABC):
         None: still failing transiently; rewind and let the batch be redelivered."""
         retrying = bounded(
             "batch.retry",
-            attempts=self.settings.consumer_max_attempts,
+            attempts=self.runtime.settings.consumer_max_attempts,
             first=self.settings.vitals_batch_retry_backoff_seconds,
             retry_on=TRANSIENT,
         )

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Response
@@ -52,6 +52,9 @@ from .docs_ui import STATIC_PATH, install_docs_ui
 from .metrics import ServiceMetrics
 
 log = get_logger(__name__)
+
+if TYPE_CHECKING:
+    from ..messaging.batch_consumer import BatchConsumer
 
 
 class Readiness(BaseModel):
@@ -101,6 +104,7 @@ class ServiceRuntime:
         self.broker_connected = False
         self.database_ready = False
         self._consumer: EventConsumer | None = None
+        self.batch_consumers: list[BatchConsumer] = []
         self._watch_task: asyncio.Task[None] | None = None
         self._timers: TimerWorker | None = None
         self._scrape_hooks: list[Callable[[], Awaitable[None]]] = []
@@ -127,6 +131,11 @@ class ServiceRuntime:
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self.sessions, self.relay.notify)
+
+    def consume_batches(self, consumer: BatchConsumer) -> None:
+        """Subscribe a batch consumer (a high-volume topic, one transaction a batch)."""
+        consumer.subscribe(self.broker)
+        self.batch_consumers.append(consumer)
 
     def consume(self, handlers: dict[Any, EventHandler]) -> EventConsumer:
         """Register the service's event handlers in its consumer group."""
