@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -645,3 +646,39 @@ async def test_a_handed_row_whose_send_failed_is_retried_from_the_outbox_in_orde
     finally:
         await relay.stop(flush_timeout=3)
     assert send.event_ids == [str(e.event_id) for e in (first, failed, later)]
+
+
+async def test_a_failing_broker_gets_backed_off_retries_while_handed_rows_wait(
+    engine: AsyncEngine, sessions: Sessions
+) -> None:
+    """Rows handed while the broker is down must not make the relay retry in a loop: it
+    backs off as for any failed send (here 0.1 s, then longer)."""
+    send = CountingFailures()
+    relay = OutboxRelay(engine, sessions, send, poll_seconds=0.05)
+    async with running(relay):
+        await commit_events(sessions, [event("VitalsAlert", "pt-1")], on_commit=relay.notify)
+        await asyncio.wait_for(_until(lambda: send.attempts == 1), timeout=3)
+        await commit_events(sessions, [event("VitalsAlert", "pt-2")], on_commit=relay.notify)
+        await asyncio.sleep(0.5)
+    assert 2 <= send.attempts <= 8, send.attempts
+
+
+class CountingFailures(FakeSender):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+        self.fail_with = ConnectionError("broker down")
+
+    async def __call__(self, rows: Sequence[OutboxRow]) -> None:
+        self.attempts += 1
+        await super().__call__(rows)
+
+
+@contextlib.asynccontextmanager
+async def running(relay: OutboxRelay) -> AsyncIterator[OutboxRelay]:
+    """The relay's task started for the block, stopped (flushing, bounded) after it."""
+    relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop(flush_timeout=3)

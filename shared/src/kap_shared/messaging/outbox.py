@@ -233,8 +233,8 @@ class OutboxRelay:
                     self._marks_waiting.set()  # let the marker finish and end
                     return
                 continue  # flushing: no waiting between batches
-            if sent >= self._batch_size or self._handed:
-                continue  # more is waiting
+            if not failures and (sent >= self._batch_size or self._handed):
+                continue  # more is waiting (after a failure, the back-off comes first)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=backoff)
 
