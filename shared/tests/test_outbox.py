@@ -337,16 +337,13 @@ async def test_running_relay_is_woken_by_notify_after_commit(
     send = FakeSender()
     # A poll interval far longer than the test: only notify() can make it send in time.
     relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
-    relay.start()
-    try:
+    async with running(relay):
         await asyncio.sleep(0.05)  # the relay has found nothing and is waiting
         e = event("AlertEscalated")
         await commit_events(sessions, [e], on_commit=relay.notify)
         await asyncio.wait_for(send.sent.wait(), timeout=3)
         assert send.event_ids == [str(e.event_id)]
         await wait_until_backlog_empty(sessions)
-    finally:
-        await relay.stop(flush_timeout=3)
 
 
 async def test_relay_reports_its_stages_for_published_batches_only(
@@ -469,12 +466,9 @@ async def test_pipelined_mark_holds_the_sqlite_write_lock_only_while_its_stateme
     sa_event.listen(engine.sync_engine, "after_cursor_execute", probe)
     send = FakeSender()
     relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
-    relay.start()
-    try:
+    async with running(relay):
         await commit_events(sessions, [event("VitalsAlert")], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
-    finally:
-        await relay.stop(flush_timeout=3)
         sa_event.remove(engine.sync_engine, "after_cursor_execute", probe)
         other_writer.close()
     assert lock_free_after_mark == [True]
@@ -490,8 +484,7 @@ async def test_pipelined_relay_sends_a_row_whose_seq_sqlite_reused_after_pruning
     first, second = event("VitalsAlert", "pt-1"), event("VitalsAlert", "pt-2")
     send = FakeSender()
     relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
-    relay.start()
-    try:
+    async with running(relay):
         await commit_events(sessions, [first], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         async with sessions() as session:
@@ -501,8 +494,6 @@ async def test_pipelined_relay_sends_a_row_whose_seq_sqlite_reused_after_pruning
         assert [r.seq for r in await outbox_rows(sessions)] == [1]  # seq 1 again
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         assert send.event_ids == [str(first.event_id), str(second.event_id)]
-    finally:
-        await relay.stop(flush_timeout=3)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -568,8 +559,7 @@ async def test_pipelined_relay_sends_the_rows_a_commit_hands_it_without_reading_
     first, second = event("VitalsAlert", "pt-1"), event("VitalsAlert", "pt-2")
     send = FakeSender()
     relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
-    relay.start()
-    try:
+    async with running(relay):
         await commit_events(sessions, [first], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         with OutboxReads(engine) as reads:
@@ -577,8 +567,6 @@ async def test_pipelined_relay_sends_the_rows_a_commit_hands_it_without_reading_
             await asyncio.wait_for(_until(lambda: len(send.event_ids) == 2), timeout=3)
         assert reads.count == 0
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
-    finally:
-        await relay.stop(flush_timeout=3)
     stored = await outbox_rows(sessions)
     assert send.event_ids == [str(first.event_id), str(second.event_id)]
     assert send.batches[1] == [
@@ -604,8 +592,7 @@ async def test_a_row_nobody_handed_makes_the_relay_read_and_keeps_the_order(
     first, unhanded, handed = (event("VitalsAlert", f"pt-{n}") for n in range(3))
     send = FakeSender()
     relay = OutboxRelay(engine, sessions, send, poll_seconds=30)
-    relay.start()
-    try:
+    async with running(relay):
         await commit_events(sessions, [first], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         await commit_events(sessions, [unhanded])  # no notify: nothing handed
@@ -613,8 +600,6 @@ async def test_a_row_nobody_handed_makes_the_relay_read_and_keeps_the_order(
             await commit_events(sessions, [handed], on_commit=relay.notify)
             await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         assert reads.count >= 1
-    finally:
-        await relay.stop(flush_timeout=3)
     assert send.event_ids == [str(e.event_id) for e in (first, unhanded, handed)]
 
 
@@ -624,8 +609,7 @@ async def test_a_handed_row_whose_send_failed_is_retried_from_the_outbox_in_orde
     first, failed, later = (event("VitalsAlert", f"pt-{n}") for n in range(3))
     send = FakeSender()
     relay = OutboxRelay(engine, sessions, send, poll_seconds=0.05)
-    relay.start()
-    try:
+    async with running(relay):
         await commit_events(sessions, [first], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         send.fail_with = ConnectionError("broker restarting")
@@ -643,8 +627,6 @@ async def test_a_handed_row_whose_send_failed_is_retried_from_the_outbox_in_orde
         send.fail_with = None
         await commit_events(sessions, [later], on_commit=relay.notify)
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
-    finally:
-        await relay.stop(flush_timeout=3)
     assert send.event_ids == [str(e.event_id) for e in (first, failed, later)]
 
 

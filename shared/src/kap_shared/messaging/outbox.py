@@ -268,31 +268,35 @@ class OutboxRelay:
         """Send handed rows as they are (no read); the marker marks them."""
         woken_at, self._woken_at = self._woken_at, None
         seqs = [row.seq for row in rows]
-        sending = time.perf_counter()
-        if woken_at is not None:
-            self._observe("wake_to_send", sending - woken_at)
         try:
-            await self._send(rows)
+            sent = await self._timed_send(rows, woken_at)
         except Exception as exc:
             # From now on the outbox is read again: it has these rows, in order.
             self._handed.clear()
             async with self._sessions() as session, session.begin():
                 await session.exec(_failed_statement(seqs, exc))
             raise
-        sent = time.perf_counter()
-        self._observe("send", sent - sending)
-        for _ in rows:
-            self._handed.popleft()
         self._sent(seqs, sent)
         log.debug("outbox.published", count=len(rows), handed=True)
         return len(rows)
 
+    async def _timed_send(self, rows: Sequence[OutboxRow], woken_at: float | None) -> float:
+        """Send `rows`, reporting the wake-to-send and send stages; returns when they
+        were acknowledged (perf_counter). A failed send reports no "send" stage."""
+        sending = time.perf_counter()
+        if woken_at is not None:
+            self._observe("wake_to_send", sending - woken_at)
+        await self._send(rows)
+        sent = time.perf_counter()
+        self._observe("send", sent - sending)
+        return sent
+
     def _sent(self, seqs: list[int], sent: float) -> None:
-        """Pipelined: `seqs` are sent; the marker marks them."""
+        """Pipelined: `seqs` are sent; the marker marks them, and the handed rows among
+        them (sent as handed, or by a read that came after their commit) are done."""
         self._sent_up_to = max(seqs)
         self._unmarked.append((seqs, utc_now(), sent))
         self._marks_waiting.set()
-        # Handed rows a read has just sent (their commit came before the read) go too.
         sent_now = set(seqs)
         self._handed = deque(row for row in self._handed if row.seq not in sent_now)
 
@@ -317,18 +321,13 @@ class OutboxRelay:
             if not rows:
                 return 0
             seqs = [row.seq for row in rows]
-            sending = time.perf_counter()
-            if woken_at is not None:
-                self._observe("wake_to_send", sending - woken_at)
             try:
-                await self._send(rows)
+                sent = await self._timed_send(rows, woken_at)
             except Exception as exc:
                 # Nothing is marked sent; the whole batch is retried (consumers dedupe).
                 error = exc
                 await session.exec(_failed_statement(seqs, exc))
             else:
-                sent = time.perf_counter()
-                self._observe("send", sent - sending)
                 if mark:
                     await _mark_published(session, seqs, utc_now())
                 else:
