@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, text
 
 from .auth.tokens import mint_token
 from .events.envelope import Envelope
+from .events.topics import MONITORING_VITALS
 from .http.openapi import ERROR_SCHEMA_REF
 from .messaging.outbox import outbox_values
 from .settings import ServiceSettings
@@ -228,7 +229,7 @@ class FakeRecord:
 
     value: bytes | None
     key: bytes | None = b"pt-1"
-    topic: str = "kap.monitoring.vitals.v1"
+    topic: str = MONITORING_VITALS
     partition: int = 0
     offset: int = 0
     headers: list[tuple[str, bytes]] = field(
