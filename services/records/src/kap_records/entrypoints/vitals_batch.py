@@ -34,7 +34,7 @@ from kap_shared.service.runtime import ServiceRuntime
 from ..config import RecordsSettings
 from ..handlers.projection import store_readings
 
-EVENT_TYPE = "VitalsRecorded"
+EVENT_TYPE: str = VitalsRecorded.model_fields["event_type"].default
 
 
 def decode(records: Sequence[Record]) -> tuple[list[VitalsRecorded], list[DeadLetter], int]:
