@@ -4,6 +4,7 @@ dead-lettered without holding up the others."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -139,15 +142,15 @@ def test_the_live_service_reads_readings_with_the_batch_subscriber_only(
 
 
 @pytest.fixture
-def database_url(database_url: str) -> str:
+def migrated_url(database_url: str) -> str:
     """The kap_local plugin's new database on each backend, migrated to records' schema."""
     upgrade(database_url, migrations_dir("kap_records"))
     return database_url
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(database_url)
+async def sessions(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(migrated_url)
     yield session_factory(engine)
     await engine.dispose()
 
@@ -163,11 +166,63 @@ async def test_a_batch_statement_files_each_reading_once_on_both_databases(
             await uow.commit()
         return stored
 
+    # the gateway's re-send under a new event id, and its reading_id reused in another
+    # session (monitoring rejects that one: MON-READING-1)
+    resent = VitalsRecorded(**first.model_dump(exclude={"event_id"}))
+    reused = VitalsRecorded(
+        **second.model_dump(exclude={"event_id", "data"}),
+        data=second.data.model_copy(update={"session_id": "s-2"}),
+    )
+
     assert await file(first, first) == 1  # a repeat inside the batch too
-    assert await file(first, second) == 1
+    assert await file(first, second, resent) == 1
+    assert await file(reused, resent) == 0
     async with sessions() as session:
         filed_rows = (await session.exec(select(Reading).order_by(col(Reading.recorded_at)))).all()
-    assert [(r.event_id, r.values) for r in filed_rows] == [
-        (str(first.event_id), {"spo2": 95.0, "symptoms": []}),
-        (str(second.event_id), {"heart_rate": 120, "symptoms": []}),
+    assert [(r.event_id, r.session_id, r.values) for r in filed_rows] == [
+        (str(first.event_id), "s-1", {"spo2": 95.0, "symptoms": []}),
+        (str(second.event_id), "s-1", {"heart_rate": 120, "symptoms": []}),
     ]
+
+
+def test_the_migration_keeps_one_reading_per_reading_id_on_both_databases(
+    database_url: str,
+) -> None:
+    """Repeats filed before the reading_id became unique are removed, one row each stays
+    (the smallest event id), and the database refuses a new repeat."""
+    url = database_url
+    here = migrations_dir("kap_records")
+    upgrade(url, here, "1cb90171e581")  # records' schema before readings were unique
+    insert = text(
+        "INSERT INTO vitals_readings (event_id, reading_id, patient_id, site_id, session_id, "
+        'correlation_id, recorded_at, "values") '
+        "VALUES (:event_id, :reading_id, 'pt-1', 'site-a', 's-1', 'c', CURRENT_TIMESTAMP, '{}')"
+    )
+    filed_before = [("e-3", "r-1"), ("e-1", "r-1"), ("e-2", "r-1"), ("e-4", "r-2")]
+    asyncio.run(_execute(url, insert, [{"event_id": e, "reading_id": r} for e, r in filed_before]))
+
+    upgrade(url, here)
+    assert asyncio.run(_readings(url)) == [("e-1", "r-1"), ("e-4", "r-2")]
+    with pytest.raises(IntegrityError):
+        asyncio.run(_execute(url, insert, [{"event_id": "e-5", "reading_id": "r-2"}]))
+
+
+async def _execute(url: str, statement: Any, values: list[dict[str, str]]) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(statement, values)
+    finally:
+        await engine.dispose()
+
+
+async def _readings(url: str) -> list[tuple[str, str]]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(
+                text("SELECT event_id, reading_id FROM vitals_readings ORDER BY event_id")
+            )
+            return [(row[0], row[1]) for row in result]
+    finally:
+        await engine.dispose()

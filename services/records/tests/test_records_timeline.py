@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from kap_shared.events import VitalsRecorded
 from kap_shared.testing import token
 
 Story = Any  # conftest.Story
@@ -52,6 +53,31 @@ def test_timeline_is_ordered_grouped_by_phase_with_vitals_summarised(
     assert entries[0]["phase"] == "preparation"
     assert [g["phase"] for g in body["phases"]] == ["preparation", "dosing"]
     assert body["total"] == len(entries)
+
+
+def test_a_reading_sent_again_under_a_new_event_id_is_counted_once(
+    client: TestClient, story: Story, deliver: Any
+) -> None:
+    """Monitoring counts a reading once per reading_id (MON-READING-1); so does the record:
+    a gateway's re-send, or its reading_id reused in another session, adds nothing."""
+    story.intake_and_plan(T0)
+    story.dosing_session("s-1", T0)
+    first = next(e for e in story.delivered if isinstance(e, VitalsRecorded))
+    resent = VitalsRecorded(**first.model_dump(exclude={"event_id"}))
+    reused = VitalsRecorded(
+        **first.model_dump(exclude={"event_id", "data"}),
+        data=first.data.model_copy(update={"session_id": "s-2"}),
+    )
+    assert resent.event_id != first.event_id
+
+    assert deliver(resent) is False
+    assert deliver(reused) is False
+    entries = {e["entry_id"]: e for e in _timeline(client)["entries"]}
+    vitals = entries["vitals:s-1"]
+    assert vitals["data"]["count"] == 4
+    assert str(first.event_id) in vitals["links"]["event_ids"]
+    assert str(resent.event_id) not in vitals["links"]["event_ids"]
+    assert "vitals:s-2" not in entries
 
 
 def test_the_alert_chain_links_reading_alert_notification_ack(

@@ -125,9 +125,10 @@ def alembic_config(url: str, script_location: Path) -> Config:
     return config
 
 
-def upgrade(url: str, script_location: Path) -> None:
-    """Bring the database at `url` to the newest revisions (blocking; run in a thread)."""
-    command.upgrade(alembic_config(url, script_location), "heads")
+def upgrade(url: str, script_location: Path, revision: str = "heads") -> None:
+    """Bring the database at `url` to the newest revisions, or to `revision` (a test of a
+    revision's data step starts before it); blocking, run in a thread."""
+    command.upgrade(alembic_config(url, script_location), revision)
 
 
 def run_env(metadatas: Sequence[MetaData]) -> None:

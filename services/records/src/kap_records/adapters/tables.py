@@ -46,12 +46,16 @@ class Entry(RecordsTable, table=True):
 
 
 class Reading(ScopeColumns, RecordsTable, table=True):
-    """One vitals reading (kap.monitoring.vitals.v1); the timeline summarises them."""
+    """One vitals reading (kap.monitoring.vitals.v1); the timeline summarises them.
+
+    Filed once per `reading_id`, as monitoring counts it (MON-READING-1): a gateway that
+    re-sends a reading under a new event id, or reuses its id in another session, adds
+    no second row; the first one read from the partition stays."""
 
     __tablename__ = "vitals_readings"
 
     event_id: str = Field(primary_key=True, max_length=36)
-    reading_id: str = Field(index=True, max_length=64)
+    reading_id: str = Field(unique=True, index=True, max_length=64)
     session_id: str = Field(index=True, max_length=64)
     correlation_id: str = Field(max_length=64)
     recorded_at: datetime = Field(index=True)

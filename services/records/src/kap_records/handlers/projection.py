@@ -1,9 +1,10 @@
 """Projecting every topic into the record (consumer group `records`).
 
 Every handler is idempotent by event id (the inbox guards the live consumer; a
-rebuild replays into the same rows), so the same topics always give the same
-record, whatever order the topics were read in: phases and summaries of vitals
-are derived when the record is read, not when an event arrives.
+rebuild replays into the same rows), readings by their `reading_id` too, so the
+same topics always give the same record, whatever order the topics were read in:
+phases and summaries of vitals are derived when the record is read, not when an
+event arrives.
 """
 
 from __future__ import annotations
@@ -91,22 +92,24 @@ def reading_row(event: events.VitalsRecorded) -> dict[str, Any]:
 
 
 async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
-    await _add_once(uow.session, Reading(**reading_row(event)))
+    await store_readings(uow, [event])
 
 
 _READINGS = Reading.__table__  # type: ignore[attr-defined]
 
 
 async def store_readings(uow: UnitOfWork, readings: Sequence[events.VitalsRecorded]) -> int:
-    """A batch of readings in one statement (the live consumer: `entrypoints.vitals_batch`);
-    a reading filed already (same event id: a redelivered batch) is left as it is.
-    Returns how many were new."""
+    """A batch of readings in one statement (the live consumer: `entrypoints.vitals_batch`;
+    a rebuild, one at a time). A reading filed already is left as it is: the same event
+    id (a redelivered batch) or the same `reading_id` (a re-sent reading, or one reused
+    in another session, which monitoring rejects). Returns how many were new."""
     if not readings:
         return 0
     session = uow.session
+    # No conflict target: either unique key (event_id, reading_id) makes a repeat.
     statement = (
         insert_on_conflict(session, _READINGS)
-        .on_conflict_do_nothing(index_elements=[_READINGS.c.event_id])
+        .on_conflict_do_nothing()
         .returning(_READINGS.c.event_id)
     )
     connection = await session.connection()
