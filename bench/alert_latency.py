@@ -5,7 +5,8 @@ same run.
 
 What one run does:
 1. starts Kafka from the Maven jars and the services as separate processes
-   (kap_local.platform; SQLite, the embedded default);
+   (kap_local.platform; SQLite, the embedded default, or with `--database postgres` a
+   local PostgreSQL server, a database per service, as the platform is deployed);
 2. opens dosing sessions the way scheduling would announce them
    (SessionScheduled + SessionCheckedIn on kap.scheduling.events.v1) and gives each
    measurement session its first dose through monitoring's HTTP API;
@@ -36,13 +37,13 @@ import json
 import os
 import platform as host
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -53,13 +54,24 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
-from benchlib import announced_im_session, cpu_model, cpu_seconds, first_dose
+from benchlib import (
+    announced_im_session,
+    children,
+    cpu_model,
+    cpu_seconds,
+    first_dose,
+    postmaster_pid,
+)
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
-from kap_local.platform import Platform
+from kap_local.platform import SERVICES, STATELESS, Platform
+from kap_local.postgres import LocalPostgres
 from kap_shared.auth import mint_token
+from kap_shared.db import create_engine
 from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.settings import async_database_url
 
 RESULTS = Path(__file__).parent / "results" / "alert_latency.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
@@ -152,9 +164,14 @@ def services_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
-def _epoch(value: str) -> float:
-    """An ISO timestamp (aware, or naive UTC as SQLite stores it) as epoch seconds."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+def _epoch(value: str | datetime) -> float:
+    """An ISO timestamp (aware, or naive UTC as SQLite stores it) or a datetime (as
+    PostgreSQL returns it) as epoch seconds."""
+    moment = (
+        value
+        if isinstance(value, datetime)
+        else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    )
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
@@ -177,19 +194,28 @@ def _stats(values: list[float]) -> dict[str, float]:
     }
 
 
-def _outbox_times(database: Path, event_type: str) -> dict[str, tuple[float, float | None]]:
+async def _outbox_times(
+    database_url: str, event_type: str
+) -> dict[str, tuple[float, float | None]]:
     """patient_id -> (created_at, published_at) of the first outbox row of a type."""
     times: dict[str, tuple[float, float | None]] = {}
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        rows = db.execute(
-            "SELECT payload, created_at, published_at FROM outbox_messages"
-            " WHERE event_type = ? ORDER BY seq",
-            (event_type,),
-        )
-        for payload, created, published in rows:
-            patient_id = json.loads(payload)["patient_id"]
-            if patient_id not in times:
-                times[patient_id] = (_epoch(created), _epoch(published) if published else None)
+    engine = create_engine(async_database_url(database_url))
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT payload, created_at, published_at FROM outbox_messages"
+                    " WHERE event_type = :event_type ORDER BY seq"
+                ),
+                {"event_type": event_type},
+            )
+            for payload, created, published in rows:
+                data = payload if isinstance(payload, dict) else json.loads(payload)
+                if data["patient_id"] not in times:
+                    published_at = _epoch(published) if published else None
+                    times[data["patient_id"]] = (_epoch(created), published_at)
+    finally:
+        await engine.dispose()
     return times
 
 
@@ -203,11 +229,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ensure_jars()
     work = Path(tempfile.mkdtemp(prefix="kap-bench-latency-"))
     load_before = list(os.getloadavg())
-    with LocalKafka(partitions=args.partitions) as kafka:
+    with contextlib.ExitStack() as stack:
+        kafka = stack.enter_context(LocalKafka(partitions=args.partitions))
+        roles: dict[str, Callable[[], list[int]]] = {"broker": lambda: _alive(kafka.pid)}
+        database_urls = None
+        monitoring_database = f"sqlite:///{work / 'monitoring' / 'monitoring.db'}"
+        if args.database == "postgres":
+            postgres = stack.enter_context(LocalPostgres())
+            database_urls = {
+                name: postgres.create_database(f"bench_{name}")
+                for name in SERVICES
+                if name not in STATELESS
+            }
+            monitoring_database = database_urls["monitoring"]
+            postmaster = postmaster_pid(postgres.data_dir)
+            roles["postgres"] = lambda: [postmaster, *children(postmaster)]
         platform = Platform(
             bootstrap=kafka.bootstrap,
             work_dir=work,
             jwt_secret=SECRET,
+            database_urls=database_urls,
             extra_env={
                 "LOG_LEVEL": "WARNING",
                 "KAFKA_TOPIC_PARTITIONS": str(args.partitions),
@@ -216,11 +257,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         platform.start()
         try:
-            result = await _measure(args, platform, kafka.bootstrap, kafka.pid)
+            result = await _measure(args, platform, kafka.bootstrap, roles)
         finally:
             platform.stop()
+        # The outbox's times are read while the database still runs.
+        relayed = await _outbox_times(monitoring_database, "VitalsAlert")
     result["machine"]["load_average_before"] = load_before
-    result["hops_ms"] = _hops(result.pop("_samples"), work)
+    result["hops_ms"] = _hops(result.pop("_samples"), relayed)
     result["hop_1_in_vitals_batches"] = hop_1_in_batches(result)
     shutil.rmtree(work, ignore_errors=True)
     return result
@@ -379,8 +422,20 @@ def service_metrics(
     }
 
 
+def _alive(pid: int | None) -> list[int]:
+    return [pid] if pid else []
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """The CPU seconds of a role's processes (one that is gone counts nothing)."""
+    return sum(cpu_seconds(pid) or 0.0 for pid in pids)
+
+
 async def _measure(
-    args: argparse.Namespace, platform: Platform, bootstrap: str, broker_pid: int | None
+    args: argparse.Namespace,
+    platform: Platform,
+    bootstrap: str,
+    roles: dict[str, Callable[[], list[int]]],
 ) -> dict[str, Any]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -497,12 +552,15 @@ async def _measure(
     await asyncio.sleep(args.warmup)
     # Which process used the machine's cores while alerts were measured (its CPU seconds
     # per second: 1.0 is one core), the benchmark itself and the broker included.
-    processes: dict[str, int | None] = {
-        name: service.proc.pid if service.proc else None
+    # PostgreSQL (with --database postgres) is its postmaster and the backends of the
+    # services' pools, open by now.
+    processes: dict[str, list[int]] = {
+        name: _alive(service.proc.pid if service.proc else None)
         for name, service in platform.services.items()
     }
-    processes |= {"broker": broker_pid, "benchmark": os.getpid()}
-    cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items() if pid}
+    processes |= {name: pids() for name, pids in roles.items()}
+    processes["benchmark"] = [os.getpid()]
+    cpu_before = {name: _cpu_seconds(pids) for name, pids in processes.items() if pids}
     started, background_at_start = time.perf_counter(), background_sent
     measuring = args.samples * args.interval
     metrics_before = await scrape(platform)
@@ -521,11 +579,9 @@ async def _measure(
         await asyncio.wait_for(all_arrived.wait(), 30)
     elapsed = time.perf_counter() - started
     cpu_share = {
-        name: round((after - before) / elapsed, 3)
-        for name, pid in processes.items()
-        if pid
-        and (before := cpu_before.get(name)) is not None
-        and (after := cpu_seconds(pid)) is not None
+        name: round((_cpu_seconds(pids) - before) / elapsed, 3)
+        for name, pids in processes.items()
+        if (before := cpu_before.get(name)) is not None
     }
     metrics_after = await scrape(platform)
     stop.set()
@@ -560,7 +616,7 @@ async def _measure(
             "background_readings_per_second_target": args.background,
             "background_sessions": args.background_sessions,
             "partitions": args.partitions,
-            "database": "sqlite",
+            "database": args.database,
             "service_env": args.env,
             "producer": "idempotent, acks=all, linger_ms=0 (critical readings and probes)",
         },
@@ -593,9 +649,11 @@ async def _measure(
     }
 
 
-def _hops(samples: dict[str, Any], work: Path) -> dict[str, dict[str, float]]:
-    """Each alert split at the timestamps the platform writes anyway."""
-    relayed = _outbox_times(work / "monitoring" / "monitoring.db", "VitalsAlert")
+def _hops(
+    samples: dict[str, Any], relayed: dict[str, tuple[float, float | None]]
+) -> dict[str, dict[str, float]]:
+    """Each alert split at the timestamps the platform writes anyway (`relayed`: the
+    VitalsAlert outbox rows' times, per patient)."""
     hops: dict[str, list[float]] = {
         "1 reading produced -> monitoring evaluated the rule (Kafka, batch, decode, ingest)": [],
         "2 rule evaluated -> relay sent VitalsAlert (rest of batch, commit, relay wake + read)": [],
@@ -691,6 +749,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--variant", default="recorded", help="label of this run in the results")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the services' databases: SQLite files (the embedded default) or one "
+        "PostgreSQL server, a database each",
+    )
     parser.add_argument(
         "--env", action="append", default=[], help="KEY=VALUE for the services (repeatable)"
     )

@@ -45,6 +45,22 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def children(parent: int) -> list[int]:
+    """The pids whose parent is `parent` (PostgreSQL's backends under its postmaster)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry.name))
+    return found
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The running PostgreSQL server's postmaster, from its data directory."""
+    return int((data_dir / "postmaster.pid").read_text().split()[0])
+
+
 def announced_im_session(
     patient_id: str,
     session_id: str,

@@ -50,7 +50,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from benchlib import cpu_model, cpu_seconds
+from benchlib import children, cpu_model, cpu_seconds, postmaster_pid
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.postgres import LocalPostgres
 from kap_monitoring.bootstrap import build
@@ -436,16 +436,6 @@ def _instance(settings: MonitoringSettings, stop: Any) -> None:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry.name))
-    return found
-
-
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine, all cores (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -658,10 +648,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 upgrade, scaled.resolved_database_url, migrations_dir("kap_monitoring")
             )
             await open_sessions(scaled.resolved_database_url, sessions)
-            postmaster = int((postgres.data_dir / "postmaster.pid").read_text().split()[0])
+            postmaster = postmaster_pid(postgres.data_dir)
             kafka_pid = kafka.pid
             roles = {
-                "postgres": lambda pm=postmaster: [pm, *_children(pm)],
+                "postgres": lambda pm=postmaster: [pm, *children(pm)],
                 "kafka": lambda k=kafka_pid: [k] if k else [],
             }
             result = await scaling_run(scaled, instances, expected[0], len(records), roles)

@@ -76,13 +76,9 @@ class ServiceSettings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         """An async SQLAlchemy URL: SQLite under `var/` unless DATABASE_URL says otherwise."""
-        url = self.database_url or f"sqlite:///{self.var_dir / f'{self.service_name}.db'}"
-        if url.startswith("sqlite:///"):
-            return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
-        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
-            if url.startswith(prefix):
-                return _asyncpg_url("postgresql+asyncpg://" + url[len(prefix) :])
-        return url
+        return async_database_url(
+            self.database_url or f"sqlite:///{self.var_dir / f'{self.service_name}.db'}"
+        )
 
 
 class VitalsBatchSettings(BaseModel):
@@ -122,6 +118,17 @@ _LIBPQ_ONLY = frozenset(
         "gssencmode",
     }
 )
+
+
+def async_database_url(url: str) -> str:
+    """A DATABASE_URL as written (`sqlite:///...`, `postgresql://...`) as the async
+    SQLAlchemy URL the services open (aiosqlite, asyncpg)."""
+    if url.startswith("sqlite:///"):
+        return url.replace("sqlite:///", "sqlite+aiosqlite:///", 1)
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return _asyncpg_url("postgresql+asyncpg://" + url[len(prefix) :])
+    return url
 
 
 def _asyncpg_url(url: str) -> str:
