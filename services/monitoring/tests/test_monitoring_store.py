@@ -30,7 +30,7 @@ from kap_monitoring.handlers.observations import (
     timer_handlers,
 )
 from kap_monitoring.handlers.vitals import Incoming, VitalsIngest
-from kap_shared.db import create_engine, session_factory
+from kap_shared.db import create_engine, is_postgres, session_factory
 from kap_shared.messaging import timers
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.messaging.timers import ScheduledJob, TimerWorker
@@ -115,6 +115,35 @@ async def test_stored_readings_are_found_by_id_whatever_its_characters_and_the_b
     async with sessions() as session:
         found = await store.existing_readings(session, asked)
     assert found == dict.fromkeys(stored, "ses-1")
+
+
+async def test_the_stored_readings_check_is_planned_for_the_table_as_it_is_now(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Batch after batch on a new (empty) readings table, the check finds ids through the
+    primary key: on PostgreSQL never with a generic plan, which would stay a sequential
+    scan while the table grows (kap_shared.db.planned_for_each_execution; bench/README.md
+    round 15); SQLite's one statement looks each id up in the key, whatever the table."""
+    ids = [f"r-{n}" for n in range(20)]
+    async with sessions() as session:
+        for _ in range(10):
+            await store.existing_readings(session, ids)
+            await session.commit()
+        if is_postgres(session):
+            plans = await session.execute(
+                text(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT reading_id, session_id FROM readings%'"
+                )
+            )
+            assert plans.all() == [(0, 10)]
+        else:
+            connection = await session.connection()
+            plan = await connection.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {store._SQLITE_EXISTING}", ("[]",)
+            )
+            details = [row[-1] for row in plan]
+            assert any(d.startswith("SEARCH r USING") for d in details), details
 
 
 async def test_ingest_and_session_state_on_both_databases(

@@ -8,7 +8,8 @@ service's database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,27 @@ async def create_tables(engine: AsyncEngine, metadatas: Sequence[MetaData]) -> N
     async with engine.begin() as conn:
         for metadata in (PLATFORM_REGISTRY.metadata, *metadatas):
             await conn.run_sync(metadata.create_all)
+
+
+@asynccontextmanager
+async def planned_for_each_execution(connection: AsyncConnection) -> AsyncIterator[None]:
+    """On PostgreSQL, the statements inside (part of the caller's transaction) are planned
+    for their values and the table as it is now at every execution.
+
+    asyncpg prepares each statement once per connection, and after five executions
+    PostgreSQL may switch it to a generic plan, made once and kept until the table is
+    next analyzed. A look-up of many ids (`IN (...)`) planned while its table was still
+    (nearly) empty is a sequential scan, and stays one while the table grows: monitoring's
+    stored-readings check scanned every reading, 20-80 ms a vitals batch and half of
+    PostgreSQL's CPU under the alert benchmark (bench/README.md, round 15). Scoped to the
+    statements that need it: planning every statement of a batch cost 12 % of
+    monitoring's throughput. If the block fails, the transaction's rollback undoes it."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    yield
+    await connection.exec_driver_sql("SET LOCAL plan_cache_mode = DEFAULT")
 
 
 def is_postgres(bind: AsyncEngine | AsyncSession) -> bool:

@@ -23,6 +23,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from kap_shared.db import planned_for_each_execution
 from kap_shared.events.envelope import as_utc
 from kap_shared.events.monitoring import VITAL_METRICS
 
@@ -156,7 +157,8 @@ async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -
         found = await connection.exec_driver_sql(_SQLITE_EXISTING, (encode_json(reading_ids),))
         return dict(cast("list[tuple[str, str]]", found.all()))
     query = f"SELECT reading_id, session_id FROM {readings_table.name} WHERE reading_id"  # noqa: S608
-    pairs = cast("list[tuple[str, str]]", await _select_in(session, query, reading_ids, 1000))
+    async with planned_for_each_execution(connection):  # not a plan cached when it was empty
+        pairs = cast("list[tuple[str, str]]", await _select_in(session, query, reading_ids, 1000))
     return dict(pairs)
 
 
