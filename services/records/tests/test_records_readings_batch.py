@@ -25,7 +25,7 @@ from kap_records.entrypoints.vitals_batch import ReadingsBatchConsumer
 from kap_records.handlers.projection import store_readings
 from kap_shared.db import create_engine, session_factory
 from kap_shared.events import VitalsRecorded, new_id
-from kap_shared.events.monitoring import VitalsRecordedData
+from kap_shared.events.monitoring import READING_ID_MAX_LENGTH, VitalsRecordedData
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.migrations import migrations_dir, upgrade
@@ -183,6 +183,22 @@ async def test_a_batch_statement_files_each_reading_once_on_both_databases(
         (str(first.event_id), "s-1", {"spo2": 95.0, "symptoms": []}),
         (str(second.event_id), "s-1", {"heart_rate": 120, "symptoms": []}),
     ]
+
+
+async def test_the_longest_reading_id_monitoring_accepts_is_filed_on_both_databases(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Records' column is as long as monitoring's: a reading monitoring stored is never
+    refused here (on PostgreSQL a 64-character column refused longer ids)."""
+    event = reading(0, spo2=96)
+    data = event.data.model_copy(update={"reading_id": "r" * READING_ID_MAX_LENGTH})
+    longest = event.model_copy(update={"data": data})
+    async with UnitOfWork(sessions) as uow:
+        assert await store_readings(uow, [longest]) == 1
+        await uow.commit()
+    async with sessions() as session:
+        filed_rows = (await session.exec(select(Reading))).all()
+    assert [r.reading_id for r in filed_rows] == [longest.data.reading_id]
 
 
 def test_the_migration_keeps_one_reading_per_reading_id_on_both_databases(

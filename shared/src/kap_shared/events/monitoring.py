@@ -42,6 +42,11 @@ class VitalsReading(Payload):
         return self
 
 
+# The longest reading_id a service stores (monitoring's POST accepts no longer one). The
+# contract leaves it open; the services' columns are this long, so both keep the same ids.
+READING_ID_MAX_LENGTH = 100
+
+
 class VitalsRecordedData(VitalsReading):
     session_id: str
     reading_id: str

@@ -16,7 +16,7 @@ from sqlmodel import AutoString, Field, SQLModel, UTCDateTime
 
 from kap_shared.db import ScopeColumns, json_column, service_registry
 from kap_shared.events.envelope import utc_now
-from kap_shared.events.monitoring import VITAL_METRICS
+from kap_shared.events.monitoring import READING_ID_MAX_LENGTH, VITAL_METRICS
 from kap_shared.projections import PlanColumns
 
 from ..domain.discharge import StabilityCriteria
@@ -142,7 +142,7 @@ _DECIMAL_METRICS = frozenset({"spo2"})
 readings_table = Table(
     "readings",
     REGISTRY.metadata,
-    Column("reading_id", AutoString(100), primary_key=True),
+    Column("reading_id", AutoString(READING_ID_MAX_LENGTH), primary_key=True),
     Column("session_id", AutoString(64), nullable=False),
     Column("recorded_at", UTCDateTime(), nullable=False),
     *(

@@ -27,7 +27,7 @@ from kap_shared.events.enums import (
     Route,
 )
 from kap_shared.events.envelope import utc_now
-from kap_shared.events.monitoring import VITAL_METRICS
+from kap_shared.events.monitoring import READING_ID_MAX_LENGTH, VITAL_METRICS
 from kap_shared.validation import ID_PATTERN, ClinicalNote, in_the_future
 
 from .rules import CRISIS_SYMPTOMS
@@ -66,7 +66,9 @@ class RecordVitals(Command):
 
     # Idempotency key: a retried POST (or the same reading from a device) has no
     # second effect. Generated when absent.
-    reading_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=ID_PATTERN)
+    reading_id: str | None = Field(
+        default=None, min_length=1, max_length=READING_ID_MAX_LENGTH, pattern=ID_PATTERN
+    )
     recorded_at: AwareDatetime | None = None
     bp_systolic: int | None = Field(default=None, gt=0, lt=400)
     bp_diastolic: int | None = Field(default=None, gt=0, lt=300, validate_default=True)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Field, SQLModel
 
 from kap_shared.db import ScopeColumns, json_column, service_registry
+from kap_shared.events.monitoring import READING_ID_MAX_LENGTH
 from kap_shared.projections import BookedSessionColumns, PlanColumns
 
 REGISTRY = service_registry()
@@ -55,7 +56,7 @@ class Reading(ScopeColumns, RecordsTable, table=True):
     __tablename__ = "vitals_readings"
 
     event_id: str = Field(primary_key=True, max_length=36)
-    reading_id: str = Field(unique=True, index=True, max_length=64)
+    reading_id: str = Field(unique=True, index=True, max_length=READING_ID_MAX_LENGTH)
     session_id: str = Field(index=True, max_length=64)
     correlation_id: str = Field(max_length=64)
     recorded_at: datetime = Field(index=True)
