@@ -65,7 +65,7 @@ from benchlib import (
     postmaster_pid,
 )
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
-from kap_local.platform import SERVICES, STATELESS, Platform
+from kap_local.platform import Platform, postgres_databases
 from kap_local.postgres import LocalPostgres
 from kap_shared.auth import mint_token
 from kap_shared.db import create_engine
@@ -236,11 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         monitoring_database = f"sqlite:///{work / 'monitoring' / 'monitoring.db'}"
         if args.database == "postgres":
             postgres = stack.enter_context(LocalPostgres())
-            database_urls = {
-                name: postgres.create_database(f"bench_{name}")
-                for name in SERVICES
-                if name not in STATELESS
-            }
+            database_urls = postgres_databases(postgres, "bench")
             monitoring_database = database_urls["monitoring"]
             postmaster = postmaster_pid(postgres.data_dir)
             roles["postgres"] = lambda: [postmaster, *children(postmaster)]

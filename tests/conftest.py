@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support import SMS_TOKEN, SmsWebhook
 
-from kap_local.platform import SERVICES, STATELESS, Platform, ServiceProcess
+from kap_local.platform import SERVICES, Platform, ServiceProcess, postgres_databases
 from kap_local.postgres import LocalPostgres
 
 SECRET = "e2e-secret-that-is-long-enough-for-hs256!"  # test-only key
@@ -41,11 +41,7 @@ def platform(
         database_urls = None
         if request.param == "postgres":
             postgres = stack.enter_context(LocalPostgres())
-            database_urls = {
-                name: postgres.create_database(f"kap_{name}")
-                for name in SERVICES
-                if name not in STATELESS
-            }
+            database_urls = postgres_databases(postgres, "kap")
         running = Platform(
             bootstrap=kafka_bootstrap,
             work_dir=work,

@@ -19,6 +19,7 @@ from kap_local.postgres import LocalPostgres
 from kap_monitoring.adapters.tables import REGISTRY
 from kap_shared.db import PLATFORM_REGISTRY
 from kap_shared.migrations import migrations_dir, upgrade
+from kap_shared.settings import async_database_url
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +76,7 @@ def test_migrations_build_the_models_schema(
         url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
     else:
         server: LocalPostgres = request.getfixturevalue("postgres")
-        url = server.create_database("mig_monitoring").replace(
-            "postgresql://", "postgresql+asyncpg://"
-        )
+        url = async_database_url(server.create_database("mig_monitoring"))
     upgrade(url, migrations_dir("kap_monitoring"))
     upgrade(url, migrations_dir("kap_monitoring"))  # idempotent: a restart migrates nothing
     assert asyncio.run(_diff(url)) == []

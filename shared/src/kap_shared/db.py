@@ -131,7 +131,7 @@ async def planned_for_each_execution(connection: AsyncConnection) -> AsyncIterat
     PostgreSQL's CPU under the alert benchmark (bench/README.md, round 15). Scoped to the
     statements that need it: planning every statement of a batch cost 12 % of
     monitoring's throughput. If the block fails, the transaction's rollback undoes it."""
-    if connection.dialect.name != "postgresql":
+    if not is_postgres(connection):
         yield
         return
     await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
@@ -139,9 +139,10 @@ async def planned_for_each_execution(connection: AsyncConnection) -> AsyncIterat
     await connection.exec_driver_sql("SET LOCAL plan_cache_mode = DEFAULT")
 
 
-def is_postgres(bind: AsyncEngine | AsyncSession) -> bool:
-    """Whether an engine, or the engine a session is bound to, is PostgreSQL (where row
-    locks and advisory locks exist; SQLite has one writer and needs neither)."""
+def is_postgres(bind: AsyncEngine | AsyncConnection | AsyncSession) -> bool:
+    """Whether an engine or connection, or the engine a session is bound to, is
+    PostgreSQL (where row locks and advisory locks exist; SQLite has one writer and
+    needs neither)."""
     if isinstance(bind, AsyncSession):
         return bind.bind is not None and bind.bind.dialect.name == "postgresql"
     return bind.dialect.name == "postgresql"

@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from .processes import free_port as free_port  # re-exported: tests and bench take it from here
+
+if TYPE_CHECKING:
+    from .postgres import LocalPostgres
 
 DEFAULT_PORTS: dict[str, int] = {
     "console": 8000,
@@ -32,6 +36,18 @@ SERVICES = tuple(DEFAULT_PORTS)
 # Deployables given no PostgreSQL database locally: the console holds no clinical state
 # (its sign-in sessions stay in SQLite under its VAR_DIR).
 STATELESS = frozenset({"console"})
+
+
+def postgres_databases(postgres: LocalPostgres, prefix: str) -> dict[str, str]:
+    """A database of its own on `postgres` for every service that keeps state, named
+    `<prefix>_<service>`: the `database_urls` of a Platform deployed on PostgreSQL."""
+    return {
+        name: postgres.create_database(f"{prefix}_{name}")
+        for name in SERVICES
+        if name not in STATELESS
+    }
+
+
 # How often `Platform.start` picks fresh ports when a picked one was taken before the
 # service bound it (see PortTaken).
 PORT_ATTEMPTS = 3

@@ -208,4 +208,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
     server: LocalPostgres = request.getfixturevalue("postgres")
     url = server.create_database(f"test_{uuid.uuid4().hex}")
-    return url.replace("postgresql://", "postgresql+asyncpg://")
+    from kap_shared.settings import async_database_url
+
+    return async_database_url(url)
