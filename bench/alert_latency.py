@@ -14,9 +14,12 @@ What one run does:
 4. produces background readings (normal values, --background readings/s) for the
    background sessions, and meanwhile, every --interval seconds, one critical reading
    (BP 210/125: KET-MON-BP, "above 200/120 once") for the next measurement session
-   and, half an interval later, one floor probe: a record of the same size on a topic
-   of its own (same partitions), produced by the same producer (the services'
+   and, a third of an interval later, one floor probe: a record of the same size on a
+   topic of its own (same partitions), produced by the same producer (the services'
    settings: idempotent, acks=all, linger 0) and read by a bare AIOKafkaConsumer;
+   another third later, one marker through the architecture's floor
+   (`bench/pipeline_floor.py`: the path's two broker hops, two SQLite transactions
+   and a stream push in two bare processes, no platform code);
 5. latency = SSE arrival - the moment just before the critical reading was produced;
    each alert is also split into hops from timestamps the platform writes anyway
    (VitalsAlert.occurred_at = monitoring's rule evaluation, the record's CreateTime =
@@ -24,7 +27,8 @@ What one run does:
    notification's created_at = notifications' routing) plus a side consumer's
    arrival time for the VitalsAlert; all are wall-clock times on one machine;
 6. writes bench/results/alert_latency.json: machine (CPU, cores, load average before
-   and after), versions, parameters, both sides and their ratio, per-hop p50/p99.
+   and after), versions, parameters, the three latencies (alert, broker floor,
+   pipeline floor) and the ratios, per-hop p50/p99.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+import pipeline_floor
 from benchlib import (
     announced_im_session,
     children,
@@ -67,16 +72,19 @@ from benchlib import (
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform, postgres_databases
 from kap_local.postgres import LocalPostgres
+from kap_local.processes import free_port
 from kap_shared.auth import mint_token
 from kap_shared.db import create_engine
 from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
 from kap_shared.settings import async_database_url
+from pipeline_floor import PipelineFloor
 
 RESULTS = Path(__file__).parent / "results" / "alert_latency.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
 SITE, PRESCRIBER, THERAPIST = "site-bench", "rx-bench", "th-bench"
 PROBE_TOPIC = "bench.floor.v1"  # the floor probes: nobody else reads it
+PIPELINE_IN = pipeline_floor.IN_TOPIC
 
 
 NORMAL = {"bp_systolic": 124, "bp_diastolic": 80, "heart_rate": 72, "spo2": 98}
@@ -252,9 +260,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
         )
         platform.start()
+        stages = ("first", "second")
+        if args.database == "postgres":
+            floor_databases = [postgres.create_database(f"pipeline_{s}") for s in stages]
+        else:
+            floor_databases = [str(work / f"pipeline-{stage}.db") for stage in stages]
+        pipeline = PipelineFloor(kafka.bootstrap, floor_databases, free_port(), args.partitions)
         try:
-            result = await _measure(args, platform, kafka.bootstrap, roles)
+            await pipeline.create_topics()
+            pipeline.start()
+            roles["pipeline-floor"] = lambda: pipeline.pids
+            result = await _measure(args, platform, kafka.bootstrap, roles, pipeline)
         finally:
+            pipeline.stop()
             platform.stop()
         # The outbox's times are read while the database still runs.
         relayed = await _outbox_times(monitoring_database, "VitalsAlert")
@@ -432,6 +450,7 @@ async def _measure(
     platform: Platform,
     bootstrap: str,
     roles: dict[str, Callable[[], list[int]]],
+    pipeline: PipelineFloor,
 ) -> dict[str, Any]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -462,7 +481,10 @@ async def _measure(
     alert_seen: dict[str, tuple[float, float, float]] = {}  # occurred, CreateTime, arrival
     probe_sent: dict[str, float] = {}
     floor: dict[str, float] = {}
+    marker_sent: dict[str, float] = {}
+    pipeline_floor: dict[str, float] = {}
     connected, all_arrived = asyncio.Event(), asyncio.Event()
+    pipeline_connected, pipeline_through = asyncio.Event(), asyncio.Event()
 
     async def listen() -> None:
         async with (
@@ -513,12 +535,21 @@ async def _measure(
                 arrived,
             )
 
+    async def pipeline_arrivals() -> None:
+        async for marker, arrived in pipeline.arrivals(pipeline_connected):
+            pipeline_through.set()
+            if marker in marker_sent:
+                pipeline_floor[marker] = arrived - marker_sent[marker]
+
     tasks = [
         asyncio.create_task(listen()),
+        asyncio.create_task(pipeline_arrivals()),
         asyncio.create_task(bare_consumer(PROBE_TOPIC, "bench-floor", on_probe)),
         asyncio.create_task(bare_consumer(topics.MONITORING_EVENTS, "bench-side", on_alert)),
     ]
     await asyncio.wait_for(connected.wait(), 30)
+    await asyncio.wait_for(pipeline_connected.wait(), 60)
+    await _pipeline_ready(producer, pipeline_through)
 
     background_sent = 0
     stop = asyncio.Event()
@@ -566,11 +597,15 @@ async def _measure(
         key, value = reading.key, reading.to_json()
         sent_at[patient_id] = time.time()
         await _send(producer, topics.MONITORING_VITALS, key, value, "VitalsRecorded")
-        await asyncio.sleep(args.interval / 2)
+        await asyncio.sleep(args.interval / 3)
         probe_id = f"probe-{number}"
         probe_sent[probe_id] = time.time()
         await _send(producer, PROBE_TOPIC, probe_id.encode(), value, "VitalsRecorded")
-        await asyncio.sleep(args.interval / 2)
+        await asyncio.sleep(args.interval / 3)
+        marker = f"marker-{number}"
+        marker_sent[marker] = time.time()
+        await _send(producer, PIPELINE_IN, marker.encode(), value, "VitalsRecorded")
+        await asyncio.sleep(args.interval / 3)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(all_arrived.wait(), 30)
     elapsed = time.perf_counter() - started
@@ -593,9 +628,10 @@ async def _measure(
         process.wait(timeout=120)
         profiles[name] = profile_summary(output, measuring, args.profile_rate)
     latencies = [arrived_at[p] - sent_at[p] for p in arrived_at]
-    if not latencies or not floor:
-        raise RuntimeError("no alert reached the inbox stream, or no probe came back")
+    if not latencies or not floor or not pipeline_floor:
+        raise RuntimeError("no alert reached the inbox stream, or no probe or marker came back")
     alert, bare = _stats(latencies), _stats(list(floor.values()))
+    architecture = _stats(list(pipeline_floor.values()))
     return {
         "benchmark": "alert_latency",
         "variant": args.variant,
@@ -627,6 +663,17 @@ async def _measure(
             "p50": round(alert["p50"] / bare["p50"], 1),
             "p99": round(alert["p99"] / bare["p99"], 1),
         },
+        # The same path with no platform code (bench/pipeline_floor.py): what the
+        # architecture costs, and what the platform adds on top of it.
+        "pipeline_floor_ms": architecture,
+        "pipeline_floor_ratio_to_floor": {
+            "p50": round(architecture["p50"] / bare["p50"], 1),
+            "p99": round(architecture["p99"] / bare["p99"], 1),
+        },
+        "ratio_to_pipeline_floor": {
+            "p50": round(alert["p50"] / architecture["p50"], 1),
+            "p99": round(alert["p99"] / architecture["p99"], 1),
+        },
         "targets": {
             "p99_ms": 100,
             "p99_met": alert["p99"] <= 100,
@@ -643,6 +690,17 @@ async def _measure(
             "alert_seen": alert_seen,
         },
     }
+
+
+async def _pipeline_ready(producer: AIOKafkaProducer, through: asyncio.Event) -> None:
+    """Markers until one comes out of the pipeline floor's stream: both of its consumers
+    have their partitions (a group's first join takes a few seconds)."""
+    for attempt in range(120):
+        await _send(producer, PIPELINE_IN, f"warm-up-{attempt}".encode(), b"{}", "WarmUp")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(through.wait(), 0.5)
+            return
+    raise RuntimeError("the pipeline floor did not pass a marker within 60 s")
 
 
 def _hops(
@@ -762,7 +820,14 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run(args))
     if not args.no_record:
         _record(result)
-    print(json.dumps({k: result[k] for k in ("latency_ms", "floor_ms", "ratio")}, indent=1))
+    shown = (
+        "latency_ms",
+        "floor_ms",
+        "ratio",
+        "pipeline_floor_ms",
+        "pipeline_floor_ratio_to_floor",
+    )
+    print(json.dumps({k: result[k] for k in (*shown, "ratio_to_pipeline_floor")}, indent=1))
     print(json.dumps(result["hops_ms"], indent=1))
     print(json.dumps(result["service_metrics"], indent=1))
     print("CPU while measuring (cores):", json.dumps(result["cpu_share_while_measuring"]))
