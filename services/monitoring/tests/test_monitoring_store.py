@@ -130,7 +130,7 @@ async def test_the_stored_readings_check_is_planned_for_the_table_as_it_is_now(
             await store.existing_readings(session, ids)
             await session.commit()
         if is_postgres(session):
-            plans = await session.execute(
+            plans = await (await session.connection()).execute(
                 text(
                     "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
                     " WHERE statement LIKE 'SELECT reading_id, session_id FROM readings%'"

@@ -113,7 +113,7 @@ async def write_outbox(session: AsyncSession, rows: list[dict[str, Any]]) -> lis
     if not rows:
         return []
     connection = await session.connection()  # the session's transaction
-    seqs: dict[str, int] = dict((await connection.execute(_INSERT, rows)).tuples().all())
+    seqs: dict[str, int] = dict((await connection.execute(_INSERT, rows)).all())
     return [
         OutboxRow(
             seqs[row["event_id"]],
