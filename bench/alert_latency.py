@@ -18,8 +18,8 @@ What one run does:
    topic of its own (same partitions), produced by the same producer (the services'
    settings: idempotent, acks=all, linger 0) and read by a bare AIOKafkaConsumer;
    another third later, one marker through the architecture's floor
-   (`bench/pipeline_floor.py`: the path's two broker hops, two SQLite transactions
-   and a stream push in two bare processes, no platform code);
+   (`bench/pipeline_floor.py`: the path's two broker hops, two transactions on the
+   run's kind of database and a stream push in two bare processes, no platform code);
 5. latency = SSE arrival - the moment just before the critical reading was produced;
    each alert is also split into hops from timestamps the platform writes anyway
    (VitalsAlert.occurred_at = monitoring's rule evaluation, the record's CreateTime =
@@ -55,19 +55,18 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-import pipeline_floor
 from benchlib import (
     announced_im_session,
     children,
     cpu_model,
     cpu_seconds,
+    create_topics,
     first_dose,
     postmaster_pid,
+    services_producer,
 )
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform, postgres_databases
@@ -78,13 +77,13 @@ from kap_shared.db import create_engine
 from kap_shared.events import VitalsRecorded, topics
 from kap_shared.events.monitoring import VitalsRecordedData
 from kap_shared.settings import async_database_url
+from pipeline_floor import IN_TOPIC as PIPELINE_IN
 from pipeline_floor import PipelineFloor
 
 RESULTS = Path(__file__).parent / "results" / "alert_latency.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away platform
 SITE, PRESCRIBER, THERAPIST = "site-bench", "rx-bench", "th-bench"
 PROBE_TOPIC = "bench.floor.v1"  # the floor probes: nobody else reads it
-PIPELINE_IN = pipeline_floor.IN_TOPIC
 
 
 NORMAL = {"bp_systolic": 124, "bp_diastolic": 80, "heart_rate": 72, "spo2": 98}
@@ -161,14 +160,6 @@ async def _send(
         value,
         key=key,
         headers=[("event_type", kind.encode()), ("content-type", b"application/json")],
-    )
-
-
-def services_producer(bootstrap: str) -> AIOKafkaProducer:
-    """The producer settings of the services (kap_shared.messaging.broker.create_broker,
-    faststream's defaults): idempotent, hence acks=all, no linger."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
     )
 
 
@@ -452,13 +443,7 @@ async def _measure(
     roles: dict[str, Callable[[], list[int]]],
     pipeline: PipelineFloor,
 ) -> dict[str, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    with contextlib.suppress(TopicAlreadyExistsError):
-        await admin.create_topics(
-            [NewTopic(PROBE_TOPIC, num_partitions=args.partitions, replication_factor=1)]
-        )
-    await admin.close()
+    await create_topics(bootstrap, [PROBE_TOPIC], args.partitions)
 
     background_producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, enable_idempotence=True, linger_ms=5
@@ -482,7 +467,7 @@ async def _measure(
     probe_sent: dict[str, float] = {}
     floor: dict[str, float] = {}
     marker_sent: dict[str, float] = {}
-    pipeline_floor: dict[str, float] = {}
+    through_pipeline: dict[str, float] = {}
     connected, all_arrived = asyncio.Event(), asyncio.Event()
     pipeline_connected, pipeline_through = asyncio.Event(), asyncio.Event()
 
@@ -539,7 +524,7 @@ async def _measure(
         async for marker, arrived in pipeline.arrivals(pipeline_connected):
             pipeline_through.set()
             if marker in marker_sent:
-                pipeline_floor[marker] = arrived - marker_sent[marker]
+                through_pipeline[marker] = arrived - marker_sent[marker]
 
     tasks = [
         asyncio.create_task(listen()),
@@ -628,10 +613,10 @@ async def _measure(
         process.wait(timeout=120)
         profiles[name] = profile_summary(output, measuring, args.profile_rate)
     latencies = [arrived_at[p] - sent_at[p] for p in arrived_at]
-    if not latencies or not floor or not pipeline_floor:
+    if not latencies or not floor or not through_pipeline:
         raise RuntimeError("no alert reached the inbox stream, or no probe or marker came back")
     alert, bare = _stats(latencies), _stats(list(floor.values()))
-    architecture = _stats(list(pipeline_floor.values()))
+    architecture = _stats(list(through_pipeline.values()))
     return {
         "benchmark": "alert_latency",
         "variant": args.variant,
@@ -820,14 +805,9 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run(args))
     if not args.no_record:
         _record(result)
-    shown = (
-        "latency_ms",
-        "floor_ms",
-        "ratio",
-        "pipeline_floor_ms",
-        "pipeline_floor_ratio_to_floor",
-    )
-    print(json.dumps({k: result[k] for k in (*shown, "ratio_to_pipeline_floor")}, indent=1))
+    shown = ["latency_ms", "floor_ms", "ratio", "pipeline_floor_ms"]
+    shown += ["pipeline_floor_ratio_to_floor", "ratio_to_pipeline_floor"]
+    print(json.dumps({k: result[k] for k in shown}, indent=1))
     print(json.dumps(result["hops_ms"], indent=1))
     print(json.dumps(result["service_metrics"], indent=1))
     print("CPU while measuring (cores):", json.dumps(result["cpu_share_while_measuring"]))

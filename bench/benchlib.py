@@ -15,6 +15,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from kap_shared.events import SessionCheckedIn, SessionScheduled, TreatmentPlanCreated
 from kap_shared.events.enums import Phase, Route
@@ -26,6 +29,25 @@ from kap_shared.events.scheduling import (
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 IM_KETAMINE = {"route": "im", "agent": "ketamine", "dose_mg": 35}
+
+
+def services_producer(bootstrap: str) -> AIOKafkaProducer:
+    """The producer settings of the services (kap_shared.messaging.broker.create_broker,
+    faststream's defaults): idempotent, hence acks=all, no linger."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+    )
+
+
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """The benchmark's own topics (one replica), left as they are if they exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics([NewTopic(name, partitions, 1) for name in names])
+    finally:
+        await admin.close()
 
 
 def cpu_model() -> str:

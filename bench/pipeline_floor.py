@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import sqlite3
 import subprocess
 import sys
@@ -45,9 +46,9 @@ from typing import Any, Protocol
 import asyncpg
 import httpx
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from benchlib import create_topics, services_producer
 
 IN_TOPIC = "bench.pipeline.readings.v1"
 OUT_TOPIC = "bench.pipeline.alerts.v1"
@@ -61,7 +62,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS notifications (id {serial} PRIMARY KEY, key TEXT NOT NULL, "
     "body BYTEA NOT NULL, created_at DOUBLE PRECISION NOT NULL)",
 )
-Statement = tuple[str, Sequence[Any]]
+_MARK = "UPDATE outbox SET published_at = $1 WHERE seq = $2"
+Statement = tuple[str, Sequence[Any]]  # PostgreSQL's numbered parameters ($1, $2, ...)
 
 
 class Store(Protocol):
@@ -84,12 +86,17 @@ class SqliteStore:
     async def transaction(self, statements: Sequence[Statement]) -> Any:
         self.db.execute("BEGIN IMMEDIATE")
         for sql, values in statements:
-            row = self.db.execute(sql.replace("$1", "?").replace("$2", "?"), values).fetchone()
+            row = self.db.execute(_qmarks(sql), values).fetchone()
         self.db.execute("COMMIT")
         return row[0] if row else None
 
     async def mark(self, seq: int) -> None:
-        self.db.execute(_MARK.replace("$1", "?").replace("$2", "?"), (time.time(), seq))
+        self.db.execute(_qmarks(_MARK), (time.time(), seq))
+
+
+def _qmarks(sql: str) -> str:
+    """sqlite3's positional `?` for PostgreSQL's `$n`."""
+    return re.sub(r"\$\d+", "?", sql)
 
 
 class PostgresStore:
@@ -116,9 +123,6 @@ class PostgresStore:
         await self.marker.execute(_MARK, time.time(), seq)
 
 
-_MARK = "UPDATE outbox SET published_at = $1 WHERE seq = $2"
-
-
 async def _store(database: str) -> Store:
     if database.startswith("postgresql://"):
         return await PostgresStore.connect(database)
@@ -141,9 +145,7 @@ async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
 async def first(bootstrap: str, database: str) -> None:
     store = await _store(database)
     marks: set[asyncio.Task[None]] = set()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=0
-    )
+    producer = services_producer(bootstrap)
     await producer.start()
     consumer = await _consumer(bootstrap, IN_TOPIC)
 
@@ -217,13 +219,7 @@ class PipelineFloor:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     async def create_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics(
-                [NewTopic(t, self.partitions, 1) for t in (IN_TOPIC, OUT_TOPIC)]
-            )
-        await admin.close()
+        await create_topics(self.bootstrap, [IN_TOPIC, OUT_TOPIC], self.partitions)
 
     def start(self) -> None:
         script, common = str(Path(__file__)), ["--bootstrap", self.bootstrap]
