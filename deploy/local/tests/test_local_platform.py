@@ -1,5 +1,6 @@
 """Platform.start survives the free-port race: a port taken between `free_port()` and
-the service's bind is picked afresh (a real service process, a real broker)."""
+the service's bind is picked afresh; a start that fails stops what it started (real
+service processes, a real broker)."""
 
 from __future__ import annotations
 
@@ -57,5 +58,20 @@ def test_ports_the_caller_chose_are_never_moved(
         with pytest.raises(PortTaken, match="address already in use"):
             running.start(["records"], timeout=60)
         assert running["records"].port == taken_port
+    finally:
+        running.stop()
+
+
+def test_a_start_that_fails_leaves_no_service_running(kafka_bootstrap: str, tmp_path: Path) -> None:
+    running = Platform(bootstrap=kafka_bootstrap, work_dir=tmp_path, jwt_secret="s" * 32)
+    try:
+        with pytest.raises(TimeoutError, match="not ready"):
+            running.start(["intake", "records"], timeout=0.001)  # no service is that quick
+        alive = [
+            name
+            for name, service in running.services.items()
+            if service.proc is not None and service.proc.poll() is None
+        ]
+        assert alive == []
     finally:
         running.stop()

@@ -141,6 +141,20 @@ def test_the_live_service_reads_readings_with_the_batch_subscriber_only(
     assert isinstance(on_vitals[0], BatchSubscriber)
 
 
+def test_every_consumer_of_records_lets_the_broker_gather_a_batch(client: TestClient) -> None:
+    """CONSUMER_LINGER_MS (records: 250 ms): each subscriber's consumer asks the broker to
+    hold its fetch (faststream keeps the aiokafka options it will start the consumer
+    with in `_connection_args`); the behaviour itself: shared/tests/test_consumer_linger.py."""
+    settings = runtime_of(client).settings
+    assert settings.consumer_linger_ms > 0
+    subscribers = runtime_of(client).broker.subscribers
+    assert any(isinstance(subscriber, BatchSubscriber) for subscriber in subscribers)
+    for subscriber in subscribers:
+        options = subscriber._connection_args  # type: ignore[attr-defined]
+        assert options["fetch_max_wait_ms"] == settings.consumer_linger_ms
+        assert options["fetch_min_bytes"] > 1
+
+
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
     """The kap_local plugin's new database on each backend, migrated to records' schema."""

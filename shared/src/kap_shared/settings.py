@@ -64,6 +64,15 @@ class ServiceSettings(BaseSettings):
     # How often the durable-timer worker looks for due timers.
     timer_poll_seconds: float = Field(default=1.0, gt=0)
 
+    # How long the broker may hold this service's fetches to gather more events (Kafka's
+    # fetch.max.wait.ms, with a fetch.min.bytes only a backlog fills): each consumer then
+    # takes what arrived in that time as one batch, instead of waking the moment any
+    # event arrives. 0 (the default): at once. For a read model that may lag by this much
+    # (records): on the machine that also runs the alert path its work then stays out of
+    # the few milliseconds after each event, when the alert path needs the cores
+    # (kap_shared.messaging.linger; bench/README.md, alert round 17).
+    consumer_linger_ms: int = Field(default=0, ge=0, le=5000)
+
     # Bounded in-process retries before a message is dead-lettered.
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_retry_backoff_seconds: float = Field(default=0.2, ge=0)

@@ -223,10 +223,17 @@ class Platform:
                 self._assign({name: free_port() for name in SERVICES})
 
     def _start(self, chosen: list[str], timeout: float) -> None:
-        for name in chosen:
-            self.services[name].start()
-        for name in chosen:
-            self.services[name].wait_ready(timeout)
+        try:
+            for name in chosen:
+                self.services[name].start()
+            for name in chosen:
+                self.services[name].wait_ready(timeout)
+        except BaseException:
+            # A start that fails leaves none of its processes behind: a caller that had
+            # not reached its own `stop` yet (a benchmark's set-up) left them running.
+            for name in reversed(chosen):
+                self.services[name].stop()
+            raise
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):

@@ -47,6 +47,7 @@ from .batches import poll_without_idle_sleep, top_up
 from .broker import publish_dead_letter
 from .consumer import KafkaMessage, no_decode
 from .errors import PermanentError
+from .linger import fetch_wait
 
 if TYPE_CHECKING:
     from ..service.runtime import ServiceRuntime
@@ -311,6 +312,10 @@ class BatchConsumer(ABC):
             message.raw_message = records
             return message
 
+        linger_ms = self.runtime.settings.consumer_linger_ms
+        fetch = fetch_wait(linger_ms)
+        # A lingering consumer's next fetch is held at the broker: a top-up would only wait.
+        top_up_ms = 0 if linger_ms else settings.vitals_batch_top_up_ms
         subscriber = broker.subscriber(
             self.topic,
             batch=True,
@@ -324,6 +329,8 @@ class BatchConsumer(ABC):
             decoder=no_decode,
             title=f"{self.group_id}:{self.topic}",
             description=self.description,
+            fetch_max_wait_ms=fetch.max_wait_ms,
+            fetch_min_bytes=fetch.min_bytes,
         )
         poll_without_idle_sleep(subscriber)
 
@@ -333,7 +340,7 @@ class BatchConsumer(ABC):
             # waited in aiokafka's buffer joins it, and its ack and nack.
             records = await top_up(
                 message,
-                timeout_ms=settings.vitals_batch_top_up_ms,
+                timeout_ms=top_up_ms,
                 max_records=settings.vitals_batch_max_records,
                 stale_ms=settings.vitals_batch_top_up_ms,
             )

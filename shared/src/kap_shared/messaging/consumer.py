@@ -34,6 +34,7 @@ from ..events.envelope import Envelope
 from ..logging import get_logger
 from ..tracing import trace_id_of, traced, traceparent_of
 from . import inbox
+from .linger import fetch_wait
 from .unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
 
 log = get_logger(__name__)
@@ -134,19 +135,25 @@ class EventConsumer(TopicSubscriber[EventHandler]):
         handlers: Mapping[type[Envelope], EventHandler],
         on_commit: OnCommit = nothing_to_notify,
         observe: ConsumeObserver = lambda topic, event_type, outcome, seconds: None,
+        linger_ms: int = 0,
     ) -> None:
         super().__init__(group_id, handlers)
         self._observe = observe
         self._sessions = sessions
         self._on_commit = on_commit
+        self._linger_ms = linger_ms
 
     def _subscribe_topic(self, broker: KafkaBroker, topic: str) -> None:
+        fetch = fetch_wait(self._linger_ms)
+
         @broker.subscriber(
             topic,
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             title=f"{self.group_id}:{topic}",
+            fetch_max_wait_ms=fetch.max_wait_ms,
+            fetch_min_bytes=fetch.min_bytes,
         )
         async def on_message(message: KafkaMessage) -> None:
             release_drained_partition(message)

@@ -145,6 +145,7 @@ class ServiceRuntime:
             handlers=handlers,
             on_commit=self.relay.notify,
             observe=self._observe_consumed,
+            linger_ms=self.settings.consumer_linger_ms,
         )
         self._consumer.subscribe(self.broker)
         return self._consumer

@@ -31,6 +31,12 @@ from ..domain.live import LiveEvent, parse
 
 log = get_logger(__name__)
 
+# How long stopping the feed's consumer may take. Stopping commits its auto-committed
+# offsets and leaves the group; with the broker gone aiokafka retries that for minutes
+# (one to five in services/console/tests/test_console_live_feed.py), and the console's
+# shutdown (uvicorn waits for the lifespan) with it.
+STOP_TIMEOUT_SECONDS = 5.0
+
 
 class Subscription(StreamQueue[LiveEvent]):
     """One browser's stream: the events of the sites its clinician works at."""
@@ -155,5 +161,6 @@ class LiveFeed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                with contextlib.suppress(Exception):  # TimeoutError included: gone anyway
+                    async with asyncio.timeout(STOP_TIMEOUT_SECONDS):
+                        await consumer.stop()
