@@ -7,7 +7,7 @@ nothing else in the code reads `os.environ`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +23,10 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     # CA bundle for SSL/SASL_SSL; the system trust store is used when unset.
     ssl_cafile: Path | None = None
+
+
+# CONSUMER_LINGER_MS's bounds, for a service that sets its own default (records).
+LingerMs = Annotated[int, Field(ge=0, le=5000)]
 
 
 class ServiceSettings(BaseSettings):
@@ -71,7 +75,7 @@ class ServiceSettings(BaseSettings):
     # (records): on the machine that also runs the alert path its work then stays out of
     # the few milliseconds after each event, when the alert path needs the cores
     # (kap_shared.messaging.linger; bench/README.md, alert round 17).
-    consumer_linger_ms: int = Field(default=0, ge=0, le=5000)
+    consumer_linger_ms: LingerMs = 0
 
     # Bounded in-process retries before a message is dead-lettered.
     consumer_max_attempts: int = Field(default=3, ge=1)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
-
 from kap_shared.rules import RulesFromFile, from_rules_file
-from kap_shared.settings import ServiceSettings, VitalsBatchSettings
+from kap_shared.settings import LingerMs, ServiceSettings, VitalsBatchSettings
 
 from .domain.rules import RecordsRules
 
@@ -18,6 +16,6 @@ class RecordsSettings(ServiceSettings, VitalsBatchSettings):
     http_port: int = 8005
     # A read model: a timeline a quarter of a second behind is invisible to a clinician,
     # and records' work then stays clear of the alert path (kap_shared.messaging.linger).
-    consumer_linger_ms: int = Field(default=250, ge=0, le=5000)
+    consumer_linger_ms: LingerMs = 250
 
     records_rules: ClassVar[RulesFromFile[RecordsRules]] = from_rules_file(RecordsRules)
