@@ -111,7 +111,8 @@ class VitalsBatchSettings(BaseModel):
     # aiokafka prefetched meanwhile, so under load a batch holds what was produced up to
     # its start, not up to the previous batch's (about one batch time off every
     # reading's wait). It returns on arrival. A fresher batch is not topped up: the
-    # read would mostly wait for readings not produced yet. 0: off.
+    # read would mostly wait for readings not produced yet. 0: off; off as well for a
+    # consumer that lingers (CONSUMER_LINGER_MS): its next fetch is held at the broker.
     vitals_batch_top_up_ms: int = Field(default=10, ge=0)
     vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Retries of a batch after a transient (database) error, before it is rewound and
