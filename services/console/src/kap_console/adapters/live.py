@@ -32,9 +32,9 @@ from ..domain.live import LiveEvent, parse
 log = get_logger(__name__)
 
 # How long stopping the feed's consumer may take. Stopping commits its auto-committed
-# offsets and leaves the group; with the broker gone aiokafka retries that for minutes
-# (one to five in services/console/tests/test_console_live_feed.py), and the console's
-# shutdown (uvicorn waits for the lifespan) with it.
+# offsets and leaves the group; with the broker gone aiokafka may retry that for minutes
+# (60 s and 298 s in two of five runs of services/console/tests/test_console_live_feed.py),
+# and the console's shutdown (uvicorn waits for the lifespan) with it.
 STOP_TIMEOUT_SECONDS = 5.0
 
 
