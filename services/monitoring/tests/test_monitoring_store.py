@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
@@ -176,43 +176,100 @@ async def test_ingest_and_session_state_on_both_databases(
         assert count.scalar_one() == 4
 
 
-async def test_a_repeat_of_stored_readings_writes_nothing_and_on_sqlite_takes_no_lock(
+async def _reading_ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    async with sessions() as session:
+        found = await session.exec(  # type: ignore[call-overload]
+            text("SELECT reading_id FROM readings ORDER BY reading_id")
+        )
+        return list(found.scalars())
+
+
+async def _reading_count(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        found = await session.exec(  # type: ignore[call-overload]
+            text("SELECT reading_count FROM monitored_sessions WHERE session_id = 'ses-1'")
+        )
+        count: int = found.scalar_one()
+        return count
+
+
+async def test_MON_READING_1_repeats_are_settled_by_the_insert_and_only_new_readings_count(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The topic's echo of an HTTP reading (or a device's retry) stores nothing. On
-    SQLite it is settled before the session lock (an UPDATE of the session's version,
-    which stays put); PostgreSQL checks under the lock only (VitalsIngest.apply)."""
+    """A device's retry stores nothing and is a duplicate; a stored id under another
+    (here unknown) session is refused as MON-READING-1, not as an unknown session; new
+    readings beside repeats are stored and evaluated, wherever the repeats sit in the
+    batch (the insert tells them apart: on SQLite by the rowids it added)."""
     ingest = VitalsIngest(SiteRules(MonitoringRules()))
-    version = text("SELECT version FROM monitored_sessions WHERE session_id = 'ses-1'")
     first = incoming("echoed", NOW - timedelta(seconds=30), heart_rate=80)
     async with UnitOfWork(sessions) as uow:
         await ingest.apply(uow, [first])
         await uow.commit()
-    async with sessions() as session:
-        before = (await session.exec(version)).scalar_one()  # type: ignore[call-overload]
     reused = Incoming(first.reading, NOW, "ses-2", "device", first.event_id)
     async with UnitOfWork(sessions) as uow:
         echo = await ingest.apply(uow, [first, reused])
-        await uow.commit()
     assert (echo.duplicates, echo.stored) == ([first], [])
     assert [r.code for r in echo.rejected] == ["MON-READING-1"]  # another session's id
-    async with sessions() as session:
-        after = (await session.exec(version)).scalar_one()  # type: ignore[call-overload]
-        single_writer = session.get_bind().dialect.name == "sqlite"
-    assert after == (before if single_writer else before + 1)
+    for batch in (
+        [first, incoming("new-1", NOW, heart_rate=81)],
+        [incoming("new-2", NOW, heart_rate=82), first],
+        [incoming("new-3", NOW, heart_rate=83), first, incoming("new-4", NOW, heart_rate=84)],
+    ):
+        async with UnitOfWork(sessions) as uow:
+            mixed = await ingest.apply(uow, batch)
+            await uow.commit()
+        assert [i.reading.reading_id for i in mixed.stored] == [
+            i.reading.reading_id for i in batch if i is not first
+        ]
+        assert (mixed.duplicates, mixed.rejected) == ([first], [])
+    assert await _reading_ids(sessions) == ["echoed", "new-1", "new-2", "new-3", "new-4"]
+    assert await _reading_count(sessions) == 5
+
+
+async def test_repeats_among_more_readings_than_one_insert_statement_takes_are_found(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The SQLite insert goes in statements of 5,000 rows: the rows it added stay the
+    last rowids across them, so repeats at either end and in the middle are found."""
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    stored = [incoming(f"old-{n}", NOW - timedelta(minutes=1), heart_rate=80) for n in range(3)]
     async with UnitOfWork(sessions) as uow:
-        mixed = await ingest.apply(uow, [first, incoming("new", NOW, heart_rate=81)])
+        await ingest.apply(uow, stored)
         await uow.commit()
-    assert ([i.reading.reading_id for i in mixed.stored], mixed.duplicates) == (["new"], [first])
+    new = [incoming(f"new-{n:04d}", NOW, heart_rate=80) for n in range(5_000)]
+    batch = [stored[0], *new[:2_600], stored[1], *new[2_600:], stored[2]]
+    async with UnitOfWork(sessions) as uow:
+        result = await ingest.apply(uow, batch)
+        await uow.commit()
+    assert (len(result.stored), result.duplicates, result.rejected) == (5_000, stored, [])
+    assert await _reading_count(sessions) == 5_003
+
+
+async def test_a_stored_reading_repeated_after_its_window_closed_is_a_duplicate_not_refused(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """A gateway retrying after the session closed must not dead-letter a reading that
+    was stored while the window was open (MON-WINDOW-1 is for new readings)."""
+    ingest = VitalsIngest(SiteRules(MonitoringRules()))
+    first = incoming("before-close", NOW - timedelta(seconds=30), heart_rate=80)
+    async with UnitOfWork(sessions) as uow:
+        await ingest.apply(uow, [first])
+        await uow.commit()
+    async with sessions() as session, session.begin():
+        await session.exec(text("UPDATE monitored_sessions SET status = 'completed'"))  # type: ignore[call-overload]
+    late = incoming("after-close", NOW, heart_rate=80)
+    async with UnitOfWork(sessions) as uow:
+        result = await ingest.apply(uow, [first, late])
+    assert (result.duplicates, result.stored) == ([first], [])
+    assert [(r.item, r.code) for r in result.rejected] == [(late, "MON-WINDOW-1")]
 
 
 async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate(
     sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The batch checks for stored readings before it takes the sessions' lock; another
-    writer (an HTTP request, another process) may store one of them in between. The
-    check under the lock must still see it (on SQLite it is skipped only when nobody
-    else committed meanwhile), so it is a duplicate, not a second row or a conflict."""
+    """Another writer (an HTTP request, another process) may store one of the batch's
+    readings just before the batch takes the sessions' lock: the batch's insert must
+    find it, so it is a duplicate, not a second row or a conflict."""
     lock = store.lock_sessions
 
     async def another_writer_first(session: AsyncSession, session_ids: Any) -> None:
@@ -228,29 +285,33 @@ async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate
         await uow.commit()
     assert [i.reading.reading_id for i in result.stored] == ["r-new"]
     assert [i.reading.reading_id for i in result.duplicates] == ["r-raced"]
-    async with sessions() as session:
-        count = await session.exec(text("SELECT COUNT(*) FROM readings"))  # type: ignore[call-overload]
-        assert count.scalar_one() == 2
+    assert await _reading_ids(sessions) == ["r-new", "r-raced"]
 
 
-async def test_the_batch_checks_stored_readings_once(
-    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+async def test_a_batch_of_new_readings_reads_nothing_to_find_repeats(
+    sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    checks: list[int] = []
-    existing = store.existing_readings
+    """The alert path's batch of one: the insert is the repeat check, so no statement
+    reads the readings table or asks SQLite whether another connection committed."""
+    statements: list[str] = []
 
-    async def counted(session: AsyncSession, reading_ids: Any) -> dict[str, str]:
-        checks.append(len(reading_ids))
-        return await existing(session, reading_ids)
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
 
-    monkeypatch.setattr(store, "existing_readings", counted)
-    ingest = VitalsIngest(SiteRules(MonitoringRules()))
-    async with UnitOfWork(sessions) as uow:
-        await ingest.apply(uow, [incoming("r-1", NOW, heart_rate=80)])
-        await uow.commit()
-    # SQLite checks before the lock, and not again when nobody else committed since;
-    # PostgreSQL checks under the lock only.
-    assert checks == [1]
+    engine = sessions.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        async with UnitOfWork(sessions) as uow:
+            result = await VitalsIngest(SiteRules(MonitoringRules())).apply(
+                uow, [incoming("r-1", NOW, heart_rate=80)]
+            )
+            await uow.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert len(result.stored) == 1
+    readers = [s for s in statements if "FROM readings" in s or "data_version" in s]
+    assert readers == []
+    assert sum(s.startswith("INSERT INTO readings") for s in statements) == 1
 
 
 @settings(max_examples=400)

@@ -162,19 +162,6 @@ async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -
     return dict(pairs)
 
 
-async def commits_by_others(session: AsyncSession) -> int | None:
-    """A number that changes whenever another connection commits to the database, or
-    None where there is none to read. SQLite's `PRAGMA data_version` is one: the same
-    value before a read and after taking the write lock proves that the read is still
-    what the database holds, so the batch need not read it again (~1.3 µs a reading)."""
-    connection = await session.connection()
-    if connection.dialect.name != "sqlite":
-        return None
-    result = await connection.exec_driver_sql("PRAGMA data_version")
-    version: int = result.scalar_one()
-    return version
-
-
 async def open_alerts(session: AsyncSession, session_ids: Iterable[str]) -> list[Alert]:
     """The sessions' open alerts (few): their ids in plain SQL, then the ORM rows.
 
@@ -258,8 +245,18 @@ _PG_ARRAYS = ", ".join(f"${n + 1}::{t}[]" for n, t in enumerate(_PG_TYPES))
 _PG_NAMES = ", ".join(f"c{n}" for n in range(len(_PG_TYPES)))
 _PG_UNNEST_INSERT = (
     f"INSERT INTO readings ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-    f"SELECT {_PG_SELECT} FROM unnest({_PG_ARRAYS}) AS u({_PG_NAMES})"
+    f"SELECT {_PG_SELECT} FROM unnest({_PG_ARRAYS}) AS u({_PG_NAMES}) "
+    "ON CONFLICT (reading_id) DO NOTHING RETURNING reading_id"
 )
+_SQLITE_INSERT = (
+    f"INSERT INTO readings ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
+    f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))}) ON CONFLICT (reading_id) DO NOTHING"
+)
+# The batch's ids that were stored before its insert: SQLite gives the rows an insert
+# adds the rowids after the table's largest, one by one, and no other writer inserts
+# while this transaction holds the write lock, so the batch's own rows are the last
+# `inserted` rowids and every row at or below the bound was there before.
+_SQLITE_STORED_BEFORE = f"{_SQLITE_EXISTING} WHERE r.rowid <= ?"
 
 
 # A session's rule state, read and written once per batch: msgspec's JSON is a few
@@ -311,17 +308,21 @@ def _placeholders(paramstyle: str, count: int) -> str:
 
 async def insert_readings(
     session: AsyncSession, readings: Sequence[NewReading], received_at: datetime
-) -> None:
-    """One executemany of prepared tuples. The hot path: this skips SQLAlchemy's
-    per-row parameter processing (several times the cost of the insert itself) by
-    formatting the only non-trivial types (datetimes, the JSON list) here."""
+) -> dict[str, str]:
+    """Insert the readings whose reading_id is not stored yet, and return reading_id ->
+    session_id of those that were (not inserted: a device's retry, MON-READING-1's
+    reused id). The primary key settles repeats in the insert itself (`ON CONFLICT DO
+    NOTHING`), so a batch of new readings costs no look-up beforehand; only a batch
+    that had repeats reads which they were. One executemany of prepared tuples: this
+    skips SQLAlchemy's per-row parameter processing (several times the cost of the
+    insert itself) by formatting the only non-trivial types (datetimes, the JSON list)
+    here."""
     if not readings:
-        return
+        return {}
     connection = await session.connection()
     dialect = connection.dialect
     if dialect.name not in ("sqlite", "postgresql"):  # pragma: no cover - other databases
-        await _insert_readings_core(session, readings, received_at)
-        return
+        return await _insert_readings_core(session, readings, received_at)
     sqlite = dialect.name == "sqlite"
     received = sqlite_datetime(received_at) if sqlite else _utc(received_at)
     recorded = [n.recorded_at for n in readings]
@@ -348,19 +349,27 @@ async def insert_readings(
         for n, at in zip(readings, recorded_at, strict=True)
         for r in (n.reading,)
     ]
-    table = readings_table.name
-    if dialect.name == "postgresql":
+    if not sqlite:
         # One statement with one array per column: asyncpg's executemany would send a
         # round of protocol messages per row, several times slower.
         columns = list(zip(*rows, strict=True))
-        await connection.exec_driver_sql(_PG_UNNEST_INSERT, tuple(list(c) for c in columns))
-        return
-    statement = (
-        f"INSERT INTO {table} ({', '.join(INSERT_COLUMNS)}) "  # noqa: S608 - fixed names
-        f"VALUES ({_placeholders(dialect.paramstyle, len(INSERT_COLUMNS))})"
-    )
+        added = await connection.exec_driver_sql(_PG_UNNEST_INSERT, tuple(list(c) for c in columns))
+        new = {reading_id for (reading_id,) in added}
+        if len(new) == len(rows):
+            return {}
+        return await existing_readings(session, [r[0] for r in rows if r[0] not in new])
+    inserted = 0
     for part in chunks(rows, 5000):
-        await connection.exec_driver_sql(statement, list(part))
+        inserted += (await connection.exec_driver_sql(_SQLITE_INSERT, list(part))).rowcount
+    if inserted == len(rows):
+        return {}
+    ids = encode_json([r[0] for r in rows])
+    if inserted == 0:
+        found = await connection.exec_driver_sql(_SQLITE_EXISTING, (ids,))
+    else:
+        last = (await connection.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one()
+        found = await connection.exec_driver_sql(_SQLITE_STORED_BEFORE, (ids, last - inserted))
+    return dict(cast("list[tuple[str, str]]", found.all()))
 
 
 def _utc(value: datetime) -> datetime:
@@ -369,7 +378,8 @@ def _utc(value: datetime) -> datetime:
 
 async def _insert_readings_core(
     session: AsyncSession, readings: Sequence[NewReading], received_at: datetime
-) -> None:  # pragma: no cover - databases other than SQLite and PostgreSQL
+) -> dict[str, str]:  # pragma: no cover - databases other than SQLite and PostgreSQL
+    stored = await existing_readings(session, [n.reading.reading_id for n in readings])
     rows = [
         {
             "reading_id": n.reading.reading_id,
@@ -389,9 +399,11 @@ async def _insert_readings_core(
             "received_at": received_at,
         }
         for n in readings
+        if n.reading.reading_id not in stored
     ]
     for part in chunks(rows, 2000):
         await session.exec(insert(readings_table), params=part)
+    return stored
 
 
 # What replaying a session's rules needs of its stored readings (DomainReading's order).

@@ -13,9 +13,10 @@ dead letters after the commit, retries and the one-by-one fallback).
    a reading this service published itself (its `producer` header: the echo of
    `POST .../vitals`, stored with its rules applied in the transaction that wrote
    its outbox row) is a repeat, settled without decoding or reading the database;
-3. the valid ones go through `VitalsIngest` in ONE database transaction: repeats
-   dropped by reading_id, sessions locked and loaded once, rules evaluated in
-   memory, readings/alerts/outbox/rule state written in bulk.
+3. the valid ones go through `VitalsIngest` in ONE database transaction: sessions
+   locked and loaded once, readings inserted in bulk with repeats dropped by
+   reading_id in the same statement, rules evaluated in memory, alerts/outbox/rule
+   state written in bulk.
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ class VitalsBatchConsumer(BatchConsumer):
             result = await self.ingest.apply(uow, items)
             ingested = time.perf_counter()
             self.stats.seconds["ingest"] += ingested - decoded
-            await uow.commit()
-            self.stats.seconds["commit"] += time.perf_counter() - ingested
+            if result.stored:  # else only the sessions' lock was written: rolled back
+                await uow.commit()
+                self.stats.seconds["commit"] += time.perf_counter() - ingested
         outcome.stored = len(result.stored)
         outcome.duplicates += len(result.duplicates)
         outcome.dead.extend(

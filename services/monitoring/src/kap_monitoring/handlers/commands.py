@@ -134,9 +134,9 @@ async def record_vitals(
             )
         )
 
-    # A new reading, as a rule (its echo never reaches the ingest: vitals_batch.decode):
-    # checked for a repeat under the session's lock only.
-    result = await ingest.apply(uow, [item], settle_first=False, admit=admit)
+    # A new reading, as a rule (its echo never reaches the ingest: vitals_batch.decode);
+    # a repeat is found by the readings insert itself.
+    result = await ingest.apply(uow, [item], admit=admit)
     if result.rejected:  # unknown and closed sessions were refused by `admit`: a reused id
         rejection = result.rejected[0]
         raise RuleViolation(rejection.code, rejection.message)

@@ -3,14 +3,15 @@
 `VitalsIngest.apply` takes any number of readings (one from `POST .../vitals`, a
 few thousand from a topic batch) and, inside the caller's unit of work:
 
-1. drops repeats: a `reading_id` already stored (or seen earlier in the batch) has
-   no second effect (the readings table is the inbox of readings);
+1. locks and loads each session once;
 2. rejects readings for unknown sessions, closed windows or the wrong patient,
    reporting each (HTTP: 404/409; topic: dead letter), without touching the rest;
-3. locks and loads each session once, evaluates its readings in memory by
-   `recorded_at` (late readings re-derive the affected metric group);
-4. writes readings (bulk), alerts, resolutions, prompts (outbox) and the sessions'
-   rule state. The caller commits: all of it or nothing.
+3. stores the readings (bulk) and drops repeats in the same statement: a
+   `reading_id` already stored (or seen earlier in the batch) has no second effect
+   (the readings table is the inbox of readings);
+4. evaluates each session's new readings in memory by `recorded_at` (late readings
+   re-derive the affected metric group) and writes alerts, resolutions, prompts
+   (outbox) and the sessions' rule state. The caller commits: all of it or nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from operator import attrgetter
 from typing import Protocol
 
 from sqlalchemy import update
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_shared.events.enums import Phase, Severity
 from kap_shared.events.envelope import utc_now
@@ -136,13 +136,12 @@ class VitalsIngest:
         uow: UnitOfWork,
         incoming: Sequence[Incoming],
         *,
-        settle_first: bool = True,
         admit: Callable[[Mapping[str, SessionRow]], None] | None = None,
     ) -> IngestResult:
-        """`settle_first=False`: readings expected to be new (an HTTP POST's) are checked
-        under the lock only, one statement instead of three. `admit` sees the sessions
-        as locked and loaded, before anything is checked or written, and may raise to
-        refuse the whole call (an HTTP POST's 404/403/409 on the one row it reads)."""
+        """`admit` sees the sessions as locked and loaded, before anything is checked or
+        written, and may raise to refuse the whole call (an HTTP POST's 404/403/409 on
+        the one row it reads). Nothing is worth committing when `result.stored` is empty
+        (the sessions' lock aside)."""
         result = IngestResult()
         fresh: list[Incoming] = []
         first_seen: dict[str, Incoming] = {}
@@ -156,66 +155,42 @@ class VitalsIngest:
                 result.duplicates.append(item)
             else:
                 result.rejected.append(_reused(item, earlier.session_id))
-        db = uow.session
-        # SQLite: readings already stored (a device's retry; an echo of an HTTP reading
-        # without the outbox's producer header) are settled before the lock: a stored
-        # reading never changes owner, so a repeat reads and writes nothing, and waits
-        # for no writer.
-        # PostgreSQL has no single writer to wait for; it checks under the lock only
-        # (checking before it too made a vitals batch ~10x slower there: bench/README.md).
-        before = await store.commits_by_others(db) if settle_first else None
-        if before is not None:
-            fresh = await _not_stored(db, fresh, result)
         if not fresh:
             return result
+        db = uow.session
         session_ids = {item.session_id for item in fresh}
         await store.lock_sessions(db, session_ids)
         sessions = await store.load_sessions(db, session_ids)
         if admit is not None:
             admit(sessions)
-        # Again under the lock: another writer may have stored one since (unless the
-        # database can tell that nobody else committed anything meanwhile).
-        if before is None or await store.commits_by_others(db) != before:
-            fresh = await _not_stored(db, fresh, result)
-        candidates: dict[str, list[Incoming]] = defaultdict(list)
-        for item in fresh:
-            candidates[item.session_id].append(item)
-        by_session: dict[str, list[Incoming]] = {}
-        for session_id, items in candidates.items():
-            row = sessions.get(session_id)
-            if row is None:
-                message = f"session {session_id} is not known to monitoring"
-                result.rejected.extend(Rejection(i, NOT_FOUND, message) for i in items)
-                continue
-            problem = window_problem(row)
-            if problem is not None:
-                result.rejected.extend(Rejection(i, MON_WINDOW_1, problem) for i in items)
-                continue
-            keep = []
-            for item in items:
-                if (item.patient_id is not None and item.patient_id != row.patient_id) or (
-                    item.site_id is not None and item.site_id != row.site_id
-                ):
-                    result.rejected.append(
-                        Rejection(
-                            item,
-                            MON_READING_2,
-                            f"session {session_id} belongs to another patient or site "
-                            "than the reading's envelope",
-                        )
-                    )
+        by_session, refused = _admissible(fresh, sessions)
+        if refused:
+            # A reading already stored is a repeat whatever its session is now (a device
+            # retrying after the window closed): settled as one, not refused.
+            owners = await store.existing_readings(db, [r.item.reading.reading_id for r in refused])
+            for rejection in refused:
+                owner = owners.get(rejection.item.reading.reading_id)
+                if owner is None:
+                    result.rejected.append(rejection)
                 else:
-                    keep.append(item)
-            if keep:
-                by_session[session_id] = keep
+                    _repeat(rejection.item, owner, result)
         if not by_session:
             return result
         now = self.clock()
+        # Stored before the rules: the primary key settles repeats (MON-READING-1 when
+        # the id is another session's) in the insert itself, one statement for a batch
+        # of new readings; the rules then see only what is new.
+        stored = await store.insert_readings(
+            db, [item for items in by_session.values() for item in items], now
+        )
+        if stored:
+            by_session = _without_repeats(by_session, stored, result)
+            if not by_session:
+                return result
         open_by_session: dict[str, dict[str, Alert]] = defaultdict(dict)
         for alert in await store.open_alerts(db, by_session):
             open_by_session[alert.session_id][alert.rule_id] = alert
         changes = []
-        accepted: list[Incoming] = []
         settled_timers: list[str] = []
         for session_id, items in by_session.items():
             row = sessions[session_id]
@@ -226,34 +201,81 @@ class VitalsIngest:
             changes.append(work.change(len(items)))
             settled_timers.extend(work.settled_timers)
             result.stored.extend(items)
-            accepted.extend(items)
         # A reminder firing now holds its timer row and waits for a session's lock (a
         # deadlock if the batch waited for the row): it is left to fire, and finds the
         # check done once this batch commits.
         await timers.cancel_many(db, settled_timers, unless_firing=True)
-        await store.insert_readings(db, accepted, now)
         await store.save_session_states(db, changes)
         return result
 
 
-async def _not_stored(
-    db: AsyncSession, items: list[Incoming], result: IngestResult
-) -> list[Incoming]:
-    """The items whose reading_id is not stored yet; the others go to `result` as
-    duplicates (same session) or rejected (MON-READING-1, another session's id)."""
-    if not items:
-        return []
-    stored = await store.existing_readings(db, [i.reading.reading_id for i in items])
-    new: list[Incoming] = []
+def _admissible(
+    items: list[Incoming], sessions: Mapping[str, SessionRow]
+) -> tuple[dict[str, list[Incoming]], list[Rejection]]:
+    """The items whose session takes readings now, by session, and the refusals of the
+    others: an unknown session (404), a closed window (MON-WINDOW-1), another patient's
+    or site's envelope (MON-READING-2)."""
+    candidates: dict[str, list[Incoming]] = defaultdict(list)
     for item in items:
-        owner = stored.get(item.reading.reading_id)
-        if owner is None:
-            new.append(item)
-        elif owner == item.session_id:
-            result.duplicates.append(item)
-        else:
-            result.rejected.append(_reused(item, owner))
-    return new
+        candidates[item.session_id].append(item)
+    by_session: dict[str, list[Incoming]] = {}
+    refused: list[Rejection] = []
+    for session_id, items_of_session in candidates.items():
+        row = sessions.get(session_id)
+        if row is None:
+            message = f"session {session_id} is not known to monitoring"
+            refused.extend(Rejection(i, NOT_FOUND, message) for i in items_of_session)
+            continue
+        problem = window_problem(row)
+        if problem is not None:
+            refused.extend(Rejection(i, MON_WINDOW_1, problem) for i in items_of_session)
+            continue
+        keep = []
+        for item in items_of_session:
+            if (item.patient_id is not None and item.patient_id != row.patient_id) or (
+                item.site_id is not None and item.site_id != row.site_id
+            ):
+                refused.append(
+                    Rejection(
+                        item,
+                        MON_READING_2,
+                        f"session {session_id} belongs to another patient or site "
+                        "than the reading's envelope",
+                    )
+                )
+            else:
+                keep.append(item)
+        if keep:
+            by_session[session_id] = keep
+    return by_session, refused
+
+
+def _without_repeats(
+    by_session: dict[str, list[Incoming]], stored: Mapping[str, str], result: IngestResult
+) -> dict[str, list[Incoming]]:
+    """`by_session` less the readings stored before this batch (`stored`: reading_id ->
+    its session), which go to `result` as repeats."""
+    kept: dict[str, list[Incoming]] = {}
+    for session_id, items in by_session.items():
+        new = []
+        for item in items:
+            owner = stored.get(item.reading.reading_id)
+            if owner is None:
+                new.append(item)
+            else:
+                _repeat(item, owner, result)
+        if new:
+            kept[session_id] = new
+    return kept
+
+
+def _repeat(item: Incoming, owner: str, result: IngestResult) -> None:
+    """A reading whose id is stored already: a duplicate when it is its session's,
+    MON-READING-1 when it is another session's."""
+    if owner == item.session_id:
+        result.duplicates.append(item)
+    else:
+        result.rejected.append(_reused(item, owner))
 
 
 def _reused(item: Incoming, owner: str) -> Rejection:
@@ -334,7 +356,7 @@ class _SessionWork:
                 state.assess_dissociation(reading)
         if late:
             groups = sorted(group for _, group, _ in STEPS_BY_MASK[late])
-            await self._replay(groups, [i.reading for i in items])
+            await self._replay(groups)
         if bp:
             self._predose(bp)
             self._bp_check(bp)
@@ -426,13 +448,13 @@ class _SessionWork:
 
     # -- late readings -------------------------------------------------------------
 
-    async def _replay(self, groups: list[Group], new: list[Reading]) -> None:
+    async def _replay(self, groups: list[Group]) -> None:
         """Re-derive each late group from all of the session's readings, then reconcile
         the episodes found with the alerts already raised: a new episode raises an alert
         (already resolved if it has ended), an ended one resolves its open alert; an
         episode that matches an existing alert (they overlap in time) raises nothing."""
+        # The batch's readings are stored already (VitalsIngest.apply inserts first).
         everything = await store.session_readings(self.uow.session, self.row.session_id)
-        everything.extend(new)
         for group in groups:
             final, episodes = replay(everything, group, self.rules)
             alerts = await store.session_alerts(
