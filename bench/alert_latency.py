@@ -66,6 +66,7 @@ from benchlib import (
     create_topics,
     first_dose,
     postmaster_pid,
+    record_run,
     services_producer,
 )
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
@@ -764,21 +765,6 @@ def profile_summary(output: Path, seconds: float, rate: int, top: int = 30) -> d
     }
 
 
-def _record(result: dict[str, Any]) -> None:
-    """The latest run of each variant; the recorded one is variant "recorded"."""
-    document: dict[str, Any] = {}
-    if RESULTS.exists():
-        with contextlib.suppress(ValueError):
-            document = json.loads(RESULTS.read_text())
-    if "runs" not in document:
-        document = {"benchmark": "alert_latency", "recorded": None, "runs": []}
-    document["runs"].append(result)
-    if result["variant"] == "recorded":
-        document["recorded"] = result
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
@@ -804,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
     if not args.no_record:
-        _record(result)
+        record_run(RESULTS, "alert_latency", result)
     shown = ["latency_ms", "floor_ms", "ratio", "pipeline_floor_ms"]
     shown += ["pipeline_floor_ratio_to_floor", "ratio_to_pipeline_floor"]
     print(json.dumps({k: result[k] for k in shown}, indent=1))

@@ -1,6 +1,6 @@
 """What every benchmark script shares: the machine it ran on, a process's CPU time, a
-dosing session announced as scheduling would, and its first dose once monitoring has the
-check-in.
+results file that keeps every run, a dosing session announced as scheduling would, and
+its first dose once monitoring has the check-in.
 
 The scripts run as `uv run python bench/<name>.py`, so this module is importable
 beside them."""
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -29,6 +31,24 @@ from kap_shared.events.scheduling import (
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 IM_KETAMINE = {"route": "im", "agent": "ketamine", "dose_mg": 35}
+
+
+def record_run(results: Path, benchmark: str, result: dict[str, Any]) -> None:
+    """Append `result` to the results file's runs; variant "recorded" is also the one the
+    README quotes. A file in an older shape (one result, no runs) becomes the first run."""
+    document: dict[str, Any] = {}
+    if results.exists():
+        with contextlib.suppress(ValueError):
+            document = json.loads(results.read_text())
+    if "runs" not in document:
+        earlier = {"variant": "recorded", **document} if document else None
+        runs = [earlier] if earlier else []
+        document = {"benchmark": benchmark, "recorded": earlier, "runs": runs}
+    document["runs"].append(result)
+    if result["variant"] == "recorded":
+        document["recorded"] = result
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def services_producer(bootstrap: str) -> AIOKafkaProducer:

@@ -17,7 +17,9 @@ What one run does:
    chair is produced on kap.monitoring.vitals.v1; delay = when a MutationObserver in
    the page sees the card with the new value - just before the produce; floor: a bare
    aiokafka consumer's produce -> consume delay for the same kind of record;
-4. records p50/p90/p99/max, the machine and its load in bench/results/console_floor.json.
+4. appends p50/p90/p99/max, the machine, its load and the console's live-feed linger
+   (`--linger-ms`, else the console's default CONSUMER_LINGER_MS) to
+   bench/results/console_floor.json.
 
 Goals (issue 12): render < 150 ms, event -> card p99 < 1 s.
 """
@@ -44,6 +46,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchlib import cpu_model, record_run
+from kap_console.config import ConsoleSettings
 from kap_console.domain.floor import build_card
 from kap_console.entrypoints.web import TEMPLATES
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
@@ -173,6 +177,7 @@ async def _bare_kafka(bootstrap: str, samples: int) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = list(os.getloadavg())
     ensure_jars()
     work = Path(tempfile.mkdtemp(prefix="kap-bench-console-"))
     kafka = LocalKafka(work_dir=work / "kafka", port=free_port())
@@ -207,6 +212,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "LOG_LEVEL": "WARNING",
         **{f"{s}_URL": stub_url for s in ("INTAKE", "SCHEDULING", "NOTIFICATIONS")},
         "MONITORING_URL": f"{stub_url}/monitoring",
+        "CONSUMER_LINGER_MS": str(args.linger_ms),
     }
     console_proc = subprocess.Popen(  # noqa: ASYNC220 - set-up
         [sys.executable, "-m", "kap_console"], env=env, stdout=logs[1], stderr=subprocess.STDOUT
@@ -283,22 +289,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         kafka.stop()
     return {
         "benchmark": "console_floor",
+        "variant": args.variant,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "python": host.python_version(),
             "kafka": kafka_version(),
             "chromium": subprocess.run(  # noqa: ASYNC221 - after the measurements
                 [CHROMIUM, "--version"], capture_output=True, text=True, check=False
             ).stdout.strip(),
+            "load_average_at_start": load_at_start,
             "load_average_at_end": list(os.getloadavg()),
-            "note": "shared machine: other engineers' test runs were active",
         },
         "parameters": {
             "chairs": args.chairs,
             "renders": args.renders,
             "samples": args.samples,
             "interval_seconds": args.interval,
+            "console_consumer_linger_ms": args.linger_ms,
             "services": "in-memory stand-in (bench/console_stub.py), batch read endpoints",
         },
         "render_ms": {"console_floor_page": _stats(renders), "floor_template_only": _stats(static)},
@@ -317,10 +326,16 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=50)
     parser.add_argument("--samples", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument(
+        "--linger-ms",
+        type=int,
+        default=ConsoleSettings.model_fields["consumer_linger_ms"].default,
+        help="the console's live feed's CONSUMER_LINGER_MS (default: the console's)",
+    )
+    parser.add_argument("--variant", default="recorded", help="label of this run in the results")
     args = parser.parse_args()
     result = asyncio.run(run(args))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    record_run(RESULTS, "console_floor", result)
     print(json.dumps(result, indent=2))
 
 

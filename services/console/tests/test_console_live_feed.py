@@ -1,5 +1,6 @@
-"""The console's live feed against a real broker of its own: it stops even when the
-broker is gone first (a cluster taken down before the console, a lost network). Its
+"""The console's live feed against a real broker: it lingers as configured and still
+forwards every event; and, on a broker of its own, it stops even when the broker is gone
+first (a cluster taken down before the console, a lost network). Its
 consumer's own stop retries committing offsets to a coordinator that no longer answers,
 and held the console's shutdown with it: 60 s and 298 s in two runs of this test without
 the bound. Not every run hangs (three later runs stopped within 20 s unbounded), so this
@@ -8,20 +9,79 @@ test guards the bound rather than proving the hang each time."""
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from kap_console.adapters.live import STOP_TIMEOUT_SECONDS, LiveFeed, LiveHub
+from kap_console.bootstrap import build
 from kap_local.kafka import LocalKafka
 from kap_shared.events.topics import MONITORING_EVENTS
 from kap_shared.messaging.topics_admin import ensure_topics
 from kap_shared.settings import KafkaSettings
+
+from .test_console_sign_in import CONSOLE, settings
 
 pytestmark = pytest.mark.kafka
 
 # Bounds for a loaded machine, not measures.
 WAIT_SECONDS = 60
 STOP_SLACK_SECONDS = 15
+
+
+def _forwarded(metrics: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "kap_events_consumed_total"
+        and sample.labels.get("topic") == MONITORING_EVENTS
+        and sample.labels.get("outcome") == "forwarded"
+    )
+
+
+# What monitoring's relay puts on the topic (the contract's released example).
+ALERT = Path(__file__).parents[3] / "contracts" / "examples" / "VitalsAlert.json"
+
+
+async def _produce_alert(bootstrap: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(MONITORING_EVENTS, ALERT.read_bytes())
+    finally:
+        await producer.stop()
+
+
+def test_the_feed_lingers_as_configured_and_forwards_every_event(kafka_bootstrap: str) -> None:
+    """CONSUMER_LINGER_MS (console: 250 ms) reaches the feed's consumer: the broker holds
+    its fetches unless a backlog fills them (how a held fetch batches what arrives:
+    shared/tests/test_consumer_linger.py), and the events still reach the console."""
+    broker = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+    asyncio.run(ensure_topics(broker, partitions=1, replication=1))
+    app = build(settings(kafka={"bootstrap_servers": kafka_bootstrap}))
+    with TestClient(app, base_url=CONSOLE) as client:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the live feed never joined its group"
+            time.sleep(0.05)
+        linger_ms = app.state.settings.consumer_linger_ms
+        assert linger_ms > 0  # the console lingers unless told otherwise
+        consumer = app.state.live_feed._consumer
+        assert consumer._fetch_max_wait_ms == linger_ms
+        assert consumer._fetch_min_bytes > 1  # a trickle never answers a held fetch early
+
+        # One alert at a time until two were forwarded: the feed starts from the latest
+        # offset, which it may resolve only after an alert produced right after joining.
+        deadline = time.monotonic() + WAIT_SECONDS
+        while _forwarded(client.get("/metrics").text) < 2:
+            assert time.monotonic() < deadline, "the lingering feed did not forward events"
+            asyncio.run(_produce_alert(kafka_bootstrap))
+            time.sleep(linger_ms / 1000 * 2)
 
 
 async def test_the_feed_stops_when_the_broker_went_away_first() -> None:

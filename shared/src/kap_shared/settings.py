@@ -25,7 +25,7 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: Path | None = None
 
 
-# CONSUMER_LINGER_MS's bounds, for a service that sets its own default (records).
+# CONSUMER_LINGER_MS's bounds, for a service that sets its own default (records, console).
 LingerMs = Annotated[int, Field(ge=0, le=5000)]
 
 
@@ -71,10 +71,11 @@ class ServiceSettings(BaseSettings):
     # How long the broker may hold this service's fetches to gather more events (Kafka's
     # fetch.max.wait.ms, with a fetch.min.bytes only a backlog fills): each consumer then
     # takes what arrived in that time as one batch, instead of waking the moment any
-    # event arrives. 0 (the default): at once. For a read model that may lag by this much
-    # (records): on the machine that also runs the alert path its work then stays out of
-    # the few milliseconds after each event, when the alert path needs the cores
-    # (kap_shared.messaging.linger; bench/README.md, alert round 17).
+    # event arrives. 0 (the default): at once. For a reader that may lag by this much
+    # (records, the console's live feed): on the machine that also runs the alert path
+    # its work then stays out of the few milliseconds after each event, when the alert
+    # path needs the cores (kap_shared.messaging.linger; bench/README.md, alert rounds
+    # 17 and 19).
     consumer_linger_ms: LingerMs = 0
 
     # Bounded in-process retries before a message is dead-lettered.

@@ -76,7 +76,14 @@ def build(settings: ConsoleSettings) -> FastAPI:
         raise ValueError("DEV_SIGN_IN needs KAP_JWT_SECRET to mint development tokens")
     hub = LiveHub()
     metrics = ConsoleMetrics()
-    feed = LiveFeed(settings.kafka, LIVE_TOPICS, f"console-{settings.instance_id}", hub, metrics)
+    feed = LiveFeed(
+        settings.kafka,
+        LIVE_TOPICS,
+        f"console-{settings.instance_id}",
+        hub,
+        metrics,
+        linger_ms=settings.consumer_linger_ms,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

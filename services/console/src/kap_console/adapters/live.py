@@ -5,7 +5,9 @@ The consumer group is `console-<instance id>` (CONTRACT 6.1) with
 would split them between replicas), and a restarted console does not replay
 history: pages load current state from the services' APIs, events only say
 what to fetch again. Offsets are auto-committed: nothing is lost by skipping,
-the next page load is authoritative.
+the next page load is authoritative. The feed lingers (CONSUMER_LINGER_MS, 250 ms): the
+broker holds each fetch for that long unless a backlog fills it, so the feed takes what
+arrived meanwhile at once (`kap_shared.messaging.linger`).
 
 `LiveHub` hands each `LiveEvent` to the connected streams whose clinician works
 at the event's site; a stream too slow to keep up is closed and its page
@@ -23,6 +25,7 @@ from aiokafka import AIOKafkaConsumer
 
 from kap_shared.http.streams import StreamQueue
 from kap_shared.logging import get_logger
+from kap_shared.messaging.linger import fetch_wait
 from kap_shared.ops.kafka import client_kwargs
 from kap_shared.service.metrics import ServiceMetrics
 from kap_shared.settings import KafkaSettings
@@ -94,8 +97,10 @@ class LiveFeed:
         group_id: str,
         hub: LiveHub,
         metrics: ServiceMetrics | None = None,
+        linger_ms: int = 0,
     ) -> None:
         self._metrics = metrics
+        self._fetch = fetch_wait(linger_ms)
         self._kafka = kafka
         self._topics = tuple(topics)
         self._group_id = group_id
@@ -125,6 +130,8 @@ class LiveFeed:
                 group_id=self._group_id,
                 auto_offset_reset="latest",
                 enable_auto_commit=True,
+                fetch_max_wait_ms=self._fetch.max_wait_ms,
+                fetch_min_bytes=self._fetch.min_bytes,
                 # A topic created later (records, say) joins within this interval.
                 metadata_max_age_ms=30_000,
             )

@@ -150,8 +150,9 @@ _SQLITE_EXISTING = (
 
 
 async def existing_readings(session: AsyncSession, reading_ids: Sequence[str]) -> dict[str, str]:
-    """reading_id -> session_id of the readings already stored (plain SQL: thousands of
-    ids per batch, nothing to convert)."""
+    """reading_id -> session_id of the readings already stored (plain SQL, nothing to
+    convert). Only the rare paths ask: readings refused for their session, and a batch
+    whose insert stored fewer rows than it sent (`insert_readings`)."""
     connection = await session.connection()
     if connection.dialect.name == "sqlite":
         found = await connection.exec_driver_sql(_SQLITE_EXISTING, (encode_json(reading_ids),))
