@@ -61,9 +61,18 @@ def test_the_feed_lingers_as_configured_and_still_forwards_events(kafka_bootstra
     """CONSUMER_LINGER_MS (console: 250 ms) reaches the feed's consumer: the broker holds
     its fetches unless a backlog fills them (how a held fetch batches what arrives:
     shared/tests/test_consumer_linger.py), and the events still reach the console."""
-    broker = KafkaSettings(bootstrap_servers=kafka_bootstrap)
-    asyncio.run(ensure_topics(broker, partitions=1, replication=1))
-    app = build(settings(kafka={"bootstrap_servers": kafka_bootstrap}))
+    console = settings(kafka={"bootstrap_servers": kafka_bootstrap})
+    # The broker is the session's, which the end-to-end platform uses later: its topics
+    # are created exactly as a service creates them at start-up (3 partitions, so that
+    # two replicas of a service can share each topic), never with fewer.
+    asyncio.run(
+        ensure_topics(
+            console.kafka,
+            partitions=console.kafka_topic_partitions,
+            replication=console.kafka_topic_replication,
+        )
+    )
+    app = build(console)
     with TestClient(app, base_url=CONSOLE) as client:
         deadline = time.monotonic() + WAIT_SECONDS
         while client.get("/readyz").status_code != 200:
