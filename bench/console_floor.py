@@ -50,6 +50,7 @@ from benchlib import cpu_model, record_run
 from kap_console.config import ConsoleSettings
 from kap_console.domain.floor import build_card
 from kap_console.entrypoints.web import TEMPLATES
+from kap_local import chromium
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import free_port
 from kap_shared.events import VitalsRecorded, topics
@@ -60,7 +61,6 @@ from kap_shared.settings import KafkaSettings
 RESULTS = Path(__file__).parent / "results" / "console_floor.json"
 SECRET = "bench-secret-long-enough-for-hs256-signing"  # noqa: S105 - a throw-away console
 SITE = "site-bench"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -246,7 +246,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await producer.start()
         delays: list[float] = []
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            browser = await chromium.launch(p)
             tab = await browser.new_page(viewport={"width": 1280, "height": 800})
             await tab.goto(f"{console}/sign-in")
             await tab.get_by_label("Seeded clinician").select_option("rn-bench")
@@ -297,7 +297,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "python": host.python_version(),
             "kafka": kafka_version(),
             "chromium": subprocess.run(  # noqa: ASYNC221 - after the measurements
-                [CHROMIUM, "--version"], capture_output=True, text=True, check=False
+                [chromium.CHROMIUM, "--version"], capture_output=True, text=True, check=False
             ).stdout.strip(),
             "load_average_at_start": load_at_start,
             "load_average_at_end": list(os.getloadavg()),

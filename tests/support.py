@@ -9,13 +9,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fhir.resources.R4B import get_fhir_model_class
 
 from kap_local.platform import free_port
@@ -103,6 +104,17 @@ class TopicReader:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+async def partition_counts(bootstrap: str, wanted: Iterable[str]) -> dict[str, int]:
+    """How many partitions each of `wanted` has on the broker (0: no such topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(wanted))
+    finally:
+        await admin.close()
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
 
 
 async def produce(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:

@@ -44,6 +44,7 @@ from scheduling_flows import (
 )
 from support import Api, TopicReader, eventually, produce
 
+from kap_local import chromium
 from kap_local.platform import Platform
 from kap_shared.events import VitalsRecorded
 from kap_shared.events.monitoring import VitalsRecordedData
@@ -51,7 +52,6 @@ from kap_shared.events.topics import MONITORING_VITALS, NOTIFICATIONS_EVENTS
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
 README_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SITE = "site-console"  # tests/rules: early check-in, 30-minute IV observation
 OTHER_SITE = "site-console-other"
@@ -61,13 +61,8 @@ UI_TIMEOUT = 60_000  # ms: generous, the machine is shared (speed lives in bench
 
 @pytest_asyncio.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - once, before anything runs
-        pytest.fail(
-            f"{CHROMIUM} is missing: run deploy/local/install-chromium.sh (the browser tests "
-            "never download a browser)"
-        )
     async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        launched = await chromium.launch(p)
         yield launched
         await launched.close()
 

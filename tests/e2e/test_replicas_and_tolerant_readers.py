@@ -20,7 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from flows import apis, create_clinic, refer, refer_and_screen_many, screen_eligible
-from support import Api, TopicReader, eventually, live_inbox, produce
+from support import Api, TopicReader, eventually, live_inbox, partition_counts, produce
 
 from kap_local.platform import Platform, ServiceProcess, free_port
 from kap_shared.events import topics
@@ -173,6 +173,15 @@ async def assigned(url: str, topic: str) -> bool:
 async def test_a_clinician_on_one_instance_gets_what_the_other_instance_created(
     platform: Platform,
 ) -> None:
+    # Two instances share a topic only through its partitions. The session's broker is
+    # shared by every test: one that created the platform's topics itself with a single
+    # partition would leave B nothing to read, and this test waiting 90 s for nothing.
+    partitions = await partition_counts(platform.bootstrap, EVENTS_BY_TOPIC)
+    too_few = {topic: n for topic, n in partitions.items() if n < 2}
+    assert not too_few, (
+        f"topics with fewer than 2 partitions on the session's broker: {too_few}; an earlier "
+        "test created them with fewer than a service does (KAFKA_TOPIC_PARTITIONS, 3)"
+    )
     a = platform["notifications"]
     b = ServiceProcess(
         "notifications",

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import event as sa_event
 from sqlmodel import select
@@ -30,11 +29,11 @@ from kap_shared.messaging.outbox import OutboxMessage
 from kap_shared.messaging.timers import TimerWorker
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.service.runtime import ServiceRuntime
-from kap_shared.testing import TEST_SECRET, UNREACHABLE_BROKER, token
+from kap_shared.testing import TEST_SECRET, UNREACHABLE_BROKER, serving, token
 
 from . import factories as f
 from .conftest import Clock, channel_settings
-from .fakes import FakeSmsProvider, FakeSmtpServer, free_port
+from .fakes import FakeSmsProvider, FakeSmtpServer
 
 THERAPIST = token("th-ben", "therapist", ["site-a"])
 
@@ -84,22 +83,9 @@ async def live(
     )
     app = build(settings)
     app.state.notifier.clock = clock
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    serving = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield Live(app, f"http://127.0.0.1:{port}", clock)
-    finally:
-        app.state.inbox_hub.close()  # what __main__ does on SIGTERM
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=15)
+    # Closing the hub first is what __main__ does on SIGTERM.
+    async with serving(app, before_stop=app.state.inbox_hub.close) as url:
+        yield Live(app, url, clock)
 
 
 @dataclass

@@ -8,10 +8,11 @@ Kafka. Integration tests use the real broker instead (see `tests/`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -101,6 +103,34 @@ def service_client(
     )
     with TestClient(build(settings), raise_server_exceptions=True) as client:
         yield client
+
+
+@asynccontextmanager
+async def serving(
+    app: Any, *, before_stop: Callable[[], object] | None = None
+) -> AsyncIterator[str]:
+    """`app` (lifespan included) on a real HTTP server in this event loop, for a client a
+    TestClient cannot stand in for (a browser, an open stream); yields its base URL.
+    `before_stop` runs first on the way out: what the service's own SIGTERM handler does
+    (ending open streams, which the server would otherwise wait for)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():  # the start-up failed: say why
+                    task.result()
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if before_stop is not None:
+            before_stop()
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
 
 
 def app_client(settings_cls: type[S], build: Callable[[S], FastAPI]) -> Any:

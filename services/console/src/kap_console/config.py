@@ -7,6 +7,7 @@ import socket
 
 from pydantic import Field, SecretStr
 
+from kap_shared.messaging.linger import READ_MODEL_LINGER_MS
 from kap_shared.settings import LingerMs, ServiceSettings
 
 
@@ -54,8 +55,7 @@ class ConsoleSettings(ServiceSettings):
 
     # Server-Sent Events: a comment this often keeps proxies from closing an idle stream.
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
-    # The live feed's events only tell a page what to fetch again, and a card a quarter
-    # of a second later is invisible at the chair; the feed then wakes a few times a
-    # second instead of at every event, the moments the alert path needs the cores
-    # (kap_shared.messaging.linger; bench/README.md, alert round 19). 0: at once.
-    consumer_linger_ms: LingerMs = 250
+    # The live feed's events only tell a page what to fetch again: lingering, it wakes a
+    # few times a second instead of at every event, the moments the alert path needs the
+    # cores (kap_shared.messaging.linger; bench/README.md, alert round 19). 0: at once.
+    consumer_linger_ms: LingerMs = READ_MODEL_LINGER_MS

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from kap_shared.messaging.linger import READ_MODEL_LINGER_MS
 from kap_shared.rules import RulesFromFile, from_rules_file
 from kap_shared.settings import LingerMs, ServiceSettings, VitalsBatchSettings
 
@@ -14,8 +15,7 @@ from .domain.rules import RecordsRules
 class RecordsSettings(ServiceSettings, VitalsBatchSettings):
     service_name: str = "records"
     http_port: int = 8005
-    # A read model: a timeline a quarter of a second behind is invisible to a clinician,
-    # and records' work then stays clear of the alert path (kap_shared.messaging.linger).
-    consumer_linger_ms: LingerMs = 250
+    # A read model: its work then stays clear of the alert path (kap_shared.messaging.linger).
+    consumer_linger_ms: LingerMs = READ_MODEL_LINGER_MS
 
     records_rules: ClassVar[RulesFromFile[RecordsRules]] = from_rules_file(RecordsRules)

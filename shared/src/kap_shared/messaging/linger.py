@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+# How long a read model lingers by default (records, the console's live feed): a
+# timeline or a card a quarter of a second behind is invisible to a clinician.
+READ_MODEL_LINGER_MS = 250
+
 # A lingering fetch returns early only when this much is waiting: a backlog, never a
 # trickle (at 2,000 readings/s a quarter of a second is ~200 KiB).
 LINGER_MIN_BYTES = 1024 * 1024

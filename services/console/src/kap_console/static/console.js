@@ -5,8 +5,8 @@
 (function () {
   "use strict";
 
-  var inFlight = {};
-  var dirty = {};
+  var inFlight = {};  // target -> the URL being fetched for it
+  var dirty = {};  // target -> the URL to fetch once it may be
 
   // One fetch per target at a time; a change arriving meanwhile fetches once more after.
   // A card whose stability assessment is being filled in is not replaced under the
@@ -19,11 +19,51 @@
 
   function refresh(url, target) {
     if (inFlight[target] || editing(target)) { dirty[target] = url; return; }
-    inFlight[target] = true;
-    htmx.ajax("GET", url, { target: target, swap: "outerHTML" }).finally(function () {
-      inFlight[target] = false;
-      if (dirty[target]) { var again = dirty[target]; delete dirty[target]; refresh(again, target); }
+    inFlight[target] = url;
+    // The target is also the request's source: htmx queues the requests of one source
+    // element and keeps only the last queued one, so refreshes sharing the default source
+    // (the body) dropped each other when a burst of changes named several cards.
+    htmx.ajax("GET", url, { source: target, target: target, swap: "outerHTML" })
+      .catch(function () { /* gone meanwhile, or the network failed: a reconnection reads again */ })
+      .finally(function () {
+        inFlight[target] = false;
+        again(target);
+      });
+  }
+
+  function again(target) {
+    if (dirty[target]) { var url = dirty[target]; delete dirty[target]; refresh(url, target); }
+  }
+
+  // The last guard sits at the swap, not at the request: a refresh already on its way when
+  // the prescriber began the assessment would otherwise wipe what she had ticked. And a
+  // card replaced by the clinician's own action while a refresh is on its way is read
+  // once more after it, as that refresh's answer then lands nowhere.
+  function guardSwaps() {
+    document.body.addEventListener("htmx:beforeSwap", function (e) {
+      var target = e.detail.target;
+      if (!target || !target.id) { return; }
+      var selector = "#" + target.id;
+      // A live refresh is its target's own request (see refresh); a clinician's action
+      // comes from a form inside it.
+      var live = e.detail.requestConfig.elt === target;
+      if (live && editing(selector)) {
+        e.detail.shouldSwap = false;
+        dirty[selector] = e.detail.requestConfig.path;
+      } else if (!live && inFlight[selector]) {
+        dirty[selector] = inFlight[selector];
+      }
     });
+  }
+
+  // What the page shows, read again: after the live stream was lost, the changes made
+  // meanwhile were never announced (the stream has no replay; the page's state is the
+  // services' answer, not the events).
+  function refreshAll() {
+    var board = document.getElementById("board-wrap");
+    if (board) { refresh(board.getAttribute("data-board-url"), "#board"); }
+    var inbox = document.getElementById("inbox");
+    if (inbox) { refresh(inbox.getAttribute("data-inbox-url"), "#inbox-items"); }
   }
 
   var announced = {};
@@ -65,14 +105,17 @@
   function connect() {
     var status = document.getElementById("live-status");
     var source = new EventSource("/live");
+    var lost = false;
     source.addEventListener("open", function () {
       status.textContent = "Live updates on";
       document.body.setAttribute("data-live-connected", "true");
+      if (lost) { lost = false; refreshAll(); }
     });
     source.addEventListener("change", function (message) {
       try { onChange(JSON.parse(message.data)); } catch (e) { /* a malformed message changes nothing */ }
     });
     source.addEventListener("error", function () {
+      lost = true;
       status.textContent = "Live updates reconnecting";
       document.body.setAttribute("data-live-connected", "false");
     });
@@ -101,9 +144,10 @@
       var form = card.querySelector("form[data-editing='true']");
       if (!form) { return; }
       form.removeAttribute("data-editing");
-      var target = "#" + card.id;
-      if (dirty[target]) { var again = dirty[target]; delete dirty[target]; refresh(again, target); }
+      // The card's own change, and a board refresh that waited for it.
+      Object.keys(dirty).forEach(again);
     });
+    guardSwaps();
     if (document.body.getAttribute("data-live") === "on") { connect(); }
     setInterval(tickCountdowns, 1000);
   });
