@@ -6,9 +6,10 @@ A change event only tells the page which card to fetch again, so what can go wro
 on the page: a refresh already on its way when the prescriber starts the stability
 assessment (it replaced the card and wiped her ticks: the end-to-end console test's
 signature then lacked "clinically stable", CI run of 2026-12-04), refreshes of several
-cards in one burst (htmx kept only the last one queued behind a held request), and the
-changes made while the live stream was down (never announced; the page must read what
-it shows again once the stream is back).
+cards in one burst (htmx kept only the last one queued behind a held request), a
+refresh the console could not answer (a service down: no later change may come to fetch
+the card again), and the changes made while the live stream was down (never announced;
+the page must read what it shows again once the stream is back).
 
 Events are handed to the console's hub as its Kafka reader would (the reader itself:
 test_console_live_feed.py). Waits are conditions polled by Playwright, never sleeps.
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from kap_console.adapters.live import LiveHub
@@ -52,6 +54,8 @@ class StandIn:
     chairs: list[str]
     version: dict[str, int] = field(default_factory=dict)
     held: dict[str, asyncio.Event] = field(default_factory=dict)
+    failing: dict[str, int] = field(default_factory=dict)  # chair -> 503s scheduling answers
+    refused: list[str] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -104,8 +108,13 @@ class StandIn:
         async def bookings(site: str) -> list[dict[str, Any]]:
             return [self.booking(c) for c in self.chairs]
 
-        @app.get("/scheduling/sessions/{chair}")
-        async def booking(chair: str) -> dict[str, Any]:
+        @app.get("/scheduling/sessions/{chair}", response_model=None)
+        async def booking(chair: str) -> dict[str, Any] | JSONResponse:
+            if self.failing.get(chair, 0) > 0:
+                self.failing[chair] -= 1
+                self.refused.append(chair)
+                error = {"code": "not_ready", "message": "database unavailable"}
+                return JSONResponse({"error": error}, status_code=503)
             return self.booking(chair)
 
         @app.get("/monitoring/sites/{site}/sessions")
@@ -262,6 +271,15 @@ async def test_a_burst_of_changes_refreshes_every_card_it_names(three_chairs: Fl
     await floor.shows_heart_rate("s3", 2)
     answer.set()
     await floor.shows_heart_rate("s1", 2)
+
+
+async def test_a_refresh_the_console_could_not_answer_is_tried_again(one_chair: Floor) -> None:
+    floor = one_chair
+    floor.services.failing["s1"] = 2  # scheduling is down for the first two tries
+    floor.changed("s1")  # and no change comes after this one
+
+    await floor.shows_heart_rate("s1", 2)
+    assert floor.services.refused == ["s1", "s1"]
 
 
 async def test_after_the_live_stream_was_lost_the_page_reads_the_board_again(

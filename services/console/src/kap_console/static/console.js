@@ -47,13 +47,26 @@
       // A live refresh is its target's own request (see refresh); a clinician's action
       // comes from a form inside it.
       var live = e.detail.requestConfig.elt === target;
-      if (live && editing(selector)) {
+      if (live && e.detail.xhr.status >= 500) {
+        retryLater(selector, e.detail.requestConfig.path);
+      } else if (live && editing(selector)) {
         e.detail.shouldSwap = false;
         dirty[selector] = e.detail.requestConfig.path;
       } else if (!live && inFlight[selector]) {
         dirty[selector] = inFlight[selector];
       }
+      if (live && e.detail.xhr.status < 500) { delete retryDelay[selector]; }
     });
+  }
+
+  // A refresh the console could not answer (a service it needs slow or down) is tried
+  // again, 2 s later and then less and less often, until it is answered: no new change
+  // may come to fetch that card again, and a stale card must not pass for a current one.
+  var retryDelay = {};
+  function retryLater(target, url) {
+    var delay = Math.min((retryDelay[target] || 1000) * 2, 30000);
+    retryDelay[target] = delay;
+    setTimeout(function () { refresh(url, target); }, delay);
   }
 
   // What the page shows, read again: after the live stream was lost, the changes made
