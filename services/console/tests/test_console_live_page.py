@@ -4,8 +4,8 @@ services stood in by an HTTP server whose answers the test holds back and change
 
 A change event only tells the page which card to fetch again, so what can go wrong is
 on the page: a refresh already on its way when the prescriber starts the stability
-assessment (it replaced the card and wiped her ticks: the end-to-end console test's
-signature then lacked "clinically stable", CI run of 2026-12-04), refreshes of several
+assessment (it replaced the card and wiped her ticks: in a local run of the end-to-end
+console test the signature then lacked "clinically stable"), refreshes of several
 cards in one burst (htmx kept only the last one queued behind a held request), a
 refresh the console could not answer (a service down: no later change may come to fetch
 the card again), and the changes made while the live stream was down (never announced;
