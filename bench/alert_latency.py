@@ -577,7 +577,8 @@ async def _measure(
     started, background_at_start = time.perf_counter(), background_sent
     measuring = args.samples * args.interval
     metrics_before = await scrape(platform)
-    profilers = start_profilers(platform, measuring, args.profile_rate) if args.profile else []
+    profiled = args.profile or []
+    profilers = start_profilers(platform, profiled, measuring, args.profile_rate)
     for number, (patient_id, session_id) in enumerate(measured):
         reading = _vitals(patient_id, session_id, uuid.uuid4().hex, datetime.now(UTC), CRITICAL)
         key, value = reading.key, reading.to_json()
@@ -724,13 +725,17 @@ PROFILED = ("monitoring", "notifications")
 IDLE_FRAMES = ("EpollSelector.select", "Condition.wait", "_connection_worker_thread", "_worker (")
 
 
-def start_profilers(platform: Platform, seconds: float, rate: int) -> list[tuple[str, Any]]:
-    """py-spy (run through uvx, not a project dependency) on the services in the path."""
+def start_profilers(
+    platform: Platform, services: list[str], seconds: float, rate: int
+) -> list[tuple[str, Any]]:
+    """py-spy (run through uvx, not a project dependency) on `services`."""
+    if not services:
+        return []
     uvx = shutil.which("uvx")
     if uvx is None:
         raise RuntimeError("--profile needs uvx (py-spy is run with `uvx py-spy`)")
     started = []
-    for name in PROFILED:
+    for name in services:
         output = Path(tempfile.mkstemp(prefix=f"kap-spy-{name}-", suffix=".txt")[1])
         command = [uvx, "py-spy", "record", "--nonblocking", "-f", "raw", "-r", str(rate)]
         process = platform[name].proc
@@ -784,7 +789,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--env", action="append", default=[], help="KEY=VALUE for the services (repeatable)"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the services")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const=",".join(PROFILED),
+        type=lambda v: [name for name in v.split(",") if name],
+        help="py-spy these services (default: the path's, monitoring,notifications)",
+    )
     parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples/s")
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args(argv)
