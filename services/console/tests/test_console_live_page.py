@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, async_playwright, expect
 
 from kap_console.adapters.live import LiveHub
 from kap_console.bootstrap import build
@@ -151,7 +151,7 @@ class Floor:
     services: StandIn
     hub: LiveHub
 
-    def card(self, chair: str) -> Any:
+    def card(self, chair: str) -> Locator:
         return self.page.locator(f"#card-{chair}")
 
     def changed(self, *chairs: str) -> None:
