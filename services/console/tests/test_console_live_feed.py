@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kap_console.adapters.live import STOP_TIMEOUT_SECONDS, LiveFeed, LiveHub
 from kap_console.bootstrap import build
+from kap_console.config import ConsoleSettings
 from kap_local.kafka import LocalKafka
 from kap_shared.events.topics import MONITORING_EVENTS
 from kap_shared.messaging.topics_admin import ensure_topics
@@ -57,21 +58,24 @@ async def _produce_alert(bootstrap: str) -> None:
         await producer.stop()
 
 
+async def _topics_as_services_create_them(console: ConsoleSettings) -> None:
+    """The feed subscribes by pattern, so it has partitions once the topics exist. The
+    broker is the session's, which the end-to-end platform uses later: its topics are
+    created exactly as a service creates them at start-up (3 partitions, so that two
+    replicas of a service can share each topic), never with fewer."""
+    await ensure_topics(
+        console.kafka,
+        partitions=console.kafka_topic_partitions,
+        replication=console.kafka_topic_replication,
+    )
+
+
 def test_the_feed_lingers_as_configured_and_still_forwards_events(kafka_bootstrap: str) -> None:
     """CONSUMER_LINGER_MS (console: 250 ms) reaches the feed's consumer: the broker holds
     its fetches unless a backlog fills them (how a held fetch batches what arrives:
     shared/tests/test_consumer_linger.py), and the events still reach the console."""
     console = settings(kafka={"bootstrap_servers": kafka_bootstrap})
-    # The broker is the session's, which the end-to-end platform uses later: its topics
-    # are created exactly as a service creates them at start-up (3 partitions, so that
-    # two replicas of a service can share each topic), never with fewer.
-    asyncio.run(
-        ensure_topics(
-            console.kafka,
-            partitions=console.kafka_topic_partitions,
-            replication=console.kafka_topic_replication,
-        )
-    )
+    asyncio.run(_topics_as_services_create_them(console))
     app = build(console)
     with TestClient(app, base_url=CONSOLE) as client:
         deadline = time.monotonic() + WAIT_SECONDS
@@ -91,6 +95,34 @@ def test_the_feed_lingers_as_configured_and_still_forwards_events(kafka_bootstra
             assert time.monotonic() < deadline, "the lingering feed did not forward events"
             asyncio.run(_produce_alert(kafka_bootstrap))
             time.sleep(linger_ms / 1000 * 2)
+
+
+def test_a_page_rendered_before_the_feed_joined_its_partitions_is_told_to_read_again(
+    kafka_bootstrap: str,
+) -> None:
+    """Until the feed has its partitions (and again after it rejoins them) events may pass
+    it by, so a page rendered before then cannot be replayed what it missed: its stream
+    opens with `resync` (the page reads everything it shows again)."""
+    console = settings(kafka={"bootstrap_servers": kafka_bootstrap})
+    asyncio.run(_topics_as_services_create_them(console))
+    app = build(console)
+    hub: LiveHub = app.state.live_hub
+    rendered = hub.position
+    with TestClient(app, base_url=CONSOLE) as client:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the live feed never joined its group"
+            time.sleep(0.05)
+
+        async def opens(since: str) -> bool:
+            subscription = hub.subscribe(["*"], since)
+            hub.unsubscribe(subscription)
+            return subscription.resync
+
+        portal = client.portal
+        assert portal is not None  # set while the client is open
+        assert portal.call(opens, rendered)
+        assert not portal.call(opens, hub.position)  # a page rendered now
 
 
 async def test_the_feed_stops_when_the_broker_went_away_first() -> None:

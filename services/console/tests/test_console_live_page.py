@@ -8,8 +8,9 @@ assessment (it replaced the card and wiped her ticks: in a local run of the end-
 console test the signature then lacked "clinically stable"), refreshes of several
 cards in one burst (htmx kept only the last one queued behind a held request), a
 refresh the console could not answer (a service down: no later change may come to fetch
-the card again), and the changes made while the live stream was down (never announced;
-the page must read what it shows again once the stream is back).
+the card again), and the changes the page's stream did not carry: made while the page
+was loading or while its stream was down (sent first once it opens), or that the console
+cannot vouch for (the page reads everything it shows again).
 
 Events are handed to the console's hub as its Kafka reader would (the reader itself:
 test_console_live_feed.py). Waits are conditions polled by Playwright, never sleeps.
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
 from kap_console.adapters.live import LiveHub
 from kap_console.bootstrap import build
@@ -57,6 +58,7 @@ class StandIn:
     failing: dict[str, int] = field(default_factory=dict)  # chair -> 503s scheduling answers
     refused: list[str] = field(default_factory=list)
     asked: list[str] = field(default_factory=list)
+    boards: int = 0  # reads of the whole board
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -106,6 +108,7 @@ class StandIn:
 
         @app.get("/scheduling/sites/{site}/sessions")
         async def bookings(site: str) -> list[dict[str, Any]]:
+            self.boards += 1
             return [self.booking(c) for c in self.chairs]
 
         @app.get("/scheduling/sessions/{chair}", response_model=None)
@@ -282,11 +285,63 @@ async def test_a_refresh_the_console_could_not_answer_is_tried_again(one_chair: 
     assert floor.services.refused == ["s1", "s1"]
 
 
-async def test_after_the_live_stream_was_lost_the_page_reads_the_board_again(
+@asynccontextmanager
+async def stream_held(page: Page) -> AsyncIterator[asyncio.Event]:
+    """The page's next live stream reaches the console only once the yielded event is set
+    (a slow network, a page still loading its scripts)."""
+    gate = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await gate.wait()
+        await route.continue_()
+
+    await page.route("**/live*", hold)
+    try:
+        yield gate
+    finally:
+        gate.set()
+        await page.unroute("**/live*", hold)
+
+
+async def connected(page: Page, yes: bool = True) -> None:
+    live = "true" if yes else "false"
+    await expect(page.locator(f"body[data-live-connected='{live}']")).to_have_count(
+        1, timeout=TIMEOUT_MS
+    )
+
+
+async def test_a_change_made_while_the_page_loaded_is_shown_once_its_stream_opens(
     one_chair: Floor,
 ) -> None:
     floor = one_chair
-    floor.hub.close_all()  # the console ends every stream (a replica restarting, say)
-    floor.services.version["s1"] += 1  # and a reading arrives before the page is back
+    async with stream_held(floor.page) as stream:
+        await floor.page.reload()
+        await floor.shows_heart_rate("s1", 1)  # the page as rendered
+        floor.changed("s1")  # a reading arrives before the page's stream opened
+        stream.set()
+        await floor.shows_heart_rate("s1", 2)
+
+
+async def test_a_stream_that_was_down_is_sent_what_it_missed_without_reading_the_board(
+    one_chair: Floor,
+) -> None:
+    floor = one_chair
+    boards = floor.services.boards
+    async with stream_held(floor.page) as stream:
+        floor.hub.close_all()  # the stream ends (a lost network, say) ...
+        await connected(floor.page, False)
+        floor.changed("s1")  # ... and a reading arrives before it is back
+        stream.set()
+        await floor.shows_heart_rate("s1", 2)
+    await connected(floor.page)
+    assert floor.services.boards == boards  # the one card missed, not the whole board
+
+
+async def test_when_the_console_cannot_say_what_was_missed_the_page_reads_the_board_again(
+    one_chair: Floor,
+) -> None:
+    floor = one_chair
+    floor.hub.gap()  # the console's reader rejoined the topics: events may be lost ...
+    floor.services.version["s1"] += 1  # ... such as this reading's, never announced
     await floor.shows_heart_rate("s1", 2)
-    await expect(floor.page.locator("body[data-live-connected='true']")).to_have_count(1)
+    await connected(floor.page)

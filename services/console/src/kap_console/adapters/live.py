@@ -9,9 +9,14 @@ the next page load is authoritative. The feed lingers (CONSUMER_LINGER_MS, 250 m
 broker holds each fetch for that long unless a backlog fills it, so the feed takes what
 arrived meanwhile at once (`kap_shared.messaging.linger`).
 
-`LiveHub` hands each `LiveEvent` to the connected streams whose clinician works
-at the event's site; a stream too slow to keep up is closed and its page
-reconnects (then reloads what it shows).
+`LiveHub` numbers each `LiveEvent`, keeps the last 10,000 in memory and hands each to
+the connected streams whose clinician works at the event's site. A page opens its stream
+with the position it was rendered at, and a reconnecting one sends its last id: each is
+first given the events it missed (the ones that arrived while the page was loading, or
+while its stream was down or closed for lagging). When the hub cannot say what was
+missed (a position from another replica or from before a restart, older than what it
+keeps, or from before the feed rejoined the topics and may have missed events) the page
+is told to read everything it shows again.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import secrets
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 
 from kap_shared.http.streams import StreamQueue
 from kap_shared.logging import get_logger
@@ -30,7 +36,7 @@ from kap_shared.ops.kafka import client_kwargs
 from kap_shared.service.metrics import ServiceMetrics
 from kap_shared.settings import KafkaSettings
 
-from ..domain.live import LiveEvent, parse
+from ..domain.live import LiveEvent, Logged, ReplayLog, parse
 
 log = get_logger(__name__)
 
@@ -41,26 +47,56 @@ log = get_logger(__name__)
 STOP_TIMEOUT_SECONDS = 5.0
 
 
-class Subscription(StreamQueue[LiveEvent]):
-    """One browser's stream: the events of the sites its clinician works at."""
+class Subscription(StreamQueue[Logged]):
+    """One browser's stream: the events of the sites its clinician works at.
 
-    def __init__(self, sites: Iterable[str], size: int) -> None:
+    `resume_from` is the position its first message carries (the SSE id a reconnection
+    sends back); `resync` says the hub could not tell it what it missed, so the page must
+    read everything it shows again."""
+
+    def __init__(self, sites: Iterable[str], size: int, resume_from: str) -> None:
         super().__init__(size)
         self.sites = frozenset(sites)
+        self.resume_from = resume_from
+        self.resync = False
 
     def wants(self, event: LiveEvent) -> bool:
         return event.site_id in self.sites or "*" in self.sites
 
 
 class LiveHub:
-    def __init__(self, queue_size: int = 1000) -> None:
+    """Numbers each event (`ReplayLog`) and hands it to the streams that want it.
+
+    A page passes the position it was rendered at (or its stream's last id, when it
+    reconnects) and is first given what it missed since, or told to read everything
+    again when the hub cannot say."""
+
+    def __init__(self, queue_size: int = 1000, replay_size: int = 10_000) -> None:
         self._subscriptions: set[Subscription] = set()
         self._queue_size = queue_size
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._log = ReplayLog(epoch=secrets.token_hex(4), size=replay_size)
 
-    def subscribe(self, sites: Iterable[str]) -> Subscription:
+    @property
+    def position(self) -> str:
+        """Where a page rendered now resumes from: take it *before* reading the services."""
+        return self._log.position
+
+    def subscribe(self, sites: Iterable[str], since: str | None = None) -> Subscription:
         self._loop = asyncio.get_running_loop()
-        subscription = Subscription(sites, self._queue_size)
+        subscription = Subscription(sites, self._queue_size, self._log.position)
+        if since is not None:
+            logged = self._log.since(since)
+            missed = [m for m in logged or () if subscription.wants(m.event)]
+            # More than the stream's queue holds would close it at once, and its
+            # reconnection would ask for the same again: read everything instead.
+            if logged is None or len(missed) >= self._queue_size:
+                subscription.resync = True
+            else:
+                if missed:
+                    subscription.resume_from = since
+                for item in missed:
+                    subscription.offer(item)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -69,9 +105,16 @@ class LiveHub:
         subscription.close()
 
     def publish(self, event: LiveEvent) -> None:
+        logged = self._log.append(event)
         for subscription in list(self._subscriptions):
             if subscription.wants(event):
-                subscription.offer(event)
+                subscription.offer(logged)
+
+    def gap(self) -> None:
+        """The feed may have missed events (its reader rejoined the topics' partitions):
+        every open stream is closed, and its reconnection told to read everything."""
+        self._log.gap()
+        self.close_all()
 
     @property
     def listeners(self) -> int:
@@ -85,6 +128,20 @@ class LiveHub:
         """From a signal handler: end every stream on the event loop's thread."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.close_all)
+
+
+class _GapOnAssignment(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Partitions (re)assigned: the feed starts again from the latest offsets or its
+    last commit, so events in between may never reach the hub (`LiveHub.gap`)."""
+
+    def __init__(self, hub: LiveHub) -> None:
+        self._hub = hub
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        self._hub.gap()
 
 
 class LiveFeed:
@@ -139,7 +196,7 @@ class LiveFeed:
             # auto-create a topic that does not exist yet (with the wrong partition
             # count); a pattern only ever matches topics their producers created.
             pattern = "^(" + "|".join(re.escape(t) for t in self._topics) + ")$"
-            consumer.subscribe(pattern=pattern)
+            consumer.subscribe(pattern=pattern, listener=_GapOnAssignment(self._hub))
             try:
                 await consumer.start()
                 self._consumer = consumer

@@ -1,7 +1,8 @@
 """What the browser is told about an event: ids and codes only, never PHI.
 
-The console reads every topic but keeps nothing: each event becomes a small
-`LiveEvent` that tells a connected page which card or panel to fetch again.
+The console reads every topic but stores nothing: each event becomes a small
+`LiveEvent` that tells a connected page which card or panel to fetch again, and the
+last few thousand are kept in memory only (`ReplayLog`) for a page that connects late.
 Tolerant reader (tech notes G.6): only envelope fields and `data.session_id`,
 `data.severity` are read; an event type the console does not know still
 refreshes the patient's card, a malformed message is skipped.
@@ -10,6 +11,7 @@ refreshes the patient's card, a malformed message is skipped.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,3 +57,61 @@ def parse(topic: str, raw: bytes | None, headers: dict[str, str]) -> LiveEvent |
         severity=severity if isinstance(severity, str) else None,
         topic=topic,
     )
+
+
+@dataclass(frozen=True)
+class Logged:
+    """An event as the hub numbered it: `position` is the SSE id a page resumes from."""
+
+    position: str
+    event: LiveEvent
+
+
+class ReplayLog:
+    """The last `size` events of one console process, numbered, so that a page can be
+    told what it missed between being rendered and its stream opening, or while its
+    stream was down (`since`).
+
+    A position is `<epoch>.<number>`: the epoch names this process, so a position from
+    another replica, or from before a restart, is never taken for one of ours. Whatever
+    the log cannot vouch for (another epoch, events already evicted, a gap in what the
+    feed read, a position it cannot parse) is answered None: the page must read
+    everything it shows again (fail closed: a stale card must not pass for a current one).
+    """
+
+    def __init__(self, epoch: str, size: int) -> None:
+        self._epoch = epoch
+        self._events: deque[tuple[int, Logged]] = deque()
+        self._size = size
+        self._last = 0  # the number of the last event logged (or of the last gap)
+        self._base = 0  # every event numbered above this one is in the log
+
+    @property
+    def position(self) -> str:
+        """Where a page rendered now resumes from: everything after this is logged."""
+        return f"{self._epoch}.{self._last}"
+
+    def append(self, event: LiveEvent) -> Logged:
+        self._last += 1
+        logged = Logged(f"{self._epoch}.{self._last}", event)
+        self._events.append((self._last, logged))
+        if len(self._events) > self._size:
+            self._base, _ = self._events.popleft()
+        return logged
+
+    def gap(self) -> None:
+        """Events may have been missed here (the feed's reader rejoined its partitions):
+        no position taken before now can be answered any more."""
+        self._last += 1
+        self._base = self._last
+        self._events.clear()
+
+    def since(self, position: str) -> list[Logged] | None:
+        """The events after `position`, oldest first; None when the log cannot say."""
+        epoch, _, number = position.rpartition(".")
+        if epoch != self._epoch or not (number.isascii() and number.isdigit()):
+            return None
+        after = int(number)
+        if after < self._base or after > self._last:
+            return None
+        return [logged for n, logged in self._events if n > after]

@@ -21,7 +21,16 @@ from ..adapters.sessions import SignIn
 from ..handlers import actions, lists
 from ..handlers import floor as floor_handler
 from ..handlers import journey as journey_handler
-from .web import Api, Csrf, Session, ensure_site_page, redirect, render, settings_of
+from .web import (
+    Api,
+    Csrf,
+    LivePosition,
+    Session,
+    ensure_site_page,
+    redirect,
+    render,
+    settings_of,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -48,11 +57,16 @@ async def _board(
 
 @router.get("/floor/{site_id}", response_class=HTMLResponse)
 async def floor_page(
-    site_id: str, request: Request, sign_in: Session, api: Api, day: date | None = None
+    site_id: str,
+    request: Request,
+    sign_in: Session,
+    api: Api,
+    since: LivePosition,
+    day: date | None = None,
 ) -> Response:
     board = await _board(request, sign_in, api, site_id, day)
     return render(
-        request, "floor.html", sign_in, floor=board, site_id=site_id, page="floor", live=True
+        request, "floor.html", sign_in, floor=board, site_id=site_id, page="floor", live_since=since
     )
 
 
@@ -173,9 +187,9 @@ async def journey_page(patient_id: str, request: Request, sign_in: Session, api:
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-async def inbox_page(request: Request, sign_in: Session, api: Api) -> Response:
+async def inbox_page(request: Request, sign_in: Session, api: Api, since: LivePosition) -> Response:
     items = await lists.inbox(api)
-    return render(request, "inbox.html", sign_in, items=items, page="inbox", live=True)
+    return render(request, "inbox.html", sign_in, items=items, page="inbox", live_since=since)
 
 
 @router.get("/inbox/items", response_class=HTMLResponse)

@@ -15,6 +15,7 @@ from kap_shared.auth import Principal
 from kap_shared.events.enums import ConcomitantMedicationClass, Dissociation
 from kap_shared.events.envelope import utc_now
 
+from ..adapters.live import LiveHub
 from ..adapters.services import ServiceApi, Services
 from ..adapters.sessions import SessionStore, SignIn
 from ..config import ConsoleSettings
@@ -79,6 +80,17 @@ def api_for(sign_in: Session, request: Request) -> ServiceApi:
 
 
 Api = Annotated[ServiceApi, Depends(api_for)]
+
+
+def live_position(request: Request) -> str:
+    """The live hub's position as a page starts reading the services (a dependency runs
+    before the route's body): its stream opens from here, so an event that arrives while
+    the page is being read or loaded is sent to it rather than lost."""
+    hub: LiveHub = request.app.state.live_hub
+    return hub.position
+
+
+LivePosition = Annotated[str, Depends(live_position)]
 
 
 async def check_csrf(request: Request, sign_in: Session) -> None:

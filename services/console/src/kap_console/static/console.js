@@ -69,9 +69,9 @@
     setTimeout(function () { refresh(url, target); }, delay);
   }
 
-  // What the page shows, read again: after the live stream was lost, the changes made
-  // meanwhile were never announced (the stream has no replay; the page's state is the
-  // services' answer, not the events).
+  // What the page shows, read again: when the console cannot say which changes the page
+  // missed (its stream resumed on another replica, after a restart, or from further back
+  // than the console keeps), it sends "resync" instead of replaying them.
   function refreshAll() {
     var board = document.getElementById("board-wrap");
     if (board) { refresh(board.getAttribute("data-board-url"), "#board"); }
@@ -115,20 +115,22 @@
     }
   }
 
+  // The stream opens from the position the page was rendered at, so a change made while
+  // the page loaded is sent first; a reconnection resumes from the last message (the
+  // browser sends its id as Last-Event-ID) and is sent what it missed meanwhile.
   function connect() {
     var status = document.getElementById("live-status");
-    var source = new EventSource("/live");
-    var lost = false;
+    var since = document.body.getAttribute("data-live-since") || "";
+    var source = new EventSource("/live" + (since ? "?since=" + encodeURIComponent(since) : ""));
     source.addEventListener("open", function () {
       status.textContent = "Live updates on";
       document.body.setAttribute("data-live-connected", "true");
-      if (lost) { lost = false; refreshAll(); }
     });
     source.addEventListener("change", function (message) {
       try { onChange(JSON.parse(message.data)); } catch (e) { /* a malformed message changes nothing */ }
     });
+    source.addEventListener("resync", refreshAll);
     source.addEventListener("error", function () {
-      lost = true;
       status.textContent = "Live updates reconnecting";
       document.body.setAttribute("data-live-connected", "false");
     });
