@@ -57,7 +57,6 @@ from kap_monitoring.bootstrap import build
 from kap_monitoring.config import MonitoringSettings
 from kap_monitoring.domain.commands import RecordDose
 from kap_monitoring.domain.rules import MonitoringRules
-from kap_monitoring.entrypoints import vitals_codec
 from kap_monitoring.entrypoints.stream import HANDLERS
 from kap_monitoring.entrypoints.vitals_batch import VitalsBatchConsumer
 from kap_monitoring.handlers.commands import locked_session, record_dose
@@ -68,6 +67,7 @@ from kap_shared.events import (
     SessionScheduled,
     TreatmentPlanCreated,
     VitalsRecorded,
+    vitals_codec,
 )
 from kap_shared.events.enums import Agent, Phase, Role, Route
 from kap_shared.events.monitoring import VitalsRecordedData

@@ -4,6 +4,7 @@ written it, and the ingest use case behaves the same on both databases."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -31,6 +32,7 @@ from kap_monitoring.handlers.observations import (
 )
 from kap_monitoring.handlers.vitals import Incoming, VitalsIngest
 from kap_shared.db import create_engine, is_postgres, session_factory
+from kap_shared.events.monitoring import VITAL_METRICS, VitalsRecordedData
 from kap_shared.messaging import timers
 from kap_shared.messaging.consumer import EventConsumer
 from kap_shared.messaging.timers import ScheduledJob, TimerWorker
@@ -422,3 +424,13 @@ async def test_SPR_MON_1_a_batch_does_not_wait_for_a_reminder_being_fired(
             text("SELECT COUNT(*) FROM outbox_messages")
         )
         assert outbox.scalar_one() == 0  # no ObservationDue: the check was done
+
+
+def test_the_stored_reading_and_the_rules_reading_carry_the_contracts_metrics() -> None:
+    """One list of metrics (VITAL_METRICS): the readings table, the rules' Reading and
+    the store's column lists follow it, in its order."""
+    table = [c.name for c in readings_table.columns]
+    domain = [f.name for f in dataclasses.fields(Reading)]
+    for columns in (table, domain, list(store.INSERT_COLUMNS), list(store.READING_COLUMNS)):
+        assert [c for c in columns if c in VITAL_METRICS] == list(VITAL_METRICS)
+    assert set(VITAL_METRICS) <= set(VitalsRecordedData.model_fields)

@@ -21,8 +21,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kap_records.adapters.tables import Reading
-from kap_records.entrypoints.vitals_batch import ReadingsBatchConsumer
-from kap_records.handlers.projection import store_readings
+from kap_records.entrypoints.vitals_batch import ReadingsBatchConsumer, decode
+from kap_records.handlers.projection import reading_row, store_readings
 from kap_shared.db import create_engine, session_factory
 from kap_shared.events import VitalsRecorded, new_id
 from kap_shared.events.monitoring import READING_ID_MAX_LENGTH, VitalsRecordedData
@@ -103,6 +103,33 @@ def test_a_batch_is_filed_in_one_go_and_its_redelivery_adds_nothing(
     assert len(filed(db)) == 2
     stats = consumer.stats
     assert (stats.batches, stats.records, stats.stored, stats.duplicates) == (2, 4, 2, 2)
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        {"heart_rate": 80},
+        {"bp_systolic": 150, "bp_diastolic": 90, "spo2": 97, "symptoms": ["nausea"]},
+        {"sedation_moaas": 3, "dissociation": "moderate", "cadss_total": 41},
+    ],
+)
+def test_a_live_batchs_row_is_the_row_of_the_contract_model(metrics: dict[str, Any]) -> None:
+    """The live batches decode with the fast decoder (msgspec), a rebuild with the contract
+    model: the same record gives the same row, and its values are what the contract model
+    itself serializes (unset metrics left out)."""
+    event = reading(0, **metrics)
+    raw = event.to_json()
+    (fast,), dead, skipped = decode([FakeRecord(raw, headers=kafka_headers(event))])
+    assert (dead, skipped) == ([], 0)
+    assert not isinstance(fast, VitalsRecorded)  # the fast path took it
+    model = VitalsRecorded.model_validate_json(raw)
+
+    row = reading_row(fast)
+    assert row == reading_row(model)
+    assert set(row) == set(Reading.model_fields)
+    assert row["values"] == model.data.model_dump(
+        mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
+    )
 
 
 def test_another_event_type_is_skipped_and_a_bad_record_is_dead_lettered_alone(

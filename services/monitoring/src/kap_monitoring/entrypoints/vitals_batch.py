@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from kap_shared.events import vitals_codec
 from kap_shared.events.catalog import EVENT_TYPE_HEADER
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.logging import get_logger
@@ -48,7 +49,6 @@ from ..config import MonitoringSettings
 from ..domain.vitals import EPOCH, ONE_MICROSECOND, Reading
 from ..handlers.alerts import PRODUCER
 from ..handlers.vitals import Incoming, VitalsIngest
-from . import vitals_codec
 
 log = get_logger(__name__)
 

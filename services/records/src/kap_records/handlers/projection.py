@@ -10,6 +10,7 @@ event arrives.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -19,6 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kap_shared import events
 from kap_shared.events.enums import Agent, SessionStatus
 from kap_shared.events.envelope import scope_fields
+from kap_shared.events.monitoring import VitalsReading
+from kap_shared.events.vitals_codec import VitalsEvent
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.messaging.upserts import insert_on_conflict
@@ -78,16 +81,29 @@ async def _update(session: AsyncSession, table: type[SQLModel], key: str, **valu
         session.add(row)
 
 
-def reading_row(event: events.VitalsRecorded) -> dict[str, Any]:
-    """The `vitals_readings` row of a reading: what it measured, as sent."""
-    values = event.data.model_dump(
-        mode="json", exclude={"session_id", "reading_id", "recorded_at"}, exclude_none=True
-    )
+# What a reading measured (the contract's `VitalsReading`), kept as one JSON value; the
+# session, the reading's id and its time have columns of their own.
+MEASURED = tuple(VitalsReading.model_fields)
+
+
+def reading_row(event: VitalsEvent) -> dict[str, Any]:
+    """The `vitals_readings` row of a reading: what it measured, as sent (unset metrics
+    left out). Read by attribute, so the contract model (a rebuild) and the fast
+    decoder's struct (the live batches) give the same row without a dump of either."""
+    data = event.data
+    measured = {}
+    for name in MEASURED:
+        value = getattr(data, name)
+        if value is not None:
+            measured[name] = value.value if isinstance(value, Enum) else value
     return {
-        **carried(Reading, event),
+        **scope_fields(event),
         "event_id": str(event.event_id),
+        "session_id": data.session_id,
+        "reading_id": data.reading_id,
+        "recorded_at": data.recorded_at,
         "correlation_id": event.correlation_id,
-        "values": values,
+        "values": measured,
     }
 
 
@@ -98,7 +114,7 @@ async def _reading(event: events.VitalsRecorded, uow: UnitOfWork) -> None:
 _READINGS = Reading.__table__  # type: ignore[attr-defined]
 
 
-async def store_readings(uow: UnitOfWork, readings: Sequence[events.VitalsRecorded]) -> int:
+async def store_readings(uow: UnitOfWork, readings: Sequence[VitalsEvent]) -> int:
     """A batch of readings in one statement (the live consumer: `entrypoints.vitals_batch`;
     a rebuild, one at a time). A reading filed already is left as it is: the same event
     id (a redelivered batch) or the same `reading_id` (a re-sent reading, or one reused

@@ -4,7 +4,6 @@ the two cannot drift), and the model decides whatever the fast path leaves to it
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -16,14 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from kap_monitoring.adapters import store
-from kap_monitoring.adapters.tables import readings_table
-from kap_monitoring.domain.vitals import Reading as DomainReading
-from kap_monitoring.entrypoints import vitals_codec
-from kap_monitoring.entrypoints.vitals_codec import UnsupportedField, decode, decode_fast
-from kap_shared.events import VitalsRecorded
+from kap_shared.events import VitalsRecorded, vitals_codec
 from kap_shared.events.enums import Dissociation
 from kap_shared.events.monitoring import VITAL_METRICS, VitalsRecordedData
+from kap_shared.events.vitals_codec import UnsupportedField, decode, decode_fast
 
 CONTRACT = vitals_codec.ADAPTER
 
@@ -262,16 +257,6 @@ def test_a_type_the_generator_cannot_express_fails_the_generation(annotation: An
     )
     with pytest.raises(UnsupportedField, match=r"Widened\.value"):
         vitals_codec.struct_for(model)
-
-
-def test_the_stored_reading_and_the_rules_reading_carry_the_contracts_metrics() -> None:
-    """One list of metrics (VITAL_METRICS): the readings table, the rules' Reading and
-    the store's column lists follow it, in its order."""
-    table = [c.name for c in readings_table.columns]
-    domain = [f.name for f in dataclasses.fields(DomainReading)]
-    for columns in (table, domain, list(store.INSERT_COLUMNS), list(store.READING_COLUMNS)):
-        assert [c for c in columns if c in VITAL_METRICS] == list(VITAL_METRICS)
-    assert set(VITAL_METRICS) <= set(VitalsRecordedData.model_fields)
 
 
 @settings(max_examples=300)

@@ -9,7 +9,7 @@ module does not know fails the import (and the tests), never silently.
 The fast path is only ever a shortcut to "accepted":
 
 - msgspec runs strict (no "5" -> 5, no 5.0 -> 5): what it accepts, pydantic accepts
-  with the same values (tests/test_monitoring_vitals_codec.py, hypothesis);
+  with the same values (shared/tests/test_vitals_codec.py, hypothesis);
 - what it rejects goes to the pydantic model, which decides (its lax coercions
   included) and words the error a dead letter carries.
 """
@@ -169,6 +169,8 @@ class VitalsEvent(Protocol):
 
     @property
     def event_id(self) -> uuid.UUID: ...
+    @property
+    def correlation_id(self) -> str: ...
     @property
     def patient_id(self) -> str: ...
     @property
