@@ -64,6 +64,7 @@ def test_the_oldest_position_still_kept_is_replayed_and_the_one_before_is_not() 
         "e1.x",
         "e1.²",  # a digit to str.isdigit, not to int()
         "e1.-1",
+        "e1." + "9" * 5000,  # past int()'s limit on digits: refused, not an error
         "",
         "e1",
     ],

@@ -109,8 +109,11 @@ class ReplayLog:
     def since(self, position: str) -> list[Logged] | None:
         """The events after `position`, oldest first; None when the log cannot say."""
         epoch, _, number = position.rpartition(".")
+        # A page's own position, or an id from a client: bounded before int() reads it.
         if epoch != self._epoch or not (number.isascii() and number.isdigit()):
             return None
+        if len(number) > len(str(self._last)):
+            return None  # beyond any number this log has given
         after = int(number)
         if after < self._base or after > self._last:
             return None
