@@ -11,18 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from .db import ScopeColumns
-from .events.envelope import Envelope, scope_fields
+from .events.envelope import Scope, Scoped, scope_fields
 from .events.scheduling import SessionScheduled, TreatmentPlanCreated
 
-__all__ = ["BookedSessionColumns", "PlanColumns", "booked_session", "carried", "planned", "upsert"]
+__all__ = [
+    "BookedSessionColumns",
+    "Carrying",
+    "PlanColumns",
+    "booked_session",
+    "carried",
+    "column_value",
+    "planned",
+    "upsert",
+]
 
 Row = TypeVar("Row", bound=SQLModel)
+_SCOPE = Scope.__required_keys__  # what `scope_fields` gives: patient_id, site_id
 
 
 class PlanColumns(ScopeColumns):
@@ -58,14 +68,49 @@ def booked_session(event: SessionScheduled) -> dict[str, Any]:
     return carried(BookedSessionColumns, event)
 
 
-def carried(table: type[SQLModel], event: Envelope) -> dict[str, Any]:
+class Carrying(Scoped, Protocol):
+    """An event as `carried` reads it: a contract model (`Envelope`), or the msgspec
+    struct generated from one (`events.vitals_codec`, the vitals batches)."""
+
+    @property
+    def data(self) -> object: ...
+
+
+def carried(table: type[SQLModel], event: Carrying) -> dict[str, Any]:
     """The values of `table`'s columns that `event` carries: the subject (patient, site)
-    from the envelope, the rest from its data by name, a coded value as its code."""
-    values = {**event.data.model_dump(), **scope_fields(event)}
-    return {name: _stored(values[name]) for name in table.model_fields if name in values}
+    from the envelope, the rest from its data by name, a coded value as its code. Read by
+    attribute, column by column, never by dumping the whole data (a batch of thousands
+    of readings paid for that, bench/README.md round 20)."""
+    data = event.data
+    scoped, named = _columns(table, type(data))
+    scope = scope_fields(event)
+    row: dict[str, Any] = {name: scope[name] for name in scoped}  # type: ignore[literal-required]
+    for name in named:
+        row[name] = column_value(getattr(data, name))
+    return row
 
 
-def _stored(value: Any) -> Any:
+# (table, data type) -> its columns from the scope and from the data (`_columns`).
+_COLUMNS: dict[tuple[type[SQLModel], type], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _columns(table: type[SQLModel], kind: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`table`'s columns taken from an event's scope, and those its data of type `kind`
+    (a contract model, or a msgspec struct generated from one) carries by name; found
+    once per pair."""
+    found = _COLUMNS.get((table, kind))
+    if found is None:
+        struct_fields: tuple[str, ...] | None = getattr(kind, "__struct_fields__", None)
+        fields = struct_fields if struct_fields is not None else kind.model_fields  # type: ignore[attr-defined]
+        columns = tuple(table.model_fields)
+        scoped = tuple(name for name in columns if name in _SCOPE)
+        named = tuple(name for name in columns if name not in _SCOPE and name in fields)
+        found = _COLUMNS[(table, kind)] = (scoped, named)
+    return found
+
+
+def column_value(value: Any) -> Any:
+    """An event's value as a column keeps it: a coded value as its code."""
     return value.value if isinstance(value, Enum) else value
 
 

@@ -10,7 +10,6 @@ event arrives.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import inspect as sa_inspect
@@ -25,7 +24,7 @@ from kap_shared.events.vitals_codec import VitalsEvent
 from kap_shared.logging import get_logger
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.messaging.upserts import insert_on_conflict
-from kap_shared.projections import carried
+from kap_shared.projections import carried, column_value
 from kap_shared.rules import SiteRules
 
 from ..adapters.tables import Entry, PlanFact, PmfForm, Reading, SessionFact
@@ -91,17 +90,12 @@ def reading_row(event: VitalsEvent) -> dict[str, Any]:
     left out). Read by attribute, so the contract model (a rebuild) and the fast
     decoder's struct (the live batches) give the same row without a dump of either."""
     data = event.data
-    measured = {}
-    for name in MEASURED:
-        value = getattr(data, name)
-        if value is not None:
-            measured[name] = value.value if isinstance(value, Enum) else value
+    measured = {
+        name: column_value(value) for name in MEASURED if (value := getattr(data, name)) is not None
+    }
     return {
-        **scope_fields(event),
+        **carried(Reading, event),
         "event_id": str(event.event_id),
-        "session_id": data.session_id,
-        "reading_id": data.reading_id,
-        "recorded_at": data.recorded_at,
         "correlation_id": event.correlation_id,
         "values": measured,
     }
