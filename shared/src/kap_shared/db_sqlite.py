@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
-from .db_sqlite_checkpoint import Checkpointer
+from .db_sqlite_checkpoint import WAL_FILE_LIMIT_BYTES, Checkpointer
 from .db_sqlite_cursor import inline_connect_args, use_inline_statements
 
 # How long a writer waits for the lock (and SQLite for another process's), seconds.
@@ -190,8 +190,8 @@ def configure_sqlite(engine: AsyncEngine, writers: WriterQueue | None = None) ->
         cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         if queue.checkpointer is not None:  # checkpoints off the event loop
             cursor.execute("PRAGMA wal_autocheckpoint=0")
-            # a WAL that starts over is truncated: its size is what waits for a checkpoint
-            cursor.execute("PRAGMA journal_size_limit=0")
+            # a WAL that starts over is overwritten, not cut (the checkpointer's docstring)
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_FILE_LIMIT_BYTES}")
         cursor.close()
 
     queue.install(engine)

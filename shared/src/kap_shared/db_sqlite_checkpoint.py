@@ -12,36 +12,46 @@ writers (it copies what it can; the next one copies the rest), and SQLite lets w
 append to the WAL while it runs. The last connection to close still checkpoints, as
 SQLite always does.
 
-A checkpoint waits until the WAL holds `WAL_BYTES` (about SQLite's own 1,000 pages): once
-a checkpoint has copied the whole WAL, the next commit starts the WAL over and SQLite
-syncs the new WAL header in that commit, on the event loop. Checkpointing every second
-made that a sync in most commits at a clinic's rate (bench/README.md, HTTP round 8); by
-size it comes once per ~4 MiB written. The loop's connections truncate the WAL file when
-it starts over (`journal_size_limit=0`), so its size on disk is what is waiting to be
-copied, read with one `stat` after a commit.
+A checkpoint waits until the WAL holds `WAL_BYTES` not yet copied (about SQLite's own
+1,000 pages): once a checkpoint has copied the whole WAL, the next commit starts the WAL
+over and SQLite syncs the new WAL header in that commit, on the event loop.
+Checkpointing every second made that a sync in most commits at a clinic's rate
+(bench/README.md, HTTP round 8); by size it comes once per ~4 MiB written.
+
+That commit no longer cuts the WAL file: `journal_size_limit` is `WAL_FILE_LIMIT_BYTES`,
+far above what the WAL reaches, so SQLite overwrites it from the start instead of
+truncating it (strace: an `fdatasync` of the header, and no `ftruncate`). Under the
+alert benchmark's load, cutting ~24 MiB held the writers 18-25 ms in a TRUNCATE
+checkpoint with nothing left to copy, and a commit that cut it on the event loop took
+156 ms (bench/README.md, round 22). The file's size therefore
+no longer says what is waiting to be copied; that is read from SQLite's wal-index
+(`wal_index`).
 
 Under a steady stream of writes (a vitals batch every ~30 ms) a PASSIVE checkpoint never
 finds a moment without a writer: commits during it leave frames uncopied, the WAL never
 starts over, and it grew to 765 MB beside a 29 MB database in a two-minute run of the
 alert benchmark (bench/README.md, round 10), every page lookup searching a longer
 WAL index. Past `WAL_MAX_BYTES` the checkpoint therefore ends *between* this process's
-writers, in two passes. The first, like any other, copies what it finds while writers
-go on appending. The second takes their queue's lock (`kap_shared.db_sqlite`), so
-nobody appends while it copies what they appended during the first and truncates the
-WAL file, and the next commit starts the WAL over. Writers wait in the event loop for
-that short second pass only, never in SQLite's busy handler. (One pass under the lock,
-copying the whole WAL, paused every writer 17-64 ms once a second under the alert
-benchmark's load: every vitals batch slower than 25 ms had waited for it.
-bench/README.md, round 13.)
+writers. Passes without any lock first copy what they find while writers go on
+appending, each what was appended during the one before, until less than
+`WAL_LEFT_BYTES` is left (at most `UNLOCKED_PASSES` of them: writers may append faster
+than a pass copies). A last pass then takes their queue's lock (`kap_shared.db_sqlite`),
+so nobody appends while it copies that remainder, and the next commit starts the WAL over.
+Writers wait in the event loop for that short last pass only, never in SQLite's busy
+handler. (One pass under the lock, copying the whole WAL, paused every writer 17-64 ms
+once a second under the alert benchmark's load, bench/README.md, round 13; one pass
+before the lock and a TRUNCATE under it still paused them 18-100 ms, round 22: the
+monitoring batches behind the alert benchmark's p99.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
+import struct
 import time
 from contextlib import closing
+from dataclasses import dataclass
 
 import structlog
 
@@ -50,6 +60,51 @@ log = structlog.get_logger(__name__)
 INTERVAL_SECONDS = 1.0
 WAL_BYTES = 4 * 1024 * 1024
 WAL_MAX_BYTES = 4 * WAL_BYTES
+# Past WAL_MAX_BYTES: passes without the lock while more than this is left to copy
+# (a pass copies it in a few milliseconds), at most UNLOCKED_PASSES of them.
+WAL_LEFT_BYTES = 512 * 1024
+UNLOCKED_PASSES = 4
+# The WAL file is cut back to this when it starts over (PRAGMA journal_size_limit):
+# well above what it reaches between checkpoints, so it is normally never cut.
+WAL_FILE_LIMIT_BYTES = 4 * WAL_MAX_BYTES
+
+# Each WAL frame is a page and its 24-byte header.
+_FRAME_HEADER = 24
+# The wal-index (the `-shm` file), in the machine's byte order
+# (https://www.sqlite.org/walformat.html, "The WAL-Index Header" and the checkpoint
+# information after its two copies): the page size, the WAL's frames (mxFrame), and
+# how many of them are copied into the database (nBackfill).
+_PAGE_SIZE = struct.Struct("=H")
+_FRAMES = struct.Struct("=I")
+_PAGE_SIZE_AT, _FRAMES_AT, _COPIED_AT = 14, 16, 96
+
+
+@dataclass(frozen=True, slots=True)
+class WalIndex:
+    """How much the WAL holds since it last started over, and how much of it is still to
+    be copied into the database, in bytes."""
+
+    length: int = 0
+    waiting: int = 0
+
+
+def wal_index(shm_path: str) -> WalIndex:
+    """Read from the wal-index; an empty one when there is none (no WAL yet). A
+    concurrent commit may move the numbers while they are read: they are an estimate
+    for deciding when to checkpoint, never used for correctness."""
+    try:
+        with open(shm_path, "rb") as shm:
+            header = shm.read(_COPIED_AT + _FRAMES.size)
+    except OSError:
+        return WalIndex()
+    if len(header) < _COPIED_AT + _FRAMES.size:
+        return WalIndex()
+    (page_size,) = _PAGE_SIZE.unpack_from(header, _PAGE_SIZE_AT)
+    page_size = 65_536 if page_size == 1 else page_size  # how 64 KiB fits in 16 bits
+    (frames,) = _FRAMES.unpack_from(header, _FRAMES_AT)
+    (copied,) = _FRAMES.unpack_from(header, _COPIED_AT)
+    frame = page_size + _FRAME_HEADER
+    return WalIndex(length=frames * frame, waiting=max(frames - copied, 0) * frame)
 
 
 def checkpoint(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[int, int, int]:
@@ -69,7 +124,9 @@ class Checkpointer:
         self.interval = INTERVAL_SECONDS
         self.wal_bytes = WAL_BYTES
         self.wal_max_bytes = WAL_MAX_BYTES
-        self._wal = f"{database}-wal"
+        self.wal_left_bytes = WAL_LEFT_BYTES
+        self.unlocked_passes = UNLOCKED_PASSES
+        self._shm = f"{database}-shm"
         self._last = time.monotonic()
         self._running = False
         self._task: asyncio.Task[tuple[int, int, int]] | None = None  # kept while it runs
@@ -80,8 +137,8 @@ class Checkpointer:
         now = time.monotonic()
         if self._running or now - self._last < self.interval:
             return
-        size = self._wal_size()
-        if size < self.wal_bytes:
+        wal = wal_index(self._shm)
+        if wal.waiting < self.wal_bytes:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -89,7 +146,7 @@ class Checkpointer:
             return  # a synchronous caller (a CLI): SQLite's own rules apply at close
         self._running, self._last = True, now
         future: asyncio.Future[tuple[int, int, int]]
-        if writers is not None and size >= self.wal_max_bytes:
+        if writers is not None and wal.length >= self.wal_max_bytes:
             future = self._task = loop.create_task(self._between(writers))
         else:
             future = loop.run_in_executor(None, checkpoint, self.database, self.timeout)
@@ -97,21 +154,16 @@ class Checkpointer:
 
     async def _between(self, writers: asyncio.Lock) -> tuple[int, int, int]:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
+        for _ in range(self.unlocked_passes):
+            await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
+            if wal_index(self._shm).waiting < self.wal_left_bytes:
+                break
         async with writers:
-            # TRUNCATE also cuts the WAL file to nothing, here on the worker thread; left
-            # to the commit that starts the WAL over, that took 7-9 ms for ~23 MiB on the
-            # event loop, every coroutine waiting. No busy handler: a reader of this
-            # process may be a transaction waiting for the writer lock held here. A
-            # reader makes it stop (busy) after what it could copy; a later checkpoint
-            # or the commit that starts the WAL over finishes the job, as before.
-            return await loop.run_in_executor(None, checkpoint, self.database, 0, "TRUNCATE")
-
-    def _wal_size(self) -> int:
-        try:
-            return os.stat(self._wal).st_size
-        except OSError:  # no WAL file (yet): nothing to copy
-            return 0
+            # RESTART copies the rest and makes sure the next writer starts the WAL over.
+            # No busy handler: a reader of this process may be a transaction waiting for
+            # the writer lock held here. A reader still on an older snapshot makes it stop
+            # (busy) after what it could copy; a later checkpoint finishes the job.
+            return await loop.run_in_executor(None, checkpoint, self.database, 0, "RESTART")
 
     @property
     def running(self) -> bool:
