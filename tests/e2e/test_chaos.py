@@ -1,9 +1,10 @@
 """Crash anywhere, lose nothing (issue 9, section 6), as a seeded test that stays.
 
-Patients go through intake (referral, screening, consent) while a random service
-is SIGKILLed and restarted every few seconds (at once: the next kill may hit it while it
-starts, but a service killed while starting is then let come up before its next kill) and
-the broker is stopped and restarted once. The client retries every request whose response
+Patients go through intake (referral, screening, consent) while a service is SIGKILLed
+and restarted every few seconds (intake on every other kill, another at random between;
+restarted at once: the next kill may hit it while it starts, but a service killed while
+starting is then let come up before its next kill) and the broker is stopped and
+restarted once. The client retries every request whose response
 it did not get with the SAME Idempotency-Key. Afterwards:
 
 * every acknowledged request has exactly its event (one PatientReferred,
@@ -155,9 +156,11 @@ class Chaos:
             if outage_at.is_set() and self.outage is None:
                 await self.broker_outage()
                 continue
-            # Intake half of the time (the client's requests die with it), else another.
+            # Intake on every other kill, first (the client's requests die with it), another
+            # service at random between: a coin per kill left intake unkilled in 1 of 256
+            # runs (seed 760271: eight others first, and the run ended at eight kills).
             others = [s for s in SERVICES if s != "intake"]
-            name = "intake" if self.rng.random() < 0.5 else self.rng.choice(others)
+            name = "intake" if sum(self.kills.values()) % 2 == 0 else self.rng.choice(others)
             service = self.world.platform[name]
             if name in self.killed_while_starting:
                 # Once killed before it was ready, it comes up before its next kill: killed
