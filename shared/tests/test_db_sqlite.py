@@ -6,6 +6,7 @@ at once with "database is locked"."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import sqlite3
 import threading
@@ -204,6 +205,50 @@ async def test_an_autocommit_connection_sets_and_resets_its_isolation_level_inli
         await conn.execute(text("INSERT INTO t VALUES (8)"))
         await conn.rollback()
     assert await _count(engine) == 1
+
+
+class Heard:
+    """An observer of a writer queue and its checkpoints, as a service's metrics are
+    (`kap_sqlite_writer_wait_seconds`, `kap_sqlite_checkpoint_seconds`)."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.passes: list[tuple[str, float]] = []
+
+    def writer_waited(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+    def checkpoint_pass(self, kind: str, seconds: float) -> None:
+        self.passes.append((kind, seconds))
+
+
+async def test_observers_hear_how_long_each_writer_waited_for_the_lock(
+    engine: AsyncEngine,
+) -> None:
+    """Each writing transaction tells how long it waited for the writer lock: the first
+    at once, the second for as long as the first held it. Observers are held weakly (a
+    service's metrics go with the service)."""
+    queue = writer_queue_of(engine)
+    heard = Heard()
+    queue.watch(heard)
+    holding = 0.3
+
+    async def second() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t VALUES (2)"))
+
+    async with engine.begin() as first:
+        await first.execute(text("INSERT INTO t VALUES (1)"))
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(holding)  # the first holds the lock this long
+    await asyncio.wait_for(waiting, GUARD_SECONDS)
+    [first_wait, second_wait] = heard.waits
+    assert first_wait < holding / 2 <= second_wait
+    assert await _count(engine) == 2
+
+    del heard
+    gc.collect()
+    assert not queue.observers
 
 
 async def test_engines_on_one_file_share_the_writer_queue(tmp_path: Path) -> None:
@@ -448,6 +493,8 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
     passes = _held_open(monkeypatch, 3)
     engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
     write = _blob_writer(engine)
+    heard = Heard()
+    checkpointer.observers.add(heard)
 
     try:
         await _blob_table(engine)
@@ -468,6 +515,11 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         passes[1][1].set()
         await asyncio.wait_for(writer, GUARD_SECONDS)
         await _checkpoints_done(ran, checkpointer)
+        # what the service's metrics are told: the locked pass lasted at least the
+        # half-second it was held open, and the writer waited for most of it
+        assert [kind for kind, _ in heard.passes] == ["unlocked", "locked"]
+        assert heard.passes[1][1] >= 0.5
+        assert max(heard.waits) >= 0.4
         [(_, first), (_, last)] = ran
         assert [passes[0][2], passes[1][2]] == [["PASSIVE"], ["RESTART"]]
         assert first[0] == last[0] == 0  # never blocked
@@ -484,6 +536,7 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         await _checkpoints_done(ran, checkpointer)
         assert len(ran) == 3
         assert passes[2][2] == ["PASSIVE"]
+        assert heard.passes[2][0] == "passive"
     finally:
         for _, resume, _ in passes:
             resume.set()

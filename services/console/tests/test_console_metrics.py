@@ -43,3 +43,5 @@ def test_metrics_count_pages_by_route_and_each_service_call() -> None:
     assert pages[(("method", "GET"), ("route", "/floor/{site_id}"), ("status", "503"))] == 1.0
     assert pages[(("method", "GET"), ("route", "/floor/{site_id}"), ("status", "403"))] == 1.0
     assert samples(response.text, "kap_console_live_listeners") == {(): 0.0}
+    # its sign-in sessions are on SQLite here: the sign-in waited for the writer lock
+    assert samples(response.text, "kap_sqlite_writer_wait_seconds_count")[()] >= 1

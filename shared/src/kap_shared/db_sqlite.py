@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import await_, in_greenlet
 
-from .db_sqlite_checkpoint import WAL_FILE_LIMIT_BYTES, Checkpointer
+from .db_sqlite_checkpoint import WAL_FILE_LIMIT_BYTES, Checkpointer, Observers, SqliteObserver
 from .db_sqlite_cursor import inline_connect_args, use_inline_statements
 
 # How long a writer waits for the lock (and SQLite for another process's), seconds.
@@ -64,6 +65,10 @@ class WriterQueue:
         self.timeout = timeout
         # with one, WAL checkpoints run on a worker thread (kap_shared.db_sqlite_checkpoint)
         self.checkpointer = checkpointer
+        # told how long writers waited, and each checkpoint pass (the same set)
+        self.observers: Observers = (
+            checkpointer.observers if checkpointer is not None else weakref.WeakSet()
+        )
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -82,13 +87,23 @@ class WriterQueue:
         except RuntimeError:
             return None
 
+    def watch(self, observer: SqliteObserver) -> None:
+        """Tell `observer` (held weakly) how long writers wait and checkpoints take."""
+        self.observers.add(observer)
+
     async def _acquire(self, lock: asyncio.Lock) -> None:
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 await lock.acquire()
         except TimeoutError:
             # What SQLite itself says when its busy timeout runs out.
             raise sqlite3.OperationalError("database is locked") from None
+        finally:
+            if self.observers:
+                waited = time.perf_counter() - started
+                for observer in self.observers:
+                    observer.writer_waited(waited)
 
     def before_write(self, info: dict[Any, Any], statement: str) -> None:
         """Take the lock before a connection's first writing statement (in the
@@ -117,6 +132,7 @@ class WriterQueue:
 
     def install(self, engine: AsyncEngine) -> None:
         sync_engine = engine.sync_engine
+        _INSTALLED[sync_engine] = self
         dialect = sync_engine.dialect
         commit, rollback = dialect.do_commit, dialect.do_rollback
 
@@ -155,10 +171,16 @@ class WriterQueue:
 
 # One writer queue per database file in this process (see the module's docstring).
 _QUEUES: weakref.WeakValueDictionary[str, WriterQueue] = weakref.WeakValueDictionary()
+# The queue each configured engine uses (a private one for `:memory:`, or one given).
+_INSTALLED: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
 
 
 def writer_queue_of(engine: AsyncEngine) -> WriterQueue:
-    """The writer queue of the engine's database file, shared by its engines."""
+    """The writer queue of the engine's database file, shared by its engines (the one
+    it was configured with, once it is)."""
+    installed = _INSTALLED.get(engine.sync_engine)
+    if installed is not None:
+        return installed
     database = engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return WriterQueue()  # private to the connection (or a URI: not worth resolving)

@@ -50,8 +50,10 @@ import asyncio
 import sqlite3
 import struct
 import time
+import weakref
 from contextlib import closing
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -77,6 +79,22 @@ _FRAME_HEADER = 24
 _PAGE_SIZE = struct.Struct("=H")
 _FRAMES = struct.Struct("=I")
 _PAGE_SIZE_AT, _FRAMES_AT, _COPIED_AT = 14, 16, 96
+
+
+class SqliteObserver(Protocol):
+    """Told how long this process's writers waited for the writer lock and how long each
+    checkpoint pass took (a service's metrics, `kap_shared.service.metrics`)."""
+
+    def writer_waited(self, seconds: float) -> None: ...
+
+    def checkpoint_pass(self, kind: str, seconds: float) -> None: ...
+
+
+# Observers of one database file, held weakly: a service's metrics go with the service.
+Observers = weakref.WeakSet[SqliteObserver]
+# The kinds of checkpoint pass: below the WAL's maximum, one without any lock; past
+# it, passes without the lock, then the last one holding the writers (what they wait for).
+PASSIVE, UNLOCKED, LOCKED = "passive", "unlocked", "locked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +136,10 @@ def checkpoint(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[in
 class Checkpointer:
     """The checkpoints of one database file."""
 
-    def __init__(self, database: str, timeout: float) -> None:
+    def __init__(self, database: str, timeout: float, observers: Observers | None = None) -> None:
         self.database = database
         self.timeout = timeout
+        self.observers: Observers = weakref.WeakSet() if observers is None else observers
         self.interval = INTERVAL_SECONDS
         self.wal_bytes = WAL_BYTES
         self.wal_max_bytes = WAL_MAX_BYTES
@@ -130,6 +149,10 @@ class Checkpointer:
         self._last = time.monotonic()
         self._running = False
         self._task: asyncio.Task[tuple[int, int, int]] | None = None  # kept while it runs
+
+    def wal(self) -> WalIndex:
+        """What the WAL holds now, and what of it is still to be copied."""
+        return wal_index(self._shm)
 
     def after_commit(self, writers: asyncio.Lock | None = None) -> None:
         """Called after each commit on the event loop: start a checkpoint when one is due;
@@ -145,31 +168,41 @@ class Checkpointer:
         except RuntimeError:
             return  # a synchronous caller (a CLI): SQLite's own rules apply at close
         self._running, self._last = True, now
-        future: asyncio.Future[tuple[int, int, int]]
         if writers is not None and wal.length >= self.wal_max_bytes:
-            future = self._task = loop.create_task(self._between(writers))
+            self._task = loop.create_task(self._between(writers))
         else:
-            future = loop.run_in_executor(None, checkpoint, self.database, self.timeout)
-        future.add_done_callback(self._done)
+            self._task = loop.create_task(self._pass(PASSIVE, self.timeout))
+        self._task.add_done_callback(self._done)
 
     async def _between(self, writers: asyncio.Lock) -> tuple[int, int, int]:
-        loop = asyncio.get_running_loop()
         for _ in range(self.unlocked_passes):
-            await loop.run_in_executor(None, checkpoint, self.database, self.timeout)
-            if wal_index(self._shm).waiting < self.wal_left_bytes:
+            await self._pass(UNLOCKED, self.timeout)
+            if self.wal().waiting < self.wal_left_bytes:
                 break
         async with writers:
             # RESTART copies the rest and makes sure the next writer starts the WAL over.
             # No busy handler: a reader of this process may be a transaction waiting for
             # the writer lock held here. A reader still on an older snapshot makes it stop
             # (busy) after what it could copy; a later checkpoint finishes the job.
-            return await loop.run_in_executor(None, checkpoint, self.database, 0, "RESTART")
+            return await self._pass(LOCKED, 0, "RESTART")
+
+    async def _pass(self, kind: str, timeout: float, mode: str = "PASSIVE") -> tuple[int, int, int]:
+        """One pass on a worker thread, its duration told to the observers."""
+        started = time.perf_counter()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, checkpoint, self.database, timeout, mode
+            )
+        finally:
+            seconds = time.perf_counter() - started
+            for observer in self.observers:
+                observer.checkpoint_pass(kind, seconds)
 
     @property
     def running(self) -> bool:
         return self._running
 
-    def _done(self, future: asyncio.Future[tuple[int, int, int]]) -> None:
+    def _done(self, future: asyncio.Task[tuple[int, int, int]]) -> None:
         self._running, self._task = False, None
         if not future.cancelled() and future.exception() is not None:
             # the WAL only grows until the next one succeeds; no data is at stake

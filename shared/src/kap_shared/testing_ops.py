@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -125,6 +126,20 @@ class OperationalEndpoints:
 
     def test_docs_render(self, client: TestClient) -> None:
         assert openapi_paths(client)
+
+    def test_metrics_say_how_long_sqlite_writers_waited(self, client: TestClient) -> None:
+        """On SQLite (the tests' database): each writing transaction's wait for the
+        process's writer lock (start-up creates the tables: some soon), what the WAL holds
+        that is not yet copied, and the checkpoint passes (none yet at this size)."""
+        for _ in range(100):  # poll: the schema is created in the background
+            text = metrics_text(client)
+            if (metric_value(text, "kap_sqlite_writer_wait_seconds_count") or 0) >= 1:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no SQLite writer wait was counted")
+        assert (metric_value(text, "kap_sqlite_wal_uncopied_bytes") or 0) > 0
+        assert "# TYPE kap_sqlite_checkpoint_seconds histogram" in text
 
     def test_openapi_documents_every_error_status_with_the_error_schema(
         self, client: TestClient

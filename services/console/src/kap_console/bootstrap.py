@@ -126,6 +126,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
     app.state.live_feed = feed
     app.state.metrics = metrics
     engine = create_engine(settings.resolved_database_url)
+    metrics.watch_database(engine)
     app.state.sessions = SessionStore(session_factory(engine), settings.session_ttl_seconds)
     app.state.oidc = _oidc(settings)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -75,6 +75,7 @@ class ServiceRuntime:
 
     def __post_init__(self) -> None:
         self.engine = create_engine(self.settings.resolved_database_url)
+        self.metrics.watch_database(self.engine)
         self.sessions = session_factory(self.engine)
         self.broker: KafkaBroker = create_broker(
             self.settings.kafka,
