@@ -11,7 +11,8 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import closing
+from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -475,6 +476,38 @@ async def _until_copied(passes: list[HeldPass], number: int) -> None:
     pytest.fail(f"checkpoint pass {number} never ran")
 
 
+@dataclass
+class HeldRun:
+    """An engine whose next checkpoint passes are held open (`_held_passes`)."""
+
+    ran: Ran
+    passes: list[HeldPass]
+    engine: AsyncEngine
+    wal: Path
+    checkpointer: db_sqlite_checkpoint.Checkpointer
+    write: Callable[[int], Coroutine[Any, Any, None]]
+
+
+@asynccontextmanager
+async def _held_passes(
+    database: Path, monkeypatch: pytest.MonkeyPatch, threshold: int, count: int
+) -> AsyncIterator[HeldRun]:
+    """A blob table on an engine as the services configure it, a checkpoint once the WAL
+    holds `threshold`, its maximum twice that, and the next `count` passes held open
+    until the test lets them go (all of them on the way out, whatever happened)."""
+    ran = _record_checkpoints(monkeypatch, threshold)
+    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_MAX_BYTES", 2 * threshold)
+    passes = _held_open(monkeypatch, count)
+    engine, wal, checkpointer = _checkpointed(database)
+    try:
+        await _blob_table(engine)
+        yield HeldRun(ran, passes, engine, wal, checkpointer, _blob_writer(engine))
+    finally:
+        for _, resume, _ in passes:
+            resume.set()
+        await engine.dispose()
+
+
 async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_and_starts_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -488,16 +521,10 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
     20-60 ms a second: bench/README.md, round 13.) Below the maximum writers never wait
     for a checkpoint."""
     threshold = 64 * 1024
-    ran = _record_checkpoints(monkeypatch, threshold)
-    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_MAX_BYTES", 2 * threshold)
-    passes = _held_open(monkeypatch, 3)
-    engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
-    write = _blob_writer(engine)
-    heard = Heard()
-    checkpointer.observers.add(heard)
-
-    try:
-        await _blob_table(engine)
+    async with _held_passes(tmp_path / "w.db", monkeypatch, threshold, 3) as held:
+        ran, passes, engine, wal, write = held.ran, held.passes, held.engine, held.wal, held.write
+        heard = Heard()
+        held.checkpointer.observers.add(heard)
         await write(3 * threshold)  # past the maximum
         await _until_copied(passes, 0)
         # The first pass holds no lock: a writer appends meanwhile.
@@ -514,7 +541,7 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         assert not done
         passes[1][1].set()
         await asyncio.wait_for(writer, GUARD_SECONDS)
-        await _checkpoints_done(ran, checkpointer)
+        await _checkpoints_done(ran, held.checkpointer)
         # what the service's metrics are told: the locked pass lasted at least the
         # half-second it was held open, and the writer waited for most of it
         assert [kind for kind, _ in heard.passes] == ["unlocked", "locked"]
@@ -533,14 +560,10 @@ async def test_past_its_maximum_the_wal_is_copied_then_finished_between_writers_
         await _until_copied(passes, 2)
         await asyncio.wait_for(write(16), GUARD_SECONDS)  # no wait for that checkpoint
         passes[2][1].set()
-        await _checkpoints_done(ran, checkpointer)
+        await _checkpoints_done(ran, held.checkpointer)
         assert len(ran) == 3
         assert passes[2][2] == ["PASSIVE"]
         assert heard.passes[2][0] == "passive"
-    finally:
-        for _, resume, _ in passes:
-            resume.set()
-        await engine.dispose()
 
 
 async def test_writers_go_on_while_more_than_a_little_is_left_to_copy(
@@ -552,16 +575,10 @@ async def test_writers_go_on_while_more_than_a_little_is_left_to_copy(
     monitoring batches behind the alert benchmark's p99 18-100 ms: bench/README.md,
     round 22.) The passes without the lock are bounded, writers may outrun them."""
     threshold = 64 * 1024
-    ran = _record_checkpoints(monkeypatch, threshold)
-    monkeypatch.setattr(db_sqlite_checkpoint, "WAL_MAX_BYTES", 2 * threshold)
     monkeypatch.setattr(db_sqlite_checkpoint, "WAL_LEFT_BYTES", threshold)
     monkeypatch.setattr(db_sqlite_checkpoint, "UNLOCKED_PASSES", 2)
-    passes = _held_open(monkeypatch, 3)
-    engine, wal, checkpointer = _checkpointed(tmp_path / "w.db")
-    write = _blob_writer(engine)
-
-    try:
-        await _blob_table(engine)
+    async with _held_passes(tmp_path / "w.db", monkeypatch, threshold, 3) as held:
+        ran, passes, engine, wal, write = held.ran, held.passes, held.engine, held.wal, held.write
         await write(3 * threshold)  # past the maximum
         await _until_copied(passes, 0)
         await asyncio.wait_for(write(threshold), GUARD_SECONDS)  # the limit: not a little
@@ -577,15 +594,11 @@ async def test_writers_go_on_while_more_than_a_little_is_left_to_copy(
         assert not done  # the third pass holds the writers
         passes[2][1].set()
         await asyncio.wait_for(writer, GUARD_SECONDS)
-        await _checkpoints_done(ran, checkpointer)
+        await _checkpoints_done(ran, held.checkpointer)
         assert [modes for _, _, modes in passes] == [["PASSIVE"], ["PASSIVE"], ["RESTART"]]
         assert all(busy == 0 and copied == frames for _, (busy, frames, copied) in ran)
         assert 0 < _index(wal).length < threshold  # and the WAL started over
         assert await _count(engine) == 4
-    finally:
-        for _, resume, _ in passes:
-            resume.set()
-        await engine.dispose()
 
 
 async def test_a_reader_stops_the_last_pass_after_its_copy_instead_of_holding_writers(

@@ -136,10 +136,10 @@ def checkpoint(database: str, timeout: float, mode: str = "PASSIVE") -> tuple[in
 class Checkpointer:
     """The checkpoints of one database file."""
 
-    def __init__(self, database: str, timeout: float, observers: Observers | None = None) -> None:
+    def __init__(self, database: str, timeout: float) -> None:
         self.database = database
         self.timeout = timeout
-        self.observers: Observers = weakref.WeakSet() if observers is None else observers
+        self.observers: Observers = weakref.WeakSet()
         self.interval = INTERVAL_SECONDS
         self.wal_bytes = WAL_BYTES
         self.wal_max_bytes = WAL_MAX_BYTES
