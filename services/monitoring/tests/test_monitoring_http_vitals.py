@@ -355,13 +355,14 @@ def test_a_reading_reads_its_session_once_under_the_lock(
     client: TestClient, mon: Monitoring, open_session: Callable[..., str]
 ) -> None:
     """The 404/403/409 checks use the row the ingest locks and loads: no unlocked read
-    of the session before it (one statement fewer a POST)."""
+    of the session before it, and no read after it either (the lock's UPDATE hands the
+    row back: two statements fewer a POST than a read, a lock and a locked read)."""
     open_session()
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "monitored_sessions" in statement:
-            statements.append(statement.split()[0])
+            statements.append(" ".join(statement.split()))
 
     engine = client.app.state.runtime.engine.sync_engine  # type: ignore[attr-defined]
     sa_event.listen(engine, "before_cursor_execute", record)
@@ -369,5 +370,6 @@ def test_a_reading_reads_its_session_once_under_the_lock(
         mon.ok_vitals(heart_rate=80)
     finally:
         sa_event.remove(engine, "before_cursor_execute", record)
-    assert statements[:2] == ["UPDATE", "SELECT"], statements
-    assert statements.count("SELECT") == 1, statements
+    assert statements[0].startswith("UPDATE monitored_sessions SET version"), statements
+    assert " RETURNING " in statements[0], statements
+    assert not [s for s in statements if s.startswith("SELECT")], statements

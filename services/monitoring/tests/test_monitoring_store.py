@@ -272,14 +272,16 @@ async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate
     """Another writer (an HTTP request, another process) may store one of the batch's
     readings just before the batch takes the sessions' lock: the batch's insert must
     find it, so it is a duplicate, not a second row or a conflict."""
-    lock = store.lock_sessions
+    lock = store.lock_and_load_sessions
 
-    async def another_writer_first(session: AsyncSession, session_ids: Any) -> None:
+    async def another_writer_first(
+        session: AsyncSession, session_ids: Any
+    ) -> dict[str, store.SessionRow]:
         async with sessions() as other, other.begin():
             await store.insert_readings(other, [incoming("r-raced", NOW, heart_rate=80)], NOW)
-        await lock(session, session_ids)
+        return await lock(session, session_ids)
 
-    monkeypatch.setattr(store, "lock_sessions", another_writer_first)
+    monkeypatch.setattr(store, "lock_and_load_sessions", another_writer_first)
     ingest = VitalsIngest(SiteRules(MonitoringRules()))
     batch = [incoming("r-raced", NOW, heart_rate=80), incoming("r-new", NOW, heart_rate=81)]
     async with UnitOfWork(sessions) as uow:
@@ -288,6 +290,41 @@ async def test_a_reading_stored_by_another_writer_before_the_lock_is_a_duplicate
     assert [i.reading.reading_id for i in result.stored] == ["r-new"]
     assert [i.reading.reading_id for i in result.duplicates] == ["r-raced"]
     assert await _reading_ids(sessions) == ["r-new", "r-raced"]
+
+
+async def test_the_lock_reads_the_sessions_it_locks_in_one_statement_fewer(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Each batch and HTTP reading locks its sessions and reads them: the lock hands the
+    rows back (SQLite: one UPDATE ... RETURNING; PostgreSQL: the ordered SELECT ... FOR
+    UPDATE, then the UPDATE), the same rows a separate read finds, versions bumped once."""
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    async def versions() -> list[int]:
+        async with sessions() as session:
+            found = await session.exec(  # type: ignore[call-overload]
+                text("SELECT version FROM monitored_sessions ORDER BY session_id")
+            )
+            return list(found.scalars())
+
+    before = await versions()
+    engine = sessions.kw["bind"].sync_engine
+    async with sessions() as session, session.begin():
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            locked = await store.lock_and_load_sessions(session, ["ses-unknown", "ses-1"])
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        read = await store.load_sessions(session, ["ses-1", "ses-unknown"])
+    assert list(locked) == ["ses-1"]
+    assert locked == read
+    assert locked["ses-1"].status == "checked_in"
+    assert await versions() == [v + 1 for v in before]
+    assert len(statements) == (2 if engine.dialect.name == "postgresql" else 1)
+    assert statements[-1].startswith("UPDATE monitored_sessions SET version = version + 1")
 
 
 async def test_a_batch_of_new_readings_reads_nothing_to_find_repeats(

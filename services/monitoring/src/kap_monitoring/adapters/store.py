@@ -1,8 +1,9 @@
 """Set-based database operations for the vitals hot path (Core statements, not
 the ORM: one statement per batch instead of one object per reading).
 
-Every use case that changes a session first *locks* it with `lock_sessions`: an
-UPDATE that bumps its version. On PostgreSQL that takes the row locks; on SQLite
+Every use case that changes a session first *locks* it with `lock_sessions` (or
+`lock_and_load_sessions`, which reads it in the same statement): an UPDATE that bumps
+its version. On PostgreSQL that takes the row locks; on SQLite
 it takes the database's write lock before anything is read (SQLite's driver only
 opens the transaction at the first write, so a read-then-write would otherwise
 race). Either way two writers never interleave on one session, whichever path
@@ -42,27 +43,49 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 async def lock_sessions(session: AsyncSession, session_ids: Iterable[str]) -> None:
-    ids = sorted(set(session_ids))  # a fixed order: no lock-order deadlocks
+    await _lock(session, sorted(set(session_ids)), returning=False)
+
+
+async def lock_and_load_sessions(
+    session: AsyncSession, session_ids: Iterable[str]
+) -> dict[str, SessionRow]:
+    """`lock_sessions` and `load_sessions` in one statement fewer: the lock itself hands
+    back the rows (SQLite: the UPDATE's RETURNING; PostgreSQL: the ordered SELECT ...
+    FOR UPDATE). Each batch and each HTTP reading runs it."""
+    sqlite = (await session.connection()).dialect.name == "sqlite"
+    rows = await _lock(session, sorted(set(session_ids)), returning=True)
+    return {row.session_id: row for row in (_session_row(values, sqlite) for values in rows)}
+
+
+async def _lock(
+    session: AsyncSession, ids: Sequence[str], *, returning: bool
+) -> list[Sequence[Any]]:
+    """Bump the sessions' versions (`ids` sorted: no lock-order deadlocks); with
+    `returning`, the rows' SESSION_ROW_COLUMNS as the lock read them."""
     connection = await session.connection()
     paramstyle = connection.dialect.paramstyle
     postgres = connection.dialect.name == "postgresql"
+    table = MonitoredSession.__tablename__
+    read = ", ".join(SESSION_ROW_COLUMNS) if returning else "session_id"
+    rows: list[Sequence[Any]] = []
     for part in chunks(ids):
+        where = f"WHERE session_id IN ({_placeholders(paramstyle, len(part))})"
         if postgres:
             # An UPDATE ... IN (...) locks rows in its scan's (physical) order, not the
             # list's: two instances whose batches share sessions (a rebalance hands a
             # partition over mid-batch) deadlocked in bench/vitals_throughput.py
             # --scale 1,2. Rows locked in key order first never form a cycle.
-            await connection.exec_driver_sql(
-                f"SELECT session_id FROM {MonitoredSession.__tablename__} "  # noqa: S608
-                f"WHERE session_id IN ({_placeholders(paramstyle, len(part))}) "
-                "ORDER BY session_id FOR UPDATE",
+            locked = await connection.exec_driver_sql(
+                f"SELECT {read} FROM {table} {where} ORDER BY session_id FOR UPDATE",  # noqa: S608
                 tuple(part),
             )
-        statement = (
-            f"UPDATE {MonitoredSession.__tablename__} SET version = version + 1 "  # noqa: S608
-            f"WHERE session_id IN ({_placeholders(paramstyle, len(part))})"
-        )
-        await connection.exec_driver_sql(statement, tuple(part))
+            rows.extend(locked)
+        bump = f"UPDATE {table} SET version = version + 1 {where}"  # noqa: S608 - fixed names
+        if returning and not postgres:
+            rows.extend(await connection.exec_driver_sql(f"{bump} RETURNING {read}", tuple(part)))
+        else:
+            await connection.exec_driver_sql(bump, tuple(part))
+    return rows if returning else []
 
 
 @dataclass(slots=True)
@@ -100,23 +123,26 @@ SESSION_ROW_COLUMNS = (
 
 async def load_sessions(session: AsyncSession, session_ids: Iterable[str]) -> dict[str, SessionRow]:
     sqlite = (await session.connection()).dialect.name == "sqlite"
-    found: dict[str, SessionRow] = {}
     columns = ", ".join(SESSION_ROW_COLUMNS)
     table = MonitoredSession.__tablename__
     query = f"SELECT {columns} FROM {table} WHERE session_id"  # noqa: S608 - fixed names
-    for values in await _select_in(session, query, sorted(set(session_ids))):
-        row = SessionRow(*list(values))
-        row.predose_decision_pending = bool(row.predose_decision_pending)
-        row.bp_check_done = bool(row.bp_check_done)
-        if sqlite:  # the driver hands back SQLite's storage types
-            if row.first_dose_at is not None:
-                row.first_dose_at = _sqlite_parse(row.first_dose_at)
-            if isinstance(row.rule_state, str):
-                row.rule_state = decode_json(row.rule_state)
-        elif row.first_dose_at is not None:
-            row.first_dose_at = as_utc(row.first_dose_at)
-        found[row.session_id] = row
-    return found
+    rows = await _select_in(session, query, sorted(set(session_ids)))
+    return {row.session_id: row for row in (_session_row(values, sqlite) for values in rows)}
+
+
+def _session_row(values: Sequence[Any], sqlite: bool) -> SessionRow:
+    """A SessionRow from SESSION_ROW_COLUMNS' values as the driver hands them back."""
+    row = SessionRow(*values)
+    row.predose_decision_pending = bool(row.predose_decision_pending)
+    row.bp_check_done = bool(row.bp_check_done)
+    if sqlite:  # the driver hands back SQLite's storage types
+        if row.first_dose_at is not None:
+            row.first_dose_at = _sqlite_parse(row.first_dose_at)
+        if isinstance(row.rule_state, str):
+            row.rule_state = decode_json(row.rule_state)
+    elif row.first_dose_at is not None:
+        row.first_dose_at = as_utc(row.first_dose_at)
+    return row
 
 
 async def _select_in(

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import BindParameter, Connection, Row, Select, Table, bindparam
+from sqlalchemy import ColumnElement, Connection, Row, Select, Table, bindparam
 from sqlalchemy import select as select_rows
 from sqlmodel import SQLModel, col
 
@@ -285,16 +285,6 @@ def _columns(table: type[SQLModel], view: type[BaseModel], renamed: dict[str, st
     return [columns[renamed.get(name, name)].label(name) for name in view.model_fields]
 
 
-def _view_rows(
-    table: type[SQLModel], view: type[BaseModel], renamed: dict[str, str] | None = None
-) -> Select[Any]:
-    """A Core select of `view`'s columns of the rows of a set of sessions (`:ids`).
-    Rows, not ORM entities: the view is built from them at once, so the identity map,
-    instance state and row loading would be pure cost (the ORM was ~40 % of a GET)."""
-    columns = _table(table).c
-    return select_rows(*_columns(table, view, renamed or {})).where(columns.session_id.in_(_IDS))
-
-
 # Sessions as Core rows of the table's columns, read by attribute as the table model
 # would be (`commands.facts_of`), without the ORM's identity map, instance state and
 # loading (`Session.get` was a third of a GET's handler). Statements built once:
@@ -312,32 +302,56 @@ _SITE_DAY = (
 # What SessionView leaves out of the session's columns.
 _NOT_SHOWN = frozenset({"rule_state", "version", "updated_at"})
 
-# The related rows of a set of sessions (`:ids`).
-_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _DOSE_COLUMNS = {"dosing_ended_at": "ends_at", "dosing_ended_source": "ends_at_source"}
-_DOSES = _view_rows(Dose, DoseView, _DOSE_COLUMNS).order_by(col(Dose.administered_at))
-_DECISIONS = _view_rows(PredoseDecision, DecisionView).order_by(col(PredoseDecision.decided_at))
-_OPEN_CONCERNS = (
-    _view_rows(SafetyConcern, ConcernView)
-    .where(col(SafetyConcern.status) == OPEN)
-    .order_by(col(SafetyConcern.raised_at))
-)
-# Newest first: the first of each session is its latest assessment. Whole rows: the
-# discharge criteria read the table model (`commands.facts_of`).
-_ASSESSMENTS: Select[Any] = (
-    select_rows(*_table(StabilityAssessment).c)
-    .where(col(StabilityAssessment.session_id).in_(_IDS))
-    .order_by(col(StabilityAssessment.assessed_at).desc())
-)
+SessionMatch = Callable[[ColumnElement[str]], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class _RelatedReads:
+    """The four reads of the rows related to the sessions a `SessionMatch` picks, each a
+    Core select of its view's columns. Rows, not ORM entities: the view is built from
+    them at once, so the identity map, instance state and row loading would be pure
+    cost (the ORM was ~40 % of a GET)."""
+
+    doses: Select[Any]
+    decisions: Select[Any]
+    concerns: Select[Any]
+    assessments: Select[Any]  # newest first, whole rows: `commands.facts_of` reads them
+
+    @classmethod
+    def of(cls, matches: SessionMatch) -> _RelatedReads:
+        def rows(
+            table: type[SQLModel], view: type[BaseModel], renamed: dict[str, str] | None = None
+        ) -> Select[Any]:
+            columns = _columns(table, view, renamed or {})
+            return select_rows(*columns).where(matches(_table(table).c.session_id))
+
+        return cls(
+            doses=rows(Dose, DoseView, _DOSE_COLUMNS).order_by(col(Dose.administered_at)),
+            decisions=rows(PredoseDecision, DecisionView).order_by(col(PredoseDecision.decided_at)),
+            concerns=rows(SafetyConcern, ConcernView)
+            .where(col(SafetyConcern.status) == OPEN)
+            .order_by(col(SafetyConcern.raised_at)),
+            assessments=select_rows(*_table(StabilityAssessment).c)
+            .where(matches(_table(StabilityAssessment).c.session_id))
+            .order_by(col(StabilityAssessment.assessed_at).desc()),
+        )
+
+
+# A site's day reads a set of sessions (`:ids`); a GET reads one (`:session_id`), in a
+# plain comparison: an expanding IN is rendered anew on every execution.
+_OF_SESSIONS = _RelatedReads.of(lambda session_id: session_id.in_(bindparam("ids", expanding=True)))
+_OF_SESSION = _RelatedReads.of(lambda session_id: session_id == bindparam("session_id"))
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
 def _by_session(
-    connection: Connection, statement: Select[Any], ids: dict[str, list[str]], model: type[Model]
+    connection: Connection, statement: Select[Any], params: dict[str, Any], model: type[Model]
 ) -> dict[str, list[Model]]:
     """The statement's rows as `model`s, grouped by their session, in the rows' order."""
     grouped: dict[str, list[Model]] = defaultdict(list)
-    for found in connection.execute(statement, ids).mappings():
+    for found in connection.execute(statement, params).mappings():
         grouped[found["session_id"]].append(model.model_validate(found))
     return grouped
 
@@ -352,14 +366,14 @@ class _Related:
     assessments: dict[str, list[StabilityAssessment]]  # newest first
 
 
-def _read_related(connection: Connection, ids: dict[str, list[str]]) -> _Related:
+def _read_related(connection: Connection, reads: _RelatedReads, params: dict[str, Any]) -> _Related:
     """The four reads in one call of `AsyncConnection.run_sync`: awaited one by one,
     each cost a greenlet of its own and a pass through SQLAlchemy's async proxies."""
     return _Related(
-        _by_session(connection, _DOSES, ids, DoseView),
-        _by_session(connection, _DECISIONS, ids, DecisionView),
-        _by_session(connection, _OPEN_CONCERNS, ids, ConcernView),
-        _by_session(connection, _ASSESSMENTS, ids, StabilityAssessment),
+        _by_session(connection, reads.doses, params, DoseView),
+        _by_session(connection, reads.decisions, params, DecisionView),
+        _by_session(connection, reads.concerns, params, ConcernView),
+        _by_session(connection, reads.assessments, params, StabilityAssessment),
     )
 
 
@@ -379,10 +393,13 @@ async def _views(
     """The views of several sessions, each related table read once for all of them."""
     if not rows:
         return []
-    ids = {"ids": [row.session_id for row in rows]}
+    ids = [row.session_id for row in rows]
     connection = await uow.session.connection()
-    related = await connection.run_sync(_read_related, ids)
-    alerts = _by_session_alerts(await store.open_alerts(uow.session, ids["ids"]))
+    if len(ids) == 1:
+        related = await connection.run_sync(_read_related, _OF_SESSION, {"session_id": ids[0]})
+    else:
+        related = await connection.run_sync(_read_related, _OF_SESSIONS, {"ids": ids})
+    alerts = _by_session_alerts(await store.open_alerts(uow.session, ids))
     return [
         _view(
             row,

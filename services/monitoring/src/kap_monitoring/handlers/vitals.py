@@ -159,8 +159,7 @@ class VitalsIngest:
             return result
         db = uow.session
         session_ids = {item.session_id for item in fresh}
-        await store.lock_sessions(db, session_ids)
-        sessions = await store.load_sessions(db, session_ids)
+        sessions = await store.lock_and_load_sessions(db, session_ids)
         if admit is not None:
             admit(sessions)
         by_session, refused = _admissible(fresh, sessions)
