@@ -72,6 +72,7 @@ GOAL_P99_MS = 25.0
 PY_SPY_VERSION = "0.4.3"  # run through uvx: not a dependency of the workspace
 MAX_IN_FLIGHT = 100  # the client's connections; beyond, a due request is not sent
 NOT_SENT = -2  # status recorded for a request not sent (MAX_IN_FLIGHT reached)
+PER_REQUEST_KINDS = ("post_vitals", "get_session")
 
 
 def log(message: str) -> None:
@@ -236,7 +237,10 @@ def summarize(
 
 
 async def per_request_cost(
-    count: int, profile_dir: Path | None, gap: float = 0.0
+    count: int,
+    profile_dir: Path | None,
+    gap: float = 0.0,
+    kinds: tuple[str, ...] = PER_REQUEST_KINDS,
 ) -> dict[str, Any]:
     """CPU per request of each kind, one request at a time through the ASGI app in this
     process (no Kafka: the broker is unreachable, the outbox waits): the cost of the
@@ -245,7 +249,9 @@ async def per_request_cost(
     event loop's. With `profile_dir`, a cProfile of the main thread per kind. With `gap`,
     the process idles that many seconds between requests, as at a clinic's rate: the
     wall time of each request is then that of a process woken from idle (its CPU time
-    includes whatever ran during the gaps)."""
+    includes whatever ran during the gaps). `kinds`: which requests to time (under
+    callgrind, one kind at a time: the difference between two counts is that kind's
+    instructions a request)."""
     from kap_monitoring.bootstrap import build
     from kap_monitoring.config import MonitoringSettings
     from kap_monitoring.entrypoints.stream import HANDLERS
@@ -288,7 +294,9 @@ async def per_request_cost(
             async def get(n: int) -> httpx.Response:
                 return await client.get(f"/sessions/{sessions[n % len(sessions)]}")
 
-            for kind, call in (("post_vitals", post), ("get_session", get)):
+            calls = {"post_vitals": post, "get_session": get}
+            for kind in kinds:
+                call = calls[kind]
                 for n in range(20):  # warm-up: caches, compiled statements
                     await call(n)
                 profiler = cProfile.Profile() if profile_dir else None
@@ -671,6 +679,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="with --per-request: seconds idle between requests (a clinic's rate)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PER_REQUEST_KINDS,
+        help="with --per-request: time this kind only (repeatable; default both)",
+    )
     parser.add_argument("--generate", help=argparse.SUPPRESS)  # the load generator process
     args = parser.parse_args(argv)
     if args.generate:
@@ -701,12 +715,13 @@ def main(argv: list[str] | None = None) -> int:
 def record_per_request(args: argparse.Namespace) -> int:
     profile_dir = Path(tempfile.mkdtemp(prefix="kap-bench-http-prof-")) if args.profile else None
     load_before = [round(x, 2) for x in os.getloadavg()]
-    cost = asyncio.run(per_request_cost(args.per_request, profile_dir, args.gap))
+    kinds = tuple(args.only) if args.only else PER_REQUEST_KINDS
+    cost = asyncio.run(per_request_cost(args.per_request, profile_dir, args.gap, kinds))
     cost["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     cost["load_average"] = {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]}
     print(json.dumps(cost, indent=2))
     if profile_dir:
-        for kind in ("post_vitals", "get_session"):
+        for kind in kinds:
             print(f"== {kind}: main thread, by own time")
             pstats.Stats(str(profile_dir / f"{kind}.prof")).sort_stats("tottime").print_stats(25)
     if not args.no_write and args.output.exists():

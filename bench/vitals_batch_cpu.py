@@ -43,8 +43,7 @@ from kap_shared.settings import KafkaSettings
 
 STEPS = (
     "existing_readings",
-    "lock_sessions",
-    "load_sessions",
+    "lock_and_load_sessions",
     "open_alerts",
     "insert_readings",
     "save_session_states",
