@@ -3,11 +3,11 @@ the ORM: one statement per batch instead of one object per reading).
 
 Every use case that changes a session first *locks* it with `lock_sessions` (or
 `lock_and_load_sessions`, which reads it in the same statement): an UPDATE that bumps
-its version. On PostgreSQL that takes the row locks; on SQLite
-it takes the database's write lock before anything is read (SQLite's driver only
-opens the transaction at the first write, so a read-then-write would otherwise
-race). Either way two writers never interleave on one session, whichever path
-(HTTP, topic batch, event handler, timer) they come from.
+its version. On PostgreSQL that takes the row locks; on SQLite it takes the database's
+write lock before anything is read (SQLite's driver only opens the transaction at the
+first write, so a read-then-write would otherwise race). Either way two writers never
+interleave on one session, whichever path (HTTP, topic batch, event handler, timer) they
+come from.
 """
 
 from __future__ import annotations
