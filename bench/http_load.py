@@ -4,6 +4,12 @@ at a fixed request rate, from a second process, against monitoring as a real pro
     uv run python bench/http_load.py                     # the recorded run: 200 req/s, 60 s
     uv run python bench/http_load.py --seconds 20 --profile --no-write   # where the time goes
 
+Instructions a request, which the machine's load does not move (round 24): run one kind
+under callgrind with 20 and with 220 requests; the difference / 200 is that kind's.
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python \
+        bench/http_load.py --per-request 220 --only get_session --no-write
+
 What one run does:
 1. starts Kafka from the Maven jars and monitoring alone as an OS process (uvicorn,
    SQLite, kap_local.platform; with --profile under cProfile);
