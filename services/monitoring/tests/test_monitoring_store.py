@@ -40,7 +40,7 @@ from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.migrations import migrations_dir, upgrade
 from kap_shared.rules import SiteRules
 
-from .conftest import checked_in, scheduled
+from .conftest import PATIENT, SITE, checked_in, scheduled
 
 
 @pytest.fixture
@@ -164,7 +164,7 @@ async def test_ingest_and_session_state_on_both_databases(
         await uow.commit()
     assert (len(again.duplicates), len(again.stored), again.raised) == (3, 1, [])
     async with sessions() as session:
-        [row] = (await store.load_sessions(session, ["ses-1", "ses-unknown"])).values()
+        [row] = (await store.lock_and_load_sessions(session, ["ses-1", "ses-unknown"])).values()
         assert (row.status, row.predose_decision_pending, row.bp_check_done) == (
             "checked_in",
             False,
@@ -297,7 +297,13 @@ async def test_the_lock_reads_the_sessions_it_locks_in_one_statement_fewer(
 ) -> None:
     """Each batch and HTTP reading locks its sessions and reads them: the lock hands the
     rows back (SQLite: one UPDATE ... RETURNING; PostgreSQL: the ordered SELECT ... FOR
-    UPDATE, then the UPDATE), the same rows a separate read finds, versions bumped once."""
+    UPDATE, then the UPDATE) as the rules read them (booleans, an aware first dose, the
+    rule state decoded), versions bumped once, unknown ids absent."""
+    first_dose = NOW - timedelta(minutes=12)
+    async with sessions() as session, session.begin():
+        await session.exec(  # type: ignore[call-overload]
+            text("UPDATE monitored_sessions SET first_dose_at = :at"), params={"at": first_dose}
+        )
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -318,10 +324,15 @@ async def test_the_lock_reads_the_sessions_it_locks_in_one_statement_fewer(
             locked = await store.lock_and_load_sessions(session, ["ses-unknown", "ses-1"])
         finally:
             event.remove(engine, "before_cursor_execute", seen)
-        read = await store.load_sessions(session, ["ses-1", "ses-unknown"])
     assert list(locked) == ["ses-1"]
-    assert locked == read
-    assert locked["ses-1"].status == "checked_in"
+    row = locked["ses-1"]
+    assert (row.session_id, row.patient_id, row.site_id) == ("ses-1", PATIENT, SITE)
+    assert (row.phase, row.status) == ("dosing", "checked_in")
+    assert (row.predose_decision_pending, row.bp_check_done) == (False, False)
+    assert type(row.bp_check_done) is bool
+    assert row.first_dose_at == first_dose
+    assert row.first_dose_at.tzinfo is not None
+    assert isinstance(row.rule_state, dict)
     assert await versions() == [v + 1 for v in before]
     assert len(statements) == (2 if engine.dialect.name == "postgresql" else 1)
     assert statements[-1].startswith("UPDATE monitored_sessions SET version = version + 1")
@@ -409,7 +420,7 @@ async def test_SPR_MON_1_a_batch_cancels_the_check_timers_of_its_sessions_only(
         await uow.commit()
     assert len(result.stored) == 1
     async with sessions() as session:
-        [row] = (await store.load_sessions(session, ["ses-1"])).values()
+        [row] = (await store.lock_and_load_sessions(session, ["ses-1"])).values()
         assert row.bp_check_done
         statuses = {job.key: job.status for job in await session.exec(select(ScheduledJob))}
     assert statuses == {
@@ -450,7 +461,7 @@ async def test_SPR_MON_1_a_batch_does_not_wait_for_a_reminder_being_fired(
             await uow.commit()
     assert [i.reading.reading_id for i in result.stored] == ["bp-40"]
     async with sessions() as session:
-        [row] = (await store.load_sessions(session, ["ses-1"])).values()
+        [row] = (await store.lock_and_load_sessions(session, ["ses-1"])).values()
         assert row.bp_check_done
         assert await timers.pending_job(session, overdue_key("ses-1")) is None
         assert await timers.pending_job(session, reminder_key("ses-1")) is not None

@@ -49,9 +49,10 @@ async def lock_sessions(session: AsyncSession, session_ids: Iterable[str]) -> No
 async def lock_and_load_sessions(
     session: AsyncSession, session_ids: Iterable[str]
 ) -> dict[str, SessionRow]:
-    """`lock_sessions` and `load_sessions` in one statement fewer: the lock itself hands
-    back the rows (SQLite: the UPDATE's RETURNING; PostgreSQL: the ordered SELECT ...
-    FOR UPDATE). Each batch and each HTTP reading runs it."""
+    """`lock_sessions` that also reads the locked rows, in the lock's own statement
+    (SQLite: the UPDATE's RETURNING; PostgreSQL: the ordered SELECT ... FOR UPDATE):
+    the sessions a batch or an HTTP reading works on, as `SessionRow`s by id (unknown
+    ids absent)."""
     sqlite = (await session.connection()).dialect.name == "sqlite"
     rows = await _lock(session, sorted(set(session_ids)), returning=True)
     return {row.session_id: row for row in (_session_row(values, sqlite) for values in rows)}
@@ -119,15 +120,6 @@ SESSION_ROW_COLUMNS = (
     "bp_check_done",
     "rule_state",
 )
-
-
-async def load_sessions(session: AsyncSession, session_ids: Iterable[str]) -> dict[str, SessionRow]:
-    sqlite = (await session.connection()).dialect.name == "sqlite"
-    columns = ", ".join(SESSION_ROW_COLUMNS)
-    table = MonitoredSession.__tablename__
-    query = f"SELECT {columns} FROM {table} WHERE session_id"  # noqa: S608 - fixed names
-    rows = await _select_in(session, query, sorted(set(session_ids)))
-    return {row.session_id: row for row in (_session_row(values, sqlite) for values in rows)}
 
 
 def _session_row(values: Sequence[Any], sqlite: bool) -> SessionRow:
