@@ -50,6 +50,7 @@ lint: deps ## ruff (lint and format check), strict mypy and the import layering 
 	$(UV) run ruff format --check .
 	$(UV) run mypy shared/src deploy/local/src $(foreach s,$(SERVICES),services/$(s)/src)
 	$(UV) run mypy shared/tests deploy/local/tests tests $(foreach s,$(SERVICES),services/$(s)/tests)
+	$(UV) run mypy bench
 
 .PHONY: test
 test: lint kafka-jars k8s-tools ## The whole suite: lint, unit tests, real-Kafka integration and end-to-end tests

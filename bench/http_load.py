@@ -10,13 +10,21 @@ under callgrind with 20 and with 220 requests; the difference / 200 is that kind
     valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python \
         bench/http_load.py --per-request 220 --only get_session --no-write
 
+`--only floor_get_session` (and `floor_post_vitals`) counts the same requests to the
+floor's app (step 3 below) through the same in-process client: the framework's share.
+
 What one run does:
 1. starts Kafka from the Maven jars and monitoring alone as an OS process (uvicorn,
    SQLite, kap_local.platform; with --profile under cProfile);
 2. opens dosing sessions as scheduling would announce them (TreatmentPlanCreated,
    SessionScheduled, SessionCheckedIn on kap.scheduling.events.v1) and gives each its
    first dose over HTTP, so every reading runs the in-session rules;
-3. a load generator in a SECOND process alternates a new reading (POST, a fresh
+3. the floor first (unless --no-floor): bench/http_floor.py, FastAPI alone on the
+   services' uvicorn settings, answering the same requests with monitoring's own
+   answers, as its own process under the same load as step 4, so the report sets
+   monitoring beside what the framework costs on this machine in this hour
+   (`floor`, `against_floor`);
+4. a load generator in a SECOND process alternates a new reading (POST, a fresh
    reading_id, as a nurse charting) and a session read (GET) over the sessions, open
    loop (request n is due at start + n / rate whether or not earlier ones have
    answered), after a warm-up. By default vegeta (Go, bench/http_vegeta.py: a small
@@ -24,11 +32,11 @@ What one run does:
    those never sent by the end are errors); `--generator python` is asyncio + httpx
    (a due request beyond 100 in flight is not sent: an error). The JSON says which
    ran and what CPU it used;
-4. latency is measured from each request's due time to its response (so queueing in
+5. latency is measured from each request's due time to its response (so queueing in
    the generator counts too) and, separately, from its actual send; p50/p90/p99/max
    per endpoint, errors (any status other than 201/200, or no answer) and the rate
    achieved; monitoring's CPU over the measured window and the load average;
-5. writes bench/results/http_load.json.
+6. writes bench/results/http_load.json.
 
 Not a test: numbers depend on the machine and its load, which are recorded with them.
 """
@@ -49,7 +57,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,6 +77,7 @@ from http_vegeta import (
 from benchlib import announced_im_session, cpu_model, first_dose, running_cpu_seconds
 from kap_local.kafka import LocalKafka, ensure_jars, kafka_version
 from kap_local.platform import Platform, ServiceProcess
+from kap_local.processes import free_port
 from kap_shared.auth import mint_token
 from kap_shared.events import topics
 
@@ -78,7 +88,8 @@ GOAL_P99_MS = 25.0
 PY_SPY_VERSION = "0.4.3"  # run through uvx: not a dependency of the workspace
 MAX_IN_FLIGHT = 100  # the client's connections; beyond, a due request is not sent
 NOT_SENT = -2  # status recorded for a request not sent (MAX_IN_FLIGHT reached)
-PER_REQUEST_KINDS = ("post_vitals", "get_session")
+# The floor's kinds: the same requests to bench/http_floor.py's app (FastAPI alone).
+PER_REQUEST_KINDS = ("post_vitals", "get_session", "floor_post_vitals", "floor_get_session")
 
 
 def log(message: str) -> None:
@@ -257,10 +268,14 @@ async def per_request_cost(
     wall time of each request is then that of a process woken from idle (its CPU time
     includes whatever ran during the gaps). `kinds`: which requests to time (under
     callgrind, one kind at a time: the difference between two counts is that kind's
-    instructions a request)."""
+    instructions a request); the `floor_` kinds send the same requests to
+    bench/http_floor.py's app, FastAPI alone."""
+    from http_floor import floor_app
+
     from kap_monitoring.bootstrap import build
     from kap_monitoring.config import MonitoringSettings
     from kap_monitoring.entrypoints.stream import HANDLERS
+    from kap_monitoring.handlers.views import SessionView, VitalsResult
     from kap_shared.events import decode
     from kap_shared.messaging.consumer import EventConsumer
 
@@ -294,44 +309,79 @@ async def per_request_cost(
             for session_id in sessions:
                 await first_dose(client, session_id)
 
-            async def post(n: int) -> httpx.Response:
-                return await post_reading(client, sessions[n % len(sessions)], n)
+            # The floor (bench/http_floor.py) in-process too: FastAPI alone, answering
+            # with monitoring's own answers, through the same client.
+            posted = await post_reading(client, sessions[0], 0)
+            read = await client.get(f"/sessions/{sessions[0]}")
+            floor = httpx.AsyncClient(
+                transport=httpx.ASGITransport(
+                    app=floor_app(
+                        VitalsResult.model_validate(posted.json()),
+                        SessionView.model_validate(read.json()),
+                    )
+                ),
+                base_url="http://floor",
+                headers={"Authorization": f"Bearer {token}"},
+            )
 
-            async def get(n: int) -> httpx.Response:
-                return await client.get(f"/sessions/{sessions[n % len(sessions)]}")
+            def post_to(api: httpx.AsyncClient) -> Callable[[int], Awaitable[httpx.Response]]:
+                async def post(n: int) -> httpx.Response:
+                    return await post_reading(api, sessions[n % len(sessions)], n)
 
-            calls = {"post_vitals": post, "get_session": get}
-            for kind in kinds:
-                call = calls[kind]
-                for n in range(20):  # warm-up: caches, compiled statements
-                    await call(n)
-                profiler = cProfile.Profile() if profile_dir else None
-                cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                walls: list[float] = []
-                loop_cpus: list[float] = []  # the event loop's CPU, this request only
-                for n in range(count):
-                    if gap:
-                        await asyncio.sleep(gap)
-                    sent, sent_cpu = time.perf_counter(), time.thread_time()
-                    response = await call(n)
-                    walls.append(time.perf_counter() - sent)
-                    loop_cpus.append(time.thread_time() - sent_cpu)
-                    if response.status_code not in (200, 201):
-                        raise RuntimeError(f"{kind}: {response.status_code} {response.text}")
-                if profiler and profile_dir:
-                    profiler.disable()
-                    profiler.dump_stats(profile_dir / f"{kind}.prof")
-                out[kind] = {
-                    "cpu_ms": round((time.process_time() - cpu) * 1000 / count, 2),
-                    "event_loop_cpu_ms": round((time.thread_time() - loop_cpu) * 1000 / count, 2),
-                    "wall_ms": round((time.perf_counter() - wall - gap * count) * 1000 / count, 2),
-                    "wall_ms_each": _percentiles(walls),
-                    "event_loop_cpu_ms_each": _percentiles(loop_cpus),
-                    "profiled": profiler is not None,
-                }
-                log(f"{kind}: {out[kind]}")
+                return post
+
+            def get_from(api: httpx.AsyncClient) -> Callable[[int], Awaitable[httpx.Response]]:
+                async def get(n: int) -> httpx.Response:
+                    return await api.get(f"/sessions/{sessions[n % len(sessions)]}")
+
+                return get
+
+            calls = {
+                "post_vitals": post_to(client),
+                "get_session": get_from(client),
+                "floor_post_vitals": post_to(floor),
+                "floor_get_session": get_from(floor),
+            }
+            async with floor:
+                for kind in kinds:
+                    call = calls[kind]
+                    for n in range(20):  # warm-up: caches, compiled statements
+                        await call(n)
+                    profiler = cProfile.Profile() if profile_dir else None
+                    cpu, loop_cpu, wall = (
+                        time.process_time(),
+                        time.thread_time(),
+                        time.perf_counter(),
+                    )
+                    if profiler:
+                        profiler.enable()
+                    walls: list[float] = []
+                    loop_cpus: list[float] = []  # the event loop's CPU, this request only
+                    for n in range(count):
+                        if gap:
+                            await asyncio.sleep(gap)
+                        sent, sent_cpu = time.perf_counter(), time.thread_time()
+                        response = await call(n)
+                        walls.append(time.perf_counter() - sent)
+                        loop_cpus.append(time.thread_time() - sent_cpu)
+                        if response.status_code not in (200, 201):
+                            raise RuntimeError(f"{kind}: {response.status_code} {response.text}")
+                    if profiler and profile_dir:
+                        profiler.disable()
+                        profiler.dump_stats(profile_dir / f"{kind}.prof")
+                    out[kind] = {
+                        "cpu_ms": round((time.process_time() - cpu) * 1000 / count, 2),
+                        "event_loop_cpu_ms": round(
+                            (time.thread_time() - loop_cpu) * 1000 / count, 2
+                        ),
+                        "wall_ms": round(
+                            (time.perf_counter() - wall - gap * count) * 1000 / count, 2
+                        ),
+                        "wall_ms_each": _percentiles(walls),
+                        "event_loop_cpu_ms_each": _percentiles(loop_cpus),
+                        "profiled": profiler is not None,
+                    }
+                    log(f"{kind}: {out[kind]}")
     return out
 
 
@@ -389,6 +439,7 @@ def _generator(
     args: argparse.Namespace, work: Path, base_url: str, token: str, sessions: list[str]
 ) -> tuple[list[str], Collect]:
     """The generator's command line, and what reads its samples once it has exited."""
+    work.mkdir(parents=True, exist_ok=True)
     total = int(args.rate * (args.seconds + args.warmup))
     if args.generator == "vegeta":
         vegeta = find_vegeta()
@@ -541,11 +592,131 @@ def machine() -> dict[str, Any]:
     }
 
 
+@dataclass
+class Driven:
+    """One server under the generator's load: its samples, and its CPU in the window."""
+
+    outcome: dict[str, Any]
+    cpu_seconds: float
+    wall_seconds: float
+    load_before: tuple[float, float, float]
+    threads: dict[str, Any]
+    generator_cpu: float
+
+
+async def _drive(
+    args: argparse.Namespace,
+    work: Path,
+    base_url: str,
+    pid: int,
+    token: str,
+    sessions: list[str],
+    on_measuring: Callable[[], Awaitable[asyncio.subprocess.Process | None]] | None = None,
+) -> Driven:
+    """Run the load generator against the server `pid` at `base_url` and measure the
+    server from the end of the warm-up until the generator exits. `on_measuring` runs
+    as the measured window starts (profilers) and may hand back a process to wait for."""
+    command, collect = _generator(args, work, base_url, token, sessions)
+    children_cpu = _children_cpu()
+    generator = await asyncio.create_subprocess_exec(*command)
+    await asyncio.sleep(args.warmup + 0.5)
+    cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
+    threads_before = thread_times(pid)
+    started = time.perf_counter()
+    waited = await on_measuring() if on_measuring else None
+    code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
+    cpu_used = running_cpu_seconds(pid) - cpu_before
+    threads = thread_split(pid, threads_before, thread_times(pid))
+    wall = time.perf_counter() - started
+    generator_cpu = _children_cpu() - children_cpu
+    if waited is not None:
+        await waited.wait()
+    if code != 0:
+        raise RuntimeError(f"the load generator failed ({code})")
+    return Driven(collect(), cpu_used, wall, load_before, threads, generator_cpu)
+
+
+async def _answers(base_url: str, token: str, session_id: str, path: Path) -> None:
+    """Monitoring's answers to one reading and one read, for the floor to give back."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as api:
+        posted = await post_reading(api, session_id, 0)
+        read = await api.get(f"/sessions/{session_id}")
+    if posted.status_code != 201 or read.status_code != 200:
+        raise RuntimeError(f"answers for the floor: {posted.text} / {read.text}")
+    _write_json(path, {"post_vitals": posted.json(), "get_session": read.json()})
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    path.write_text(json.dumps(document))
+
+
+async def _floor(
+    args: argparse.Namespace, work: Path, token: str, sessions: list[str], answers: Path
+) -> Driven:
+    """bench/http_floor.py as its own process, driven as monitoring is."""
+    port = free_port()
+    floor = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).with_name("http_floor.py")),
+        "--port",
+        str(port),
+        "--answers",
+        str(answers),
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient(base_url=base_url, timeout=5) as probe:
+            while True:  # poll until it answers
+                with contextlib.suppress(httpx.TransportError):
+                    if (await probe.get("/healthz")).status_code == 200:
+                        break
+                if floor.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the floor server did not start")
+                await asyncio.sleep(0.1)
+        log(f"floor {base_url} up; load: {args.rate} req/s")
+        return await _drive(args, work / "floor", base_url, floor.pid, token, sessions)
+    finally:
+        floor.terminate()
+        await asyncio.wait_for(floor.wait(), 30)
+
+
+def _cpu(driven: Driven, requests: int, answered: int) -> dict[str, Any]:
+    return {
+        "seconds": round(driven.cpu_seconds, 2),
+        "cores_used": round(driven.cpu_seconds / driven.wall_seconds, 3),
+        "ms_per_request": round(driven.cpu_seconds * 1000 / max(1, requests), 2),
+        "ms_per_answered_request": round(driven.cpu_seconds * 1000 / max(1, answered), 2),
+        "by_thread": driven.threads,
+    }
+
+
+def _against_floor(server: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """Monitoring's figures over the floor's, from the same run: what the platform
+    costs above the framework, which the machine's hour moves far less than either."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a is not None and b else None
+
+    out: dict[str, Any] = {
+        "cpu_ms_per_answered_request": ratio(
+            server["cpu"]["ms_per_answered_request"], floor["cpu"]["ms_per_answered_request"]
+        )
+    }
+    for kind in ("post_vitals", "get_session", "all"):
+        mine = server["endpoints"][kind]["latency_ms_from_due"]
+        base = floor["endpoints"][kind]["latency_ms_from_due"]
+        out[kind] = {p: ratio(mine.get(p), base.get(p)) for p in ("p50", "p99")}
+    return out
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     info = machine()
     ensure_jars()
     work = Path(tempfile.mkdtemp(prefix="kap-bench-http-"))
     profile_path = work / "monitoring.prof"
+    floor: Driven | None = None
     with LocalKafka(partitions=3) as kafka:
         log(f"kafka {kafka.bootstrap} up")
         platform = Platform(
@@ -563,40 +734,37 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             token = mint_token(SECRET, sub="rn-bench", role="nurse", sites=[SITE])
             sessions = await open_sessions(kafka.bootstrap, service.url, token, args.sessions)
-            log(f"{len(sessions)} sessions open, dosed; load: {args.rate} req/s")
+            log(f"{len(sessions)} sessions open, dosed")
+            if not args.no_floor:
+                answers = work / "answers.json"
+                await _answers(service.url, token, sessions[0], answers)
+                floor = await _floor(args, work, token, sessions, answers)
+            log(f"monitoring {service.url}; load: {args.rate} req/s")
             assert service.proc is not None
             pid = service.proc.pid
-            command, collect = _generator(args, work, service.url, token, sessions)
-            children_cpu = _children_cpu()
-            generator = await asyncio.create_subprocess_exec(*command)
-            await asyncio.sleep(args.warmup + 0.5)
-            cpu_before, load_before = running_cpu_seconds(pid), os.getloadavg()
-            threads_before = thread_times(pid)
-            measured_started = time.perf_counter()
-            spy = await _start_py_spy(args, pid, work)
-            if args.profile:
-                os.kill(pid, signal.SIGUSR1)  # PROFILED_MAIN starts its profile
-            code = await asyncio.wait_for(generator.wait(), args.seconds + args.warmup + 120)
-            cpu_used = running_cpu_seconds(pid) - cpu_before
-            threads = thread_split(pid, threads_before, thread_times(pid))
-            wall = time.perf_counter() - measured_started
-            generator_cpu = _children_cpu() - children_cpu
-            if spy is not None:
-                await spy.wait()
-            if code != 0:
-                raise RuntimeError(f"the load generator failed ({code})")
-            outcome = collect()
+
+            async def start_profilers() -> asyncio.subprocess.Process | None:
+                spy = await _start_py_spy(args, pid, work)
+                if args.profile:
+                    os.kill(pid, signal.SIGUSR1)  # PROFILED_MAIN starts its profile
+                return spy
+
+            driven = await _drive(
+                args, work / "monitoring", service.url, pid, token, sessions, start_profilers
+            )
         finally:
             platform.stop()
-    summary = summarize(outcome["samples"], args.seconds)
+    summary = summarize(driven.outcome["samples"], args.seconds)
     p99 = summary["all"]["latency_ms_from_due"].get("p99", float("inf"))
-    answered = summary["all"]["requests"] - summary["all"]["unanswered_or_not_sent"]
+    requests = summary["all"]["requests"]
+    answered = requests - summary["all"]["unanswered_or_not_sent"]
+    cpu = _cpu(driven, requests, answered)
     result: dict[str, Any] = {
         "benchmark": "http_load",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             **info,
-            "load_average_before_load": [round(x, 2) for x in load_before],
+            "load_average_before_load": [round(x, 2) for x in driven.load_before],
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         },
         "parameters": {
@@ -610,24 +778,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "generator": GENERATORS[args.generator],
             "profiled": args.profile,
         },
-        "generator_max_lag_ms": outcome["generator_max_lag_ms"],
+        "generator_max_lag_ms": driven.outcome["generator_max_lag_ms"],
         "generator_cpu": {
-            "seconds": round(generator_cpu, 2),
-            "cores_used": round(generator_cpu / (args.seconds + args.warmup), 3),
+            "seconds": round(driven.generator_cpu, 2),
+            "cores_used": round(driven.generator_cpu / (args.seconds + args.warmup), 3),
         },
-        "monitoring_cpu": {
-            "seconds": round(cpu_used, 2),
-            "cores_used": round(cpu_used / wall, 3),
-            "ms_per_request": round(cpu_used * 1000 / max(1, summary["all"]["requests"]), 2),
-            "ms_per_answered_request": round(cpu_used * 1000 / max(1, answered), 2),
-            "by_thread": threads,
-        },
+        "monitoring_cpu": cpu,
         "endpoints": summary,
         "targets": {
             "p99_ms": GOAL_P99_MS,
             "met": bool(p99 <= GOAL_P99_MS and summary["all"]["errors"] == 0),
         },
     }
+    if floor is not None:
+        floor_summary = summarize(floor.outcome["samples"], args.seconds)
+        floor_requests = floor_summary["all"]["requests"]
+        floor_answered = floor_requests - floor_summary["all"]["unanswered_or_not_sent"]
+        result["floor"] = {
+            "server": "bench/http_floor.py: FastAPI alone on the services' uvicorn settings, "
+            "the same requests, monitoring's answers through the same models; run first, "
+            "in the same run, with the same generator",
+            "load_average_before_load": [round(x, 2) for x in floor.load_before],
+            "generator_max_lag_ms": floor.outcome["generator_max_lag_ms"],
+            "cpu": _cpu(floor, floor_requests, floor_answered),
+            "endpoints": floor_summary,
+        }
+        result["against_floor"] = _against_floor(
+            {"cpu": cpu, "endpoints": summary}, result["floor"]
+        )
     if args.profile and profile_path.exists():
         out = io.StringIO()
         stats = pstats.Stats(str(profile_path), stream=out)
@@ -658,6 +836,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--profile", action="store_true", help="monitoring under cProfile")
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip the baseline (bench/http_floor.py under the same load, run first)",
+    )
     parser.add_argument(
         "--py-spy",
         action="store_true",

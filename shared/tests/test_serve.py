@@ -40,3 +40,20 @@ def test_serve_freezes_the_objects_startup_left_before_uvicorn_runs(
     serve(ServiceSettings(log_level="WARNING"), lambda _settings: FastAPI())
     assert seen["frozen"] >= before // 2
     assert seen["tracked"] < seen["frozen"]
+
+
+def test_serve_runs_uvicorn_on_the_c_loop_and_parser_without_an_access_log(
+    monkeypatch: pytest.MonkeyPatch, no_frozen_objects: None
+) -> None:
+    """Every service (and bench/http_floor.py, the HTTP benchmark's baseline) runs uvicorn
+    as `server_config` sets it: uvloop and httptools (less CPU a request than asyncio's
+    loop and h11, issue 13), structlog's logging rather than uvicorn's access log."""
+    configs: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: configs.append(server.config))
+    monkeypatch.setattr(serve_module, "configure_service_logging", lambda *_, **__: None)
+    serve(ServiceSettings(log_level="WARNING", http_port=8123), lambda _settings: FastAPI())
+    (config,) = configs
+    assert (config.loop, config.http) == ("uvloop", "httptools")
+    assert config.port == 8123
+    assert config.access_log is False
+    assert config.log_config is None

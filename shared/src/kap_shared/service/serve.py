@@ -44,6 +44,23 @@ def settle_startup_objects() -> None:
     gc.freeze()
 
 
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """How every service's uvicorn runs (and bench/http_floor.py's bare FastAPI app,
+    the HTTP benchmark's baseline, so that the two differ only in the app)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # structlog owns logging
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        # A C event loop and HTTP parser instead of asyncio's loop and h11: less
+        # CPU per request (issue 13: HTTP at 200 req/s on one process).
+        loop="uvloop",
+        http="httptools",
+    )
+
+
 def serve(
     settings: S,
     build: Callable[[S], FastAPI],
@@ -56,20 +73,7 @@ def serve(
     configure_service_logging(settings)
     app = build(settings)
     settle_startup_objects()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,  # structlog owns logging
-            access_log=False,
-            timeout_graceful_shutdown=20,
-            # A C event loop and HTTP parser instead of asyncio's loop and h11: less
-            # CPU per request (issue 13: HTTP at 200 req/s on one process).
-            loop="uvloop",
-            http="httptools",
-        )
-    )
+    server = uvicorn.Server(server_config(app, settings.http_host, settings.http_port))
     if on_exit_signal is not None:
         handle_exit = server.handle_exit
 
