@@ -733,11 +733,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             platform.start(["monitoring"], timeout=120)
         try:
             token = mint_token(SECRET, sub="rn-bench", role="nurse", sites=[SITE])
-            sessions = await open_sessions(kafka.bootstrap, service.url, token, args.sessions)
-            log(f"{len(sessions)} sessions open, dosed")
+            # One session more than the load's for the floor's answers: a reading posted
+            # now to a session of the load would make all its later (older) readings
+            # late, and a late reading replays the session's stored ones.
+            opened = await open_sessions(kafka.bootstrap, service.url, token, args.sessions + 1)
+            sessions, answered_by = opened[: args.sessions], opened[-1]
+            log(f"{len(opened)} sessions open, dosed")
             if not args.no_floor:
                 answers = work / "answers.json"
-                await _answers(service.url, token, sessions[0], answers)
+                await _answers(service.url, token, answered_by, answers)
                 floor = await _floor(args, work, token, sessions, answers)
             log(f"monitoring {service.url}; load: {args.rate} req/s")
             assert service.proc is not None
