@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -27,7 +28,11 @@ from kap_monitoring.handlers.views import SessionView, VitalsResult
 from kap_shared.service.serve import server_config, settle_startup_objects
 
 
-def floor_app(posted: VitalsResult, session: SessionView) -> FastAPI:
+def floor_app(answers: dict[str, Any]) -> FastAPI:
+    """The floor's app; `answers`: monitoring's JSON answers to a reading
+    (`post_vitals`, a VitalsResult) and to a read (`get_session`, a SessionView)."""
+    posted = VitalsResult.model_validate(answers["post_vitals"])
+    session = SessionView.model_validate(answers["get_session"])
     app = FastAPI(title="kap-bench-http-floor", docs_url=None, redoc_url=None)
 
     @app.post("/sessions/{session_id}/vitals", response_model=VitalsResult, status_code=201)
@@ -55,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         help='JSON {"post_vitals": <a VitalsResult>, "get_session": <a SessionView>}',
     )
     args = parser.parse_args(argv)
-    answers = json.loads(args.answers.read_text())
-    app = floor_app(
-        VitalsResult.model_validate(answers["post_vitals"]),
-        SessionView.model_validate(answers["get_session"]),
-    )
+    app = floor_app(json.loads(args.answers.read_text()))
     settle_startup_objects()  # as every service does before serving
     uvicorn.Server(server_config(app, "127.0.0.1", args.port)).run()
     return 0
