@@ -8,7 +8,7 @@ import contextvars
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kap_shared.events import EVENT_TYPES, Envelope, decode
 from kap_shared.messaging.outbox import OutboxMessage, OutboxRelay, OutboxRow, outbox_backlog
 from kap_shared.messaging.unit_of_work import OnCommit, UnitOfWork, nothing_to_notify
+from kap_shared.testing import until
 from kap_shared.tracing import continue_trace, trace_id_of
 
 from .dbsupport import CareTask, Sessions, care_tasks, outbox_rows
@@ -430,7 +431,7 @@ async def test_relay_keeps_sending_while_another_writer_holds_the_sqlite_lock(
     try:
         await asyncio.wait_for(lock_held.wait(), timeout=3)
         # The second alert goes out while the first one's mark waits for the lock.
-        await asyncio.wait_for(_until(lambda: len(send.batches) == 2), timeout=3)
+        await until(lambda: len(send.batches) == 2, timeout=3)
         assert send.event_ids == [str(first.event_id), str(second.event_id)]
         await holder.rollback()
         await holder.close()
@@ -496,11 +497,6 @@ async def test_pipelined_relay_sends_a_row_whose_seq_sqlite_reused_after_pruning
         assert send.event_ids == [str(first.event_id), str(second.event_id)]
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():  # noqa: ASYNC110 - polling what another task changes
-        await asyncio.sleep(0.01)
-
-
 async def test_relay_started_later_publishes_what_a_crash_left_behind_and_survives_errors(
     engine: AsyncEngine, sessions: Sessions
 ) -> None:
@@ -564,7 +560,7 @@ async def test_pipelined_relay_sends_the_rows_a_commit_hands_it_without_reading_
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
         with OutboxReads(engine) as reads:
             await commit_events(sessions, [second], on_commit=relay.notify)
-            await asyncio.wait_for(_until(lambda: len(send.event_ids) == 2), timeout=3)
+            await until(lambda: len(send.event_ids) == 2, timeout=3)
         assert reads.count == 0
         await asyncio.wait_for(wait_until_backlog_empty(sessions), timeout=3)
     stored = await outbox_rows(sessions)
@@ -639,7 +635,7 @@ async def test_a_failing_broker_gets_backed_off_retries_while_handed_rows_wait(
     relay = OutboxRelay(engine, sessions, send, poll_seconds=0.05)
     async with running(relay):
         await commit_events(sessions, [event("VitalsAlert", "pt-1")], on_commit=relay.notify)
-        await asyncio.wait_for(_until(lambda: send.attempts == 1), timeout=3)
+        await until(lambda: send.attempts == 1, timeout=3)
         await commit_events(sessions, [event("VitalsAlert", "pt-2")], on_commit=relay.notify)
         await asyncio.sleep(0.5)
     assert 2 <= send.attempts <= 8, send.attempts

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import uvicorn
+from aiokafka import TopicPartition
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -267,18 +268,45 @@ class FakeRecord:
     )
 
 
+class FakeConsumer:
+    """The parts of an AIOKafkaConsumer a batch's offsets are committed with
+    (`kap_shared.messaging.offsets.Committing`): `assigned` partitions, each commit
+    recorded."""
+
+    def __init__(self, assigned: Iterable[TopicPartition] | None = None) -> None:
+        self.assigned = set(assigned or {TopicPartition(MONITORING_VITALS, 0)})
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: Any = None) -> None:
+        self.commits.append(dict(offsets))
+
+
 class FakeBatchMessage:
-    """A batch's faststream message: counts the consumer's acks and nacks."""
+    """A batch's faststream message: its consumer's commits and the batch's nacks."""
 
     def __init__(self) -> None:
-        self.acked = 0
+        self.consumer = FakeConsumer()
         self.nacked = 0
-
-    async def ack(self) -> None:
-        self.acked += 1
 
     async def nack(self) -> None:
         self.nacked += 1
+
+    @property
+    def committed(self) -> dict[int, int]:
+        """Partition -> the offset committed last (the next one to read)."""
+        commits = self.consumer.commits
+        return {tp.partition: offset for commit in commits for tp, offset in commit.items()}
+
+
+async def until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    """Wait until `condition()` is true, polling what another task or process changes
+    (raises TimeoutError after `timeout` seconds, a bound for a loaded machine)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - no event to wait on: another task's state
+            await asyncio.sleep(0.01)
 
 
 def kafka_headers(event: Envelope) -> list[tuple[str, bytes]]:

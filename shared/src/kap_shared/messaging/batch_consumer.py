@@ -1,4 +1,5 @@
-"""A high-volume topic consumed in batches: one transaction and one offset commit a batch.
+"""A high-volume topic consumed in batches: one transaction a batch, its offsets committed
+behind it.
 
 Bedside gateways publish readings every few seconds per patient, and every service that
 keeps them (monitoring evaluates them, records files them) would otherwise pay a
@@ -12,9 +13,11 @@ transaction, an inbox claim and an offset commit per reading. A `BatchConsumer`:
    record of another event type is skipped, never dead-lettered) and writes the valid
    ones in ONE transaction, idempotently (a redelivered batch has no second effect);
 3. after the commit, publishes the set-aside records to `<topic>.dlq` (the platform's
-   dead-letter headers), and only then commits the offsets.
+   dead-letter headers), and only then hands the batch's offsets to an
+   `OffsetCommitter`, which commits them while the next batch is polled and processed
+   (`kap_shared.messaging.offsets`; flushed before a rebalance and at shutdown).
 
-A crash anywhere before step 3's offset commit redelivers the batch. A database outage
+A crash anywhere before the offsets are committed redelivers the batch. A database outage
 is retried and then the batch is rewound (never dead-lettered); an unexpected error in
 the batch falls back to one transaction per record, so only the record that fails is
 dead-lettered.
@@ -48,6 +51,7 @@ from .broker import publish_dead_letter
 from .consumer import KafkaMessage, no_decode
 from .errors import PermanentError
 from .linger import fetch_wait
+from .offsets import CommitBeforeRevoke, OffsetCommitter, flush_before_stop
 
 if TYPE_CHECKING:
     from ..service.runtime import ServiceRuntime
@@ -159,6 +163,7 @@ class BatchConsumer(ABC):
         self.settings = settings
         self.group_id = group_id
         self.stats = BatchStats()
+        self.offsets = OffsetCommitter(f"{group_id}:{self.topic}")
 
     @abstractmethod
     async def _process(self, records: Sequence[Record]) -> BatchOutcome:
@@ -246,7 +251,8 @@ class BatchConsumer(ABC):
     # -- the subscription ------------------------------------------------------------------
 
     async def handle(self, records: Sequence[Record], message: Any) -> None:
-        """One batch, end to end; never raises (ack on success, rewind otherwise)."""
+        """One batch, end to end; never raises (its offsets handed to the committer on
+        success, the batch rewound otherwise)."""
         if not records:
             return
         started = time.perf_counter()
@@ -266,7 +272,7 @@ class BatchConsumer(ABC):
                 await message.nack()
                 return
             acked = time.perf_counter()
-            await message.ack()
+            self.offsets.advance(message.consumer, records)
             done = time.perf_counter()
         self._observe(records, outcome, started, acked, done)
 
@@ -305,9 +311,8 @@ class BatchConsumer(ABC):
             """faststream's batch parser copies every record's body and decodes its
             headers into a dict (~2 µs a record, measured with the benchmark's
             --profile); `_process` reads the raw records itself, so the message is built
-            from the first record only and then carries the whole batch. Acks commit
-            the consumer's position and nacks rewind from `raw_message`: both see
-            every record."""
+            from the first record only and then carries the whole batch. Nacks rewind
+            from `raw_message`, so they see every record."""
             message: StreamMessage[Any] = await parse_batch(records[:1])
             message.raw_message = records
             return message
@@ -331,13 +336,15 @@ class BatchConsumer(ABC):
             description=self.description,
             fetch_max_wait_ms=fetch.max_wait_ms,
             fetch_min_bytes=fetch.min_bytes,
+            listener=CommitBeforeRevoke(self.offsets),
         )
         poll_without_idle_sleep(subscriber)
+        flush_before_stop(subscriber, self.offsets)
 
         @subscriber
         async def on_batch(message: KafkaMessage) -> None:
             # When the batch is stale (this consumer is behind), what arrived while it
-            # waited in aiokafka's buffer joins it, and its ack and nack.
+            # waited in aiokafka's buffer joins it, its offsets and its nack.
             records = await top_up(
                 message,
                 timeout_ms=top_up_ms,

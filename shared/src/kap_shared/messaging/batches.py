@@ -26,9 +26,9 @@ top-up every batch); neither loses nor repeats a record.
 Kafka commits positions, not messages, so the topped-up records must share the batch's
 fate: they join the message's `raw_message`, whose records faststream's
 `KafkaAckableMessage.nack` rewinds partition by partition (a partition present only in
-the top-up would otherwise not be rewound, and the next ack, which commits the
-consumer's positions, would commit past records never processed); `ack` commits the
-positions the top-up advanced, after the batch's durable write like the rest.
+the top-up would otherwise not be rewound: the consumer would read on past records never
+processed, and the next batch's commit would go past them); the batch's offsets, handed
+to its `OffsetCommitter` after the durable write, include the top-up's.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ async def top_up(
 ) -> tuple[Any, ...]:
     """The batch's records plus those the consumer can read within `timeout_ms` (it
     returns as soon as any arrive), at most `max_records` in all; the message's
-    `raw_message` becomes the whole batch, so its ack and nack cover every record.
+    `raw_message` becomes the whole batch, so its nack covers every record.
 
     Only a stale batch is topped up: its newest record is at least `stale_ms` old by
     `now()` (seconds since the epoch). A batch of a single record is not either: it
