@@ -84,6 +84,28 @@ async def test_batches_stored_while_a_commit_is_on_its_way_go_out_together_in_th
     assert len(consumer.commits) == 2  # nothing new: nothing sent again
 
 
+async def test_batches_stored_within_the_interval_go_out_together_after_it() -> None:
+    consumer, committer = SlowBroker(), OffsetCommitter("test", interval=0.2)
+    consumer.answer.set()
+    committer.advance(consumer, batch(0, 0))  # the first commit: at once
+    await until(lambda: consumer.commits == [{P0: 1}])
+    committer.advance(consumer, batch(0, 1))
+    committer.advance(consumer, batch(1, 0))
+    await until(lambda: len(consumer.commits) == 2)
+    assert consumer.commits[1] == {P0: 2, P1: 1}  # one commit for both
+
+
+async def test_a_flush_commits_at_once_whatever_the_interval() -> None:
+    consumer, committer = SlowBroker(), OffsetCommitter("test", interval=60)
+    consumer.answer.set()
+    committer.advance(consumer, batch(0, 0))
+    await until(lambda: consumer.commits == [{P0: 1}])
+    committer.advance(consumer, batch(0, 1, 2))  # the next commit is a minute away
+    async with asyncio.timeout(WAIT_SECONDS):
+        await committer.flush()
+    assert consumer.commits == [{P0: 1}, {P0: 3}]
+
+
 async def test_a_failed_commit_is_sent_again_with_the_next_batch() -> None:
     consumer, committer = SlowBroker(), OffsetCommitter("test")
     consumer.refuse = True

@@ -116,6 +116,11 @@ class VitalsBatchSettings(BaseModel):
     # consumer that lingers (CONSUMER_LINGER_MS): its next fetch is held at the broker.
     vitals_batch_top_up_ms: int = Field(default=10, ge=0)
     vitals_max_partition_fetch_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A batch's offsets are committed behind it, at most once this often (what was stored
+    # meanwhile goes along; kap_shared.messaging.offsets): fewer broker requests at a
+    # clinic's rate, where every reading is a batch, for up to this much more redelivered
+    # (and deduplicated) after a crash. Before a rebalance and at shutdown: at once.
+    vitals_batch_commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)
     # Retries of a batch after a transient (database) error, before it is rewound and
     # redelivered; readings are never dead-lettered for a database outage.
     vitals_batch_retry_backoff_seconds: float = Field(default=0.5, ge=0)

@@ -163,7 +163,9 @@ class BatchConsumer(ABC):
         self.settings = settings
         self.group_id = group_id
         self.stats = BatchStats()
-        self.offsets = OffsetCommitter(f"{group_id}:{self.topic}")
+        self.offsets = OffsetCommitter(
+            f"{group_id}:{self.topic}", interval=settings.vitals_batch_commit_interval_ms / 1000
+        )
 
     @abstractmethod
     async def _process(self, records: Sequence[Record]) -> BatchOutcome:

@@ -13,8 +13,11 @@ while the consumer polls and processes the next batch:
 * **Nothing twice in effect.** A crash before a commit lands redelivers the batches
   since the last one, which the batch consumers' writes deduplicate (by reading id), as
   they do any redelivery.
-* **One commit in flight.** Offsets handed in meanwhile go out together with the next
-  one, so a busy consumer commits at most once per broker round trip.
+* **One commit in flight, and at most one an `interval`.** Offsets handed in meanwhile
+  go out together with the next commit. At a clinic's rate every reading is a batch of
+  its own, and a commit each would be a broker request (and a write to its offsets log)
+  per reading: the interval (`VITALS_BATCH_COMMIT_INTERVAL_MS`) bounds them, at the price
+  of redelivering up to that much more after a crash (deduplicated, as above).
 * **Before partitions are revoked** (`CommitBeforeRevoke`) **and before the consumer
   stops** (`flush`), everything handed in is committed and awaited. A commit that fails
   (the broker away, a rebalance under way) is logged and tried again with the next batch
@@ -25,7 +28,10 @@ while the consumer polls and processes the next batch:
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -58,10 +64,13 @@ class Committing(Protocol):
 class OffsetCommitter:
     """Commits, in the background, the offsets after the records handed to `advance`."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, interval: float = 0.0) -> None:
         self.name = name
+        self.interval = interval  # seconds from one commit to the next, at least
         self.commits = 0
         self.failures = 0
+        self._sent_at = -math.inf
+        self._hurry = asyncio.Event()  # a flush: commit now, whatever the interval
         self._consumer: Committing | None = None
         self._stored: dict[TopicPartition, int] = {}  # the next offset to read, per partition
         self._committed: dict[TopicPartition, int] = {}
@@ -87,10 +96,14 @@ class OffsetCommitter:
             self._task = asyncio.create_task(self._commit_stored(), name=f"{self.name}-commit")
 
     async def flush(self) -> None:
-        """Commit everything handed in so far, and wait for it (a failure is logged)."""
-        if self._task is not None and not self._task.done():
-            await self._task
-        await self._commit_stored()
+        """Commit everything handed in so far, now, and wait for it (a failure is logged)."""
+        self._hurry.set()
+        try:
+            if self._task is not None and not self._task.done():
+                await self._task
+            await self._commit_stored()
+        finally:
+            self._hurry.clear()
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """`partitions` were revoked: their next owner commits them from now on."""
@@ -111,6 +124,12 @@ class OffsetCommitter:
 
     async def _commit_stored(self) -> None:
         while (offsets := self.uncommitted()) and self._consumer is not None:
+            wait = self._sent_at + self.interval - time.monotonic()
+            if wait > 0 and not self._hurry.is_set():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._hurry.wait(), wait)
+                continue  # what was stored meanwhile goes along
+            self._sent_at = time.monotonic()
             try:
                 await self._consumer.commit(offsets)
             except Exception as exc:  # kept: tried again with the next batch or the flush
