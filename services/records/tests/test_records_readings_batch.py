@@ -1,4 +1,4 @@
-"""Readings are filed in batches: one transaction and one offset commit a batch, a
+"""Readings are filed in batches: one transaction a batch, its offsets committed, a
 redelivered batch adds nothing, another event type is skipped and a bad record is
 dead-lettered without holding up the others."""
 

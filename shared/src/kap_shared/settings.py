@@ -97,7 +97,7 @@ class ServiceSettings(BaseSettings):
 
 class VitalsBatchSettings(BaseModel):
     """The tuning of a service that consumes kap.monitoring.vitals.v1 in batches
-    (monitoring, records: one database transaction and one offset commit per batch,
+    (monitoring, records: one database transaction per batch, offsets committed behind it,
     `kap_shared.messaging.batch_consumer`), mixed into its settings:
     `class MonitoringSettings(ServiceSettings, VitalsBatchSettings)`."""
 

@@ -16,7 +16,7 @@ class MonitoringSettings(ServiceSettings, VitalsBatchSettings):
     http_port: int = 8003
 
     # The kap.monitoring.vitals.v1 consumer takes readings in batches: one database
-    # transaction and one offset commit per batch (see entrypoints.vitals_batch; its
+    # transaction per batch, offsets committed behind it (see entrypoints.vitals_batch; its
     # tuning, VITALS_BATCH_*, is kap_shared.settings.VitalsBatchSettings).
     vitals_consumer_enabled: bool = True
     # A group of its own: in one group with the event subscribers, each of their joins

@@ -1,6 +1,6 @@
 """The `kap.monitoring.vitals.v1` consumer: readings in batches
-(`kap_shared.messaging.batch_consumer`: one transaction and one offset commit a batch,
-dead letters after the commit, retries and the one-by-one fallback).
+(`kap_shared.messaging.batch_consumer`: one transaction a batch, dead letters after the
+commit, offsets committed behind it, retries and the one-by-one fallback).
 
 1. its own consumer group, `monitoring-vitals`, so that the low-volume event
    subscribers joining or leaving never rebalance the vitals stream;
@@ -143,7 +143,7 @@ class VitalsBatchConsumer(BatchConsumer):
     event_type = EVENT_TYPE
     description = (
         "VitalsRecorded from bedside device gateways and monitoring's own HTTP ingest, "
-        "consumed in batches (one transaction and one offset commit each)."
+        "consumed in batches (one transaction each, offsets committed behind them)."
     )
 
     def __init__(

@@ -1,5 +1,5 @@
 """The `kap.monitoring.vitals.v1` readings, filed in batches (group `records`, as the
-other topics): one transaction and one offset commit a batch
+other topics): one transaction a batch, its offsets committed behind it
 (`kap_shared.messaging.batch_consumer`).
 
 Readings are the one high-volume topic: one transaction, inbox claim and offset commit
