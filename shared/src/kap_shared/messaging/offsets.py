@@ -2,7 +2,7 @@
 loop, `commitSync` before a rebalance and at shutdown).
 
 Awaiting each batch's offset commit put a broker round trip between one batch and the
-poll of the next: about a sixth of a batch consumer's wall time when it catches up
+poll of the next: up to a sixth of a batch consumer's wall time when it catches up
 (bench/vitals_throughput.py, `stage_seconds.ack`), and the same wait in front of every
 critical reading's batch on the alert path (hop 1, bench/README.md). An
 `OffsetCommitter` takes a batch's offsets once its work is durable and commits them
@@ -11,8 +11,8 @@ while the consumer polls and processes the next batch:
 * **Nothing lost.** What is committed is the end of records *already stored*, per
   partition, never the consumer's position (which includes whatever it polled since).
 * **Nothing twice in effect.** A crash before a commit lands redelivers the batches
-  since the last one, which the batch consumers' writes deduplicate (by reading id), as
-  they do any redelivery.
+  since the last one, which the batch consumers' writes deduplicate (monitoring by
+  reading id, records by event id), as they do any redelivery.
 * **One commit in flight, and at most one an `interval`.** Offsets handed in meanwhile
   go out together with the next commit. At a clinic's rate every reading is a batch of
   its own, and a commit each would be a broker request (and a write to its offsets log)
