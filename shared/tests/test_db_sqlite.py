@@ -422,10 +422,13 @@ async def test_checkpoints_run_on_a_worker_thread_not_in_a_commit(
     assert during_writes > 0
     assert len(ran) == during_writes + 1
     assert threading.get_ident() not in {thread for thread, _ in ran}
-    # never blocked, never more copied than there was
-    assert all(busy == 0 and copied <= frames for _, (busy, frames, copied) in ran)
-    # the one that ran alone copied every frame it found, and there were frames
-    _, (_, frames, copied) = ran[-1]
+    # never more copied than there was. A pass during the writes may answer busy: PASSIVE
+    # gives up without waiting when it cannot take a lock it needs, e.g. when it reads the
+    # WAL's header while a commit rewrites it (seen once in CI on a loaded machine)
+    assert all(copied <= frames for _, (_, frames, copied) in ran)
+    # the one that ran alone was not busy and copied every frame it found, and there were
+    _, (busy, frames, copied) = ran[-1]
+    assert busy == 0
     assert copied == frames > 0
     assert any(frames > 0 for _, (_, frames, _) in ran)
 
