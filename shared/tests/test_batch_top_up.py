@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -24,30 +23,13 @@ from faststream.kafka.annotations import KafkaMessage
 
 from kap_shared.messaging.batches import top_up
 
+from .topicsupport import committed_by_partition, produce_values
+
 pytestmark = pytest.mark.kafka
 
 MAX_RECORDS = 100
 # Long enough for the broker's answer on a loaded machine; the read returns on arrival.
 WAIT_MS = 10_000
-
-
-async def produce(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value, partition=partition)
-    finally:
-        await producer.stop()
-
-
-async def committed(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        return {p: await consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}
-    finally:
-        await consumer.stop()
 
 
 class Subscriber:
@@ -87,7 +69,7 @@ class Subscriber:
             polled = message.raw_message
             assert isinstance(polled, tuple)
             self.first_poll = [(record.partition, record.value) for record in polled]
-            await produce(bootstrap, topic, 1, [b"late-1", b"late-2", b"late-3"])
+            await produce_values(bootstrap, topic, 1, [b"late-1", b"late-2", b"late-3"])
             # stale_ms=0: every batch counts as stale here (the age rule has its own test)
             records = await top_up(message, timeout_ms=WAIT_MS, max_records=MAX_RECORDS, stale_ms=0)
             self.topped_up = [(record.partition, record.value) for record in records[len(polled) :]]
@@ -113,7 +95,7 @@ async def scenario(bootstrap: str, failure: str) -> None:
     finally:
         await admin.close()
     early = [f"early-{n}".encode() for n in range(5)]
-    await produce(bootstrap, topic, 0, early)
+    await produce_values(bootstrap, topic, 0, early)
     everything = {*early, b"late-1", b"late-2", b"late-3"}
 
     subscriber = Subscriber(bootstrap, topic, group, failure, everything)
@@ -139,7 +121,7 @@ async def scenario(bootstrap: str, failure: str) -> None:
     # Nothing lost, nothing twice: every record stored once, and the committed
     # positions are past all of them, so a restart delivers none again.
     assert sorted(subscriber.stored) == sorted(everything)
-    assert await committed(bootstrap, topic, group) == {0: len(early), 1: 3}
+    assert await committed_by_partition(bootstrap, topic, group) == {0: len(early), 1: 3}
 
 
 @pytest.mark.parametrize("failure", ["nack", "crash"])

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
 from kap_shared.messaging.batch_consumer import BatchConsumer, BatchOutcome, Record
@@ -24,7 +24,7 @@ from kap_shared.service.metrics import ServiceMetrics
 from kap_shared.settings import VitalsBatchSettings
 from kap_shared.testing import FakeConsumer, until
 
-from .topicsupport import WAIT_SECONDS, new_topic
+from .topicsupport import WAIT_SECONDS, committed_by_partition, new_topic, produce_values
 
 P0, P1 = TopicPartition("t", 0), TopicPartition("t", 1)
 
@@ -114,7 +114,7 @@ async def test_a_failed_commit_is_sent_again_with_the_next_batch() -> None:
     await until(lambda: committer.failures == 1)
     consumer.refuse = False
     committer.advance(consumer, batch(0, 0))  # another partition: partition 1 goes along
-    await committer.flush()
+    await until(lambda: consumer.commits)  # sent by the batch, no flush
     assert consumer.commits == [{P0: 1, P1: 8}]
 
 
@@ -211,22 +211,9 @@ async def consuming(bootstrap: str, topic: str, group: str) -> AsyncIterator[Sto
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for number, value in enumerate(values):
-            await producer.send_and_wait(topic, value, partition=number % 2)
-    finally:
-        await producer.stop()
-
-
-async def committed(bootstrap: str, topic: str, group: str) -> dict[int, int | None]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
-    await consumer.start()
-    try:
-        return {p: await consumer.committed(TopicPartition(topic, p)) for p in (0, 1)}
-    finally:
-        await consumer.stop()
+    """`values` spread over partitions 0 and 1, alternately."""
+    for partition in (0, 1):
+        await produce_values(bootstrap, topic, partition, values[partition::2])
 
 
 async def stored_all(consumer: Stored, count: int) -> None:
@@ -245,7 +232,7 @@ async def test_a_stopping_consumer_commits_every_batch_it_stored(kafka_bootstrap
     async with consuming(kafka_bootstrap, topic, group) as consumer:
         await stored_all(consumer, 20)
         assert consumer.offsets.uncommitted()  # the last commit is still on its way
-    assert await committed(kafka_bootstrap, topic, group) == {0: 10, 1: 10}
+    assert await committed_by_partition(kafka_bootstrap, topic, group) == {0: 10, 1: 10}
 
     await produce(kafka_bootstrap, topic, values("s", 4))
     async with consuming(kafka_bootstrap, topic, group) as restarted:

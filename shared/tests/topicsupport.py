@@ -63,13 +63,32 @@ async def produce(producer: AIOKafkaProducer, topic: str, event: Envelope) -> in
 
 
 async def committed(bootstrap: str, topic: str, group: str) -> int | None:
+    """`group`'s committed offset of partition 0."""
+    return (await committed_by_partition(bootstrap, topic, group, (0,)))[0]
+
+
+async def committed_by_partition(
+    bootstrap: str, topic: str, group: str, partitions: tuple[int, ...] = (0, 1)
+) -> dict[int, int | None]:
+    """`group`'s committed offset of each of `partitions` (None: nothing committed)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
     await consumer.start()
     try:
-        offset = await consumer.committed(TopicPartition(topic, 0))
-        return None if offset is None else int(offset)
+        offsets = {p: await consumer.committed(TopicPartition(topic, p)) for p in partitions}
+        return {p: None if offset is None else int(offset) for p, offset in offsets.items()}
     finally:
         await consumer.stop()
+
+
+async def produce_values(bootstrap: str, topic: str, partition: int, values: list[bytes]) -> None:
+    """Send raw `values` to one partition, in order, each acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=partition)
+    finally:
+        await producer.stop()
 
 
 def consumer_broker(

@@ -25,7 +25,7 @@ from kap_shared.messaging.batch_consumer import DeadLetter
 from kap_shared.messaging.errors import PermanentError
 from kap_shared.testing import FakeBatchMessage as FakeMessage
 from kap_shared.testing import FakeRecord as Record
-from kap_shared.testing import rows
+from kap_shared.testing import handle_batch, rows
 
 from .conftest import SITE, Monitoring, now
 
@@ -95,11 +95,7 @@ def published(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[dict[
 @pytest.fixture
 def handle(client: TestClient, consumer: VitalsBatchConsumer) -> Callable[..., FakeMessage]:
     def run(batch: list[Record]) -> FakeMessage:
-        message = FakeMessage()
-        assert client.portal is not None
-        client.portal.call(consumer.handle, batch, message)
-        client.portal.call(consumer.offsets.flush)  # the commit runs behind the handler
-        return message
+        return handle_batch(client, consumer, batch)
 
     return run
 

@@ -29,7 +29,7 @@ from kap_shared.events.monitoring import READING_ID_MAX_LENGTH, VitalsRecordedDa
 from kap_shared.events.topics import MONITORING_VITALS
 from kap_shared.messaging.unit_of_work import UnitOfWork
 from kap_shared.migrations import migrations_dir, upgrade
-from kap_shared.testing import FakeBatchMessage, FakeRecord, kafka_headers, rows
+from kap_shared.testing import FakeRecord, handle_batch, kafka_headers, rows
 from kap_shared.testing_app import app_of, runtime_of
 
 from .conftest import SITE, T0
@@ -72,14 +72,6 @@ def published(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> list[dict[
     return sent
 
 
-def handle(client: TestClient, consumer: ReadingsBatchConsumer, batch: list[Any]) -> Any:
-    message = FakeBatchMessage()
-    assert client.portal is not None
-    client.portal.call(consumer.handle, batch, message)
-    client.portal.call(consumer.offsets.flush)  # the commit runs behind the handler
-    return message
-
-
 def filed(db: Path) -> list[tuple[Any, ...]]:
     return rows(db, 'SELECT event_id, reading_id, session_id, "values" FROM vitals_readings')
 
@@ -88,7 +80,7 @@ def test_a_batch_is_filed_in_one_go_and_its_redelivery_adds_nothing(
     client: TestClient, consumer: ReadingsBatchConsumer, db: Path
 ) -> None:
     first, second = reading(0, bp_systolic=150, bp_diastolic=90), reading(5, spo2=97)
-    message = handle(client, consumer, [record(first), record(second, 1)])
+    message = handle_batch(client, consumer, [record(first), record(second, 1)])
     assert (message.committed, message.nacked) == ({0: 2}, 0)
     stored = {row[0]: row for row in filed(db)}
     assert set(stored) == {str(first.event_id), str(second.event_id)}
@@ -99,7 +91,7 @@ def test_a_batch_is_filed_in_one_go_and_its_redelivery_adds_nothing(
         "symptoms": [],
     }
 
-    again = handle(client, consumer, [record(first), record(second, 1)])  # redelivered
+    again = handle_batch(client, consumer, [record(first), record(second, 1)])  # redelivered
     assert (again.committed, again.nacked) == ({0: 2}, 0)
     assert len(filed(db)) == 2
     stats = consumer.stats
@@ -145,7 +137,7 @@ def test_another_event_type_is_skipped_and_a_bad_record_is_dead_lettered_alone(
     unannounced = FakeRecord(json.dumps({"event_type": "VitalsStreamPaused"}).encode(), offset=2)
     not_json = FakeRecord(b"{not json", offset=3)
     empty = FakeRecord(None, offset=4)
-    message = handle(client, consumer, [record(good), future, unannounced, not_json, empty])
+    message = handle_batch(client, consumer, [record(good), future, unannounced, not_json, empty])
 
     assert (message.committed, message.nacked) == ({0: 5}, 0)  # past the skipped ones too
     assert [row[0] for row in filed(db)] == [str(good.event_id)]

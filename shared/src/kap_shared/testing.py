@@ -309,6 +309,16 @@ async def until(condition: Callable[[], object], timeout: float = 30.0) -> None:
             await asyncio.sleep(0.01)
 
 
+def handle_batch(client: TestClient, consumer: Any, batch: Sequence[Any]) -> FakeBatchMessage:
+    """A `BatchConsumer`'s `handle` of `batch`, as its subscription calls it, then its
+    offsets' commit (which runs behind the handler) awaited."""
+    message = FakeBatchMessage()
+    assert client.portal is not None
+    client.portal.call(consumer.handle, batch, message)
+    client.portal.call(consumer.offsets.flush)
+    return message
+
+
 def kafka_headers(event: Envelope) -> list[tuple[str, bytes]]:
     """The headers `event` travels with when a service's outbox relay publishes it."""
     return [(name, value.encode()) for name, value in outbox_values(event)["headers"].items()]

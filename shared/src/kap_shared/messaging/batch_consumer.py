@@ -51,7 +51,7 @@ from .broker import publish_dead_letter
 from .consumer import KafkaMessage, no_decode
 from .errors import PermanentError
 from .linger import fetch_wait
-from .offsets import CommitBeforeRevoke, OffsetCommitter, flush_before_stop
+from .offsets import CommitBeforeRevoke, OffsetCommitter, Position, flush_before_stop
 
 if TYPE_CHECKING:
     from ..service.runtime import ServiceRuntime
@@ -80,15 +80,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-class Record(Protocol):
-    """The parts of an aiokafka ConsumerRecord a batch consumer reads."""
+class Record(Position, Protocol):
+    """The parts of an aiokafka ConsumerRecord a batch consumer reads (where it is, and
+    what it holds)."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
     @property
     def key(self) -> bytes | None: ...
     @property
