@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
 from kap_shared.messaging.batch_consumer import BatchConsumer, BatchOutcome, Record
-from kap_shared.messaging.offsets import CommitBeforeRevoke, OffsetCommitter
+from kap_shared.messaging.offsets import COMMITTED, FAILED, CommitBeforeRevoke, OffsetCommitter
 from kap_shared.service.metrics import ServiceMetrics
 from kap_shared.settings import VitalsBatchSettings
-from kap_shared.testing import FakeConsumer, until
+from kap_shared.testing import FakeBatchMessage, FakeConsumer, until
 
 from .topicsupport import WAIT_SECONDS, committed_by_partition, new_topic, produce_values
 
@@ -129,6 +129,18 @@ async def test_a_failed_commit_is_sent_again_by_the_flush() -> None:
     assert consumer.commits == [{P0: 5}]
 
 
+async def test_each_commits_outcome_is_observed() -> None:
+    outcomes: list[str] = []
+    consumer, committer = SlowBroker(), OffsetCommitter("test", observe=outcomes.append)
+    consumer.refuse = True
+    consumer.answer.set()
+    committer.advance(consumer, batch(0, 0))
+    await until(lambda: committer.failures == 1)
+    consumer.refuse = False
+    await committer.flush()
+    assert outcomes == [FAILED, COMMITTED]
+
+
 async def test_a_redelivered_batch_never_moves_a_partitions_offset_back() -> None:
     consumer, committer = SlowBroker(), OffsetCommitter("test")
     consumer.answer.set()
@@ -157,6 +169,33 @@ async def test_before_a_rebalance_the_commit_on_its_way_and_the_stored_rest_are_
     assert consumer.commits[-1] == {P0: 2}  # P1 is its new owner's to commit
 
 
+async def test_a_batch_consumers_commits_are_counted_by_outcome_on_its_metrics() -> None:
+    stored = Stored("t", "g", broker=None)
+    message = FakeBatchMessage()
+    message.consumer = consumer = SlowBroker()
+    consumer.refuse = True
+    consumer.answer.set()
+    await stored.handle([Valued("t", 0, 0, b"r-0")], message)
+    await until(lambda: stored.offsets.failures == 1)
+    consumer.refuse = False
+    await stored.offsets.flush()
+    registry = stored.runtime.metrics.registry
+
+    def counted(outcome: str) -> float | None:
+        labels = {"topic": "t", "outcome": outcome}
+        return registry.get_sample_value("kap_consumer_offset_commits_total", labels)
+
+    assert (counted(FAILED), counted(COMMITTED)) == (1, 1)
+    assert consumer.commits == [{P0: 1}]
+
+
+@dataclass
+class Valued(At):
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 # -- against the broker ------------------------------------------------------------------------
 
 COMMIT_DELAY_SECONDS = 5.0  # longer than a rebalance takes to reach the consumer
@@ -180,7 +219,7 @@ class Stored(BatchConsumer):
     event_type = "Test"
     description = "test"
 
-    def __init__(self, topic: str, group_id: str, broker: KafkaBroker) -> None:
+    def __init__(self, topic: str, group_id: str, broker: KafkaBroker | None) -> None:
         self.topic = topic
         runtime: Any = SimpleNamespace(
             settings=SimpleNamespace(consumer_max_attempts=1, consumer_linger_ms=0),

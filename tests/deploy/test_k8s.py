@@ -402,6 +402,7 @@ def test_alerts_cover_the_operational_signals(production: list[Manifest]) -> Non
         "kap_outbox_oldest_unsent_age_seconds",
         "kap_dead_letters_total",
         "kap_consumer_lag",
+        "kap_consumer_offset_commits_total",
         "kap_open_alerts",
         "kap_timers_due",
         "kube_deployment_status_replicas_unavailable",

@@ -371,6 +371,17 @@ def test_bad_records_are_set_aside_and_the_rest_is_stored(
 # -- the subscription: dead letters, then the offset commit ---------------------------------
 
 
+def test_the_batchs_offset_commit_is_counted_on_metrics(
+    client: TestClient, handle: Callable[..., FakeMessage], open_session: Callable[..., str]
+) -> None:
+    open_session()
+    handle(records(reading("ok-1")))
+    sample = (
+        'kap_consumer_offset_commits_total{outcome="committed",topic="kap.monitoring.vitals.v1"}'
+    )
+    assert f"{sample} 1.0" in client.get("/metrics").text.splitlines()
+
+
 def test_handle_dead_letters_with_provenance_then_commits(
     handle: Callable[..., FakeMessage],
     open_session: Callable[..., str],

@@ -158,8 +158,11 @@ class BatchConsumer(ABC):
         self.settings = settings
         self.group_id = group_id
         self.stats = BatchStats()
+        commits = runtime.metrics.offset_commits
         self.offsets = OffsetCommitter(
-            f"{group_id}:{self.topic}", interval=settings.vitals_batch_commit_interval_ms / 1000
+            f"{group_id}:{self.topic}",
+            interval=settings.vitals_batch_commit_interval_ms / 1000,
+            observe=lambda outcome: commits.labels(self.topic, outcome).inc(),
         )
 
     @abstractmethod

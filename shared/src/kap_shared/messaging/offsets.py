@@ -23,6 +23,9 @@ while the consumer polls and processes the next batch:
   (the broker away, a rebalance under way) is logged and tried again with the next batch
   or the flush; offsets of partitions no longer assigned are dropped: their records are
   redelivered to the new owner.
+* **Counted.** Each commit's outcome goes to `observe` (the service's
+  `kap_consumer_offset_commits_total{topic,outcome}`): failures and no successes for
+  minutes mean a restart or rebalance would redeliver everything since the last one.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -41,6 +44,8 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from ..logging import get_logger
 
 log = get_logger(__name__)
+
+COMMITTED, FAILED = "committed", "failed"  # a commit's outcome, as `observe` is told
 
 
 class Position(Protocol):
@@ -64,9 +69,16 @@ class Committing(Protocol):
 class OffsetCommitter:
     """Commits, in the background, the offsets after the records handed to `advance`."""
 
-    def __init__(self, name: str, *, interval: float = 0.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        interval: float = 0.0,
+        observe: Callable[[str], None] = lambda outcome: None,
+    ) -> None:
         self.name = name
         self.interval = interval  # seconds from one commit to the next, at least
+        self.observe = observe  # told each commit's outcome: COMMITTED or FAILED
         self.commits = 0
         self.failures = 0
         self._sent_at = -math.inf
@@ -134,9 +146,11 @@ class OffsetCommitter:
                 await self._consumer.commit(offsets)
             except Exception as exc:  # kept: tried again with the next batch or the flush
                 self.failures += 1
+                self.observe(FAILED)
                 log.warning("consumer.commit_failed", consumer=self.name, error=repr(exc)[:300])
                 return
             self.commits += 1
+            self.observe(COMMITTED)
             self._committed.update(offsets)
 
 

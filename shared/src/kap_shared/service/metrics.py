@@ -48,6 +48,12 @@ class ServiceMetrics:
             "topic",
             "partition",
         )
+        self.offset_commits = self.counter(
+            "kap_consumer_offset_commits_total",
+            "Offset commits of this service's batch consumers (committed behind the batches)",
+            "topic",
+            "outcome",
+        )
         self.outbox_backlog = self.gauge(
             "kap_outbox_backlog", "Events written but not yet published"
         )
