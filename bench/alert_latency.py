@@ -821,6 +821,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result["service_metrics"], indent=1))
     print("CPU while measuring (cores):", json.dumps(result["cpu_share_while_measuring"]))
     print("background/s:", result["background_readings_per_second_achieved"])
+    for name, profile in result["profiles"].items():  # --profile: also printed, not only recorded
+        print(f"py-spy of {name}: event loop busy {profile['event_loop_busy_share']}")
+        for frame, samples in profile["top_inclusive"]:
+            print(f"  {samples:6d}  {frame}")
     print("hop 1 p50 in mean vitals batches:", result["hop_1_in_vitals_batches"])
     for moment, key in (("before", "load_average_before"), ("after", "load_average_at_end")):
         load = [round(x, 1) for x in result["machine"][key]]

@@ -40,6 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -505,11 +506,14 @@ async def scaling_run(
     engine = create_engine(settings.resolved_database_url)
     first: float | None = None
     poll = text("SELECT COALESCE(SUM(reading_count), 0) FROM monitored_sessions")
+    waits: Counter[str] = Counter()
     try:
         deadline = time.monotonic() + 1800
         while True:
             async with engine.connect() as conn:
                 count = (await conn.execute(poll)).scalar_one()
+                if first is not None:
+                    waits.update(row[0] for row in await conn.execute(BACKENDS_NOW))
             now = time.perf_counter()
             if first is None and count:
                 first = now
@@ -529,12 +533,28 @@ async def scaling_run(
         await engine.dispose()
     assert first is not None
     seconds = now - first
+    sampled = sum(waits.values()) or 1
     return {
         "instances": instances,
         "seconds": round(seconds, 3),
         "rate": round(records / seconds),
         **usage,
+        "postgres_backends_sampled": {
+            "samples": sum(waits.values()),
+            "share": {what: round(n / sampled, 3) for what, n in waits.most_common()},
+        },
     }
+
+
+# What the instances' PostgreSQL backends are doing, sampled with each 50 ms poll: on
+# the CPU (`active`), waiting inside PostgreSQL (`active` with a wait event: a lock, the
+# WAL's flush at commit), or waiting for their instance (`idle in transaction`: between
+# a batch's statements; `idle`: between batches, or a pooled connection not in use).
+BACKENDS_NOW = text(
+    "SELECT state || COALESCE(' ' || wait_event_type || ':' || wait_event, '') "
+    "FROM pg_stat_activity WHERE datname = current_database() "
+    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+)
 
 
 def _rounded(values: dict[str, Any]) -> dict[str, Any]:
