@@ -36,6 +36,15 @@ class At:
     offset: int
 
 
+@dataclass
+class Valued(At):
+    """A record with a value, as a batch consumer's `_process` reads it."""
+
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
 def batch(partition: int, *offsets: int) -> list[At]:
     return [At("t", partition, offset) for offset in offsets]
 
@@ -187,13 +196,6 @@ async def test_a_batch_consumers_commits_are_counted_by_outcome_on_its_metrics()
 
     assert (counted(FAILED), counted(COMMITTED)) == (1, 1)
     assert consumer.commits == [{P0: 1}]
-
-
-@dataclass
-class Valued(At):
-    value: bytes
-    key: bytes | None = None
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 # -- against the broker ------------------------------------------------------------------------
