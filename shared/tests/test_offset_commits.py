@@ -116,37 +116,28 @@ async def test_a_flush_commits_at_once_whatever_the_interval() -> None:
 
 
 async def test_a_failed_commit_is_sent_again_with_the_next_batch() -> None:
-    consumer, committer = SlowBroker(), OffsetCommitter("test")
+    outcomes: list[str] = []
+    consumer, committer = SlowBroker(), OffsetCommitter("test", observe=outcomes.append)
     consumer.refuse = True
     consumer.answer.set()
     committer.advance(consumer, batch(1, 7))
-    await until(lambda: committer.failures == 1)
+    await until(lambda: outcomes == [FAILED])
     consumer.refuse = False
     committer.advance(consumer, batch(0, 0))  # another partition: partition 1 goes along
     await until(lambda: consumer.commits)  # sent by the batch, no flush
     assert consumer.commits == [{P0: 1, P1: 8}]
 
 
-async def test_a_failed_commit_is_sent_again_by_the_flush() -> None:
-    consumer, committer = SlowBroker(), OffsetCommitter("test")
-    consumer.refuse = True
-    consumer.answer.set()
-    committer.advance(consumer, batch(0, 4))
-    await until(lambda: committer.failures == 1)
-    consumer.refuse = False
-    await committer.flush()
-    assert consumer.commits == [{P0: 5}]
-
-
-async def test_each_commits_outcome_is_observed() -> None:
+async def test_a_failed_commit_is_sent_again_by_the_flush_and_each_outcome_observed() -> None:
     outcomes: list[str] = []
     consumer, committer = SlowBroker(), OffsetCommitter("test", observe=outcomes.append)
     consumer.refuse = True
     consumer.answer.set()
-    committer.advance(consumer, batch(0, 0))
-    await until(lambda: committer.failures == 1)
+    committer.advance(consumer, batch(0, 4))
+    await until(lambda: outcomes == [FAILED])
     consumer.refuse = False
     await committer.flush()
+    assert consumer.commits == [{P0: 5}]
     assert outcomes == [FAILED, COMMITTED]
 
 
@@ -184,16 +175,16 @@ async def test_a_batch_consumers_commits_are_counted_by_outcome_on_its_metrics()
     message.consumer = consumer = SlowBroker()
     consumer.refuse = True
     consumer.answer.set()
-    await stored.handle([Valued("t", 0, 0, b"r-0")], message)
-    await until(lambda: stored.offsets.failures == 1)
-    consumer.refuse = False
-    await stored.offsets.flush()
     registry = stored.runtime.metrics.registry
 
     def counted(outcome: str) -> float | None:
         labels = {"topic": "t", "outcome": outcome}
         return registry.get_sample_value("kap_consumer_offset_commits_total", labels)
 
+    await stored.handle([Valued("t", 0, 0, b"r-0")], message)
+    await until(lambda: counted(FAILED) == 1)
+    consumer.refuse = False
+    await stored.offsets.flush()
     assert (counted(FAILED), counted(COMMITTED)) == (1, 1)
     assert consumer.commits == [{P0: 1}]
 

@@ -79,8 +79,6 @@ class OffsetCommitter:
         self.name = name
         self.interval = interval  # seconds from one commit to the next, at least
         self.observe = observe  # told each commit's outcome: COMMITTED or FAILED
-        self.commits = 0
-        self.failures = 0
         self._sent_at = -math.inf
         self._hurry = asyncio.Event()  # a flush: commit now, whatever the interval
         self._consumer: Committing | None = None
@@ -145,11 +143,9 @@ class OffsetCommitter:
             try:
                 await self._consumer.commit(offsets)
             except Exception as exc:  # kept: tried again with the next batch or the flush
-                self.failures += 1
                 self.observe(FAILED)
                 log.warning("consumer.commit_failed", consumer=self.name, error=repr(exc)[:300])
                 return
-            self.commits += 1
             self.observe(COMMITTED)
             self._committed.update(offsets)
 
