@@ -550,10 +550,16 @@ async def scaling_run(
 # the CPU (`active`), waiting inside PostgreSQL (`active` with a wait event: a lock, the
 # WAL's flush at commit), or waiting for their instance (`idle in transaction`: between
 # a batch's statements; `idle`: between batches, or a pooled connection not in use).
+# A lock wait also names the statement that waits and what its blockers are running
+# (their first words): who waits for whom, which the wait event alone does not say.
 BACKENDS_NOW = text(
-    "SELECT state || COALESCE(' ' || wait_event_type || ':' || wait_event, '') "
-    "FROM pg_stat_activity WHERE datname = current_database() "
-    "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    "SELECT a.state || COALESCE(' ' || a.wait_event_type || ':' || a.wait_event, '') "
+    "|| CASE WHEN a.wait_event_type = 'Lock' THEN ' | ' || left(a.query, 60) || ' | behind: ' "
+    "|| COALESCE((SELECT string_agg(b.state || ' ' || left(b.query, 40), '; ') "
+    "FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))), 'gone') "
+    "ELSE '' END "
+    "FROM pg_stat_activity a WHERE a.datname = current_database() "
+    "AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()"
 )
 
 
